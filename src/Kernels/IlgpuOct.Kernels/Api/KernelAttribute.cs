@@ -1,0 +1,12 @@
+namespace IlgpuOct.Kernels;
+
+/// <summary>
+/// Marks a static method as a GPU kernel. The source generator translates its body (and every
+/// static helper it calls) to CUDA C, emits a typed launcher as the nested class
+/// <c>{MethodName}Kernel</c> of the (partial) declaring class, and, for kernels with barriers or
+/// warp shuffles, a C# iterator copy that the CPU accelerator steps barrier by barrier.
+/// The first parameter must be <see cref="KernelContext"/>; the others are <see cref="View{T}"/>
+/// or scalars (float, double, int, uint, long, bool).
+/// </summary>
+[AttributeUsage(AttributeTargets.Method, Inherited = false)]
+public sealed class KernelAttribute : Attribute;

@@ -1,0 +1,217 @@
+using System.ComponentModel;
+using System.Runtime.CompilerServices;
+
+namespace IlgpuOct.Kernels;
+
+/// <summary>How a warp shuffle picks its source lane (CUDA's __shfl_*_sync family, width 32).</summary>
+public enum ShuffleMode
+{
+    Index,
+    Up,
+    Down,
+    Xor,
+}
+
+/// <summary>Values a generated kernel iterator yields at a synchronisation point.</summary>
+public static class KernelYield
+{
+    /// <summary>__syncthreads(): every live thread of the block must arrive before any goes on.</summary>
+    public const int Barrier = 1;
+
+    /// <summary>A warp shuffle: every live lane of the warp must deposit before any reads.</summary>
+    public const int WarpSync = 2;
+}
+
+/// <summary>
+/// A kernel thread's view of the launch: indices, dimensions, shared memory, barriers and warp
+/// shuffles. In CUDA C these become threadIdx/blockIdx/blockDim/gridDim, __shared__ arrays,
+/// __syncthreads() and __shfl_*_sync. On host accelerators every thread has its own instance.
+/// </summary>
+public sealed class KernelContext
+{
+    public const int WarpSize = 32;
+
+    internal KernelContext(BlockState block, Dim3 threadIdx)
+    {
+        Block = block;
+        ThreadIdx = threadIdx;
+        LinearThreadIdx = threadIdx.X + block.BlockDim.X * (threadIdx.Y + block.BlockDim.Y * threadIdx.Z);
+    }
+
+    internal BlockState Block { get; }
+
+    public Dim3 ThreadIdx { get; }
+
+    public Dim3 BlockIdx => Block.BlockIdx;
+
+    public Dim3 BlockDim => Block.BlockDim;
+
+    public Dim3 GridDim => Block.GridDim;
+
+    /// <summary>blockIdx.x * blockDim.x + threadIdx.x.</summary>
+    public int GlobalX => Block.BlockIdx.X * Block.BlockDim.X + ThreadIdx.X;
+
+    /// <summary>blockIdx.y * blockDim.y + threadIdx.y.</summary>
+    public int GlobalY => Block.BlockIdx.Y * Block.BlockDim.Y + ThreadIdx.Y;
+
+    /// <summary>blockIdx.z * blockDim.z + threadIdx.z.</summary>
+    public int GlobalZ => Block.BlockIdx.Z * Block.BlockDim.Z + ThreadIdx.Z;
+
+    /// <summary>gridDim.x * blockDim.x: the stride of a grid-stride loop.</summary>
+    public int GridStrideX => Block.GridDim.X * Block.BlockDim.X;
+
+    /// <summary>threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z).</summary>
+    public int LinearThreadIdx { get; }
+
+    /// <summary>Lane within the warp (linear thread index mod 32).</summary>
+    public int LaneIdx => LinearThreadIdx & (WarpSize - 1);
+
+    /// <summary>Warp within the block (linear thread index / 32).</summary>
+    public int WarpIdx => LinearThreadIdx >> 5;
+
+    /// <summary>
+    /// A statically sized shared-memory array (<c>__shared__ T name[length]</c>). Declare it as a local
+    /// at the top level of the kernel body with a compile-time constant length:
+    /// <c>var tile = ctx.Shared&lt;float&gt;(TileSize * TileSize);</c>. Every thread of a block sees
+    /// the same memory; each block has its own.
+    /// </summary>
+    public View<T> Shared<T>(int length) where T : unmanaged => Block.GetShared<T>(_sharedCursor++, length);
+
+    /// <summary>
+    /// The dynamically sized shared memory of the launch (<c>LaunchConfig.DynamicSharedBytes</c>) as
+    /// an array of T. One element type per kernel.
+    /// </summary>
+    public View<T> DynamicShared<T>() where T : unmanaged => Block.GetDynamicShared<T>();
+
+    /// <summary>__syncthreads(). Only meaningful through the generated launcher, which turns it into a yield.</summary>
+    public void Barrier() => throw NotThroughLauncher(nameof(Barrier));
+
+    /// <summary>__shfl_down_sync(0xffffffff, value, delta): the value of lane + delta (own value past the warp).</summary>
+    public T ShuffleDown<T>(T value, int delta) where T : unmanaged => throw NotThroughLauncher(nameof(ShuffleDown));
+
+    /// <summary>__shfl_up_sync(0xffffffff, value, delta): the value of lane - delta (own value below lane 0).</summary>
+    public T ShuffleUp<T>(T value, int delta) where T : unmanaged => throw NotThroughLauncher(nameof(ShuffleUp));
+
+    /// <summary>__shfl_xor_sync(0xffffffff, value, laneMask): the value of lane ^ laneMask.</summary>
+    public T ShuffleXor<T>(T value, int laneMask) where T : unmanaged => throw NotThroughLauncher(nameof(ShuffleXor));
+
+    /// <summary>__shfl_sync(0xffffffff, value, sourceLane): the value of lane sourceLane mod 32.</summary>
+    public T Shuffle<T>(T value, int sourceLane) where T : unmanaged => throw NotThroughLauncher(nameof(Shuffle));
+
+    // ---- Hooks for generated iterator code (not for kernel authors) ----
+
+    /// <summary>First half of a shuffle in a generated iterator: deposit, then yield WarpSync.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public void ShuffleDeposit<T>(T value, ShuffleMode mode, int argument) where T : unmanaged
+    {
+        if (Unsafe.SizeOf<T>() > sizeof(ulong))
+        {
+            throw new NotSupportedException($"Warp shuffles move at most 8 bytes; {typeof(T).Name} is larger.");
+        }
+        ulong bits = 0;
+        Unsafe.As<ulong, T>(ref bits) = value;
+        ShuffleValue = bits;
+        ShuffleMode = mode;
+        ShuffleArgument = argument;
+        ShufflePending = true;
+    }
+
+    /// <summary>Second half of a shuffle in a generated iterator: the value the warp sync delivered.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public T ShuffleResult<T>() where T : unmanaged
+    {
+        ulong bits = ShuffleOutput;
+        return Unsafe.As<ulong, T>(ref bits);
+    }
+
+    internal ulong ShuffleValue;
+    internal ShuffleMode ShuffleMode;
+    internal int ShuffleArgument;
+    internal bool ShufflePending;
+    internal ulong ShuffleOutput;
+
+    private int _sharedCursor;
+
+    private static InvalidOperationException NotThroughLauncher(string member) => new(
+        $"KernelContext.{member} only works inside a [Kernel] method started through its generated launcher " +
+        "(XxxKernel.Launch), which turns barriers and shuffles into synchronisation points.");
+}
+
+/// <summary>State shared by the threads of one block on a host accelerator: indices and shared memory.</summary>
+internal sealed class BlockState
+{
+    private readonly List<Array> _shared = [];
+    private readonly int _dynamicSharedBytes;
+    private Array? _dynamic;
+
+    public BlockState(Dim3 blockIdx, Dim3 blockDim, Dim3 gridDim, int dynamicSharedBytes)
+    {
+        BlockIdx = blockIdx;
+        BlockDim = blockDim;
+        GridDim = gridDim;
+        _dynamicSharedBytes = dynamicSharedBytes;
+    }
+
+    public Dim3 BlockIdx { get; }
+
+    public Dim3 BlockDim { get; }
+
+    public Dim3 GridDim { get; }
+
+    public View<T> GetShared<T>(int slot, int length) where T : unmanaged
+    {
+        lock (_shared)
+        {
+            if (slot < _shared.Count)
+            {
+                if (_shared[slot] is not T[] existing || existing.Length != length)
+                {
+                    throw new InvalidOperationException(
+                        $"Shared allocation #{slot} was declared as {typeof(T).Name}[{length}] by one thread and differently by another; " +
+                        "declare shared memory at the top of the kernel, unconditionally, in the same order in every thread.");
+                }
+                return new View<T>(existing);
+            }
+            if (slot != _shared.Count)
+            {
+                throw new InvalidOperationException("Shared allocations must be declared in the same order by every thread.");
+            }
+            var array = NewPoisoned<T>(length);
+            _shared.Add(array);
+            return new View<T>(array);
+        }
+    }
+
+    public View<T> GetDynamicShared<T>() where T : unmanaged
+    {
+        lock (_shared)
+        {
+            _dynamic ??= NewPoisoned<T>(_dynamicSharedBytes / Unsafe.SizeOf<T>());
+            if (_dynamic is not T[] array)
+            {
+                throw new InvalidOperationException($"Dynamic shared memory was taken as {_dynamic.GetType().GetElementType()?.Name} and as {typeof(T).Name}; use one element type per kernel.");
+            }
+            return new View<T>(array);
+        }
+    }
+
+    // Shared memory is uninitialised on a GPU; NaN (floats) and a pattern (integers) make a kernel
+    // that reads before writing fail its CPU test instead of passing by luck on zeros.
+    private static T[] NewPoisoned<T>(int length) where T : unmanaged
+    {
+        var array = new T[length];
+        if (typeof(T) == typeof(float))
+        {
+            Array.Fill((float[])(object)array, float.NaN);
+        }
+        else if (typeof(T) == typeof(double))
+        {
+            Array.Fill((double[])(object)array, double.NaN);
+        }
+        else if (typeof(T) == typeof(int))
+        {
+            Array.Fill((int[])(object)array, unchecked((int)0xCDCDCDCD));
+        }
+        return array;
+    }
+}

@@ -1,0 +1,21 @@
+namespace IlgpuOct.Kernels;
+
+/// <summary>
+/// Math intrinsics that have no <see cref="MathF"/> counterpart. Kernels use <see cref="MathF"/> and
+/// <see cref="Math"/> directly for the rest (Exp, Log, Sqrt, Tanh, Min, Max, Abs, Floor,
+/// FusedMultiplyAdd, Pow, ...), which the generator maps to CUDA's functions.
+/// </summary>
+public static class KernelMath
+{
+    /// <summary>1/sqrt(x); <c>rsqrtf</c> on CUDA (approximate there to ~2 ulp).</summary>
+    public static float Rsqrt(float x) => 1f / MathF.Sqrt(x);
+
+    /// <summary>1/sqrt(x) in double; <c>rsqrt</c> on CUDA.</summary>
+    public static double Rsqrt(double x) => 1.0 / Math.Sqrt(x);
+
+    /// <summary>Reinterprets float bits as int (<c>__float_as_int</c>).</summary>
+    public static int FloatAsInt(float x) => BitConverter.SingleToInt32Bits(x);
+
+    /// <summary>Reinterprets int bits as float (<c>__int_as_float</c>).</summary>
+    public static float IntAsFloat(int x) => BitConverter.Int32BitsToSingle(x);
+}

@@ -1,0 +1,106 @@
+namespace IlgpuOct.Kernels;
+
+public enum AcceleratorKind
+{
+    /// <summary>The fast CPU engine: operators run their SIMD, multithreaded CPU implementations.</summary>
+    Cpu,
+
+    /// <summary>The CPU accelerator: operators run their C# kernels with exact grid/block/barrier semantics.</summary>
+    CpuKernels,
+
+    /// <summary>An NVIDIA GPU through the CUDA driver API; kernels compiled by NVRTC.</summary>
+    Cuda,
+}
+
+/// <summary>Free and total memory of an accelerator, in bytes.</summary>
+public readonly record struct DeviceMemoryInfo(long FreeBytes, long TotalBytes);
+
+/// <summary>Times work on an accelerator's stream (CUDA events on GPUs, a stopwatch on the host).</summary>
+public interface IDeviceTimer : IDisposable
+{
+    void Start();
+
+    void Stop();
+
+    /// <summary>Milliseconds between Start and Stop; waits for the Stop point to complete.</summary>
+    double ElapsedMilliseconds { get; }
+}
+
+/// <summary>
+/// One device behind one interface: memory, copies, launches, synchronisation, timing.
+/// Generated launchers call <see cref="LaunchOnHost(KernelDefinition, LaunchConfig, Action{KernelContext})"/>
+/// when <see cref="RunsKernelsOnHost"/> and <see cref="LaunchCompiled"/> otherwise.
+/// </summary>
+public abstract class Accelerator : IDisposable
+{
+    public abstract AcceleratorKind Kind { get; }
+
+    /// <summary>Short name: cpu, cpu-kernels or cuda.</summary>
+    public string Id => Kind switch
+    {
+        AcceleratorKind.Cpu => "cpu",
+        AcceleratorKind.CpuKernels => "cpu-kernels",
+        _ => "cuda",
+    };
+
+    /// <summary>Human-readable device name, e.g. "NVIDIA H100 80GB HBM3 (sm_90)".</summary>
+    public abstract string Name { get; }
+
+    /// <summary>True for host accelerators, whose launches call the C# kernel bodies.</summary>
+    public abstract bool RunsKernelsOnHost { get; }
+
+    public abstract DeviceBuffer<T> Allocate<T>(int length) where T : unmanaged;
+
+    public abstract void CopyFromHost<T>(ReadOnlySpan<T> source, View<T> destination) where T : unmanaged;
+
+    public abstract void CopyToHost<T>(View<T> source, Span<T> destination) where T : unmanaged;
+
+    public abstract void Copy<T>(View<T> source, View<T> destination) where T : unmanaged;
+
+    /// <summary>Sets every byte of the view to zero.</summary>
+    public abstract void Clear<T>(View<T> destination) where T : unmanaged;
+
+    /// <summary>Waits until all work issued so far has finished.</summary>
+    public abstract void Synchronize();
+
+    public abstract IDeviceTimer CreateTimer();
+
+    public abstract DeviceMemoryInfo GetMemoryInfo();
+
+    /// <summary>Runs a barrier-free kernel body for every thread of the grid.</summary>
+    public abstract void LaunchOnHost(KernelDefinition kernel, LaunchConfig config, Action<KernelContext> threadBody);
+
+    /// <summary>Runs a kernel with barriers or shuffles: each thread is an iterator that yields at every synchronisation point.</summary>
+    public abstract void LaunchOnHost(KernelDefinition kernel, LaunchConfig config, Func<KernelContext, IEnumerator<int>> threadBody);
+
+    /// <summary>Launches the compiled kernel; <paramref name="argumentSlots"/> holds one 8-byte slot per CUDA parameter.</summary>
+    public abstract void LaunchCompiled(KernelDefinition kernel, LaunchConfig config, ReadOnlySpan<ulong> argumentSlots);
+
+    /// <summary>Allocates a buffer and copies <paramref name="source"/> into it.</summary>
+    public DeviceBuffer<T> Upload<T>(ReadOnlySpan<T> source) where T : unmanaged
+    {
+        var buffer = Allocate<T>(source.Length);
+        CopyFromHost(source, buffer.View);
+        return buffer;
+    }
+
+    /// <summary>Copies a view to a new host array.</summary>
+    public T[] Download<T>(View<T> source) where T : unmanaged
+    {
+        var result = new T[source.Length];
+        CopyToHost(source, result);
+        return result;
+    }
+
+    public void Dispose()
+    {
+        Dispose(true);
+        GC.SuppressFinalize(this);
+    }
+
+    protected virtual void Dispose(bool disposing)
+    {
+    }
+
+    public override string ToString() => $"{Id}: {Name}";
+}
