@@ -1,0 +1,13 @@
+using System.CommandLine;
+using IlgpuOct.Cli.Commands;
+
+namespace IlgpuOct.Cli;
+
+/// <summary>Every top-level verb, one file each under Commands/.</summary>
+internal static class CommandCatalog
+{
+    public static IEnumerable<Command> Create()
+    {
+        yield return BenchCommand.Create();
+    }
+}

@@ -1,0 +1,13 @@
+using System.CommandLine;
+
+namespace IlgpuOct.Cli.Commands;
+
+/// <summary><c>ilgpuoct bench ...</c>: one subcommand per benchmark, each with --json.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Measure kernel and engine speed (GFLOP/s, images/s).");
+        return bench;
+    }
+}
