@@ -377,7 +377,7 @@ public sealed unsafe class CudaAccelerator : Accelerator
         };
     }
 
-    private static void CheckArgumentCount(KernelDefinition kernel, int slots)
+    internal static void CheckArgumentCount(KernelDefinition kernel, int slots)
     {
         string parameters = kernel.Parameters.Trim();
         // Only a plain comma-separated list can be counted; anything else is left to the driver.
