@@ -20,6 +20,7 @@ public sealed unsafe class CudaAccelerator : Accelerator
     [ThreadStatic]
     private static CudaAccelerator? _boundOnThread;
 
+    private readonly int _deviceHandle;
     private readonly nint _context;
     private readonly nint _stream;
     private readonly ConcurrentDictionary<KernelDefinition, Lazy<LoadedKernel>> _kernels = new(ReferenceEqualityComparer.Instance);
@@ -36,7 +37,9 @@ public sealed unsafe class CudaAccelerator : Accelerator
         _cache = cache;
         Target = nvrtc.ChooseTarget(device.ComputeCapability);
         _syncEveryLaunch = Environment.GetEnvironmentVariable("ILGPUOCT_CUDA_SYNC") == "1";
-        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out _context, device.Ordinal), $"cuDevicePrimaryCtxRetain(device {device.Ordinal})");
+        // The driver's device handle, which the context calls take (it need not equal the ordinal).
+        CudaDriver.Check(CudaDriver.cuDeviceGet(out _deviceHandle, device.Ordinal), $"cuDeviceGet({device.Ordinal})");
+        CudaDriver.Check(CudaDriver.cuDevicePrimaryCtxRetain(out _context, _deviceHandle), $"cuDevicePrimaryCtxRetain(device {device.Ordinal})");
         try
         {
             Bind();
@@ -45,7 +48,7 @@ public sealed unsafe class CudaAccelerator : Accelerator
         }
         catch
         {
-            CudaDriver.cuDevicePrimaryCtxRelease(device.Ordinal);
+            CudaDriver.cuDevicePrimaryCtxRelease(_deviceHandle);
             throw;
         }
     }
@@ -246,7 +249,7 @@ public sealed unsafe class CudaAccelerator : Accelerator
         _kernels.Clear();
         CudaDriver.cuStreamDestroy(_stream);
         _disposed = true;
-        CudaDriver.cuDevicePrimaryCtxRelease(Device.Ordinal);
+        CudaDriver.cuDevicePrimaryCtxRelease(_deviceHandle);
         if (ReferenceEquals(_boundOnThread, this))
         {
             _boundOnThread = null;
