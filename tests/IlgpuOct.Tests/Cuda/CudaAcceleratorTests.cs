@@ -58,4 +58,21 @@ public sealed class CudaAcceleratorTests
         cleared[30].Should().Be(expected[30]);
         accelerator.GetMemoryInfo().TotalBytes.Should().BeGreaterThan(0);
     }
+
+    [CudaFact]
+    public void Dynamic_shared_memory_above_48_KB_is_opted_in_and_beyond_the_device_limit_refused()
+    {
+        using var accelerator = (CudaAccelerator)DeviceSelection.Open("cuda", out _);
+        var host = new float[64];
+        using var buffer = accelerator.Upload<float>(host);
+        ulong[] slots = [buffer.View.DevicePointer, KernelArgs.Pack(buffer.Length), KernelArgs.Pack(host.Length)];
+        int optIn = accelerator.Device.MaxSharedMemoryPerBlockOptin;
+        if (optIn > 64 * 1024)
+        {
+            accelerator.LaunchCompiled(AddOne, LaunchConfig.For1D(host.Length, 64, 64 * 1024), slots);
+            accelerator.Download(buffer.View).Should().OnlyContain(v => v == 1f);
+        }
+        var tooMuch = () => accelerator.LaunchCompiled(AddOne, LaunchConfig.For1D(host.Length, 64, optIn + 1024), slots);
+        tooMuch.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*Tests.AddOne*dynamic shared memory*");
+    }
 }
