@@ -64,6 +64,26 @@ public sealed class NvrtcTests
         tooOld.Should().Throw<NotSupportedException>().WithMessage("*cannot compile for*");
     }
 
+    [NvrtcFact]
+    public void Unused_helpers_do_not_fill_the_log_when_nvrtc_can_silence_them()
+    {
+        const string source = """
+            static __device__ int unused_helper() { return 1; }
+            extern "C" __global__ void only_kernel(float* x) { x[0] = 1.0f; }
+            """;
+        var nvrtc = Nvrtc.Get();
+        var target = new NvrtcTarget(90, NvrtcOutput.Ptx);
+        var result = nvrtc.Compile(source, "Tests.Unused", target);
+        if (nvrtc.OptionsFor(target).Contains("--diag-suppress=177"))
+        {
+            result.Log.Should().NotContain("unused_helper");
+        }
+        else
+        {
+            result.Log.Should().Contain("unused_helper", "this NVRTC cannot silence warning 177, so it reports it");
+        }
+    }
+
     [Fact]
     public void Candidate_list_covers_the_versioned_sonames_and_the_cuda_folders()
     {

@@ -371,13 +371,15 @@ public sealed unsafe class CudaAccelerator : Accelerator
             facts.Add($"{staticShared} B static shared memory");
         }
         string known = facts.Count > 0 ? " (" + string.Join(", ", facts) + $"; the device allows {Device.MaxSharedMemoryPerBlockOptin} B shared per block with opt-in)" : "";
-        return result switch
+        string? advice = result switch
         {
             CudaDriver.ErrorInvalidValue => $"block {config.Block} is too large or the shared memory too much for this kernel{known}; use smaller blocks or less dynamic shared memory",
             CudaDriver.ErrorLaunchOutOfResources => $"the block needs more registers or shared memory than an SM has{known}; use fewer threads per block",
             CudaDriver.ErrorInvalidHandle => "the kernel's module was unloaded or belongs to another context; launch it on the accelerator that loaded it",
-            _ => (CudaDriver.AdviceFor(result) ?? "") + (_lastLaunch is null ? "" : $"; the previous launch was {_lastLaunch}") + known,
+            _ => string.Join("; ", new[] { CudaDriver.AdviceFor(result), _lastLaunch is null ? null : $"the previous launch was {_lastLaunch}", known.Trim() }
+                .Where(part => !string.IsNullOrEmpty(part))),
         };
+        return string.IsNullOrEmpty(advice) ? null : advice;
     }
 
     internal static void CheckArgumentCount(KernelDefinition kernel, int slots)

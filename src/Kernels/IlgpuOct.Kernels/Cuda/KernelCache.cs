@@ -77,7 +77,7 @@ public sealed class KernelCache
     {
         ArgumentNullException.ThrowIfNull(kernel);
         ArgumentNullException.ThrowIfNull(nvrtc);
-        var options = Nvrtc.OptionsFor(target);
+        var options = nvrtc.OptionsFor(target);
         if (!Enabled)
         {
             outcome = KernelCacheOutcome.Bypassed;

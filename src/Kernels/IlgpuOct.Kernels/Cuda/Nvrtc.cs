@@ -69,6 +69,9 @@ public sealed unsafe class Nvrtc
     private readonly delegate* unmanaged<nint, byte*, int> _getPtx;
     private readonly delegate* unmanaged<nint, nuint*, int> _getCubinSize;
     private readonly delegate* unmanaged<nint, byte*, int> _getCubin;
+    private readonly Lazy<bool> _acceptsDiagSuppress;
+
+    private const string SuppressUnusedWarning = "--diag-suppress=177";
 
     private Nvrtc(nint handle, string libraryPath)
     {
@@ -92,6 +95,7 @@ public sealed unsafe class Nvrtc
             _getCubin = (delegate* unmanaged<nint, byte*, int>)cubin;
         }
         SupportedArchitectures = ReadSupportedArchitectures(handle);
+        _acceptsDiagSuppress = new Lazy<bool>(() => AcceptsOption(SuppressUnusedWarning));
     }
 
     /// <summary>Path (or soname) of the loaded library.</summary>
@@ -135,17 +139,27 @@ public sealed unsafe class Nvrtc
     }
 
     /// <summary>
-    /// The options every kernel is compiled with: the architecture, line info for profilers,
-    /// functions without qualifiers as device functions. Fast math stays off (NVRTC's default), so
-    /// results match the CPU implementation within float rounding.
+    /// The options every kernel is compiled with: the architecture, C++17, functions without
+    /// qualifiers as device functions, line info for profilers, and (where this NVRTC accepts it)
+    /// silence for warning 177, "declared but never referenced", which every unused prelude helper
+    /// of a generated kernel would raise. Fast math stays off (NVRTC's default), so results match
+    /// the CPU implementation within float rounding.
     /// </summary>
-    public static IReadOnlyList<string> OptionsFor(NvrtcTarget target) =>
-    [
-        $"--gpu-architecture={target.ArchitectureOption}",
-        "--std=c++17",
-        "--device-as-default-execution-space",
-        "--generate-line-info",
-    ];
+    public IReadOnlyList<string> OptionsFor(NvrtcTarget target)
+    {
+        var options = new List<string>
+        {
+            $"--gpu-architecture={target.ArchitectureOption}",
+            "--std=c++17",
+            "--device-as-default-execution-space",
+            "--generate-line-info",
+        };
+        if (_acceptsDiagSuppress.Value)
+        {
+            options.Add(SuppressUnusedWarning);
+        }
+        return options;
+    }
 
     /// <summary>Compiles one translation unit; throws <see cref="NvrtcCompileException"/> with NVRTC's log when it fails.</summary>
     public NvrtcResult Compile(string cudaSource, string kernelName, NvrtcTarget target, IReadOnlyList<string>? options = null)
@@ -199,6 +213,21 @@ public sealed unsafe class Nvrtc
     }
 
     public override string ToString() => $"NVRTC {Version} ({LibraryPath})";
+
+    // Older NVRTCs reject options they do not know (NVRTC_ERROR_INVALID_OPTION); try it on an empty kernel.
+    private bool AcceptsOption(string option)
+    {
+        try
+        {
+            var target = new NvrtcTarget(SupportedArchitectures[^1], NvrtcOutput.Ptx);
+            Compile("extern \"C\" __global__ void ioct_probe() {}", "NvrtcOptionProbe", target, [$"--gpu-architecture={target.ArchitectureOption}", option]);
+            return true;
+        }
+        catch (NvrtcCompileException)
+        {
+            return false;
+        }
+    }
 
     private string ReadLog(nint program)
     {
