@@ -39,7 +39,10 @@ public sealed class KernelCache
 
     public bool Enabled { get; }
 
-    /// <summary>$ILGPUOCT_CACHE, else $XDG_CACHE_HOME/ilgpuoct/kernels, else the local application data folder's ilgpuoct/kernels.</summary>
+    /// <summary>
+    /// $ILGPUOCT_CACHE, else $XDG_CACHE_HOME/ilgpuoct/kernels, else ~/.cache/ilgpuoct/kernels, else the
+    /// local application data folder's ilgpuoct/kernels (Windows), else a folder under the temp path.
+    /// </summary>
     public static string DefaultDirectory()
     {
         string? explicitFolder = Environment.GetEnvironmentVariable("ILGPUOCT_CACHE");
@@ -47,11 +50,17 @@ public sealed class KernelCache
         {
             return explicitFolder;
         }
-        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        string root = !string.IsNullOrWhiteSpace(xdg) ? xdg : Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify);
+        string? root = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
         if (string.IsNullOrWhiteSpace(root))
         {
-            root = Path.Combine(Path.GetTempPath(), "ilgpuoct-cache");
+            string? home = Environment.GetEnvironmentVariable("HOME");
+            root = !string.IsNullOrWhiteSpace(home) && !OperatingSystem.IsWindows()
+                ? Path.Combine(home, ".cache")
+                : Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify);
+        }
+        if (string.IsNullOrWhiteSpace(root))
+        {
+            root = Path.GetTempPath();
         }
         return Path.Combine(root, "ilgpuoct", "kernels");
     }
