@@ -1,8 +1,8 @@
 /*
  * A stand-in libcuda.so.1 for checking the driver binding's marshalling on a machine without a GPU:
  * host memory plays device memory, and launches of the hand-written test kernel `add_one`
- * (float* x, int x_length, int n) are executed on the CPU from the parameter array exactly as
- * cuLaunchKernel receives it. Every call checks the context is current and the handles are its own.
+ * (float* x, int x_length, int n) and of the generated Elementwise.Axpy and Elementwise.Scale are
+ * executed on the CPU from the parameter array exactly as cuLaunchKernel receives it. Every call checks the context is current and the handles are its own.
  * It is a development check, not part of the test suite; see run-mock.sh.
  */
 #include <stdint.h>
@@ -124,7 +124,23 @@ CUresult cuLaunchKernel(function_t *f, unsigned gx, unsigned gy, unsigned gz, un
     if (!bound()) return INVALID_CONTEXT;
     if (!stream_ok(s) || extra != NULL) return INVALID_HANDLE;
     if ((unsigned long)bx * by * bz > 1024 || (int)shared > f->max_dynamic_shared) return INVALID_VALUE;
-    if (strcmp(f->name, "add_one") != 0) return NOT_FOUND; /* only the test kernel can run here */
+    unsigned long threads = (unsigned long)gx * bx; /* the emulated kernels are 1-d */
+    if (strcmp(f->name, "ioct_Elementwise_Axpy") == 0 || strcmp(f->name, "ioct_Elementwise_Scale") == 0) {
+        /* Generated (float a, float* x, int x_length, float* y, int y_length), grid-stride loop over y. */
+        float a = *(float *)params[0];
+        float *x = *(float **)params[1];
+        int x_length = *(int *)params[2];
+        float *y = *(float **)params[3];
+        int y_length = *(int *)params[4];
+        int axpy = strcmp(f->name, "ioct_Elementwise_Axpy") == 0;
+        for (unsigned long t = 0; t < threads; t++)
+            for (long i = (long)t; i < y_length; i += (long)threads) {
+                if (i >= x_length) return 700; /* CUDA_ERROR_ILLEGAL_ADDRESS */
+                y[i] = axpy ? y[i] + a * x[i] : a * x[i];
+            }
+        return OK;
+    }
+    if (strcmp(f->name, "add_one") != 0) return NOT_FOUND; /* other kernels cannot run here */
     float *x = *(float **)params[0];
     int x_length = *(int *)params[1];
     int n = *(int *)params[2];

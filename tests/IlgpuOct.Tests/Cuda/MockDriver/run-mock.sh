@@ -12,3 +12,6 @@ export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export ILGPUOCT_CACHE="$lib/cache"
 dotnet test "$root/tests/IlgpuOct.Tests" --no-build --filter "FullyQualifiedName~IlgpuOct.Tests.Cuda&FullyQualifiedName!~AllKernels"
 "$root/src/Cli/bin/Debug/net10.0/ilgpuoct" devices
+# Generated launchers end to end (upload, float scalar + view slots, download, compare with the CPU):
+"$root/src/Cli/bin/Debug/net10.0/ilgpuoct" selftest --device cuda --filter Elementwise.Axpy
+"$root/src/Cli/bin/Debug/net10.0/ilgpuoct" selftest --device cuda --filter Elementwise.Scale
