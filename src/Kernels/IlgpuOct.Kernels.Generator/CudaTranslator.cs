@@ -193,7 +193,7 @@ internal sealed class FunctionTranslator
                 parts.Add(c + "* " + name + ", int " + name + "_length");
                 _arrayLengths[p] = name + "_length";
             }
-            else if (TypeFacts.ParameterCType(p.Type) is { } scalar)
+            else if ((skipFirst ? TypeFacts.ParameterCType(p.Type) : TypeFacts.ScalarCType(p.Type)) is { } scalar)
             {
                 parts.Add(scalar + " " + name);
             }
