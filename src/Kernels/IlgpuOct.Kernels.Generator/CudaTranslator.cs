@@ -1038,16 +1038,25 @@ internal sealed class FunctionTranslator
                     return false;
                 case InvocationExpressionSyntax outer when IsShuffle(outer):
                     return false;
-                case ExpressionStatementSyntax:
-                    return true;
-                case LocalDeclarationStatementSyntax:
-                    return true;
+                case ExpressionStatementSyntax es:
+                    return !HasInnerSideEffects(es, es.Expression);
+                case LocalDeclarationStatementSyntax ld:
+                    return !HasInnerSideEffects(ld, null);
                 case StatementSyntax:
                     return false;
             }
         }
         return false;
     }
+
+    /// <summary>
+    /// ++, -- or an assignment other than the statement's own: the iterator copy evaluates the shuffle
+    /// before the whole statement, so such side effects would be ordered differently on the CPU.
+    /// </summary>
+    private static bool HasInnerSideEffects(StatementSyntax statement, ExpressionSyntax? own) =>
+        statement.DescendantNodes().Any(n => n != own && (n is AssignmentExpressionSyntax
+            || n.IsKind(SyntaxKind.PreIncrementExpression) || n.IsKind(SyntaxKind.PreDecrementExpression)
+            || n.IsKind(SyntaxKind.PostIncrementExpression) || n.IsKind(SyntaxKind.PostDecrementExpression)));
 
     private bool IsShuffle(InvocationExpressionSyntax inv) =>
         _model.GetSymbolInfo(inv).Symbol is IMethodSymbol m && TypeFacts.IsKernelContext(m.ContainingType) && m.Name.StartsWith("Shuffle", StringComparison.Ordinal);

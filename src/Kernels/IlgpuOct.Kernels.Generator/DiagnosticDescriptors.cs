@@ -60,7 +60,7 @@ internal static class DiagnosticDescriptors
         "'{0}' is in helper method '{1}'; barriers and warp shuffles must be written in the [Kernel] method itself (pass their results to helpers instead)");
 
     public static readonly DiagnosticDescriptor ShufflePosition = Error("IOCT0018", "Warp shuffle in an unsupported position",
-        "'{0}' must appear in an expression statement or a local declaration, not inside ?:, && or ||, a loop/if header or another shuffle; assign it to a local first: 'float t = ctx.ShuffleDown(v, k);'");
+        "'{0}' must appear in an expression statement or a local declaration, not inside ?:, && or ||, a loop/if header, another shuffle or a statement with other ++/--/assignments; assign it to a local first: 'float t = ctx.ShuffleDown(v, k);'");
 
     public static readonly DiagnosticDescriptor UnsupportedType = Error("IOCT0019", "Unsupported type in kernel code",
         "Type '{0}' cannot be used in kernel code; use float, double, int, uint, long, ulong, byte or bool (and View<T> parameters)");
