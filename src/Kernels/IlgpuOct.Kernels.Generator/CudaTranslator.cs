@@ -45,6 +45,15 @@ internal sealed class CudaTranslator
 
     public KernelFacts Facts { get; } = new();
 
+    /// <summary>Prelude pieces the translated code refers to.</summary>
+    public HashSet<string> PreludeUse { get; } = new();
+
+    public string Use(string key, string text)
+    {
+        PreludeUse.Add(key);
+        return text;
+    }
+
     public bool HasErrors => Diagnostics.Count > 0;
 
     public void Report(DiagnosticDescriptor descriptor, SyntaxNode node, params string[] args) =>
@@ -61,7 +70,7 @@ internal sealed class CudaTranslator
         _callStack.RemoveAt(_callStack.Count - 1);
 
         var sb = new StringBuilder();
-        sb.Append(CudaPrelude.Text);
+        sb.Append(CudaPrelude.For(PreludeUse));
         foreach (var helper in _helperBodies)
         {
             sb.Append(helper).Append('\n');
@@ -98,6 +107,11 @@ internal sealed class CudaTranslator
         if (method.IsGenericMethod || method.ContainingType.IsGenericType)
         {
             Report(DiagnosticDescriptors.Generic, callSite, method.ToDisplayString());
+            return null;
+        }
+        if (method.ReturnsByRef || method.ReturnsByRefReadonly)
+        {
+            Report(DiagnosticDescriptors.RefLocal, callSite, method.ToDisplayString());
             return null;
         }
         if (method.DeclaringSyntaxReferences[0].GetSyntax(_cancellation) is not MethodDeclarationSyntax syntax)
@@ -179,7 +193,7 @@ internal sealed class FunctionTranslator
                 parts.Add(c + "* " + name + ", int " + name + "_length");
                 _arrayLengths[p] = name + "_length";
             }
-            else if (TypeFacts.ParameterCType(p.Type) is { } scalar)
+            else if ((skipFirst ? TypeFacts.ParameterCType(p.Type) : TypeFacts.ScalarCType(p.Type)) is { } scalar)
             {
                 parts.Add(scalar + " " + name);
             }
@@ -471,6 +485,7 @@ internal sealed class FunctionTranslator
         }
         else
         {
+            _unit.PreludeUse.Add("dynamic_shared");
             Line(ct + "* " + name + " = (" + ct + "*)ioct_dynamic_shared;");
             Line("const int " + name + "_length = (int)(ioct_dynamic_shared_bytes() / sizeof(" + ct + "));");
             _arrayLengths[local] = name + "_length";
@@ -743,13 +758,13 @@ internal sealed class FunctionTranslator
         {
             string? mapped = ctxProp.Name switch
             {
-                "GlobalX" => "ioct_global_x()",
-                "GlobalY" => "ioct_global_y()",
-                "GlobalZ" => "ioct_global_z()",
-                "GridStrideX" => "ioct_grid_stride_x()",
-                "LinearThreadIdx" => "ioct_linear_thread_idx()",
-                "LaneIdx" => "(ioct_linear_thread_idx() & 31)",
-                "WarpIdx" => "(ioct_linear_thread_idx() >> 5)",
+                "GlobalX" => _unit.Use("global_x", "ioct_global_x()"),
+                "GlobalY" => _unit.Use("global_y", "ioct_global_y()"),
+                "GlobalZ" => _unit.Use("global_z", "ioct_global_z()"),
+                "GridStrideX" => _unit.Use("grid_stride", "ioct_grid_stride_x()"),
+                "LinearThreadIdx" => _unit.Use("linear", "ioct_linear_thread_idx()"),
+                "LaneIdx" => _unit.Use("linear", "(ioct_linear_thread_idx() & 31)"),
+                "WarpIdx" => _unit.Use("linear", "(ioct_linear_thread_idx() >> 5)"),
                 _ => null,
             };
             if (mapped is not null)
@@ -822,8 +837,21 @@ internal sealed class FunctionTranslator
             Report(DiagnosticDescriptors.UnsupportedCall, b, user.ToDisplayString(), "user-defined operators are not translated");
             return "0";
         }
+        if (op == "%" && FloatFunction(b, "fmod") is { } fmod)
+        {
+            // C has no % on floating point; C#'s % is fmod (the result takes the dividend's sign).
+            return fmod + "(" + Expr(b.Left) + ", " + Expr(b.Right) + ")";
+        }
         return "(" + Expr(b.Left) + " " + op + " " + Expr(b.Right) + ")";
     }
+
+    /// <summary>fmodf/fmod when the expression's type is float/double, else null.</summary>
+    private string? FloatFunction(ExpressionSyntax e, string name) => _model.GetTypeInfo(e).Type?.SpecialType switch
+    {
+        SpecialType.System_Single => name + "f",
+        SpecialType.System_Double => name,
+        _ => null,
+    };
 
     private string Assignment(AssignmentExpressionSyntax a, bool statementLevel)
     {
@@ -850,7 +878,10 @@ internal sealed class FunctionTranslator
         {
             return Unsupported(a.Left);
         }
-        string text = Expr(a.Left) + " " + op + " " + Expr(a.Right);
+        string left = Expr(a.Left);
+        string text = op == "%=" && FloatFunction(a.Left, "fmod") is { } fmod
+            ? left + " = " + fmod + "(" + left + ", " + Expr(a.Right) + ")"
+            : left + " " + op + " " + Expr(a.Right);
         return statementLevel ? text : "(" + text + ")";
     }
 
@@ -888,6 +919,10 @@ internal sealed class FunctionTranslator
                 {
                     Report(DiagnosticDescriptors.RefLocal, a, a.ToString());
                 }
+            }
+            if (CudaPrelude.KeyOf(intrinsic) is { } key)
+            {
+                _unit.PreludeUse.Add(key);
             }
             return intrinsic + "(" + string.Join(", ", args.Select(a => Expr(a.Expression))) + ")";
         }
@@ -974,7 +1009,7 @@ internal sealed class FunctionTranslator
             return "0";
         }
         var elementType = m.TypeArguments.Length == 1 ? m.TypeArguments[0] : m.ReturnType;
-        if (TypeFacts.ScalarCType(elementType) is null || elementType.SpecialType == SpecialType.System_Boolean)
+        if (TypeFacts.ScalarCType(elementType) is null || elementType.SpecialType is SpecialType.System_Boolean or SpecialType.System_Byte)
         {
             Report(DiagnosticDescriptors.UnsupportedType, inv, elementType.ToDisplayString());
             return "0";
@@ -1003,16 +1038,25 @@ internal sealed class FunctionTranslator
                     return false;
                 case InvocationExpressionSyntax outer when IsShuffle(outer):
                     return false;
-                case ExpressionStatementSyntax:
-                    return true;
-                case LocalDeclarationStatementSyntax:
-                    return true;
+                case ExpressionStatementSyntax es:
+                    return !HasInnerSideEffects(es, es.Expression);
+                case LocalDeclarationStatementSyntax ld:
+                    return !HasInnerSideEffects(ld, null);
                 case StatementSyntax:
                     return false;
             }
         }
         return false;
     }
+
+    /// <summary>
+    /// ++, -- or an assignment other than the statement's own: the iterator copy evaluates the shuffle
+    /// before the whole statement, so such side effects would be ordered differently on the CPU.
+    /// </summary>
+    private static bool HasInnerSideEffects(StatementSyntax statement, ExpressionSyntax? own) =>
+        statement.DescendantNodes().Any(n => n != own && (n is AssignmentExpressionSyntax
+            || n.IsKind(SyntaxKind.PreIncrementExpression) || n.IsKind(SyntaxKind.PreDecrementExpression)
+            || n.IsKind(SyntaxKind.PostIncrementExpression) || n.IsKind(SyntaxKind.PostDecrementExpression)));
 
     private bool IsShuffle(InvocationExpressionSyntax inv) =>
         _model.GetSymbolInfo(inv).Symbol is IMethodSymbol m && TypeFacts.IsKernelContext(m.ContainingType) && m.Name.StartsWith("Shuffle", StringComparison.Ordinal);
@@ -1035,15 +1079,15 @@ internal sealed class FunctionTranslator
             case "Add":
                 return "atomicAdd(" + address + ", " + rest + ")";
             case "Min" when t == SpecialType.System_Single:
-                return "ioct_atomic_min_f32(" + address + ", " + rest + ")";
+                return _unit.Use("atomic_min_f32", "ioct_atomic_min_f32(") + address + ", " + rest + ")";
             case "Max" when t == SpecialType.System_Single:
-                return "ioct_atomic_max_f32(" + address + ", " + rest + ")";
+                return _unit.Use("atomic_max_f32", "ioct_atomic_max_f32(") + address + ", " + rest + ")";
             case "Min":
                 return "atomicMin(" + address + ", " + rest + ")";
             case "Max":
                 return "atomicMax(" + address + ", " + rest + ")";
             case "CompareExchange" when t == SpecialType.System_Single:
-                return "ioct_atomic_cas_f32(" + address + ", " + rest + ")";
+                return _unit.Use("atomic_cas_f32", "ioct_atomic_cas_f32(") + address + ", " + rest + ")";
             case "CompareExchange":
                 return "atomicCAS(" + address + ", " + rest + ")";
             case "Exchange":
