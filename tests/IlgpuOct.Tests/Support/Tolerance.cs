@@ -35,11 +35,10 @@ public static class Tolerance
         int maxAt = 0;
         for (int i = 0; i < actual.Length; i++)
         {
-            double diff = Math.Abs(actual[i] - expected[i]);
-            if (double.IsNaN(actual[i]) != double.IsNaN(expected[i]))
-            {
-                diff = double.PositiveInfinity;
-            }
+            // NaN matches NaN (e.g. ReLU passing NaN through); NaN against a number never does.
+            double diff = double.IsNaN(actual[i]) && double.IsNaN(expected[i]) ? 0
+                : double.IsNaN(actual[i]) || double.IsNaN(expected[i]) ? double.PositiveInfinity
+                : Math.Abs(actual[i] - expected[i]);
             if (diff > maxDiff)
             {
                 maxDiff = diff;
