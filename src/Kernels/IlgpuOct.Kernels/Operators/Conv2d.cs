@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using IlgpuOct.Kernels.Cpu;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -110,6 +111,7 @@ public static unsafe partial class Conv2d
         fixed (float* px = x, pw = w, py = y)
         {
             nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
+            int gemmThreads = GemmThreadsPerWorker(shape);
             ForEachImage(shape, n =>
             {
                 var image = new ReadOnlySpan<float>((float*)ax + (long)n * inImage, inImage);
@@ -117,7 +119,7 @@ public static unsafe partial class Conv2d
                 var output = new Span<float>((float*)ay + (long)n * outImage, outImage);
                 if (shape.IsPointwise)
                 {
-                    Gemm.Cpu(false, false, shape.OutC, shape.ColumnCols, shape.InC, 1f, weight, shape.InC, image, shape.ColumnCols, 0f, output, shape.ColumnCols);
+                    Gemm.Cpu(false, false, shape.OutC, shape.ColumnCols, shape.InC, 1f, weight, shape.InC, image, shape.ColumnCols, 0f, output, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
                     return;
                 }
                 int colLength = shape.ColumnRows * shape.ColumnCols;
@@ -126,7 +128,7 @@ public static unsafe partial class Conv2d
                 {
                     var columns = col.AsSpan(0, colLength);
                     Im2Col(shape, image, columns);
-                    Gemm.Cpu(false, false, shape.OutC, shape.ColumnCols, shape.ColumnRows, 1f, weight, shape.ColumnRows, columns, shape.ColumnCols, 0f, output, shape.ColumnCols);
+                    Gemm.Cpu(false, false, shape.OutC, shape.ColumnCols, shape.ColumnRows, 1f, weight, shape.ColumnRows, columns, shape.ColumnCols, 0f, output, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
                 }
                 finally
                 {
@@ -149,6 +151,7 @@ public static unsafe partial class Conv2d
         fixed (float* pw = w, pdy = dy, pdx = dx)
         {
             nint aw = (nint)pw, ady = (nint)pdy, adx = (nint)pdx;
+            int gemmThreads = GemmThreadsPerWorker(shape);
             ForEachImage(shape, n =>
             {
                 var weight = new ReadOnlySpan<float>((float*)aw, shape.WeightLength);
@@ -156,7 +159,7 @@ public static unsafe partial class Conv2d
                 var gradIn = new Span<float>((float*)adx + (long)n * inImage, inImage);
                 if (shape.IsPointwise)
                 {
-                    Gemm.Cpu(true, false, shape.InC, shape.ColumnCols, shape.OutC, 1f, weight, shape.InC, gradOut, shape.ColumnCols, 0f, gradIn, shape.ColumnCols);
+                    Gemm.Cpu(true, false, shape.InC, shape.ColumnCols, shape.OutC, 1f, weight, shape.InC, gradOut, shape.ColumnCols, 0f, gradIn, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
                     return;
                 }
                 int colLength = shape.ColumnRows * shape.ColumnCols;
@@ -164,7 +167,7 @@ public static unsafe partial class Conv2d
                 try
                 {
                     var columns = col.AsSpan(0, colLength);
-                    Gemm.Cpu(true, false, shape.ColumnRows, shape.ColumnCols, shape.OutC, 1f, weight, shape.ColumnRows, gradOut, shape.ColumnCols, 0f, columns, shape.ColumnCols);
+                    Gemm.Cpu(true, false, shape.ColumnRows, shape.ColumnCols, shape.OutC, 1f, weight, shape.ColumnRows, gradOut, shape.ColumnCols, 0f, columns, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
                     Col2Im(shape, columns, gradIn);
                 }
                 finally
@@ -192,7 +195,8 @@ public static unsafe partial class Conv2d
         long work = (long)s.N * s.OutC * s.ColumnRows * s.ColumnCols;
         // A fixed partition of the batch (not work stealing) keeps the summation order, and so the
         // bits, the same from run to run; partial sums are added in partition order.
-        int parts = work < ParallelWorkThreshold ? 1 : Math.Min(s.N, Environment.ProcessorCount);
+        int parts = work < ParallelWorkThreshold ? 1 : Math.Min(s.N, Gemm.CpuMaxThreads);
+        int gemmThreads = Math.Max(1, Gemm.CpuMaxThreads / parts);
         float[]? partials = parts > 1 ? ArrayPool<float>.Shared.Rent((parts - 1) * weightLength) : null;
         try
         {
@@ -222,7 +226,7 @@ public static unsafe partial class Conv2d
                                 columns = col.AsSpan(0, colLength);
                             }
                             float beta = n == first ? 0f : 1f;
-                            Gemm.Cpu(false, true, shape.OutC, shape.ColumnRows, shape.ColumnCols, 1f, gradOut, shape.ColumnCols, columns, shape.ColumnCols, beta, target, shape.ColumnRows);
+                            Gemm.Cpu(false, true, shape.OutC, shape.ColumnRows, shape.ColumnCols, 1f, gradOut, shape.ColumnCols, columns, shape.ColumnCols, beta, target, shape.ColumnRows, SgemmMicroKernel.Auto, gemmThreads);
                         }
                     }
                     finally
@@ -359,10 +363,20 @@ public static unsafe partial class Conv2d
 
     private static int CeilDiv(int a, int b) => -FloorDiv(-a, b);
 
-    private static void ForEachImage(in Conv2dShape s, Action<int> body)
+    // Images run on up to Gemm.CpuMaxThreads workers; the threads left over go to each image's GEMM
+    // (a batch smaller than the core count then still uses every core).
+    private static int ImageWorkers(in Conv2dShape s)
     {
         long work = (long)s.N * s.OutC * s.ColumnRows * s.ColumnCols;
-        if (s.N == 1 || work < ParallelWorkThreshold)
+        return work < ParallelWorkThreshold ? 1 : Math.Min(s.N, Gemm.CpuMaxThreads);
+    }
+
+    private static int GemmThreadsPerWorker(in Conv2dShape s) => Math.Max(1, Gemm.CpuMaxThreads / ImageWorkers(s));
+
+    private static void ForEachImage(in Conv2dShape s, Action<int> body)
+    {
+        int workers = ImageWorkers(s);
+        if (workers == 1)
         {
             for (int n = 0; n < s.N; n++)
             {
@@ -371,7 +385,7 @@ public static unsafe partial class Conv2d
         }
         else
         {
-            Parallel.For(0, s.N, body);
+            Parallel.For(0, s.N, new ParallelOptions { MaxDegreeOfParallelism = workers }, body);
         }
     }
 
