@@ -69,6 +69,35 @@ public sealed class CrossEntropyTests
         bad.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*Label 3 of row 0*");
     }
 
+    [Theory]
+    [InlineData(7, 4, false)]
+    [InlineData(300, 2, false)]
+    [InlineData(5, 3, true)]
+    public void Kernel_on_cpu_kernels_matches_the_cpu_implementation(int n, int classes, bool sum)
+    {
+        var s = new LogitsShape(n, classes);
+        var random = new Random(n + classes);
+        float[] z = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length, 8.0));
+        var labels = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = random.Next(classes);
+        }
+        var reduction = sum ? LossReduction.Sum : LossReduction.Mean;
+        var dlogits = new float[s.Length];
+        float loss = CrossEntropy.ComputeCpu(s, z, labels, dlogits, reduction);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var kloss = new float[1];
+        var kdl = new float[s.Length];
+        CrossEntropy.Compute(acc, s, new View<float>(z), new View<int>(labels), new View<float>(kloss), new View<float>(kdl), reduction);
+        Tolerance.AssertClose(kloss, [loss], 1e-6, 1e-6, "loss kernel");
+        Tolerance.AssertClose(kdl, dlogits, 1e-7, 1e-6, "dlogits kernel");
+
+        labels[0] = classes; // out of range: the kernel cannot throw, it reports NaN
+        CrossEntropy.Compute(acc, s, new View<float>(z), new View<int>(labels), new View<float>(kloss), default, reduction);
+        float.IsNaN(kloss[0]).Should().BeTrue();
+    }
+
     internal static double LossDouble(in LogitsShape s, double[] z, int[] labels)
     {
         double total = 0;

@@ -50,6 +50,26 @@ public sealed class GlobalAvgPoolTests
         Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, ForwardDouble(s, v)), x), 1e-7, 1e-5, "dx vs central differences");
     }
 
+    [Fact]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation()
+    {
+        var s = new GlobalAvgPoolShape(3, 7, 5, 6);
+        var random = new Random(12);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        GlobalAvgPool.ForwardCpu(s, x, y);
+        GlobalAvgPool.BackwardCpu(s, dy, dx);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var ky = new float[s.OutputLength];
+        var kdx = new float[s.InputLength];
+        GlobalAvgPool.Forward(acc, s, new View<float>(x), new View<float>(ky));
+        GlobalAvgPool.Backward(acc, s, new View<float>(dy), new View<float>(kdx));
+        Tolerance.AssertClose(ky, y, 1e-7, 1e-6, "forward kernel");
+        Tolerance.AssertClose(kdx, dx, 0, 1e-7, "backward kernel");
+    }
+
     internal static double[] ForwardDouble(in GlobalAvgPoolShape s, double[] x)
     {
         var y = new double[s.OutputLength];

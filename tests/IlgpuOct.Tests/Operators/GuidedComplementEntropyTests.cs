@@ -66,6 +66,31 @@ public sealed class GuidedComplementEntropyTests
         act.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*at least 3 classes*");
     }
 
+    [Theory]
+    [InlineData(7, 4, false)]
+    [InlineData(300, 3, false)]
+    [InlineData(5, 10, true)]
+    public void Kernel_on_cpu_kernels_matches_the_cpu_implementation(int n, int classes, bool sum)
+    {
+        var s = new LogitsShape(n, classes);
+        var random = new Random(n * 3 + classes);
+        float[] z = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length, 6.0));
+        var labels = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = random.Next(classes);
+        }
+        var reduction = sum ? LossReduction.Sum : LossReduction.Mean;
+        var dlogits = new float[s.Length];
+        float loss = GuidedComplementEntropy.ComputeCpu(s, z, labels, dlogits, reduction);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var kloss = new float[1];
+        var kdl = new float[s.Length];
+        GuidedComplementEntropy.Compute(acc, s, new View<float>(z), new View<int>(labels), new View<float>(kloss), new View<float>(kdl), reduction);
+        Tolerance.AssertClose(kloss, [loss], 1e-6, 1e-6, "loss kernel");
+        Tolerance.AssertClose(kdl, dlogits, 1e-7, 1e-6, "dlogits kernel");
+    }
+
     /// <summary>The README's definition, literally, in double.</summary>
     internal static double LossDouble(in LogitsShape s, double[] z, int[] labels)
     {

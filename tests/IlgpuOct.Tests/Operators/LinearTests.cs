@@ -70,6 +70,28 @@ public sealed class LinearTests
         db2.Should().Equal(db);
     }
 
+    [Fact]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation()
+    {
+        var s = new LinearShape(6, 40, 5);
+        var random = new Random(22);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        float[] w = GradientCheck.ToFloat(GradientCheck.Random(random, s.WeightLength));
+        float[] b = GradientCheck.ToFloat(GradientCheck.Random(random, s.Out));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        float[] y = new float[s.OutputLength], dx = new float[s.InputLength], dw = new float[s.WeightLength], db = new float[s.Out];
+        Linear.ForwardCpu(s, x, w, b, y);
+        Linear.BackwardCpu(s, x, w, dy, dx, dw, db);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        float[] ky = new float[s.OutputLength], kdx = new float[s.InputLength], kdw = new float[s.WeightLength], kdb = new float[s.Out];
+        Linear.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(b), new View<float>(ky));
+        Linear.Backward(acc, s, new View<float>(x), new View<float>(w), new View<float>(dy), new View<float>(kdx), new View<float>(kdw), new View<float>(kdb));
+        Tolerance.AssertClose(ky, y, 1e-5, 1e-5, "forward kernel");
+        Tolerance.AssertClose(kdx, dx, 1e-5, 1e-5, "backward-data kernel");
+        Tolerance.AssertClose(kdw, dw, 1e-5, 1e-5, "backward-weight kernel");
+        Tolerance.AssertClose(kdb, db, 1e-6, 1e-6, "bias-gradient kernel");
+    }
+
     internal static double[] ForwardDouble(in LinearShape s, double[] x, double[] w, double[] b)
     {
         var y = new double[s.OutputLength];

@@ -89,6 +89,28 @@ public sealed class SgdTests
     }
 
     [Fact]
+    public void Kernel_on_cpu_kernels_matches_the_cpu_implementation_over_three_steps()
+    {
+        int length = 5000;
+        var random = new Random(4);
+        float[] w = GradientCheck.ToFloat(GradientCheck.Random(random, length));
+        float[] kw = (float[])w.Clone();
+        var buf = new float[length];
+        var kbuf = new float[length];
+        var settings = new SgdSettings(0.05f, 0.9f, 5e-4f);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        for (int step = 0; step < 3; step++)
+        {
+            float[] grad = GradientCheck.ToFloat(GradientCheck.Random(random, length));
+            Sgd.StepCpu(w, grad, buf, settings);
+            Sgd.Step(acc, new View<float>(kw), new View<float>(grad), new View<float>(kbuf), settings);
+        }
+        // Same operations in the same order: equal up to SIMD vs scalar rounding (none expected).
+        Tolerance.AssertClose(kw, w, 1e-7, 1e-6, "weights");
+        Tolerance.AssertClose(kbuf, buf, 1e-7, 1e-6, "momentum buffers");
+    }
+
+    [Fact]
     public void Schedules_take_their_values_at_key_steps()
     {
         var cosine = LearningRateSchedule.Cosine(0.1f, 100, 0.001f);
