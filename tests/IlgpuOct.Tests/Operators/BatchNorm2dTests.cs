@@ -13,9 +13,11 @@ public sealed class BatchNorm2dTests
 
     public BatchNorm2dTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Training_forward_backward_and_running_statistics_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Training_forward_backward_and_running_statistics_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var settings = GradientCheck.Settings(file.Metadata["bn"]);
@@ -32,13 +34,13 @@ public sealed class BatchNorm2dTests
         var dgamma = new float[s.C];
         var dbeta = new float[s.C];
 
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         BatchNorm2d.ForwardTraining(acc, s, V(x), V(gamma), V(beta), V(runningMean), V(runningVar), V(y), V(saveMean), V(saveInvStd), momentum, eps);
         BatchNorm2d.BackwardTraining(acc, s, V(x), V(dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dgamma), V(dbeta));
 
         float[] ey = file["bn.y"].ToFloat(), edx = file["bn.dx"].ToFloat(), edg = file["bn.dgamma"].ToFloat(), edb = file["bn.dbeta"].ToFloat();
         float[] erm = file["bn.running_mean.after"].ToFloat(), erv = file["bn.running_var.after"].ToFloat();
-        _output.WriteLine($"bn {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dgamma {Tolerance.RelativeL2(dgamma, edg):G3}, " +
+        _output.WriteLine($"{kind} bn {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dgamma {Tolerance.RelativeL2(dgamma, edg):G3}, " +
             $"dbeta {Tolerance.RelativeL2(dbeta, edb):G3}, running_mean {Tolerance.RelativeL2(runningMean, erm):G3}, running_var {Tolerance.RelativeL2(runningVar, erv):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "bn.y");
         Tolerance.AssertRelativeL2(runningMean, erm, 1e-4, "bn.running_mean.after");

@@ -13,13 +13,14 @@ public sealed class Conv2dTests
 
     public Conv2dTests(ITestOutputHelper output) => _output = output;
 
-    public static TheoryData<int> GoldenCases()
+    public static TheoryData<int, AcceleratorKind> GoldenCases()
     {
-        var data = new TheoryData<int>();
+        var data = new TheoryData<int, AcceleratorKind>();
         int count = int.Parse(Golden.Load("ops.safetensors").Metadata["conv.count"], System.Globalization.CultureInfo.InvariantCulture);
         for (int i = 0; i < count; i++)
         {
-            data.Add(i);
+            data.Add(i, AcceleratorKind.Cpu);
+            data.Add(i, AcceleratorKind.CpuKernels);
         }
         return data;
     }
@@ -27,7 +28,7 @@ public sealed class Conv2dTests
     [Theory]
     [Trait("Category", "Golden")]
     [MemberData(nameof(GoldenCases))]
-    public void Cpu_matches_golden_forward_and_gradients(int index)
+    public void Forward_and_gradients_match_golden(int index, AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var settings = GradientCheck.Settings(file.Metadata[$"conv.{index}"]);
@@ -38,7 +39,7 @@ public sealed class Conv2dTests
         w.Shape[1].Should().Be(s.InC);
         file[$"conv.{index}.y"].Shape.Should().Equal(s.N, s.OutC, s.OutH, s.OutW);
 
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         float[] xs = x.ToFloat(), ws = w.ToFloat(), dy = file[$"conv.{index}.dy"].ToFloat();
         var y = new float[s.OutputLength];
         var dx = new float[s.InputLength];
@@ -48,7 +49,7 @@ public sealed class Conv2dTests
         Conv2d.BackwardWeight(acc, s, new View<float>(xs), new View<float>(dy), new View<float>(dw));
 
         float[] ey = file[$"conv.{index}.y"].ToFloat(), edx = file[$"conv.{index}.dx"].ToFloat(), edw = file[$"conv.{index}.dw"].ToFloat();
-        _output.WriteLine($"conv.{index} {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}");
+        _output.WriteLine($"{kind} conv.{index} {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, $"conv.{index}.y");
         Tolerance.AssertRelativeL2(dx, edx, 1e-3, $"conv.{index}.dx");
         Tolerance.AssertRelativeL2(dw, edw, 1e-3, $"conv.{index}.dw");

@@ -13,9 +13,11 @@ public sealed class CrossEntropyTests
 
     public CrossEntropyTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Loss_and_gradient_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Loss_and_gradient_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var lt = file["xent.logits"];
@@ -24,10 +26,10 @@ public sealed class CrossEntropyTests
         int[] labels = file["xent.labels"].ToInt32();
         var loss = new float[1];
         var dlogits = new float[s.Length];
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         CrossEntropy.Compute(acc, s, new View<float>(logits), new View<int>(labels), new View<float>(loss), new View<float>(dlogits));
         float[] eloss = file["xent.loss"].ToFloat(), edl = file["xent.dlogits"].ToFloat();
-        _output.WriteLine($"xent {s}: relL2 loss {Tolerance.RelativeL2(loss, eloss):G3}, dlogits {Tolerance.RelativeL2(dlogits, edl):G3}");
+        _output.WriteLine($"{kind} xent {s}: relL2 loss {Tolerance.RelativeL2(loss, eloss):G3}, dlogits {Tolerance.RelativeL2(dlogits, edl):G3}");
         Tolerance.AssertRelativeL2(loss, eloss, 1e-4, "xent.loss");
         Tolerance.AssertRelativeL2(dlogits, edl, 1e-3, "xent.dlogits");
         Tolerance.AssertClose(loss, eloss, atol: 1e-6, rtol: 1e-5, "xent.loss");

@@ -13,9 +13,11 @@ public sealed class GlobalAvgPoolTests
 
     public GlobalAvgPoolTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Forward_and_backward_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Forward_and_backward_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var xt = file["avgpool.x"];
@@ -24,11 +26,11 @@ public sealed class GlobalAvgPoolTests
         float[] x = xt.ToFloat(), dy = file["avgpool.dy"].ToFloat();
         var y = new float[s.OutputLength];
         var dx = new float[s.InputLength];
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         GlobalAvgPool.Forward(acc, s, new View<float>(x), new View<float>(y));
         GlobalAvgPool.Backward(acc, s, new View<float>(dy), new View<float>(dx));
         float[] ey = file["avgpool.y"].ToFloat(), edx = file["avgpool.dx"].ToFloat();
-        _output.WriteLine($"avgpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
+        _output.WriteLine($"{kind} avgpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "avgpool.y");
         Tolerance.AssertRelativeL2(dx, edx, 1e-3, "avgpool.dx");
         Tolerance.AssertClose(y, ey, atol: 1e-6, rtol: 1e-5, "avgpool.y");

@@ -13,9 +13,11 @@ public sealed class LinearTests
 
     public LinearTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Forward_and_backward_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Forward_and_backward_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var xt = file["linear.x"];
@@ -27,11 +29,11 @@ public sealed class LinearTests
         var dx = new float[s.InputLength];
         var dw = new float[s.WeightLength];
         var db = new float[s.Out];
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         Linear.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(b), new View<float>(y));
         Linear.Backward(acc, s, new View<float>(x), new View<float>(w), new View<float>(dy), new View<float>(dx), new View<float>(dw), new View<float>(db));
         float[] ey = file["linear.y"].ToFloat(), edx = file["linear.dx"].ToFloat(), edw = file["linear.dw"].ToFloat(), edb = file["linear.db"].ToFloat();
-        _output.WriteLine($"linear {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}, db {Tolerance.RelativeL2(db, edb):G3}");
+        _output.WriteLine($"{kind} linear {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}, db {Tolerance.RelativeL2(db, edb):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "linear.y");
         Tolerance.AssertRelativeL2(dx, edx, 1e-3, "linear.dx");
         Tolerance.AssertRelativeL2(dw, edw, 1e-3, "linear.dw");

@@ -13,9 +13,11 @@ public sealed class MaxPool2dTests
 
     public MaxPool2dTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Forward_and_backward_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Forward_and_backward_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var settings = GradientCheck.Settings(file.Metadata["maxpool"]);
@@ -27,11 +29,11 @@ public sealed class MaxPool2dTests
         var y = new float[s.OutputLength];
         var indices = new int[s.OutputLength];
         var dx = new float[s.InputLength];
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         MaxPool2d.Forward(acc, s, new View<float>(x), new View<float>(y), new View<int>(indices));
         MaxPool2d.Backward(acc, s, new View<float>(dy), new View<int>(indices), new View<float>(dx));
         float[] ey = file["maxpool.y"].ToFloat(), edx = file["maxpool.dx"].ToFloat();
-        _output.WriteLine($"maxpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
+        _output.WriteLine($"{kind} maxpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "maxpool.y");
         Tolerance.AssertRelativeL2(dx, edx, 1e-3, "maxpool.dx");
         Tolerance.AssertClose(y, ey, atol: 0, rtol: 0, "maxpool.y (a selection, so exact)");
