@@ -105,36 +105,12 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
+        var plan = CpuPlan.For(s);
         var shape = s;
-        int inImage = s.InC * s.H * s.W;
-        int outImage = s.OutC * s.ColumnCols;
         fixed (float* px = x, pw = w, py = y)
         {
             nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
-            int gemmThreads = GemmThreadsPerWorker(shape);
-            ForEachImage(shape, n =>
-            {
-                var image = new ReadOnlySpan<float>((float*)ax + (long)n * inImage, inImage);
-                var weight = new ReadOnlySpan<float>((float*)aw, shape.WeightLength);
-                var output = new Span<float>((float*)ay + (long)n * outImage, outImage);
-                if (shape.IsPointwise)
-                {
-                    Gemm.Cpu(false, false, shape.OutC, shape.ColumnCols, shape.InC, 1f, weight, shape.InC, image, shape.ColumnCols, 0f, output, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
-                    return;
-                }
-                int colLength = shape.ColumnRows * shape.ColumnCols;
-                float[] col = ArrayPool<float>.Shared.Rent(colLength);
-                try
-                {
-                    var columns = col.AsSpan(0, colLength);
-                    Im2Col(shape, image, columns);
-                    Gemm.Cpu(false, false, shape.OutC, shape.ColumnCols, shape.ColumnRows, 1f, weight, shape.ColumnRows, columns, shape.ColumnCols, 0f, output, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
-                }
-                finally
-                {
-                    ArrayPool<float>.Shared.Return(col);
-                }
-            });
+            plan.ForEachChunk(chunk => ForwardChunk(shape, plan, (float*)ax, (float*)aw, (float*)ay, chunk));
         }
     }
 
@@ -145,36 +121,12 @@ public static unsafe partial class Conv2d
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
+        var plan = CpuPlan.For(s);
         var shape = s;
-        int inImage = s.InC * s.H * s.W;
-        int outImage = s.OutC * s.ColumnCols;
         fixed (float* pw = w, pdy = dy, pdx = dx)
         {
             nint aw = (nint)pw, ady = (nint)pdy, adx = (nint)pdx;
-            int gemmThreads = GemmThreadsPerWorker(shape);
-            ForEachImage(shape, n =>
-            {
-                var weight = new ReadOnlySpan<float>((float*)aw, shape.WeightLength);
-                var gradOut = new ReadOnlySpan<float>((float*)ady + (long)n * outImage, outImage);
-                var gradIn = new Span<float>((float*)adx + (long)n * inImage, inImage);
-                if (shape.IsPointwise)
-                {
-                    Gemm.Cpu(true, false, shape.InC, shape.ColumnCols, shape.OutC, 1f, weight, shape.InC, gradOut, shape.ColumnCols, 0f, gradIn, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
-                    return;
-                }
-                int colLength = shape.ColumnRows * shape.ColumnCols;
-                float[] col = ArrayPool<float>.Shared.Rent(colLength);
-                try
-                {
-                    var columns = col.AsSpan(0, colLength);
-                    Gemm.Cpu(true, false, shape.ColumnRows, shape.ColumnCols, shape.OutC, 1f, weight, shape.ColumnRows, gradOut, shape.ColumnCols, 0f, columns, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
-                    Col2Im(shape, columns, gradIn);
-                }
-                finally
-                {
-                    ArrayPool<float>.Shared.Return(col);
-                }
-            });
+            plan.ForEachChunk(chunk => BackwardDataChunk(shape, plan, (float*)aw, (float*)ady, (float*)adx, chunk));
         }
     }
 
@@ -188,15 +140,12 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dw.Length, s.WeightLength, nameof(dw), "(OutC, InC, K, K)");
+        var plan = CpuPlan.For(s);
         var shape = s;
-        int inImage = s.InC * s.H * s.W;
-        int outImage = s.OutC * s.ColumnCols;
         int weightLength = s.WeightLength;
-        long work = (long)s.N * s.OutC * s.ColumnRows * s.ColumnCols;
-        // A fixed partition of the batch (not work stealing) keeps the summation order, and so the
+        // A fixed partition of the chunks (not work stealing) keeps the summation order, and so the
         // bits, the same from run to run; partial sums are added in partition order.
-        int parts = work < ParallelWorkThreshold ? 1 : Math.Min(s.N, Gemm.CpuMaxThreads);
-        int gemmThreads = Math.Max(1, Gemm.CpuMaxThreads / parts);
+        int parts = plan.Workers;
         float[]? partials = parts > 1 ? ArrayPool<float>.Shared.Rent((parts - 1) * weightLength) : null;
         try
         {
@@ -206,35 +155,12 @@ public static unsafe partial class Conv2d
                 nint ax = (nint)px, ady = (nint)pdy, adw = (nint)pdw, apart = (nint)ppart;
                 void RunPart(int part)
                 {
-                    int first = (int)((long)shape.N * part / parts);
-                    int end = (int)((long)shape.N * (part + 1) / parts);
-                    var target = part == 0
-                        ? new Span<float>((float*)adw, weightLength)
-                        : new Span<float>((float*)apart + (long)(part - 1) * weightLength, weightLength);
-                    int colLength = shape.IsPointwise ? 0 : shape.ColumnRows * shape.ColumnCols;
-                    float[]? col = colLength > 0 ? ArrayPool<float>.Shared.Rent(colLength) : null;
-                    try
+                    int firstChunk = (int)((long)plan.Chunks * part / parts);
+                    int endChunk = (int)((long)plan.Chunks * (part + 1) / parts);
+                    float* target = part == 0 ? (float*)adw : (float*)apart + (long)(part - 1) * weightLength;
+                    for (int chunk = firstChunk; chunk < endChunk; chunk++)
                     {
-                        for (int n = first; n < end; n++)
-                        {
-                            var image = new ReadOnlySpan<float>((float*)ax + (long)n * inImage, inImage);
-                            var gradOut = new ReadOnlySpan<float>((float*)ady + (long)n * outImage, outImage);
-                            ReadOnlySpan<float> columns = image;
-                            if (col is not null)
-                            {
-                                Im2Col(shape, image, col.AsSpan(0, colLength));
-                                columns = col.AsSpan(0, colLength);
-                            }
-                            float beta = n == first ? 0f : 1f;
-                            Gemm.Cpu(false, true, shape.OutC, shape.ColumnRows, shape.ColumnCols, 1f, gradOut, shape.ColumnCols, columns, shape.ColumnCols, beta, target, shape.ColumnRows, SgemmMicroKernel.Auto, gemmThreads);
-                        }
-                    }
-                    finally
-                    {
-                        if (col is not null)
-                        {
-                            ArrayPool<float>.Shared.Return(col);
-                        }
+                        BackwardWeightChunk(shape, plan, (float*)ax, (float*)ady, target, chunk, accumulate: chunk != firstChunk);
                     }
                 }
 
@@ -244,7 +170,7 @@ public static unsafe partial class Conv2d
                 }
                 else
                 {
-                    Parallel.For(0, parts, RunPart);
+                    Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, RunPart);
                     var total = new Span<float>((float*)adw, weightLength);
                     for (int part = 1; part < parts; part++)
                     {
@@ -263,10 +189,200 @@ public static unsafe partial class Conv2d
     }
 
     /// <summary>
+    /// How the CPU splits a batch: images are grouped into chunks so that each chunk's GEMM has at
+    /// least ~256 columns (small feature maps otherwise degrade into matrix-vector products that
+    /// re-read the weights per image), with the chunk's column matrix bounded in size; chunks run on
+    /// up to Gemm.CpuMaxThreads workers and the threads left over go to each chunk's GEMM.
+    /// </summary>
+    private readonly record struct CpuPlan(int ImagesPerChunk, int Chunks, int Workers, int GemmThreads)
+    {
+        private const int TargetColumns = 256;
+        private const long MaxColumnFloats = 1L << 22;
+
+        public static CpuPlan For(in Conv2dShape s)
+        {
+            int pixels = s.ColumnCols;
+            long perImage = (long)Math.Max(s.ColumnRows, s.OutC) * pixels;
+            int images = Math.Clamp((TargetColumns + pixels - 1) / pixels, 1, s.N);
+            images = (int)Math.Max(1, Math.Min(images, MaxColumnFloats / Math.Max(1, perImage)));
+            int chunks = (s.N + images - 1) / images;
+            long work = (long)s.N * s.OutC * s.ColumnRows * pixels;
+            int threads = Gemm.CpuMaxThreads;
+            int workers = work < ParallelWorkThreshold ? 1 : Math.Min(chunks, threads);
+            return new CpuPlan(images, chunks, workers, Math.Max(1, threads / workers));
+        }
+
+        public int First(int chunk) => chunk * ImagesPerChunk;
+
+        public int Count(int chunk, int n) => Math.Min(ImagesPerChunk, n - chunk * ImagesPerChunk);
+
+        public void ForEachChunk(Action<int> body)
+        {
+            if (Workers == 1)
+            {
+                for (int chunk = 0; chunk < Chunks; chunk++)
+                {
+                    body(chunk);
+                }
+            }
+            else
+            {
+                Parallel.For(0, Chunks, new ParallelOptions { MaxDegreeOfParallelism = Workers }, body);
+            }
+        }
+    }
+
+    // y[first .. first+count) = W * cols(x[first .. first+count)).
+    private static void ForwardChunk(in Conv2dShape s, in CpuPlan plan, float* x, float* w, float* y, int chunk)
+    {
+        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
+        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        var weight = new ReadOnlySpan<float>(w, s.WeightLength);
+        if (count == 1 && s.IsPointwise)
+        {
+            Gemm.Cpu(false, false, s.OutC, pixels, rows, 1f, weight, rows, new ReadOnlySpan<float>(x + (long)first * inImage, inImage), pixels,
+                0f, new Span<float>(y + (long)first * outImage, outImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
+            return;
+        }
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
+        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                Im2Col(s, new ReadOnlySpan<float>(x + (long)(first + i) * inImage, inImage), columns, ld, i * pixels);
+            }
+            if (staged is null)
+            {
+                Gemm.Cpu(false, false, s.OutC, pixels, rows, 1f, weight, rows, columns.AsSpan(0, rows * ld), ld,
+                    0f, new Span<float>(y + (long)first * outImage, outImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
+                return;
+            }
+            Gemm.Cpu(false, false, s.OutC, ld, rows, 1f, weight, rows, columns.AsSpan(0, rows * ld), ld,
+                0f, staged.AsSpan(0, s.OutC * ld), ld, SgemmMicroKernel.Auto, plan.GemmThreads);
+            for (int i = 0; i < count; i++)
+            {
+                var output = new Span<float>(y + (long)(first + i) * outImage, outImage);
+                for (int oc = 0; oc < s.OutC; oc++)
+                {
+                    staged.AsSpan(oc * ld + i * pixels, pixels).CopyTo(output.Slice(oc * pixels, pixels));
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            if (staged is not null)
+            {
+                ArrayPool<float>.Shared.Return(staged);
+            }
+        }
+    }
+
+    // dx[first .. first+count) = col2im(W^T * dy[first .. first+count)).
+    private static void BackwardDataChunk(in Conv2dShape s, in CpuPlan plan, float* w, float* dy, float* dx, int chunk)
+    {
+        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
+        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        var weight = new ReadOnlySpan<float>(w, s.WeightLength);
+        if (count == 1 && s.IsPointwise)
+        {
+            Gemm.Cpu(true, false, rows, pixels, s.OutC, 1f, weight, rows, new ReadOnlySpan<float>(dy + (long)first * outImage, outImage), pixels,
+                0f, new Span<float>(dx + (long)first * inImage, inImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
+            return;
+        }
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
+        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
+        try
+        {
+            ReadOnlySpan<float> gradOut = new ReadOnlySpan<float>(dy + (long)first * outImage, outImage);
+            if (staged is not null)
+            {
+                StageImageMajor(s.OutC, pixels, count, dy + (long)first * outImage, staged);
+                gradOut = staged.AsSpan(0, s.OutC * ld);
+            }
+            Gemm.Cpu(true, false, rows, ld, s.OutC, 1f, weight, rows, gradOut, ld, 0f, columns.AsSpan(0, rows * ld), ld, SgemmMicroKernel.Auto, plan.GemmThreads);
+            for (int i = 0; i < count; i++)
+            {
+                Col2Im(s, columns, ld, i * pixels, new Span<float>(dx + (long)(first + i) * inImage, inImage));
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            if (staged is not null)
+            {
+                ArrayPool<float>.Shared.Return(staged);
+            }
+        }
+    }
+
+    // dw (+)= dy[first .. first+count) * cols(x[first .. first+count))^T.
+    private static void BackwardWeightChunk(in Conv2dShape s, in CpuPlan plan, float* x, float* dy, float* dw, int chunk, bool accumulate)
+    {
+        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
+        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        var target = new Span<float>(dw, s.WeightLength);
+        float beta = accumulate ? 1f : 0f;
+        if (count == 1 && s.IsPointwise)
+        {
+            Gemm.Cpu(false, true, s.OutC, rows, pixels, 1f, new ReadOnlySpan<float>(dy + (long)first * outImage, outImage), pixels,
+                new ReadOnlySpan<float>(x + (long)first * inImage, inImage), pixels, beta, target, rows, SgemmMicroKernel.Auto, plan.GemmThreads);
+            return;
+        }
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
+        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                Im2Col(s, new ReadOnlySpan<float>(x + (long)(first + i) * inImage, inImage), columns, ld, i * pixels);
+            }
+            ReadOnlySpan<float> gradOut = new ReadOnlySpan<float>(dy + (long)first * outImage, outImage);
+            if (staged is not null)
+            {
+                StageImageMajor(s.OutC, pixels, count, dy + (long)first * outImage, staged);
+                gradOut = staged.AsSpan(0, s.OutC * ld);
+            }
+            Gemm.Cpu(false, true, s.OutC, rows, ld, 1f, gradOut, ld, columns.AsSpan(0, rows * ld), ld, beta, target, rows, SgemmMicroKernel.Auto, plan.GemmThreads);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            if (staged is not null)
+            {
+                ArrayPool<float>.Shared.Return(staged);
+            }
+        }
+    }
+
+    // (count, channels, pixels) -> (channels, count * pixels): the images of a chunk side by side.
+    private static void StageImageMajor(int channels, int pixels, int count, float* source, float[] staged)
+    {
+        int ld = count * pixels;
+        for (int i = 0; i < count; i++)
+        {
+            for (int c = 0; c < channels; c++)
+            {
+                new ReadOnlySpan<float>(source + ((long)i * channels + c) * pixels, pixels).CopyTo(staged.AsSpan(c * ld + i * pixels, pixels));
+            }
+        }
+    }
+
+    /// <summary>
     /// Unfolds one image (InC, H, W) into its column matrix (InC*K*K, OutH*OutW): row (c, kh, kw)
     /// holds x[c, oh*S - P + kh, ow*S - P + kw] for every output position, 0 in the padding.
     /// </summary>
-    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns)
+    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns) => Im2Col(s, image, columns, s.ColumnCols, 0);
+
+    /// <summary>
+    /// <see cref="Im2Col(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> into a wider matrix: row r
+    /// of this image starts at columns[r * ld + offset] (several images side by side).
+    /// </summary>
+    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns, int ld, int offset)
     {
         int k = s.Kernel, stride = s.Stride, pad = s.Padding, h = s.H, w = s.W, outH = s.OutH, outW = s.OutW;
         int cols = outH * outW;
@@ -276,7 +392,7 @@ public static unsafe partial class Conv2d
             {
                 for (int kw = 0; kw < k; kw++)
                 {
-                    var row = columns.Slice(((c * k + kh) * k + kw) * cols, cols);
+                    var row = columns.Slice(((c * k + kh) * k + kw) * ld + offset, cols);
                     ValidRange(kw, pad, stride, w, outW, out int owLo, out int owHi);
                     for (int oh = 0; oh < outH; oh++)
                     {
@@ -307,8 +423,11 @@ public static unsafe partial class Conv2d
         }
     }
 
-    /// <summary>The adjoint of <see cref="Im2Col"/>: image (InC, H, W) = sum of column entries at their source pixels (overwritten).</summary>
-    public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, Span<float> image)
+    /// <summary>The adjoint of <see cref="Im2Col(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/>: image (InC, H, W) = sum of column entries at their source pixels (overwritten).</summary>
+    public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, Span<float> image) => Col2Im(s, columns, s.ColumnCols, 0, image);
+
+    /// <summary><see cref="Col2Im(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> from a wider matrix (row r at columns[r * ld + offset]).</summary>
+    public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, int ld, int offset, Span<float> image)
     {
         int k = s.Kernel, stride = s.Stride, pad = s.Padding, h = s.H, w = s.W, outH = s.OutH, outW = s.OutW;
         int cols = outH * outW;
@@ -319,7 +438,7 @@ public static unsafe partial class Conv2d
             {
                 for (int kw = 0; kw < k; kw++)
                 {
-                    var row = columns.Slice(((c * k + kh) * k + kw) * cols, cols);
+                    var row = columns.Slice(((c * k + kh) * k + kw) * ld + offset, cols);
                     ValidRange(kw, pad, stride, w, outW, out int owLo, out int owHi);
                     if (owHi <= owLo)
                     {
@@ -362,32 +481,6 @@ public static unsafe partial class Conv2d
     private static int FloorDiv(int a, int b) => a >= 0 ? a / b : -((-a + b - 1) / b);
 
     private static int CeilDiv(int a, int b) => -FloorDiv(-a, b);
-
-    // Images run on up to Gemm.CpuMaxThreads workers; the threads left over go to each image's GEMM
-    // (a batch smaller than the core count then still uses every core).
-    private static int ImageWorkers(in Conv2dShape s)
-    {
-        long work = (long)s.N * s.OutC * s.ColumnRows * s.ColumnCols;
-        return work < ParallelWorkThreshold ? 1 : Math.Min(s.N, Gemm.CpuMaxThreads);
-    }
-
-    private static int GemmThreadsPerWorker(in Conv2dShape s) => Math.Max(1, Gemm.CpuMaxThreads / ImageWorkers(s));
-
-    private static void ForEachImage(in Conv2dShape s, Action<int> body)
-    {
-        int workers = ImageWorkers(s);
-        if (workers == 1)
-        {
-            for (int n = 0; n < s.N; n++)
-            {
-                body(n);
-            }
-        }
-        else
-        {
-            Parallel.For(0, s.N, new ParallelOptions { MaxDegreeOfParallelism = workers }, body);
-        }
-    }
 
     // ---- Kernels: implicit GEMM ----
     //
