@@ -88,6 +88,25 @@ public static partial class Gemm
         }
     }
 
+    /// <summary>Name of the kernel variant <see cref="Run"/> launches on kernel accelerators.</summary>
+    public static string DefaultVariantName => "(GPU kernels pending)";
+
+    /// <summary>
+    /// C = alpha * op(A) * op(B) + beta * C on an accelerator: the CPU implementation on cpu, the
+    /// kernel on cpu-kernels and cuda. Same argument rules as <see cref="Cpu(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>.
+    /// </summary>
+    public static void Run(Accelerator acc, bool transA, bool transB, int m, int n, int k, float alpha,
+        View<float> a, int lda, View<float> b, int ldb, float beta, View<float> c, int ldc)
+    {
+        ArgumentNullException.ThrowIfNull(acc);
+        if (acc.Kind == AcceleratorKind.Cpu)
+        {
+            Cpu(transA, transB, m, n, k, alpha, a.AsSpan(), lda, b.AsSpan(), ldb, beta, c.AsSpan(), ldc);
+            return;
+        }
+        throw new InvalidOperationException("GEMM kernels are not written yet (waiting for the kernel generator).");
+    }
+
     private static int ClampLength(long length) => (int)Math.Clamp(length, -1, int.MaxValue);
 
     /// <summary>Checks dimensions, strides and that each span holds its whole matrix; messages say what to pass.</summary>
