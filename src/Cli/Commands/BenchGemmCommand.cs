@@ -65,10 +65,16 @@ internal static class BenchGemmCommand
         shapesOption.AcceptOnlyFromAmong("all", "square", "resnet", "resnet64", "resnet224");
         var repeat = new Option<int>("--repeat") { Description = "Timed runs per product after one warm-up; the median is reported.", DefaultValueFactory = _ => 5 };
         var threads = new Option<int>("--threads") { Description = "CPU threads for the cpu device (default: all logical processors).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var variantOption = new Option<string>("--variant")
+        {
+            Description = "Kernel on cpu-kernels/cuda: auto | 1 (naive) | 2 (64x64 tiles) | 3 (128x128 tiles) | all (each in turn).",
+            DefaultValueFactory = _ => "auto",
+        };
+        variantOption.AcceptOnlyFromAmong("auto", "1", "2", "3", "all");
         var json = CliRunner.JsonOption();
         var command = new Command("gemm", "SGEMM GFLOP/s: square and ResNet-18 im2col shapes, with the fraction of FP32 peak on cpu.")
         {
-            device, sizes, shapesOption, repeat, threads, json,
+            device, sizes, shapesOption, repeat, threads, variantOption, json,
         };
         CliRunner.SetAction(command, (parse, token) =>
         {
@@ -108,7 +114,15 @@ internal static class BenchGemmCommand
             Gemm.CpuMaxThreads = threadCount;
             try
             {
-                var report = Measure(accelerator, shapes, repeats, threadCount, token);
+                GemmVariant[] variants = parse.GetValue(variantOption) switch
+                {
+                    "1" => [GemmVariant.Gemm1Naive],
+                    "2" => [GemmVariant.Gemm2Tiled64],
+                    "3" => [GemmVariant.Gemm3Tiled128],
+                    "all" => [GemmVariant.Gemm1Naive, GemmVariant.Gemm2Tiled64, GemmVariant.Gemm3Tiled128],
+                    _ => [GemmVariant.Auto],
+                };
+                var report = Measure(accelerator, shapes, variants, repeats, threadCount, token);
                 if (parse.GetValue(json))
                 {
                     Ui.WriteJson(report);
@@ -127,7 +141,7 @@ internal static class BenchGemmCommand
         return command;
     }
 
-    private static Report Measure(Accelerator accelerator, IReadOnlyList<Shape> shapes, int repeats, int threads, CancellationToken token)
+    private static Report Measure(Accelerator accelerator, IReadOnlyList<Shape> shapes, IReadOnlyList<GemmVariant> variants, int repeats, int threads, CancellationToken token)
     {
         bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
         PeakInfo? peak = null;
@@ -137,7 +151,11 @@ internal static class BenchGemmCommand
             peak = new PeakInfo(estimate.Cores, estimate.CoresSource, Math.Round(estimate.Ghz, 3), estimate.ClockSource,
                 estimate.ProcCpuinfoGhz, estimate.FlopsPerCycle, Math.Round(estimate.PeakGflopsFor(threads), 1));
         }
-        string implementation = cpu ? $"Gemm.Cpu, {Gemm.CpuMicroKernel} micro-kernel" : Gemm.DefaultVariantName;
+        string implementation = cpu ? $"Gemm.Cpu, {Gemm.CpuMicroKernel} micro-kernel" : $"GEMM kernels ({string.Join(", ", variants)})";
+        if (cpu)
+        {
+            variants = [GemmVariant.Auto]; // the cpu engine has one implementation
+        }
         var rows = new List<Row>();
         var rng = new Random(1234);
         foreach (var shape in shapes)
@@ -151,39 +169,49 @@ internal static class BenchGemmCommand
             using var c = accelerator.Allocate<float>(cLength);
             int lda = shape.TransA ? shape.M : shape.K;
             int ldb = shape.TransB ? shape.K : shape.N;
-            void RunOnce() => Gemm.Run(accelerator, shape.TransA, shape.TransB, shape.M, shape.N, shape.K, 1f, a, lda, b, ldb, 0f, c, shape.N);
-
-            RunOnce(); // warm-up: JIT, thread pool, page faults, kernel compilation
-            accelerator.Synchronize();
-            var times = new double[repeats];
-            var cpuSeconds = new double[repeats];
-            using var timer = accelerator.CreateTimer();
-            for (int r = 0; r < repeats; r++)
+            foreach (var variant in variants)
             {
-                token.ThrowIfCancellationRequested();
-                double cpuBefore = CpuTime.ProcessSeconds();
-                timer.Start();
-                RunOnce();
-                timer.Stop();
-                times[r] = timer.ElapsedMilliseconds;
-                cpuSeconds[r] = CpuTime.ProcessSeconds() - cpuBefore;
+                rows.Add(TimeOne(accelerator, shape, variant, a, lda, b, ldb, c, repeats, threads, peak, token));
             }
-            Array.Sort(cpuSeconds);
-            double medianCpu = cpuSeconds[repeats / 2];
-            // CPU time counts only the time our threads ran: on a machine shared with other work it
-            // shows what the code does per busy core, where wall time shows what the caller waited.
-            double? perCpuSecond = cpu && medianCpu > 0 ? shape.Flops / medianCpu / 1e9 : null;
-            Array.Sort(times);
-            double median = repeats % 2 == 1 ? times[repeats / 2] : (times[repeats / 2 - 1] + times[repeats / 2]) / 2;
-            double gflops = shape.Flops / (median * 1e-3) / 1e9;
-            rows.Add(new Row(shape.Name, shape.M, shape.N, shape.K, shape.TransA, shape.TransB,
-                cpu ? Gemm.CpuMicroKernel.ToString() : Gemm.DefaultVariantName,
-                Math.Round(median, 3), Math.Round(times[0], 3), Math.Round(gflops, 2),
-                peak is null ? null : Math.Round(gflops / peak.PeakGflops, 3),
-                perCpuSecond is { } g ? Math.Round(g, 2) : null,
-                perCpuSecond is { } h && peak is not null ? Math.Round(h / (peak.PeakGflops / Math.Min(threads, peak.Cores)), 3) : null));
         }
         return new Report(accelerator.Id, accelerator.Name, implementation, cpu ? threads : 0, repeats, peak, rows);
+    }
+
+    private static Row TimeOne(Accelerator accelerator, Shape shape, GemmVariant variant, View<float> a, int lda, View<float> b, int ldb, View<float> c,
+        int repeats, int threads, PeakInfo? peak, CancellationToken token)
+    {
+        bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        void RunOnce() => Gemm.Run(accelerator, shape.TransA, shape.TransB, shape.M, shape.N, shape.K, 1f, a, lda, b, ldb, 0f, c, shape.N, variant);
+
+        RunOnce(); // warm-up: JIT, thread pool, page faults, kernel compilation
+        accelerator.Synchronize();
+        var times = new double[repeats];
+        var cpuSeconds = new double[repeats];
+        using var timer = accelerator.CreateTimer();
+        for (int r = 0; r < repeats; r++)
+        {
+            token.ThrowIfCancellationRequested();
+            double cpuBefore = CpuTime.ProcessSeconds();
+            timer.Start();
+            RunOnce();
+            timer.Stop();
+            times[r] = timer.ElapsedMilliseconds;
+            cpuSeconds[r] = CpuTime.ProcessSeconds() - cpuBefore;
+        }
+        Array.Sort(cpuSeconds);
+        double medianCpu = cpuSeconds[repeats / 2];
+        // CPU time counts only the time our threads ran: on a machine shared with other work it
+        // shows what the code does per busy core, where wall time shows what the caller waited.
+        double? perCpuSecond = cpu && medianCpu > 0 ? shape.Flops / medianCpu / 1e9 : null;
+        Array.Sort(times);
+        double median = repeats % 2 == 1 ? times[repeats / 2] : (times[repeats / 2 - 1] + times[repeats / 2]) / 2;
+        double gflops = shape.Flops / (median * 1e-3) / 1e9;
+        return new Row(shape.Name, shape.M, shape.N, shape.K, shape.TransA, shape.TransB,
+            cpu ? Gemm.CpuMicroKernel.ToString() : Gemm.ResolveVariant(variant, shape.M, shape.N).ToString(),
+            Math.Round(median, 3), Math.Round(times[0], 3), Math.Round(gflops, 2),
+            peak is null ? null : Math.Round(gflops / peak.PeakGflops, 3),
+            perCpuSecond is { } g ? Math.Round(g, 2) : null,
+            perCpuSecond is { } h && peak is not null ? Math.Round(h / (peak.PeakGflops / Math.Min(threads, peak.Cores)), 3) : null);
     }
 
     private static void Render(Report report)
@@ -199,7 +227,7 @@ internal static class BenchGemmCommand
             Console.WriteLine($"  cores: {p.CoresSource}");
             Console.WriteLine("  GFLOP/CPU-s: FLOPs over the process's CPU time (the time its threads actually ran; differs from wall time on a busy machine); of core peak: that per core over one core's peak");
         }
-        var headers = new List<string> { "product", "m", "n", "k", "median ms", "min ms", "GFLOP/s" };
+        var headers = new List<string> { "product", "m", "n", "k", "kernel", "median ms", "min ms", "GFLOP/s" };
         if (report.Peak is not null)
         {
             headers.Add("of peak");
@@ -214,6 +242,7 @@ internal static class BenchGemmCommand
                 r.M.ToString(inv),
                 r.N.ToString(inv),
                 r.K.ToString(inv),
+                r.Variant,
                 r.MedianMs.ToString("F3", inv),
                 r.MinMs.ToString("F3", inv),
                 r.Gflops.ToString("F1", inv),
