@@ -79,6 +79,8 @@ public sealed class GeneratorDiagnosticTests
         { Kernel("var v = x; v[0] = 1f;"), "IOCT0026", "views can be indexed" },
         { Kernel("y[0] = x[^1];"), "IOCT0026", "views can be indexed" },
         { "public partial class K { [Kernel] public static void Run(KernelContext ctx, View<float> y) => y[0] = 1f; }", "IOCT0027", "no block body" },
+        { "public partial class K { [Kernel] public static void Run(KernelContext ctx, View<float> y) { } [Kernel] public static void Run(KernelContext ctx, View<int> y) { } }", "IOCT0021", "give each kernel its own name" },
+        { Kernel("var a = ctx.Shared<float>(8192); var b = ctx.Shared<double>(2049); a[0] = 1f; b[0] = 2.0; y[0] = a[0];"), "IOCT0028", "49160 bytes of static shared memory" },
     };
 
     [Theory]
