@@ -1,0 +1,1009 @@
+using System.Buffers;
+using System.Numerics.Tensors;
+using IlgpuOct.Kernels.Cpu;
+
+namespace IlgpuOct.Kernels.Operators;
+
+/// <summary>
+/// The geometry of a 2-d convolution without bias: input (N, InC, H, W), weight (OutC, InC, K, K),
+/// output (N, OutC, OutH, OutW) with OutH = (H + 2 Padding - K) / Stride + 1 (floor).
+/// </summary>
+public readonly record struct Conv2dShape(int N, int InC, int H, int W, int OutC, int Kernel, int Stride, int Padding)
+{
+    public int OutH => (H + 2 * Padding - Kernel) / Stride + 1;
+
+    public int OutW => (W + 2 * Padding - Kernel) / Stride + 1;
+
+    /// <summary>Elements of x: N * InC * H * W.</summary>
+    public int InputLength => N * InC * H * W;
+
+    /// <summary>Elements of w: OutC * InC * K * K.</summary>
+    public int WeightLength => OutC * InC * Kernel * Kernel;
+
+    /// <summary>Elements of y: N * OutC * OutH * OutW.</summary>
+    public int OutputLength => N * OutC * OutH * OutW;
+
+    /// <summary>Rows of one image's im2col matrix: InC * K * K.</summary>
+    public int ColumnRows => InC * Kernel * Kernel;
+
+    /// <summary>Columns of one image's im2col matrix: OutH * OutW.</summary>
+    public int ColumnCols => OutH * OutW;
+
+    /// <summary>A 1x1, stride-1, unpadded convolution reads the image itself as its column matrix.</summary>
+    public bool IsPointwise => Kernel == 1 && Stride == 1 && Padding == 0;
+
+    /// <summary>Throws with the offending value when the shape cannot describe a convolution.</summary>
+    public void Validate()
+    {
+        if (N < 1 || InC < 1 || H < 1 || W < 1 || OutC < 1 || Kernel < 1 || Stride < 1 || Padding < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Conv2dShape), $"{this}: every extent, the kernel and the stride must be >= 1 and the padding >= 0.");
+        }
+        if (H + 2 * Padding < Kernel || W + 2 * Padding < Kernel)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Conv2dShape), $"{this}: the padded input ({H + 2 * Padding}x{W + 2 * Padding}) is smaller than the kernel {Kernel}; pad more or use a smaller kernel.");
+        }
+        if ((long)N * InC * H * W > int.MaxValue || (long)N * OutC * OutH * OutW > int.MaxValue || (long)ColumnRows * ColumnCols > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Conv2dShape), $"{this}: a tensor exceeds 2^31-1 elements; split the batch.");
+        }
+    }
+}
+
+/// <summary>
+/// 2-d convolution (NCHW, no bias, square kernel, any stride and padding).
+/// CPU: per image, im2col (skipped for pointwise convolutions) and one SGEMM through
+/// <see cref="Gemm.Cpu"/>; images run in parallel with pooled per-thread scratch; backward data
+/// is W^T dy followed by col2im; backward weight accumulates dy col^T over images in a fixed
+/// partition, so two runs on the same machine give the same bits.
+/// </summary>
+public static unsafe partial class Conv2d
+{
+    // Below this many multiply-adds a parallel loop costs more than it saves.
+    private const long ParallelWorkThreshold = 1L << 16;
+
+    /// <summary>y = conv(x, w) on the accelerator: the CPU implementation on <c>cpu</c>, the kernels elsewhere. Shapes as <see cref="ForwardCpu"/>.</summary>
+    public static void Forward(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            ForwardCpu(s, x.AsSpan(), w.AsSpan(), y.AsSpan());
+            return;
+        }
+        ForwardKernels(accelerator, s, x, w, y);
+    }
+
+    /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>.</summary>
+    public static void BackwardData(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            BackwardDataCpu(s, w.AsSpan(), dy.AsSpan(), dx.AsSpan());
+            return;
+        }
+        BackwardDataKernels(accelerator, s, w, dy, dx);
+    }
+
+    /// <summary>dw (overwritten) given x and dy on the accelerator. Shapes as <see cref="BackwardWeightCpu"/>.</summary>
+    public static void BackwardWeight(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            BackwardWeightCpu(s, x.AsSpan(), dy.AsSpan(), dw.AsSpan());
+            return;
+        }
+        BackwardWeightKernels(accelerator, s, x, dy, dw);
+    }
+
+    /// <summary>y = conv(x, w). x (N, InC, H, W), w (OutC, InC, K, K), y (N, OutC, OutH, OutW) overwritten.</summary>
+    public static void ForwardCpu(in Conv2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
+        RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
+        var plan = CpuPlan.For(s);
+        var shape = s;
+        fixed (float* px = x, pw = w, py = y)
+        {
+            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
+            plan.ForEachChunk(chunk => ForwardChunk(shape, plan, (float*)ax, (float*)aw, (float*)ay, chunk));
+        }
+    }
+
+    /// <summary>dx = d loss / d x given dy. w (OutC, InC, K, K), dy (N, OutC, OutH, OutW), dx (N, InC, H, W) overwritten.</summary>
+    public static void BackwardDataCpu(in Conv2dShape s, ReadOnlySpan<float> w, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        s.Validate();
+        RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
+        RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
+        var plan = CpuPlan.For(s);
+        var shape = s;
+        fixed (float* pw = w, pdy = dy, pdx = dx)
+        {
+            nint aw = (nint)pw, ady = (nint)pdy, adx = (nint)pdx;
+            plan.ForEachChunk(chunk => BackwardDataChunk(shape, plan, (float*)aw, (float*)ady, (float*)adx, chunk));
+        }
+    }
+
+    /// <summary>
+    /// dw = d loss / d w given x and dy, OVERWRITTEN (not accumulated). x (N, InC, H, W),
+    /// dy (N, OutC, OutH, OutW), dw (OutC, InC, K, K).
+    /// </summary>
+    public static void BackwardWeightCpu(in Conv2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dw)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
+        RequireLength(dw.Length, s.WeightLength, nameof(dw), "(OutC, InC, K, K)");
+        var plan = CpuPlan.For(s);
+        var shape = s;
+        int weightLength = s.WeightLength;
+        // A fixed partition of the chunks (not work stealing) keeps the summation order, and so the
+        // bits, the same from run to run; partial sums are added in partition order.
+        int parts = plan.Workers;
+        float[]? partials = parts > 1 ? ArrayPool<float>.Shared.Rent((parts - 1) * weightLength) : null;
+        try
+        {
+            fixed (float* px = x, pdy = dy, pdw = dw)
+            fixed (float* ppart = partials)
+            {
+                nint ax = (nint)px, ady = (nint)pdy, adw = (nint)pdw, apart = (nint)ppart;
+                void RunPart(int part)
+                {
+                    int firstChunk = (int)((long)plan.Chunks * part / parts);
+                    int endChunk = (int)((long)plan.Chunks * (part + 1) / parts);
+                    float* target = part == 0 ? (float*)adw : (float*)apart + (long)(part - 1) * weightLength;
+                    for (int chunk = firstChunk; chunk < endChunk; chunk++)
+                    {
+                        BackwardWeightChunk(shape, plan, (float*)ax, (float*)ady, target, chunk, accumulate: chunk != firstChunk);
+                    }
+                }
+
+                if (parts == 1)
+                {
+                    RunPart(0);
+                }
+                else
+                {
+                    Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, RunPart);
+                    var total = new Span<float>((float*)adw, weightLength);
+                    for (int part = 1; part < parts; part++)
+                    {
+                        TensorPrimitives.Add(total, new ReadOnlySpan<float>((float*)apart + (long)(part - 1) * weightLength, weightLength), total);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (partials is not null)
+            {
+                ArrayPool<float>.Shared.Return(partials);
+            }
+        }
+    }
+
+    /// <summary>
+    /// How the CPU splits a batch: images are grouped into chunks so that each chunk's GEMM has at
+    /// least ~256 columns (small feature maps otherwise degrade into matrix-vector products that
+    /// re-read the weights per image), with the chunk's column matrix bounded in size; chunks run on
+    /// up to Gemm.CpuMaxThreads workers and the threads left over go to each chunk's GEMM.
+    /// </summary>
+    private readonly record struct CpuPlan(int ImagesPerChunk, int Chunks, int Workers, int GemmThreads)
+    {
+        private const int TargetColumns = 256;
+        private const long MaxColumnFloats = 1L << 22;
+
+        public static CpuPlan For(in Conv2dShape s)
+        {
+            int pixels = s.ColumnCols;
+            long perImage = (long)Math.Max(s.ColumnRows, s.OutC) * pixels;
+            int images = Math.Clamp((TargetColumns + pixels - 1) / pixels, 1, s.N);
+            images = (int)Math.Max(1, Math.Min(images, MaxColumnFloats / Math.Max(1, perImage)));
+            int chunks = (s.N + images - 1) / images;
+            long work = (long)s.N * s.OutC * s.ColumnRows * pixels;
+            int threads = Gemm.CpuMaxThreads;
+            int workers = work < ParallelWorkThreshold ? 1 : Math.Min(chunks, threads);
+            return new CpuPlan(images, chunks, workers, Math.Max(1, threads / workers));
+        }
+
+        public int First(int chunk) => chunk * ImagesPerChunk;
+
+        public int Count(int chunk, int n) => Math.Min(ImagesPerChunk, n - chunk * ImagesPerChunk);
+
+        public void ForEachChunk(Action<int> body)
+        {
+            if (Workers == 1)
+            {
+                for (int chunk = 0; chunk < Chunks; chunk++)
+                {
+                    body(chunk);
+                }
+            }
+            else
+            {
+                Parallel.For(0, Chunks, new ParallelOptions { MaxDegreeOfParallelism = Workers }, body);
+            }
+        }
+    }
+
+    // y[first .. first+count) = W * cols(x[first .. first+count)).
+    private static void ForwardChunk(in Conv2dShape s, in CpuPlan plan, float* x, float* w, float* y, int chunk)
+    {
+        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
+        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        var weight = new ReadOnlySpan<float>(w, s.WeightLength);
+        if (count == 1 && s.IsPointwise)
+        {
+            Gemm.Cpu(false, false, s.OutC, pixels, rows, 1f, weight, rows, new ReadOnlySpan<float>(x + (long)first * inImage, inImage), pixels,
+                0f, new Span<float>(y + (long)first * outImage, outImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
+            return;
+        }
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
+        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                Im2Col(s, new ReadOnlySpan<float>(x + (long)(first + i) * inImage, inImage), columns, ld, i * pixels);
+            }
+            if (staged is null)
+            {
+                Gemm.Cpu(false, false, s.OutC, pixels, rows, 1f, weight, rows, columns.AsSpan(0, rows * ld), ld,
+                    0f, new Span<float>(y + (long)first * outImage, outImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
+                return;
+            }
+            Gemm.Cpu(false, false, s.OutC, ld, rows, 1f, weight, rows, columns.AsSpan(0, rows * ld), ld,
+                0f, staged.AsSpan(0, s.OutC * ld), ld, SgemmMicroKernel.Auto, plan.GemmThreads);
+            for (int i = 0; i < count; i++)
+            {
+                var output = new Span<float>(y + (long)(first + i) * outImage, outImage);
+                for (int oc = 0; oc < s.OutC; oc++)
+                {
+                    staged.AsSpan(oc * ld + i * pixels, pixels).CopyTo(output.Slice(oc * pixels, pixels));
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            if (staged is not null)
+            {
+                ArrayPool<float>.Shared.Return(staged);
+            }
+        }
+    }
+
+    // dx[first .. first+count) = col2im(W^T * dy[first .. first+count)).
+    private static void BackwardDataChunk(in Conv2dShape s, in CpuPlan plan, float* w, float* dy, float* dx, int chunk)
+    {
+        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
+        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        var weight = new ReadOnlySpan<float>(w, s.WeightLength);
+        if (count == 1 && s.IsPointwise)
+        {
+            Gemm.Cpu(true, false, rows, pixels, s.OutC, 1f, weight, rows, new ReadOnlySpan<float>(dy + (long)first * outImage, outImage), pixels,
+                0f, new Span<float>(dx + (long)first * inImage, inImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
+            return;
+        }
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
+        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
+        try
+        {
+            ReadOnlySpan<float> gradOut = new ReadOnlySpan<float>(dy + (long)first * outImage, outImage);
+            if (staged is not null)
+            {
+                StageImageMajor(s.OutC, pixels, count, dy + (long)first * outImage, staged);
+                gradOut = staged.AsSpan(0, s.OutC * ld);
+            }
+            Gemm.Cpu(true, false, rows, ld, s.OutC, 1f, weight, rows, gradOut, ld, 0f, columns.AsSpan(0, rows * ld), ld, SgemmMicroKernel.Auto, plan.GemmThreads);
+            for (int i = 0; i < count; i++)
+            {
+                Col2Im(s, columns, ld, i * pixels, new Span<float>(dx + (long)(first + i) * inImage, inImage));
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            if (staged is not null)
+            {
+                ArrayPool<float>.Shared.Return(staged);
+            }
+        }
+    }
+
+    // dw (+)= dy[first .. first+count) * cols(x[first .. first+count))^T.
+    private static void BackwardWeightChunk(in Conv2dShape s, in CpuPlan plan, float* x, float* dy, float* dw, int chunk, bool accumulate)
+    {
+        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
+        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        var target = new Span<float>(dw, s.WeightLength);
+        float beta = accumulate ? 1f : 0f;
+        if (count == 1 && s.IsPointwise)
+        {
+            Gemm.Cpu(false, true, s.OutC, rows, pixels, 1f, new ReadOnlySpan<float>(dy + (long)first * outImage, outImage), pixels,
+                new ReadOnlySpan<float>(x + (long)first * inImage, inImage), pixels, beta, target, rows, SgemmMicroKernel.Auto, plan.GemmThreads);
+            return;
+        }
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
+        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                Im2Col(s, new ReadOnlySpan<float>(x + (long)(first + i) * inImage, inImage), columns, ld, i * pixels);
+            }
+            ReadOnlySpan<float> gradOut = new ReadOnlySpan<float>(dy + (long)first * outImage, outImage);
+            if (staged is not null)
+            {
+                StageImageMajor(s.OutC, pixels, count, dy + (long)first * outImage, staged);
+                gradOut = staged.AsSpan(0, s.OutC * ld);
+            }
+            Gemm.Cpu(false, true, s.OutC, rows, ld, 1f, gradOut, ld, columns.AsSpan(0, rows * ld), ld, beta, target, rows, SgemmMicroKernel.Auto, plan.GemmThreads);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            if (staged is not null)
+            {
+                ArrayPool<float>.Shared.Return(staged);
+            }
+        }
+    }
+
+    // (count, channels, pixels) -> (channels, count * pixels): the images of a chunk side by side.
+    private static void StageImageMajor(int channels, int pixels, int count, float* source, float[] staged)
+    {
+        int ld = count * pixels;
+        for (int i = 0; i < count; i++)
+        {
+            for (int c = 0; c < channels; c++)
+            {
+                new ReadOnlySpan<float>(source + ((long)i * channels + c) * pixels, pixels).CopyTo(staged.AsSpan(c * ld + i * pixels, pixels));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Unfolds one image (InC, H, W) into its column matrix (InC*K*K, OutH*OutW): row (c, kh, kw)
+    /// holds x[c, oh*S - P + kh, ow*S - P + kw] for every output position, 0 in the padding.
+    /// </summary>
+    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns) => Im2Col(s, image, columns, s.ColumnCols, 0);
+
+    /// <summary>
+    /// <see cref="Im2Col(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> into a wider matrix: row r
+    /// of this image starts at columns[r * ld + offset] (several images side by side).
+    /// </summary>
+    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns, int ld, int offset)
+    {
+        int k = s.Kernel, stride = s.Stride, pad = s.Padding, h = s.H, w = s.W, outH = s.OutH, outW = s.OutW;
+        int cols = outH * outW;
+        for (int c = 0; c < s.InC; c++)
+        {
+            for (int kh = 0; kh < k; kh++)
+            {
+                for (int kw = 0; kw < k; kw++)
+                {
+                    var row = columns.Slice(((c * k + kh) * k + kw) * ld + offset, cols);
+                    ValidRange(kw, pad, stride, w, outW, out int owLo, out int owHi);
+                    for (int oh = 0; oh < outH; oh++)
+                    {
+                        var dst = row.Slice(oh * outW, outW);
+                        int ih = oh * stride - pad + kh;
+                        if ((uint)ih >= (uint)h || owHi <= owLo)
+                        {
+                            dst.Clear();
+                            continue;
+                        }
+                        dst[..owLo].Clear();
+                        dst[owHi..].Clear();
+                        var src = image.Slice((c * h + ih) * w, w);
+                        if (stride == 1)
+                        {
+                            src.Slice(owLo - pad + kw, owHi - owLo).CopyTo(dst[owLo..owHi]);
+                        }
+                        else
+                        {
+                            for (int ow = owLo; ow < owHi; ow++)
+                            {
+                                dst[ow] = src[ow * stride - pad + kw];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>The adjoint of <see cref="Im2Col(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/>: image (InC, H, W) = sum of column entries at their source pixels (overwritten).</summary>
+    public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, Span<float> image) => Col2Im(s, columns, s.ColumnCols, 0, image);
+
+    /// <summary><see cref="Col2Im(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> from a wider matrix (row r at columns[r * ld + offset]).</summary>
+    public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, int ld, int offset, Span<float> image)
+    {
+        int k = s.Kernel, stride = s.Stride, pad = s.Padding, h = s.H, w = s.W, outH = s.OutH, outW = s.OutW;
+        int cols = outH * outW;
+        image[..(s.InC * h * w)].Clear();
+        for (int c = 0; c < s.InC; c++)
+        {
+            for (int kh = 0; kh < k; kh++)
+            {
+                for (int kw = 0; kw < k; kw++)
+                {
+                    var row = columns.Slice(((c * k + kh) * k + kw) * ld + offset, cols);
+                    ValidRange(kw, pad, stride, w, outW, out int owLo, out int owHi);
+                    if (owHi <= owLo)
+                    {
+                        continue;
+                    }
+                    for (int oh = 0; oh < outH; oh++)
+                    {
+                        int ih = oh * stride - pad + kh;
+                        if ((uint)ih >= (uint)h)
+                        {
+                            continue;
+                        }
+                        var src = row.Slice(oh * outW, outW);
+                        var dst = image.Slice((c * h + ih) * w, w);
+                        if (stride == 1)
+                        {
+                            var target = dst.Slice(owLo - pad + kw, owHi - owLo);
+                            TensorPrimitives.Add(target, src[owLo..owHi], target);
+                        }
+                        else
+                        {
+                            for (int ow = owLo; ow < owHi; ow++)
+                            {
+                                dst[ow * stride - pad + kw] += src[ow];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Output columns [lo, hi) whose input column ow*S - P + kw lies inside [0, W).</summary>
+    private static void ValidRange(int kw, int pad, int stride, int w, int outW, out int lo, out int hi)
+    {
+        lo = Math.Max(0, CeilDiv(pad - kw, stride));
+        hi = Math.Min(outW, FloorDiv(w - 1 + pad - kw, stride) + 1);
+    }
+
+    private static int FloorDiv(int a, int b) => a >= 0 ? a / b : -((-a + b - 1) / b);
+
+    private static int CeilDiv(int a, int b) => -FloorDiv(-a, b);
+
+    // ---- Kernels: implicit GEMM ----
+    //
+    // Each product is a tiled GEMM whose operands are gathered straight from the tensors (no im2col
+    // buffer, one launch per call): a block of 16x16 threads computes a 64x64 tile of C, each thread a
+    // 4x4 register block, over K in slices of 16 staged in shared memory (rows padded to 65 floats
+    // against bank conflicts). Index arithmetic is hoisted: a thread's gather column is fixed for the
+    // whole launch, and the 16 rows of each K slice are decoded once per slice into a small shared table.
+    //   forward         y  (OutC x N*OH*OW)  = W (OutC x InC*K*K) * cols(x)
+    //   backward data   dx (InC x N*H*W)     = W^T (rows (oc, kh, kw)) * dy gathered through the taps
+    //   backward weight dw (OutC x InC*K*K)  = dy (OutC x N*OH*OW) * cols(x)^T, the long N*OH*OW split
+    //                   across gridDim.z with atomic adds into a cleared dw when that fills the GPU better.
+
+    private const int TileM = 64;
+    private const int TileN = 64;
+    private const int TileK = 16;
+    private const int TilePitch = 65;
+    private const int TileThreads = 16;
+    private const int TileLength = TileK * TilePitch;
+
+    [Kernel]
+    private static void ConvForwardTile(KernelContext ctx, View<float> w, View<float> x, View<float> y,
+        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch)
+    {
+        var tileA = ctx.Shared<float>(TileLength);
+        var tileB = ctx.Shared<float>(TileLength);
+        var rowOffset = ctx.Shared<int>(TileK);
+        var rowKh = ctx.Shared<int>(TileK);
+        var rowKw = ctx.Shared<int>(TileK);
+        int tx = ctx.ThreadIdx.X;
+        int ty = ctx.ThreadIdx.Y;
+        int tid = ty * TileThreads + tx;
+        int rowBase = ctx.BlockIdx.Y * TileM;
+        int colBase = ctx.BlockIdx.X * TileN;
+        int kk = kernel * kernel;
+        int kDim = inC * kk;
+        int outHW = outH * outW;
+        int nDim = batch * outHW;
+        // This thread's gather column: output pixel (n, oh, ow).
+        int column = colBase + tid % TileN;
+        bool columnValid = column < nDim;
+        int image = columnValid ? column / outHW : 0;
+        int pixel = column - image * outHW;
+        int ihBase = pixel / outW * stride - padding;
+        int iwBase = pixel % outW * stride - padding;
+        int columnOffset = image * inC * h * wd + ihBase * wd + iwBase;
+        int bRow = tid / TileN;
+        int aCol = tid % TileK;
+        int aRow = tid / TileK;
+        float c00 = 0f;
+        float c01 = 0f;
+        float c02 = 0f;
+        float c03 = 0f;
+        float c10 = 0f;
+        float c11 = 0f;
+        float c12 = 0f;
+        float c13 = 0f;
+        float c20 = 0f;
+        float c21 = 0f;
+        float c22 = 0f;
+        float c23 = 0f;
+        float c30 = 0f;
+        float c31 = 0f;
+        float c32 = 0f;
+        float c33 = 0f;
+        for (int k0 = 0; k0 < kDim; k0 += TileK)
+        {
+            if (tid < TileK)
+            {
+                int k = k0 + tid;
+                int c = k / kk;
+                int r = k - c * kk;
+                int kh = r / kernel;
+                int kw = r - kh * kernel;
+                rowOffset[tid] = (c * h + kh) * wd + kw;
+                rowKh[tid] = k < kDim ? kh : -1000000;
+                rowKw[tid] = kw;
+            }
+            ctx.Barrier();
+            for (int i = 0; i < 4; i++)
+            {
+                int m = rowBase + aRow + 16 * i;
+                int ka = k0 + aCol;
+                tileA[aCol * TilePitch + aRow + 16 * i] = m < outC && ka < kDim ? w[m * kDim + ka] : 0f;
+                int row = bRow + 4 * i;
+                int ih = ihBase + rowKh[row];
+                int iw = iwBase + rowKw[row];
+                bool inside = columnValid && ih >= 0 && ih < h && iw >= 0 && iw < wd;
+                tileB[row * TilePitch + tid % TileN] = inside ? x[columnOffset + rowOffset[row]] : 0f;
+            }
+            ctx.Barrier();
+            for (int q = 0; q < TileK; q++)
+            {
+                int ra = q * TilePitch + ty;
+                int rb = q * TilePitch + tx;
+                float a0 = tileA[ra];
+                float a1 = tileA[ra + 16];
+                float a2 = tileA[ra + 32];
+                float a3 = tileA[ra + 48];
+                float b0 = tileB[rb];
+                float b1 = tileB[rb + 16];
+                float b2 = tileB[rb + 32];
+                float b3 = tileB[rb + 48];
+                c00 += a0 * b0;
+                c01 += a0 * b1;
+                c02 += a0 * b2;
+                c03 += a0 * b3;
+                c10 += a1 * b0;
+                c11 += a1 * b1;
+                c12 += a1 * b2;
+                c13 += a1 * b3;
+                c20 += a2 * b0;
+                c21 += a2 * b1;
+                c22 += a2 * b2;
+                c23 += a2 * b3;
+                c30 += a3 * b0;
+                c31 += a3 * b1;
+                c32 += a3 * b2;
+                c33 += a3 * b3;
+            }
+            ctx.Barrier();
+        }
+        int m0 = rowBase + ty;
+        int n0 = colBase + tx;
+        StoreImageMajor(y, m0, n0, c00, c10, c20, c30, outC, nDim, outHW);
+        StoreImageMajor(y, m0, n0 + 16, c01, c11, c21, c31, outC, nDim, outHW);
+        StoreImageMajor(y, m0, n0 + 32, c02, c12, c22, c32, outC, nDim, outHW);
+        StoreImageMajor(y, m0, n0 + 48, c03, c13, c23, c33, outC, nDim, outHW);
+    }
+
+    [Kernel]
+    private static void ConvBackwardDataTile(KernelContext ctx, View<float> w, View<float> dy, View<float> dx,
+        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch)
+    {
+        var tileA = ctx.Shared<float>(TileLength);
+        var tileB = ctx.Shared<float>(TileLength);
+        var rowWeight = ctx.Shared<int>(TileK);
+        var rowGrad = ctx.Shared<int>(TileK);
+        var rowKh = ctx.Shared<int>(TileK);
+        var rowKw = ctx.Shared<int>(TileK);
+        int tx = ctx.ThreadIdx.X;
+        int ty = ctx.ThreadIdx.Y;
+        int tid = ty * TileThreads + tx;
+        int rowBase = ctx.BlockIdx.Y * TileM;
+        int colBase = ctx.BlockIdx.X * TileN;
+        int kk = kernel * kernel;
+        int kDim = outC * kk;
+        int hw = h * wd;
+        int outHW = outH * outW;
+        int nDim = batch * hw;
+        // This thread's gather column: input pixel (n, ih, iw).
+        int column = colBase + tid % TileN;
+        bool columnValid = column < nDim;
+        int image = columnValid ? column / hw : 0;
+        int pixel = column - image * hw;
+        int ihPadded = pixel / wd + padding;
+        int iwPadded = pixel % wd + padding;
+        int gradBase = image * outC * outHW;
+        int bRow = tid / TileN;
+        int aCol = tid % TileK;
+        int aRow = tid / TileK;
+        float c00 = 0f;
+        float c01 = 0f;
+        float c02 = 0f;
+        float c03 = 0f;
+        float c10 = 0f;
+        float c11 = 0f;
+        float c12 = 0f;
+        float c13 = 0f;
+        float c20 = 0f;
+        float c21 = 0f;
+        float c22 = 0f;
+        float c23 = 0f;
+        float c30 = 0f;
+        float c31 = 0f;
+        float c32 = 0f;
+        float c33 = 0f;
+        for (int k0 = 0; k0 < kDim; k0 += TileK)
+        {
+            if (tid < TileK)
+            {
+                int k = k0 + tid;
+                int oc = k / kk;
+                int r = k - oc * kk;
+                int kh = r / kernel;
+                rowWeight[tid] = oc * inC * kk + r;
+                rowGrad[tid] = oc * outHW;
+                rowKh[tid] = k < kDim ? kh : 1000000;
+                rowKw[tid] = r - kh * kernel;
+            }
+            ctx.Barrier();
+            for (int i = 0; i < 4; i++)
+            {
+                int m = rowBase + aRow + 16 * i;
+                tileA[aCol * TilePitch + aRow + 16 * i] = m < inC && k0 + aCol < kDim ? w[rowWeight[aCol] + m * kk] : 0f;
+                int row = bRow + 4 * i;
+                int th = ihPadded - rowKh[row];
+                int tw = iwPadded - rowKw[row];
+                int oh = th / stride;
+                int ow = tw / stride;
+                bool hit = columnValid && th >= 0 && tw >= 0 && oh * stride == th && ow * stride == tw && oh < outH && ow < outW;
+                tileB[row * TilePitch + tid % TileN] = hit ? dy[gradBase + rowGrad[row] + oh * outW + ow] : 0f;
+            }
+            ctx.Barrier();
+            for (int q = 0; q < TileK; q++)
+            {
+                int ra = q * TilePitch + ty;
+                int rb = q * TilePitch + tx;
+                float a0 = tileA[ra];
+                float a1 = tileA[ra + 16];
+                float a2 = tileA[ra + 32];
+                float a3 = tileA[ra + 48];
+                float b0 = tileB[rb];
+                float b1 = tileB[rb + 16];
+                float b2 = tileB[rb + 32];
+                float b3 = tileB[rb + 48];
+                c00 += a0 * b0;
+                c01 += a0 * b1;
+                c02 += a0 * b2;
+                c03 += a0 * b3;
+                c10 += a1 * b0;
+                c11 += a1 * b1;
+                c12 += a1 * b2;
+                c13 += a1 * b3;
+                c20 += a2 * b0;
+                c21 += a2 * b1;
+                c22 += a2 * b2;
+                c23 += a2 * b3;
+                c30 += a3 * b0;
+                c31 += a3 * b1;
+                c32 += a3 * b2;
+                c33 += a3 * b3;
+            }
+            ctx.Barrier();
+        }
+        int m0 = rowBase + ty;
+        int n0 = colBase + tx;
+        StoreImageMajor(dx, m0, n0, c00, c10, c20, c30, inC, nDim, hw);
+        StoreImageMajor(dx, m0, n0 + 16, c01, c11, c21, c31, inC, nDim, hw);
+        StoreImageMajor(dx, m0, n0 + 32, c02, c12, c22, c32, inC, nDim, hw);
+        StoreImageMajor(dx, m0, n0 + 48, c03, c13, c23, c33, inC, nDim, hw);
+    }
+
+    [Kernel]
+    private static void ConvBackwardWeightTile(KernelContext ctx, View<float> x, View<float> dy, View<float> dw,
+        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch, int kPerSplit, int atomicStore)
+    {
+        var tileA = ctx.Shared<float>(TileLength);
+        var tileB = ctx.Shared<float>(TileLength);
+        var rowImage = ctx.Shared<int>(TileK);
+        var rowGrad = ctx.Shared<int>(TileK);
+        var rowIh = ctx.Shared<int>(TileK);
+        var rowIw = ctx.Shared<int>(TileK);
+        int tx = ctx.ThreadIdx.X;
+        int ty = ctx.ThreadIdx.Y;
+        int tid = ty * TileThreads + tx;
+        int rowBase = ctx.BlockIdx.Y * TileM;
+        int colBase = ctx.BlockIdx.X * TileN;
+        int kk = kernel * kernel;
+        int nDim = inC * kk;
+        int outHW = outH * outW;
+        int kDim = batch * outHW;
+        int kBegin = ctx.BlockIdx.Z * kPerSplit;
+        int kEnd = Math.Min(kDim, kBegin + kPerSplit);
+        // This thread's four gather columns (c, kh, kw) of x, fixed for the launch.
+        int kSlot = tid % TileK;
+        int nSlot = tid / TileK;
+        int j0 = colBase + nSlot;
+        int j1 = j0 + 16;
+        int j2 = j0 + 32;
+        int j3 = j0 + 48;
+        int kh0 = j0 % kk / kernel;
+        int kh1 = j1 % kk / kernel;
+        int kh2 = j2 % kk / kernel;
+        int kh3 = j3 % kk / kernel;
+        int kw0 = j0 % kernel;
+        int kw1 = j1 % kernel;
+        int kw2 = j2 % kernel;
+        int kw3 = j3 % kernel;
+        int off0 = (j0 / kk * h + kh0) * wd + kw0;
+        int off1 = (j1 / kk * h + kh1) * wd + kw1;
+        int off2 = (j2 / kk * h + kh2) * wd + kw2;
+        int off3 = (j3 / kk * h + kh3) * wd + kw3;
+        float c00 = 0f;
+        float c01 = 0f;
+        float c02 = 0f;
+        float c03 = 0f;
+        float c10 = 0f;
+        float c11 = 0f;
+        float c12 = 0f;
+        float c13 = 0f;
+        float c20 = 0f;
+        float c21 = 0f;
+        float c22 = 0f;
+        float c23 = 0f;
+        float c30 = 0f;
+        float c31 = 0f;
+        float c32 = 0f;
+        float c33 = 0f;
+        for (int k0 = kBegin; k0 < kEnd; k0 += TileK)
+        {
+            if (tid < TileK)
+            {
+                int k = k0 + tid;
+                int image = k / outHW;
+                int p = k - image * outHW;
+                int oh = p / outW;
+                rowImage[tid] = image * inC * h * wd;
+                rowGrad[tid] = image * outC * outHW + p;
+                rowIh[tid] = k < kEnd ? oh * stride - padding : -1000000;
+                rowIw[tid] = (p - oh * outW) * stride - padding;
+            }
+            ctx.Barrier();
+            bool rowValid = k0 + kSlot < kEnd;
+            int ihBase = rowIh[kSlot];
+            int iwBase = rowIw[kSlot];
+            int imageBase = rowImage[kSlot] + ihBase * wd + iwBase;
+            int gradRow = rowGrad[kSlot];
+            for (int i = 0; i < 4; i++)
+            {
+                int m = rowBase + nSlot + 16 * i;
+                tileA[kSlot * TilePitch + nSlot + 16 * i] = rowValid && m < outC ? dy[gradRow + m * outHW] : 0f;
+            }
+            tileB[kSlot * TilePitch + nSlot] = LoadTap(x, j0 < nDim, imageBase, off0, ihBase + kh0, iwBase + kw0, h, wd);
+            tileB[kSlot * TilePitch + nSlot + 16] = LoadTap(x, j1 < nDim, imageBase, off1, ihBase + kh1, iwBase + kw1, h, wd);
+            tileB[kSlot * TilePitch + nSlot + 32] = LoadTap(x, j2 < nDim, imageBase, off2, ihBase + kh2, iwBase + kw2, h, wd);
+            tileB[kSlot * TilePitch + nSlot + 48] = LoadTap(x, j3 < nDim, imageBase, off3, ihBase + kh3, iwBase + kw3, h, wd);
+            ctx.Barrier();
+            for (int q = 0; q < TileK; q++)
+            {
+                int ra = q * TilePitch + ty;
+                int rb = q * TilePitch + tx;
+                float a0 = tileA[ra];
+                float a1 = tileA[ra + 16];
+                float a2 = tileA[ra + 32];
+                float a3 = tileA[ra + 48];
+                float b0 = tileB[rb];
+                float b1 = tileB[rb + 16];
+                float b2 = tileB[rb + 32];
+                float b3 = tileB[rb + 48];
+                c00 += a0 * b0;
+                c01 += a0 * b1;
+                c02 += a0 * b2;
+                c03 += a0 * b3;
+                c10 += a1 * b0;
+                c11 += a1 * b1;
+                c12 += a1 * b2;
+                c13 += a1 * b3;
+                c20 += a2 * b0;
+                c21 += a2 * b1;
+                c22 += a2 * b2;
+                c23 += a2 * b3;
+                c30 += a3 * b0;
+                c31 += a3 * b1;
+                c32 += a3 * b2;
+                c33 += a3 * b3;
+            }
+            ctx.Barrier();
+        }
+        int m0 = rowBase + ty;
+        int n0 = colBase + tx;
+        StoreRowMajor(dw, m0, n0, c00, c10, c20, c30, outC, nDim, atomicStore);
+        StoreRowMajor(dw, m0, n0 + 16, c01, c11, c21, c31, outC, nDim, atomicStore);
+        StoreRowMajor(dw, m0, n0 + 32, c02, c12, c22, c32, outC, nDim, atomicStore);
+        StoreRowMajor(dw, m0, n0 + 48, c03, c13, c23, c33, outC, nDim, atomicStore);
+    }
+
+    // x at (ih, iw) of the tap, 0 in the padding or for a column past the end.
+    private static float LoadTap(View<float> x, bool columnValid, int imageBase, int tapOffset, int ih, int iw, int h, int wd)
+    {
+        if (!columnValid || ih < 0 || ih >= h || iw < 0 || iw >= wd)
+        {
+            return 0f;
+        }
+        return x[imageBase + tapOffset];
+    }
+
+    // Column j = (n, pixel) of C stored as out[n, m, pixel] for the rows m0, m0+16, m0+32, m0+48.
+    private static void StoreImageMajor(View<float> output, int m0, int j, float v0, float v1, float v2, float v3, int mDim, int nDim, int plane)
+    {
+        if (j >= nDim)
+        {
+            return;
+        }
+        int image = j / plane;
+        int at = image * mDim * plane + (j - image * plane) + m0 * plane;
+        if (m0 < mDim)
+        {
+            output[at] = v0;
+        }
+        if (m0 + 16 < mDim)
+        {
+            output[at + 16 * plane] = v1;
+        }
+        if (m0 + 32 < mDim)
+        {
+            output[at + 32 * plane] = v2;
+        }
+        if (m0 + 48 < mDim)
+        {
+            output[at + 48 * plane] = v3;
+        }
+    }
+
+    private static void StoreRowMajor(View<float> output, int m0, int j, float v0, float v1, float v2, float v3, int mDim, int nDim, int atomicStore)
+    {
+        if (j >= nDim)
+        {
+            return;
+        }
+        StoreOne(output, m0 < mDim, m0 * nDim + j, v0, atomicStore);
+        StoreOne(output, m0 + 16 < mDim, (m0 + 16) * nDim + j, v1, atomicStore);
+        StoreOne(output, m0 + 32 < mDim, (m0 + 32) * nDim + j, v2, atomicStore);
+        StoreOne(output, m0 + 48 < mDim, (m0 + 48) * nDim + j, v3, atomicStore);
+    }
+
+    private static void StoreOne(View<float> output, bool valid, int at, float value, int atomicStore)
+    {
+        if (!valid)
+        {
+            return;
+        }
+        if (atomicStore != 0)
+        {
+            Atomic.Add(ref output[at], value);
+        }
+        else
+        {
+            output[at] = value;
+        }
+    }
+
+    private static LaunchConfig TileConfig(int mDim, int nDim, int splits) =>
+        new(new Dim3((nDim + TileN - 1) / TileN, (mDim + TileM - 1) / TileM, splits), new Dim3(TileThreads, TileThreads));
+
+    private static void ForwardKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> y)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
+        RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
+        ConvForwardTileKernel.Launch(accelerator, TileConfig(s.OutC, s.N * s.ColumnCols, 1), w, x, y,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
+    }
+
+    private static void BackwardDataKernels(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
+    {
+        s.Validate();
+        RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
+        RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
+        ConvBackwardDataTileKernel.Launch(accelerator, TileConfig(s.InC, s.N * s.H * s.W, 1), w, dy, dx,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
+    }
+
+    private static void BackwardWeightKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
+        RequireLength(dw.Length, s.WeightLength, nameof(dw), "(OutC, InC, K, K)");
+        int mDim = s.OutC, nDim = s.ColumnRows, kDim = s.N * s.ColumnCols;
+        int splits = WeightGradientSplits(mDim, nDim, kDim);
+        int kPerSplit = (kDim + splits - 1) / splits;
+        kPerSplit = (kPerSplit + TileK - 1) / TileK * TileK;
+        splits = (kDim + kPerSplit - 1) / kPerSplit;
+        if (splits > 1)
+        {
+            accelerator.Clear(dw);
+        }
+        ConvBackwardWeightTileKernel.Launch(accelerator, TileConfig(mDim, nDim, splits), x, dy, dw,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, splits > 1 ? 1 : 0);
+    }
+
+    /// <summary>
+    /// How many slices the long batch dimension of the weight gradient is cut into: enough blocks to
+    /// fill a large GPU (~512), each slice at least 512 deep so the atomic adds stay a small share.
+    /// </summary>
+    internal static int WeightGradientSplits(int mDim, int nDim, int kDim)
+    {
+        long tiles = (long)((mDim + TileM - 1) / TileM) * ((nDim + TileN - 1) / TileN);
+        long wanted = Math.Max(1, 512 / tiles);
+        long deepest = Math.Max(1, kDim / 512);
+        return (int)Math.Clamp(Math.Min(wanted, deepest), 1, 65535);
+    }
+
+    private static void RequireLength(int actual, int expected, string name, string layout)
+    {
+        if (actual != expected)
+        {
+            throw new ArgumentException($"Conv2d: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same Conv2dShape.", name);
+        }
+    }
+
+    // ---- Self-tests (ilgpuoct selftest) ----
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> SelfTests()
+    {
+        var shapes = new[]
+        {
+            new Conv2dShape(2, 3, 17, 17, 5, 7, 2, 3),
+            new Conv2dShape(4, 16, 9, 9, 32, 3, 1, 1),
+            new Conv2dShape(2, 70, 7, 7, 66, 3, 2, 1),
+            new Conv2dShape(8, 16, 8, 8, 32, 1, 2, 0),
+            new Conv2dShape(3, 16, 6, 6, 24, 1, 1, 0),
+            new Conv2dShape(8, 4, 16, 16, 8, 3, 1, 1), // weight gradient split over the batch (atomic adds)
+        };
+        foreach (var s in shapes)
+        {
+            string shape = $"x({s.N},{s.InC},{s.H},{s.W}) w({s.OutC},{s.InC},{s.Kernel},{s.Kernel}) s{s.Stride} p{s.Padding}";
+            // Sums of ColumnRows products of values in [-1, 1): tolerance grows with their count.
+            double tolerance = 2e-6 * Math.Max(s.ColumnRows, s.OutC * s.Kernel * s.Kernel) + 1e-5;
+            yield return new SelfTestCase("Conv2d.Forward", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.WeightLength), new float[s.OutputLength]], [2],
+                (a, v) => Forward(a, s, v[0], v[1], v[2]), h => ForwardCpu(s, h[0], h[1], h[2]), tolerance));
+            yield return new SelfTestCase("Conv2d.BackwardData", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.WeightLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), new float[s.InputLength]], [2],
+                (a, v) => BackwardData(a, s, v[0], v[1], v[2]), h => BackwardDataCpu(s, h[0], h[1], h[2]), tolerance));
+            double weightTolerance = 2e-6 * s.N * s.ColumnCols + 1e-5;
+            yield return new SelfTestCase("Conv2d.BackwardWeight", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), OperatorSelfTest.Random(seed + 2, s.WeightLength)], [2],
+                (a, v) => BackwardWeight(a, s, v[0], v[1], v[2]), h => BackwardWeightCpu(s, h[0], h[1], h[2]), weightTolerance));
+        }
+    }
+}
