@@ -208,7 +208,7 @@ internal static class BenchGemmCommand
         double gflops = shape.Flops / (median * 1e-3) / 1e9;
         return new Row(shape.Name, shape.M, shape.N, shape.K, shape.TransA, shape.TransB,
             cpu ? Gemm.CpuMicroKernel.ToString() : Gemm.ResolveVariant(variant, shape.M, shape.N).ToString(),
-            Math.Round(median, 3), Math.Round(times[0], 3), Math.Round(gflops, 2),
+            Math.Round(median, 3), Math.Round(times[0], 3), Math.Round(gflops, gflops < 1 ? 5 : 2),
             peak is null ? null : Math.Round(gflops / peak.PeakGflops, 3),
             perCpuSecond is { } g ? Math.Round(g, 2) : null,
             perCpuSecond is { } h && peak is not null ? Math.Round(h / (peak.PeakGflops / Math.Min(threads, peak.Cores)), 3) : null);
@@ -245,7 +245,7 @@ internal static class BenchGemmCommand
                 r.Variant,
                 r.MedianMs.ToString("F3", inv),
                 r.MinMs.ToString("F3", inv),
-                r.Gflops.ToString("F1", inv),
+                r.Gflops.ToString(r.Gflops < 1 ? "G3" : "F1", inv),
             };
             if (r.FractionOfPeak is { } f)
             {
