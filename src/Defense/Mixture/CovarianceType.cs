@@ -34,7 +34,7 @@ public sealed record GaussianMixtureOptions
     /// <summary>Number of restarts; the fit with the largest lower bound is kept.</summary>
     public int Restarts { get; init; } = 1;
 
-    /// <summary>Seed of the k-means++ initialisation (unused with <see cref="Start"/>).</summary>
+    /// <summary>Seed of the k-means++ initialisation: restart r uses Seed + r (unused with <see cref="Start"/>).</summary>
     public int Seed { get; init; }
 
     /// <summary>Iterations of Lloyd's k-means at initialisation.</summary>

@@ -89,7 +89,6 @@ public sealed class GaussianMixture
         }
         float[] xf = x.ToArray();
         double[] xd = Array.ConvertAll(xf, v => (double)v);
-        var random = new Random(Options.Seed);
         int k = Components;
         var type = CovarianceType;
         double maxLowerBound = double.NegativeInfinity;
@@ -100,7 +99,8 @@ public sealed class GaussianMixture
         for (int restart = 0; restart < Options.Restarts; restart++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var current = Initialize(xd, n, d, random, cancellationToken);
+            // Restart r seeds its k-means with Seed + r, so a restart can be reproduced alone.
+            var current = Initialize(xd, n, d, new Random(unchecked(Options.Seed + restart)), cancellationToken);
             double lowerBound = double.NegativeInfinity;
             if (Options.MaxIterations == 0)
             {
