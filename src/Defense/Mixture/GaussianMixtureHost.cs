@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
-using DenseMatrix = MathNet.Numerics.LinearAlgebra.Double.DenseMatrix;
 
 namespace IlgpuOct.Defense.Mixture;
 
@@ -445,28 +444,44 @@ internal static class GaussianMixtureHost
         {
             Array.Copy(b, p * d, bPad, p * dPad, d);
         }
+        // Row bands of C are grouped per task; n is walked in chunks so the chunk of b stays in cache.
+        const int bandsPerGroup = 8;
+        const int chunk = 128;
         int bands = (d + MicroRows - 1) / MicroRows;
-        Parallel.For(0, bands, band =>
+        int groups = (bands + bandsPerGroup - 1) / bandsPerGroup;
+        Parallel.For(0, groups, group =>
         {
-            int i0 = band * MicroRows;
-            int count = Math.Min(MicroRows, d - i0);
-            Span<double> result = stackalloc double[MicroRows * tile];
-            for (int j0 = i0 / tile * tile; j0 < dPad; j0 += tile)
+            int firstBand = group * bandsPerGroup;
+            int lastBand = Math.Min(bands, firstBand + bandsPerGroup);
+            int firstRow = firstBand * MicroRows;
+            int tilesFrom = firstRow / tile * tile;
+            int width = dPad - tilesFrom;
+            var acc = new double[(lastBand - firstBand) * MicroRows * width]; // the group's rows of C from tilesFrom on
+            for (int p0 = 0; p0 < n; p0 += chunk)
             {
-                GramTile(a, i0, count, d, bPad, dPad, j0, n, result);
-                for (int r = 0; r < count; r++)
+                int p1 = Math.Min(n, p0 + chunk);
+                for (int band = firstBand; band < lastBand; band++)
                 {
-                    int i = i0 + r;
-                    for (int j = Math.Max(j0, i); j < Math.Min(j0 + tile, d); j++)
+                    int i0 = band * MicroRows;
+                    int count = Math.Min(MicroRows, d - i0);
+                    for (int j0 = i0 / tile * tile; j0 < dPad; j0 += tile)
                     {
-                        c[i * d + j] = result[r * tile + j - j0];
+                        GramTile(a, i0, count, d, bPad, dPad, j0, p0, p1, acc.AsSpan((band - firstBand) * MicroRows * width), width, j0 - tilesFrom);
                     }
+                }
+            }
+            for (int i = firstRow; i < Math.Min(d, lastBand * MicroRows); i++)
+            {
+                for (int j = i; j < d; j++)
+                {
+                    c[i * d + j] = acc[(i - firstRow) * width + j - tilesFrom];
                 }
             }
         });
     }
 
-    private static void GramTile(double[] a, int i0, int count, int lda, double[] b, int ldb, int j0, int n, Span<double> result)
+    // result[r * ldr + col + j] += sum_{p in [p0, p1)} a[p * lda + i0 + r] * b[p * ldb + j0 + j] for a tile of MicroRows x 4 vectors.
+    private static void GramTile(double[] a, int i0, int count, int lda, double[] b, int ldb, int j0, int p0, int p1, Span<double> result, int ldr, int col)
     {
         int vc = Vector<double>.Count;
         Vector<double> a00 = default, a01 = default, a02 = default, a03 = default;
@@ -475,7 +490,7 @@ internal static class GaussianMixtureHost
         var bSpan = b.AsSpan();
         int c1 = count > 1 ? 1 : 0;
         int c2 = count > 2 ? 2 : 0;
-        for (int p = 0; p < n; p++)
+        for (int p = p0; p < p1; p++)
         {
             var bRow = bSpan.Slice(p * ldb + j0, 4 * vc);
             var b0 = new Vector<double>(bRow);
@@ -499,19 +514,24 @@ internal static class GaussianMixtureHost
             a22 = Vector.FusedMultiplyAdd(x2, b2, a22);
             a23 = Vector.FusedMultiplyAdd(x2, b3, a23);
         }
-        a00.CopyTo(result);
-        a01.CopyTo(result[vc..]);
-        a02.CopyTo(result[(2 * vc)..]);
-        a03.CopyTo(result[(3 * vc)..]);
-        int t = 4 * vc;
-        a10.CopyTo(result[t..]);
-        a11.CopyTo(result[(t + vc)..]);
-        a12.CopyTo(result[(t + 2 * vc)..]);
-        a13.CopyTo(result[(t + 3 * vc)..]);
-        a20.CopyTo(result[(2 * t)..]);
-        a21.CopyTo(result[(2 * t + vc)..]);
-        a22.CopyTo(result[(2 * t + 2 * vc)..]);
-        a23.CopyTo(result[(2 * t + 3 * vc)..]);
+        AddRow(result.Slice(col, 4 * vc), a00, a01, a02, a03);
+        if (count > 1)
+        {
+            AddRow(result.Slice(ldr + col, 4 * vc), a10, a11, a12, a13);
+        }
+        if (count > 2)
+        {
+            AddRow(result.Slice(2 * ldr + col, 4 * vc), a20, a21, a22, a23);
+        }
+    }
+
+    private static void AddRow(Span<double> target, Vector<double> v0, Vector<double> v1, Vector<double> v2, Vector<double> v3)
+    {
+        var t = MemoryMarshal.Cast<double, Vector<double>>(target);
+        t[0] += v0;
+        t[1] += v1;
+        t[2] += v2;
+        t[3] += v3;
     }
 
     // scikit-learn: (X^T X - (nk * means^T) means) / sum(nk) + reg I.
@@ -666,27 +686,23 @@ internal static class GaussianMixtureHost
         var result = new double[count * d * d];
         for (int c = 0; c < count; c++)
         {
-            var m = DenseMatrix.OfArray(To2d(precisionCholesky.Slice(c * d * d, d * d), d));
-            var cov = (m * m.Transpose()).Inverse();
+            // P = M M^T; U with U U^T = P^-1 is what PrecisionCholeskyFromCovariances gives for P.
+            var m = precisionCholesky.Slice(c * d * d, d * d).ToArray();
+            var p = new double[d * d];
             for (int i = 0; i < d; i++)
             {
                 for (int j = 0; j < d; j++)
                 {
-                    result[c * d * d + i * d + j] = cov[i, j];
+                    p[i * d + j] = Dot(m.AsSpan(i * d, d), m.AsSpan(j * d, d));
                 }
             }
-        }
-        return result;
-    }
-
-    private static double[,] To2d(ReadOnlySpan<double> flat, int d)
-    {
-        var result = new double[d, d];
-        for (int i = 0; i < d; i++)
-        {
-            for (int j = 0; j < d; j++)
+            var u = PrecisionCholeskyFromCovariances(p, CovarianceType.Tied, 1, d);
+            for (int i = 0; i < d; i++)
             {
-                result[i, j] = flat[i * d + j];
+                for (int j = 0; j < d; j++)
+                {
+                    result[c * d * d + i * d + j] = Dot(u.AsSpan(i * d, d), u.AsSpan(j * d, d));
+                }
             }
         }
         return result;
