@@ -285,7 +285,7 @@ internal static class Ops
         }
     }
 
-    public static void MaxPool(Accelerator acc, View<float> x, View<float> y, int n, int c, int h, int w, int p, int q)
+    public static void MaxPool(Accelerator acc, View<float> x, View<float> y, View<int> indices, int n, int c, int h, int w, int p, int q)
     {
         RequireHost(acc);
         var xs = S(x);
@@ -315,7 +315,7 @@ internal static class Ops
         }
     }
 
-    public static void MaxPoolBackward(Accelerator acc, View<float> dy, View<float> x, View<float> dx, int n, int c, int h, int w, int p, int q)
+    public static void MaxPoolBackward(Accelerator acc, View<float> dy, View<float> x, View<int> indices, View<float> dx, int n, int c, int h, int w, int p, int q)
     {
         RequireHost(acc);
         var xs = S(x);
@@ -406,27 +406,20 @@ internal static class Ops
         }
     }
 
-    /// <summary>Mean softmax cross-entropy into <paramref name="loss"/>[0], its gradient into dlogits, and the count of argmax hits into correct[0].</summary>
-    public static void CrossEntropy(Accelerator acc, View<float> logits, View<int> labels, View<float> dlogits, View<float> loss, View<int> correct, int n, int k)
+    /// <summary>Mean softmax cross-entropy into <paramref name="loss"/>[0] and its gradient into dlogits.</summary>
+    public static void CrossEntropy(Accelerator acc, View<float> logits, View<int> labels, View<float> dlogits, View<float> loss, int n, int k)
     {
         RequireHost(acc);
         double total = 0;
-        int hits = 0;
         for (int i = 0; i < n; i++)
         {
             var z = S(logits).Slice(i * k, k);
             int label = labels.AsSpan()[i];
             float max = float.NegativeInfinity;
-            int arg = 0;
             for (int j = 0; j < k; j++)
             {
-                if (z[j] > max)
-                {
-                    max = z[j];
-                    arg = j;
-                }
+                max = Math.Max(max, z[j]);
             }
-            hits += arg == label ? 1 : 0;
             double sum = 0;
             for (int j = 0; j < k; j++)
             {
@@ -440,7 +433,6 @@ internal static class Ops
             }
         }
         S(loss)[0] = (float)(total / n);
-        correct.AsSpan()[0] = hits;
     }
 
     /// <summary>PyTorch SGD: d = g + wd*w; m = momentum*m + d; w -= lr*m.</summary>
