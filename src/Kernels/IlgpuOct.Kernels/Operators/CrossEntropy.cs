@@ -1,0 +1,122 @@
+namespace IlgpuOct.Kernels.Operators;
+
+/// <summary>The geometry of a classification loss: logits and dlogits (N, Classes), labels (N).</summary>
+public readonly record struct LogitsShape(int N, int Classes)
+{
+    public int Length => N * Classes;
+
+    public void Validate()
+    {
+        if (N < 1 || Classes < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(LogitsShape), $"{this}: N and Classes must be >= 1.");
+        }
+        if ((long)N * Classes > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(LogitsShape), $"{this}: more than 2^31-1 logits.");
+        }
+    }
+}
+
+/// <summary>How per-sample losses combine into the scalar loss (and so the scale of the gradient).</summary>
+public enum LossReduction
+{
+    /// <summary>Mean over the batch (PyTorch's default; training).</summary>
+    Mean,
+
+    /// <summary>Sum over the batch (the attacks' objective).</summary>
+    Sum,
+}
+
+/// <summary>
+/// Softmax cross-entropy with integer labels: loss_i = logsumexp(z_i) - z_i[y_i], dz = softmax(z) - onehot(y),
+/// both scaled by 1/N for the mean. Each row is evaluated in double with the maximum subtracted, so
+/// large logits neither overflow nor lose the small probabilities.
+/// </summary>
+public static partial class CrossEntropy
+{
+    /// <summary>
+    /// Loss into <paramref name="loss"/> (1) and, unless <paramref name="dlogits"/> is empty, its gradient (N, Classes).
+    /// logits (N, Classes), labels (N) in [0, Classes).
+    /// </summary>
+    public static void Compute(Accelerator accelerator, in LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
+        LossReduction reduction = LossReduction.Mean)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            RequireLength(loss.Length, 1, nameof(loss), "(1)");
+            loss.AsSpan()[0] = ComputeCpu(s, logits.AsSpan(), labels.AsSpan(), dlogits.AsSpan(), reduction);
+            return;
+        }
+        ComputeKernels(accelerator, s, logits, labels, loss, dlogits, reduction);
+    }
+
+    /// <summary>
+    /// Returns the loss; writes d loss / d logits into <paramref name="dlogits"/> (N, Classes) unless it is empty.
+    /// logits (N, Classes), labels (N) in [0, Classes).
+    /// </summary>
+    public static float ComputeCpu(in LogitsShape s, ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, Span<float> dlogits,
+        LossReduction reduction = LossReduction.Mean)
+    {
+        s.Validate();
+        RequireLength(logits.Length, s.Length, nameof(logits), "(N, Classes)");
+        RequireLength(labels.Length, s.N, nameof(labels), "(N)");
+        if (!dlogits.IsEmpty)
+        {
+            RequireLength(dlogits.Length, s.Length, nameof(dlogits), "(N, Classes)");
+        }
+        int k = s.Classes;
+        double scale = reduction == LossReduction.Mean ? 1.0 / s.N : 1.0;
+        double total = 0;
+        for (int i = 0; i < s.N; i++)
+        {
+            int label = labels[i];
+            RequireLabel(label, i, k);
+            var row = logits.Slice(i * k, k);
+            double max = double.NegativeInfinity;
+            for (int j = 0; j < k; j++)
+            {
+                max = Math.Max(max, row[j]);
+            }
+            double sumExp = 0;
+            for (int j = 0; j < k; j++)
+            {
+                sumExp += Math.Exp(row[j] - max);
+            }
+            double logSumExp = max + Math.Log(sumExp);
+            total += logSumExp - row[label];
+            if (!dlogits.IsEmpty)
+            {
+                var grad = dlogits.Slice(i * k, k);
+                for (int j = 0; j < k; j++)
+                {
+                    double p = Math.Exp(row[j] - logSumExp);
+                    grad[j] = (float)((p - (j == label ? 1.0 : 0.0)) * scale);
+                }
+            }
+        }
+        return (float)(total * scale);
+    }
+
+    internal static void RequireLabel(int label, int row, int classes)
+    {
+        if ((uint)label >= (uint)classes)
+        {
+            throw new ArgumentOutOfRangeException(nameof(label), $"Label {label} of row {row} lies outside [0, {classes}); the labels must index the logits' classes.");
+        }
+    }
+
+    private static void RequireLength(int actual, int expected, string name, string layout)
+    {
+        if (actual != expected)
+        {
+            throw new ArgumentException($"CrossEntropy: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same LogitsShape.", name);
+        }
+    }
+
+    // ---- Kernels (phase 2) ----
+
+    private static void ComputeKernels(Accelerator accelerator, in LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits, LossReduction reduction) =>
+        throw new NotSupportedException($"CrossEntropy kernels are not written yet; {accelerator.Id} cannot run CrossEntropy.Compute (use the cpu device).");
+}

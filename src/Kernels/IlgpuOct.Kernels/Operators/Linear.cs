@@ -1,0 +1,114 @@
+namespace IlgpuOct.Kernels.Operators;
+
+/// <summary>The geometry of a fully connected layer: x (N, In), w (Out, In), b (Out), y (N, Out).</summary>
+public readonly record struct LinearShape(int N, int In, int Out)
+{
+    public int InputLength => N * In;
+
+    public int WeightLength => Out * In;
+
+    public int OutputLength => N * Out;
+
+    public void Validate()
+    {
+        if (N < 1 || In < 1 || Out < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(LinearShape), $"{this}: every extent must be >= 1.");
+        }
+        if ((long)N * In > int.MaxValue || (long)Out * In > int.MaxValue || (long)N * Out > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(LinearShape), $"{this}: a tensor exceeds 2^31-1 elements.");
+        }
+    }
+}
+
+/// <summary>
+/// Fully connected layer y = x w^T + b (PyTorch's nn.Linear), through <see cref="Gemm.Cpu"/> on the
+/// CPU: forward is one SGEMM with w transposed, dx = dy w, dw = dy^T x, db = column sums of dy.
+/// </summary>
+public static partial class Linear
+{
+    /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
+    public static void Forward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            ForwardCpu(s, x.AsSpan(), w.AsSpan(), b.AsSpan(), y.AsSpan());
+            return;
+        }
+        ForwardKernels(accelerator, s, x, w, b, y);
+    }
+
+    /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>; an empty dx skips the input gradient.</summary>
+    public static void Backward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            BackwardCpu(s, x.AsSpan(), w.AsSpan(), dy.AsSpan(), dx.AsSpan(), dw.AsSpan(), db.AsSpan());
+            return;
+        }
+        BackwardKernels(accelerator, s, x, w, dy, dx, dw, db);
+    }
+
+    /// <summary>x (N, In), w (Out, In), b (Out); y (N, Out) overwritten.</summary>
+    public static void ForwardCpu(in LinearShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> b, Span<float> y)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, In)");
+        RequireLength(w.Length, s.WeightLength, nameof(w), "(Out, In)");
+        RequireLength(b.Length, s.Out, nameof(b), "(Out)");
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, Out)");
+        for (int n = 0; n < s.N; n++)
+        {
+            b.CopyTo(y.Slice(n * s.Out, s.Out));
+        }
+        Gemm.Cpu(false, true, s.N, s.Out, s.In, 1f, x, s.In, w, s.In, 1f, y, s.Out);
+    }
+
+    /// <summary>
+    /// x (N, In), w (Out, In), dy (N, Out); dx (N, In), dw (Out, In), db (Out) overwritten.
+    /// Pass an empty dx to skip the input gradient.
+    /// </summary>
+    public static void BackwardCpu(in LinearShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, In)");
+        RequireLength(w.Length, s.WeightLength, nameof(w), "(Out, In)");
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, Out)");
+        RequireLength(dw.Length, s.WeightLength, nameof(dw), "(Out, In)");
+        RequireLength(db.Length, s.Out, nameof(db), "(Out)");
+        if (!dx.IsEmpty)
+        {
+            RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, In)");
+            Gemm.Cpu(false, false, s.N, s.In, s.Out, 1f, dy, s.Out, w, s.In, 0f, dx, s.In);
+        }
+        Gemm.Cpu(true, false, s.Out, s.In, s.N, 1f, dy, s.Out, x, s.In, 0f, dw, s.In);
+        for (int o = 0; o < s.Out; o++)
+        {
+            double sum = 0;
+            for (int n = 0; n < s.N; n++)
+            {
+                sum += dy[n * s.Out + o];
+            }
+            db[o] = (float)sum;
+        }
+    }
+
+    private static void RequireLength(int actual, int expected, string name, string layout)
+    {
+        if (actual != expected)
+        {
+            throw new ArgumentException($"Linear: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same LinearShape.", name);
+        }
+    }
+
+    // ---- Kernels (phase 2) ----
+
+    private static void ForwardKernels(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y) =>
+        throw new NotSupportedException($"Linear kernels are not written yet; {accelerator.Id} cannot run Linear.Forward (use the cpu device).");
+
+    private static void BackwardKernels(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db) =>
+        throw new NotSupportedException($"Linear kernels are not written yet; {accelerator.Id} cannot run Linear.Backward (use the cpu device).");
+}
