@@ -10,5 +10,6 @@ internal static class CommandCatalog
     {
         yield return BenchCommand.Create();
         yield return DataCommand.Create();
+        yield return TrainCommand.Create();
     }
 }
