@@ -8,6 +8,8 @@ public sealed class Linear : Layer
     private Tensor? _input; // (N, in), not owned
     private Tensor? _output; // (N, out)
     private Tensor? _inputGrad; // (N, in)
+    private readonly Tensor _scratchWeight; // (out, in) sink for dW when only the input gradient is wanted
+    private readonly Tensor _scratchBias; // (out) sink for db when only the input gradient is wanted
 
     public Linear(Accelerator accelerator, string name, int inFeatures, int outFeatures) : base(accelerator)
     {
@@ -17,6 +19,8 @@ public sealed class Linear : Layer
         OutFeatures = outFeatures;
         Weight = new Parameter(name + ".weight", accelerator, outFeatures, inFeatures);
         Bias = new Parameter(name + ".bias", accelerator, outFeatures);
+        _scratchWeight = Tensor.Zeros(accelerator, outFeatures, inFeatures);
+        _scratchBias = Tensor.Zeros(accelerator, outFeatures);
     }
 
     public int InFeatures { get; }
@@ -58,16 +62,14 @@ public sealed class Linear : Layer
     {
         var x = RequireForward(_input, Weight.Name);
         int n = x.Dim(0);
-        if (weightGradients)
-        {
-            Ops.LinearBackwardWeight(Accelerator, x.View, dy.View, Weight.Grad.View, Bias.Grad.View, n, InFeatures, OutFeatures);
-        }
-        if (!inputGradient)
+        if (!weightGradients && !inputGradient)
         {
             return null;
         }
-        var dx = Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape);
-        Ops.LinearBackwardData(Accelerator, dy.View, Weight.Value.View, dx.View, n, InFeatures, OutFeatures);
+        var dx = inputGradient ? Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape) : null;
+        // The operator computes dW and db together with dx (a tiny GEMM); without weight gradients they go to scratch.
+        Ops.LinearBackward(Accelerator, x.View, Weight.Value.View, dy.View, dx is null ? default : dx.View,
+            (weightGradients ? Weight.Grad : _scratchWeight).View, (weightGradients ? Bias.Grad : _scratchBias).View, n, InFeatures, OutFeatures);
         return dx;
     }
 
@@ -77,5 +79,7 @@ public sealed class Linear : Layer
         Bias.Dispose();
         _output?.Dispose();
         _inputGrad?.Dispose();
+        _scratchWeight.Dispose();
+        _scratchBias.Dispose();
     }
 }

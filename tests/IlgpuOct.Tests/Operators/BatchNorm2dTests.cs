@@ -13,9 +13,11 @@ public sealed class BatchNorm2dTests
 
     public BatchNorm2dTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Training_forward_backward_and_running_statistics_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Training_forward_backward_and_running_statistics_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var settings = GradientCheck.Settings(file.Metadata["bn"]);
@@ -32,13 +34,13 @@ public sealed class BatchNorm2dTests
         var dgamma = new float[s.C];
         var dbeta = new float[s.C];
 
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         BatchNorm2d.ForwardTraining(acc, s, V(x), V(gamma), V(beta), V(runningMean), V(runningVar), V(y), V(saveMean), V(saveInvStd), momentum, eps);
         BatchNorm2d.BackwardTraining(acc, s, V(x), V(dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dgamma), V(dbeta));
 
         float[] ey = file["bn.y"].ToFloat(), edx = file["bn.dx"].ToFloat(), edg = file["bn.dgamma"].ToFloat(), edb = file["bn.dbeta"].ToFloat();
         float[] erm = file["bn.running_mean.after"].ToFloat(), erv = file["bn.running_var.after"].ToFloat();
-        _output.WriteLine($"bn {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dgamma {Tolerance.RelativeL2(dgamma, edg):G3}, " +
+        _output.WriteLine($"{kind} bn {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dgamma {Tolerance.RelativeL2(dgamma, edg):G3}, " +
             $"dbeta {Tolerance.RelativeL2(dbeta, edb):G3}, running_mean {Tolerance.RelativeL2(runningMean, erm):G3}, running_var {Tolerance.RelativeL2(runningVar, erv):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "bn.y");
         Tolerance.AssertRelativeL2(runningMean, erm, 1e-4, "bn.running_mean.after");
@@ -134,6 +136,50 @@ public sealed class BatchNorm2dTests
         var yt = new float[s.Length];
         BatchNorm2d.ForwardTrainingCpu(s, GradientCheck.ToFloat(x), GradientCheck.ToFloat(gamma), GradientCheck.ToFloat(beta), new float[s.C], new float[s.C], yt, new float[s.C], new float[s.C], 0.1f, eps);
         Tolerance.AssertClose(GradientCheck.ToDouble(yt), TrainingDouble(s, x, gamma, beta, eps), 1e-5, 1e-4, "training y");
+    }
+
+    [Theory]
+    [InlineData(4, 6, 5, 7)]
+    [InlineData(3, 2, 17, 19)]
+    [InlineData(40, 3, 1, 1)]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation(int n, int c, int h, int w)
+    {
+        var s = new BatchNorm2dShape(n, c, h, w);
+        var random = new Random(n * 7 + c);
+        float[] x = GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.3));
+        float[] gamma = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] beta = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length));
+        float[] rm0 = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] rv0 = Array.ConvertAll(GradientCheck.ToFloat(GradientCheck.Random(random, c)), v => 0.5f + Math.Abs(v));
+
+        float[] rm = (float[])rm0.Clone(), rv = (float[])rv0.Clone();
+        float[] y = new float[s.Length], mean = new float[c], invStd = new float[c], dx = new float[s.Length], dgamma = new float[c], dbeta = new float[c];
+        float[] yi = new float[s.Length], dxi = new float[s.Length];
+        BatchNorm2d.ForwardTrainingCpu(s, x, gamma, beta, rm, rv, y, mean, invStd);
+        BatchNorm2d.BackwardTrainingCpu(s, x, dy, gamma, mean, invStd, dx, dgamma, dbeta);
+        BatchNorm2d.ForwardInferenceCpu(s, x, gamma, beta, rm0, rv0, yi);
+        BatchNorm2d.BackwardInferenceCpu(s, dy, gamma, rv0, dxi);
+
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        float[] krm = (float[])rm0.Clone(), krv = (float[])rv0.Clone();
+        float[] ky = new float[s.Length], kmean = new float[c], kinv = new float[c], kdx = new float[s.Length], kdg = new float[c], kdb = new float[c];
+        float[] kyi = new float[s.Length], kdxi = new float[s.Length];
+        BatchNorm2d.ForwardTraining(acc, s, V(x), V(gamma), V(beta), V(krm), V(krv), V(ky), V(kmean), V(kinv));
+        BatchNorm2d.BackwardTraining(acc, s, V(x), V(dy), V(gamma), V(kmean), V(kinv), V(kdx), V(kdg), V(kdb));
+        BatchNorm2d.ForwardInference(acc, s, V(x), V(gamma), V(beta), V(rm0), V(rv0), V(kyi));
+        BatchNorm2d.BackwardInference(acc, s, V(dy), V(gamma), V(rv0), V(kdxi));
+
+        Tolerance.AssertClose(kmean, mean, 1e-6, 1e-6, "saved mean");
+        Tolerance.AssertClose(kinv, invStd, 1e-6, 1e-6, "saved inverse std");
+        Tolerance.AssertClose(krm, rm, 1e-6, 1e-6, "running mean");
+        Tolerance.AssertClose(krv, rv, 1e-6, 1e-6, "running var");
+        Tolerance.AssertClose(ky, y, 1e-5, 1e-5, "training y");
+        Tolerance.AssertClose(kdg, dgamma, 1e-5, 1e-5, "dgamma");
+        Tolerance.AssertClose(kdb, dbeta, 1e-5, 1e-5, "dbeta");
+        Tolerance.AssertClose(kdx, dx, 1e-5, 1e-4, "training dx");
+        Tolerance.AssertClose(kyi, yi, 1e-6, 1e-6, "inference y");
+        Tolerance.AssertClose(kdxi, dxi, 1e-6, 1e-6, "inference dx");
     }
 
     private static View<float> V(float[] array) => new(array);

@@ -13,13 +13,14 @@ public sealed class Conv2dTests
 
     public Conv2dTests(ITestOutputHelper output) => _output = output;
 
-    public static TheoryData<int> GoldenCases()
+    public static TheoryData<int, AcceleratorKind> GoldenCases()
     {
-        var data = new TheoryData<int>();
+        var data = new TheoryData<int, AcceleratorKind>();
         int count = int.Parse(Golden.Load("ops.safetensors").Metadata["conv.count"], System.Globalization.CultureInfo.InvariantCulture);
         for (int i = 0; i < count; i++)
         {
-            data.Add(i);
+            data.Add(i, AcceleratorKind.Cpu);
+            data.Add(i, AcceleratorKind.CpuKernels);
         }
         return data;
     }
@@ -27,7 +28,7 @@ public sealed class Conv2dTests
     [Theory]
     [Trait("Category", "Golden")]
     [MemberData(nameof(GoldenCases))]
-    public void Cpu_matches_golden_forward_and_gradients(int index)
+    public void Forward_and_gradients_match_golden(int index, AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var settings = GradientCheck.Settings(file.Metadata[$"conv.{index}"]);
@@ -38,7 +39,7 @@ public sealed class Conv2dTests
         w.Shape[1].Should().Be(s.InC);
         file[$"conv.{index}.y"].Shape.Should().Equal(s.N, s.OutC, s.OutH, s.OutW);
 
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         float[] xs = x.ToFloat(), ws = w.ToFloat(), dy = file[$"conv.{index}.dy"].ToFloat();
         var y = new float[s.OutputLength];
         var dx = new float[s.InputLength];
@@ -48,7 +49,7 @@ public sealed class Conv2dTests
         Conv2d.BackwardWeight(acc, s, new View<float>(xs), new View<float>(dy), new View<float>(dw));
 
         float[] ey = file[$"conv.{index}.y"].ToFloat(), edx = file[$"conv.{index}.dx"].ToFloat(), edw = file[$"conv.{index}.dw"].ToFloat();
-        _output.WriteLine($"conv.{index} {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}");
+        _output.WriteLine($"{kind} conv.{index} {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, $"conv.{index}.y");
         Tolerance.AssertRelativeL2(dx, edx, 1e-3, $"conv.{index}.dx");
         Tolerance.AssertRelativeL2(dw, edw, 1e-3, $"conv.{index}.dw");
@@ -127,6 +128,58 @@ public sealed class Conv2dTests
         act.Should().Throw<ArgumentException>().WithMessage("*x has 31 elements*needs 32*");
         var tooSmall = () => Conv2d.ForwardCpu(new Conv2dShape(1, 1, 2, 2, 1, 7, 1, 0), new float[4], new float[49], new float[1]);
         tooSmall.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*smaller than the kernel*");
+    }
+
+    public static TheoryData<Conv2dShape> KernelShapes() => new()
+    {
+        new Conv2dShape(2, 3, 9, 8, 5, 3, 2, 1),
+        new Conv2dShape(2, 4, 6, 6, 6, 1, 1, 0),
+        new Conv2dShape(1, 3, 11, 11, 4, 7, 2, 3),
+        new Conv2dShape(2, 3, 7, 7, 4, 1, 2, 0),
+        new Conv2dShape(2, 20, 5, 5, 66, 3, 1, 1), // two row tiles, many K slices
+        new Conv2dShape(4, 2, 16, 16, 3, 3, 1, 1), // weight gradient split over the batch
+    };
+
+    [Theory]
+    [MemberData(nameof(KernelShapes))]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation(Conv2dShape s)
+    {
+        var random = new Random(s.InC * 31 + s.OutC);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        float[] w = GradientCheck.ToFloat(GradientCheck.Random(random, s.WeightLength));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        var dw = new float[s.WeightLength];
+        Conv2d.ForwardCpu(s, x, w, y);
+        Conv2d.BackwardDataCpu(s, w, dy, dx);
+        Conv2d.BackwardWeightCpu(s, x, dy, dw);
+
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var ky = Poisoned(s.OutputLength);
+        var kdx = Poisoned(s.InputLength);
+        var kdw = Poisoned(s.WeightLength);
+        Conv2d.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(ky));
+        Conv2d.BackwardData(acc, s, new View<float>(w), new View<float>(dy), new View<float>(kdx));
+        Conv2d.BackwardWeight(acc, s, new View<float>(x), new View<float>(dy), new View<float>(kdw));
+        Tolerance.AssertClose(ky, y, atol: 1e-5, rtol: 1e-5, "forward kernel");
+        Tolerance.AssertClose(kdx, dx, atol: 1e-5, rtol: 1e-5, "backward-data kernel");
+        Tolerance.AssertClose(kdw, dw, atol: 1e-5, rtol: 1e-5, "backward-weight kernel");
+    }
+
+    [Fact]
+    public void Weight_gradient_is_split_only_when_the_batch_is_long()
+    {
+        Conv2d.WeightGradientSplits(3, 18, 4 * 256).Should().Be(2);
+        Conv2d.WeightGradientSplits(64, 576, 128 * 49).Should().BeGreaterThan(1);
+        Conv2d.WeightGradientSplits(512, 4608, 128).Should().Be(1);
+    }
+
+    private static float[] Poisoned(int length)
+    {
+        var values = new float[length];
+        Array.Fill(values, float.NaN);
+        return values;
     }
 
     /// <summary>Direct double-precision convolution: the test's reference.</summary>

@@ -13,9 +13,11 @@ public sealed class CrossEntropyTests
 
     public CrossEntropyTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Loss_and_gradient_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Loss_and_gradient_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var lt = file["xent.logits"];
@@ -24,10 +26,10 @@ public sealed class CrossEntropyTests
         int[] labels = file["xent.labels"].ToInt32();
         var loss = new float[1];
         var dlogits = new float[s.Length];
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         CrossEntropy.Compute(acc, s, new View<float>(logits), new View<int>(labels), new View<float>(loss), new View<float>(dlogits));
         float[] eloss = file["xent.loss"].ToFloat(), edl = file["xent.dlogits"].ToFloat();
-        _output.WriteLine($"xent {s}: relL2 loss {Tolerance.RelativeL2(loss, eloss):G3}, dlogits {Tolerance.RelativeL2(dlogits, edl):G3}");
+        _output.WriteLine($"{kind} xent {s}: relL2 loss {Tolerance.RelativeL2(loss, eloss):G3}, dlogits {Tolerance.RelativeL2(dlogits, edl):G3}");
         Tolerance.AssertRelativeL2(loss, eloss, 1e-4, "xent.loss");
         Tolerance.AssertRelativeL2(dlogits, edl, 1e-3, "xent.dlogits");
         Tolerance.AssertClose(loss, eloss, atol: 1e-6, rtol: 1e-5, "xent.loss");
@@ -67,6 +69,35 @@ public sealed class CrossEntropyTests
         }
         var bad = () => CrossEntropy.ComputeCpu(s, z, [3, 0], Span<float>.Empty);
         bad.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*Label 3 of row 0*");
+    }
+
+    [Theory]
+    [InlineData(7, 4, false)]
+    [InlineData(300, 2, false)]
+    [InlineData(5, 3, true)]
+    public void Kernel_on_cpu_kernels_matches_the_cpu_implementation(int n, int classes, bool sum)
+    {
+        var s = new LogitsShape(n, classes);
+        var random = new Random(n + classes);
+        float[] z = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length, 8.0));
+        var labels = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = random.Next(classes);
+        }
+        var reduction = sum ? LossReduction.Sum : LossReduction.Mean;
+        var dlogits = new float[s.Length];
+        float loss = CrossEntropy.ComputeCpu(s, z, labels, dlogits, reduction);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var kloss = new float[1];
+        var kdl = new float[s.Length];
+        CrossEntropy.Compute(acc, s, new View<float>(z), new View<int>(labels), new View<float>(kloss), new View<float>(kdl), reduction);
+        Tolerance.AssertClose(kloss, [loss], 1e-6, 1e-6, "loss kernel");
+        Tolerance.AssertClose(kdl, dlogits, 1e-7, 1e-6, "dlogits kernel");
+
+        labels[0] = classes; // out of range: the kernel cannot throw, it reports NaN
+        CrossEntropy.Compute(acc, s, new View<float>(z), new View<int>(labels), new View<float>(kloss), default, reduction);
+        float.IsNaN(kloss[0]).Should().BeTrue();
     }
 
     internal static double LossDouble(in LogitsShape s, double[] z, int[] labels)

@@ -13,9 +13,11 @@ public sealed class GuidedComplementEntropyTests
 
     public GuidedComplementEntropyTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Loss_and_gradient_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Loss_and_gradient_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         file.Metadata["gce"].Should().Contain("alpha=1/3", "the implementation's alpha is 1/3");
@@ -25,10 +27,10 @@ public sealed class GuidedComplementEntropyTests
         int[] labels = file["gce.labels"].ToInt32();
         var loss = new float[1];
         var dlogits = new float[s.Length];
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         GuidedComplementEntropy.Compute(acc, s, new View<float>(logits), new View<int>(labels), new View<float>(loss), new View<float>(dlogits));
         float[] eloss = file["gce.loss"].ToFloat(), edl = file["gce.dlogits"].ToFloat();
-        _output.WriteLine($"gce {s}: loss {loss[0]:R} vs {eloss[0]:R}; relL2 loss {Tolerance.RelativeL2(loss, eloss):G3}, dlogits {Tolerance.RelativeL2(dlogits, edl):G3}");
+        _output.WriteLine($"{kind} gce {s}: loss {loss[0]:R} vs {eloss[0]:R}; relL2 loss {Tolerance.RelativeL2(loss, eloss):G3}, dlogits {Tolerance.RelativeL2(dlogits, edl):G3}");
         Tolerance.AssertRelativeL2(loss, eloss, 1e-4, "gce.loss");
         Tolerance.AssertRelativeL2(dlogits, edl, 1e-3, "gce.dlogits");
         Tolerance.AssertClose(loss, eloss, atol: 1e-6, rtol: 1e-5, "gce.loss");
@@ -64,6 +66,31 @@ public sealed class GuidedComplementEntropyTests
     {
         var act = () => GuidedComplementEntropy.ComputeCpu(new LogitsShape(1, 2), [0f, 1f], [0], Span<float>.Empty);
         act.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*at least 3 classes*");
+    }
+
+    [Theory]
+    [InlineData(7, 4, false)]
+    [InlineData(300, 3, false)]
+    [InlineData(5, 10, true)]
+    public void Kernel_on_cpu_kernels_matches_the_cpu_implementation(int n, int classes, bool sum)
+    {
+        var s = new LogitsShape(n, classes);
+        var random = new Random(n * 3 + classes);
+        float[] z = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length, 6.0));
+        var labels = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            labels[i] = random.Next(classes);
+        }
+        var reduction = sum ? LossReduction.Sum : LossReduction.Mean;
+        var dlogits = new float[s.Length];
+        float loss = GuidedComplementEntropy.ComputeCpu(s, z, labels, dlogits, reduction);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var kloss = new float[1];
+        var kdl = new float[s.Length];
+        GuidedComplementEntropy.Compute(acc, s, new View<float>(z), new View<int>(labels), new View<float>(kloss), new View<float>(kdl), reduction);
+        Tolerance.AssertClose(kloss, [loss], 1e-6, 1e-6, "loss kernel");
+        Tolerance.AssertClose(kdl, dlogits, 1e-7, 1e-6, "dlogits kernel");
     }
 
     /// <summary>The README's definition, literally, in double.</summary>

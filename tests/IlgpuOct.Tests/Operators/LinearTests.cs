@@ -13,9 +13,11 @@ public sealed class LinearTests
 
     public LinearTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Forward_and_backward_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Forward_and_backward_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var xt = file["linear.x"];
@@ -27,11 +29,11 @@ public sealed class LinearTests
         var dx = new float[s.InputLength];
         var dw = new float[s.WeightLength];
         var db = new float[s.Out];
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         Linear.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(b), new View<float>(y));
         Linear.Backward(acc, s, new View<float>(x), new View<float>(w), new View<float>(dy), new View<float>(dx), new View<float>(dw), new View<float>(db));
         float[] ey = file["linear.y"].ToFloat(), edx = file["linear.dx"].ToFloat(), edw = file["linear.dw"].ToFloat(), edb = file["linear.db"].ToFloat();
-        _output.WriteLine($"linear {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}, db {Tolerance.RelativeL2(db, edb):G3}");
+        _output.WriteLine($"{kind} linear {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}, db {Tolerance.RelativeL2(db, edb):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "linear.y");
         Tolerance.AssertRelativeL2(dx, edx, 1e-3, "linear.dx");
         Tolerance.AssertRelativeL2(dw, edw, 1e-3, "linear.dw");
@@ -68,6 +70,28 @@ public sealed class LinearTests
         Linear.BackwardCpu(s, GradientCheck.ToFloat(x), GradientCheck.ToFloat(w), GradientCheck.ToFloat(dy), Span<float>.Empty, dw2, db2);
         dw2.Should().Equal(dw);
         db2.Should().Equal(db);
+    }
+
+    [Fact]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation()
+    {
+        var s = new LinearShape(6, 40, 5);
+        var random = new Random(22);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        float[] w = GradientCheck.ToFloat(GradientCheck.Random(random, s.WeightLength));
+        float[] b = GradientCheck.ToFloat(GradientCheck.Random(random, s.Out));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        float[] y = new float[s.OutputLength], dx = new float[s.InputLength], dw = new float[s.WeightLength], db = new float[s.Out];
+        Linear.ForwardCpu(s, x, w, b, y);
+        Linear.BackwardCpu(s, x, w, dy, dx, dw, db);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        float[] ky = new float[s.OutputLength], kdx = new float[s.InputLength], kdw = new float[s.WeightLength], kdb = new float[s.Out];
+        Linear.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(b), new View<float>(ky));
+        Linear.Backward(acc, s, new View<float>(x), new View<float>(w), new View<float>(dy), new View<float>(kdx), new View<float>(kdw), new View<float>(kdb));
+        Tolerance.AssertClose(ky, y, 1e-5, 1e-5, "forward kernel");
+        Tolerance.AssertClose(kdx, dx, 1e-5, 1e-5, "backward-data kernel");
+        Tolerance.AssertClose(kdw, dw, 1e-5, 1e-5, "backward-weight kernel");
+        Tolerance.AssertClose(kdb, db, 1e-6, 1e-6, "bias-gradient kernel");
     }
 
     internal static double[] ForwardDouble(in LinearShape s, double[] x, double[] w, double[] b)

@@ -13,9 +13,11 @@ public sealed class MaxPool2dTests
 
     public MaxPool2dTests(ITestOutputHelper output) => _output = output;
 
-    [Fact]
+    [Theory]
     [Trait("Category", "Golden")]
-    public void Forward_and_backward_match_golden()
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Forward_and_backward_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
         var settings = GradientCheck.Settings(file.Metadata["maxpool"]);
@@ -27,11 +29,11 @@ public sealed class MaxPool2dTests
         var y = new float[s.OutputLength];
         var indices = new int[s.OutputLength];
         var dx = new float[s.InputLength];
-        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        using var acc = new HostAccelerator(kind);
         MaxPool2d.Forward(acc, s, new View<float>(x), new View<float>(y), new View<int>(indices));
         MaxPool2d.Backward(acc, s, new View<float>(dy), new View<int>(indices), new View<float>(dx));
         float[] ey = file["maxpool.y"].ToFloat(), edx = file["maxpool.dx"].ToFloat();
-        _output.WriteLine($"maxpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
+        _output.WriteLine($"{kind} maxpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "maxpool.y");
         Tolerance.AssertRelativeL2(dx, edx, 1e-3, "maxpool.dx");
         Tolerance.AssertClose(y, ey, atol: 0, rtol: 0, "maxpool.y (a selection, so exact)");
@@ -83,6 +85,37 @@ public sealed class MaxPool2dTests
         var y = new float[s.OutputLength];
         MaxPool2d.ForwardCpu(s, GradientCheck.ToFloat(x), y, new int[s.OutputLength]);
         Tolerance.AssertClose(y, GradientCheck.ToFloat(ForwardDouble(s, x)), 0, 0, "y");
+    }
+
+    [Theory]
+    [InlineData(2, 3, 9, 10, 3, 2, 1)]
+    [InlineData(1, 2, 8, 8, 2, 2, 0)]
+    [InlineData(2, 2, 6, 7, 3, 1, 1)]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation(int n, int c, int h, int w, int kernel, int stride, int padding)
+    {
+        var s = new MaxPool2dShape(n, c, h, w, kernel, stride, padding);
+        var random = new Random(h * 13 + w);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        x[3] = x[4]; // a tie inside a window
+        x[Math.Min(20, x.Length - 1)] = float.NaN; // NaN wins its windows
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        var y = new float[s.OutputLength];
+        var indices = new int[s.OutputLength];
+        var dx = new float[s.InputLength];
+        MaxPool2d.ForwardCpu(s, x, y, indices);
+        MaxPool2d.BackwardCpu(s, dy, indices, dx);
+
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var ky = new float[s.OutputLength];
+        var kindices = new int[s.OutputLength];
+        var kdx = new float[s.InputLength];
+        MaxPool2d.Forward(acc, s, new View<float>(x), new View<float>(ky), new View<int>(kindices));
+        MaxPool2d.Backward(acc, s, new View<float>(dy), new View<int>(kindices), new View<float>(kdx));
+        kindices.Should().Equal(indices);
+        // A selection, so exact; float.Equals treats the NaN maxima as equal (AssertClose would not).
+        ky.Should().Equal(y, "the forward kernel selects the same values");
+        y.Should().Contain(float.NaN, "the NaN input must win its windows");
+        Tolerance.AssertClose(kdx, dx, 1e-7, 1e-6, "backward kernel (gather)");
     }
 
     internal static double[] ForwardDouble(in MaxPool2dShape s, double[] x)

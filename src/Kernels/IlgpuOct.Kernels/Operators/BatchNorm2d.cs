@@ -408,21 +408,256 @@ public static unsafe partial class BatchNorm2d
         }
     }
 
-    // ---- Kernels (phase 2) ----
+    // ---- Kernels ----
+    //
+    // Statistics: one block per channel reduces in double through shared memory (two passes: mean,
+    // then squared deviations), thread 0 writes the saved and running statistics. Normalisation and
+    // the input gradient are grid-stride element-wise kernels.
+
+    private const int ReduceThreads = 256;
+    private const int ElementThreads = 256;
+    private const int MaxElementBlocks = 4096;
+
+    [Kernel]
+    private static void BnStatistics(KernelContext ctx, View<float> x, View<float> runningMean, View<float> runningVar,
+        View<float> saveMean, View<float> saveInvStd, int n, int channels, int hw, float momentum, float epsilon)
+    {
+        var partial = ctx.Shared<double>(ReduceThreads);
+        int c = ctx.BlockIdx.X;
+        int t = ctx.ThreadIdx.X;
+        int count = n * hw;
+        double sum = 0.0;
+        for (int i = t; i < count; i += ReduceThreads)
+        {
+            int image = i / hw;
+            sum += x[(image * channels + c) * hw + (i - image * hw)];
+        }
+        partial[t] = sum;
+        ctx.Barrier();
+        for (int stride = ReduceThreads / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride)
+            {
+                partial[t] += partial[t + stride];
+            }
+            ctx.Barrier();
+        }
+        double mean = partial[0] / count;
+        ctx.Barrier();
+        double squares = 0.0;
+        for (int i = t; i < count; i += ReduceThreads)
+        {
+            int image = i / hw;
+            double d = x[(image * channels + c) * hw + (i - image * hw)] - mean;
+            squares += d * d;
+        }
+        partial[t] = squares;
+        ctx.Barrier();
+        for (int stride = ReduceThreads / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride)
+            {
+                partial[t] += partial[t + stride];
+            }
+            ctx.Barrier();
+        }
+        if (t == 0)
+        {
+            double variance = partial[0] / count;
+            saveMean[c] = (float)mean;
+            saveInvStd[c] = (float)(1.0 / Math.Sqrt(variance + epsilon));
+            runningMean[c] = (float)((1.0 - momentum) * runningMean[c] + momentum * mean);
+            runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * (variance * count / (count - 1)));
+        }
+    }
+
+    [Kernel]
+    private static void BnNormalize(KernelContext ctx, View<float> x, View<float> mean, View<float> invStd, View<float> gamma, View<float> beta,
+        View<float> y, int channels, int hw)
+    {
+        for (int i = ctx.GlobalX; i < y.Length; i += ctx.GridStrideX)
+        {
+            int c = i / hw % channels;
+            y[i] = (x[i] - mean[c]) * (float)((double)gamma[c] * invStd[c]) + beta[c];
+        }
+    }
+
+    [Kernel]
+    private static void BnInference(KernelContext ctx, View<float> x, View<float> gamma, View<float> beta, View<float> runningMean, View<float> runningVar,
+        View<float> y, int channels, int hw, float epsilon)
+    {
+        for (int i = ctx.GlobalX; i < y.Length; i += ctx.GridStrideX)
+        {
+            int c = i / hw % channels;
+            float scale = (float)(gamma[c] / Math.Sqrt((double)runningVar[c] + epsilon));
+            y[i] = (x[i] - runningMean[c]) * scale + beta[c];
+        }
+    }
+
+    [Kernel]
+    private static void BnBackwardReduce(KernelContext ctx, View<float> x, View<float> dy, View<float> mean, View<float> invStd,
+        View<float> dgamma, View<float> dbeta, int n, int channels, int hw)
+    {
+        var partialDy = ctx.Shared<double>(ReduceThreads);
+        var partialDot = ctx.Shared<double>(ReduceThreads);
+        int c = ctx.BlockIdx.X;
+        int t = ctx.ThreadIdx.X;
+        int count = n * hw;
+        double m = mean[c];
+        double sumDy = 0.0;
+        double sumDot = 0.0;
+        for (int i = t; i < count; i += ReduceThreads)
+        {
+            int image = i / hw;
+            int at = (image * channels + c) * hw + (i - image * hw);
+            double g = dy[at];
+            sumDy += g;
+            sumDot += g * (x[at] - m);
+        }
+        partialDy[t] = sumDy;
+        partialDot[t] = sumDot;
+        ctx.Barrier();
+        for (int stride = ReduceThreads / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride)
+            {
+                partialDy[t] += partialDy[t + stride];
+                partialDot[t] += partialDot[t + stride];
+            }
+            ctx.Barrier();
+        }
+        if (t == 0)
+        {
+            dgamma[c] = (float)(partialDot[0] * invStd[c]);
+            dbeta[c] = (float)partialDy[0];
+        }
+    }
+
+    [Kernel]
+    private static void BnBackwardData(KernelContext ctx, View<float> x, View<float> dy, View<float> gamma, View<float> mean, View<float> invStd,
+        View<float> dgamma, View<float> dbeta, View<float> dx, int channels, int hw, int count)
+    {
+        for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
+        {
+            int c = i / hw % channels;
+            double g = gamma[c];
+            double inv = invStd[c];
+            float a = (float)(g * inv);
+            float b = (float)(-g * inv * inv * dgamma[c] / count);
+            float k = (float)(-g * inv * dbeta[c] / count);
+            dx[i] = a * dy[i] + b * (x[i] - mean[c]) + k;
+        }
+    }
+
+    [Kernel]
+    private static void BnBackwardInference(KernelContext ctx, View<float> dy, View<float> gamma, View<float> runningVar, View<float> dx,
+        int channels, int hw, float epsilon)
+    {
+        for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
+        {
+            int c = i / hw % channels;
+            dx[i] = dy[i] * (float)(gamma[c] / Math.Sqrt((double)runningVar[c] + epsilon));
+        }
+    }
+
+    private static LaunchConfig ElementConfig(int length) =>
+        new(new Dim3(Math.Clamp((length + ElementThreads - 1) / ElementThreads, 1, MaxElementBlocks)), new Dim3(ElementThreads));
 
     private static void ForwardTrainingKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
-        View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd, float momentum, float epsilon) =>
-        throw new NotSupportedException($"BatchNorm2d kernels are not written yet; {accelerator.Id} cannot run BatchNorm2d.ForwardTraining (use the cpu device).");
+        View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd, float momentum, float epsilon)
+    {
+        s.Validate();
+        if (s.CountPerChannel < 2)
+        {
+            throw new ArgumentException($"BatchNorm2d: training needs more than one value per channel ({s}); use a batch of at least 2 or evaluation mode.", nameof(s));
+        }
+        RequireViews(s, x, y, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
+        BnStatisticsKernel.Launch(accelerator, new LaunchConfig(new Dim3(s.C), new Dim3(ReduceThreads)), x, runningMean, runningVar, saveMean, saveInvStd,
+            s.N, s.C, s.HW, momentum, epsilon);
+        BnNormalizeKernel.Launch(accelerator, ElementConfig(s.Length), x, saveMean, saveInvStd, gamma, beta, y, s.C, s.HW);
+    }
 
     private static void ForwardInferenceKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
-        View<float> runningMean, View<float> runningVar, View<float> y, float epsilon) =>
-        throw new NotSupportedException($"BatchNorm2d kernels are not written yet; {accelerator.Id} cannot run BatchNorm2d.ForwardInference (use the cpu device).");
+        View<float> runningMean, View<float> runningVar, View<float> y, float epsilon)
+    {
+        s.Validate();
+        RequireViews(s, x, y, gamma, beta, runningMean, runningVar);
+        BnInferenceKernel.Launch(accelerator, ElementConfig(s.Length), x, gamma, beta, runningMean, runningVar, y, s.C, s.HW, epsilon);
+    }
 
     private static void BackwardTrainingKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
-        View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta) =>
-        throw new NotSupportedException($"BatchNorm2d kernels are not written yet; {accelerator.Id} cannot run BatchNorm2d.BackwardTraining (use the cpu device).");
+        View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
+    {
+        s.Validate();
+        RequireViews(s, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
+        RequireLength(dx.Length, s.Length, nameof(dx), "(N, C, H, W)");
+        BnBackwardReduceKernel.Launch(accelerator, new LaunchConfig(new Dim3(s.C), new Dim3(ReduceThreads)), x, dy, saveMean, saveInvStd, dgamma, dbeta,
+            s.N, s.C, s.HW);
+        BnBackwardDataKernel.Launch(accelerator, ElementConfig(s.Length), x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta, dx, s.C, s.HW, s.CountPerChannel);
+    }
 
     private static void BackwardInferenceKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
-        View<float> dx, float epsilon) =>
-        throw new NotSupportedException($"BatchNorm2d kernels are not written yet; {accelerator.Id} cannot run BatchNorm2d.BackwardInference (use the cpu device).");
+        View<float> dx, float epsilon)
+    {
+        s.Validate();
+        RequireViews(s, dy, dx, gamma, runningVar);
+        BnBackwardInferenceKernel.Launch(accelerator, ElementConfig(s.Length), dy, gamma, runningVar, dx, s.C, s.HW, epsilon);
+    }
+
+    // The first two views are (N, C, H, W), the rest (C).
+    private static void RequireViews(in BatchNorm2dShape s, View<float> full0, View<float> full1, params ReadOnlySpan<View<float>> perChannel)
+    {
+        RequireLength(full0.Length, s.Length, "x", "(N, C, H, W)");
+        RequireLength(full1.Length, s.Length, "y/dy", "(N, C, H, W)");
+        foreach (var view in perChannel)
+        {
+            RequireLength(view.Length, s.C, "a per-channel view", "(C)");
+        }
+    }
+
+    // ---- Self-tests (ilgpuoct selftest) ----
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> SelfTests()
+    {
+        foreach (var s in new[] { new BatchNorm2dShape(4, 6, 5, 7), new BatchNorm2dShape(8, 16, 14, 14), new BatchNorm2dShape(64, 8, 1, 1) })
+        {
+            string shape = $"({s.N},{s.C},{s.H},{s.W})";
+            int c = s.C;
+            // arrays: 0 x, 1 gamma, 2 beta, 3 running mean, 4 running var, 5 y, 6 save mean, 7 save inv std
+            yield return new SelfTestCase("BatchNorm2d.ForwardTraining", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [Shift(OperatorSelfTest.Random(seed, s.Length, 2f), 0.5f), OperatorSelfTest.Random(seed + 1, c), OperatorSelfTest.Random(seed + 2, c),
+                 OperatorSelfTest.Random(seed + 3, c), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length], new float[c], new float[c]],
+                [3, 4, 5, 6, 7],
+                (a, v) => ForwardTraining(a, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]),
+                h => ForwardTrainingCpu(s, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]), 1e-4));
+            yield return new SelfTestCase("BatchNorm2d.ForwardInference", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.Length, 2f), OperatorSelfTest.Random(seed + 1, c), OperatorSelfTest.Random(seed + 2, c),
+                 OperatorSelfTest.Random(seed + 3, c), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length]],
+                [5],
+                (a, v) => ForwardInference(a, s, v[0], v[1], v[2], v[3], v[4], v[5]),
+                h => ForwardInferenceCpu(s, h[0], h[1], h[2], h[3], h[4], h[5]), 1e-5));
+            // arrays: 0 x, 1 dy, 2 gamma, 3 mean, 4 inv std, 5 dx, 6 dgamma, 7 dbeta
+            yield return new SelfTestCase("BatchNorm2d.BackwardTraining", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.Length, 2f), OperatorSelfTest.Random(seed + 1, s.Length), OperatorSelfTest.Random(seed + 2, c),
+                 OperatorSelfTest.Random(seed + 3, c, 0.5f), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length], new float[c], new float[c]],
+                [5, 6, 7],
+                (a, v) => BackwardTraining(a, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]),
+                h => BackwardTrainingCpu(s, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]), 1e-5 * Math.Sqrt(s.CountPerChannel) + 1e-5));
+            yield return new SelfTestCase("BatchNorm2d.BackwardInference", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.Length), OperatorSelfTest.Random(seed + 1, c), Shift(OperatorSelfTest.Random(seed + 2, c, 0.5f), 1f), new float[s.Length]],
+                [3],
+                (a, v) => BackwardInference(a, s, v[0], v[1], v[2], v[3]),
+                h => BackwardInferenceCpu(s, h[0], h[1], h[2], h[3]), 1e-5));
+        }
+    }
+
+    private static float[] Shift(float[] values, float shift)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] += shift;
+        }
+        return values;
+    }
 }

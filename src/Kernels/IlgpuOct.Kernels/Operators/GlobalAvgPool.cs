@@ -91,11 +91,67 @@ public static partial class GlobalAvgPool
         }
     }
 
-    // ---- Kernels (phase 2) ----
+    // ---- Kernels ----
 
-    private static void ForwardKernels(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> x, View<float> y) =>
-        throw new NotSupportedException($"GlobalAvgPool kernels are not written yet; {accelerator.Id} cannot run GlobalAvgPool.Forward (use the cpu device).");
+    private const int Threads = 256;
+    private const int MaxBlocks = 4096;
 
-    private static void BackwardKernels(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> dy, View<float> dx) =>
-        throw new NotSupportedException($"GlobalAvgPool kernels are not written yet; {accelerator.Id} cannot run GlobalAvgPool.Backward (use the cpu device).");
+    [Kernel]
+    private static void AvgPoolForward(KernelContext ctx, View<float> x, View<float> y, int hw)
+    {
+        for (int p = ctx.GlobalX; p < y.Length; p += ctx.GridStrideX)
+        {
+            double sum = 0.0;
+            for (int i = 0; i < hw; i++)
+            {
+                sum += x[p * hw + i];
+            }
+            y[p] = (float)(sum / hw);
+        }
+    }
+
+    [Kernel]
+    private static void AvgPoolBackward(KernelContext ctx, View<float> dy, View<float> dx, int hw)
+    {
+        for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
+        {
+            dx[i] = dy[i / hw] / hw;
+        }
+    }
+
+    private static LaunchConfig Config(int length) =>
+        new(new Dim3(Math.Clamp((length + Threads - 1) / Threads, 1, MaxBlocks)), new Dim3(Threads));
+
+    private static void ForwardKernels(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> x, View<float> y)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, C, H, W)");
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, C)");
+        AvgPoolForwardKernel.Launch(accelerator, Config(s.OutputLength), x, y, s.HW);
+    }
+
+    private static void BackwardKernels(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> dy, View<float> dx)
+    {
+        s.Validate();
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, C)");
+        RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, C, H, W)");
+        AvgPoolBackwardKernel.Launch(accelerator, Config(s.InputLength), dy, dx, s.HW);
+    }
+
+    // ---- Self-tests (ilgpuoct selftest) ----
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> SelfTests()
+    {
+        foreach (var s in new[] { new GlobalAvgPoolShape(2, 5, 3, 4), new GlobalAvgPoolShape(16, 128, 7, 7) })
+        {
+            string shape = $"({s.N},{s.C},{s.H},{s.W})";
+            yield return new SelfTestCase("GlobalAvgPool.Forward", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.InputLength), new float[s.OutputLength]], [1],
+                (a, v) => Forward(a, s, v[0], v[1]), h => ForwardCpu(s, h[0], h[1]), 1e-6));
+            yield return new SelfTestCase("GlobalAvgPool.Backward", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.OutputLength), new float[s.InputLength]], [1],
+                (a, v) => Backward(a, s, v[0], v[1]), h => BackwardCpu(s, h[0], h[1]), 1e-7));
+        }
+    }
 }

@@ -135,8 +135,123 @@ public static partial class GuidedComplementEntropy
         }
     }
 
-    // ---- Kernels (phase 2) ----
+    // ---- Kernels ----
+    //
+    // One block, one thread per row in double (as CrossEntropy); the softmax is recomputed instead of
+    // stored, since kernels cannot allocate a row buffer. A label outside [0, Classes) makes the loss NaN.
 
-    private static void ComputeKernels(Accelerator accelerator, in LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits, LossReduction reduction) =>
-        throw new NotSupportedException($"GuidedComplementEntropy kernels are not written yet; {accelerator.Id} cannot run GuidedComplementEntropy.Compute (use the cpu device).");
+    [Kernel]
+    private static void GuidedComplementRows(KernelContext ctx, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
+        int rows, int classes, double scale, int writeGradient)
+    {
+        var partial = ctx.Shared<double>(CrossEntropy.LossThreads);
+        int t = ctx.ThreadIdx.X;
+        double total = 0.0;
+        for (int i = t; i < rows; i += CrossEntropy.LossThreads)
+        {
+            int y = labels[i];
+            int row = i * classes;
+            if (y < 0 || y >= classes)
+            {
+                total += double.NaN;
+                if (writeGradient != 0)
+                {
+                    for (int j = 0; j < classes; j++)
+                    {
+                        dlogits[row + j] = 0f;
+                    }
+                }
+                continue;
+            }
+            double max = logits[row];
+            for (int j = 1; j < classes; j++)
+            {
+                max = Math.Max(max, (double)logits[row + j]);
+            }
+            double sumExp = 0.0;
+            for (int j = 0; j < classes; j++)
+            {
+                sumExp += Math.Exp(logits[row + j] - max);
+            }
+            double py = Math.Exp(logits[row + y] - max) / sumExp;
+            double complement = 1.0 - py + ProbabilityGuard;
+            double weight = Math.Pow(py + ProbabilityGuard, Alpha);
+            double entropy = 0.0;
+            double entropySlope = 0.0;
+            double dot = 0.0;
+            for (int j = 0; j < classes; j++)
+            {
+                if (j != y)
+                {
+                    double p = Math.Exp(logits[row + j] - max) / sumExp;
+                    double q = p / complement;
+                    double logQ = Math.Log(q + LogGuard);
+                    double slope = logQ + q / (q + LogGuard);
+                    entropy += q * logQ;
+                    entropySlope += slope * q;
+                    dot += p * (scale * weight * slope / complement);
+                }
+            }
+            total += weight * entropy;
+            if (writeGradient != 0)
+            {
+                double dpy = scale * (Alpha * Math.Pow(py + ProbabilityGuard, Alpha - 1.0) * entropy + weight * entropySlope / complement);
+                dot += py * dpy;
+                for (int j = 0; j < classes; j++)
+                {
+                    double p = Math.Exp(logits[row + j] - max) / sumExp;
+                    double dp = dpy;
+                    if (j != y)
+                    {
+                        double q = p / complement;
+                        dp = scale * weight * (Math.Log(q + LogGuard) + q / (q + LogGuard)) / complement;
+                    }
+                    dlogits[row + j] = (float)(p * (dp - dot));
+                }
+            }
+        }
+        partial[t] = total;
+        ctx.Barrier();
+        for (int stride = CrossEntropy.LossThreads / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride)
+            {
+                partial[t] += partial[t + stride];
+            }
+            ctx.Barrier();
+        }
+        if (t == 0)
+        {
+            loss[0] = (float)(partial[0] * scale);
+        }
+    }
+
+    private static void ComputeKernels(Accelerator accelerator, in LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits, LossReduction reduction)
+    {
+        s.Validate();
+        RequireClasses(s.Classes);
+        RequireLength(logits.Length, s.Length, nameof(logits), "(N, Classes)");
+        RequireLength(labels.Length, s.N, nameof(labels), "(N)");
+        RequireLength(loss.Length, 1, nameof(loss), "(1)");
+        bool gradient = dlogits.Length != 0;
+        if (gradient)
+        {
+            RequireLength(dlogits.Length, s.Length, nameof(dlogits), "(N, Classes)");
+        }
+        double scale = (reduction == LossReduction.Mean ? 1.0 / s.N : 1.0) / Math.Log(s.Classes - 1);
+        GuidedComplementRowsKernel.Launch(accelerator, new LaunchConfig(new Dim3(1), new Dim3(CrossEntropy.LossThreads)), logits, labels, loss,
+            gradient ? dlogits : logits, s.N, s.Classes, scale, gradient ? 1 : 0);
+    }
+
+    // ---- Self-tests (ilgpuoct selftest) ----
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> SelfTests()
+    {
+        foreach (var s in new[] { new LogitsShape(7, 4), new LogitsShape(300, 3), new LogitsShape(64, 10) })
+        {
+            string shape = $"({s.N},{s.Classes})";
+            yield return new SelfTestCase("GuidedComplementEntropy.Compute", shape, (acc, seed) => CrossEntropy.CompareLoss(acc, seed, s, guided: true));
+        }
+    }
 }

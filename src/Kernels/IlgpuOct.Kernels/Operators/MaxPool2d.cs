@@ -180,11 +180,137 @@ public static unsafe partial class MaxPool2d
         }
     }
 
-    // ---- Kernels (phase 2) ----
+    // ---- Kernels ----
+    //
+    // Forward: one thread per output. Backward: one thread per input pixel gathers dy from the
+    // windows that chose it (no atomics, a fixed summation order).
 
-    private static void ForwardKernels(Accelerator accelerator, in MaxPool2dShape s, View<float> x, View<float> y, View<int> indices) =>
-        throw new NotSupportedException($"MaxPool2d kernels are not written yet; {accelerator.Id} cannot run MaxPool2d.Forward (use the cpu device).");
+    private const int Threads = 256;
+    private const int MaxBlocks = 4096;
 
-    private static void BackwardKernels(Accelerator accelerator, in MaxPool2dShape s, View<float> dy, View<int> indices, View<float> dx) =>
-        throw new NotSupportedException($"MaxPool2d kernels are not written yet; {accelerator.Id} cannot run MaxPool2d.Backward (use the cpu device).");
+    [Kernel]
+    private static void MaxPoolForward(KernelContext ctx, View<float> x, View<float> y, View<int> indices,
+        int h, int w, int outH, int outW, int kernel, int stride, int padding)
+    {
+        for (int o = ctx.GlobalX; o < y.Length; o += ctx.GridStrideX)
+        {
+            int plane = o / (outH * outW);
+            int q = o - plane * outH * outW;
+            int oh = q / outW;
+            int ow = q - oh * outW;
+            int h0 = oh * stride - padding;
+            int w0 = ow * stride - padding;
+            int hStart = Math.Max(h0, 0);
+            int hEnd = Math.Min(h0 + kernel, h);
+            int wStart = Math.Max(w0, 0);
+            int wEnd = Math.Min(w0 + kernel, w);
+            int best = hStart * w + wStart;
+            float max = float.NegativeInfinity;
+            bool sawNaN = false;
+            for (int ih = hStart; ih < hEnd; ih++)
+            {
+                for (int iw = wStart; iw < wEnd; iw++)
+                {
+                    float v = x[plane * h * w + ih * w + iw];
+                    if (!sawNaN && (v > max || float.IsNaN(v)))
+                    {
+                        max = v;
+                        best = ih * w + iw;
+                        sawNaN = float.IsNaN(v);
+                    }
+                }
+            }
+            y[o] = x[plane * h * w + best];
+            indices[o] = best;
+        }
+    }
+
+    [Kernel]
+    private static void MaxPoolBackward(KernelContext ctx, View<float> dy, View<int> indices, View<float> dx,
+        int h, int w, int outH, int outW, int kernel, int stride, int padding)
+    {
+        for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
+        {
+            int plane = i / (h * w);
+            int q = i - plane * h * w;
+            int ih = q / w;
+            int iw = q - ih * w;
+            // Outputs whose window holds (ih, iw): oh*stride - padding <= ih <= oh*stride - padding + kernel - 1.
+            int ohFirst = Math.Max(0, (ih + padding - kernel + stride) / stride);
+            int ohLast = Math.Min(outH - 1, (ih + padding) / stride);
+            int owFirst = Math.Max(0, (iw + padding - kernel + stride) / stride);
+            int owLast = Math.Min(outW - 1, (iw + padding) / stride);
+            float sum = 0f;
+            for (int oh = ohFirst; oh <= ohLast; oh++)
+            {
+                for (int ow = owFirst; ow <= owLast; ow++)
+                {
+                    int o = (plane * outH + oh) * outW + ow;
+                    if (indices[o] == q)
+                    {
+                        sum += dy[o];
+                    }
+                }
+            }
+            dx[i] = sum;
+        }
+    }
+
+    private static LaunchConfig Config(int length) =>
+        new(new Dim3(Math.Clamp((length + Threads - 1) / Threads, 1, MaxBlocks)), new Dim3(Threads));
+
+    private static void ForwardKernels(Accelerator accelerator, in MaxPool2dShape s, View<float> x, View<float> y, View<int> indices)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, C, H, W)");
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, C, OutH, OutW)");
+        RequireLength(indices.Length, s.OutputLength, nameof(indices), "(N, C, OutH, OutW)");
+        MaxPoolForwardKernel.Launch(accelerator, Config(s.OutputLength), x, y, indices, s.H, s.W, s.OutH, s.OutW, s.Kernel, s.Stride, s.Padding);
+    }
+
+    private static void BackwardKernels(Accelerator accelerator, in MaxPool2dShape s, View<float> dy, View<int> indices, View<float> dx)
+    {
+        s.Validate();
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, C, OutH, OutW)");
+        RequireLength(indices.Length, s.OutputLength, nameof(indices), "(N, C, OutH, OutW)");
+        RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, C, H, W)");
+        MaxPoolBackwardKernel.Launch(accelerator, Config(s.InputLength), dy, indices, dx, s.H, s.W, s.OutH, s.OutW, s.Kernel, s.Stride, s.Padding);
+    }
+
+    // ---- Self-tests (ilgpuoct selftest) ----
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> SelfTests()
+    {
+        foreach (var s in new[] { new MaxPool2dShape(2, 3, 9, 10), new MaxPool2dShape(4, 8, 32, 32), new MaxPool2dShape(2, 4, 7, 7, 2, 2, 0) })
+        {
+            string shape = $"({s.N},{s.C},{s.H},{s.W}) k{s.Kernel} s{s.Stride} p{s.Padding}";
+            yield return new SelfTestCase("MaxPool2d.Forward+Backward", shape, (acc, seed) => CompareForwardBackward(acc, seed, s));
+        }
+    }
+
+    // Forward values and indices, then the backward pass from the device's own indices, against the CPU.
+    private static SelfTestResult CompareForwardBackward(Accelerator accelerator, int seed, MaxPool2dShape s)
+    {
+        float[] x = OperatorSelfTest.Random(seed, s.InputLength);
+        float[] dy = OperatorSelfTest.Random(seed + 1, s.OutputLength);
+        var y = new float[s.OutputLength];
+        var indices = new int[s.OutputLength];
+        var dx = new float[s.InputLength];
+        ForwardCpu(s, x, y, indices);
+        BackwardCpu(s, dy, indices, dx);
+        using var dx0 = accelerator.Upload<float>(x);
+        using var dy0 = accelerator.Upload<float>(dy);
+        using var dyOut = accelerator.Allocate<float>(s.OutputLength);
+        using var dIndices = accelerator.Allocate<int>(s.OutputLength);
+        using var dDx = accelerator.Allocate<float>(s.InputLength);
+        Forward(accelerator, s, dx0.View, dyOut.View, dIndices.View);
+        Backward(accelerator, s, dy0.View, dIndices.View, dDx.View);
+        accelerator.Synchronize();
+        int[] deviceIndices = accelerator.Download(dIndices.View);
+        double indexMismatch = deviceIndices.AsSpan().SequenceEqual(indices) ? 0 : double.PositiveInfinity;
+        double worst = Math.Max(SelfTestCatalog.MaxAbsDifference(accelerator.Download(dyOut.View), y),
+            SelfTestCatalog.MaxAbsDifference(accelerator.Download(dDx.View), dx));
+        return new SelfTestResult(Math.Max(worst, indexMismatch), 1e-6);
+    }
 }

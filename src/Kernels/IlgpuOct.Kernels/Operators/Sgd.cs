@@ -100,10 +100,59 @@ public static unsafe partial class Sgd
         }
     }
 
-    // ---- Kernels (phase 2) ----
+    // ---- Kernels ----
 
-    private static void StepKernels(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, in SgdSettings settings) =>
-        throw new NotSupportedException($"Sgd kernels are not written yet; {accelerator.Id} cannot run Sgd.Step (use the cpu device).");
+    private const int Threads = 256;
+    private const int MaxBlocks = 4096;
+
+    [Kernel]
+    private static void SgdStep(KernelContext ctx, View<float> weight, View<float> grad, View<float> buffer, float learningRate, float momentum, float weightDecay)
+    {
+        float negativeLr = -learningRate;
+        for (int i = ctx.GlobalX; i < weight.Length; i += ctx.GridStrideX)
+        {
+            float w = weight[i];
+            float g = grad[i] + weightDecay * w;
+            float b = momentum * buffer[i] + g;
+            buffer[i] = b;
+            weight[i] = w + negativeLr * b;
+        }
+    }
+
+    private static void StepKernels(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, in SgdSettings settings)
+    {
+        settings.Validate();
+        if (grad.Length != weight.Length || momentumBuffer.Length != weight.Length)
+        {
+            throw new ArgumentException($"Sgd: weight ({weight.Length}), grad ({grad.Length}) and momentum buffer ({momentumBuffer.Length}) must have one length; allocate them from the parameter's shape.");
+        }
+        var config = new LaunchConfig(new Dim3(Math.Clamp((weight.Length + Threads - 1) / Threads, 1, MaxBlocks)), new Dim3(Threads));
+        SgdStepKernel.Launch(accelerator, config, weight, grad, momentumBuffer, settings.LearningRate, settings.Momentum, settings.WeightDecay);
+    }
+
+    // ---- Self-tests (ilgpuoct selftest) ----
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> SelfTests()
+    {
+        foreach (int n in new[] { 1000, 100_003 })
+        {
+            string shape = $"n={n}";
+            var settings = new SgdSettings(0.05f, 0.9f, 5e-4f);
+            yield return new SelfTestCase("Sgd.Step", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, n), OperatorSelfTest.Random(seed + 1, n), OperatorSelfTest.Random(seed + 2, n)], [0, 2],
+                (a, v) =>
+                {
+                    Step(a, v[0], v[1], v[2], settings);
+                    Step(a, v[0], v[1], v[2], settings);
+                },
+                h =>
+                {
+                    StepCpu(h[0], h[1], h[2], settings);
+                    StepCpu(h[0], h[1], h[2], settings);
+                }, 1e-6));
+        }
+    }
 }
 
 /// <summary>
