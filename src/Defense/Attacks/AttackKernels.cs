@@ -40,6 +40,24 @@ public static partial class AttackKernels
         }
     }
 
+    [Kernel]
+    private static void CwAdam(KernelContext ctx, View<float> w, View<float> m, View<float> v, View<float> x, View<float> x0, View<float> gx,
+        float lr, float correction1, float correction2)
+    {
+        for (int i = ctx.GlobalX; i < x.Length; i += ctx.GridStrideX)
+        {
+            float t = 2f * x[i] - 1f;
+            float g = (2f * (x[i] - x0[i]) + gx[i]) * 0.5f * (1f - t * t);
+            float mi = 0.9f * m[i] + 0.1f * g;
+            float vi = 0.999f * v[i] + 0.001f * g * g;
+            m[i] = mi;
+            v[i] = vi;
+            float wi = w[i] - lr * (mi / correction1) / (MathF.Sqrt(vi / correction2) + 1e-8f);
+            w[i] = wi;
+            x[i] = (MathF.Tanh(wi) + 1f) * 0.5f;
+        }
+    }
+
     // ------------------------------------------------------------------ dispatchers
 
     /// <summary>
@@ -73,7 +91,45 @@ public static partial class AttackKernels
         AddSpreadKernel.Launch(accelerator, Config(d.Length), dPool, d, hw);
     }
 
+    /// <summary>
+    /// One Carlini-Wagner Adam step in tanh space and the new image: with t = 2x - 1 = tanh(w),
+    /// g = (2 (x - x0) + d(c f)/dx) (1 - t^2) / 2; Adam (0.9, 0.999, 1e-8) with bias corrections
+    /// 1 - beta^step; then x = (tanh(w) + 1) / 2. All views (n).
+    /// </summary>
+    public static void CwAdamStep(Accelerator accelerator, View<float> w, View<float> m, View<float> v, View<float> x, View<float> x0, View<float> gx,
+        float lr, float correction1, float correction2)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        foreach (var (length, name) in new[] { (w.Length, nameof(w)), (m.Length, nameof(m)), (v.Length, nameof(v)), (x0.Length, nameof(x0)), (gx.Length, nameof(gx)) })
+        {
+            RequireLength(length, x.Length, name);
+        }
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            CwAdamStepCpu(w.AsSpan(), m.AsSpan(), v.AsSpan(), x.AsSpan(), x0.AsSpan(), gx.AsSpan(), lr, correction1, correction2);
+            return;
+        }
+        CwAdamKernel.Launch(accelerator, Config(x.Length), w, m, v, x, x0, gx, lr, correction1, correction2);
+    }
+
     // ------------------------------------------------------------------ CPU implementations
+
+    public static void CwAdamStepCpu(Span<float> w, Span<float> m, Span<float> v, Span<float> x, ReadOnlySpan<float> x0, ReadOnlySpan<float> gx,
+        float lr, float correction1, float correction2)
+    {
+        for (int i = 0; i < x.Length; i++)
+        {
+            float t = 2f * x[i] - 1f;
+            float g = (2f * (x[i] - x0[i]) + gx[i]) * 0.5f * (1f - t * t);
+            float mi = 0.9f * m[i] + 0.1f * g;
+            float vi = 0.999f * v[i] + 0.001f * g * g;
+            m[i] = mi;
+            v[i] = vi;
+            float wi = w[i] - lr * (mi / correction1) / (MathF.Sqrt(vi / correction2) + 1e-8f);
+            w[i] = wi;
+            x[i] = (MathF.Tanh(wi) + 1f) * 0.5f;
+        }
+    }
 
     public static void SignStepProjectClipCpu(Span<float> x, ReadOnlySpan<float> x0, ReadOnlySpan<float> g, float step, float eps)
     {

@@ -61,6 +61,41 @@ public sealed class AttackKernelsTests
     }
 
     [Fact]
+    public void Carlini_wagner_adam_kernel_equals_the_cpu_implementation_and_keeps_images_in_range()
+    {
+        var random = new Random(7);
+        const int n = 1500;
+        float[] Values(double scale, double offset) => [.. Enumerable.Range(0, n).Select(_ => (float)(offset + (random.NextDouble() - 0.5) * scale))];
+        float[] w = Values(6, 0);
+        float[] m = Values(0.1, 0);
+        float[] v = Values(0.01, 0.01);
+        float[] x = [.. w.Select(value => (MathF.Tanh(value) + 1f) * 0.5f)];
+        float[] x0 = Values(1, 0.5);
+        float[] gx = Values(2, 0);
+        const float lr = 0.05f;
+        const float c1 = 0.271f; // 1 - 0.9^3
+        const float c2 = 0.002997f; // 1 - 0.999^3
+
+        float[] ew = (float[])w.Clone(), em = (float[])m.Clone(), ev = (float[])v.Clone(), ex = (float[])x.Clone();
+        AttackKernels.CwAdamStepCpu(ew, em, ev, ex, x0, gx, lr, c1, c2);
+        ex.Should().OnlyContain(value => value >= 0f && value <= 1f);
+        ex.Zip(x).Count(p => p.First != p.Second).Should().BeGreaterThan(n / 2, "a step moves the images");
+
+        using var acc = DeviceSelection.Open("cpu-kernels", out _);
+        using var wb = acc.Upload<float>(w);
+        using var mb = acc.Upload<float>(m);
+        using var vb = acc.Upload<float>(v);
+        using var xb = acc.Upload<float>(x);
+        using var x0b = acc.Upload<float>(x0);
+        using var gb = acc.Upload<float>(gx);
+        AttackKernels.CwAdamStep(acc, wb.View, mb.View, vb.View, xb.View, x0b.View, gb.View, lr, c1, c2);
+        Tolerance.AssertClose(acc.Download(wb.View), ew, 0, 0, "w");
+        Tolerance.AssertClose(acc.Download(mb.View), em, 0, 0, "m");
+        Tolerance.AssertClose(acc.Download(vb.View), ev, 0, 0, "v");
+        Tolerance.AssertClose(acc.Download(xb.View), ex, 0, 0, "x");
+    }
+
+    [Fact]
     public void Tapped_feature_gradient_on_cpu_kernels_equals_the_cpu_engine()
     {
         float[] Gradient(string device)
