@@ -30,6 +30,9 @@ public sealed record AttackSettings
 
     public float? StepSize { get; init; }
 
+    /// <summary>The step size the L-infinity attacks use: eps for FGSM, else the given one or 2.5 eps / steps.</summary>
+    public float EffectiveStepSize => Attack == AttackKind.Fgsm ? Epsilon : (StepSize ?? 2.5f * Epsilon / Steps);
+
     public bool RandomStart { get; init; }
 
     public int Restarts { get; init; } = 1;
