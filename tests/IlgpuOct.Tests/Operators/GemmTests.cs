@@ -354,3 +354,17 @@ public sealed class GemmKernelTests
         }
     }
 }
+
+/// <summary>The products <c>ilgpuoct bench gemm</c> times are ResNet-18's im2col GEMMs.</summary>
+public sealed class BenchGemmShapeTests
+{
+    [Fact]
+    public void Resnet_shapes_are_the_im2col_products_of_batch_32()
+    {
+        var r64 = IlgpuOct.Cli.Commands.BenchGemmCommand.ResnetShapes(64);
+        r64.Select(s => (s.M, s.N, s.K)).Should().Equal((64, 32 * 32 * 32, 147), (64, 32 * 16 * 16, 576), (128, 32 * 8 * 8, 1152), (256, 32 * 4 * 4, 2304), (512, 32 * 2 * 2, 4608));
+        r64[1].Name.Should().Be("r64 layer1.conv 64x(32*16*16)x576");
+        var r224 = IlgpuOct.Cli.Commands.BenchGemmCommand.ResnetShapes(224);
+        r224.Select(s => (s.M, s.N, s.K)).Should().Equal((64, 32 * 112 * 112, 147), (64, 32 * 56 * 56, 576), (128, 32 * 28 * 28, 1152), (256, 32 * 14 * 14, 2304), (512, 32 * 7 * 7, 4608));
+    }
+}

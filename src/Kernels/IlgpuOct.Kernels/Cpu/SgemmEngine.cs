@@ -41,7 +41,7 @@ internal static unsafe class SgemmEngine
     /// <summary>Products with fewer multiply-adds than this run single-threaded (a Parallel.For costs ~10-30 us).</summary>
     public const long ParallelThreshold = 1L << 21;
 
-    /// <summary>Upper bound on packed A rows per group (keeps the packed-A buffer at a few MB whatever m is).</summary>
+    /// <summary>Floats of packed A per row group: rows are packed this / KC at a time (rounded to MC), so the buffer stays ~4 MB whatever m is.</summary>
     private const int MaxPackedFloats = 1 << 20;
 
     private const int LargestTile = 12 * 32;
