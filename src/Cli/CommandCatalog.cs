@@ -12,5 +12,7 @@ internal static class CommandCatalog
         yield return DevicesCommand.Create();
         yield return KernelsCommand.Create();
         yield return SelftestCommand.Create();
+        yield return DataCommand.Create();
+        yield return TrainCommand.Create();
     }
 }

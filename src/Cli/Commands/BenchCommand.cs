@@ -8,6 +8,7 @@ internal static class BenchCommand
     public static Command Create()
     {
         var bench = new Command("bench", "Measure kernel and engine speed (GFLOP/s, images/s).");
+        bench.Subcommands.Add(BenchTrainCommand.Create());
         return bench;
     }
 }

@@ -45,6 +45,15 @@ internal sealed class CudaTranslator
 
     public KernelFacts Facts { get; } = new();
 
+    /// <summary>Prelude pieces the translated code refers to.</summary>
+    public HashSet<string> PreludeUse { get; } = new();
+
+    public string Use(string key, string text)
+    {
+        PreludeUse.Add(key);
+        return text;
+    }
+
     public bool HasErrors => Diagnostics.Count > 0;
 
     public void Report(DiagnosticDescriptor descriptor, SyntaxNode node, params string[] args) =>
@@ -61,7 +70,7 @@ internal sealed class CudaTranslator
         _callStack.RemoveAt(_callStack.Count - 1);
 
         var sb = new StringBuilder();
-        sb.Append(CudaPrelude.Text);
+        sb.Append(CudaPrelude.For(PreludeUse));
         foreach (var helper in _helperBodies)
         {
             sb.Append(helper).Append('\n');
@@ -471,6 +480,7 @@ internal sealed class FunctionTranslator
         }
         else
         {
+            _unit.PreludeUse.Add("dynamic_shared");
             Line(ct + "* " + name + " = (" + ct + "*)ioct_dynamic_shared;");
             Line("const int " + name + "_length = (int)(ioct_dynamic_shared_bytes() / sizeof(" + ct + "));");
             _arrayLengths[local] = name + "_length";
@@ -743,13 +753,13 @@ internal sealed class FunctionTranslator
         {
             string? mapped = ctxProp.Name switch
             {
-                "GlobalX" => "ioct_global_x()",
-                "GlobalY" => "ioct_global_y()",
-                "GlobalZ" => "ioct_global_z()",
-                "GridStrideX" => "ioct_grid_stride_x()",
-                "LinearThreadIdx" => "ioct_linear_thread_idx()",
-                "LaneIdx" => "(ioct_linear_thread_idx() & 31)",
-                "WarpIdx" => "(ioct_linear_thread_idx() >> 5)",
+                "GlobalX" => _unit.Use("global_x", "ioct_global_x()"),
+                "GlobalY" => _unit.Use("global_y", "ioct_global_y()"),
+                "GlobalZ" => _unit.Use("global_z", "ioct_global_z()"),
+                "GridStrideX" => _unit.Use("grid_stride", "ioct_grid_stride_x()"),
+                "LinearThreadIdx" => _unit.Use("linear", "ioct_linear_thread_idx()"),
+                "LaneIdx" => _unit.Use("linear", "(ioct_linear_thread_idx() & 31)"),
+                "WarpIdx" => _unit.Use("linear", "(ioct_linear_thread_idx() >> 5)"),
                 _ => null,
             };
             if (mapped is not null)
@@ -888,6 +898,10 @@ internal sealed class FunctionTranslator
                 {
                     Report(DiagnosticDescriptors.RefLocal, a, a.ToString());
                 }
+            }
+            if (CudaPrelude.KeyOf(intrinsic) is { } key)
+            {
+                _unit.PreludeUse.Add(key);
             }
             return intrinsic + "(" + string.Join(", ", args.Select(a => Expr(a.Expression))) + ")";
         }
@@ -1035,15 +1049,15 @@ internal sealed class FunctionTranslator
             case "Add":
                 return "atomicAdd(" + address + ", " + rest + ")";
             case "Min" when t == SpecialType.System_Single:
-                return "ioct_atomic_min_f32(" + address + ", " + rest + ")";
+                return _unit.Use("atomic_min_f32", "ioct_atomic_min_f32(") + address + ", " + rest + ")";
             case "Max" when t == SpecialType.System_Single:
-                return "ioct_atomic_max_f32(" + address + ", " + rest + ")";
+                return _unit.Use("atomic_max_f32", "ioct_atomic_max_f32(") + address + ", " + rest + ")";
             case "Min":
                 return "atomicMin(" + address + ", " + rest + ")";
             case "Max":
                 return "atomicMax(" + address + ", " + rest + ")";
             case "CompareExchange" when t == SpecialType.System_Single:
-                return "ioct_atomic_cas_f32(" + address + ", " + rest + ")";
+                return _unit.Use("atomic_cas_f32", "ioct_atomic_cas_f32(") + address + ", " + rest + ")";
             case "CompareExchange":
                 return "atomicCAS(" + address + ", " + rest + ")";
             case "Exchange":

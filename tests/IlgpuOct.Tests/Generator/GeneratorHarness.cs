@@ -13,7 +13,8 @@ internal static class GeneratorHarness
     private static readonly Lazy<MetadataReference[]> References = new(() =>
     {
         var paths = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Where(p => Path.GetFileName(p).StartsWith("System.", StringComparison.Ordinal) || Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll")
+            .Where(p => Path.GetFileName(p) is "System.Private.CoreLib.dll" or "System.Runtime.dll" or "System.Collections.dll"
+                or "System.Memory.dll" or "System.Runtime.InteropServices.dll" or "System.Linq.dll" or "netstandard.dll")
             .ToList();
         paths.Add(typeof(KernelContext).Assembly.Location);
         return paths.Distinct().Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToArray();

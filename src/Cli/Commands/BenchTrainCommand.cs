@@ -1,0 +1,96 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using IlgpuOct.Cli.Rendering;
+using IlgpuOct.Nn;
+using IlgpuOct.Nn.Training;
+
+namespace IlgpuOct.Cli.Commands;
+
+/// <summary><c>ilgpuoct bench train</c>: images/s of a full ResNet-18 training step (forward, loss, backward, SGD).</summary>
+internal static class BenchTrainCommand
+{
+    public sealed record Result(
+        string Device, int Resolution, int Batch, int Width, int Channels, int Classes, int WarmupSteps, int Steps,
+        double Seconds, double MillisecondsPerStep, double ImagesPerSecond);
+
+    public static Command Create()
+    {
+        var command = new Command("train", "Time full training steps (forward, cross-entropy, backward, SGD) of a ResNet-18 on random images.");
+        var device = CliRunner.DeviceOption("cpu");
+        var resolution = new Option<int>("--resolution") { Description = "Image height and width.", DefaultValueFactory = _ => 64 };
+        var batch = new Option<int>("--batch") { Description = "Images per step.", DefaultValueFactory = _ => 32 };
+        var width = new Option<int>("--width") { Description = "Base width (64 = torchvision).", DefaultValueFactory = _ => 64 };
+        var channels = new Option<int>("--channels") { Description = "Input channels (1 or 3).", DefaultValueFactory = _ => 1 };
+        var classes = new Option<int>("--classes") { Description = "Classes.", DefaultValueFactory = _ => 4 };
+        var steps = new Option<int>("--steps") { Description = "Timed steps.", DefaultValueFactory = _ => 5 };
+        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (buffers, JIT, caches).", DefaultValueFactory = _ => 2 };
+        var json = CliRunner.JsonOption();
+        foreach (var option in new Option[] { device, resolution, batch, width, channels, classes, steps, warmup, json })
+        {
+            command.Options.Add(option);
+        }
+        CliRunner.SetAction(command, (parse, token) =>
+        {
+            int res = parse.GetValue(resolution);
+            int n = parse.GetValue(batch);
+            int stepCount = parse.GetValue(steps);
+            int warm = parse.GetValue(warmup);
+            if (res < 16 || n < 2 || stepCount < 1 || warm < 0)
+            {
+                throw new ArgumentException("Use --resolution >= 16, --batch >= 2, --steps >= 1 and --warmup >= 0.");
+            }
+            var config = new ResNetConfig(parse.GetValue(width), parse.GetValue(channels), parse.GetValue(classes));
+            using var acc = CliRunner.OpenDevice(parse.GetValue(device)!);
+            using var model = new ResNet18(acc, config, seed: 0);
+            var random = new Random(1);
+            var pixels = new float[n * config.InChannels * res * res];
+            for (int i = 0; i < pixels.Length; i++)
+            {
+                pixels[i] = (float)random.NextDouble();
+            }
+            int[] labels = Enumerable.Range(0, n).Select(i => i % config.NumClasses).ToArray();
+            using var images = Tensor.FromHost(acc, pixels, n, config.InChannels, res, res);
+            using var labelBuffer = acc.Upload<int>(labels);
+            using var buffers = new StepBuffers(acc);
+            var mode = new NaturalTraining();
+            var sgd = new SgdOptimizer();
+            void Step(int i)
+            {
+                token.ThrowIfCancellationRequested();
+                var batch = new TrainingBatch(model, images, labelBuffer.View, 0, i, 0);
+                mode.ComputeGradients(batch, buffers);
+                sgd.Step(model.Parameters, 0.01f);
+                acc.Download(buffers.Loss.View); // the loss read-back is part of a real step
+            }
+            for (int i = 0; i < warm; i++)
+            {
+                Step(i);
+            }
+            acc.Synchronize();
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < stepCount; i++)
+            {
+                Step(warm + i);
+            }
+            acc.Synchronize();
+            double seconds = clock.Elapsed.TotalSeconds;
+            var result = new Result(acc.Id, res, n, config.Width, config.InChannels, config.NumClasses, warm, stepCount,
+                seconds, seconds * 1000 / stepCount, n * stepCount / seconds);
+            if (parse.GetValue(json))
+            {
+                Ui.WriteJson(result);
+            }
+            else
+            {
+                Ui.Table($"ResNet-18 training step on {acc.Id}", ["resolution", "batch", "width", "ms/step", "images/s"],
+                [[
+                    $"{res}x{res}", n.ToString(CultureInfo.InvariantCulture), config.Width.ToString(CultureInfo.InvariantCulture),
+                    result.MillisecondsPerStep.ToString("F1", CultureInfo.InvariantCulture), result.ImagesPerSecond.ToString("F2", CultureInfo.InvariantCulture),
+                ]]);
+            }
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+}

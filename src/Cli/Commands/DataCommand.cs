@@ -1,0 +1,295 @@
+using System.CommandLine;
+using System.Diagnostics;
+using IlgpuOct.Cli.Rendering;
+using IlgpuOct.Nn.Data;
+
+namespace IlgpuOct.Cli.Commands;
+
+/// <summary><c>ilgpuoct data generate|import|info|preview</c>: make, inspect and look at data set files.</summary>
+internal static class DataCommand
+{
+    public static Command Create()
+    {
+        var data = new Command("data", "Make, inspect and look at data set files (synthetic OCT, MedMNIST .npz, Kermany OCT folders).");
+        data.Subcommands.Add(Generate());
+        data.Subcommands.Add(Import());
+        data.Subcommands.Add(Info());
+        data.Subcommands.Add(Preview());
+        return data;
+    }
+
+    private sealed record SplitOptions(Option<int?> Train, Option<int?> Unlabeled, Option<int?> Val, Option<int?> Test)
+    {
+        public static SplitOptions AddTo(Command command, string what)
+        {
+            var options = new SplitOptions(
+                new Option<int?>("--train") { Description = $"Training images{what} (paper: 4000)." },
+                new Option<int?>("--unlabeled") { Description = $"Unlabeled images{what} (paper: 1000)." },
+                new Option<int?>("--val") { Description = $"Validation images{what} (default 500)." },
+                new Option<int?>("--test") { Description = $"Test images{what} (paper: 1000)." });
+            command.Options.Add(options.Train);
+            command.Options.Add(options.Unlabeled);
+            command.Options.Add(options.Val);
+            command.Options.Add(options.Test);
+            return options;
+        }
+
+        /// <summary>Explicit sizes win; otherwise a total count is spread in the paper's 8:2:1:2 proportions; otherwise the paper's sizes.</summary>
+        public IReadOnlyList<(string Name, int Count)> Resolve(ParseResult parse, int? total)
+        {
+            var paper = BalancedSplits.PaperSizes;
+            int paperTotal = paper.Sum(p => p.Count);
+            var given = new[] { parse.GetValue(Train), parse.GetValue(Unlabeled), parse.GetValue(Val), parse.GetValue(Test) };
+            var sizes = new List<(string, int)>();
+            for (int i = 0; i < paper.Count; i++)
+            {
+                int size = given[i] ?? (total is int t ? (int)Math.Round((double)t * paper[i].Count / paperTotal) : paper[i].Count);
+                if (size < 0)
+                {
+                    throw new ArgumentException($"--{paper[i].Name} must not be negative (got {size}).");
+                }
+                sizes.Add((paper[i].Name, size));
+            }
+            if (sizes.Sum(s => s.Item2) == 0)
+            {
+                throw new ArgumentException("All split sizes are zero; give --count or at least one of --train/--unlabeled/--val/--test.");
+            }
+            return sizes;
+        }
+    }
+
+    private static Command Generate()
+    {
+        var command = new Command("generate", "Render the synthetic retinal OCT data set (CNV, DME, DRUSEN, NORMAL), seeded and class-balanced.");
+        var classes = new Option<string>("--classes") { Description = "Which synthetic set: oct (the only one).", DefaultValueFactory = _ => "oct" };
+        classes.AcceptOnlyFromAmong("oct");
+        var count = new Option<int?>("--count") { Description = "Total images, spread over train/unlabeled/val/test as 8:2:1:2 (default: the paper's 4000/1000/500/1000)." };
+        var resolution = new Option<int>("--resolution") { Description = "Image height and width in pixels (8..4096).", DefaultValueFactory = _ => 64 };
+        var seed = new Option<int>("--seed") { Description = "Seed; the same seed gives identical bytes.", DefaultValueFactory = _ => 0 };
+        var output = new Option<string>("--out") { Description = "Data set file to write.", Required = true };
+        command.Options.Add(classes);
+        command.Options.Add(count);
+        command.Options.Add(resolution);
+        command.Options.Add(seed);
+        var splits = SplitOptions.AddTo(command, " (balanced over the classes)");
+        command.Options.Add(output);
+        CliRunner.SetAction(command, (parse, token) =>
+        {
+            int r = parse.GetValue(resolution);
+            if (r is < 8 or > 4096)
+            {
+                throw new ArgumentException($"--resolution must be in 8..4096 (got {r}).");
+            }
+            var sizes = splits.Resolve(parse, parse.GetValue(count));
+            string path = parse.GetValue(output)!;
+            var clock = Stopwatch.StartNew();
+            DatasetContent content;
+            using (var progress = new ConsoleProgress())
+            {
+                content = SyntheticOct.Generate(r, r, sizes, parse.GetValue(seed), progress, token);
+            }
+            double seconds = clock.Elapsed.TotalSeconds;
+            DatasetFile.Write(path, content);
+            Console.WriteLine($"generated {content.ImageCount} images {r}x{r} in {seconds:F2} s ({content.ImageCount / Math.Max(seconds, 1e-9):F0} images/s), wrote {path}");
+            using var file = DatasetFile.Open(path);
+            PrintSummary(file, checksumOk: null);
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static Command Import()
+    {
+        var command = new Command("import", "Convert a MedMNIST .npz or a Kermany OCT folder (CNV/DME/DRUSEN/NORMAL) into a data set file.");
+        var source = new Option<string>("--source") { Description = "A MedMNIST .npz file, or a folder with CNV/DME/DRUSEN/NORMAL sub-folders (optionally under train/ and test/) or CNV-xxx.jpeg files.", Required = true };
+        var resolution = new Option<int>("--resolution") { Description = "Output height and width in pixels.", DefaultValueFactory = _ => 64 };
+        var resize = new Option<int?>("--resize") { Description = "Resize the shorter side to this before cropping (default: --crop)." };
+        var crop = new Option<int?>("--crop") { Description = "Center crop to this square before the final resize (paper profile: --resize 256 --crop 224 --resolution 224; default: --resolution)." };
+        var channels = new Option<int>("--channels") { Description = "1 (grayscale) or 3 (keep/make RGB).", DefaultValueFactory = _ => 1 };
+        channels.AcceptOnlyFromAmong("1", "3");
+        var unlabeledFraction = new Option<double>("--unlabeled-fraction") { Description = ".npz: fraction of each class of the train split moved to 'unlabeled' (stratified, seeded).", DefaultValueFactory = _ => 0.0 };
+        var classNames = new Option<string?>("--class-names") { Description = ".npz: comma-separated class names in label order (default: known MedMNIST names by file name, else class_0..)." };
+        var strict = new Option<bool>("--strict") { Description = "Kermany folder: fail on the first unreadable JPEG instead of skipping it with a warning." };
+        var seed = new Option<int>("--seed") { Description = "Seed for sampling and the unlabeled split.", DefaultValueFactory = _ => 0 };
+        var output = new Option<string>("--out") { Description = "Data set file to write.", Required = true };
+        command.Options.Add(source);
+        command.Options.Add(resolution);
+        command.Options.Add(resize);
+        command.Options.Add(crop);
+        command.Options.Add(channels);
+        command.Options.Add(unlabeledFraction);
+        command.Options.Add(classNames);
+        var splits = SplitOptions.AddTo(command, " sampled from a Kermany folder, balanced");
+        command.Options.Add(strict);
+        command.Options.Add(seed);
+        command.Options.Add(output);
+        CliRunner.SetAction(command, (parse, token) =>
+        {
+            var preprocess = new Preprocess(parse.GetValue(resolution), parse.GetValue(resize), parse.GetValue(crop), parse.GetValue(channels));
+            string sourcePath = parse.GetValue(source)!;
+            string path = parse.GetValue(output)!;
+            int seedValue = parse.GetValue(seed);
+            ImportResult result;
+            using (var progress = new ConsoleProgress())
+            {
+                if (File.Exists(sourcePath))
+                {
+                    string? names = parse.GetValue(classNames);
+                    var options = new NpzImportOptions(preprocess, parse.GetValue(unlabeledFraction), seedValue, names?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+                    result = NpzImport.Import(sourcePath, options, progress, token);
+                }
+                else if (Directory.Exists(sourcePath))
+                {
+                    var options = new KermanyImportOptions(preprocess, splits.Resolve(parse, null), seedValue, parse.GetValue(strict));
+                    result = KermanyFolder.Import(sourcePath, options, progress, token);
+                }
+                else
+                {
+                    throw new FileNotFoundException($"--source '{sourcePath}' is neither a file nor a folder.", sourcePath);
+                }
+            }
+            foreach (var warning in result.Warnings)
+            {
+                Console.Error.WriteLine($"warning: {warning.Path}: {warning.Message}");
+            }
+            DatasetFile.Write(path, result.Content);
+            Console.WriteLine($"imported {result.Content.ImageCount} images from {sourcePath}; {result.Warnings.Count} skipped with warnings; wrote {path}");
+            using var file = DatasetFile.Open(path);
+            PrintSummary(file, checksumOk: null);
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static Command Info()
+    {
+        var command = new Command("info", "Show a data set file: shape, classes, split sizes per class, source, checksum.");
+        var fileArgument = new Argument<string>("file") { Description = "The data set file." };
+        var noVerify = new Option<bool>("--no-verify") { Description = "Skip recomputing the payload SHA-256 (faster on large files)." };
+        var json = CliRunner.JsonOption();
+        command.Arguments.Add(fileArgument);
+        command.Options.Add(noVerify);
+        command.Options.Add(json);
+        CliRunner.SetAction(command, (parse, token) =>
+        {
+            bool verify = !parse.GetValue(noVerify);
+            using var file = DatasetFile.Open(parse.GetValue(fileArgument)!, verifyChecksum: verify);
+            if (parse.GetValue(json))
+            {
+                Ui.WriteJson(new
+                {
+                    file.Path,
+                    file.Version,
+                    file.Channels,
+                    file.Height,
+                    file.Width,
+                    ClassNames = file.ClassNames,
+                    file.Source,
+                    Sha256 = file.Checksum,
+                    ChecksumVerified = verify,
+                    Splits = file.Splits.Select(s => new
+                    {
+                        s.Name,
+                        s.Count,
+                        PerClass = s.ClassCounts().Select((n, c) => new KeyValuePair<string, int>(file.ClassNames[c], n)).ToDictionary(),
+                    }).ToArray(),
+                });
+            }
+            else
+            {
+                PrintSummary(file, verify ? true : null);
+            }
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static Command Preview()
+    {
+        var command = new Command("preview", "Write a PNG contact sheet of a data set: one row per class.");
+        var dataOption = new Option<string>("--data") { Description = "The data set file.", Required = true };
+        var output = new Option<string>("--out") { Description = "PNG file to write.", Required = true };
+        var split = new Option<string?>("--split") { Description = "Which split (default: the first)." };
+        var perClass = new Option<int>("--per-class") { Description = "Images per class (columns).", DefaultValueFactory = _ => 8 };
+        var scale = new Option<int>("--scale") { Description = "Integer zoom of each image.", DefaultValueFactory = _ => 1 };
+        command.Options.Add(dataOption);
+        command.Options.Add(output);
+        command.Options.Add(split);
+        command.Options.Add(perClass);
+        command.Options.Add(scale);
+        CliRunner.SetAction(command, (parse, token) =>
+        {
+            using var file = DatasetFile.Open(parse.GetValue(dataOption)!);
+            string? splitName = parse.GetValue(split);
+            var chosen = splitName is null ? file.Splits[0] : file.Split(splitName);
+            var (pixels, width, height, channels) = ContactSheet.Build(chosen, parse.GetValue(perClass), parse.GetValue(scale));
+            string path = parse.GetValue(output)!;
+            Png.Write(path, pixels, width, height, channels);
+            Console.WriteLine($"wrote {path} ({width}x{height}): split '{chosen.Name}', rows top to bottom: {string.Join(", ", file.ClassNames)}");
+            return CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static void PrintSummary(DatasetFile file, bool? checksumOk)
+    {
+        Console.WriteLine($"{file.Path}: {file.ImageCount} images, {file.Channels}x{file.Height}x{file.Width} uint8, {file.ClassCount} classes, format v{file.Version}");
+        Console.WriteLine($"source: {file.Source}");
+        Console.WriteLine($"sha256: {file.Checksum}{checksumOk switch { true => " (verified)", _ => " (not verified)" }}");
+        var headers = new List<string> { "split", "images" };
+        headers.AddRange(file.ClassNames);
+        Ui.Table(null, headers, file.Splits.Select(s =>
+        {
+            var row = new List<string> { s.Name, s.Count.ToString() };
+            row.AddRange(s.ClassCounts().Select(c => c.ToString()));
+            return (IReadOnlyList<string>)row;
+        }));
+    }
+
+    /// <summary>Renders <see cref="DataProgress"/> on stderr: one updating line on a terminal, a line per 10% otherwise.</summary>
+    private sealed class ConsoleProgress : IProgress<DataProgress>, IDisposable
+    {
+        private readonly object _gate = new();
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
+        private string? _stage;
+        private long _lastDecile = -1;
+        private double _lastDraw = -1;
+        private bool _drew;
+
+        public void Report(DataProgress value)
+        {
+            lock (_gate)
+            {
+                if (value.Stage != _stage)
+                {
+                    _stage = value.Stage;
+                    _lastDecile = -1;
+                }
+                long decile = value.Total > 0 ? value.Done * 10 / value.Total : 0;
+                if (Ui.Interactive)
+                {
+                    double now = _clock.Elapsed.TotalSeconds;
+                    if (now - _lastDraw > 0.1 || value.Done == value.Total)
+                    {
+                        _lastDraw = now;
+                        Console.Error.Write($"\r{value.Stage}: {value.Done}/{value.Total}   ");
+                        _drew = true;
+                    }
+                }
+                else if (decile != _lastDecile)
+                {
+                    _lastDecile = decile;
+                    Console.Error.WriteLine($"{value.Stage}: {value.Done}/{value.Total}");
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            if (_drew)
+            {
+                Console.Error.WriteLine();
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+using System.CommandLine;
+using System.Globalization;
+using IlgpuOct.Cli.Rendering;
+using IlgpuOct.Nn.Training;
+using Spectre.Console;
+
+namespace IlgpuOct.Cli.Commands;
+
+/// <summary><c>ilgpuoct train</c>: train a ResNet-18 on a data set file; Ctrl+C writes a checkpoint and stops cleanly.</summary>
+internal static class TrainCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("train", "Train a ResNet-18 (SGD, momentum 0.9, weight decay 5e-4) on a data set file; writes metrics.jsonl and a checkpoint per epoch.");
+        var data = new Option<string>("--data") { Description = "Data set file (from `ilgpuoct data import` or `data generate`).", Required = true };
+        var epochs = new Option<int>("--epochs") { Description = "Epochs to train.", DefaultValueFactory = _ => 10 };
+        var batch = new Option<int>("--batch") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
+        var lr = new Option<float>("--lr") { Description = "Base learning rate.", DefaultValueFactory = _ => 0.05f };
+        var device = CliRunner.DeviceOption();
+        var output = new Option<string>("--out") { Description = "Run folder: config.json, metrics.jsonl, checkpoints.", Required = true };
+        var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint (same options)." };
+        var mode = new Option<string>("--mode") { Description = $"Training mode: {string.Join(", ", TrainingModes.Names)}.", DefaultValueFactory = _ => "nt" };
+        var seed = new Option<int>("--seed") { Description = "Seed of the initialisation and the batch order.", DefaultValueFactory = _ => 0 };
+        var width = new Option<int>("--width") { Description = "Base width of the ResNet-18 (64 = torchvision).", DefaultValueFactory = _ => 64 };
+        var schedule = new Option<string>("--schedule") { Description = "cosine (per step) or step (x0.1 after each third of the steps).", DefaultValueFactory = _ => "cosine" };
+        schedule.AcceptOnlyFromAmong("cosine", "step");
+        foreach (var option in new Option[] { data, epochs, batch, lr, device, output, resume, mode, seed, width, schedule })
+        {
+            command.Options.Add(option);
+        }
+        CliRunner.SetAction(command, (parse, token) =>
+        {
+            var options = new TrainingOptions
+            {
+                DataPath = parse.GetValue(data)!,
+                OutputDirectory = parse.GetValue(output)!,
+                Epochs = parse.GetValue(epochs),
+                BatchSize = parse.GetValue(batch),
+                LearningRate = parse.GetValue(lr),
+                Resume = parse.GetValue(resume),
+                Mode = parse.GetValue(mode)!,
+                Seed = parse.GetValue(seed),
+                Width = parse.GetValue(width),
+                Schedule = parse.GetValue(schedule)!,
+            };
+            options.Validate();
+            using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
+            var result = Ui.Interactive ? RunWithProgressBar(accelerator, options, token) : RunWithPlainLines(accelerator, options, token);
+            foreach (string notice in result.Notices)
+            {
+                Console.Error.WriteLine(notice);
+            }
+            Ui.Table("epochs", ["epoch", "train loss", "train acc", "test acc", "images/s", "lr", "seconds"],
+                result.Epochs.Select(m => (IReadOnlyList<string>)
+                [
+                    m.Epoch.ToString(CultureInfo.InvariantCulture), F(m.TrainLoss, "F4"), F(m.TrainAccuracy, "P2"), F(m.TestAccuracy, "P2"),
+                    F(m.ImagesPerSecond, "F1"), F(m.Lr, "G4"), F(m.Seconds, "F1"),
+                ]));
+            Console.WriteLine($"checkpoint: {result.CheckpointPath}");
+            return result.Cancelled ? CliRunner.Cancelled : CliRunner.Ok;
+        });
+        return command;
+    }
+
+    private static string F(double value, string format) => value.ToString(format, CultureInfo.InvariantCulture);
+
+    private static string Describe(TrainingProgress p) => string.Create(CultureInfo.InvariantCulture,
+        $"epoch {p.Epoch}/{p.Epochs} {p.Phase} loss {p.Loss:F4} acc {p.Accuracy:P1} {p.ImagesPerSecond:F1} img/s left {Left(p.Remaining)}");
+
+    private static string Left(TimeSpan? remaining) =>
+        remaining is { } r ? (r.TotalHours >= 1 ? $"{(int)r.TotalHours}h{r.Minutes:D2}m" : $"{r.Minutes}m{r.Seconds:D2}s") : "-";
+
+    private static TrainingResult RunWithProgressBar(Kernels.Accelerator accelerator, TrainingOptions options, CancellationToken token)
+    {
+        TrainingResult? result = null;
+        AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn())
+            .Start(ctx =>
+            {
+                var task = ctx.AddTask("starting", maxValue: 1);
+                var progress = new Reporter(p =>
+                {
+                    task.MaxValue = Math.Max(1, p.TotalSteps);
+                    task.Value = p.Step;
+                    task.Description = Markup.Escape(Describe(p));
+                });
+                result = Trainer.Run(accelerator, options, progress, token);
+            });
+        return result!;
+    }
+
+    private static TrainingResult RunWithPlainLines(Kernels.Accelerator accelerator, TrainingOptions options, CancellationToken token)
+    {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        double lastLine = double.NegativeInfinity;
+        var progress = new Reporter(p =>
+        {
+            // A line at least every 10 seconds, and at each evaluation (the end of an epoch).
+            if (p.Phase != "train" || clock.Elapsed.TotalSeconds - lastLine >= 10)
+            {
+                lastLine = clock.Elapsed.TotalSeconds;
+                Console.Error.WriteLine($"step {p.Step}/{p.TotalSteps} {Describe(p)}");
+            }
+        });
+        return Trainer.Run(accelerator, options, progress, token);
+    }
+
+    /// <summary>Runs the callback on the training thread (Progress&lt;T&gt; would post to the thread pool).</summary>
+    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => report(value);
+    }
+}

@@ -1,0 +1,364 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace IlgpuOct.Kernels.Cpu;
+
+/// <summary>Which register-blocked micro-kernel the CPU SGEMM runs.</summary>
+public enum SgemmMicroKernel
+{
+    /// <summary>The widest one the hardware accelerates (512, else 256, else 128 bits).</summary>
+    Auto,
+
+    /// <summary>12 x 32 tile, Vector512 (AVX-512F).</summary>
+    Vector512x12x32,
+
+    /// <summary>6 x 16 tile, Vector256 with FMA (AVX2+FMA).</summary>
+    Vector256x6x16,
+
+    /// <summary>6 x 8 tile, Vector128 (SSE, NEON).</summary>
+    Vector128x6x8,
+}
+
+/// <summary>
+/// Register tile (<paramref name="Mr"/> x <paramref name="Nr"/>) and cache blocks of one micro-kernel:
+/// a <paramref name="Kc"/> x <paramref name="Nr"/> micro-panel of B stays in L1, an
+/// <paramref name="Mc"/> x <paramref name="Kc"/> block of A in L2, a <paramref name="Kc"/> x
+/// <paramref name="Nc"/> panel of B in L3.
+/// </summary>
+public readonly record struct SgemmBlocking(int Mr, int Nr, int Kc, int Mc, int Nc);
+
+/// <summary>
+/// The CPU SGEMM in the BLIS/GotoBLAS structure: for each NC-wide column panel and KC-deep slice,
+/// op(B) is packed into NR-wide micro-panels and op(A) into MR-tall micro-panels (transposes are
+/// absorbed by the packing, edges are zero-padded), then a macro-kernel sweeps MC x NR blocks of C
+/// with the register-blocked micro-kernel. Packing and the macro-kernel's (MC block, NR-panel range)
+/// tasks are spread over threads with Parallel.For; small products stay on the calling thread.
+/// Row-major: C[i, j] at c[i * ldc + j].
+/// </summary>
+internal static unsafe class SgemmEngine
+{
+    /// <summary>Products with fewer multiply-adds than this run single-threaded (a Parallel.For costs ~10-30 us).</summary>
+    public const long ParallelThreshold = 1L << 21;
+
+    /// <summary>Upper bound on packed A rows per group (keeps the packed-A buffer at a few MB whatever m is).</summary>
+    private const int MaxPackedFloats = 1 << 20;
+
+    private const int LargestTile = 12 * 32;
+
+    public static SgemmMicroKernel Resolve(SgemmMicroKernel kernel) => kernel != SgemmMicroKernel.Auto
+        ? kernel
+        : Vector512.IsHardwareAccelerated ? SgemmMicroKernel.Vector512x12x32
+        : Vector256.IsHardwareAccelerated ? SgemmMicroKernel.Vector256x6x16
+        : SgemmMicroKernel.Vector128x6x8;
+
+    // Zen 3 / Skylake-class caches: 32-48 KB L1d, 512 KB-2 MB L2 per core, a shared L3.
+    public static SgemmBlocking Blocking(SgemmMicroKernel kernel) => Resolve(kernel) switch
+    {
+        SgemmMicroKernel.Vector512x12x32 => new SgemmBlocking(12, 32, 192, 192, 3072),
+        SgemmMicroKernel.Vector256x6x16 => new SgemmBlocking(6, 16, 256, 144, 4080),
+        _ => new SgemmBlocking(6, 8, 256, 144, 4080),
+    };
+
+    private static delegate*<int, float*, float*, float*, nint, float, float, void> MicroKernel(SgemmMicroKernel kernel) => kernel switch
+    {
+        SgemmMicroKernel.Vector512x12x32 => &SgemmMicroKernels.Vector512x12x32,
+        SgemmMicroKernel.Vector256x6x16 => &SgemmMicroKernels.Vector256x6x16,
+        _ => &SgemmMicroKernels.Vector128x6x8,
+    };
+
+    /// <summary>C = alpha * op(A) * op(B) + beta * C on raw row-major memory; arguments already checked.</summary>
+    public static void Run(SgemmMicroKernel kernel, int maxThreads, bool transA, bool transB, int m, int n, int k,
+        float alpha, float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc)
+    {
+        if (m == 0 || n == 0)
+        {
+            return;
+        }
+        if (k == 0 || alpha == 0)
+        {
+            // BLAS semantics: A and B are not read, C only scaled (beta == 0 clears it, NaN included).
+            ScaleC(m, n, beta, c, ldc);
+            return;
+        }
+        kernel = Resolve(kernel);
+        var blocking = Blocking(kernel);
+        int threads = (long)m * n * k < ParallelThreshold ? 1 : Math.Max(1, maxThreads);
+
+        int kcMax = Math.Min(blocking.Kc, k);
+        int ncMax = Math.Min(blocking.Nc, RoundUp(n, blocking.Nr));
+        int groupRows = Math.Max(blocking.Mc, MaxPackedFloats / blocking.Kc / blocking.Mc * blocking.Mc);
+        int mgMax = Math.Min(groupRows, RoundUp(m, blocking.Mr));
+        int packedBLength = kcMax * ncMax;
+        int packedALength = kcMax * mgMax;
+
+        // 16 spare floats to align each buffer at 64 bytes (whole cache lines, aligned vector loads).
+        float[] packedB = ArrayPool<float>.Shared.Rent(packedBLength + 16);
+        float[] packedA = ArrayPool<float>.Shared.Rent(packedALength + 16);
+        try
+        {
+            fixed (float* pb = packedB, pa = packedA)
+            {
+                var plan = new SgemmPlan
+                {
+                    Kernel = MicroKernel(kernel),
+                    Blocking = blocking,
+                    TransA = transA,
+                    TransB = transB,
+                    M = m,
+                    N = n,
+                    Alpha = alpha,
+                    A = a,
+                    Lda = lda,
+                    B = b,
+                    Ldb = ldb,
+                    C = c,
+                    Ldc = ldc,
+                    PackedA = Align64(pa),
+                    PackedB = Align64(pb),
+                };
+                if (threads == 1)
+                {
+                    RunSerial(ref plan, k, beta, groupRows);
+                }
+                else
+                {
+                    new ParallelRun(plan, threads).Run(k, beta, groupRows);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(packedA);
+            ArrayPool<float>.Shared.Return(packedB);
+        }
+    }
+
+    private static void RunSerial(ref SgemmPlan plan, int k, float beta, int groupRows)
+    {
+        var blk = plan.Blocking;
+        for (int jc = 0; jc < plan.N; jc += blk.Nc)
+        {
+            for (int pc = 0; pc < k; pc += blk.Kc)
+            {
+                for (int ig = 0; ig < plan.M; ig += groupRows)
+                {
+                    plan.SetSlice(jc, pc, Math.Min(blk.Kc, k - pc), ig, groupRows, pc == 0 ? beta : 1f, threads: 1);
+                    int packItems = plan.PackItems;
+                    for (int item = 0; item < packItems; item++)
+                    {
+                        plan.Pack(item);
+                    }
+                    int tasks = plan.Tasks;
+                    for (int task = 0; task < tasks; task++)
+                    {
+                        plan.Compute(task);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>The same loops with packing and macro-kernel tasks spread over threads (one object per call).</summary>
+    private sealed class ParallelRun
+    {
+        private readonly ParallelOptions _options;
+        private readonly Action<int> _pack;
+        private readonly Action<int> _compute;
+        private SgemmPlan _plan;
+
+        public ParallelRun(SgemmPlan plan, int threads)
+        {
+            _plan = plan;
+            _options = new ParallelOptions { MaxDegreeOfParallelism = threads };
+            _pack = i => _plan.Pack(i);
+            _compute = i => _plan.Compute(i);
+        }
+
+        public void Run(int k, float beta, int groupRows)
+        {
+            var blk = _plan.Blocking;
+            int threads = _options.MaxDegreeOfParallelism;
+            for (int jc = 0; jc < _plan.N; jc += blk.Nc)
+            {
+                for (int pc = 0; pc < k; pc += blk.Kc)
+                {
+                    for (int ig = 0; ig < _plan.M; ig += groupRows)
+                    {
+                        _plan.SetSlice(jc, pc, Math.Min(blk.Kc, k - pc), ig, groupRows, pc == 0 ? beta : 1f, threads);
+                        Parallel.For(0, _plan.PackItems, _options, _pack);
+                        Parallel.For(0, _plan.Tasks, _options, _compute);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One product's state. SetSlice selects the (jc, pc, ig) slice; Pack(item) packs one micro-panel
+    /// (B panels first, then A panels); Compute(task) runs the macro-kernel on one (MC block, panel range).
+    /// </summary>
+    private struct SgemmPlan
+    {
+        public delegate*<int, float*, float*, float*, nint, float, float, void> Kernel;
+        public SgemmBlocking Blocking;
+        public bool TransA;
+        public bool TransB;
+        public int M;
+        public int N;
+        public float Alpha;
+        public float* A; // op(A) is (M, K); stored (K, M) when TransA
+        public nint Lda;
+        public float* B; // op(B) is (K, N); stored (N, K) when TransB
+        public nint Ldb;
+        public float* C; // (M, N)
+        public nint Ldc;
+        public float* PackedA; // (groupRows / MR) panels of (KC, MR)
+        public float* PackedB; // (NC / NR) panels of (KC, NR)
+
+        // current slice
+        private int _jc;
+        private int _pc;
+        private int _kc;
+        private int _ig;
+        private int _mg;
+        private int _ncur;
+        private float _beta;
+        private int _bPanels;
+        private int _aPanels;
+        private bool _packB;
+        private int _chunks;
+        private int _panelsPerChunk;
+        private int _mBlocks;
+
+        public readonly int PackItems => (_packB ? _bPanels : 0) + _aPanels;
+
+        public readonly int Tasks => _mBlocks * _chunks;
+
+        public void SetSlice(int jc, int pc, int kc, int ig, int groupRows, float beta, int threads)
+        {
+            var blk = Blocking;
+            _packB = ig == 0; // B's slice is packed once and reused by every row group
+            _jc = jc;
+            _pc = pc;
+            _kc = kc;
+            _ig = ig;
+            _mg = Math.Min(groupRows, M - ig);
+            _ncur = Math.Min(blk.Nc, N - jc);
+            _beta = beta;
+            _bPanels = (_ncur + blk.Nr - 1) / blk.Nr;
+            _aPanels = (_mg + blk.Mr - 1) / blk.Mr;
+            _mBlocks = (_mg + blk.Mc - 1) / blk.Mc;
+            if (threads == 1)
+            {
+                _chunks = 1;
+            }
+            else
+            {
+                // A few tasks per thread so a core slowed by other work does not hold up the rest.
+                int wanted = (4 * threads + _mBlocks - 1) / _mBlocks;
+                _chunks = Math.Clamp(wanted, 1, _bPanels);
+            }
+            _panelsPerChunk = (_bPanels + _chunks - 1) / _chunks;
+            _chunks = (_bPanels + _panelsPerChunk - 1) / _panelsPerChunk;
+        }
+
+        public readonly void Pack(int item)
+        {
+            var blk = Blocking;
+            if (_packB && item < _bPanels)
+            {
+                int col0 = _jc + item * blk.Nr;
+                SgemmPacking.PackB(TransB, B, Ldb, _pc, col0, _kc, Math.Min(blk.Nr, N - col0), blk.Nr, PackedB + (nint)item * blk.Nr * _kc);
+                return;
+            }
+            int panel = _packB ? item - _bPanels : item;
+            int row0 = _ig + panel * blk.Mr;
+            SgemmPacking.PackA(TransA, A, Lda, row0, _pc, _kc, Math.Min(blk.Mr, M - row0), blk.Mr, PackedA + (nint)panel * blk.Mr * _kc);
+        }
+
+        [SkipLocalsInit]
+        public readonly void Compute(int task)
+        {
+            var blk = Blocking;
+            int mr = blk.Mr;
+            int nr = blk.Nr;
+            int block = task / _chunks;
+            int chunk = task % _chunks;
+            int i0 = block * blk.Mc;
+            int i1 = Math.Min(i0 + blk.Mc, _mg);
+            int j0 = chunk * _panelsPerChunk;
+            int j1 = Math.Min(j0 + _panelsPerChunk, _bPanels);
+            float* scratch = stackalloc float[LargestTile];
+            var kernel = Kernel;
+            for (int jp = j0; jp < j1; jp++)
+            {
+                float* bp = PackedB + (nint)jp * nr * _kc;
+                int col = _jc + jp * nr;
+                int cols = Math.Min(nr, N - col);
+                for (int i = i0; i < i1; i += mr)
+                {
+                    float* ap = PackedA + (nint)(i / mr) * mr * _kc;
+                    int rows = Math.Min(mr, i1 - i);
+                    float* cp = C + (_ig + i) * Ldc + col;
+                    if (rows == mr && cols == nr)
+                    {
+                        kernel(_kc, ap, bp, cp, Ldc, Alpha, _beta);
+                    }
+                    else
+                    {
+                        kernel(_kc, ap, bp, scratch, nr, 1f, 0f);
+                        StoreEdge(scratch, nr, rows, cols, cp, Ldc, Alpha, _beta);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void StoreEdge(float* tile, int nr, int rows, int cols, float* c, nint ldc, float alpha, float beta)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* src = tile + r * nr;
+            float* dst = c + r * ldc;
+            if (beta == 0)
+            {
+                for (int q = 0; q < cols; q++)
+                {
+                    dst[q] = alpha * src[q];
+                }
+            }
+            else
+            {
+                for (int q = 0; q < cols; q++)
+                {
+                    dst[q] = MathF.FusedMultiplyAdd(beta, dst[q], alpha * src[q]);
+                }
+            }
+        }
+    }
+
+    private static void ScaleC(int m, int n, float beta, float* c, nint ldc)
+    {
+        if (beta == 1)
+        {
+            return;
+        }
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<float>(c + i * ldc, n);
+            if (beta == 0)
+            {
+                row.Clear();
+            }
+            else
+            {
+                System.Numerics.Tensors.TensorPrimitives.Multiply(row, beta, row);
+            }
+        }
+    }
+
+    private static int RoundUp(int value, int multiple) => (value + multiple - 1) / multiple * multiple;
+
+    private static float* Align64(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
+}

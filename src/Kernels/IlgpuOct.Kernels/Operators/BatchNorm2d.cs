@@ -1,0 +1,663 @@
+using System.Numerics;
+
+namespace IlgpuOct.Kernels.Operators;
+
+/// <summary>The geometry of a 2-d batch norm: x and y (N, C, H, W), parameters and statistics (C).</summary>
+public readonly record struct BatchNorm2dShape(int N, int C, int H, int W)
+{
+    public int HW => H * W;
+
+    /// <summary>Values per channel: N * H * W.</summary>
+    public int CountPerChannel => N * H * W;
+
+    /// <summary>Elements of x: N * C * H * W.</summary>
+    public int Length => N * C * H * W;
+
+    public void Validate()
+    {
+        if (N < 1 || C < 1 || H < 1 || W < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(BatchNorm2dShape), $"{this}: every extent must be >= 1.");
+        }
+        if ((long)N * C * H * W > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(BatchNorm2dShape), $"{this}: more than 2^31-1 elements; split the batch.");
+        }
+    }
+}
+
+/// <summary>
+/// 2-d batch normalisation as PyTorch's BatchNorm2d: training mode normalises with the batch mean
+/// and biased variance and moves the running mean and the UNBIASED running variance by
+/// <c>momentum</c>; evaluation mode normalises with the running statistics.
+/// CPU: channels in parallel, statistics accumulated in double (two passes: mean, then squared
+/// deviations), SIMD over each H*W plane.
+/// </summary>
+public static unsafe partial class BatchNorm2d
+{
+    public const float DefaultMomentum = 0.1f;
+
+    public const float DefaultEpsilon = 1e-5f;
+
+    private const long ParallelWorkThreshold = 1L << 15;
+
+    // ---- Dispatchers ----
+
+    /// <summary>Training forward on the accelerator. Shapes as <see cref="ForwardTrainingCpu"/>.</summary>
+    public static void ForwardTraining(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+        View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd,
+        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            ForwardTrainingCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon);
+            return;
+        }
+        ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon);
+    }
+
+    /// <summary>Evaluation forward on the accelerator. Shapes as <see cref="ForwardInferenceCpu"/>.</summary>
+    public static void ForwardInference(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+        View<float> runningMean, View<float> runningVar, View<float> y, float epsilon = DefaultEpsilon)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            ForwardInferenceCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), epsilon);
+            return;
+        }
+        ForwardInferenceKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, epsilon);
+    }
+
+    /// <summary>Training backward on the accelerator. Shapes as <see cref="BackwardTrainingCpu"/>.</summary>
+    public static void BackwardTraining(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
+        View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            BackwardTrainingCpu(s, x.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan());
+            return;
+        }
+        BackwardTrainingKernels(accelerator, s, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+    }
+
+    /// <summary>Evaluation-mode input gradient on the accelerator. Shapes as <see cref="BackwardInferenceCpu"/>.</summary>
+    public static void BackwardInference(Accelerator accelerator, in BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
+        View<float> dx, float epsilon = DefaultEpsilon)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            BackwardInferenceCpu(s, dy.AsSpan(), gamma.AsSpan(), runningVar.AsSpan(), dx.AsSpan(), epsilon);
+            return;
+        }
+        BackwardInferenceKernels(accelerator, s, dy, gamma, runningVar, dx, epsilon);
+    }
+
+    // ---- CPU implementation ----
+
+    /// <summary>
+    /// Training forward. x, y (N, C, H, W); gamma, beta (C); runningMean, runningVar (C) updated in
+    /// place: r = (1 - momentum) r + momentum * batch statistic (variance unbiased, n / (n - 1));
+    /// saveMean, saveInvStd (C) receive the batch mean and 1/sqrt(biased var + eps) for the backward pass.
+    /// </summary>
+    public static void ForwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        Span<float> runningMean, Span<float> runningVar, Span<float> y, Span<float> saveMean, Span<float> saveInvStd,
+        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
+    {
+        s.Validate();
+        if (s.CountPerChannel < 2)
+        {
+            throw new ArgumentException($"BatchNorm2d: training needs more than one value per channel ({s}); use a batch of at least 2 or evaluation mode.", nameof(s));
+        }
+        RequireLength(x.Length, s.Length, nameof(x), "(N, C, H, W)");
+        RequireLength(y.Length, s.Length, nameof(y), "(N, C, H, W)");
+        RequireLength(gamma.Length, s.C, nameof(gamma), "(C)");
+        RequireLength(beta.Length, s.C, nameof(beta), "(C)");
+        RequireLength(runningMean.Length, s.C, nameof(runningMean), "(C)");
+        RequireLength(runningVar.Length, s.C, nameof(runningVar), "(C)");
+        RequireLength(saveMean.Length, s.C, nameof(saveMean), "(C)");
+        RequireLength(saveInvStd.Length, s.C, nameof(saveInvStd), "(C)");
+        var shape = s;
+        fixed (float* px = x, py = y, pg = gamma, pb = beta, prm = runningMean, prv = runningVar, psm = saveMean, psi = saveInvStd)
+        {
+            nint ax = (nint)px, ay = (nint)py, ag = (nint)pg, ab = (nint)pb, arm = (nint)prm, arv = (nint)prv, asm = (nint)psm, asi = (nint)psi;
+            ForEachChannel(shape, c =>
+            {
+                int hw = shape.HW;
+                long count = shape.CountPerChannel;
+                double sum = 0;
+                for (int n = 0; n < shape.N; n++)
+                {
+                    sum += SumDouble(new ReadOnlySpan<float>((float*)ax + ((long)n * shape.C + c) * hw, hw));
+                }
+                double mean = sum / count;
+                double squares = 0;
+                for (int n = 0; n < shape.N; n++)
+                {
+                    squares += SumSquaredDeviations(new ReadOnlySpan<float>((float*)ax + ((long)n * shape.C + c) * hw, hw), mean);
+                }
+                double variance = squares / count;
+                double invStd = 1.0 / Math.Sqrt(variance + epsilon);
+                ((float*)asm)[c] = (float)mean;
+                ((float*)asi)[c] = (float)invStd;
+                float* rm = (float*)arm;
+                float* rv = (float*)arv;
+                rm[c] = (float)((1.0 - momentum) * rm[c] + momentum * mean);
+                rv[c] = (float)((1.0 - momentum) * rv[c] + momentum * (variance * count / (count - 1)));
+                float scale = (float)(((float*)ag)[c] * invStd);
+                float shift = ((float*)ab)[c];
+                float meanF = (float)mean;
+                for (int n = 0; n < shape.N; n++)
+                {
+                    long offset = ((long)n * shape.C + c) * hw;
+                    Normalize(new ReadOnlySpan<float>((float*)ax + offset, hw), meanF, scale, shift, new Span<float>((float*)ay + offset, hw));
+                }
+            });
+        }
+    }
+
+    /// <summary>Evaluation forward: y = (x - runningMean) * gamma / sqrt(runningVar + eps) + beta. x, y (N, C, H, W); the rest (C).</summary>
+    public static void ForwardInferenceCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar, Span<float> y, float epsilon = DefaultEpsilon)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.Length, nameof(x), "(N, C, H, W)");
+        RequireLength(y.Length, s.Length, nameof(y), "(N, C, H, W)");
+        RequireLength(gamma.Length, s.C, nameof(gamma), "(C)");
+        RequireLength(beta.Length, s.C, nameof(beta), "(C)");
+        RequireLength(runningMean.Length, s.C, nameof(runningMean), "(C)");
+        RequireLength(runningVar.Length, s.C, nameof(runningVar), "(C)");
+        var shape = s;
+        fixed (float* px = x, py = y, pg = gamma, pb = beta, prm = runningMean, prv = runningVar)
+        {
+            nint ax = (nint)px, ay = (nint)py, ag = (nint)pg, ab = (nint)pb, arm = (nint)prm, arv = (nint)prv;
+            ForEachChannel(shape, c =>
+            {
+                int hw = shape.HW;
+                float scale = (float)(((float*)ag)[c] / Math.Sqrt(((float*)arv)[c] + (double)epsilon));
+                float mean = ((float*)arm)[c];
+                float shift = ((float*)ab)[c];
+                for (int n = 0; n < shape.N; n++)
+                {
+                    long offset = ((long)n * shape.C + c) * hw;
+                    Normalize(new ReadOnlySpan<float>((float*)ax + offset, hw), mean, scale, shift, new Span<float>((float*)ay + offset, hw));
+                }
+            });
+        }
+    }
+
+    /// <summary>
+    /// Training backward: dx (N, C, H, W) = gamma * invStd / M * (M dy - sum dy - xhat * sum(dy xhat)),
+    /// dgamma = sum(dy xhat), dbeta = sum(dy) (C), all overwritten. x, dy (N, C, H, W); gamma, saveMean,
+    /// saveInvStd (C) as the training forward left them.
+    /// </summary>
+    public static void BackwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.Length, nameof(x), "(N, C, H, W)");
+        RequireLength(dy.Length, s.Length, nameof(dy), "(N, C, H, W)");
+        RequireLength(dx.Length, s.Length, nameof(dx), "(N, C, H, W)");
+        RequireLength(gamma.Length, s.C, nameof(gamma), "(C)");
+        RequireLength(saveMean.Length, s.C, nameof(saveMean), "(C)");
+        RequireLength(saveInvStd.Length, s.C, nameof(saveInvStd), "(C)");
+        RequireLength(dgamma.Length, s.C, nameof(dgamma), "(C)");
+        RequireLength(dbeta.Length, s.C, nameof(dbeta), "(C)");
+        var shape = s;
+        fixed (float* px = x, pdy = dy, pdx = dx, pg = gamma, psm = saveMean, psi = saveInvStd, pdg = dgamma, pdb = dbeta)
+        {
+            nint ax = (nint)px, ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, asm = (nint)psm, asi = (nint)psi, adg = (nint)pdg, adb = (nint)pdb;
+            ForEachChannel(shape, c =>
+            {
+                int hw = shape.HW;
+                float mean = ((float*)asm)[c];
+                float invStd = ((float*)asi)[c];
+                double sumDy = 0;
+                double sumDyCentered = 0;
+                for (int n = 0; n < shape.N; n++)
+                {
+                    long offset = ((long)n * shape.C + c) * hw;
+                    SumAndCenteredDot(new ReadOnlySpan<float>((float*)ady + offset, hw), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, out double sd, out double sdc);
+                    sumDy += sd;
+                    sumDyCentered += sdc;
+                }
+                double m = shape.CountPerChannel;
+                double sumDyXhat = sumDyCentered * invStd;
+                ((float*)adg)[c] = (float)sumDyXhat;
+                ((float*)adb)[c] = (float)sumDy;
+                double g = ((float*)ag)[c];
+                // dx = a dy + b (x - mean) + k
+                float a = (float)(g * invStd);
+                float b = (float)(-g * invStd * invStd * sumDyXhat / m);
+                float k = (float)(-g * invStd * sumDy / m);
+                for (int n = 0; n < shape.N; n++)
+                {
+                    long offset = ((long)n * shape.C + c) * hw;
+                    AffineCombine(new ReadOnlySpan<float>((float*)ady + offset, hw), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, a, b, k,
+                        new Span<float>((float*)adx + offset, hw));
+                }
+            });
+        }
+    }
+
+    /// <summary>Evaluation-mode input gradient: dx = dy * gamma / sqrt(runningVar + eps). dy, dx (N, C, H, W); gamma, runningVar (C).</summary>
+    public static void BackwardInferenceCpu(in BatchNorm2dShape s, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma, ReadOnlySpan<float> runningVar,
+        Span<float> dx, float epsilon = DefaultEpsilon)
+    {
+        s.Validate();
+        RequireLength(dy.Length, s.Length, nameof(dy), "(N, C, H, W)");
+        RequireLength(dx.Length, s.Length, nameof(dx), "(N, C, H, W)");
+        RequireLength(gamma.Length, s.C, nameof(gamma), "(C)");
+        RequireLength(runningVar.Length, s.C, nameof(runningVar), "(C)");
+        var shape = s;
+        fixed (float* pdy = dy, pdx = dx, pg = gamma, prv = runningVar)
+        {
+            nint ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, arv = (nint)prv;
+            ForEachChannel(shape, c =>
+            {
+                int hw = shape.HW;
+                float scale = (float)(((float*)ag)[c] / Math.Sqrt(((float*)arv)[c] + (double)epsilon));
+                for (int n = 0; n < shape.N; n++)
+                {
+                    long offset = ((long)n * shape.C + c) * hw;
+                    System.Numerics.Tensors.TensorPrimitives.Multiply(new ReadOnlySpan<float>((float*)ady + offset, hw), scale, new Span<float>((float*)adx + offset, hw));
+                }
+            });
+        }
+    }
+
+    // ---- SIMD helpers ----
+
+    private static double SumDouble(ReadOnlySpan<float> values)
+    {
+        int i = 0;
+        double sum = 0;
+        if (Vector.IsHardwareAccelerated && values.Length >= Vector<float>.Count)
+        {
+            var acc = Vector<double>.Zero;
+            for (; i <= values.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                Vector.Widen(new Vector<float>(values.Slice(i)), out var lo, out var hi);
+                acc += lo + hi;
+            }
+            sum = Vector.Sum(acc);
+        }
+        for (; i < values.Length; i++)
+        {
+            sum += values[i];
+        }
+        return sum;
+    }
+
+    private static double SumSquaredDeviations(ReadOnlySpan<float> values, double mean)
+    {
+        int i = 0;
+        double sum = 0;
+        if (Vector.IsHardwareAccelerated && values.Length >= Vector<float>.Count)
+        {
+            var meanVector = new Vector<double>(mean);
+            var acc = Vector<double>.Zero;
+            for (; i <= values.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                Vector.Widen(new Vector<float>(values.Slice(i)), out var lo, out var hi);
+                lo -= meanVector;
+                hi -= meanVector;
+                acc += lo * lo + hi * hi;
+            }
+            sum = Vector.Sum(acc);
+        }
+        for (; i < values.Length; i++)
+        {
+            double d = values[i] - mean;
+            sum += d * d;
+        }
+        return sum;
+    }
+
+    private static void SumAndCenteredDot(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, float mean, out double sumDy, out double sumDyCentered)
+    {
+        int i = 0;
+        sumDy = 0;
+        sumDyCentered = 0;
+        if (Vector.IsHardwareAccelerated && dy.Length >= Vector<float>.Count)
+        {
+            var meanVector = new Vector<double>(mean);
+            var accDy = Vector<double>.Zero;
+            var accDot = Vector<double>.Zero;
+            for (; i <= dy.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                Vector.Widen(new Vector<float>(dy.Slice(i)), out var dyLo, out var dyHi);
+                Vector.Widen(new Vector<float>(x.Slice(i)), out var xLo, out var xHi);
+                accDy += dyLo + dyHi;
+                accDot += dyLo * (xLo - meanVector) + dyHi * (xHi - meanVector);
+            }
+            sumDy = Vector.Sum(accDy);
+            sumDyCentered = Vector.Sum(accDot);
+        }
+        for (; i < dy.Length; i++)
+        {
+            sumDy += dy[i];
+            sumDyCentered += dy[i] * ((double)x[i] - mean);
+        }
+    }
+
+    // y = (x - mean) * scale + shift
+    private static void Normalize(ReadOnlySpan<float> x, float mean, float scale, float shift, Span<float> y)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && x.Length >= Vector<float>.Count)
+        {
+            var meanVector = new Vector<float>(mean);
+            var scaleVector = new Vector<float>(scale);
+            var shiftVector = new Vector<float>(shift);
+            for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                ((new Vector<float>(x.Slice(i)) - meanVector) * scaleVector + shiftVector).CopyTo(y.Slice(i));
+            }
+        }
+        for (; i < x.Length; i++)
+        {
+            y[i] = (x[i] - mean) * scale + shift;
+        }
+    }
+
+    // dx = a dy + b (x - mean) + k
+    private static void AffineCombine(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, float mean, float a, float b, float k, Span<float> dx)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && dy.Length >= Vector<float>.Count)
+        {
+            var meanVector = new Vector<float>(mean);
+            var aVector = new Vector<float>(a);
+            var bVector = new Vector<float>(b);
+            var kVector = new Vector<float>(k);
+            for (; i <= dy.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                (aVector * new Vector<float>(dy.Slice(i)) + bVector * (new Vector<float>(x.Slice(i)) - meanVector) + kVector).CopyTo(dx.Slice(i));
+            }
+        }
+        for (; i < dy.Length; i++)
+        {
+            dx[i] = a * dy[i] + b * (x[i] - mean) + k;
+        }
+    }
+
+    private static void ForEachChannel(in BatchNorm2dShape s, Action<int> body)
+    {
+        if (s.C == 1 || (long)s.Length < ParallelWorkThreshold)
+        {
+            for (int c = 0; c < s.C; c++)
+            {
+                body(c);
+            }
+        }
+        else
+        {
+            Parallel.For(0, s.C, body);
+        }
+    }
+
+    private static void RequireLength(int actual, int expected, string name, string layout)
+    {
+        if (actual != expected)
+        {
+            throw new ArgumentException($"BatchNorm2d: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same BatchNorm2dShape.", name);
+        }
+    }
+
+    // ---- Kernels ----
+    //
+    // Statistics: one block per channel reduces in double through shared memory (two passes: mean,
+    // then squared deviations), thread 0 writes the saved and running statistics. Normalisation and
+    // the input gradient are grid-stride element-wise kernels.
+
+    private const int ReduceThreads = 256;
+    private const int ElementThreads = 256;
+    private const int MaxElementBlocks = 4096;
+
+    [Kernel]
+    private static void BnStatistics(KernelContext ctx, View<float> x, View<float> runningMean, View<float> runningVar,
+        View<float> saveMean, View<float> saveInvStd, int n, int channels, int hw, float momentum, float epsilon)
+    {
+        var partial = ctx.Shared<double>(ReduceThreads);
+        int c = ctx.BlockIdx.X;
+        int t = ctx.ThreadIdx.X;
+        int count = n * hw;
+        double sum = 0.0;
+        for (int i = t; i < count; i += ReduceThreads)
+        {
+            int image = i / hw;
+            sum += x[(image * channels + c) * hw + (i - image * hw)];
+        }
+        partial[t] = sum;
+        ctx.Barrier();
+        for (int stride = ReduceThreads / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride)
+            {
+                partial[t] += partial[t + stride];
+            }
+            ctx.Barrier();
+        }
+        double mean = partial[0] / count;
+        ctx.Barrier();
+        double squares = 0.0;
+        for (int i = t; i < count; i += ReduceThreads)
+        {
+            int image = i / hw;
+            double d = x[(image * channels + c) * hw + (i - image * hw)] - mean;
+            squares += d * d;
+        }
+        partial[t] = squares;
+        ctx.Barrier();
+        for (int stride = ReduceThreads / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride)
+            {
+                partial[t] += partial[t + stride];
+            }
+            ctx.Barrier();
+        }
+        if (t == 0)
+        {
+            double variance = partial[0] / count;
+            saveMean[c] = (float)mean;
+            saveInvStd[c] = (float)(1.0 / Math.Sqrt(variance + epsilon));
+            runningMean[c] = (float)((1.0 - momentum) * runningMean[c] + momentum * mean);
+            runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * (variance * count / (count - 1)));
+        }
+    }
+
+    [Kernel]
+    private static void BnNormalize(KernelContext ctx, View<float> x, View<float> mean, View<float> invStd, View<float> gamma, View<float> beta,
+        View<float> y, int channels, int hw)
+    {
+        for (int i = ctx.GlobalX; i < y.Length; i += ctx.GridStrideX)
+        {
+            int c = i / hw % channels;
+            y[i] = (x[i] - mean[c]) * (float)((double)gamma[c] * invStd[c]) + beta[c];
+        }
+    }
+
+    [Kernel]
+    private static void BnInference(KernelContext ctx, View<float> x, View<float> gamma, View<float> beta, View<float> runningMean, View<float> runningVar,
+        View<float> y, int channels, int hw, float epsilon)
+    {
+        for (int i = ctx.GlobalX; i < y.Length; i += ctx.GridStrideX)
+        {
+            int c = i / hw % channels;
+            float scale = (float)(gamma[c] / Math.Sqrt((double)runningVar[c] + epsilon));
+            y[i] = (x[i] - runningMean[c]) * scale + beta[c];
+        }
+    }
+
+    [Kernel]
+    private static void BnBackwardReduce(KernelContext ctx, View<float> x, View<float> dy, View<float> mean, View<float> invStd,
+        View<float> dgamma, View<float> dbeta, int n, int channels, int hw)
+    {
+        var partialDy = ctx.Shared<double>(ReduceThreads);
+        var partialDot = ctx.Shared<double>(ReduceThreads);
+        int c = ctx.BlockIdx.X;
+        int t = ctx.ThreadIdx.X;
+        int count = n * hw;
+        double m = mean[c];
+        double sumDy = 0.0;
+        double sumDot = 0.0;
+        for (int i = t; i < count; i += ReduceThreads)
+        {
+            int image = i / hw;
+            int at = (image * channels + c) * hw + (i - image * hw);
+            double g = dy[at];
+            sumDy += g;
+            sumDot += g * (x[at] - m);
+        }
+        partialDy[t] = sumDy;
+        partialDot[t] = sumDot;
+        ctx.Barrier();
+        for (int stride = ReduceThreads / 2; stride > 0; stride >>= 1)
+        {
+            if (t < stride)
+            {
+                partialDy[t] += partialDy[t + stride];
+                partialDot[t] += partialDot[t + stride];
+            }
+            ctx.Barrier();
+        }
+        if (t == 0)
+        {
+            dgamma[c] = (float)(partialDot[0] * invStd[c]);
+            dbeta[c] = (float)partialDy[0];
+        }
+    }
+
+    [Kernel]
+    private static void BnBackwardData(KernelContext ctx, View<float> x, View<float> dy, View<float> gamma, View<float> mean, View<float> invStd,
+        View<float> dgamma, View<float> dbeta, View<float> dx, int channels, int hw, int count)
+    {
+        for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
+        {
+            int c = i / hw % channels;
+            double g = gamma[c];
+            double inv = invStd[c];
+            float a = (float)(g * inv);
+            float b = (float)(-g * inv * inv * dgamma[c] / count);
+            float k = (float)(-g * inv * dbeta[c] / count);
+            dx[i] = a * dy[i] + b * (x[i] - mean[c]) + k;
+        }
+    }
+
+    [Kernel]
+    private static void BnBackwardInference(KernelContext ctx, View<float> dy, View<float> gamma, View<float> runningVar, View<float> dx,
+        int channels, int hw, float epsilon)
+    {
+        for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
+        {
+            int c = i / hw % channels;
+            dx[i] = dy[i] * (float)(gamma[c] / Math.Sqrt((double)runningVar[c] + epsilon));
+        }
+    }
+
+    private static LaunchConfig ElementConfig(int length) =>
+        new(new Dim3(Math.Clamp((length + ElementThreads - 1) / ElementThreads, 1, MaxElementBlocks)), new Dim3(ElementThreads));
+
+    private static void ForwardTrainingKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+        View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd, float momentum, float epsilon)
+    {
+        s.Validate();
+        if (s.CountPerChannel < 2)
+        {
+            throw new ArgumentException($"BatchNorm2d: training needs more than one value per channel ({s}); use a batch of at least 2 or evaluation mode.", nameof(s));
+        }
+        RequireViews(s, x, y, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
+        BnStatisticsKernel.Launch(accelerator, new LaunchConfig(new Dim3(s.C), new Dim3(ReduceThreads)), x, runningMean, runningVar, saveMean, saveInvStd,
+            s.N, s.C, s.HW, momentum, epsilon);
+        BnNormalizeKernel.Launch(accelerator, ElementConfig(s.Length), x, saveMean, saveInvStd, gamma, beta, y, s.C, s.HW);
+    }
+
+    private static void ForwardInferenceKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+        View<float> runningMean, View<float> runningVar, View<float> y, float epsilon)
+    {
+        s.Validate();
+        RequireViews(s, x, y, gamma, beta, runningMean, runningVar);
+        BnInferenceKernel.Launch(accelerator, ElementConfig(s.Length), x, gamma, beta, runningMean, runningVar, y, s.C, s.HW, epsilon);
+    }
+
+    private static void BackwardTrainingKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
+        View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
+    {
+        s.Validate();
+        RequireViews(s, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
+        RequireLength(dx.Length, s.Length, nameof(dx), "(N, C, H, W)");
+        BnBackwardReduceKernel.Launch(accelerator, new LaunchConfig(new Dim3(s.C), new Dim3(ReduceThreads)), x, dy, saveMean, saveInvStd, dgamma, dbeta,
+            s.N, s.C, s.HW);
+        BnBackwardDataKernel.Launch(accelerator, ElementConfig(s.Length), x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta, dx, s.C, s.HW, s.CountPerChannel);
+    }
+
+    private static void BackwardInferenceKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
+        View<float> dx, float epsilon)
+    {
+        s.Validate();
+        RequireViews(s, dy, dx, gamma, runningVar);
+        BnBackwardInferenceKernel.Launch(accelerator, ElementConfig(s.Length), dy, gamma, runningVar, dx, s.C, s.HW, epsilon);
+    }
+
+    // The first two views are (N, C, H, W), the rest (C).
+    private static void RequireViews(in BatchNorm2dShape s, View<float> full0, View<float> full1, params ReadOnlySpan<View<float>> perChannel)
+    {
+        RequireLength(full0.Length, s.Length, "x", "(N, C, H, W)");
+        RequireLength(full1.Length, s.Length, "y/dy", "(N, C, H, W)");
+        foreach (var view in perChannel)
+        {
+            RequireLength(view.Length, s.C, "a per-channel view", "(C)");
+        }
+    }
+
+    // ---- Self-tests (ilgpuoct selftest) ----
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> SelfTests()
+    {
+        foreach (var s in new[] { new BatchNorm2dShape(4, 6, 5, 7), new BatchNorm2dShape(8, 16, 14, 14), new BatchNorm2dShape(64, 8, 1, 1) })
+        {
+            string shape = $"({s.N},{s.C},{s.H},{s.W})";
+            int c = s.C;
+            // arrays: 0 x, 1 gamma, 2 beta, 3 running mean, 4 running var, 5 y, 6 save mean, 7 save inv std
+            yield return new SelfTestCase("BatchNorm2d.ForwardTraining", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [Shift(OperatorSelfTest.Random(seed, s.Length, 2f), 0.5f), OperatorSelfTest.Random(seed + 1, c), OperatorSelfTest.Random(seed + 2, c),
+                 OperatorSelfTest.Random(seed + 3, c), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length], new float[c], new float[c]],
+                [3, 4, 5, 6, 7],
+                (a, v) => ForwardTraining(a, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]),
+                h => ForwardTrainingCpu(s, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]), 1e-4));
+            yield return new SelfTestCase("BatchNorm2d.ForwardInference", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.Length, 2f), OperatorSelfTest.Random(seed + 1, c), OperatorSelfTest.Random(seed + 2, c),
+                 OperatorSelfTest.Random(seed + 3, c), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length]],
+                [5],
+                (a, v) => ForwardInference(a, s, v[0], v[1], v[2], v[3], v[4], v[5]),
+                h => ForwardInferenceCpu(s, h[0], h[1], h[2], h[3], h[4], h[5]), 1e-5));
+            // arrays: 0 x, 1 dy, 2 gamma, 3 mean, 4 inv std, 5 dx, 6 dgamma, 7 dbeta
+            yield return new SelfTestCase("BatchNorm2d.BackwardTraining", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.Length, 2f), OperatorSelfTest.Random(seed + 1, s.Length), OperatorSelfTest.Random(seed + 2, c),
+                 OperatorSelfTest.Random(seed + 3, c, 0.5f), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length], new float[c], new float[c]],
+                [5, 6, 7],
+                (a, v) => BackwardTraining(a, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]),
+                h => BackwardTrainingCpu(s, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]), 1e-5 * Math.Sqrt(s.CountPerChannel) + 1e-5));
+            yield return new SelfTestCase("BatchNorm2d.BackwardInference", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.Length), OperatorSelfTest.Random(seed + 1, c), Shift(OperatorSelfTest.Random(seed + 2, c, 0.5f), 1f), new float[s.Length]],
+                [3],
+                (a, v) => BackwardInference(a, s, v[0], v[1], v[2], v[3]),
+                h => BackwardInferenceCpu(s, h[0], h[1], h[2], h[3]), 1e-5));
+        }
+    }
+
+    private static float[] Shift(float[] values, float shift)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] += shift;
+        }
+        return values;
+    }
+}

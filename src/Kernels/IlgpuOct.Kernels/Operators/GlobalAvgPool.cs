@@ -1,0 +1,157 @@
+namespace IlgpuOct.Kernels.Operators;
+
+/// <summary>The geometry of a global average pool: x (N, C, H, W) to y (N, C).</summary>
+public readonly record struct GlobalAvgPoolShape(int N, int C, int H, int W)
+{
+    public int HW => H * W;
+
+    /// <summary>Elements of x: N * C * H * W.</summary>
+    public int InputLength => N * C * H * W;
+
+    /// <summary>Elements of y: N * C.</summary>
+    public int OutputLength => N * C;
+
+    public void Validate()
+    {
+        if (N < 1 || C < 1 || H < 1 || W < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(GlobalAvgPoolShape), $"{this}: every extent must be >= 1.");
+        }
+        if ((long)N * C * H * W > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(GlobalAvgPoolShape), $"{this}: more than 2^31-1 elements; split the batch.");
+        }
+    }
+}
+
+/// <summary>Global average pooling: y[n, c] = mean over the plane x[n, c, :, :]; dx = dy / (H W) broadcast.</summary>
+public static partial class GlobalAvgPool
+{
+    /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
+    public static void Forward(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> x, View<float> y)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            ForwardCpu(s, x.AsSpan(), y.AsSpan());
+            return;
+        }
+        ForwardKernels(accelerator, s, x, y);
+    }
+
+    /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>.</summary>
+    public static void Backward(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> dy, View<float> dx)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (accelerator.Kind == AcceleratorKind.Cpu)
+        {
+            BackwardCpu(s, dy.AsSpan(), dx.AsSpan());
+            return;
+        }
+        BackwardKernels(accelerator, s, dy, dx);
+    }
+
+    /// <summary>x (N, C, H, W); y (N, C) overwritten. Each plane is summed in double.</summary>
+    public static void ForwardCpu(in GlobalAvgPoolShape s, ReadOnlySpan<float> x, Span<float> y)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, C, H, W)");
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, C)");
+        int hw = s.HW;
+        for (int p = 0; p < s.OutputLength; p++)
+        {
+            var plane = x.Slice(p * hw, hw);
+            double sum = 0;
+            for (int i = 0; i < plane.Length; i++)
+            {
+                sum += plane[i];
+            }
+            y[p] = (float)(sum / hw);
+        }
+    }
+
+    /// <summary>dy (N, C); dx (N, C, H, W) overwritten with dy / (H W) on every pixel of the plane.</summary>
+    public static void BackwardCpu(in GlobalAvgPoolShape s, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        s.Validate();
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, C)");
+        RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, C, H, W)");
+        int hw = s.HW;
+        for (int p = 0; p < s.OutputLength; p++)
+        {
+            dx.Slice(p * hw, hw).Fill(dy[p] / hw);
+        }
+    }
+
+    private static void RequireLength(int actual, int expected, string name, string layout)
+    {
+        if (actual != expected)
+        {
+            throw new ArgumentException($"GlobalAvgPool: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same GlobalAvgPoolShape.", name);
+        }
+    }
+
+    // ---- Kernels ----
+
+    private const int Threads = 256;
+    private const int MaxBlocks = 4096;
+
+    [Kernel]
+    private static void AvgPoolForward(KernelContext ctx, View<float> x, View<float> y, int hw)
+    {
+        for (int p = ctx.GlobalX; p < y.Length; p += ctx.GridStrideX)
+        {
+            double sum = 0.0;
+            for (int i = 0; i < hw; i++)
+            {
+                sum += x[p * hw + i];
+            }
+            y[p] = (float)(sum / hw);
+        }
+    }
+
+    [Kernel]
+    private static void AvgPoolBackward(KernelContext ctx, View<float> dy, View<float> dx, int hw)
+    {
+        for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
+        {
+            dx[i] = dy[i / hw] / hw;
+        }
+    }
+
+    private static LaunchConfig Config(int length) =>
+        new(new Dim3(Math.Clamp((length + Threads - 1) / Threads, 1, MaxBlocks)), new Dim3(Threads));
+
+    private static void ForwardKernels(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> x, View<float> y)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, C, H, W)");
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, C)");
+        AvgPoolForwardKernel.Launch(accelerator, Config(s.OutputLength), x, y, s.HW);
+    }
+
+    private static void BackwardKernels(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> dy, View<float> dx)
+    {
+        s.Validate();
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, C)");
+        RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, C, H, W)");
+        AvgPoolBackwardKernel.Launch(accelerator, Config(s.InputLength), dy, dx, s.HW);
+    }
+
+    // ---- Self-tests (ilgpuoct selftest) ----
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> SelfTests()
+    {
+        foreach (var s in new[] { new GlobalAvgPoolShape(2, 5, 3, 4), new GlobalAvgPoolShape(16, 128, 7, 7) })
+        {
+            string shape = $"({s.N},{s.C},{s.H},{s.W})";
+            yield return new SelfTestCase("GlobalAvgPool.Forward", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.InputLength), new float[s.OutputLength]], [1],
+                (a, v) => Forward(a, s, v[0], v[1]), h => ForwardCpu(s, h[0], h[1]), 1e-6));
+            yield return new SelfTestCase("GlobalAvgPool.Backward", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.OutputLength), new float[s.InputLength]], [1],
+                (a, v) => Backward(a, s, v[0], v[1]), h => BackwardCpu(s, h[0], h[1]), 1e-7));
+        }
+    }
+}

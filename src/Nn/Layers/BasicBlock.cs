@@ -1,0 +1,99 @@
+using IlgpuOct.Kernels;
+
+namespace IlgpuOct.Nn;
+
+/// <summary>
+/// torchvision's BasicBlock: conv3x3(stride)-bn-relu-conv3x3-bn, plus the identity or a
+/// downsample (conv1x1(stride)-bn) when the shape changes, then add and relu.
+/// </summary>
+public sealed class BasicBlock : Layer
+{
+    private readonly Relu _relu1;
+    private readonly Relu _relu2;
+    private Tensor? _sum; // (N, K, P, Q) residual sum before the last relu
+    private Tensor? _inputGrad; // (N, C, H, W) main path plus shortcut gradient
+
+    public BasicBlock(Accelerator accelerator, string name, int inChannels, int outChannels, int stride) : base(accelerator)
+    {
+        Name = name;
+        Conv1 = new Conv2d(accelerator, name + ".conv1", inChannels, outChannels, 3, stride, 1);
+        Bn1 = new BatchNorm2d(accelerator, name + ".bn1", outChannels);
+        Conv2 = new Conv2d(accelerator, name + ".conv2", outChannels, outChannels, 3, 1, 1);
+        Bn2 = new BatchNorm2d(accelerator, name + ".bn2", outChannels);
+        if (stride != 1 || inChannels != outChannels)
+        {
+            DownsampleConv = new Conv2d(accelerator, name + ".downsample.0", inChannels, outChannels, 1, stride, 0);
+            DownsampleBn = new BatchNorm2d(accelerator, name + ".downsample.1", outChannels);
+        }
+        _relu1 = new Relu(accelerator);
+        _relu2 = new Relu(accelerator);
+    }
+
+    public string Name { get; }
+
+    public Conv2d Conv1 { get; }
+
+    public BatchNorm2d Bn1 { get; }
+
+    public Conv2d Conv2 { get; }
+
+    public BatchNorm2d Bn2 { get; }
+
+    public Conv2d? DownsampleConv { get; }
+
+    public BatchNorm2d? DownsampleBn { get; }
+
+    /// <summary>Sub-layers in torchvision's registration order (conv1, bn1, conv2, bn2, downsample.0, downsample.1).</summary>
+    public IEnumerable<Layer> Children
+    {
+        get
+        {
+            yield return Conv1;
+            yield return Bn1;
+            yield return Conv2;
+            yield return Bn2;
+            if (DownsampleConv is not null)
+            {
+                yield return DownsampleConv;
+                yield return DownsampleBn!;
+            }
+        }
+    }
+
+    public override IEnumerable<Parameter> Parameters => Children.SelectMany(c => c.Parameters);
+
+    public override IEnumerable<StateBuffer> Buffers => Children.SelectMany(c => c.Buffers);
+
+    public override Tensor Forward(Tensor x, bool training)
+    {
+        var h = _relu1.Forward(Bn1.Forward(Conv1.Forward(x, training), training), training);
+        var main = Bn2.Forward(Conv2.Forward(h, training), training);
+        var shortcut = DownsampleConv is null ? x : DownsampleBn!.Forward(DownsampleConv.Forward(x, training), training);
+        var sum = Tensor.Reuse(ref _sum, Accelerator, main.Shape);
+        Ops.Add(Accelerator, main.View, shortcut.View, sum.View, sum.Length);
+        return _relu2.Forward(sum, training);
+    }
+
+    public override Tensor? Backward(Tensor dy, bool weightGradients, bool inputGradient = true)
+    {
+        var dSum = _relu2.Backward(dy, weightGradients)!;
+        var dMain = Conv2.Backward(Bn2.Backward(dSum, weightGradients)!, weightGradients)!;
+        var dx = Conv1.Backward(Bn1.Backward(_relu1.Backward(dMain, weightGradients)!, weightGradients)!, weightGradients)!;
+        var dShortcut = DownsampleConv is null ? dSum : DownsampleConv.Backward(DownsampleBn!.Backward(dSum, weightGradients)!, weightGradients)!;
+        var total = Tensor.Reuse(ref _inputGrad, Accelerator, dx.Shape);
+        Ops.Add(Accelerator, dx.View, dShortcut.View, total.View, total.Length);
+        return inputGradient ? total : null;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        foreach (var child in Children)
+        {
+            child.Dispose();
+        }
+        _relu1.Dispose();
+        _relu2.Dispose();
+        _sum?.Dispose();
+        _inputGrad?.Dispose();
+    }
+}

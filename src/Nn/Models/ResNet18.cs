@@ -1,0 +1,212 @@
+using IlgpuOct.Kernels;
+
+namespace IlgpuOct.Nn;
+
+/// <summary>Size of a ResNet-18: base width w (channels w, 2w, 4w, 8w; torchvision: 64), input channels, classes.</summary>
+public readonly record struct ResNetConfig(int Width = 64, int InChannels = 1, int NumClasses = 4)
+{
+    public int FeatureCount => 8 * Width;
+
+    public void Validate()
+    {
+        if (Width <= 0)
+        {
+            throw new ArgumentException($"Width must be positive (torchvision's ResNet-18 is 64); got {Width}.");
+        }
+        if (InChannels is not (1 or 3))
+        {
+            throw new ArgumentException($"Input channels must be 1 (grayscale) or 3 (RGB); got {InChannels}.");
+        }
+        if (NumClasses < 2)
+        {
+            throw new ArgumentException($"A classifier needs at least 2 classes; got {NumClasses}.");
+        }
+    }
+}
+
+/// <summary>What a backward pass computes.</summary>
+public enum BackwardMode
+{
+    /// <summary>Parameter gradients only (training): the stem convolution skips its data gradient.</summary>
+    Parameters,
+
+    /// <summary>Parameter gradients and d loss / d input.</summary>
+    ParametersAndInput,
+
+    /// <summary>d loss / d input only (attacks on a frozen model): no weight-gradient work at all.</summary>
+    InputOnly,
+}
+
+/// <summary>Evaluation-mode outputs: logits, penultimate features, optionally each stage's pooled output.</summary>
+public sealed class EvalOutputs(Tensor logits, Tensor features, IReadOnlyList<Tensor>? stagePools)
+{
+    public Tensor Logits { get; } = logits; // (N, classes)
+
+    public Tensor Features { get; } = features; // (N, 8w): global-average-pooled layer4 output
+
+    /// <summary>layer1..layer4 outputs globally average-pooled: (N, w), (N, 2w), (N, 4w), (N, 8w); null unless asked for.</summary>
+    public IReadOnlyList<Tensor>? StagePools { get; } = stagePools;
+}
+
+/// <summary>
+/// ResNet-18 with torchvision's exact topology and parameter names (conv1, bn1, relu, maxpool,
+/// layer1..layer4 of two BasicBlocks each, avgpool, fc) and a configurable base width. Output
+/// tensors belong to the model and are valid until the next forward pass.
+/// </summary>
+public sealed class ResNet18 : IDisposable
+{
+    private readonly Conv2d _conv1;
+    private readonly BatchNorm2d _bn1;
+    private readonly Relu _relu;
+    private readonly MaxPool2d _maxpool;
+    private readonly BasicBlock[] _blocks; // layer1.0, layer1.1, ..., layer4.1
+    private readonly GlobalAvgPool _avgpool;
+    private readonly GlobalAvgPool[] _stagePools; // layer1..layer3 pooled on request; layer4's is _avgpool
+    private readonly Linear _fc;
+    private readonly Parameter[] _parameters;
+
+    public ResNet18(Accelerator accelerator, ResNetConfig config, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        config.Validate();
+        Accelerator = accelerator;
+        Config = config;
+        int w = config.Width;
+        _conv1 = new Conv2d(accelerator, "conv1", config.InChannels, w, 7, 2, 3);
+        _bn1 = new BatchNorm2d(accelerator, "bn1", w);
+        _relu = new Relu(accelerator);
+        _maxpool = new MaxPool2d(accelerator);
+        var blocks = new List<BasicBlock>();
+        int inChannels = w;
+        for (int stage = 0; stage < 4; stage++)
+        {
+            int channels = w << stage;
+            int stride = stage == 0 ? 1 : 2;
+            blocks.Add(new BasicBlock(accelerator, $"layer{stage + 1}.0", inChannels, channels, stride));
+            blocks.Add(new BasicBlock(accelerator, $"layer{stage + 1}.1", channels, channels, 1));
+            inChannels = channels;
+        }
+        _blocks = [.. blocks];
+        _avgpool = new GlobalAvgPool(accelerator);
+        _stagePools = [new GlobalAvgPool(accelerator), new GlobalAvgPool(accelerator), new GlobalAvgPool(accelerator)];
+        _fc = new Linear(accelerator, "fc", config.FeatureCount, config.NumClasses);
+        _parameters = [.. _conv1.Parameters, .. _bn1.Parameters, .. _blocks.SelectMany(b => b.Parameters), .. _fc.Parameters];
+        Seed = seed;
+        Initialize(seed);
+    }
+
+    public Accelerator Accelerator { get; }
+
+    public ResNetConfig Config { get; }
+
+    /// <summary>The seed the parameters were initialised from.</summary>
+    public int Seed { get; }
+
+    /// <summary>Every trainable parameter in torchvision's state_dict order.</summary>
+    public IReadOnlyList<Parameter> Parameters => _parameters;
+
+    /// <summary>Every batch-norm layer (their running statistics are the model's buffers).</summary>
+    public IEnumerable<BatchNorm2d> BatchNorms =>
+        new[] { _bn1 }.Concat(_blocks.SelectMany(b => b.Children.OfType<BatchNorm2d>()));
+
+    public IEnumerable<StateBuffer> Buffers => BatchNorms.SelectMany(b => b.Buffers);
+
+    public Linear Classifier => _fc;
+
+    public Conv2d Stem => _conv1;
+
+    /// <summary>Kaiming-normal (fan_out) convolutions, BN weight 1 bias 0, PyTorch-default Linear; all from one seed.</summary>
+    public void Initialize(int seed)
+    {
+        var random = new Random(seed);
+        _conv1.InitializeKaimingFanOut(random);
+        foreach (var block in _blocks)
+        {
+            foreach (var conv in block.Children.OfType<Conv2d>())
+            {
+                conv.InitializeKaimingFanOut(random);
+            }
+        }
+        foreach (var bn in BatchNorms)
+        {
+            bn.ResetParameters();
+        }
+        _fc.InitializeDefault(random);
+        foreach (var p in _parameters)
+        {
+            p.Momentum.Zero();
+        }
+    }
+
+    /// <summary>Logits (N, classes) of images (N, InChannels, H, W); training mode uses and updates batch statistics.</summary>
+    public Tensor Forward(Tensor input, bool training)
+    {
+        var features = ForwardFeatures(input, training, null);
+        return _fc.Forward(features, training);
+    }
+
+    /// <summary>Evaluation-mode forward that also returns the penultimate features and, on request, each stage's pooled output.</summary>
+    public EvalOutputs ForwardEval(Tensor input, bool stagePools = false)
+    {
+        var pools = stagePools ? new List<Tensor>(4) : null;
+        var features = ForwardFeatures(input, false, pools);
+        var logits = _fc.Forward(features, false);
+        pools?.Add(features);
+        return new EvalOutputs(logits, features, pools);
+    }
+
+    private Tensor ForwardFeatures(Tensor input, bool training, List<Tensor>? stagePools)
+    {
+        if (input.Rank != 4 || input.Dim(1) != Config.InChannels)
+        {
+            throw new ArgumentException($"The model expects images (N, {Config.InChannels}, H, W); got {Tensor.ShapeText(input.Shape)}.", nameof(input));
+        }
+        var x = _maxpool.Forward(_relu.Forward(_bn1.Forward(_conv1.Forward(input, training), training), training), training);
+        for (int i = 0; i < _blocks.Length; i++)
+        {
+            x = _blocks[i].Forward(x, training);
+            if (stagePools is not null && i % 2 == 1 && i < _blocks.Length - 1)
+            {
+                stagePools.Add(_stagePools[i / 2].Forward(x, false));
+            }
+        }
+        return _avgpool.Forward(x, training);
+    }
+
+    /// <summary>
+    /// Back-propagates d loss / d logits (N, classes) through the last forward pass. Parameter
+    /// gradients are overwritten (not accumulated). Returns d loss / d input (N, C, H, W) unless
+    /// <paramref name="mode"/> is <see cref="BackwardMode.Parameters"/>.
+    /// </summary>
+    public Tensor? Backward(Tensor dLogits, BackwardMode mode)
+    {
+        ArgumentNullException.ThrowIfNull(dLogits);
+        bool weights = mode != BackwardMode.InputOnly;
+        bool input = mode != BackwardMode.Parameters;
+        var d = _avgpool.Backward(_fc.Backward(dLogits, weights)!, weights)!;
+        for (int i = _blocks.Length - 1; i >= 0; i--)
+        {
+            d = _blocks[i].Backward(d, weights)!;
+        }
+        d = _bn1.Backward(_relu.Backward(_maxpool.Backward(d, weights)!, weights)!, weights)!;
+        return _conv1.Backward(d, weights, input);
+    }
+
+    public void Dispose()
+    {
+        _conv1.Dispose();
+        _bn1.Dispose();
+        _relu.Dispose();
+        _maxpool.Dispose();
+        foreach (var b in _blocks)
+        {
+            b.Dispose();
+        }
+        _avgpool.Dispose();
+        foreach (var p in _stagePools)
+        {
+            p.Dispose();
+        }
+        _fc.Dispose();
+    }
+}

@@ -1,0 +1,349 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Nn.Checkpoints;
+using IlgpuOct.Nn.Data;
+using IlgpuOct.Nn.IO;
+
+namespace IlgpuOct.Nn.Training;
+
+/// <summary>
+/// The training loop: seeded shuffled mini-batches copied from the memory-mapped data set,
+/// forward/backward through the mode, SGD with a per-step schedule, test accuracy after every
+/// epoch, <c>metrics.jsonl</c>, an atomic checkpoint per epoch, and on cancellation a checkpoint
+/// at the current step from which <see cref="TrainingOptions.Resume"/> continues exactly.
+/// </summary>
+public static class Trainer
+{
+    public const string LastCheckpointName = "last.safetensors";
+    public const string MetricsName = "metrics.jsonl";
+    public const string ConfigName = "config.json";
+
+    private static readonly JsonSerializerOptions JsonLine = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    public static string EpochCheckpointName(int epoch) => $"epoch-{epoch:D3}.safetensors";
+
+    public static TrainingResult Run(Accelerator accelerator, TrainingOptions options, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        using var data = DatasetFile.Open(options.DataPath);
+        var train = RequireSplit(data, options.TrainSplit);
+        var test = RequireSplit(data, options.TestSplit);
+        var config = new ResNetConfig(options.Width, data.Channels, data.ClassCount);
+        var mode = TrainingModes.Create(options.Mode);
+        var notices = new List<string>();
+
+        string outDir = Path.GetFullPath(options.OutputDirectory);
+        Directory.CreateDirectory(outDir);
+        string lastPath = Path.Combine(outDir, LastCheckpointName);
+        string metricsPath = Path.Combine(outDir, MetricsName);
+        string settings = SettingsText(options, mode.Name);
+
+        ResNet18 model;
+        long startStep = 0;
+        var accumulator = new EpochAccumulator();
+        var history = new List<EpochMetrics>();
+        if (options.Resume)
+        {
+            if (!File.Exists(lastPath))
+            {
+                throw new FileNotFoundException($"--resume was given but '{outDir}' holds no {LastCheckpointName}; start without --resume.", lastPath);
+            }
+            var file = SafeTensorFile.Read(lastPath);
+            var info = Checkpoint.ReadInfo(file, $"checkpoint '{lastPath}'");
+            CheckResumable(file, info, config, data.Checksum, settings, lastPath);
+            model = new ResNet18(accelerator, info.Config, info.Seed);
+            Checkpoint.LoadState(model, file);
+            startStep = info.Step;
+            accumulator = EpochAccumulator.FromMetadata(file.Metadata);
+            history.AddRange(ReadMetrics(metricsPath).Where(m => m.Epoch <= info.Epoch));
+            WriteMetrics(metricsPath, history);
+            notices.Add($"resumed from {lastPath} at epoch {info.Epoch + 1}, step {info.Step}");
+        }
+        else
+        {
+            if (File.Exists(lastPath))
+            {
+                throw new ArgumentException($"'{outDir}' already holds a run ({LastCheckpointName}); continue it with --resume or choose another --out.");
+            }
+            model = new ResNet18(accelerator, config, options.Seed);
+            WriteConfig(Path.Combine(outDir, ConfigName), options, mode.Name, config, data, accelerator);
+            WriteMetrics(metricsPath, history);
+        }
+
+        using (model)
+        {
+            var sgd = new SgdOptimizer(options.Momentum, options.WeightDecay);
+            var batches = train.Batches(options.BatchSize, model.Seed);
+            int batchesPerEpoch = batches.BatchesPerEpoch;
+            long totalSteps = (long)options.Epochs * batchesPerEpoch;
+            var schedule = options.Schedule == "step"
+                ? LearningRateSchedule.Step(options.LearningRate, Math.Max(1, (totalSteps + 2) / 3), 0.1f)
+                : LearningRateSchedule.Cosine(options.LearningRate, totalSteps);
+            using var buffers = new StepBuffers(accelerator);
+            using var staging = new BatchStaging(accelerator, data.Channels, data.Height, data.Width);
+            var runClock = Stopwatch.StartNew();
+            long stepsThisRun = 0;
+            long step = startStep;
+            string lastCheckpoint = lastPath;
+            for (int epoch = (int)(startStep / batchesPerEpoch); epoch < options.Epochs; epoch++)
+            {
+                var epochClock = Stopwatch.StartNew();
+                int skip = epoch == startStep / batchesPerEpoch ? (int)(startStep % batchesPerEpoch) : 0;
+                float lr = 0;
+                foreach (var indices in batches.Epoch(epoch).Skip(skip))
+                {
+                    if (cancellationToken.IsCancellationRequested)
+                    {
+                        accumulator.Seconds += epochClock.Elapsed.TotalSeconds;
+                        SaveCheckpoint(lastPath, model, epoch, step, data.Checksum, settings, accumulator);
+                        notices.Add($"cancelled: checkpoint written at epoch {epoch + 1}, step {step} ({lastPath}); continue with --resume");
+                        return new TrainingResult(history, true, lastPath, epoch, step, notices);
+                    }
+                    var (images, labels, hostLabels) = staging.Load(train, indices.Span);
+                    lr = schedule.At(step);
+                    var batch = new TrainingBatch(model, images, labels, epoch, step, model.Seed);
+                    var logits = mode.ComputeGradients(batch, buffers);
+                    float loss = accelerator.Download(buffers.Loss.View)[0];
+                    if (!float.IsFinite(loss))
+                    {
+                        throw new TrainingDivergedException(
+                            $"The training loss became {loss} at epoch {epoch + 1}, step {step + 1} (learning rate {lr:G4}); lower --lr or check the data. The last good checkpoint is in '{outDir}'.");
+                    }
+                    int correct = Accuracy.CountCorrect(logits, hostLabels);
+                    sgd.Step(model.Parameters, lr);
+                    accumulator.Add(loss, correct, indices.Length);
+                    step++;
+                    stepsThisRun++;
+                    if (progress is not null)
+                    {
+                        double elapsed = runClock.Elapsed.TotalSeconds;
+                        double perStep = elapsed / stepsThisRun;
+                        progress.Report(new TrainingProgress("train", epoch + 1, options.Epochs, step, totalSteps,
+                            accumulator.MeanLoss, accumulator.Accuracy,
+                            accumulator.Seen / Math.Max(accumulator.Seconds + epochClock.Elapsed.TotalSeconds, 1e-9), lr,
+                            runClock.Elapsed, TimeSpan.FromSeconds(perStep * (totalSteps - step))));
+                    }
+                }
+                double trainSeconds = accumulator.Seconds + epochClock.Elapsed.TotalSeconds;
+                progress?.Report(new TrainingProgress("evaluate", epoch + 1, options.Epochs, step, totalSteps,
+                    accumulator.MeanLoss, accumulator.Accuracy, accumulator.Seen / Math.Max(trainSeconds, 1e-9), lr, runClock.Elapsed, null));
+                double testAccuracy = EvaluateAccuracy(model, test, options.BatchSize, staging, cancellationToken);
+                var metrics = new EpochMetrics(epoch + 1, accumulator.MeanLoss, accumulator.Accuracy, testAccuracy,
+                    accumulator.Seen / Math.Max(trainSeconds, 1e-9), lr, accumulator.Seconds + epochClock.Elapsed.TotalSeconds, step);
+                history.Add(metrics);
+                WriteMetrics(metricsPath, history);
+                accumulator = new EpochAccumulator();
+                lastCheckpoint = Path.Combine(outDir, EpochCheckpointName(epoch + 1));
+                SaveCheckpoint(lastCheckpoint, model, epoch + 1, step, data.Checksum, settings, accumulator);
+                File.Copy(lastCheckpoint, lastPath + ".copy", overwrite: true);
+                File.Move(lastPath + ".copy", lastPath, overwrite: true);
+            }
+            return new TrainingResult(history, false, lastCheckpoint, options.Epochs, step, notices);
+        }
+    }
+
+    /// <summary>Top-1 accuracy of the model in evaluation mode on a split, in order, <paramref name="batchSize"/> images at a time.</summary>
+    public static double EvaluateAccuracy(ResNet18 model, DatasetSplit split, int batchSize, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(split);
+        using var staging = new BatchStaging(model.Accelerator, split.Channels, split.Height, split.Width);
+        return EvaluateAccuracy(model, split, batchSize, staging, cancellationToken);
+    }
+
+    private static double EvaluateAccuracy(ResNet18 model, DatasetSplit split, int batchSize, BatchStaging staging, CancellationToken cancellationToken)
+    {
+        if (split.Count == 0)
+        {
+            return double.NaN;
+        }
+        long correct = 0;
+        foreach (var indices in split.Batches(batchSize, 0, shuffle: false).Epoch(0))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var (images, _, hostLabels) = staging.Load(split, indices.Span);
+            var outputs = model.ForwardEval(images);
+            correct += Accuracy.CountCorrect(outputs.Logits, hostLabels);
+        }
+        return (double)correct / split.Count;
+    }
+
+    private static DatasetSplit RequireSplit(DatasetFile data, string name) =>
+        data.HasSplit(name)
+            ? data.Split(name)
+            : throw new ArgumentException($"The data set '{data.Path}' has no '{name}' split (it has: {string.Join(", ", data.Splits.Select(s => s.Name))}).");
+
+    /// <summary>The settings a resumed run must share with the original, one canonical line.</summary>
+    private static string SettingsText(TrainingOptions o, string mode) => string.Create(CultureInfo.InvariantCulture,
+        $"mode={mode},epochs={o.Epochs},batch={o.BatchSize},lr={o.LearningRate:R},momentum={o.Momentum:R},weight_decay={o.WeightDecay:R},schedule={o.Schedule},width={o.Width},seed={o.Seed},train={o.TrainSplit},test={o.TestSplit}");
+
+    private static void CheckResumable(SafeTensorFile file, CheckpointInfo info, ResNetConfig config, string checksum, string settings, string path)
+    {
+        var problems = new List<string>();
+        if (info.Config != config)
+        {
+            problems.Add($"the checkpoint's model is {info.Config}, the data and options give {config}");
+        }
+        if (info.DataChecksum != checksum)
+        {
+            problems.Add($"the checkpoint was trained on data with checksum {info.DataChecksum}, this file has {checksum}");
+        }
+        string saved = file.Metadata.GetValueOrDefault("training", "");
+        if (saved != settings)
+        {
+            problems.Add($"the checkpoint's settings are '{saved}', this run's are '{settings}'");
+        }
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException($"Cannot resume from '{path}': {string.Join("; ", problems)}. Resume with the original options or start a new --out.");
+        }
+    }
+
+    private static void SaveCheckpoint(string path, ResNet18 model, int epoch, long step, string checksum, string settings, EpochAccumulator accumulator)
+    {
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal) { ["training"] = settings };
+        accumulator.WriteTo(meta);
+        Checkpoint.Save(path, model, epoch, step, checksum, meta);
+    }
+
+    private static void WriteConfig(string path, TrainingOptions o, string mode, ResNetConfig config, DatasetFile data, Accelerator accelerator)
+    {
+        var doc = new Dictionary<string, object?>
+        {
+            ["data"] = Path.GetFullPath(o.DataPath),
+            ["data_checksum"] = data.Checksum,
+            ["train_split"] = o.TrainSplit,
+            ["test_split"] = o.TestSplit,
+            ["mode"] = mode,
+            ["epochs"] = o.Epochs,
+            ["batch"] = o.BatchSize,
+            ["lr"] = o.LearningRate,
+            ["momentum"] = o.Momentum,
+            ["weight_decay"] = o.WeightDecay,
+            ["schedule"] = o.Schedule,
+            ["seed"] = o.Seed,
+            ["width"] = config.Width,
+            ["in_channels"] = config.InChannels,
+            ["num_classes"] = config.NumClasses,
+            ["classes"] = data.ClassNames,
+            ["device"] = accelerator.ToString(),
+        };
+        AtomicFile.WriteAllText(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    private static void WriteMetrics(string path, IReadOnlyList<EpochMetrics> metrics)
+    {
+        var sb = new StringBuilder();
+        foreach (var m in metrics)
+        {
+            sb.Append(JsonSerializer.Serialize(m, JsonLine)).Append('\n');
+        }
+        AtomicFile.WriteAllText(path, sb.ToString());
+    }
+
+    /// <summary>Reads a metrics.jsonl file written by this trainer (empty when it does not exist).</summary>
+    public static List<EpochMetrics> ReadMetrics(string path)
+    {
+        if (!File.Exists(path))
+        {
+            return [];
+        }
+        return File.ReadAllLines(path).Where(l => l.Length > 0)
+            .Select(l => JsonSerializer.Deserialize<EpochMetrics>(l, JsonLine) ?? throw new InvalidDataException($"'{path}' holds an empty metrics line."))
+            .ToList();
+    }
+
+    /// <summary>Running sums of the epoch in progress; saved with a mid-epoch checkpoint so a resumed epoch reports the same figures.</summary>
+    private sealed class EpochAccumulator
+    {
+        public double LossSum { get; private set; }
+
+        public long Correct { get; private set; }
+
+        public long Seen { get; private set; }
+
+        public double Seconds { get; set; }
+
+        public double MeanLoss => Seen == 0 ? double.NaN : LossSum / Seen;
+
+        public double Accuracy => Seen == 0 ? double.NaN : (double)Correct / Seen;
+
+        public void Add(float meanLoss, int correct, int count)
+        {
+            LossSum += (double)meanLoss * count;
+            Correct += correct;
+            Seen += count;
+        }
+
+        public void WriteTo(Dictionary<string, string> meta)
+        {
+            meta["epoch_loss_sum"] = LossSum.ToString("R", CultureInfo.InvariantCulture);
+            meta["epoch_correct"] = Correct.ToString(CultureInfo.InvariantCulture);
+            meta["epoch_seen"] = Seen.ToString(CultureInfo.InvariantCulture);
+            meta["epoch_seconds"] = Seconds.ToString("R", CultureInfo.InvariantCulture);
+        }
+
+        public static EpochAccumulator FromMetadata(IReadOnlyDictionary<string, string> meta)
+        {
+            double D(string k) => meta.TryGetValue(k, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : 0;
+            return new EpochAccumulator
+            {
+                LossSum = D("epoch_loss_sum"),
+                Correct = (long)D("epoch_correct"),
+                Seen = (long)D("epoch_seen"),
+                Seconds = D("epoch_seconds"),
+            };
+        }
+    }
+}
+
+/// <summary>
+/// Host staging for batches: pixels are copied from the memory-mapped file into one reusable
+/// float array and uploaded into one reusable device tensor per batch shape.
+/// </summary>
+internal sealed class BatchStaging(Accelerator accelerator, int channels, int height, int width) : IDisposable
+{
+    private float[] _host = [];
+    private int[] _hostLabels = [];
+    private Tensor? _images; // (B, C, H, W) in [0, 1]
+    private DeviceBuffer<int>? _labels; // (B)
+
+    public (Tensor Images, View<int> Labels, int[] HostLabels) Load(DatasetSplit split, ReadOnlySpan<int> indices)
+    {
+        int b = indices.Length;
+        int perImage = channels * height * width;
+        if (_host.Length != b * perImage)
+        {
+            _host = new float[b * perImage];
+            _hostLabels = new int[b];
+        }
+        split.CopyImages(indices, _host);
+        split.CopyLabels(indices, _hostLabels);
+        var images = Tensor.Reuse(ref _images, accelerator, b, channels, height, width);
+        images.Upload(_host);
+        if (_labels is null || _labels.Length != b)
+        {
+            _labels?.Dispose();
+            _labels = accelerator.Allocate<int>(b);
+        }
+        accelerator.CopyFromHost<int>(_hostLabels, _labels.View);
+        return (images, _labels.View, _hostLabels);
+    }
+
+    public void Dispose()
+    {
+        _images?.Dispose();
+        _labels?.Dispose();
+    }
+}

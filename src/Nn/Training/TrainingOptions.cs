@@ -1,0 +1,104 @@
+namespace IlgpuOct.Nn.Training;
+
+/// <summary>Settings of one training run (what <c>ilgpuoct train</c> passes).</summary>
+public sealed record TrainingOptions
+{
+    public required string DataPath { get; init; }
+
+    public required string OutputDirectory { get; init; }
+
+    public int Epochs { get; init; } = 10;
+
+    public int BatchSize { get; init; } = 64;
+
+    public float LearningRate { get; init; } = 0.05f;
+
+    public float Momentum { get; init; } = 0.9f;
+
+    public float WeightDecay { get; init; } = 5e-4f;
+
+    /// <summary>cosine (per step, the default) or step (x0.1 at 50% and 75% of the steps).</summary>
+    public string Schedule { get; init; } = "cosine";
+
+    public string Mode { get; init; } = "nt";
+
+    public int Seed { get; init; }
+
+    public int Width { get; init; } = 64;
+
+    /// <summary>Continue from the output folder's last checkpoint.</summary>
+    public bool Resume { get; init; }
+
+    public string TrainSplit { get; init; } = "train";
+
+    public string TestSplit { get; init; } = "test";
+
+    public void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(DataPath))
+        {
+            throw new ArgumentException("Give the data set file (--data FILE; make one with `ilgpuoct data import` or `data synth`).");
+        }
+        if (string.IsNullOrWhiteSpace(OutputDirectory))
+        {
+            throw new ArgumentException("Give an output folder (--out DIR).");
+        }
+        if (Epochs < 1)
+        {
+            throw new ArgumentException($"--epochs must be at least 1; got {Epochs}.");
+        }
+        if (BatchSize < 2)
+        {
+            throw new ArgumentException($"--batch must be at least 2 (batch norm needs more than one image); got {BatchSize}.");
+        }
+        if (!(LearningRate > 0) || !float.IsFinite(LearningRate))
+        {
+            throw new ArgumentException($"--lr must be a positive number; got {LearningRate}.");
+        }
+        if (Schedule is not ("cosine" or "step"))
+        {
+            throw new ArgumentException($"--schedule must be cosine or step; got '{Schedule}'.");
+        }
+        if (Width < 1)
+        {
+            throw new ArgumentException($"--width must be positive (64 is torchvision's ResNet-18); got {Width}.");
+        }
+    }
+}
+
+/// <summary>What the run reports while it trains.</summary>
+public sealed record TrainingProgress(
+    string Phase,
+    int Epoch,
+    int Epochs,
+    long Step,
+    long TotalSteps,
+    double Loss,
+    double Accuracy,
+    double ImagesPerSecond,
+    double LearningRate,
+    TimeSpan Elapsed,
+    TimeSpan? Remaining);
+
+/// <summary>One line of metrics.jsonl.</summary>
+public sealed record EpochMetrics(
+    int Epoch,
+    double TrainLoss,
+    double TrainAccuracy,
+    double TestAccuracy,
+    double ImagesPerSecond,
+    double Lr,
+    double Seconds,
+    long Step);
+
+/// <summary>How a run ended.</summary>
+public sealed record TrainingResult(
+    IReadOnlyList<EpochMetrics> Epochs,
+    bool Cancelled,
+    string CheckpointPath,
+    int Epoch,
+    long Step,
+    IReadOnlyList<string> Notices);
+
+/// <summary>The loss became NaN or infinite; the message names the epoch and step.</summary>
+public sealed class TrainingDivergedException(string message) : InvalidOperationException(message);

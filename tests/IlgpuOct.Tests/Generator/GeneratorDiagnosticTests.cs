@@ -1,0 +1,131 @@
+using FluentAssertions;
+using Microsoft.CodeAnalysis;
+using Xunit;
+
+namespace IlgpuOct.Tests.Generator;
+
+/// <summary>Every construct outside the kernel subset is a compile error with a stable ID and a message that says what to do.</summary>
+public sealed class GeneratorDiagnosticTests
+{
+    private static IReadOnlyList<Diagnostic> Diagnose(string source) => GeneratorHarness.Run("namespace Demo;\n" + source).GeneratorDiagnostics;
+
+    private static string Kernel(string body, string extra = "", string parameters = ", View<float> x, View<float> y, int n") => $$"""
+        public static partial class K
+        {
+            {{extra}}
+            [Kernel]
+            public static void Run(KernelContext ctx{{parameters}})
+            {
+                {{body}}
+            }
+        }
+        """;
+
+    private static void ShouldReport(string source, string id, string fragment)
+    {
+        var diagnostics = Diagnose(source);
+        diagnostics.Should().Contain(d => d.Id == id, $"source:\n{source}\nreported: {string.Join("; ", diagnostics)}");
+        var match = diagnostics.First(d => d.Id == id);
+        match.Severity.Should().Be(DiagnosticSeverity.Error);
+        match.GetMessage(System.Globalization.CultureInfo.InvariantCulture).Should().Contain(fragment);
+        // Cached diagnostics carry file/span locations (external-file kind), not syntax-tree references.
+        var span = match.Location.GetLineSpan();
+        span.Path.Should().Be("Kernels.cs", "the error points at the offending code");
+    }
+
+    public static TheoryData<string, string, string> Cases => new()
+    {
+        { "public static class K { [Kernel] public static void Run(KernelContext ctx) { } }", "IOCT0001", "make K partial" },
+        { "public partial class Outer { public class K { [Kernel] public static void Run(KernelContext ctx) { } } }", "IOCT0001", "make K partial" },
+        { "public partial class K { [Kernel] public void Run(KernelContext ctx) { } }", "IOCT0002", "make it static" },
+        { "public partial class K { [Kernel] public static void Run(View<float> x) { } }", "IOCT0003", "KernelContext as its first parameter" },
+        { Kernel("", parameters: ", decimal d"), "IOCT0004", "Parameter 'd' of type 'decimal'" },
+        { Kernel("", parameters: ", View<bool> flags"), "IOCT0004", "use View<T>" },
+        { Kernel("", parameters: ", ref int r"), "IOCT0004", "passed by value" },
+        { "public partial class K { [Kernel] public static int Run(KernelContext ctx) { return 0; } }", "IOCT0005", "returns 'int'" },
+        { Kernel("float[] a = new float[4]; y[0] = a[0];"), "IOCT0006", "allocates" },
+        { Kernel("var r = new Random(1); y[0] = 1f;"), "IOCT0006", "pass a View<T>" },
+        { Kernel("char c = 'a'; y[0] = c;"), "IOCT0007", "string or char" },
+        { Kernel("if (n < 0) { throw new InvalidOperationException(); }"), "IOCT0008", "no exceptions" },
+        { Kernel("try { y[0] = 1f; } finally { y[1] = 2f; }"), "IOCT0008", "no exceptions" },
+        { Kernel("Func<int, int> f = v => v + 1; y[0] = f(n);"), "IOCT0009", "static helper" },
+        { Kernel("int Local(int v) => v; y[0] = Local(n);"), "IOCT0009", "static helper" },
+        { Kernel("y[0] = Down(n);", "static int Down(int v) => v <= 0 ? 0 : Down(v - 1);"), "IOCT0010", "Down -> Down" },
+        { Kernel("y[0] = A(n);", "static int A(int v) => v <= 0 ? 0 : B(v - 1); static int B(int v) => A(v);"), "IOCT0010", "A -> B -> A" },
+        { Kernel("foreach (var v in new[] { 1, 2 }) { y[0] += v; }"), "IOCT0011", "for (int i = 0" },
+        { Kernel("switch (n) { case 1: y[0] = 1f; break; }"), "IOCT0012", "if/else" },
+        { Kernel("y[0] = n switch { 1 => 1f, _ => 0f };"), "IOCT0012", "?: operator" },
+        { Kernel("again: y[0] += 1f; if (y[0] < 3f) goto again;"), "IOCT0013", "structured loops" },
+        { Kernel("y[0] = MathF.Atan2(1f, x[0]);"), "IOCT0014", "neither a mapped intrinsic nor declared" },
+        { Kernel("y[0] = x.GetHashCode();"), "IOCT0014", "instance method" },
+        { Kernel("ref float r = ref y[0]; r = 1f;"), "IOCT0015", "ref view[i]" },
+        { Kernel("Atomic.Add(ref y[0], Bump(ref n));", "static int Bump(ref int v) => v;"), "IOCT0015", "Atomic call" },
+        { Kernel("var s = ctx.Shared<float>(n); s[0] = 1f;"), "IOCT0016", "compile-time constant" },
+        { Kernel("if (n > 0) { var s = ctx.Shared<float>(32); s[0] = 1f; }"), "IOCT0016", "top level of the kernel body" },
+        { Kernel("y[0] = n > 0 ? ctx.ShuffleDown(x[0], 1) : 0f;"), "IOCT0018", "assign it to a local first" },
+        { Kernel("if (ctx.ShuffleXor(n, 1) > 0) { y[0] = 1f; }"), "IOCT0018", "loop/if header" },
+        { Kernel("y[0] = ctx.ShuffleDown(ctx.ShuffleDown(x[0], 1), 2);"), "IOCT0018", "another shuffle" },
+        { Kernel("decimal d = 1.5m; y[0] = (float)d;"), "IOCT0019", "'decimal'" },
+        { Kernel("Dim3 d = ctx.BlockDim; y[0] = d.X;"), "IOCT0019", "Dim3" },
+        { Kernel("return 1;"), "IOCT0020", "write 'return;'" },
+        { Kernel("y[0] = x[0] is > 0f ? 1f : 0f;"), "IOCT0021", "cannot be translated to CUDA C" },
+        { "public partial class K<T> { [Kernel] public static void Run(KernelContext ctx) { } }", "IOCT0022", "one non-generic kernel" },
+        { "public partial class K { [Kernel] public static void Run<T>(KernelContext ctx) { } }", "IOCT0022", "generic" },
+        { Kernel("y[0] = Gain;", "private static readonly float Gain = 2f;"), "IOCT0023", "make it const" },
+        { Kernel("y[0] = Counter;", "private static float Counter { get; set; }"), "IOCT0023", "not a compile-time constant" },
+        { Kernel("Span<float> t = stackalloc float[n]; t[0] = 1f; y[0] = t[0];"), "IOCT0024", "stackalloc T[N]" },
+        { Kernel("var c = ctx; y[0] = c.GlobalX;"), "IOCT0025", "KernelContext may only be used for its members" },
+        { Kernel("y[0] = Twice(ctx);", "static float Twice(KernelContext c) => 2f;"), "IOCT0025", "pass the indices helpers need" },
+        { Kernel("var v = x; v[0] = 1f;"), "IOCT0026", "views can be indexed" },
+        { Kernel("y[0] = x[^1];"), "IOCT0026", "views can be indexed" },
+        { "public partial class K { [Kernel] public static void Run(KernelContext ctx, View<float> y) => y[0] = 1f; }", "IOCT0027", "no block body" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Unsupported_construct_is_an_error_with_id_and_fix(string source, string id, string fragment) => ShouldReport(source, id, fragment);
+
+    [Fact]
+    public void Barrier_in_a_helper_is_reported_at_the_barrier()
+    {
+        // The helper takes the context through a parameter the generator also rejects; the barrier gets its own error.
+        ShouldReport(Kernel("Sync(ctx);", "static void Sync(KernelContext c) { c.Barrier(); }"), "IOCT0017", "must be written in the [Kernel] method itself");
+        ShouldReport(Kernel("y[0] = Pass(ctx, x[0]);", "static float Pass(KernelContext c, float v) => c.ShuffleDown(v, 1);"), "IOCT0017", "helper method 'Pass'");
+    }
+
+    [Fact]
+    public void A_kernel_with_errors_gets_no_launcher_but_its_valid_neighbours_do()
+    {
+        var run = GeneratorHarness.Run("""
+            namespace Demo;
+            public static partial class K
+            {
+                [Kernel] public static void Bad(KernelContext ctx, View<float> y) { foreach (var v in new[] { 1 }) { y[0] = v; } }
+                [Kernel] public static void Good(KernelContext ctx, View<float> y) { y[ctx.GlobalX] = 1f; }
+            }
+            """);
+        run.GeneratorDiagnostics.Select(d => d.Id).Should().Equal("IOCT0011");
+        run.Result.GeneratedTrees.Select(t => Path.GetFileName(t.FilePath)).Should().Contain(f => f.StartsWith("K.Good", StringComparison.Ordinal))
+            .And.NotContain(f => f.StartsWith("K.Bad", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Every_diagnostic_id_is_documented_in_the_kernels_readme()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IlgpuOct.sln")))
+        {
+            dir = dir.Parent;
+        }
+        dir.Should().NotBeNull("the tests run inside the repository");
+        string readme = File.ReadAllText(Path.Combine(dir!.FullName, "src", "Kernels", "README.md"));
+        var ids = typeof(IlgpuOct.Kernels.Generator.KernelGenerator).Assembly.GetType("IlgpuOct.Kernels.Generator.DiagnosticDescriptors")!
+            .GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+            .Select(f => ((DiagnosticDescriptor)f.GetValue(null)!).Id).ToList();
+        ids.Should().HaveCountGreaterThan(20).And.OnlyHaveUniqueItems();
+        foreach (var id in ids)
+        {
+            readme.Should().Contain("| " + id + " |", $"{id} needs a row in the README's diagnostics table");
+        }
+    }
+}

@@ -1,0 +1,219 @@
+using System.Globalization;
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace IlgpuOct.Tests.Operators;
+
+public sealed class BatchNorm2dTests
+{
+    private readonly ITestOutputHelper _output;
+
+    public BatchNorm2dTests(ITestOutputHelper output) => _output = output;
+
+    [Theory]
+    [Trait("Category", "Golden")]
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Training_forward_backward_and_running_statistics_match_golden(AcceleratorKind kind)
+    {
+        var file = Golden.Load("ops.safetensors");
+        var settings = GradientCheck.Settings(file.Metadata["bn"]);
+        float momentum = float.Parse(settings["momentum"], CultureInfo.InvariantCulture);
+        float eps = float.Parse(settings["eps"], CultureInfo.InvariantCulture);
+        var xt = file["bn.x"];
+        var s = new BatchNorm2dShape(xt.Shape[0], xt.Shape[1], xt.Shape[2], xt.Shape[3]);
+        float[] x = xt.ToFloat(), gamma = file["bn.gamma"].ToFloat(), beta = file["bn.beta"].ToFloat(), dy = file["bn.dy"].ToFloat();
+        float[] runningMean = file["bn.running_mean"].ToFloat(), runningVar = file["bn.running_var"].ToFloat();
+        var y = new float[s.Length];
+        var dx = new float[s.Length];
+        var saveMean = new float[s.C];
+        var saveInvStd = new float[s.C];
+        var dgamma = new float[s.C];
+        var dbeta = new float[s.C];
+
+        using var acc = new HostAccelerator(kind);
+        BatchNorm2d.ForwardTraining(acc, s, V(x), V(gamma), V(beta), V(runningMean), V(runningVar), V(y), V(saveMean), V(saveInvStd), momentum, eps);
+        BatchNorm2d.BackwardTraining(acc, s, V(x), V(dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dgamma), V(dbeta));
+
+        float[] ey = file["bn.y"].ToFloat(), edx = file["bn.dx"].ToFloat(), edg = file["bn.dgamma"].ToFloat(), edb = file["bn.dbeta"].ToFloat();
+        float[] erm = file["bn.running_mean.after"].ToFloat(), erv = file["bn.running_var.after"].ToFloat();
+        _output.WriteLine($"{kind} bn {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dgamma {Tolerance.RelativeL2(dgamma, edg):G3}, " +
+            $"dbeta {Tolerance.RelativeL2(dbeta, edb):G3}, running_mean {Tolerance.RelativeL2(runningMean, erm):G3}, running_var {Tolerance.RelativeL2(runningVar, erv):G3}");
+        Tolerance.AssertRelativeL2(y, ey, 1e-4, "bn.y");
+        Tolerance.AssertRelativeL2(runningMean, erm, 1e-4, "bn.running_mean.after");
+        Tolerance.AssertRelativeL2(runningVar, erv, 1e-4, "bn.running_var.after");
+        Tolerance.AssertRelativeL2(dx, edx, 1e-3, "bn.dx");
+        Tolerance.AssertRelativeL2(dgamma, edg, 1e-3, "bn.dgamma");
+        Tolerance.AssertRelativeL2(dbeta, edb, 1e-3, "bn.dbeta");
+        Tolerance.AssertClose(y, ey, atol: 1e-5, rtol: 1e-4, "bn.y");
+        Tolerance.AssertClose(runningMean, erm, atol: 1e-6, rtol: 1e-5, "bn.running_mean.after");
+        Tolerance.AssertClose(runningVar, erv, atol: 1e-6, rtol: 1e-5, "bn.running_var.after");
+        Tolerance.AssertClose(dx, edx, atol: 1e-5, rtol: 1e-3, "bn.dx");
+        Tolerance.AssertClose(dgamma, edg, atol: 1e-5, rtol: 1e-3, "bn.dgamma");
+        Tolerance.AssertClose(dbeta, edb, atol: 1e-5, rtol: 1e-3, "bn.dbeta");
+    }
+
+    [Fact]
+    public void Training_backward_matches_central_differences_of_double_forward()
+    {
+        var s = new BatchNorm2dShape(3, 2, 2, 3);
+        var random = new Random(5);
+        double[] x = Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.7);
+        double[] gamma = GradientCheck.Random(random, s.C, 1.5);
+        double[] beta = GradientCheck.Random(random, s.C);
+        double[] dy = GradientCheck.Random(random, s.Length);
+        const float eps = 1e-5f;
+
+        float[] xf = GradientCheck.ToFloat(x), gf = GradientCheck.ToFloat(gamma), bf = GradientCheck.ToFloat(beta);
+        var y = new float[s.Length];
+        var saveMean = new float[s.C];
+        var saveInvStd = new float[s.C];
+        var rm = new float[s.C];
+        var rv = new float[s.C];
+        BatchNorm2d.ForwardTrainingCpu(s, xf, gf, bf, rm, rv, y, saveMean, saveInvStd, 0.1f, eps);
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(TrainingDouble(s, x, gamma, beta, eps)), atol: 1e-5, rtol: 1e-5, "y vs double reference");
+
+        var dx = new float[s.Length];
+        var dgamma = new float[s.C];
+        var dbeta = new float[s.C];
+        BatchNorm2d.BackwardTrainingCpu(s, xf, GradientCheck.ToFloat(dy), gf, saveMean, saveInvStd, dx, dgamma, dbeta);
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, TrainingDouble(s, v, gamma, beta, eps)), x), 1e-5, 1e-4, "dx vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dgamma), GradientCheck.Numeric(v => GradientCheck.Dot(dy, TrainingDouble(s, x, v, beta, eps)), gamma), 1e-5, 1e-4, "dgamma vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dbeta), GradientCheck.Numeric(v => GradientCheck.Dot(dy, TrainingDouble(s, x, gamma, v, eps)), beta), 1e-5, 1e-4, "dbeta vs central differences");
+    }
+
+    [Fact]
+    public void Running_statistics_use_momentum_and_the_unbiased_variance()
+    {
+        // One channel, values 1..4: mean 2.5, biased variance 1.25, unbiased 5/3.
+        var s = new BatchNorm2dShape(2, 1, 1, 2);
+        float[] x = [1, 2, 3, 4];
+        float[] rm = [1f];
+        float[] rv = [2f];
+        var y = new float[4];
+        var mean = new float[1];
+        var invStd = new float[1];
+        BatchNorm2d.ForwardTrainingCpu(s, x, [1f], [0f], rm, rv, y, mean, invStd, momentum: 0.1f, epsilon: 1e-5f);
+        Tolerance.AssertClose(rm, [0.9f * 1f + 0.1f * 2.5f], 1e-7, 1e-6, "running mean");
+        Tolerance.AssertClose(rv, [(float)(0.9 * 2 + 0.1 * (5.0 / 3.0))], 1e-7, 1e-6, "running var");
+        Tolerance.AssertClose(mean, [2.5f], 0, 1e-7, "saved mean");
+        Tolerance.AssertClose(invStd, [(float)(1 / Math.Sqrt(1.25 + 1e-5))], 0, 1e-6, "saved inverse std");
+        Tolerance.AssertClose(y, Array.ConvertAll(x, v => (float)((v - 2.5) / Math.Sqrt(1.25 + 1e-5))), 1e-6, 1e-6, "y");
+    }
+
+    [Fact]
+    public void Inference_forward_and_backward_match_double_reference_on_the_parallel_path()
+    {
+        var s = new BatchNorm2dShape(4, 16, 24, 24);
+        var random = new Random(9);
+        double[] x = GradientCheck.Random(random, s.Length, 3.0);
+        double[] gamma = GradientCheck.Random(random, s.C);
+        double[] beta = GradientCheck.Random(random, s.C);
+        double[] rm = GradientCheck.Random(random, s.C);
+        double[] rv = Array.ConvertAll(GradientCheck.Random(random, s.C), v => (double)(float)(0.5 + Math.Abs(v)));
+        double[] dy = GradientCheck.Random(random, s.Length);
+        const float eps = 1e-5f;
+        var y = new float[s.Length];
+        var dx = new float[s.Length];
+        BatchNorm2d.ForwardInferenceCpu(s, GradientCheck.ToFloat(x), GradientCheck.ToFloat(gamma), GradientCheck.ToFloat(beta), GradientCheck.ToFloat(rm), GradientCheck.ToFloat(rv), y, eps);
+        BatchNorm2d.BackwardInferenceCpu(s, GradientCheck.ToFloat(dy), GradientCheck.ToFloat(gamma), GradientCheck.ToFloat(rv), dx, eps);
+        var ey = new double[s.Length];
+        var edx = new double[s.Length];
+        for (int i = 0; i < s.Length; i++)
+        {
+            int c = i / s.HW % s.C;
+            double scale = gamma[c] / Math.Sqrt(rv[c] + eps);
+            ey[i] = (x[i] - rm[c]) * scale + beta[c];
+            edx[i] = dy[i] * scale;
+        }
+        Tolerance.AssertClose(GradientCheck.ToDouble(y), ey, 1e-5, 1e-5, "inference y");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), edx, 1e-6, 1e-5, "inference dx");
+
+        // Training path on the same (parallel) shape against the double reference.
+        var yt = new float[s.Length];
+        BatchNorm2d.ForwardTrainingCpu(s, GradientCheck.ToFloat(x), GradientCheck.ToFloat(gamma), GradientCheck.ToFloat(beta), new float[s.C], new float[s.C], yt, new float[s.C], new float[s.C], 0.1f, eps);
+        Tolerance.AssertClose(GradientCheck.ToDouble(yt), TrainingDouble(s, x, gamma, beta, eps), 1e-5, 1e-4, "training y");
+    }
+
+    [Theory]
+    [InlineData(4, 6, 5, 7)]
+    [InlineData(3, 2, 17, 19)]
+    [InlineData(40, 3, 1, 1)]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation(int n, int c, int h, int w)
+    {
+        var s = new BatchNorm2dShape(n, c, h, w);
+        var random = new Random(n * 7 + c);
+        float[] x = GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.3));
+        float[] gamma = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] beta = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length));
+        float[] rm0 = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] rv0 = Array.ConvertAll(GradientCheck.ToFloat(GradientCheck.Random(random, c)), v => 0.5f + Math.Abs(v));
+
+        float[] rm = (float[])rm0.Clone(), rv = (float[])rv0.Clone();
+        float[] y = new float[s.Length], mean = new float[c], invStd = new float[c], dx = new float[s.Length], dgamma = new float[c], dbeta = new float[c];
+        float[] yi = new float[s.Length], dxi = new float[s.Length];
+        BatchNorm2d.ForwardTrainingCpu(s, x, gamma, beta, rm, rv, y, mean, invStd);
+        BatchNorm2d.BackwardTrainingCpu(s, x, dy, gamma, mean, invStd, dx, dgamma, dbeta);
+        BatchNorm2d.ForwardInferenceCpu(s, x, gamma, beta, rm0, rv0, yi);
+        BatchNorm2d.BackwardInferenceCpu(s, dy, gamma, rv0, dxi);
+
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        float[] krm = (float[])rm0.Clone(), krv = (float[])rv0.Clone();
+        float[] ky = new float[s.Length], kmean = new float[c], kinv = new float[c], kdx = new float[s.Length], kdg = new float[c], kdb = new float[c];
+        float[] kyi = new float[s.Length], kdxi = new float[s.Length];
+        BatchNorm2d.ForwardTraining(acc, s, V(x), V(gamma), V(beta), V(krm), V(krv), V(ky), V(kmean), V(kinv));
+        BatchNorm2d.BackwardTraining(acc, s, V(x), V(dy), V(gamma), V(kmean), V(kinv), V(kdx), V(kdg), V(kdb));
+        BatchNorm2d.ForwardInference(acc, s, V(x), V(gamma), V(beta), V(rm0), V(rv0), V(kyi));
+        BatchNorm2d.BackwardInference(acc, s, V(dy), V(gamma), V(rv0), V(kdxi));
+
+        Tolerance.AssertClose(kmean, mean, 1e-6, 1e-6, "saved mean");
+        Tolerance.AssertClose(kinv, invStd, 1e-6, 1e-6, "saved inverse std");
+        Tolerance.AssertClose(krm, rm, 1e-6, 1e-6, "running mean");
+        Tolerance.AssertClose(krv, rv, 1e-6, 1e-6, "running var");
+        Tolerance.AssertClose(ky, y, 1e-5, 1e-5, "training y");
+        Tolerance.AssertClose(kdg, dgamma, 1e-5, 1e-5, "dgamma");
+        Tolerance.AssertClose(kdb, dbeta, 1e-5, 1e-5, "dbeta");
+        Tolerance.AssertClose(kdx, dx, 1e-5, 1e-4, "training dx");
+        Tolerance.AssertClose(kyi, yi, 1e-6, 1e-6, "inference y");
+        Tolerance.AssertClose(kdxi, dxi, 1e-6, 1e-6, "inference dx");
+    }
+
+    private static View<float> V(float[] array) => new(array);
+
+    private static double[] Shifted(double[] values, double shift) => Array.ConvertAll(values, v => (double)(float)(v + shift));
+
+    /// <summary>Training-mode batch norm in double: the test's reference.</summary>
+    internal static double[] TrainingDouble(in BatchNorm2dShape s, double[] x, double[] gamma, double[] beta, double eps)
+    {
+        var y = new double[s.Length];
+        for (int c = 0; c < s.C; c++)
+        {
+            double sum = 0;
+            for (int n = 0; n < s.N; n++)
+            for (int i = 0; i < s.HW; i++)
+            {
+                sum += x[(n * s.C + c) * s.HW + i];
+            }
+            double mean = sum / s.CountPerChannel;
+            double sq = 0;
+            for (int n = 0; n < s.N; n++)
+            for (int i = 0; i < s.HW; i++)
+            {
+                double d = x[(n * s.C + c) * s.HW + i] - mean;
+                sq += d * d;
+            }
+            double invStd = 1 / Math.Sqrt(sq / s.CountPerChannel + eps);
+            for (int n = 0; n < s.N; n++)
+            for (int i = 0; i < s.HW; i++)
+            {
+                int at = (n * s.C + c) * s.HW + i;
+                y[at] = (x[at] - mean) * invStd * gamma[c] + beta[c];
+            }
+        }
+        return y;
+    }
+}

@@ -1,0 +1,236 @@
+using FluentAssertions;
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace IlgpuOct.Tests.Operators;
+
+public sealed class Conv2dTests
+{
+    private readonly ITestOutputHelper _output;
+
+    public Conv2dTests(ITestOutputHelper output) => _output = output;
+
+    public static TheoryData<int, AcceleratorKind> GoldenCases()
+    {
+        var data = new TheoryData<int, AcceleratorKind>();
+        int count = int.Parse(Golden.Load("ops.safetensors").Metadata["conv.count"], System.Globalization.CultureInfo.InvariantCulture);
+        for (int i = 0; i < count; i++)
+        {
+            data.Add(i, AcceleratorKind.Cpu);
+            data.Add(i, AcceleratorKind.CpuKernels);
+        }
+        return data;
+    }
+
+    [Theory]
+    [Trait("Category", "Golden")]
+    [MemberData(nameof(GoldenCases))]
+    public void Forward_and_gradients_match_golden(int index, AcceleratorKind kind)
+    {
+        var file = Golden.Load("ops.safetensors");
+        var settings = GradientCheck.Settings(file.Metadata[$"conv.{index}"]);
+        var x = file[$"conv.{index}.x"];
+        var w = file[$"conv.{index}.w"];
+        var s = new Conv2dShape(x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3], w.Shape[0], w.Shape[2],
+            GradientCheck.Int(settings, "stride"), GradientCheck.Int(settings, "padding"));
+        w.Shape[1].Should().Be(s.InC);
+        file[$"conv.{index}.y"].Shape.Should().Equal(s.N, s.OutC, s.OutH, s.OutW);
+
+        using var acc = new HostAccelerator(kind);
+        float[] xs = x.ToFloat(), ws = w.ToFloat(), dy = file[$"conv.{index}.dy"].ToFloat();
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        var dw = new float[s.WeightLength];
+        Conv2d.Forward(acc, s, new View<float>(xs), new View<float>(ws), new View<float>(y));
+        Conv2d.BackwardData(acc, s, new View<float>(ws), new View<float>(dy), new View<float>(dx));
+        Conv2d.BackwardWeight(acc, s, new View<float>(xs), new View<float>(dy), new View<float>(dw));
+
+        float[] ey = file[$"conv.{index}.y"].ToFloat(), edx = file[$"conv.{index}.dx"].ToFloat(), edw = file[$"conv.{index}.dw"].ToFloat();
+        _output.WriteLine($"{kind} conv.{index} {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}");
+        Tolerance.AssertRelativeL2(y, ey, 1e-4, $"conv.{index}.y");
+        Tolerance.AssertRelativeL2(dx, edx, 1e-3, $"conv.{index}.dx");
+        Tolerance.AssertRelativeL2(dw, edw, 1e-3, $"conv.{index}.dw");
+        Tolerance.AssertClose(y, ey, atol: 1e-4, rtol: 1e-4, $"conv.{index}.y");
+        Tolerance.AssertClose(dx, edx, atol: 1e-4, rtol: 1e-3, $"conv.{index}.dx");
+        Tolerance.AssertClose(dw, edw, atol: 1e-4, rtol: 1e-3, $"conv.{index}.dw");
+    }
+
+    public static TheoryData<Conv2dShape> SmallShapes() => new()
+    {
+        new Conv2dShape(2, 2, 5, 6, 3, 3, 1, 1),
+        new Conv2dShape(2, 2, 5, 6, 3, 3, 2, 1),
+        new Conv2dShape(2, 3, 4, 4, 2, 1, 1, 0),
+        new Conv2dShape(2, 3, 5, 5, 2, 1, 2, 0),
+        new Conv2dShape(1, 2, 9, 8, 2, 7, 2, 3),
+        new Conv2dShape(1, 1, 4, 4, 2, 3, 3, 0),
+    };
+
+    [Theory]
+    [MemberData(nameof(SmallShapes))]
+    public void Backward_matches_central_differences_of_double_forward(Conv2dShape s)
+    {
+        var random = new Random(1234 + s.Kernel * 10 + s.Stride);
+        double[] x = GradientCheck.Random(random, s.InputLength);
+        double[] w = GradientCheck.Random(random, s.WeightLength, 0.5);
+        double[] dy = GradientCheck.Random(random, s.OutputLength);
+
+        var y = new float[s.OutputLength];
+        Conv2d.ForwardCpu(s, GradientCheck.ToFloat(x), GradientCheck.ToFloat(w), y);
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(ForwardDouble(s, x, w)), atol: 1e-5, rtol: 1e-5, "y vs double reference");
+
+        var dx = new float[s.InputLength];
+        var dw = new float[s.WeightLength];
+        Conv2d.BackwardDataCpu(s, GradientCheck.ToFloat(w), GradientCheck.ToFloat(dy), dx);
+        Conv2d.BackwardWeightCpu(s, GradientCheck.ToFloat(x), GradientCheck.ToFloat(dy), dw);
+
+        double[] numericDx = GradientCheck.Numeric(v => GradientCheck.Dot(dy, ForwardDouble(s, v, w)), x);
+        double[] numericDw = GradientCheck.Numeric(v => GradientCheck.Dot(dy, ForwardDouble(s, x, v)), w);
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), numericDx, atol: 1e-5, rtol: 1e-4, "dx vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dw), numericDw, atol: 1e-5, rtol: 1e-4, "dw vs central differences");
+    }
+
+    [Fact]
+    public void Parallel_batch_matches_double_reference_and_repeats_bit_for_bit()
+    {
+        // Large enough to take the parallel paths (images in parallel, partitioned weight gradient).
+        var s = new Conv2dShape(6, 8, 12, 11, 16, 3, 1, 1);
+        var random = new Random(77);
+        double[] x = GradientCheck.Random(random, s.InputLength);
+        double[] w = GradientCheck.Random(random, s.WeightLength, 0.3);
+        double[] dy = GradientCheck.Random(random, s.OutputLength);
+        float[] xf = GradientCheck.ToFloat(x), wf = GradientCheck.ToFloat(w), dyf = GradientCheck.ToFloat(dy);
+
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        var dw = new float[s.WeightLength];
+        Conv2d.ForwardCpu(s, xf, wf, y);
+        Conv2d.BackwardDataCpu(s, wf, dyf, dx);
+        Conv2d.BackwardWeightCpu(s, xf, dyf, dw);
+        BackwardDouble(s, x, w, dy, out double[] refDx, out double[] refDw);
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(ForwardDouble(s, x, w)), atol: 1e-5, rtol: 1e-4, "y");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), refDx, atol: 1e-5, rtol: 1e-4, "dx");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dw), refDw, atol: 1e-4, rtol: 1e-4, "dw");
+
+        var dwAgain = new float[s.WeightLength];
+        Array.Fill(dwAgain, float.NaN); // overwritten, not accumulated
+        Conv2d.BackwardWeightCpu(s, xf, dyf, dwAgain);
+        dwAgain.Should().Equal(dw, "the weight gradient sums in a fixed partition order");
+    }
+
+    [Fact]
+    public void Mismatched_lengths_are_rejected_with_the_expected_size()
+    {
+        var s = new Conv2dShape(1, 2, 4, 4, 3, 3, 1, 1);
+        var act = () => Conv2d.ForwardCpu(s, new float[s.InputLength - 1], new float[s.WeightLength], new float[s.OutputLength]);
+        act.Should().Throw<ArgumentException>().WithMessage("*x has 31 elements*needs 32*");
+        var tooSmall = () => Conv2d.ForwardCpu(new Conv2dShape(1, 1, 2, 2, 1, 7, 1, 0), new float[4], new float[49], new float[1]);
+        tooSmall.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*smaller than the kernel*");
+    }
+
+    public static TheoryData<Conv2dShape> KernelShapes() => new()
+    {
+        new Conv2dShape(2, 3, 9, 8, 5, 3, 2, 1),
+        new Conv2dShape(2, 4, 6, 6, 6, 1, 1, 0),
+        new Conv2dShape(1, 3, 11, 11, 4, 7, 2, 3),
+        new Conv2dShape(2, 3, 7, 7, 4, 1, 2, 0),
+        new Conv2dShape(2, 20, 5, 5, 66, 3, 1, 1), // two row tiles, many K slices
+        new Conv2dShape(4, 2, 16, 16, 3, 3, 1, 1), // weight gradient split over the batch
+    };
+
+    [Theory]
+    [MemberData(nameof(KernelShapes))]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation(Conv2dShape s)
+    {
+        var random = new Random(s.InC * 31 + s.OutC);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        float[] w = GradientCheck.ToFloat(GradientCheck.Random(random, s.WeightLength));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        var dw = new float[s.WeightLength];
+        Conv2d.ForwardCpu(s, x, w, y);
+        Conv2d.BackwardDataCpu(s, w, dy, dx);
+        Conv2d.BackwardWeightCpu(s, x, dy, dw);
+
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var ky = Poisoned(s.OutputLength);
+        var kdx = Poisoned(s.InputLength);
+        var kdw = Poisoned(s.WeightLength);
+        Conv2d.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(ky));
+        Conv2d.BackwardData(acc, s, new View<float>(w), new View<float>(dy), new View<float>(kdx));
+        Conv2d.BackwardWeight(acc, s, new View<float>(x), new View<float>(dy), new View<float>(kdw));
+        Tolerance.AssertClose(ky, y, atol: 1e-5, rtol: 1e-5, "forward kernel");
+        Tolerance.AssertClose(kdx, dx, atol: 1e-5, rtol: 1e-5, "backward-data kernel");
+        Tolerance.AssertClose(kdw, dw, atol: 1e-5, rtol: 1e-5, "backward-weight kernel");
+    }
+
+    [Fact]
+    public void Weight_gradient_is_split_only_when_the_batch_is_long()
+    {
+        Conv2d.WeightGradientSplits(3, 18, 4 * 256).Should().Be(2);
+        Conv2d.WeightGradientSplits(64, 576, 128 * 49).Should().BeGreaterThan(1);
+        Conv2d.WeightGradientSplits(512, 4608, 128).Should().Be(1);
+    }
+
+    private static float[] Poisoned(int length)
+    {
+        var values = new float[length];
+        Array.Fill(values, float.NaN);
+        return values;
+    }
+
+    /// <summary>Direct double-precision convolution: the test's reference.</summary>
+    internal static double[] ForwardDouble(in Conv2dShape s, double[] x, double[] w)
+    {
+        var y = new double[s.OutputLength];
+        int k = s.Kernel;
+        for (int n = 0; n < s.N; n++)
+        for (int oc = 0; oc < s.OutC; oc++)
+        for (int oh = 0; oh < s.OutH; oh++)
+        for (int ow = 0; ow < s.OutW; ow++)
+        {
+            double sum = 0;
+            for (int c = 0; c < s.InC; c++)
+            for (int kh = 0; kh < k; kh++)
+            for (int kw = 0; kw < k; kw++)
+            {
+                int ih = oh * s.Stride - s.Padding + kh, iw = ow * s.Stride - s.Padding + kw;
+                if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+                {
+                    sum += x[((n * s.InC + c) * s.H + ih) * s.W + iw] * w[((oc * s.InC + c) * k + kh) * k + kw];
+                }
+            }
+            y[((n * s.OutC + oc) * s.OutH + oh) * s.OutW + ow] = sum;
+        }
+        return y;
+    }
+
+    internal static void BackwardDouble(in Conv2dShape s, double[] x, double[] w, double[] dy, out double[] dx, out double[] dw)
+    {
+        dx = new double[s.InputLength];
+        dw = new double[s.WeightLength];
+        int k = s.Kernel;
+        for (int n = 0; n < s.N; n++)
+        for (int oc = 0; oc < s.OutC; oc++)
+        for (int oh = 0; oh < s.OutH; oh++)
+        for (int ow = 0; ow < s.OutW; ow++)
+        {
+            double g = dy[((n * s.OutC + oc) * s.OutH + oh) * s.OutW + ow];
+            for (int c = 0; c < s.InC; c++)
+            for (int kh = 0; kh < k; kh++)
+            for (int kw = 0; kw < k; kw++)
+            {
+                int ih = oh * s.Stride - s.Padding + kh, iw = ow * s.Stride - s.Padding + kw;
+                if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+                {
+                    int xi = ((n * s.InC + c) * s.H + ih) * s.W + iw, wi = ((oc * s.InC + c) * k + kh) * k + kw;
+                    dx[xi] += w[wi] * g;
+                    dw[wi] += x[xi] * g;
+                }
+            }
+        }
+    }
+}

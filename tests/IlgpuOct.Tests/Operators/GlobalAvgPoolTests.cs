@@ -1,0 +1,88 @@
+using FluentAssertions;
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace IlgpuOct.Tests.Operators;
+
+public sealed class GlobalAvgPoolTests
+{
+    private readonly ITestOutputHelper _output;
+
+    public GlobalAvgPoolTests(ITestOutputHelper output) => _output = output;
+
+    [Theory]
+    [Trait("Category", "Golden")]
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Forward_and_backward_match_golden(AcceleratorKind kind)
+    {
+        var file = Golden.Load("ops.safetensors");
+        var xt = file["avgpool.x"];
+        var s = new GlobalAvgPoolShape(xt.Shape[0], xt.Shape[1], xt.Shape[2], xt.Shape[3]);
+        file["avgpool.y"].Shape.Should().Equal(s.N, s.C);
+        float[] x = xt.ToFloat(), dy = file["avgpool.dy"].ToFloat();
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        using var acc = new HostAccelerator(kind);
+        GlobalAvgPool.Forward(acc, s, new View<float>(x), new View<float>(y));
+        GlobalAvgPool.Backward(acc, s, new View<float>(dy), new View<float>(dx));
+        float[] ey = file["avgpool.y"].ToFloat(), edx = file["avgpool.dx"].ToFloat();
+        _output.WriteLine($"{kind} avgpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
+        Tolerance.AssertRelativeL2(y, ey, 1e-4, "avgpool.y");
+        Tolerance.AssertRelativeL2(dx, edx, 1e-3, "avgpool.dx");
+        Tolerance.AssertClose(y, ey, atol: 1e-6, rtol: 1e-5, "avgpool.y");
+        Tolerance.AssertClose(dx, edx, atol: 1e-7, rtol: 1e-6, "avgpool.dx");
+    }
+
+    [Fact]
+    public void Backward_matches_central_differences_of_double_forward()
+    {
+        var s = new GlobalAvgPoolShape(2, 3, 3, 5);
+        var random = new Random(11);
+        double[] x = GradientCheck.Random(random, s.InputLength);
+        double[] dy = GradientCheck.Random(random, s.OutputLength);
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        GlobalAvgPool.ForwardCpu(s, GradientCheck.ToFloat(x), y);
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(ForwardDouble(s, x)), 1e-7, 1e-6, "y vs double reference");
+        GlobalAvgPool.BackwardCpu(s, GradientCheck.ToFloat(dy), dx);
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, ForwardDouble(s, v)), x), 1e-7, 1e-5, "dx vs central differences");
+    }
+
+    [Fact]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation()
+    {
+        var s = new GlobalAvgPoolShape(3, 7, 5, 6);
+        var random = new Random(12);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        GlobalAvgPool.ForwardCpu(s, x, y);
+        GlobalAvgPool.BackwardCpu(s, dy, dx);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var ky = new float[s.OutputLength];
+        var kdx = new float[s.InputLength];
+        GlobalAvgPool.Forward(acc, s, new View<float>(x), new View<float>(ky));
+        GlobalAvgPool.Backward(acc, s, new View<float>(dy), new View<float>(kdx));
+        Tolerance.AssertClose(ky, y, 1e-7, 1e-6, "forward kernel");
+        Tolerance.AssertClose(kdx, dx, 0, 1e-7, "backward kernel");
+    }
+
+    internal static double[] ForwardDouble(in GlobalAvgPoolShape s, double[] x)
+    {
+        var y = new double[s.OutputLength];
+        for (int p = 0; p < s.OutputLength; p++)
+        {
+            for (int i = 0; i < s.HW; i++)
+            {
+                y[p] += x[p * s.HW + i];
+            }
+            y[p] /= s.HW;
+        }
+        return y;
+    }
+}

@@ -1,0 +1,112 @@
+using FluentAssertions;
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace IlgpuOct.Tests.Operators;
+
+public sealed class LinearTests
+{
+    private readonly ITestOutputHelper _output;
+
+    public LinearTests(ITestOutputHelper output) => _output = output;
+
+    [Theory]
+    [Trait("Category", "Golden")]
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Forward_and_backward_match_golden(AcceleratorKind kind)
+    {
+        var file = Golden.Load("ops.safetensors");
+        var xt = file["linear.x"];
+        var wt = file["linear.w"];
+        var s = new LinearShape(xt.Shape[0], xt.Shape[1], wt.Shape[0]);
+        wt.Shape[1].Should().Be(s.In);
+        float[] x = xt.ToFloat(), w = wt.ToFloat(), b = file["linear.b"].ToFloat(), dy = file["linear.dy"].ToFloat();
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        var dw = new float[s.WeightLength];
+        var db = new float[s.Out];
+        using var acc = new HostAccelerator(kind);
+        Linear.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(b), new View<float>(y));
+        Linear.Backward(acc, s, new View<float>(x), new View<float>(w), new View<float>(dy), new View<float>(dx), new View<float>(dw), new View<float>(db));
+        float[] ey = file["linear.y"].ToFloat(), edx = file["linear.dx"].ToFloat(), edw = file["linear.dw"].ToFloat(), edb = file["linear.db"].ToFloat();
+        _output.WriteLine($"{kind} linear {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}, db {Tolerance.RelativeL2(db, edb):G3}");
+        Tolerance.AssertRelativeL2(y, ey, 1e-4, "linear.y");
+        Tolerance.AssertRelativeL2(dx, edx, 1e-3, "linear.dx");
+        Tolerance.AssertRelativeL2(dw, edw, 1e-3, "linear.dw");
+        Tolerance.AssertRelativeL2(db, edb, 1e-3, "linear.db");
+        Tolerance.AssertClose(y, ey, atol: 1e-5, rtol: 1e-4, "linear.y");
+        Tolerance.AssertClose(dx, edx, atol: 1e-5, rtol: 1e-3, "linear.dx");
+        Tolerance.AssertClose(dw, edw, atol: 1e-5, rtol: 1e-3, "linear.dw");
+        Tolerance.AssertClose(db, edb, atol: 1e-5, rtol: 1e-3, "linear.db");
+    }
+
+    [Fact]
+    public void Backward_matches_central_differences_of_double_forward()
+    {
+        var s = new LinearShape(3, 5, 4);
+        var random = new Random(21);
+        double[] x = GradientCheck.Random(random, s.InputLength);
+        double[] w = GradientCheck.Random(random, s.WeightLength);
+        double[] b = GradientCheck.Random(random, s.Out);
+        double[] dy = GradientCheck.Random(random, s.OutputLength);
+        var y = new float[s.OutputLength];
+        Linear.ForwardCpu(s, GradientCheck.ToFloat(x), GradientCheck.ToFloat(w), GradientCheck.ToFloat(b), y);
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(ForwardDouble(s, x, w, b)), 1e-6, 1e-5, "y vs double reference");
+        var dx = new float[s.InputLength];
+        var dw = new float[s.WeightLength];
+        var db = new float[s.Out];
+        Linear.BackwardCpu(s, GradientCheck.ToFloat(x), GradientCheck.ToFloat(w), GradientCheck.ToFloat(dy), dx, dw, db);
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, ForwardDouble(s, v, w, b)), x), 1e-6, 1e-4, "dx vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dw), GradientCheck.Numeric(v => GradientCheck.Dot(dy, ForwardDouble(s, x, v, b)), w), 1e-6, 1e-4, "dw vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(db), GradientCheck.Numeric(v => GradientCheck.Dot(dy, ForwardDouble(s, x, w, v)), b), 1e-6, 1e-4, "db vs central differences");
+
+        // An empty dx skips the input gradient and leaves the others unchanged.
+        var dw2 = new float[s.WeightLength];
+        var db2 = new float[s.Out];
+        Linear.BackwardCpu(s, GradientCheck.ToFloat(x), GradientCheck.ToFloat(w), GradientCheck.ToFloat(dy), Span<float>.Empty, dw2, db2);
+        dw2.Should().Equal(dw);
+        db2.Should().Equal(db);
+    }
+
+    [Fact]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation()
+    {
+        var s = new LinearShape(6, 40, 5);
+        var random = new Random(22);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        float[] w = GradientCheck.ToFloat(GradientCheck.Random(random, s.WeightLength));
+        float[] b = GradientCheck.ToFloat(GradientCheck.Random(random, s.Out));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        float[] y = new float[s.OutputLength], dx = new float[s.InputLength], dw = new float[s.WeightLength], db = new float[s.Out];
+        Linear.ForwardCpu(s, x, w, b, y);
+        Linear.BackwardCpu(s, x, w, dy, dx, dw, db);
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        float[] ky = new float[s.OutputLength], kdx = new float[s.InputLength], kdw = new float[s.WeightLength], kdb = new float[s.Out];
+        Linear.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(b), new View<float>(ky));
+        Linear.Backward(acc, s, new View<float>(x), new View<float>(w), new View<float>(dy), new View<float>(kdx), new View<float>(kdw), new View<float>(kdb));
+        Tolerance.AssertClose(ky, y, 1e-5, 1e-5, "forward kernel");
+        Tolerance.AssertClose(kdx, dx, 1e-5, 1e-5, "backward-data kernel");
+        Tolerance.AssertClose(kdw, dw, 1e-5, 1e-5, "backward-weight kernel");
+        Tolerance.AssertClose(kdb, db, 1e-6, 1e-6, "bias-gradient kernel");
+    }
+
+    internal static double[] ForwardDouble(in LinearShape s, double[] x, double[] w, double[] b)
+    {
+        var y = new double[s.OutputLength];
+        for (int n = 0; n < s.N; n++)
+        for (int o = 0; o < s.Out; o++)
+        {
+            double sum = b[o];
+            for (int i = 0; i < s.In; i++)
+            {
+                sum += x[n * s.In + i] * w[o * s.In + i];
+            }
+            y[n * s.Out + o] = sum;
+        }
+        return y;
+    }
+}

@@ -1,0 +1,142 @@
+using FluentAssertions;
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace IlgpuOct.Tests.Operators;
+
+public sealed class MaxPool2dTests
+{
+    private readonly ITestOutputHelper _output;
+
+    public MaxPool2dTests(ITestOutputHelper output) => _output = output;
+
+    [Theory]
+    [Trait("Category", "Golden")]
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Forward_and_backward_match_golden(AcceleratorKind kind)
+    {
+        var file = Golden.Load("ops.safetensors");
+        var settings = GradientCheck.Settings(file.Metadata["maxpool"]);
+        var xt = file["maxpool.x"];
+        var s = new MaxPool2dShape(xt.Shape[0], xt.Shape[1], xt.Shape[2], xt.Shape[3],
+            GradientCheck.Int(settings, "kernel"), GradientCheck.Int(settings, "stride"), GradientCheck.Int(settings, "padding"));
+        file["maxpool.y"].Shape.Should().Equal(s.N, s.C, s.OutH, s.OutW);
+        float[] x = xt.ToFloat(), dy = file["maxpool.dy"].ToFloat();
+        var y = new float[s.OutputLength];
+        var indices = new int[s.OutputLength];
+        var dx = new float[s.InputLength];
+        using var acc = new HostAccelerator(kind);
+        MaxPool2d.Forward(acc, s, new View<float>(x), new View<float>(y), new View<int>(indices));
+        MaxPool2d.Backward(acc, s, new View<float>(dy), new View<int>(indices), new View<float>(dx));
+        float[] ey = file["maxpool.y"].ToFloat(), edx = file["maxpool.dx"].ToFloat();
+        _output.WriteLine($"{kind} maxpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
+        Tolerance.AssertRelativeL2(y, ey, 1e-4, "maxpool.y");
+        Tolerance.AssertRelativeL2(dx, edx, 1e-3, "maxpool.dx");
+        Tolerance.AssertClose(y, ey, atol: 0, rtol: 0, "maxpool.y (a selection, so exact)");
+        Tolerance.AssertClose(dx, edx, atol: 1e-6, rtol: 1e-6, "maxpool.dx");
+    }
+
+    [Theory]
+    [InlineData(2, 2, 7, 6, 3, 2, 1)]
+    [InlineData(1, 3, 5, 5, 2, 2, 0)]
+    [InlineData(1, 1, 6, 7, 3, 1, 1)]
+    public void Backward_matches_central_differences_of_double_forward(int n, int c, int h, int w, int kernel, int stride, int padding)
+    {
+        var s = new MaxPool2dShape(n, c, h, w, kernel, stride, padding);
+        var random = new Random(n * 100 + h);
+        double[] x = GradientCheck.Random(random, s.InputLength, 3.0);
+        double[] dy = GradientCheck.Random(random, s.OutputLength);
+        var y = new float[s.OutputLength];
+        var indices = new int[s.OutputLength];
+        var dx = new float[s.InputLength];
+        MaxPool2d.ForwardCpu(s, GradientCheck.ToFloat(x), y, indices);
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(ForwardDouble(s, x)), 0, 0, "y vs double reference");
+        MaxPool2d.BackwardCpu(s, GradientCheck.ToFloat(dy), indices, dx);
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, ForwardDouble(s, v)), x), 1e-6, 1e-5, "dx vs central differences");
+    }
+
+    [Fact]
+    public void Padding_never_wins_and_the_first_maximum_takes_ties()
+    {
+        // All values negative: a padded zero would win if padding took part.
+        var s = new MaxPool2dShape(1, 1, 3, 3);
+        float[] x = [-5, -1, -1, -7, -8, -9, -2, -3, -4];
+        var y = new float[s.OutputLength];
+        var indices = new int[s.OutputLength];
+        MaxPool2d.ForwardCpu(s, x, y, indices);
+        y.Should().Equal(-1f, -1f, -2f, -3f);
+        // Window (0,0) covers rows 0-1, cols 0-1: max -1 at index 1. Window (0,1) covers cols 1-2: -1 at 1 and 2, first wins.
+        indices.Should().Equal(1, 1, 6, 7);
+        var dx = new float[s.InputLength];
+        MaxPool2d.BackwardCpu(s, [1f, 10f, 100f, 1000f], indices, dx);
+        dx.Should().Equal(0f, 11f, 0f, 0f, 0f, 0f, 100f, 1000f, 0f);
+    }
+
+    [Fact]
+    public void Parallel_planes_match_double_reference()
+    {
+        var s = new MaxPool2dShape(4, 16, 23, 24);
+        var random = new Random(3);
+        double[] x = GradientCheck.Random(random, s.InputLength);
+        var y = new float[s.OutputLength];
+        MaxPool2d.ForwardCpu(s, GradientCheck.ToFloat(x), y, new int[s.OutputLength]);
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(ForwardDouble(s, x)), 0, 0, "y");
+    }
+
+    [Theory]
+    [InlineData(2, 3, 9, 10, 3, 2, 1)]
+    [InlineData(1, 2, 8, 8, 2, 2, 0)]
+    [InlineData(2, 2, 6, 7, 3, 1, 1)]
+    public void Kernels_on_cpu_kernels_match_the_cpu_implementation(int n, int c, int h, int w, int kernel, int stride, int padding)
+    {
+        var s = new MaxPool2dShape(n, c, h, w, kernel, stride, padding);
+        var random = new Random(h * 13 + w);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        x[3] = x[4]; // a tie inside a window
+        x[Math.Min(20, x.Length - 1)] = float.NaN; // NaN wins its windows
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        var y = new float[s.OutputLength];
+        var indices = new int[s.OutputLength];
+        var dx = new float[s.InputLength];
+        MaxPool2d.ForwardCpu(s, x, y, indices);
+        MaxPool2d.BackwardCpu(s, dy, indices, dx);
+
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var ky = new float[s.OutputLength];
+        var kindices = new int[s.OutputLength];
+        var kdx = new float[s.InputLength];
+        MaxPool2d.Forward(acc, s, new View<float>(x), new View<float>(ky), new View<int>(kindices));
+        MaxPool2d.Backward(acc, s, new View<float>(dy), new View<int>(kindices), new View<float>(kdx));
+        kindices.Should().Equal(indices);
+        // A selection, so exact; float.Equals treats the NaN maxima as equal (AssertClose would not).
+        ky.Should().Equal(y, "the forward kernel selects the same values");
+        y.Should().Contain(float.NaN, "the NaN input must win its windows");
+        Tolerance.AssertClose(kdx, dx, 1e-7, 1e-6, "backward kernel (gather)");
+    }
+
+    internal static double[] ForwardDouble(in MaxPool2dShape s, double[] x)
+    {
+        var y = new double[s.OutputLength];
+        for (int p = 0; p < s.N * s.C; p++)
+        for (int oh = 0; oh < s.OutH; oh++)
+        for (int ow = 0; ow < s.OutW; ow++)
+        {
+            double max = double.NegativeInfinity;
+            for (int kh = 0; kh < s.Kernel; kh++)
+            for (int kw = 0; kw < s.Kernel; kw++)
+            {
+                int ih = oh * s.Stride - s.Padding + kh, iw = ow * s.Stride - s.Padding + kw;
+                if (ih >= 0 && ih < s.H && iw >= 0 && iw < s.W)
+                {
+                    max = Math.Max(max, x[(p * s.H + ih) * s.W + iw]);
+                }
+            }
+            y[(p * s.OutH + oh) * s.OutW + ow] = max;
+        }
+        return y;
+    }
+}
