@@ -1,0 +1,142 @@
+using IlgpuOct.Kernels.Operators;
+
+namespace IlgpuOct.Defense.Attacks;
+
+/// <summary>
+/// Element-wise attack updates and logit-space losses. HOST CODE, STILL TO MOVE TO KERNELS: the
+/// kernel generator (wp-gen) has not landed, so these run on host arrays for every device (the
+/// attacks download the input gradient and upload the next iterate each step). Each is a plain
+/// loop over independent elements, ready to become a [Kernel] method with this as its CPU path.
+/// </summary>
+public static class AttackMath
+{
+    /// <summary>x = clip(proj_[x0 - eps, x0 + eps](x + step * sign(g)), 0, 1); sign(0) = 0 as torch.sign.</summary>
+    public static void SignStepProjectClip(Span<float> x, ReadOnlySpan<float> x0, ReadOnlySpan<float> gradient, float step, float eps)
+    {
+        RequireSame(x.Length, x0.Length, gradient.Length);
+        for (int i = 0; i < x.Length; i++)
+        {
+            float v = x[i] + step * MathF.Sign(gradient[i]);
+            v = Math.Clamp(v, x0[i] - eps, x0[i] + eps);
+            x[i] = Math.Clamp(v, 0f, 1f);
+        }
+    }
+
+    /// <summary>x = clip(x0 + u, 0, 1), u uniform in [-eps, eps] from <paramref name="random"/>.</summary>
+    public static void RandomStart(Span<float> x, ReadOnlySpan<float> x0, float eps, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        RequireSame(x.Length, x0.Length, x0.Length);
+        for (int i = 0; i < x.Length; i++)
+        {
+            float u = (float)((random.NextDouble() * 2.0 - 1.0) * eps);
+            x[i] = Math.Clamp(x0[i] + u, 0f, 1f);
+        }
+    }
+
+    /// <summary>Row-wise arg max of logits (N, K); ties go to the lowest index as torch.argmax.</summary>
+    public static int[] ArgMax(ReadOnlySpan<float> logits, int n, int k)
+    {
+        var result = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            var row = logits.Slice(i * k, k);
+            int best = 0;
+            for (int j = 1; j < k; j++)
+            {
+                if (row[j] > row[best])
+                {
+                    best = j;
+                }
+            }
+            result[i] = best;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// The largest logit other than class <paramref name="excluded"/> and its index: the excluded
+    /// entry counts as -infinity (not zero), so all-negative logits give the right answer.
+    /// </summary>
+    public static (float Value, int Index) MaxOther(ReadOnlySpan<float> row, int excluded)
+    {
+        float best = float.NegativeInfinity;
+        int at = -1;
+        for (int j = 0; j < row.Length; j++)
+        {
+            float v = j == excluded ? float.NegativeInfinity : row[j];
+            if (at < 0 || v > best)
+            {
+                best = v;
+                at = j;
+            }
+        }
+        return (best, at);
+    }
+
+    /// <summary>
+    /// Per-image cross-entropy against <paramref name="labels"/> summed over the batch (each image's
+    /// gradient independent of N); d loss / d logits into <paramref name="dLogits"/> (N, K), scaled by <paramref name="scale"/>.
+    /// Uses the CrossEntropy operator's CPU implementation (the logits are on the host anyway).
+    /// </summary>
+    public static double[] CrossEntropySum(ReadOnlySpan<float> logits, ReadOnlySpan<int> labels, int n, int k, Span<float> dLogits, float scale = 1f)
+    {
+        var shape = new LogitsShape(n, k);
+        CrossEntropy.ComputeCpu(shape, logits, labels, dLogits, LossReduction.Sum);
+        if (scale != 1f)
+        {
+            for (int i = 0; i < n * k; i++)
+            {
+                dLogits[i] *= scale;
+            }
+        }
+        var perImage = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            perImage[i] = CrossEntropy.ComputeCpu(new LogitsShape(1, k), logits.Slice(i * k, k), labels.Slice(i, 1), [], LossReduction.Sum);
+        }
+        return perImage;
+    }
+
+    /// <summary>
+    /// Carlini-Wagner margin of one row: targeted max_{j != t} Z_j - Z_t (t = target), untargeted
+    /// Z_y - max_{j != y} Z_j (y = true label); negative means the attack has succeeded by that much.
+    /// Returns the margin and the index of the largest other logit.
+    /// </summary>
+    public static (float Margin, int Other) CwMargin(ReadOnlySpan<float> row, int cls, bool targeted)
+    {
+        var (other, at) = MaxOther(row, cls);
+        return (targeted ? other - row[cls] : row[cls] - other, at);
+    }
+
+    /// <summary>L2 and L-infinity distance of each image of (N, ...) from the original.</summary>
+    public static (float[] L2, float[] Linf) Distances(ReadOnlySpan<float> x, ReadOnlySpan<float> x0, int n)
+    {
+        RequireSame(x.Length, x0.Length, x0.Length);
+        int per = x.Length / n;
+        var l2 = new float[n];
+        var linf = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            double sum = 0;
+            float max = 0;
+            for (int j = i * per; j < (i + 1) * per; j++)
+            {
+                float d = x[j] - x0[j];
+                sum += (double)d * d;
+                max = Math.Max(max, Math.Abs(d));
+            }
+            l2[i] = (float)Math.Sqrt(sum);
+            linf[i] = max;
+        }
+        return (l2, linf);
+    }
+
+    private static void RequireSame(int a, int b, int c)
+    {
+        if (a != b || a != c)
+        {
+            throw new ArgumentException($"Element-wise update on arrays of different lengths ({a}, {b}, {c}).");
+        }
+    }
+}

@@ -1,0 +1,128 @@
+using IlgpuOct.Kernels;
+using IlgpuOct.Nn;
+
+namespace IlgpuOct.Defense.Attacks;
+
+/// <summary>
+/// A frozen classifier in evaluation mode seen by the attacks: images (N, C, H, W) in, logits
+/// (N, K) out, and d loss / d input for a given d loss / d logits of the last forward. The
+/// attacks keep their iterates on the host (a few MB per batch); the model runs on its device.
+/// </summary>
+public interface IDifferentiableClassifier
+{
+    Accelerator Accelerator { get; }
+
+    int NumClasses { get; }
+
+    int InChannels { get; }
+
+    /// <summary>Evaluation-mode logits (N, K) of <paramref name="images"/> (N, C, H, W).</summary>
+    float[] Logits(ReadOnlySpan<float> images, int[] shape);
+
+    /// <summary>d loss / d input (N, C, H, W) of the last <see cref="Logits"/> call for <paramref name="dLogits"/> (N, K).</summary>
+    float[] InputGradient(ReadOnlySpan<float> dLogits);
+}
+
+/// <summary>
+/// A classifier that also exposes its pooled stage outputs (layer1..layer4, the last being the
+/// penultimate features) and accepts gradients injected at them.
+/// </summary>
+public interface IFeatureTapClassifier : IDifferentiableClassifier
+{
+    /// <summary>Width of each tapped stage: (w, 2w, 4w, 8w) for ResNet-18.</summary>
+    IReadOnlyList<int> StageWidths { get; }
+
+    /// <summary>Logits (N, K) and every pooled stage output ((N, w), (N, 2w), (N, 4w), (N, 8w)) of <paramref name="images"/>.</summary>
+    (float[] Logits, float[][] StagePools) Forward(ReadOnlySpan<float> images, int[] shape);
+
+    /// <summary>
+    /// d loss / d input (N, C, H, W) of the last <see cref="Forward"/> for d loss / d logits (N, K)
+    /// plus d loss / d pooled stage output s (N, width s), each entry optional (null = zero).
+    /// </summary>
+    float[] InputGradient(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools);
+}
+
+/// <summary>The model's own evaluation forward and input-only backward (no weight-gradient work).</summary>
+public sealed class ResNetClassifier : IDifferentiableClassifier, IDisposable
+{
+    private readonly ResNet18 _model;
+    private Tensor? _input; // (N, C, H, W)
+    private Tensor? _dLogits; // (N, K)
+
+    public ResNetClassifier(ResNet18 model)
+    {
+        _model = model ?? throw new ArgumentNullException(nameof(model));
+    }
+
+    public Accelerator Accelerator => _model.Accelerator;
+
+    public int NumClasses => _model.Config.NumClasses;
+
+    public int InChannels => _model.Config.InChannels;
+
+    public float[] Logits(ReadOnlySpan<float> images, int[] shape)
+    {
+        AttackChecks.RequireImages(images, shape, InChannels);
+        var input = Tensor.Reuse(ref _input, Accelerator, shape);
+        input.Upload(images);
+        return _model.ForwardEval(input).Logits.Download();
+    }
+
+    public float[] InputGradient(ReadOnlySpan<float> dLogits)
+    {
+        var input = _input ?? throw new InvalidOperationException("InputGradient needs a Logits call on the batch first.");
+        var d = Tensor.Reuse(ref _dLogits, Accelerator, input.Dim(0), NumClasses);
+        d.Upload(dLogits);
+        return _model.Backward(d, BackwardMode.InputOnly)!.Download();
+    }
+
+    public void Dispose()
+    {
+        _input?.Dispose();
+        _dLogits?.Dispose();
+    }
+}
+
+internal static class AttackChecks
+{
+    public static int RequireImages(ReadOnlySpan<float> images, int[] shape, int channels)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        if (shape.Length != 4 || shape[1] != channels || shape.Any(d => d <= 0))
+        {
+            throw new ArgumentException($"Attacks take images (N, {channels}, H, W); got shape ({string.Join(", ", shape)}).", nameof(shape));
+        }
+        long count = (long)shape[0] * shape[1] * shape[2] * shape[3];
+        if (images.Length != count)
+        {
+            throw new ArgumentException($"Shape ({string.Join(", ", shape)}) holds {count} values; {images.Length} were given.", nameof(images));
+        }
+        return shape[0];
+    }
+
+    public static void RequireLabels(ReadOnlySpan<int> labels, int n, int classes, string what)
+    {
+        if (labels.Length != n)
+        {
+            throw new ArgumentException($"{n} images need {n} {what}; got {labels.Length}.", what);
+        }
+        for (int i = 0; i < n; i++)
+        {
+            if ((uint)labels[i] >= (uint)classes)
+            {
+                throw new ArgumentException($"{what}[{i}] = {labels[i]} lies outside [0, {classes}).", what);
+            }
+        }
+    }
+
+    public static void RequireUnitRange(ReadOnlySpan<float> images)
+    {
+        for (int i = 0; i < images.Length; i++)
+        {
+            if (!(images[i] >= 0f && images[i] <= 1f))
+            {
+                throw new ArgumentException($"Attacks take images in [0, 1]; element {i} is {images[i]}. Scale the pixels by 1/255 first.", nameof(images));
+            }
+        }
+    }
+}
