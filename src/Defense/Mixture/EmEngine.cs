@@ -27,7 +27,11 @@ internal abstract class EmEngine : IDisposable
         {
             return new HostEmEngine(xd, n, d, k, type, regCovar);
         }
-        throw new NotSupportedException($"The Gaussian mixture has no kernel path for the {accelerator.Id} accelerator yet; fit on the cpu device.");
+        if (type != CovarianceType.Full)
+        {
+            throw new ArgumentException($"On {accelerator.Id} the mixture runs full covariances only; fit {type} covariances on the cpu device.");
+        }
+        return new KernelEmEngine(accelerator, xf, n, d, k, regCovar);
     }
 }
 
@@ -48,5 +52,106 @@ internal sealed class HostEmEngine(double[] x, int n, int d, int k, CovarianceTy
     {
         var resp = Array.ConvertAll(_logResp, Math.Exp);
         return GaussianMixtureHost.EstimateParameters(x, resp, n, d, k, regCovar, type);
+    }
+}
+
+/// <summary>
+/// The kernel engine for full covariances (cpu-kernels, cuda): points and responsibilities live on
+/// the accelerator in float32; per iteration only the parameters go up and K + K D + K D^2 sums come
+/// back, where the host factorises the covariances.
+/// </summary>
+internal sealed class KernelEmEngine : EmEngine
+{
+    private readonly Accelerator _accelerator;
+    private readonly int _n;
+    private readonly int _d;
+    private readonly int _k;
+    private readonly double _regCovar;
+    private readonly DeviceBuffer<float> _x; // (N, D)
+    private readonly DeviceBuffer<float> _logProb; // (N, K)
+    private readonly DeviceBuffer<float> _resp; // (N, K)
+    private readonly DeviceBuffer<float> _logNorm; // (N)
+    private readonly DeviceBuffer<float> _means; // (K, D)
+    private readonly DeviceBuffer<float> _factors; // (K, D, D)
+    private readonly DeviceBuffer<float> _logWeights; // (K)
+    private readonly DeviceBuffer<double> _nk; // (K)
+    private readonly DeviceBuffer<double> _sumsMeans; // (K, D)
+    private readonly DeviceBuffer<double> _covariances; // (K, D, D), upper triangles
+
+    public KernelEmEngine(Accelerator accelerator, float[] x, int n, int d, int k, double regCovar)
+    {
+        _accelerator = accelerator;
+        _n = n;
+        _d = d;
+        _k = k;
+        _regCovar = regCovar;
+        _x = accelerator.Upload<float>(x);
+        _logProb = accelerator.Allocate<float>(n * k);
+        _resp = accelerator.Allocate<float>(n * k);
+        _logNorm = accelerator.Allocate<float>(n);
+        _means = accelerator.Allocate<float>(k * d);
+        _factors = accelerator.Allocate<float>(k * d * d);
+        _logWeights = accelerator.Allocate<float>(k);
+        _nk = accelerator.Allocate<double>(k);
+        _sumsMeans = accelerator.Allocate<double>(k * d);
+        _covariances = accelerator.Allocate<double>(k * d * d);
+    }
+
+    public override double EStep(double[] weights, double[] means, double[] precisionCholesky)
+    {
+        _accelerator.CopyFromHost<float>(Array.ConvertAll(means, v => (float)v), _means.View);
+        _accelerator.CopyFromHost<float>(Array.ConvertAll(precisionCholesky, v => (float)v), _factors.View);
+        _accelerator.CopyFromHost<float>(Array.ConvertAll(weights, w => (float)Math.Log(w)), _logWeights.View);
+        double[] logDet = GaussianMixtureHost.LogDetCholesky(precisionCholesky, CovarianceType.Full, _k, _d);
+        for (int c = 0; c < _k; c++)
+        {
+            MixtureKernels.LogGaussian(_accelerator, _x.View, _means.View.Slice(c * _d, _d), _factors.View.Slice(c * _d * _d, _d * _d),
+                _logProb.View, _n, _d, _k, c, (float)logDet[c]);
+        }
+        MixtureKernels.Responsibilities(_accelerator, _logProb.View, _logWeights.View, _resp.View, _logNorm.View, _n, _k);
+        float[] logNorm = _accelerator.Download(_logNorm.View);
+        double total = 0;
+        foreach (float v in logNorm)
+        {
+            total += v;
+        }
+        return total / _n;
+    }
+
+    /// <summary>The last E-step's log-probabilities and responsibilities (N, K), for tests.</summary>
+    internal (float[] LogProb, float[] Resp) DownloadEStep() => (_accelerator.Download(_logProb.View), _accelerator.Download(_resp.View));
+
+    public override (double[] Weights, double[] Means, double[] Covariances) MStep()
+    {
+        MixtureKernels.WeightedStatistics(_accelerator, _resp.View, _x.View, _nk.View, _sumsMeans.View, _covariances.View, _n, _d, _k, _regCovar);
+        double[] nk = _accelerator.Download(_nk.View);
+        double[] means = _accelerator.Download(_sumsMeans.View);
+        double[] cov = _accelerator.Download(_covariances.View);
+        int d = _d;
+        for (int c = 0; c < _k; c++)
+        {
+            for (int i = 0; i < d; i++)
+            {
+                for (int j = 0; j < i; j++)
+                {
+                    cov[c * d * d + i * d + j] = cov[c * d * d + j * d + i];
+                }
+            }
+        }
+        return (nk, means, cov);
+    }
+
+    public override void Dispose()
+    {
+        _x.Dispose();
+        _logProb.Dispose();
+        _resp.Dispose();
+        _logNorm.Dispose();
+        _means.Dispose();
+        _factors.Dispose();
+        _logWeights.Dispose();
+        _nk.Dispose();
+        _sumsMeans.Dispose();
+        _covariances.Dispose();
     }
 }

@@ -1,6 +1,5 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
-using DenseMatrix = MathNet.Numerics.LinearAlgebra.Double.DenseMatrix;
 
 namespace IlgpuOct.Defense.Mixture;
 
@@ -14,8 +13,6 @@ namespace IlgpuOct.Defense.Mixture;
 /// </summary>
 internal static class GaussianMixtureHost
 {
-    private const int RowBlock = 16;
-
     /// <summary>log N(x_n | mu_k, Sigma_k) for every point and component, via precision Cholesky factors.</summary>
     public static void EstimateLogGaussianProb(
         ReadOnlySpan<double> x, // (N, D)
@@ -98,18 +95,27 @@ internal static class GaussianMixtureHost
     }
 
     // ||(x_n - mu) M||^2 for every n into lp[n * stride + column]. M (D, D) is dense in general
-    // (upper triangular when computed from covariances, lower from precisions_init), so each row of
-    // M is scanned only over its non-zero range.
+    // (upper triangular when computed from covariances, lower from precisions_init), so each
+    // column tile of M is summed only over the rows where it has non-zeros. The product is formed
+    // tile by tile in registers (Rows x Tile) and only its squares are kept.
     private static void MahalanobisSquared(double[] x, int n, int d, double[] mu, double[] m, double[] lp, int column, int stride)
     {
-        var (start, end) = NonZeroRanges(m, d);
-        int blocks = (n + RowBlock - 1) / RowBlock;
-        Parallel.For(0, blocks, () => (new double[RowBlock * d], new double[RowBlock * d]), (b, _, buffers) =>
+        int vc = Vector<double>.Count;
+        int tile = 4 * vc;
+        int dPad = (d + tile - 1) / tile * tile;
+        int tiles = dPad / tile;
+        var mPad = new double[d * dPad]; // (D, DPad), zero columns beyond D
+        for (int i = 0; i < d; i++)
         {
-            var (diff, y) = buffers;
-            int r0 = b * RowBlock;
-            int rows = Math.Min(RowBlock, n - r0);
-            Array.Clear(y);
+            Array.Copy(m, i * d, mPad, i * dPad, d);
+        }
+        var (rowStart, rowEnd) = TileRowRanges(mPad, d, dPad, tile);
+        const int block = 24; // rows per task, a multiple of MicroRows
+        int blocks = (n + block - 1) / block;
+        Parallel.For(0, blocks, () => new double[block * d], (b, _, diff) =>
+        {
+            int r0 = b * block;
+            int rows = Math.Min(block, n - r0);
             for (int r = 0; r < rows; r++)
             {
                 for (int j = 0; j < d; j++)
@@ -117,46 +123,92 @@ internal static class GaussianMixtureHost
                     diff[r * d + j] = x[(r0 + r) * d + j] - mu[j];
                 }
             }
-            for (int i = 0; i < d; i++)
+            Span<double> sums = stackalloc double[block];
+            sums.Clear();
+            for (int r = 0; r < rows; r += MicroRows)
             {
-                int s = start[i];
-                int e = end[i];
-                if (e <= s)
+                int count = Math.Min(MicroRows, rows - r);
+                for (int t = 0; t < tiles; t++)
                 {
-                    continue;
-                }
-                var mRow = m.AsSpan(i * d + s, e - s);
-                for (int r = 0; r < rows; r++)
-                {
-                    Axpy(diff[r * d + i], mRow, y.AsSpan(r * d + s, e - s));
+                    ProductTileSquares(diff, r, count, d, mPad, dPad, t * tile, rowStart[t], rowEnd[t], sums[r..]);
                 }
             }
             for (int r = 0; r < rows; r++)
             {
-                lp[(r0 + r) * stride + column] = SumOfSquares(y.AsSpan(r * d, d));
+                lp[(r0 + r) * stride + column] = sums[r];
             }
-            return buffers;
+            return diff;
         }, _ => { });
     }
 
-    private static (int[] Start, int[] End) NonZeroRanges(double[] m, int d)
+    private const int MicroRows = 3;
+
+    // sums[r] += sum_j (sum_{i in [i0, i1)} a[(row + r) * d + i] * b[i * ldb + j0 + j])^2 over a tile of 4 vectors.
+    private static void ProductTileSquares(double[] a, int row, int count, int d, double[] b, int ldb, int j0, int i0, int i1, Span<double> sums)
     {
-        var start = new int[d];
-        var end = new int[d];
-        for (int i = 0; i < d; i++)
+        int vc = Vector<double>.Count;
+        Vector<double> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector<double> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector<double> a20 = default, a21 = default, a22 = default, a23 = default;
+        var bSpan = b.AsSpan();
+        int o0 = row * d;
+        int o1 = count > 1 ? (row + 1) * d : o0;
+        int o2 = count > 2 ? (row + 2) * d : o0;
+        for (int i = i0; i < i1; i++)
         {
-            int s = 0;
-            while (s < d && m[i * d + s] == 0)
+            var bRow = bSpan.Slice(i * ldb + j0, 4 * vc);
+            var b0 = new Vector<double>(bRow);
+            var b1 = new Vector<double>(bRow[vc..]);
+            var b2 = new Vector<double>(bRow[(2 * vc)..]);
+            var b3 = new Vector<double>(bRow[(3 * vc)..]);
+            var x0 = new Vector<double>(a[o0 + i]);
+            var x1 = new Vector<double>(a[o1 + i]);
+            var x2 = new Vector<double>(a[o2 + i]);
+            a00 = Vector.FusedMultiplyAdd(x0, b0, a00);
+            a01 = Vector.FusedMultiplyAdd(x0, b1, a01);
+            a02 = Vector.FusedMultiplyAdd(x0, b2, a02);
+            a03 = Vector.FusedMultiplyAdd(x0, b3, a03);
+            a10 = Vector.FusedMultiplyAdd(x1, b0, a10);
+            a11 = Vector.FusedMultiplyAdd(x1, b1, a11);
+            a12 = Vector.FusedMultiplyAdd(x1, b2, a12);
+            a13 = Vector.FusedMultiplyAdd(x1, b3, a13);
+            a20 = Vector.FusedMultiplyAdd(x2, b0, a20);
+            a21 = Vector.FusedMultiplyAdd(x2, b1, a21);
+            a22 = Vector.FusedMultiplyAdd(x2, b2, a22);
+            a23 = Vector.FusedMultiplyAdd(x2, b3, a23);
+        }
+        sums[0] += Vector.Sum(a00 * a00 + a01 * a01 + a02 * a02 + a03 * a03);
+        if (count > 1)
+        {
+            sums[1] += Vector.Sum(a10 * a10 + a11 * a11 + a12 * a12 + a13 * a13);
+        }
+        if (count > 2)
+        {
+            sums[2] += Vector.Sum(a20 * a20 + a21 * a21 + a22 * a22 + a23 * a23);
+        }
+    }
+
+    // For each column tile of m (D, ldm): the range of rows [start, end) that holds its non-zeros.
+    private static (int[] Start, int[] End) TileRowRanges(double[] m, int d, int ldm, int tile)
+    {
+        int tiles = ldm / tile;
+        var start = new int[tiles];
+        var end = new int[tiles];
+        for (int t = 0; t < tiles; t++)
+        {
+            int s = d;
+            int e = 0;
+            for (int i = 0; i < d; i++)
             {
-                s++;
+                var row = m.AsSpan(i * ldm + t * tile, tile);
+                if (row.ContainsAnyExcept(0.0))
+                {
+                    s = Math.Min(s, i);
+                    e = i + 1;
+                }
             }
-            int e = d;
-            while (e > s && m[i * d + e - 1] == 0)
-            {
-                e--;
-            }
-            start[i] = s;
-            end[i] = e;
+            start[t] = s;
+            end[t] = Math.Max(e, s);
         }
         return (start, end);
     }
@@ -380,24 +432,106 @@ internal static class GaussianMixtureHost
         return cov;
     }
 
-    // C[i, j>=i] = sum_n a[n, i] b[n, j]; each task owns a band of rows of C and streams all n.
+    // C[i, j>=i] = sum_n a[n, i] b[n, j] (upper triangle; the lower part of a tile may be filled
+    // too). Tiles of MicroRows rows x 4 vectors accumulate in registers over all n; tasks own row bands.
     private static void WeightedGramUpper(double[] a, double[] b, int n, int d, double[] c)
     {
-        const int band = 8;
-        int bands = (d + band - 1) / band;
-        Parallel.For(0, bands, bi =>
+        int vc = Vector<double>.Count;
+        int tile = 4 * vc;
+        int dPad = (d + tile - 1) / tile * tile;
+        var bPad = new double[n * dPad]; // (N, DPad)
+        for (int p = 0; p < n; p++)
         {
-            int i0 = bi * band;
-            int i1 = Math.Min(d, i0 + band);
-            for (int p = 0; p < n; p++)
+            Array.Copy(b, p * d, bPad, p * dPad, d);
+        }
+        // Row bands of C are grouped per task; n is walked in chunks so the chunk of b stays in cache.
+        const int bandsPerGroup = 8;
+        const int chunk = 128;
+        int bands = (d + MicroRows - 1) / MicroRows;
+        int groups = (bands + bandsPerGroup - 1) / bandsPerGroup;
+        Parallel.For(0, groups, group =>
+        {
+            int firstBand = group * bandsPerGroup;
+            int lastBand = Math.Min(bands, firstBand + bandsPerGroup);
+            int firstRow = firstBand * MicroRows;
+            int tilesFrom = firstRow / tile * tile;
+            int width = dPad - tilesFrom;
+            var acc = new double[(lastBand - firstBand) * MicroRows * width]; // the group's rows of C from tilesFrom on
+            for (int p0 = 0; p0 < n; p0 += chunk)
             {
-                var bRow = b.AsSpan(p * d, d);
-                for (int i = i0; i < i1; i++)
+                int p1 = Math.Min(n, p0 + chunk);
+                for (int band = firstBand; band < lastBand; band++)
                 {
-                    Axpy(a[p * d + i], bRow[i..], c.AsSpan(i * d + i, d - i));
+                    int i0 = band * MicroRows;
+                    int count = Math.Min(MicroRows, d - i0);
+                    for (int j0 = i0 / tile * tile; j0 < dPad; j0 += tile)
+                    {
+                        GramTile(a, i0, count, d, bPad, dPad, j0, p0, p1, acc.AsSpan((band - firstBand) * MicroRows * width), width, j0 - tilesFrom);
+                    }
+                }
+            }
+            for (int i = firstRow; i < Math.Min(d, lastBand * MicroRows); i++)
+            {
+                for (int j = i; j < d; j++)
+                {
+                    c[i * d + j] = acc[(i - firstRow) * width + j - tilesFrom];
                 }
             }
         });
+    }
+
+    // result[r * ldr + col + j] += sum_{p in [p0, p1)} a[p * lda + i0 + r] * b[p * ldb + j0 + j] for a tile of MicroRows x 4 vectors.
+    private static void GramTile(double[] a, int i0, int count, int lda, double[] b, int ldb, int j0, int p0, int p1, Span<double> result, int ldr, int col)
+    {
+        int vc = Vector<double>.Count;
+        Vector<double> a00 = default, a01 = default, a02 = default, a03 = default;
+        Vector<double> a10 = default, a11 = default, a12 = default, a13 = default;
+        Vector<double> a20 = default, a21 = default, a22 = default, a23 = default;
+        var bSpan = b.AsSpan();
+        int c1 = count > 1 ? 1 : 0;
+        int c2 = count > 2 ? 2 : 0;
+        for (int p = p0; p < p1; p++)
+        {
+            var bRow = bSpan.Slice(p * ldb + j0, 4 * vc);
+            var b0 = new Vector<double>(bRow);
+            var b1 = new Vector<double>(bRow[vc..]);
+            var b2 = new Vector<double>(bRow[(2 * vc)..]);
+            var b3 = new Vector<double>(bRow[(3 * vc)..]);
+            int o = p * lda + i0;
+            var x0 = new Vector<double>(a[o]);
+            var x1 = new Vector<double>(a[o + c1]);
+            var x2 = new Vector<double>(a[o + c2]);
+            a00 = Vector.FusedMultiplyAdd(x0, b0, a00);
+            a01 = Vector.FusedMultiplyAdd(x0, b1, a01);
+            a02 = Vector.FusedMultiplyAdd(x0, b2, a02);
+            a03 = Vector.FusedMultiplyAdd(x0, b3, a03);
+            a10 = Vector.FusedMultiplyAdd(x1, b0, a10);
+            a11 = Vector.FusedMultiplyAdd(x1, b1, a11);
+            a12 = Vector.FusedMultiplyAdd(x1, b2, a12);
+            a13 = Vector.FusedMultiplyAdd(x1, b3, a13);
+            a20 = Vector.FusedMultiplyAdd(x2, b0, a20);
+            a21 = Vector.FusedMultiplyAdd(x2, b1, a21);
+            a22 = Vector.FusedMultiplyAdd(x2, b2, a22);
+            a23 = Vector.FusedMultiplyAdd(x2, b3, a23);
+        }
+        AddRow(result.Slice(col, 4 * vc), a00, a01, a02, a03);
+        if (count > 1)
+        {
+            AddRow(result.Slice(ldr + col, 4 * vc), a10, a11, a12, a13);
+        }
+        if (count > 2)
+        {
+            AddRow(result.Slice(2 * ldr + col, 4 * vc), a20, a21, a22, a23);
+        }
+    }
+
+    private static void AddRow(Span<double> target, Vector<double> v0, Vector<double> v1, Vector<double> v2, Vector<double> v3)
+    {
+        var t = MemoryMarshal.Cast<double, Vector<double>>(target);
+        t[0] += v0;
+        t[1] += v1;
+        t[2] += v2;
+        t[3] += v3;
     }
 
     // scikit-learn: (X^T X - (nk * means^T) means) / sum(nk) + reg I.
@@ -474,11 +608,7 @@ internal static class GaussianMixtureHost
                     {
                         for (int i = col; i < d; i++)
                         {
-                            double s = i == col ? 1.0 : 0.0;
-                            for (int p = col; p < i; p++)
-                            {
-                                s -= lower[i * d + p] * z[p];
-                            }
+                            double s = (i == col ? 1.0 : 0.0) - Dot(lower.AsSpan(i * d + col, i - col), z.AsSpan(col, i - col));
                             z[i] = s / lower[i * d + i];
                         }
                         for (int i = 0; i < d; i++)
@@ -556,27 +686,23 @@ internal static class GaussianMixtureHost
         var result = new double[count * d * d];
         for (int c = 0; c < count; c++)
         {
-            var m = DenseMatrix.OfArray(To2d(precisionCholesky.Slice(c * d * d, d * d), d));
-            var cov = (m * m.Transpose()).Inverse();
+            // P = M M^T; U with U U^T = P^-1 is what PrecisionCholeskyFromCovariances gives for P.
+            var m = precisionCholesky.Slice(c * d * d, d * d).ToArray();
+            var p = new double[d * d];
             for (int i = 0; i < d; i++)
             {
                 for (int j = 0; j < d; j++)
                 {
-                    result[c * d * d + i * d + j] = cov[i, j];
+                    p[i * d + j] = Dot(m.AsSpan(i * d, d), m.AsSpan(j * d, d));
                 }
             }
-        }
-        return result;
-    }
-
-    private static double[,] To2d(ReadOnlySpan<double> flat, int d)
-    {
-        var result = new double[d, d];
-        for (int i = 0; i < d; i++)
-        {
-            for (int j = 0; j < d; j++)
+            var u = PrecisionCholeskyFromCovariances(p, CovarianceType.Tied, 1, d);
+            for (int i = 0; i < d; i++)
             {
-                result[i, j] = flat[i * d + j];
+                for (int j = 0; j < d; j++)
+                {
+                    result[c * d * d + i * d + j] = Dot(u.AsSpan(i * d, d), u.AsSpan(j * d, d));
+                }
             }
         }
         return result;
@@ -596,13 +722,7 @@ internal static class GaussianMixtureHost
         {
             for (int j = 0; j <= i; j++)
             {
-                double s = a[i * d + j];
-                var li = l.AsSpan(i * d, j);
-                var lj = l.AsSpan(j * d, j);
-                for (int p = 0; p < j; p++)
-                {
-                    s -= li[p] * lj[p];
-                }
+                double s = a[i * d + j] - Dot(l.AsSpan(i * d, j), l.AsSpan(j * d, j));
                 if (i == j)
                 {
                     if (!(s > 0))
@@ -639,6 +759,29 @@ internal static class GaussianMixtureHost
         {
             y[i] += a * x[i];
         }
+    }
+
+    internal static double Dot(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
+    {
+        int i = 0;
+        double sum = 0;
+        if (Vector.IsHardwareAccelerated && x.Length >= Vector<double>.Count)
+        {
+            var xv = MemoryMarshal.Cast<double, Vector<double>>(x);
+            var yv = MemoryMarshal.Cast<double, Vector<double>>(y[..x.Length]);
+            var acc = Vector<double>.Zero;
+            for (int v = 0; v < xv.Length; v++)
+            {
+                acc = Vector.FusedMultiplyAdd(xv[v], yv[v], acc);
+            }
+            sum = Vector.Sum(acc);
+            i = xv.Length * Vector<double>.Count;
+        }
+        for (; i < x.Length; i++)
+        {
+            sum += x[i] * y[i];
+        }
+        return sum;
     }
 
     internal static double SumOfSquares(ReadOnlySpan<double> x)
