@@ -38,12 +38,12 @@ internal static class DataCommand
         public IReadOnlyList<(string Name, int Count)> Resolve(ParseResult parse, int? total)
         {
             var paper = BalancedSplits.PaperSizes;
-            int paperTotal = paper.Sum(p => p.Count);
             var given = new[] { parse.GetValue(Train), parse.GetValue(Unlabeled), parse.GetValue(Val), parse.GetValue(Test) };
+            int[] spread = total is int t ? Spread(t, paper.Select(p => p.Count).ToArray()) : paper.Select(p => p.Count).ToArray();
             var sizes = new List<(string, int)>();
             for (int i = 0; i < paper.Count; i++)
             {
-                int size = given[i] ?? (total is int t ? (int)Math.Round((double)t * paper[i].Count / paperTotal) : paper[i].Count);
+                int size = given[i] ?? spread[i];
                 if (size < 0)
                 {
                     throw new ArgumentException($"--{paper[i].Name} must not be negative (got {size}).");
@@ -55,6 +55,23 @@ internal static class DataCommand
                 throw new ArgumentException("All split sizes are zero; give --count or at least one of --train/--unlabeled/--val/--test.");
             }
             return sizes;
+        }
+
+        /// <summary>Splits <paramref name="total"/> in proportion to <paramref name="weights"/>, largest remainders first, so the parts add up exactly.</summary>
+        private static int[] Spread(int total, int[] weights)
+        {
+            if (total < 0)
+            {
+                throw new ArgumentException($"--count must not be negative (got {total}).");
+            }
+            double sum = weights.Sum();
+            var exact = weights.Select(w => total * w / sum).ToArray();
+            var parts = exact.Select(e => (int)Math.Floor(e)).ToArray();
+            foreach (int i in Enumerable.Range(0, weights.Length).OrderByDescending(i => exact[i] - parts[i]).ThenBy(i => i).Take(total - parts.Sum()))
+            {
+                parts[i]++;
+            }
+            return parts;
         }
     }
 

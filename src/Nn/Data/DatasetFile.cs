@@ -126,6 +126,7 @@ public sealed unsafe class DatasetFile : IDisposable
         var map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, mapName: null, 0, MemoryMappedFileAccess.Read);
         MemoryMappedViewAccessor? view = null;
         bool acquired = false;
+        DatasetFile? file = null;
         try
         {
             view = map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
@@ -134,33 +135,33 @@ public sealed unsafe class DatasetFile : IDisposable
             acquired = true;
             pointer += view.PointerOffset;
             var header = ParseHeader(path, new ReadOnlySpan<byte>(pointer, (int)Math.Min(fileLength, int.MaxValue)), fileLength);
-            var file = new DatasetFile(path, map, view, pointer, header);
-            try
+            file = new DatasetFile(path, map, view, pointer, header);
+            file.ValidateLabels();
+            if (verifyChecksum)
             {
-                file.ValidateLabels();
-                if (verifyChecksum)
-                {
-                    file.VerifyChecksum();
-                }
-            }
-            catch
-            {
-                file.Dispose();
-                throw;
+                file.VerifyChecksum();
             }
             return file;
         }
         catch
         {
-            if (view is not null)
+            if (file is not null)
+            {
+                file.Dispose();
+            }
+            else if (view is not null)
             {
                 if (acquired)
                 {
                     view.SafeMemoryMappedViewHandle.ReleasePointer();
                 }
                 view.Dispose();
+                map.Dispose();
             }
-            map.Dispose();
+            else
+            {
+                map.Dispose();
+            }
             throw;
         }
     }

@@ -147,9 +147,9 @@ public sealed record Preprocess
 {
     public Preprocess(int resolution, int? resize = null, int? crop = null, int channels = 1)
     {
-        if (resolution is < 8 or > 4096)
+        if (resolution is < 1 or > 4096)
         {
-            throw new ArgumentOutOfRangeException(nameof(resolution), resolution, "Resolution must be in 8..4096.");
+            throw new ArgumentOutOfRangeException(nameof(resolution), resolution, "Resolution must be in 1..4096.");
         }
         int cropTo = crop ?? resolution;
         int resizeTo = resize ?? cropTo;

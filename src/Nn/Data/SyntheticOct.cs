@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace IlgpuOct.Nn.Data;
 
 /// <summary>
@@ -68,8 +70,7 @@ public static class SyntheticOct
             {
                 continue;
             }
-            int splitStream = DatasetContent.SplitRank(name) * 131 + StableHash(name);
-            int[] labels = BalancedSplits.BalancedLabels(count, ClassNames.Count, Seeds.Derive(seed, splitStream, -1));
+            int[] labels = BalancedSplits.BalancedLabels(count, ClassNames.Count, ImageSeed(seed, name, -1));
             var images = new byte[(long)count * plane];
             const int chunk = 256;
             int chunks = (count + chunk - 1) / chunk;
@@ -78,7 +79,7 @@ public static class SyntheticOct
                 int end = Math.Min(count, (c + 1) * chunk);
                 for (int i = c * chunk; i < end; i++)
                 {
-                    Render(labels[i], Seeds.Derive(seed, splitStream, i), height, width, images.AsSpan(i * plane, plane));
+                    Render(labels[i], ImageSeed(seed, name, i), height, width, images.AsSpan(i * plane, plane));
                 }
                 long now = Interlocked.Add(ref done, end - c * chunk);
                 progress?.Report(new DataProgress($"generating {name}", now, total));
@@ -88,6 +89,10 @@ public static class SyntheticOct
         string description = $"synthetic-oct v1 seed={seed} size={height}x{width} splits={string.Join(",", splits.Select(s => $"{s.Name}:{s.Count}"))}";
         return new DatasetContent(1, height, width, ClassNames, description, result);
     }
+
+    /// <summary>The seed of image <paramref name="index"/> of a split (index -1: the seed of the split's label order).</summary>
+    public static int ImageSeed(int seed, string split, int index) =>
+        Seeds.Derive(seed, DatasetContent.SplitRank(split) * 131 + StableHash(split), index);
 
     private static int StableHash(string text)
     {
@@ -131,7 +136,7 @@ public static class SyntheticOct
             var s = new Scene();
             s.BaseY = U(r, 0.52f, 0.82f);
             s.Slope = U(r, -0.28f, 0.28f);
-            s.Curvature = U(r, -0.25f, 0.55f);
+            s.Curvature = U(r, -0.6f, 0.25f);
             s.WobbleAmp = U(r, 0f, 0.02f);
             s.WobbleFreq = U(r, 0.5f, 2.5f);
             s.WobblePhase = U(r, 0f, MathF.Tau);
@@ -143,8 +148,8 @@ public static class SyntheticOct
             s.RpeThickness = U(r, 0.018f, 0.035f);
             s.EzThickness = U(r, 0.006f, 0.013f);
             s.OsThickness = U(r, 0.012f, 0.025f);
-            s.ChoroidThickness = U(r, 0.08f, 0.2f);
-            s.ChoroidDecay = U(r, 0.05f, 0.15f);
+            s.ChoroidThickness = U(r, 0.06f, 0.14f);
+            s.ChoroidDecay = U(r, 0.04f, 0.1f);
             float[] fractions = [U(r, 0.08f, 0.16f), U(r, 0.1f, 0.16f), U(r, 0.08f, 0.13f), U(r, 0.1f, 0.15f), U(r, 0.06f, 0.1f)];
             fractions.CopyTo(s.InnerFractions, 0);
 
@@ -162,7 +167,7 @@ public static class SyntheticOct
             s.Levels[10] = U(r, 0.85f, 1f); // RPE
             s.SubRpeLevel = U(r, 0.35f, 0.6f); // drusen material; CNV overrides below
             s.ChoroidLevel = U(r, 0.4f, 0.65f);
-            s.ScleraLevel = U(r, 0.05f, 0.2f);
+            s.ScleraLevel = U(r, 0.02f, 0.12f);
             s.ChoroidTexture = U(r, 0.2f, 0.6f);
             for (int i = 1; i < 11; i++)
             {
@@ -314,17 +319,75 @@ public static class SyntheticOct
             new(x, 0, rx, ry, level, strength, true);
     }
 
+    private const int GammaTableSize = 256;
+    private const float GammaRange = 1.5f;
+    private const float ExpRange = 4f;
+    private const int ExpTableSize = 2048;
+    private static readonly float[] ExpTable = BuildExpTable();
+
+    private static float[] BuildExpTable()
+    {
+        var table = new float[ExpTableSize + 2];
+        for (int i = 0; i < table.Length; i++)
+        {
+            table[i] = MathF.Exp(-ExpRange + i * (2 * ExpRange / ExpTableSize));
+        }
+        return table;
+    }
+
+    /// <summary>exp(x) for x in [-4, 4] (clamped) by table and linear interpolation.</summary>
+    private static float ExpLookup(float x) =>
+        Interpolate(ExpTable, (Math.Clamp(x, -ExpRange, ExpRange) + ExpRange) * (ExpTableSize / (2 * ExpRange)));
+
+    /// <summary>Linear interpolation of a table at a non-negative position (clamped to its end).</summary>
+    private static float Interpolate(ReadOnlySpan<float> table, float position)
+    {
+        position = MathF.Min(position, table.Length - 1.001f);
+        int i = (int)position;
+        float f = position - i;
+        return table[i] + (table[i + 1] - table[i]) * f;
+    }
+
+    /// <summary>value[x] = level0 + sum_k steps[k] * ramp((y - bounds[k, x]) / edge), with 256-bit vectors where available.</summary>
+    private static void AccumulateSteps(ReadOnlySpan<float> bounds, ReadOnlySpan<float> steps, float level0, float y, float inverseEdge, int width, Span<float> value)
+    {
+        value[..width].Fill(level0);
+        int vectorEnd = Vector256.IsHardwareAccelerated ? width - width % 8 : 0;
+        var zero = Vector256<float>.Zero;
+        var one = Vector256<float>.One;
+        for (int k = 0; k < steps.Length; k++)
+        {
+            var row = bounds.Slice(k * width, width);
+            float step = steps[k];
+            float offset = y * inverseEdge + 0.5f;
+            var vStep = Vector256.Create(step);
+            var vOffset = Vector256.Create(offset);
+            var vInv = Vector256.Create(inverseEdge);
+            int x = 0;
+            for (; x < vectorEnd; x += 8)
+            {
+                var t = vOffset - Vector256.Create(row.Slice(x, 8)) * vInv;
+                t = Vector256.Min(Vector256.Max(t, zero), one);
+                (Vector256.Create(value.Slice(x, 8)) + vStep * t).CopyTo(value.Slice(x, 8));
+            }
+            for (; x < width; x++)
+            {
+                value[x] += step * Math.Clamp(offset - row[x] * inverseEdge, 0f, 1f);
+            }
+        }
+    }
+
     private static float U(Random r, float a, float b) => a + (b - a) * (float)r.NextDouble();
 
     private static float Ramp(float distanceInEdges) => Math.Clamp(distanceInEdges + 0.5f, 0f, 1f);
 
     private static void Rasterise(Scene s, PixelNoise noise, int height, int width, Span<byte> destination)
     {
-        int needed = width * (BoundaryCount + 6);
+        int needed = width * (BoundaryCount + 6) + height + 2;
         var scratch = t_scratch;
         if (scratch is null || scratch.Length < needed)
         {
-            scratch = t_scratch = new float[Math.Max(needed, 512 * (BoundaryCount + 6))];
+            scratch = t_scratch = new float[Math.Max(needed, 512 * (BoundaryCount + 7) + 2)];
         }
         var bounds = scratch.AsSpan(0, width * BoundaryCount); // (K, W) in pixels
         var bruch = scratch.AsSpan(width * BoundaryCount, width);
@@ -332,7 +395,8 @@ public static class SyntheticOct
         var shadowFactor = scratch.AsSpan(width * (BoundaryCount + 2), width);
         var lateral = scratch.AsSpan(width * (BoundaryCount + 3), width);
         var rowNoise = scratch.AsSpan(width * (BoundaryCount + 4), width);
-        var smoothNoise = scratch.AsSpan(width * (BoundaryCount + 5), width);
+        var rowValue = scratch.AsSpan(width * (BoundaryCount + 5), width);
+        var choroidFade = scratch.AsSpan(width * (BoundaryCount + 6), height + 2); // fade by depth below Bruch, in pixels
 
         float h = height;
         for (int xi = 0; xi < width; xi++)
@@ -404,6 +468,10 @@ public static class SyntheticOct
             steps[k] = levels[k + 1] - levels[k];
         }
         float subRpe = levels[BoundaryCount];
+        for (int d = 0; d < choroidFade.Length; d++)
+        {
+            choroidFade[d] = MathF.Exp(-d / (h * s.ChoroidDecay));
+        }
         float edge = MathF.Max(0.7f, s.AxialBlur * h);
         float inverseEdge = 1f / edge;
         float invW = 1f / width;
@@ -421,79 +489,108 @@ public static class SyntheticOct
             blobs[b] = (blob.X * width, cy, MathF.Max(blob.RadiusX * width, 0.35f), MathF.Max(blob.RadiusY * h, 0.35f), blob.Level, blob.Strength);
         }
 
+        // Per-image lookup tables: gamma curve and log-normal speckle.
+        Span<float> gammaTable = stackalloc float[GammaTableSize + 2];
+        for (int i = 0; i < gammaTable.Length; i++)
+        {
+            gammaTable[i] = MathF.Pow(i * (GammaRange / GammaTableSize), s.Gamma);
+        }
+        float speckleNorm = MathF.Exp(-0.5f * s.Speckle * s.Speckle);
+        float blobReach = 1.27f;
+        var value = rowValue;
         for (int yi = 0; yi < height; yi++)
         {
             float yc = yi + 0.5f;
             float yNorm = yc / h;
-            float rollOff = MathF.Exp(-s.RollOff * yNorm);
+            float rowGain = s.Gain * MathF.Exp(-s.RollOff * yNorm);
+
+            // Layers: the vitreous level plus one soft step per boundary (vectorised).
+            AccumulateSteps(bounds, steps, levels[0], yc, inverseEdge, width, value);
+
+            if (s.HyaloidOffset > 0f)
+            {
+                float offset = s.HyaloidOffset * h;
+                for (int xi = 0; xi < width; xi++)
+                {
+                    float d = (yc - (bounds[Ilm * width + xi] - offset)) * inverseEdge;
+                    value[xi] += s.HyaloidLevel * MathF.Max(0f, 1f - d * d);
+                }
+            }
+
+            // Cysts, foci and membranes: only the rows and columns they cover.
+            for (int b = 0; b < blobs.Length; b++)
+            {
+                var (cx, cy, rx, ry, level, strength) = blobs[b];
+                float ey = (yc - cy) / ry;
+                if (ey * ey >= blobReach)
+                {
+                    continue;
+                }
+                int x0 = Math.Max(0, (int)(cx - rx * 1.13f)), x1 = Math.Min(width - 1, (int)(cx + rx * 1.13f) + 1);
+                float sharp = MathF.Min(rx, ry) * 1.5f;
+                for (int xi = x0; xi <= x1; xi++)
+                {
+                    float ex = (xi + 0.5f - cx) / rx;
+                    float d2 = ex * ex + ey * ey;
+                    if (d2 < blobReach)
+                    {
+                        float inside = Math.Clamp((1f - MathF.Sqrt(d2)) * sharp + 0.5f, 0f, 1f) * strength;
+                        value[xi] += (level - value[xi]) * inside;
+                    }
+                }
+            }
+
+            // Choroid below Bruch's membrane, with vessel texture, fading into the sclera.
+            float ty = Math.Clamp(yNorm, 0f, 1f) * (cells - 1);
+            int iy = Math.Min((int)ty, cells - 2);
+            float fy = ty - iy;
+            var g = s.TextureGrid;
+            for (int xi = 0; xi < width; xi++)
+            {
+                float below = Ramp((yc - bruch[xi]) * inverseEdge);
+                if (below <= 0f)
+                {
+                    continue;
+                }
+                float tx = xi * invW * (cells - 1);
+                int ix = Math.Min((int)tx, cells - 2);
+                float fx = tx - ix;
+                float texture = (g[iy * cells + ix] * (1 - fx) + g[iy * cells + ix + 1] * fx) * (1 - fy)
+                    + (g[(iy + 1) * cells + ix] * (1 - fx) + g[(iy + 1) * cells + ix + 1] * fx) * fy;
+                float depth = MathF.Max(0f, yc - bruch[xi]);
+                float fade = Interpolate(choroidFade, depth);
+                float choroid = s.ChoroidLevel * (1f - s.ChoroidTexture * (1f - texture)) * fade;
+                float toSclera = Ramp((yc - sclera[xi]) * inverseEdge * 0.25f);
+                choroid += (s.ScleraLevel * fade - choroid) * toSclera;
+                value[xi] += (choroid - subRpe) * below;
+            }
+
+            // Speckle: one Gaussian per pixel (table lookup), optionally correlated along the row.
             for (int xi = 0; xi < width; xi++)
             {
                 rowNoise[xi] = noise.NextGaussian();
             }
             if (s.SmoothSpeckle)
             {
+                float previous = rowNoise[0];
                 for (int xi = 0; xi < width; xi++)
                 {
-                    float left = rowNoise[Math.Max(xi - 1, 0)];
+                    float current = rowNoise[xi];
                     float right = rowNoise[Math.Min(xi + 1, width - 1)];
-                    smoothNoise[xi] = (left + 2f * rowNoise[xi] + right) * (0.25f * 1.63f);
+                    rowNoise[xi] = (previous + 2f * current + right) * (0.25f * 1.63f);
+                    previous = current;
                 }
-                smoothNoise.CopyTo(rowNoise);
             }
+
             int row = yi * width;
             for (int xi = 0; xi < width; xi++)
             {
-                float value = levels[0];
-                for (int k = 0; k < BoundaryCount; k++)
-                {
-                    value += steps[k] * Ramp((yc - bounds[k * width + xi]) * inverseEdge);
-                }
-                float ilm = bounds[Ilm * width + xi];
-                if (s.HyaloidOffset > 0f)
-                {
-                    float d = (yc - (ilm - s.HyaloidOffset * h)) * inverseEdge;
-                    value += s.HyaloidLevel * MathF.Max(0f, 1f - d * d);
-                }
-                // Cysts, foci and membranes.
-                for (int b = 0; b < blobs.Length; b++)
-                {
-                    var (cx, cy, rx, ry, level, strength) = blobs[b];
-                    float ex = (xi + 0.5f - cx) / rx;
-                    float ey = (yc - cy) / ry;
-                    float d2 = ex * ex + ey * ey;
-                    if (d2 < 1.6f)
-                    {
-                        float inside = Math.Clamp((1f - MathF.Sqrt(d2)) * MathF.Min(rx, ry) * 1.5f + 0.5f, 0f, 1f) * strength;
-                        value += (level - value) * inside;
-                    }
-                }
-                // Choroid below Bruch's membrane, with vessel texture and fading into the sclera.
-                float below = Ramp((yc - bruch[xi]) * inverseEdge);
-                if (below > 0f)
-                {
-                    float tx = xi * invW * (cells - 1);
-                    float ty = Math.Clamp(yNorm, 0f, 1f) * (cells - 1);
-                    int ix = Math.Min((int)tx, cells - 2);
-                    int iy = Math.Min((int)ty, cells - 2);
-                    float fx = tx - ix, fy = ty - iy;
-                    var g = s.TextureGrid;
-                    float texture = (g[iy * cells + ix] * (1 - fx) + g[iy * cells + ix + 1] * fx) * (1 - fy)
-                        + (g[(iy + 1) * cells + ix] * (1 - fx) + g[(iy + 1) * cells + ix + 1] * fx) * fy;
-                    float depth = MathF.Max(0f, (yc - bruch[xi]) / h);
-                    float choroid = s.ChoroidLevel * (1f - s.ChoroidTexture * (1f - texture)) * MathF.Exp(-depth / s.ChoroidDecay);
-                    float toSclera = Ramp((yc - sclera[xi]) * inverseEdge * 0.25f);
-                    choroid += (s.ScleraLevel * MathF.Exp(-depth * 3f) - choroid) * toSclera;
-                    value += (choroid - subRpe) * below;
-                }
                 // Vessel shadows darken everything under the nerve fibre layer.
-                float shadowed = Ramp((yc - ilm) * inverseEdge - 2f);
-                value *= 1f + (shadowFactor[xi] - 1f) * shadowed;
-
-                value = MathF.Max(value, 0f);
-                value = s.Floor + s.Gain * MathF.Pow(value, s.Gamma) * rollOff * lateral[xi];
-                float speckle = MathF.Exp(s.Speckle * rowNoise[xi] - 0.5f * s.Speckle * s.Speckle);
-                value = value * speckle + s.Additive * (noise.NextFloat() - 0.5f) * 3.4f;
-                destination[row + xi] = (byte)Math.Clamp(value * 255f + 0.5f, 0f, 255f);
+                float shadowed = Ramp((yc - bounds[Ilm * width + xi]) * inverseEdge - 2f);
+                float v = value[xi] * (1f + (shadowFactor[xi] - 1f) * shadowed);
+                v = s.Floor + rowGain * lateral[xi] * Interpolate(gammaTable, Math.Clamp(v, 0f, GammaRange) * (GammaTableSize / GammaRange));
+                v = v * ExpLookup(s.Speckle * rowNoise[xi]) * speckleNorm + s.Additive * (noise.NextFloat() - 0.5f) * 3.4f;
+                destination[row + xi] = (byte)Math.Clamp(v * 255f + 0.5f, 0f, 255f);
             }
         }
     }
