@@ -70,7 +70,7 @@ public sealed class BasicBlock : Layer
         var main = Bn2.Forward(Conv2.Forward(h, training), training);
         var shortcut = DownsampleConv is null ? x : DownsampleBn!.Forward(DownsampleConv.Forward(x, training), training);
         var sum = Tensor.Reuse(ref _sum, Accelerator, main.Shape);
-        Ops.Add(Accelerator, main.View, shortcut.View, sum.View, sum.Length);
+        Ops.Add(Accelerator, main.View, shortcut.View, sum.View);
         return _relu2.Forward(sum, training);
     }
 
@@ -81,7 +81,7 @@ public sealed class BasicBlock : Layer
         var dx = Conv1.Backward(Bn1.Backward(_relu1.Backward(dMain, weightGradients)!, weightGradients)!, weightGradients)!;
         var dShortcut = DownsampleConv is null ? dSum : DownsampleConv.Backward(DownsampleBn!.Backward(dSum, weightGradients)!, weightGradients)!;
         var total = Tensor.Reuse(ref _inputGrad, Accelerator, dx.Shape);
-        Ops.Add(Accelerator, dx.View, dShortcut.View, total.View, total.Length);
+        Ops.Add(Accelerator, dx.View, dShortcut.View, total.View);
         return inputGradient ? total : null;
     }
 

@@ -15,21 +15,10 @@ public readonly record struct ConvGeometry(int N, int C, int H, int W, int K, in
 
 /// <summary>
 /// The one place where layers call operators; each forwards to the operator's dispatcher (CPU
-/// implementation on the cpu engine, kernels elsewhere). ReLU and the residual add are INTERIM
-/// host loops until the element-wise operators (wp-gen) are merged.
+/// implementation on the cpu engine, kernels on cpu-kernels and CUDA).
 /// </summary>
 internal static class Ops
 {
-    private static Span<float> S(View<float> v) => v.AsSpan();
-
-    private static void RequireHost(Accelerator acc)
-    {
-        if (!acc.RunsKernelsOnHost)
-        {
-            throw new NotSupportedException("Interim host operators cannot run on CUDA.");
-        }
-    }
-
     public static void Conv2dForward(Accelerator acc, View<float> x, View<float> w, View<float> y, ConvGeometry g) =>
         Kernels.Operators.Conv2d.Forward(acc, g.ToShape(), x, w, y);
 
@@ -56,40 +45,12 @@ internal static class Ops
     public static void BatchNormEvalBackward(Accelerator acc, View<float> dy, View<float> gamma, View<float> runningVar, View<float> dx, int n, int c, int hw, float eps) =>
         Kernels.Operators.BatchNorm2d.BackwardInference(acc, BnShape(n, c, hw), dy, gamma, runningVar, dx, eps);
 
-    public static void Relu(Accelerator acc, View<float> x, View<float> y, int length)
-    {
-        RequireHost(acc);
-        var xs = S(x);
-        var ys = S(y);
-        for (int i = 0; i < length; i++)
-        {
-            ys[i] = xs[i] > 0 ? xs[i] : 0f;
-        }
-    }
+    public static void Relu(Accelerator acc, View<float> x, View<float> y) => Elementwise.ReluForward(acc, x, y);
 
-    public static void ReluBackward(Accelerator acc, View<float> dy, View<float> y, View<float> dx, int length)
-    {
-        RequireHost(acc);
-        var dys = S(dy);
-        var ys = S(y);
-        var dxs = S(dx);
-        for (int i = 0; i < length; i++)
-        {
-            dxs[i] = ys[i] > 0 ? dys[i] : 0f;
-        }
-    }
+    /// <summary>dx = dy where y &gt; 0: the output gives the same mask as the input (y &gt; 0 exactly where x &gt; 0).</summary>
+    public static void ReluBackward(Accelerator acc, View<float> dy, View<float> y, View<float> dx) => Elementwise.ReluBackward(acc, y, dy, dx);
 
-    public static void Add(Accelerator acc, View<float> a, View<float> b, View<float> y, int length)
-    {
-        RequireHost(acc);
-        var sa = S(a);
-        var sb = S(b);
-        var sy = S(y);
-        for (int i = 0; i < length; i++)
-        {
-            sy[i] = sa[i] + sb[i];
-        }
-    }
+    public static void Add(Accelerator acc, View<float> a, View<float> b, View<float> y) => Elementwise.Add(acc, a, b, y);
 
     public static void MaxPool(Accelerator acc, View<float> x, View<float> y, View<int> indices, int n, int c, int h, int w, int p, int q) =>
         Kernels.Operators.MaxPool2d.Forward(acc, new MaxPool2dShape(n, c, h, w), x, y, indices);

@@ -11,7 +11,7 @@ public sealed class Relu(Accelerator accelerator) : Layer(accelerator)
     public override Tensor Forward(Tensor x, bool training)
     {
         var y = Tensor.Reuse(ref _output, Accelerator, x.Shape);
-        Ops.Relu(Accelerator, x.View, y.View, x.Length);
+        Ops.Relu(Accelerator, x.View, y.View);
         return y;
     }
 
@@ -23,7 +23,7 @@ public sealed class Relu(Accelerator accelerator) : Layer(accelerator)
             return null;
         }
         var dx = Tensor.Reuse(ref _inputGrad, Accelerator, y.Shape);
-        Ops.ReluBackward(Accelerator, dy.View, y.View, dx.View, y.Length);
+        Ops.ReluBackward(Accelerator, dy.View, y.View, dx.View);
         return dx;
     }
 

@@ -40,7 +40,7 @@ public sealed class ResNetGoldenTests
     [Fact]
     public void Train_step_and_eval_match_pytorch_on_cpu() => TrainStepAndEvalMatchPytorch("cpu");
 
-    [Fact(Skip = "The operator kernels (wp-ops phase 2) are not merged yet: Conv2d etc. throw NotSupportedException on cpu-kernels.")]
+    [Fact]
     public void Train_step_and_eval_match_pytorch_on_cpu_kernels() => TrainStepAndEvalMatchPytorch("cpu-kernels");
 
     private static void TrainStepAndEvalMatchPytorch(string device)
