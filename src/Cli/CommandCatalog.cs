@@ -14,5 +14,6 @@ internal static class CommandCatalog
         yield return SelftestCommand.Create();
         yield return DataCommand.Create();
         yield return TrainCommand.Create();
+        yield return ReproduceCommand.Create();
     }
 }
