@@ -338,7 +338,9 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
     {
         int n = result.Count;
         var adv = Forward(result.Adversarial, n, false);
-        bool[] advCorrect = [.. Enumerable.Range(0, n).Select(i => adv.Predicted[i] == labels[i])];
+        // The attack's own predictions, so these rows count exactly what the curve counts.
+        int[] advPredicted = result.PredAdv;
+        bool[] advCorrect = [.. Enumerable.Range(0, n).Select(i => advPredicted[i] == labels[i])];
         bool[] successful = [.. Enumerable.Range(0, n).Select(i => cleanCorrect[i] && !advCorrect[i])];
         double cleanAcc = cleanCorrect.Count(c => c) / (double)n;
         double advAcc = advCorrect.Count(c => c) / (double)n;
@@ -347,7 +349,7 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
         Risk.Add(new RiskRow(mode, attack, eps, "none", none, noneRisk.Total, noneRisk.PerImage, cleanAcc, advAcc));
         foreach (var detector in detectors)
         {
-            double[] advScores = detector.Score(adv.Features, n, adv.Predicted);
+            double[] advScores = detector.Score(adv.Features, n, advPredicted);
             double[] cln = cleanScores[detector.Name];
             bool[] cleanRejected = detector.Rejects(cln);
             bool[] advRejected = detector.Rejects(advScores);
@@ -370,7 +372,7 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
                         y.Add(0);
                         s.Add(-cln[i]);
                     }
-                    if (successful[i] && adv.Predicted[i] == c)
+                    if (successful[i] && advPredicted[i] == c)
                     {
                         y.Add(1);
                         s.Add(-advScores[i]);
