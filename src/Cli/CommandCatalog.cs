@@ -14,6 +14,8 @@ internal static class CommandCatalog
         yield return SelftestCommand.Create();
         yield return DataCommand.Create();
         yield return TrainCommand.Create();
+        yield return DetectCommand.Create();
+        yield return EvaluateCommand.Create();
         yield return ReproduceCommand.Create();
     }
 }

@@ -153,7 +153,10 @@ public static class Reproduce
                 BatchSize = profile.BatchSize,
                 LearningRate = profile.LearningRate,
                 Mode = mode,
-                ModeFactory = DefenseTrainingModes.Factory(mode, dataPath, null, new AdversarialTrainingOptions(), options.Seed),
+                ModeFactory = DefenseTrainingModes.Factory(mode, dataPath, null, new AdversarialTrainingOptions
+                {
+                    LambdaWarmupSteps = (long)(profile.SsatWarmupFraction * profile.Epochs * ((data.Split("train").Count + profile.BatchSize - 1) / profile.BatchSize)),
+                }, options.Seed),
                 Seed = options.Seed,
                 Width = profile.Width,
                 Resume = File.Exists(Path.Combine(modelDir, Trainer.LastCheckpointName)),
@@ -208,12 +211,11 @@ public static class Reproduce
         JsonSerializer.Deserialize<ReproduceResults>(File.ReadAllText(path), Json) ?? throw new InvalidDataException($"'{path}' is empty.");
 }
 
-/// <summary>Host-side outputs of the model in evaluation mode over many images.</summary>
-internal sealed record ForwardOutputs(float[] Logits, float[] Features, float[][]? StagePools, int[] Predicted); // (N, K), (N, 8w), per stage (N, w_s), (N)
 
 /// <summary>Evaluates one trained model: features, detectors, attacks, detection and risk rows.</summary>
 internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string valSplit, int[] attackIdx, ReproduceProfile profile, int seed,
-    Accelerator accelerator, IProgress<string>? progress, CancellationToken cancellationToken)
+    Accelerator accelerator, IProgress<string>? progress, CancellationToken cancellationToken, IReadOnlyList<FeatureDetector>? givenDetectors = null,
+    string? saveAdversarialPath = null)
 {
     private const int ForwardBatch = 64;
 
@@ -235,17 +237,18 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
         int[] trainLabels = Labels(train, fitIdx);
         bool adaptive = profile.AdaptiveModes.Count == 0 || profile.AdaptiveModes.Contains(mode);
         progress?.Report("features and detectors");
-        var trainOut = Forward(Images(train, fitIdx), fitIdx.Length, stagePools: adaptive);
+        bool needsHfc = adaptive && (givenDetectors is null || givenDetectors.Any(x => x is UadDetector));
+        var trainOut = givenDetectors is null || needsHfc ? Forward(Images(train, fitIdx), fitIdx.Length, stagePools: needsHfc) : null;
         var val = data.Split(valSplit);
         var valIdx = Enumerable.Range(0, val.Count).ToArray();
-        var valOut = Forward(Images(val, valIdx), valIdx.Length, false);
+        var valOut = givenDetectors is null ? Forward(Images(val, valIdx), valIdx.Length, false) : null;
         int d = model.Config.FeatureCount;
-        var detectors = new List<FeatureDetector>();
-        foreach (string name in Reproduce.DetectorNames)
+        var detectors = new List<FeatureDetector>(givenDetectors ?? []);
+        foreach (string name in givenDetectors is null ? Reproduce.DetectorNames : [])
         {
             var detector = FeatureDetector.Create(name, seed);
-            detector.Fit(trainOut.Features, fitIdx.Length, d, trainLabels, K, accelerator, cancellationToken);
-            detector.Calibrate(detector.Score(valOut.Features, valIdx.Length, valOut.Predicted), profile.CleanRejectionRate);
+            detector.Fit(trainOut!.Features, fitIdx.Length, d, trainLabels, K, accelerator, cancellationToken);
+            detector.Calibrate(detector.Score(valOut!.Features, valIdx.Length, valOut.Predicted), profile.CleanRejectionRate);
             detectors.Add(detector);
         }
 
@@ -266,14 +269,19 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
             foreach (float eps in profile.FgsmEpsilons)
             {
                 progress?.Report($"fgsm eps {eps}");
-                AddCurve(mode, "fgsm", "eps", Round(eps), Fgsm.Run(objective, images, shape, goal, eps, cancellationToken), cleanCorrect);
+                var result = Fgsm.Run(objective, images, shape, goal, eps, cancellationToken);
+                AddCurve(mode, "fgsm", "eps", Round(eps), result, cleanCorrect);
+                if (profile.JudgeEveryAttack)
+                {
+                    Judge(mode, "fgsm", Round(eps), result, detectors, cleanOut, cleanCorrect, cleanScores, labels);
+                }
             }
             foreach (float eps in profile.PgdEpsilons)
             {
                 progress?.Report($"pgd-{profile.PgdSteps} eps {eps}");
                 var result = Pgd.Run(objective, images, shape, goal, new PgdOptions { Epsilon = eps, Steps = profile.PgdSteps }, null, cancellationToken);
                 AddCurve(mode, $"pgd-{profile.PgdSteps}", "eps", Round(eps), result, cleanCorrect);
-                if (eps == profile.TableEpsilon || profile.RiskEpsilons.Contains(eps))
+                if (profile.JudgeEveryAttack || eps == profile.TableEpsilon || profile.RiskEpsilons.Contains(eps))
                 {
                     Judge(mode, "pgd", Round(eps), result, detectors, cleanOut, cleanCorrect, cleanScores, labels);
                 }
@@ -282,7 +290,12 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
             {
                 progress?.Report($"c&w c {c}");
                 var cw = new CarliniWagnerOptions { InitialC = c, BinarySearchSteps = 1, MaxIterations = profile.CwIterations, LearningRate = profile.CwLearningRate };
-                AddCurve(mode, "cw-l2", "c", c, CarliniWagnerL2.Run(classifier, images, shape, goal, cw, null, cancellationToken), cleanCorrect);
+                var result = CarliniWagnerL2.Run(classifier, images, shape, goal, cw, null, cancellationToken);
+                AddCurve(mode, "cw-l2", "c", c, result, cleanCorrect);
+                if (profile.JudgeEveryAttack)
+                {
+                    Judge(mode, "cw-l2", c, result, detectors, cleanOut, cleanCorrect, cleanScores, labels);
+                }
             }
         }
 
@@ -292,21 +305,28 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
         }
         using var tapped = new TappedResNet(model);
         // The HFC attacker models every stage: its own per-class mixtures on layer1..layer3, UAD's on layer4.
-        var uad = (UadDetector)detectors.First(x => x.Name == UadDetector.DetectorName);
-        var stageMixtures = new IReadOnlyList<GaussianMixture>?[4];
-        for (int s = 0; s < 3; s++)
+        IReadOnlyList<GaussianMixture>?[]? stageMixtures = null;
+        if (needsHfc)
         {
-            int width = tapped.StageWidths[s];
-            stageMixtures[s] = UadDetector.FitPerClass(trainOut.StagePools![s], fitIdx.Length, width, trainLabels, K, uad.Options, accelerator, cancellationToken);
+            var uad = (UadDetector)detectors.First(x => x.Name == UadDetector.DetectorName);
+            stageMixtures = new IReadOnlyList<GaussianMixture>?[4];
+            for (int s = 0; s < 3; s++)
+            {
+                int width = tapped.StageWidths[s];
+                stageMixtures[s] = UadDetector.FitPerClass(trainOut!.StagePools![s], fitIdx.Length, width, trainLabels, K, uad.Options, accelerator, cancellationToken);
+            }
+            stageMixtures[3] = uad.Mixtures;
         }
-        stageMixtures[3] = uad.Mixtures;
         foreach (float eps in profile.AdaptiveEpsilons)
         {
             var pgd = new PgdOptions { Epsilon = eps, Steps = profile.PgdSteps };
-            progress?.Report($"hfc eps {eps}");
-            var hfc = AdaptiveAttacks.Hfc(tapped, stageMixtures, images, shape, goal, pgd, profile.AdaptiveLambda, AdaptiveLoss.CrossEntropy, 0f, null, cancellationToken);
-            AddCurve(mode, "hfc", "eps", Round(eps), hfc, cleanCorrect);
-            Judge(mode, "hfc", Round(eps), hfc, detectors, cleanOut, cleanCorrect, cleanScores, labels);
+            if (stageMixtures is not null)
+            {
+                progress?.Report($"hfc eps {eps}");
+                var hfc = AdaptiveAttacks.Hfc(tapped, stageMixtures, images, shape, goal, pgd, profile.AdaptiveLambda, AdaptiveLoss.CrossEntropy, 0f, null, cancellationToken);
+                AddCurve(mode, "hfc", "eps", Round(eps), hfc, cleanCorrect);
+                Judge(mode, "hfc", Round(eps), hfc, detectors, cleanOut, cleanCorrect, cleanScores, labels);
+            }
             foreach (var target in detectors)
             {
                 progress?.Report($"density-pgd vs {target.Name} eps {eps}");
@@ -322,6 +342,10 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
 
     private void AddCurve(string mode, string attack, string parameter, double value, AttackResult result, bool[] cleanCorrect)
     {
+        if (saveAdversarialPath is not null && Curve.Count == 0)
+        {
+            Evaluate.SaveAdversarial(saveAdversarialPath, result.Adversarial, result.Shape, result.Labels);
+        }
         int n = result.Count;
         int correct = 0, successful = 0;
         for (int i = 0; i < n; i++)
@@ -398,50 +422,16 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
         }
     }
 
-    private ForwardOutputs Forward(float[] images, int n, bool stagePools)
-    {
-        int per = data.Channels * data.Height * data.Width;
-        int d = model.Config.FeatureCount;
-        var logits = new float[n * K];
-        var features = new float[n * d];
-        float[][]? pools = stagePools ? [.. Enumerable.Range(0, 4).Select(s => new float[n * (model.Config.Width << s)])] : null;
-        Tensor? input = null;
-        try
-        {
-            for (int start = 0; start < n; start += ForwardBatch)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                int b = Math.Min(ForwardBatch, n - start);
-                input = Tensor.Reuse(ref input, accelerator, b, data.Channels, data.Height, data.Width);
-                input.Upload(images.AsSpan(start * per, b * per));
-                var outputs = model.ForwardEval(input, stagePools);
-                outputs.Logits.Download().CopyTo(logits, start * K);
-                outputs.Features.Download().CopyTo(features, start * d);
-                if (pools is not null)
-                {
-                    for (int s = 0; s < 4; s++)
-                    {
-                        int w = model.Config.Width << s;
-                        outputs.StagePools![s].Download().CopyTo(pools[s], start * w);
-                    }
-                }
-            }
-        }
-        finally
-        {
-            input?.Dispose();
-        }
-        return new ForwardOutputs(logits, features, pools, AttackMath.ArgMax(logits, n, K));
-    }
+    private ForwardOutputs Forward(float[] images, int n, bool stagePools) => ModelFeatures.Compute(model, images, n, stagePools, cancellationToken);
 
-    private static float[] Images(DatasetSplit split, int[] indices)
+    internal static float[] Images(DatasetSplit split, int[] indices)
     {
         var result = new float[(long)indices.Length * split.Channels * split.Height * split.Width];
         split.CopyImages(indices, result);
         return result;
     }
 
-    private static int[] Labels(DatasetSplit split, int[] indices)
+    internal static int[] Labels(DatasetSplit split, int[] indices)
     {
         var result = new int[indices.Length];
         split.CopyLabels(indices, result);

@@ -21,11 +21,26 @@ public sealed record AdversarialTrainingOptions
     /// <summary>Weight of the unlabeled term of SSAT (the paper: 5).</summary>
     public float Lambda { get; init; } = 5f;
 
+    /// <summary>
+    /// SSAT: lambda grows linearly from lambda/W to lambda over the first W steps (0 = the full lambda
+    /// from the first step, as the paper states). A model that starts from random weights gives one
+    /// pseudo-label to every image, and 5 x CE on those collapses it to one class; a warm-up lets
+    /// the supervised part make the pseudo-labels meaningful first.
+    /// </summary>
+    public long LambdaWarmupSteps { get; init; }
+
+    /// <summary>The unlabeled weight at a step (see <see cref="LambdaWarmupSteps"/>).</summary>
+    public float LambdaAt(long step) => LambdaWarmupSteps <= 0 ? Lambda : Lambda * Math.Min(1f, (step + 1) / (float)LambdaWarmupSteps);
+
     public void Validate()
     {
         if (!(EpsilonMin >= 0 && EpsilonMax >= EpsilonMin && EpsilonMax <= 1))
         {
             throw new ArgumentException($"The FGSM epsilon range must satisfy 0 <= min <= max <= 1; got [{EpsilonMin}, {EpsilonMax}].");
+        }
+        if (LambdaWarmupSteps < 0)
+        {
+            throw new ArgumentException($"The lambda warm-up must be >= 0 steps; got {LambdaWarmupSteps}.");
         }
         if (!(Lambda >= 0) || !float.IsFinite(Lambda))
         {
@@ -275,14 +290,15 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         float[] z = logits.Download();
         var dz = new float[(b + u) * k];
         double[] sup = AttackMath.CrossEntropySum(z.AsSpan(0, b * k), labels, b, k, dz.AsSpan(0, b * k), 1f / b);
-        double[] unsup = AttackMath.CrossEntropySum(z.AsSpan(b * k, u * k), pseudo, u, k, dz.AsSpan(b * k, u * k), Options.Lambda / u);
+        float lambda = Options.LambdaAt(batch.Step);
+        double[] unsup = AttackMath.CrossEntropySum(z.AsSpan(b * k, u * k), pseudo, u, k, dz.AsSpan(b * k, u * k), lambda / u);
         double supMean = sup.Sum() / b;
         double unsupMean = unsup.Sum() / u;
         LastLossParts = (supMean, unsupMean);
         var dLogits = Tensor.Reuse(ref _jointDLogits, accelerator, b + u, k);
         dLogits.Upload(dz);
         model.Backward(dLogits, BackwardMode.Parameters);
-        accelerator.CopyFromHost<float>([(float)(supMean + Options.Lambda * unsupMean)], buffers.Loss.View);
+        accelerator.CopyFromHost<float>([(float)(supMean + lambda * unsupMean)], buffers.Loss.View);
         // The trainer reports accuracy against the labeled batch: hand back the labeled rows' logits.
         var labeledLogits = buffers.DLogits(b, k);
         labeledLogits.Upload(z.AsSpan(0, b * k));
