@@ -1,5 +1,9 @@
 using FluentAssertions;
 using IlgpuOct.Defense.Detection;
+using IlgpuOct.Defense.Experiments;
+using IlgpuOct.Kernels;
+using IlgpuOct.Nn.Data;
+using IlgpuOct.Nn.Training;
 using IlgpuOct.Tests.Support;
 using Xunit;
 
@@ -133,5 +137,32 @@ public sealed class DetectionTests : IDisposable
         var detector = new MahalanobisDetector();
         var act = () => detector.Fit([1, 2, 3, 4], 2, 2, [0, 0], 2);
         act.Should().Throw<ArgumentException>().WithMessage("*Class 1*");
+    }
+
+    [Fact]
+    public void FitScoreAndEvaluateWorkFromFiles()
+    {
+        using var acc = DeviceSelection.Open("cpu", out _);
+        string data = Path.Combine(_dir, "d.dat");
+        DatasetFile.Write(data, SyntheticOct.Generate(16, 16, [("train", 48), ("val", 16), ("test", 16)], 5));
+        var trained = Trainer.Run(acc, new TrainingOptions { DataPath = data, OutputDirectory = Path.Combine(_dir, "m"), Epochs = 1, BatchSize = 16, Width = 2 });
+        string det = Path.Combine(_dir, "uad.safetensors");
+        var fitted = DetectorWorkflow.Fit(acc, new DetectorFitOptions { ModelPath = trained.CheckpointPath, DataPath = data, Detector = "uad", CleanRejectionRate = 0.25 });
+        fitted.Save(det);
+        var clean = DetectorWorkflow.Score(acc, det, trained.CheckpointPath, data, "val", null);
+        clean.Images.Should().Be(16);
+        clean.Rejected.Should().BeInRange(3, 4, "the threshold was set to reject 25% of these very images");
+        clean.Scores.Count(s => s < fitted.Threshold).Should().Be(clean.Rejected);
+
+        string adv = Path.Combine(_dir, "adv.safetensors");
+        var evaluation = Evaluate.Run(acc, new EvaluateOptions { ModelPath = trained.CheckpointPath, DataPath = data, DetectorPath = det, Attack = "pgd", Epsilon = 0.02f, Steps = 2, Images = 16, SaveAdversarialPath = adv });
+        evaluation.Curve.Should().ContainSingle().Which.Attacked.Should().Be(16);
+        evaluation.Detection.Should().ContainSingle().Which.Detector.Should().Be("uad");
+        evaluation.Risk.Select(r => r.Detector).Should().BeEquivalentTo(["none", "uad"]);
+        var scored = DetectorWorkflow.Score(acc, det, trained.CheckpointPath, null, "test", adv);
+        scored.Images.Should().Be(16);
+        scored.Accuracy.Should().BeApproximately(evaluation.Curve[0].Accuracy, 1e-12, "the saved images are the evaluated adversarial ones");
+        var act = () => DetectorWorkflow.Score(acc, det, trained.CheckpointPath, data, "test", adv);
+        act.Should().Throw<ArgumentException>().WithMessage("*exactly one*");
     }
 }

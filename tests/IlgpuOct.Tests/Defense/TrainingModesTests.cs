@@ -193,4 +193,15 @@ public sealed class TrainingModesTests : IDisposable
             double.IsFinite(result.Epochs[0].TrainLoss).Should().BeTrue(mode);
         }
     }
+
+    [Fact]
+    public void SsatLambdaWarmupRampsLinearlyToLambda()
+    {
+        var options = new AdversarialTrainingOptions { Lambda = 5, LambdaWarmupSteps = 10 };
+        options.LambdaAt(0).Should().BeApproximately(0.5f, 1e-6f);
+        options.LambdaAt(4).Should().BeApproximately(2.5f, 1e-6f);
+        options.LambdaAt(9).Should().Be(5f);
+        options.LambdaAt(100).Should().Be(5f);
+        new AdversarialTrainingOptions().LambdaAt(0).Should().Be(5f, "no warm-up is the paper's setting");
+    }
 }
