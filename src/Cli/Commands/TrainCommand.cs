@@ -58,12 +58,15 @@ internal static class TrainCommand
             {
                 Console.Error.WriteLine(notice);
             }
-            Ui.Table("epochs", ["epoch", "train loss", "train acc", "test acc", "images/s", "lr", "seconds"],
+            if (result.Epochs.Count > 0)
+            {
+                Ui.Table("epochs", ["epoch", "train loss", "train acc", "test acc", "images/s", "lr", "seconds"],
                 result.Epochs.Select(m => (IReadOnlyList<string>)
                 [
                     m.Epoch.ToString(CultureInfo.InvariantCulture), F(m.TrainLoss, "F4"), F(m.TrainAccuracy, "P2"), F(m.TestAccuracy, "P2"),
                     F(m.ImagesPerSecond, "F1"), F(m.Lr, "G4"), F(m.Seconds, "F1"),
                 ]));
+            }
             Console.WriteLine($"checkpoint: {result.CheckpointPath}");
             return result.Cancelled ? CliRunner.Cancelled : CliRunner.Ok;
         });

@@ -109,6 +109,11 @@ internal sealed class CudaTranslator
             Report(DiagnosticDescriptors.Generic, callSite, method.ToDisplayString());
             return null;
         }
+        if (method.ReturnsByRef || method.ReturnsByRefReadonly)
+        {
+            Report(DiagnosticDescriptors.RefLocal, callSite, method.ToDisplayString());
+            return null;
+        }
         if (method.DeclaringSyntaxReferences[0].GetSyntax(_cancellation) is not MethodDeclarationSyntax syntax)
         {
             Report(DiagnosticDescriptors.UnsupportedCall, callSite, method.ToDisplayString(), "it is not an ordinary method declaration");
@@ -188,7 +193,7 @@ internal sealed class FunctionTranslator
                 parts.Add(c + "* " + name + ", int " + name + "_length");
                 _arrayLengths[p] = name + "_length";
             }
-            else if (TypeFacts.ParameterCType(p.Type) is { } scalar)
+            else if ((skipFirst ? TypeFacts.ParameterCType(p.Type) : TypeFacts.ScalarCType(p.Type)) is { } scalar)
             {
                 parts.Add(scalar + " " + name);
             }
@@ -832,8 +837,21 @@ internal sealed class FunctionTranslator
             Report(DiagnosticDescriptors.UnsupportedCall, b, user.ToDisplayString(), "user-defined operators are not translated");
             return "0";
         }
+        if (op == "%" && FloatFunction(b, "fmod") is { } fmod)
+        {
+            // C has no % on floating point; C#'s % is fmod (the result takes the dividend's sign).
+            return fmod + "(" + Expr(b.Left) + ", " + Expr(b.Right) + ")";
+        }
         return "(" + Expr(b.Left) + " " + op + " " + Expr(b.Right) + ")";
     }
+
+    /// <summary>fmodf/fmod when the expression's type is float/double, else null.</summary>
+    private string? FloatFunction(ExpressionSyntax e, string name) => _model.GetTypeInfo(e).Type?.SpecialType switch
+    {
+        SpecialType.System_Single => name + "f",
+        SpecialType.System_Double => name,
+        _ => null,
+    };
 
     private string Assignment(AssignmentExpressionSyntax a, bool statementLevel)
     {
@@ -860,7 +878,10 @@ internal sealed class FunctionTranslator
         {
             return Unsupported(a.Left);
         }
-        string text = Expr(a.Left) + " " + op + " " + Expr(a.Right);
+        string left = Expr(a.Left);
+        string text = op == "%=" && FloatFunction(a.Left, "fmod") is { } fmod
+            ? left + " = " + fmod + "(" + left + ", " + Expr(a.Right) + ")"
+            : left + " " + op + " " + Expr(a.Right);
         return statementLevel ? text : "(" + text + ")";
     }
 
@@ -988,7 +1009,7 @@ internal sealed class FunctionTranslator
             return "0";
         }
         var elementType = m.TypeArguments.Length == 1 ? m.TypeArguments[0] : m.ReturnType;
-        if (TypeFacts.ScalarCType(elementType) is null || elementType.SpecialType == SpecialType.System_Boolean)
+        if (TypeFacts.ScalarCType(elementType) is null || elementType.SpecialType is SpecialType.System_Boolean or SpecialType.System_Byte)
         {
             Report(DiagnosticDescriptors.UnsupportedType, inv, elementType.ToDisplayString());
             return "0";
@@ -1017,16 +1038,25 @@ internal sealed class FunctionTranslator
                     return false;
                 case InvocationExpressionSyntax outer when IsShuffle(outer):
                     return false;
-                case ExpressionStatementSyntax:
-                    return true;
-                case LocalDeclarationStatementSyntax:
-                    return true;
+                case ExpressionStatementSyntax es:
+                    return !HasInnerSideEffects(es, es.Expression);
+                case LocalDeclarationStatementSyntax ld:
+                    return !HasInnerSideEffects(ld, null);
                 case StatementSyntax:
                     return false;
             }
         }
         return false;
     }
+
+    /// <summary>
+    /// ++, -- or an assignment other than the statement's own: the iterator copy evaluates the shuffle
+    /// before the whole statement, so such side effects would be ordered differently on the CPU.
+    /// </summary>
+    private static bool HasInnerSideEffects(StatementSyntax statement, ExpressionSyntax? own) =>
+        statement.DescendantNodes().Any(n => n != own && (n is AssignmentExpressionSyntax
+            || n.IsKind(SyntaxKind.PreIncrementExpression) || n.IsKind(SyntaxKind.PreDecrementExpression)
+            || n.IsKind(SyntaxKind.PostIncrementExpression) || n.IsKind(SyntaxKind.PostDecrementExpression)));
 
     private bool IsShuffle(InvocationExpressionSyntax inv) =>
         _model.GetSymbolInfo(inv).Symbol is IMethodSymbol m && TypeFacts.IsKernelContext(m.ContainingType) && m.Name.StartsWith("Shuffle", StringComparison.Ordinal);

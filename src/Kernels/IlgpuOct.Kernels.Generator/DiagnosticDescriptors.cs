@@ -60,7 +60,7 @@ internal static class DiagnosticDescriptors
         "'{0}' is in helper method '{1}'; barriers and warp shuffles must be written in the [Kernel] method itself (pass their results to helpers instead)");
 
     public static readonly DiagnosticDescriptor ShufflePosition = Error("IOCT0018", "Warp shuffle in an unsupported position",
-        "'{0}' must appear in an expression statement or a local declaration, not inside ?:, && or ||, a loop/if header or another shuffle; assign it to a local first: 'float t = ctx.ShuffleDown(v, k);'");
+        "'{0}' must appear in an expression statement or a local declaration, not inside ?:, && or ||, a loop/if header, another shuffle or a statement with other ++/--/assignments; assign it to a local first: 'float t = ctx.ShuffleDown(v, k);'");
 
     public static readonly DiagnosticDescriptor UnsupportedType = Error("IOCT0019", "Unsupported type in kernel code",
         "Type '{0}' cannot be used in kernel code; use float, double, int, uint, long, ulong, byte or bool (and View<T> parameters)");
@@ -89,6 +89,9 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor ExpressionBody = Error("IOCT0027", "Kernel without a block body",
         "Kernel '{0}' has no block body; write it as '{{ ... }}'");
 
+    public static readonly DiagnosticDescriptor SharedTooLarge = Error("IOCT0028", "Too much static shared memory",
+        "Kernel '{0}' declares {1} bytes of static shared memory; CUDA allows at most 49152 (48 KiB) per block: shrink the arrays or use ctx.DynamicShared<T>() with LaunchConfig.DynamicSharedBytes");
+
     private static readonly Dictionary<string, DiagnosticDescriptor> Map = new()
     {
         [NotPartial.Id] = NotPartial, [NotStatic.Id] = NotStatic, [FirstParameter.Id] = FirstParameter,
@@ -99,7 +102,7 @@ internal static class DiagnosticDescriptors
         [ShufflePosition.Id] = ShufflePosition, [UnsupportedType.Id] = UnsupportedType,
         [ReturnValueInKernel.Id] = ReturnValueInKernel, [Unsupported.Id] = Unsupported, [Generic.Id] = Generic,
         [FieldAccess.Id] = FieldAccess, [StackAlloc.Id] = StackAlloc, [ContextMisuse.Id] = ContextMisuse,
-        [ViewMisuse.Id] = ViewMisuse, [ExpressionBody.Id] = ExpressionBody,
+        [ViewMisuse.Id] = ViewMisuse, [ExpressionBody.Id] = ExpressionBody, [SharedTooLarge.Id] = SharedTooLarge,
     };
 
     public static DiagnosticDescriptor ById(string id) => Map[id];

@@ -85,8 +85,6 @@ internal static class IntrinsicMap
             string.Join(", ", method.Parameters.Select(p => p.Type.ToDisplayString())) + ")";
         return Map.TryGetValue(key, out var name) ? name : null;
     }
-
-    public static IEnumerable<string> Keys => Map.Keys;
 }
 
 /// <summary>

@@ -62,6 +62,9 @@ internal static class KernelEmitter
 {
     private const string K = "global::IlgpuOct.Kernels.";
 
+    // CUDA's limit on statically declared __shared__ memory per block (every architecture since sm_20).
+    private const int MaxStaticSharedBytes = 48 * 1024;
+
     public static KernelOutput Build(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
     {
         var syntax = (MethodDeclarationSyntax)ctx.TargetNode;
@@ -104,6 +107,12 @@ internal static class KernelEmitter
         {
             diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.FirstParameter, location, method.Name));
         }
+        int sameName = method.ContainingType.GetMembers(method.Name).OfType<IMethodSymbol>()
+            .Count(m => m.GetAttributes().Any(a => a.AttributeClass?.ToDisplayString() == CudaTranslator.KernelsNamespace + ".KernelAttribute"));
+        if (sameName > 1)
+        {
+            diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.Unsupported, location, method.Name, "overloaded [Kernel] methods share one launcher class and registry name; give each kernel its own name"));
+        }
         if (syntax.Body is null)
         {
             diagnostics.Add(new DiagnosticInfo(DiagnosticDescriptors.ExpressionBody, location, method.Name));
@@ -121,6 +130,10 @@ internal static class KernelEmitter
             return new KernelOutput(hint, null, null, translator.Diagnostics);
         }
         var facts = translator.Facts;
+        if (facts.StaticSharedBytes > MaxStaticSharedBytes)
+        {
+            return new KernelOutput(hint, null, null, new[] { new DiagnosticInfo(DiagnosticDescriptors.SharedTooLarge, location, method.Name, facts.StaticSharedBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
+        }
         string? iterator = null;
         if (facts.UsesBarriers || facts.UsesShuffles)
         {

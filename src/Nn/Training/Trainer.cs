@@ -139,7 +139,8 @@ public static class Trainer
                 double trainSeconds = accumulator.Seconds + epochClock.Elapsed.TotalSeconds;
                 progress?.Report(new TrainingProgress("evaluate", epoch + 1, options.Epochs, step, totalSteps,
                     accumulator.MeanLoss, accumulator.Accuracy, accumulator.Seen / Math.Max(trainSeconds, 1e-9), lr, runClock.Elapsed, null));
-                double testAccuracy = EvaluateAccuracy(model, test, options.BatchSize, staging, cancellationToken);
+                // Not cancellable: an epoch ends with its metrics and checkpoint; a cancel lands at the next batch.
+                double testAccuracy = EvaluateAccuracy(model, test, options.BatchSize, staging, CancellationToken.None);
                 var metrics = new EpochMetrics(epoch + 1, accumulator.MeanLoss, accumulator.Accuracy, testAccuracy,
                     accumulator.Seen / Math.Max(trainSeconds, 1e-9), lr, accumulator.Seconds + epochClock.Elapsed.TotalSeconds, step);
                 history.Add(metrics);

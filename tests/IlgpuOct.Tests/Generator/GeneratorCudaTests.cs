@@ -100,6 +100,8 @@ public sealed class GeneratorCudaTests
             bool flag = !(acc == 1) || acc != 2;
             y[i] = flag ? (float)acc / 2 : -x[i];
             y[i] *= 2;
+            y[i] %= 1.5f;
+            y[0] = x[i] % 3f + (float)((double)x[i] % 2.0) + (float)(i % 7);
             """);
         cuda.Should().Contain("if (i >= n)");
         cuda.Should().Contain("return;");
@@ -117,6 +119,8 @@ public sealed class GeneratorCudaTests
         cuda.Should().Contain("bool flag = ((!(acc == 1)) || (acc != 2));");
         cuda.Should().Contain("y[i] = (flag ? (((float)acc) / 2.0f) : (-x[i]));");
         cuda.Should().Contain("y[i] *= 2.0f;");
+        cuda.Should().Contain("y[i] = fmodf(y[i], 1.5f);", "C has no % on floating point");
+        cuda.Should().Contain("y[0] = ((fmodf(x[i], 3.0f) + ((float)(fmod(((double)x[i]), 2.0)))) + ((float)(i % 7)));");
     }
 
     [Fact]

@@ -65,6 +65,7 @@ public sealed class GeneratorDiagnosticTests
         { Kernel("y[0] = n > 0 ? ctx.ShuffleDown(x[0], 1) : 0f;"), "IOCT0018", "assign it to a local first" },
         { Kernel("if (ctx.ShuffleXor(n, 1) > 0) { y[0] = 1f; }"), "IOCT0018", "loop/if header" },
         { Kernel("y[0] = ctx.ShuffleDown(ctx.ShuffleDown(x[0], 1), 2);"), "IOCT0018", "another shuffle" },
+        { Kernel("int i = 0; y[i++] = ctx.ShuffleDown(x[i], 1);"), "IOCT0018", "other ++/--/assignments" },
         { Kernel("decimal d = 1.5m; y[0] = (float)d;"), "IOCT0019", "'decimal'" },
         { Kernel("Dim3 d = ctx.BlockDim; y[0] = d.X;"), "IOCT0019", "Dim3" },
         { Kernel("return 1;"), "IOCT0020", "write 'return;'" },
@@ -79,6 +80,8 @@ public sealed class GeneratorDiagnosticTests
         { Kernel("var v = x; v[0] = 1f;"), "IOCT0026", "views can be indexed" },
         { Kernel("y[0] = x[^1];"), "IOCT0026", "views can be indexed" },
         { "public partial class K { [Kernel] public static void Run(KernelContext ctx, View<float> y) => y[0] = 1f; }", "IOCT0027", "no block body" },
+        { "public partial class K { [Kernel] public static void Run(KernelContext ctx, View<float> y) { } [Kernel] public static void Run(KernelContext ctx, View<int> y) { } }", "IOCT0021", "give each kernel its own name" },
+        { Kernel("var a = ctx.Shared<float>(8192); var b = ctx.Shared<double>(2049); a[0] = 1f; b[0] = 2.0; y[0] = a[0];"), "IOCT0028", "49160 bytes of static shared memory" },
     };
 
     [Theory]

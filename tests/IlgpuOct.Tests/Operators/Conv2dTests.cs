@@ -120,6 +120,38 @@ public sealed class Conv2dTests
         dwAgain.Should().Equal(dw, "the weight gradient sums in a fixed partition order");
     }
 
+    public static TheoryData<Conv2dShape> ChunkedShapes() => new()
+    {
+        new Conv2dShape(20, 8, 2, 2, 16, 3, 1, 1),  // 4 pixels per image: all images in one GEMM
+        new Conv2dShape(37, 6, 3, 3, 10, 1, 1, 0),  // pointwise, 9 pixels: chunks of 29 and 8 images
+        new Conv2dShape(9, 5, 4, 5, 7, 1, 2, 0),    // strided pointwise, 6 pixels
+        new Conv2dShape(70, 8, 3, 3, 16, 3, 2, 1),  // 4 pixels: chunks of 64 and 6 images, parallel over chunks
+    };
+
+    [Theory]
+    [MemberData(nameof(ChunkedShapes))]
+    public void Small_feature_maps_batched_into_one_gemm_match_double_reference(Conv2dShape s)
+    {
+        var random = new Random(s.N * 5 + s.H);
+        double[] x = GradientCheck.Random(random, s.InputLength);
+        double[] w = GradientCheck.Random(random, s.WeightLength, 0.5);
+        double[] dy = GradientCheck.Random(random, s.OutputLength);
+        float[] xf = GradientCheck.ToFloat(x), wf = GradientCheck.ToFloat(w), dyf = GradientCheck.ToFloat(dy);
+        var y = new float[s.OutputLength];
+        var dx = new float[s.InputLength];
+        var dw = new float[s.WeightLength];
+        Array.Fill(y, float.NaN);
+        Array.Fill(dx, float.NaN);
+        Array.Fill(dw, float.NaN);
+        Conv2d.ForwardCpu(s, xf, wf, y);
+        Conv2d.BackwardDataCpu(s, wf, dyf, dx);
+        Conv2d.BackwardWeightCpu(s, xf, dyf, dw);
+        BackwardDouble(s, x, w, dy, out double[] refDx, out double[] refDw);
+        Tolerance.AssertClose(GradientCheck.ToDouble(y), ForwardDouble(s, x, w), atol: 1e-5, rtol: 1e-4, "y");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), refDx, atol: 1e-5, rtol: 1e-4, "dx");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dw), refDw, atol: 1e-4, rtol: 1e-4, "dw");
+    }
+
     [Fact]
     public void Mismatched_lengths_are_rejected_with_the_expected_size()
     {

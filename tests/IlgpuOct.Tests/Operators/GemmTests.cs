@@ -1,4 +1,6 @@
+using System.Numerics.Tensors;
 using FluentAssertions;
+using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Cpu;
 using IlgpuOct.Kernels.Operators;
 using IlgpuOct.Tests.Support;
@@ -27,18 +29,31 @@ public sealed class GemmTests
     internal static float[] Reference(bool transA, bool transB, int m, int n, int k, float alpha,
         float[] a, int lda, float[] b, int ldb, float beta, float[] c, int ldc)
     {
+        // op(A) row by row and op(B) column by column, contiguous, so the dot products run fast.
+        var rowsA = new double[m * k];
+        var colsB = new double[n * k];
+        for (int i = 0; i < m; i++)
+        {
+            for (int p = 0; p < k; p++)
+            {
+                rowsA[i * k + p] = transA ? a[p * lda + i] : a[i * lda + p];
+            }
+        }
+        for (int j = 0; j < n; j++)
+        {
+            for (int p = 0; p < k; p++)
+            {
+                colsB[j * k + p] = transB ? b[j * ldb + p] : b[p * ldb + j];
+            }
+        }
         var result = (float[])c.Clone();
         for (int i = 0; i < m; i++)
         {
+            var row = new ReadOnlySpan<double>(rowsA, i * k, k);
             for (int j = 0; j < n; j++)
             {
-                double sum = 0;
-                for (int p = 0; p < k; p++)
-                {
-                    double av = transA ? a[p * lda + i] : a[i * lda + p];
-                    double bv = transB ? b[j * ldb + p] : b[p * ldb + j];
-                    sum += av * bv;
-                }
+                // TensorPrimitives is a Release-built package: fast even when the tests are a Debug build.
+                double sum = TensorPrimitives.Dot(row, new ReadOnlySpan<double>(colsB, j * k, k));
                 double old = beta == 0 ? 0 : (double)beta * c[i * ldc + j];
                 result[i * ldc + j] = (float)(alpha * sum + old);
             }
@@ -103,11 +118,14 @@ public sealed class GemmTests
         }
     }
 
-    [Fact]
-    public void Large_product_crossing_every_block_boundary_matches()
+    [Theory]
+    [InlineData(8, 4100, 260, false)]  // n > NC (4080 for 6x16) and k > KC (256): column panels and k slices loop
+    [InlineData(4040, 20, 10, true)]   // m > the packed-A group (4032 rows for 6x16): row groups reuse packed B
+    [InlineData(300, 100, 30, true)]   // several MC blocks: B packed in its own phase, not fused into tasks
+    public void Products_crossing_block_boundaries_match(int m, int n, int k, bool transA)
     {
-        // k > KC, n > NC (4080 for the 6x16 kernel), m > MC: every loop of the blocked driver runs twice or more.
-        CheckCase(false, false, 150, 4100, 260, 0.75f, 0.5f, seed: 11, threads: 3);
+        CheckCase(transA, true, m, n, k, 0.75f, 0.5f, seed: m + n, threads: 3);
+        CheckCase(transA, false, m, n, k, 0.75f, 0.5f, seed: m + n + 1, threads: 1);
     }
 
     [Theory]
@@ -233,5 +251,120 @@ public sealed class GemmTests
         stride.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*Row stride of A (1)*stride >= 2*");
         var negative = () => Gemm.Cpu(false, false, -1, 3, 4, 1f, small, 4, new float[12], 3, 0f, new float[6], 3);
         negative.Should().Throw<ArgumentOutOfRangeException>();
+    }
+}
+
+/// <summary>The GEMM kernels on cpu-kernels (exact grid/block/barrier semantics) against Gemm.Cpu.</summary>
+public sealed class GemmKernelTests
+{
+    public static TheoryData<GemmVariant, int, int, int> Cases()
+    {
+        var data = new TheoryData<GemmVariant, int, int, int>();
+        foreach (var variant in new[] { GemmVariant.Gemm1Naive, GemmVariant.Gemm2Tiled64, GemmVariant.Gemm3Tiled128 })
+        {
+            data.Add(variant, 1, 1, 1);
+            data.Add(variant, 5, 7, 3);     // smaller than every tile, k below one k-slice
+            data.Add(variant, 33, 70, 19);  // ragged in every direction, k across slices of 8 and 16
+        }
+        data.Add(GemmVariant.Gemm2Tiled64, 65, 130, 17);  // 2 x 3 blocks of 64, one row/column past a tile
+        data.Add(GemmVariant.Gemm3Tiled128, 130, 129, 9); // 2 x 2 blocks of 128
+        return data;
+    }
+
+    private static void Check(GemmVariant variant, bool transA, bool transB, int m, int n, int k, float alpha, float beta, bool nanInC, int seed)
+    {
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var rng = new Random(seed);
+        // Padded strides check the index math against lda/ldb/ldc rather than the matrix widths.
+        var a = transA ? GemmTests.Random(k, m, 2, rng) : GemmTests.Random(m, k, 2, rng);
+        var b = transB ? GemmTests.Random(n, k, 1, rng) : GemmTests.Random(k, n, 1, rng);
+        var c = GemmTests.Random(m, n, 3, rng);
+        if (nanInC)
+        {
+            for (int i = 0; i < m; i++)
+            {
+                c.Data.AsSpan(i * c.Ld, n).Fill(float.NaN); // the matrix only: padding must stay comparable
+            }
+        }
+        var expected = (float[])c.Data.Clone();
+        Gemm.Cpu(transA, transB, m, n, k, alpha, a.Data, a.Ld, b.Data, b.Ld, beta, expected, c.Ld);
+        using var da = acc.Upload<float>(a.Data);
+        using var db = acc.Upload<float>(b.Data);
+        using var dc = acc.Upload<float>(c.Data);
+        Gemm.Run(acc, transA, transB, m, n, k, alpha, da, a.Ld, db, b.Ld, beta, dc, c.Ld, variant);
+        var actual = acc.Download(dc.View);
+        Tolerance.AssertClose(actual, expected, GemmTests.AbsTolerance(k), 1e-5,
+            $"{variant} {(transA ? "T" : "N")}{(transB ? "T" : "N")} m={m} n={n} k={k} alpha={alpha} beta={beta}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Kernel_matches_the_CPU_GEMM_in_every_transpose(GemmVariant variant, int m, int n, int k)
+    {
+        foreach (bool transA in new[] { false, true })
+        {
+            foreach (bool transB in new[] { false, true })
+            {
+                Check(variant, transA, transB, m, n, k, 1.5f, -0.5f, nanInC: false, seed: m * 31 + n * 7 + k);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(GemmVariant.Gemm1Naive)]
+    [InlineData(GemmVariant.Gemm2Tiled64)]
+    [InlineData(GemmVariant.Gemm3Tiled128)]
+    public void Beta_zero_ignores_NaN_in_C_and_k_zero_only_scales(GemmVariant variant)
+    {
+        Check(variant, false, true, 17, 20, 11, 1f, 0f, nanInC: true, seed: 1);
+        Check(variant, true, false, 9, 12, 0, 2f, 0.25f, nanInC: false, seed: 2);
+    }
+
+    [Fact]
+    public void Auto_picks_the_128_tile_kernel_only_for_grids_that_fill_a_GPU()
+    {
+        Gemm.ResolveVariant(GemmVariant.Auto, 1024, 1024).Should().Be(GemmVariant.Gemm2Tiled64);   // 8 x 8 = 64 blocks of 128 < 66
+        Gemm.ResolveVariant(GemmVariant.Auto, 2048, 2048).Should().Be(GemmVariant.Gemm3Tiled128);  // 256 blocks
+        Gemm.ResolveVariant(GemmVariant.Auto, 64, 100352).Should().Be(GemmVariant.Gemm3Tiled128);
+        Gemm.ResolveVariant(GemmVariant.Auto, 512, 128).Should().Be(GemmVariant.Gemm2Tiled64);
+        Gemm.ResolveVariant(GemmVariant.Gemm1Naive, 4096, 4096).Should().Be(GemmVariant.Gemm1Naive);
+    }
+
+    [Fact]
+    public void Dispatcher_checks_view_lengths_before_launching()
+    {
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        using var a = acc.Allocate<float>(5);
+        using var b = acc.Allocate<float>(12);
+        using var c = acc.Allocate<float>(6);
+        var act = () => Gemm.Run(acc, false, false, 2, 3, 4, 1f, a, 4, b, 3, 0f, c, 3);
+        act.Should().Throw<ArgumentException>().WithMessage("*A holds 5 floats*");
+    }
+
+    [Fact]
+    public void Self_tests_pass_on_cpu_kernels_for_the_small_shapes()
+    {
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var cases = SelfTestCatalog.Discover(typeof(Gemm).Assembly).Where(c => c.Kernel.StartsWith("Gemm.", StringComparison.Ordinal)).ToList();
+        cases.Should().HaveCount(3 * 3 * 4);
+        foreach (var selfTest in cases.Where(c => !c.Shape.Contains("m=300", StringComparison.Ordinal)))
+        {
+            var result = selfTest.Run(acc, 42);
+            result.Passed.Should().BeTrue($"{selfTest.Kernel} {selfTest.Shape}: max error {result.MaxAbsError} > {result.Tolerance}");
+        }
+    }
+}
+
+/// <summary>The products <c>ilgpuoct bench gemm</c> times are ResNet-18's im2col GEMMs.</summary>
+public sealed class BenchGemmShapeTests
+{
+    [Fact]
+    public void Resnet_shapes_are_the_im2col_products_of_batch_32()
+    {
+        var r64 = IlgpuOct.Cli.Commands.BenchGemmCommand.ResnetShapes(64);
+        r64.Select(s => (s.M, s.N, s.K)).Should().Equal((64, 32 * 32 * 32, 147), (64, 32 * 16 * 16, 576), (128, 32 * 8 * 8, 1152), (256, 32 * 4 * 4, 2304), (512, 32 * 2 * 2, 4608));
+        r64[1].Name.Should().Be("r64 layer1.conv 64x(32*16*16)x576");
+        var r224 = IlgpuOct.Cli.Commands.BenchGemmCommand.ResnetShapes(224);
+        r224.Select(s => (s.M, s.N, s.K)).Should().Equal((64, 32 * 112 * 112, 147), (64, 32 * 56 * 56, 576), (128, 32 * 28 * 28, 1152), (256, 32 * 14 * 14, 2304), (512, 32 * 7 * 7, 4608));
     }
 }

@@ -41,10 +41,16 @@ internal static unsafe class SgemmEngine
     /// <summary>Products with fewer multiply-adds than this run single-threaded (a Parallel.For costs ~10-30 us).</summary>
     public const long ParallelThreshold = 1L << 21;
 
-    /// <summary>Upper bound on packed A rows per group (keeps the packed-A buffer at a few MB whatever m is).</summary>
+    /// <summary>Floats of packed A per row group: rows are packed this / KC at a time (rounded to MC), so the buffer stays ~4 MB whatever m is.</summary>
     private const int MaxPackedFloats = 1 << 20;
 
     private const int LargestTile = 12 * 32;
+
+    /// <summary>
+    /// When C has a single MC block of rows, each B micro-panel is used by one task only: that task
+    /// packs its panels this many at a time just before using them, while they are still in L2.
+    /// </summary>
+    private const int FusedBPanels = 16;
 
     public static SgemmMicroKernel Resolve(SgemmMicroKernel kernel) => kernel != SgemmMicroKernel.Auto
         ? kernel
@@ -134,6 +140,7 @@ internal static unsafe class SgemmEngine
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void RunSerial(ref SgemmPlan plan, int k, float beta, int groupRows)
     {
         var blk = plan.Blocking;
@@ -226,19 +233,23 @@ internal static unsafe class SgemmEngine
         private float _beta;
         private int _bPanels;
         private int _aPanels;
-        private bool _packB;
+        private int _mBlocks;
+        private bool _packB;        // B needs packing in this slice (first row group)
+        private bool _fuseB;        // ... and the compute tasks do it themselves
+        private int _bPanelsPerItem;
+        private int _bItems;
+        private int _aPanelsPerItem;
+        private int _aItems;
         private int _chunks;
         private int _panelsPerChunk;
-        private int _mBlocks;
 
-        public readonly int PackItems => (_packB ? _bPanels : 0) + _aPanels;
+        public readonly int PackItems => (_packB && !_fuseB ? _bItems : 0) + _aItems;
 
         public readonly int Tasks => _mBlocks * _chunks;
 
         public void SetSlice(int jc, int pc, int kc, int ig, int groupRows, float beta, int threads)
         {
             var blk = Blocking;
-            _packB = ig == 0; // B's slice is packed once and reused by every row group
             _jc = jc;
             _pc = pc;
             _kc = kc;
@@ -249,6 +260,14 @@ internal static unsafe class SgemmEngine
             _bPanels = (_ncur + blk.Nr - 1) / blk.Nr;
             _aPanels = (_mg + blk.Mr - 1) / blk.Mr;
             _mBlocks = (_mg + blk.Mc - 1) / blk.Mc;
+            _packB = ig == 0; // B's slice is packed once and reused by every row group
+            _fuseB = _mBlocks == 1;
+            // Packing reads source rows across as many panels as an item holds: long contiguous runs
+            // for the prefetcher. Two items per thread when parallel.
+            _bPanelsPerItem = threads == 1 ? _bPanels : Math.Max(1, (_bPanels + 2 * threads - 1) / (2 * threads));
+            _bItems = (_bPanels + _bPanelsPerItem - 1) / _bPanelsPerItem;
+            _aPanelsPerItem = threads == 1 ? _aPanels : Math.Max(1, (_aPanels + 2 * threads - 1) / (2 * threads));
+            _aItems = (_aPanels + _aPanelsPerItem - 1) / _aPanelsPerItem;
             if (threads == 1)
             {
                 _chunks = 1;
@@ -265,24 +284,36 @@ internal static unsafe class SgemmEngine
 
         public readonly void Pack(int item)
         {
-            var blk = Blocking;
-            if (_packB && item < _bPanels)
+            if (_packB && !_fuseB)
             {
-                int col0 = _jc + item * blk.Nr;
-                SgemmPacking.PackB(TransB, B, Ldb, _pc, col0, _kc, Math.Min(blk.Nr, N - col0), blk.Nr, PackedB + (nint)item * blk.Nr * _kc);
-                return;
+                if (item < _bItems)
+                {
+                    PackBPanels(item * _bPanelsPerItem, Math.Min((item + 1) * _bPanelsPerItem, _bPanels));
+                    return;
+                }
+                item -= _bItems;
             }
-            int panel = _packB ? item - _bPanels : item;
-            int row0 = _ig + panel * blk.Mr;
-            SgemmPacking.PackA(TransA, A, Lda, row0, _pc, _kc, Math.Min(blk.Mr, M - row0), blk.Mr, PackedA + (nint)panel * blk.Mr * _kc);
+            var blk = Blocking;
+            int firstPanel = item * _aPanelsPerItem;
+            int row0 = _ig + firstPanel * blk.Mr;
+            int rows = Math.Min(_aPanelsPerItem * blk.Mr, _ig + _mg - row0);
+            SgemmPacking.PackA(TransA, A, Lda, row0, _pc, _kc, rows, blk.Mr, PackedA + (nint)firstPanel * blk.Mr * _kc);
         }
 
+        private readonly void PackBPanels(int firstPanel, int endPanel)
+        {
+            var blk = Blocking;
+            int col0 = _jc + firstPanel * blk.Nr;
+            int cols = Math.Min((endPanel - firstPanel) * blk.Nr, _jc + _ncur - col0);
+            SgemmPacking.PackB(TransB, B, Ldb, _pc, col0, _kc, cols, blk.Nr, PackedB + (nint)firstPanel * blk.Nr * _kc);
+        }
+
+        // Hot code runs optimized from the first call: tiering would leave it at tier 0 for short runs.
         [SkipLocalsInit]
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Compute(int task)
         {
             var blk = Blocking;
-            int mr = blk.Mr;
-            int nr = blk.Nr;
             int block = task / _chunks;
             int chunk = task % _chunks;
             int i0 = block * blk.Mc;
@@ -290,6 +321,29 @@ internal static unsafe class SgemmEngine
             int j0 = chunk * _panelsPerChunk;
             int j1 = Math.Min(j0 + _panelsPerChunk, _bPanels);
             float* scratch = stackalloc float[LargestTile];
+            if (!_fuseB)
+            {
+                MacroKernel(i0, i1, j0, j1, scratch);
+                return;
+            }
+            for (int js = j0; js < j1; js += FusedBPanels)
+            {
+                int je = Math.Min(js + FusedBPanels, j1);
+                if (_packB)
+                {
+                    PackBPanels(js, je);
+                }
+                MacroKernel(i0, i1, js, je, scratch);
+            }
+        }
+
+        /// <summary>Rows [i0, i1) of the row group against B panels [j0, j1), one MR x NR tile at a time.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void MacroKernel(int i0, int i1, int j0, int j1, float* scratch)
+        {
+            var blk = Blocking;
+            int mr = blk.Mr;
+            int nr = blk.Nr;
             var kernel = Kernel;
             for (int jp = j0; jp < j1; jp++)
             {
@@ -315,6 +369,7 @@ internal static unsafe class SgemmEngine
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void StoreEdge(float* tile, int nr, int rows, int cols, float* c, nint ldc, float alpha, float beta)
     {
         for (int r = 0; r < rows; r++)

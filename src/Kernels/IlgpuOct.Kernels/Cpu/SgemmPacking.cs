@@ -12,86 +12,143 @@ namespace IlgpuOct.Kernels.Cpu;
 /// </summary>
 internal static unsafe class SgemmPacking
 {
-    /// <summary>Packs op(A)[row0 .. row0+rows, p0 .. p0+kc] (op(A) = A, or A^T when A is stored (K, M)).</summary>
+
+    /// <summary>
+    /// Packs op(A)[row0 .. row0+rows, p0 .. p0+kc] (op(A) = A, or A^T when A is stored (K, M)) into
+    /// ceil(rows / mr) consecutive panels of kc x mr floats starting at <paramref name="dst"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackA(bool transA, float* a, nint lda, int row0, int p0, int kc, int rows, int mr, float* dst)
     {
+        int panels = (rows + mr - 1) / mr;
+        nint panelSize = (nint)mr * kc;
         if (transA)
         {
-            // Column p of op(A) is row p of the stored A: MR contiguous floats per step.
+            // Column p of op(A) is row p of the stored A: read it once, contiguously, for every panel
+            // of the group (a panel at a time would touch a new row, often a new page, per 6 floats).
             float* src = a + p0 * lda + row0;
-            for (int p = 0; p < kc; p++, src += lda, dst += mr)
+            int prefetchRows = PrefetchDistance(rows);
+            for (int p = 0; p < kc; p++, src += lda)
             {
-                int i = 0;
-                for (; i < rows; i++)
+                if (Sse.IsSupported && p + prefetchRows < kc)
                 {
-                    dst[i] = src[i];
+                    float* ahead = src + prefetchRows * lda;
+                    for (int line = 0; line < rows; line += 16)
+                    {
+                        Sse.Prefetch0(ahead + line);
+                    }
                 }
-                for (; i < mr; i++)
+                for (int q = 0; q < panels; q++)
                 {
-                    dst[i] = 0;
+                    float* s = src + q * mr;
+                    float* d = dst + q * panelSize + p * mr;
+                    int valid = Math.Min(mr, rows - q * mr);
+                    int i = 0;
+                    for (; i < valid; i++)
+                    {
+                        d[i] = s[i];
+                    }
+                    for (; i < mr; i++)
+                    {
+                        d[i] = 0;
+                    }
                 }
             }
             return;
         }
-        // Rows of op(A) are contiguous along p: interleave MR rows.
-        for (int i = 0; i < mr; i++)
+        // Rows of op(A) are contiguous along p: interleave MR rows per panel.
+        for (int q = 0; q < panels; q++)
         {
-            float* d = dst + i;
-            if (i >= rows)
+            float* panel = dst + q * panelSize;
+            int valid = Math.Min(mr, rows - q * mr);
+            for (int i = 0; i < mr; i++)
             {
-                for (int p = 0; p < kc; p++, d += mr)
+                float* d = panel + i;
+                if (i >= valid)
                 {
-                    *d = 0;
+                    for (int p = 0; p < kc; p++, d += mr)
+                    {
+                        *d = 0;
+                    }
+                    continue;
                 }
-                continue;
-            }
-            float* src = a + (row0 + i) * lda + p0;
-            int q = 0;
-            for (; q + 4 <= kc; q += 4, d += 4 * mr)
-            {
-                d[0] = src[q];
-                d[mr] = src[q + 1];
-                d[2 * mr] = src[q + 2];
-                d[3 * mr] = src[q + 3];
-            }
-            for (; q < kc; q++, d += mr)
-            {
-                *d = src[q];
+                float* src = a + (row0 + q * mr + i) * lda + p0;
+                int k4 = 0;
+                for (; k4 + 4 <= kc; k4 += 4, d += 4 * mr)
+                {
+                    d[0] = src[k4];
+                    d[mr] = src[k4 + 1];
+                    d[2 * mr] = src[k4 + 2];
+                    d[3 * mr] = src[k4 + 3];
+                }
+                for (; k4 < kc; k4++, d += mr)
+                {
+                    *d = src[k4];
+                }
             }
         }
     }
 
-    /// <summary>Packs op(B)[p0 .. p0+kc, col0 .. col0+cols] (op(B) = B, or B^T when B is stored (N, K)).</summary>
+    /// <summary>
+    /// Packs op(B)[p0 .. p0+kc, col0 .. col0+cols] (op(B) = B, or B^T when B is stored (N, K)) into
+    /// ceil(cols / nr) consecutive panels of kc x nr floats starting at <paramref name="dst"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackB(bool transB, float* b, nint ldb, int p0, int col0, int kc, int cols, int nr, float* dst)
     {
+        int panels = (cols + nr - 1) / nr;
+        nint panelSize = (nint)nr * kc;
         if (!transB)
         {
+            // Row p of op(B) is contiguous: read it once for every panel of the group.
+            int fullPanels = cols / nr;
+            int prefetchRows = PrefetchDistance(cols);
             float* src = b + p0 * ldb + col0;
-            if (cols == nr)
+            for (int p = 0; p < kc; p++, src += ldb)
             {
-                for (int p = 0; p < kc; p++, src += ldb, dst += nr)
+                float* d = dst + p * nr;
+                // Rows are far apart (often a page or more): fetch a row a few steps ahead by hand,
+                // the hardware prefetcher does not follow short runs spread across pages.
+                float* ahead = src + prefetchRows * ldb;
+                bool prefetch = Sse.IsSupported && p + prefetchRows < kc;
+                for (int q = 0; q < fullPanels; q++)
                 {
-                    CopyRow(src, dst, nr);
-                }
-            }
-            else
-            {
-                for (int p = 0; p < kc; p++, src += ldb, dst += nr)
-                {
-                    int j = 0;
-                    for (; j < cols; j++)
+                    if (prefetch)
                     {
-                        dst[j] = src[j];
+                        for (int line = 0; line < nr; line += 16)
+                        {
+                            Sse.Prefetch0(ahead + q * nr + line);
+                        }
+                    }
+                    CopyRow(src + q * nr, d + q * panelSize, nr);
+                }
+                if (fullPanels < panels)
+                {
+                    float* s = src + fullPanels * nr;
+                    float* dd = d + fullPanels * panelSize;
+                    int valid = cols - fullPanels * nr;
+                    int j = 0;
+                    for (; j < valid; j++)
+                    {
+                        dd[j] = s[j];
                     }
                     for (; j < nr; j++)
                     {
-                        dst[j] = 0;
+                        dd[j] = 0;
                     }
                 }
             }
             return;
         }
-        // Columns of op(B) are rows of the stored B, contiguous along p: a transpose.
+        for (int q = 0; q < panels; q++)
+        {
+            PackTransposedBPanel(b, ldb, p0, col0 + q * nr, kc, Math.Min(nr, cols - q * nr), nr, dst + q * panelSize);
+        }
+    }
+
+    /// <summary>One panel of op(B) = B^T: columns of op(B) are rows of the stored B, contiguous along p.</summary>
+    private static void PackTransposedBPanel(float* b, nint ldb, int p0, int col0, int kc, int cols, int nr, float* dst)
+    {
         int jFull = 0;
         if (Avx.IsSupported)
         {
@@ -132,6 +189,12 @@ internal static unsafe class SgemmPacking
             }
         }
     }
+
+    /// <summary>
+    /// Rows ahead to prefetch when a run of <paramref name="floats"/> is read per source row: enough
+    /// runs in flight to cover a DRAM access (~300 cycles), few enough not to flush L1.
+    /// </summary>
+    private static int PrefetchDistance(int floats) => Math.Clamp(128 / Math.Max(1, floats / 16), 2, 8);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void CopyRow(float* src, float* dst, int count)

@@ -412,7 +412,8 @@ public static unsafe partial class BatchNorm2d
     //
     // Statistics: one block per channel reduces in double through shared memory (two passes: mean,
     // then squared deviations), thread 0 writes the saved and running statistics. Normalisation and
-    // the input gradient are grid-stride element-wise kernels.
+    // the input gradient are grid-stride element-wise kernels in float (per-channel factors are
+    // recomputed per element rather than staged: a few flops against a memory-bound pass).
 
     private const int ReduceThreads = 256;
     private const int ElementThreads = 256;
@@ -478,7 +479,7 @@ public static unsafe partial class BatchNorm2d
         for (int i = ctx.GlobalX; i < y.Length; i += ctx.GridStrideX)
         {
             int c = i / hw % channels;
-            y[i] = (x[i] - mean[c]) * (float)((double)gamma[c] * invStd[c]) + beta[c];
+            y[i] = (x[i] - mean[c]) * (gamma[c] * invStd[c]) + beta[c];
         }
     }
 
@@ -489,7 +490,7 @@ public static unsafe partial class BatchNorm2d
         for (int i = ctx.GlobalX; i < y.Length; i += ctx.GridStrideX)
         {
             int c = i / hw % channels;
-            float scale = (float)(gamma[c] / Math.Sqrt((double)runningVar[c] + epsilon));
+            float scale = gamma[c] / MathF.Sqrt(runningVar[c] + epsilon);
             y[i] = (x[i] - runningMean[c]) * scale + beta[c];
         }
     }
@@ -540,11 +541,9 @@ public static unsafe partial class BatchNorm2d
         for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
         {
             int c = i / hw % channels;
-            double g = gamma[c];
-            double inv = invStd[c];
-            float a = (float)(g * inv);
-            float b = (float)(-g * inv * inv * dgamma[c] / count);
-            float k = (float)(-g * inv * dbeta[c] / count);
+            float a = gamma[c] * invStd[c];
+            float b = -a * invStd[c] * dgamma[c] / count;
+            float k = -a * dbeta[c] / count;
             dx[i] = a * dy[i] + b * (x[i] - mean[c]) + k;
         }
     }
@@ -556,7 +555,7 @@ public static unsafe partial class BatchNorm2d
         for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
         {
             int c = i / hw % channels;
-            dx[i] = dy[i] * (float)(gamma[c] / Math.Sqrt((double)runningVar[c] + epsilon));
+            dx[i] = dy[i] * (gamma[c] / MathF.Sqrt(runningVar[c] + epsilon));
         }
     }
 

@@ -105,36 +105,12 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
+        var plan = CpuPlan.For(s);
         var shape = s;
-        int inImage = s.InC * s.H * s.W;
-        int outImage = s.OutC * s.ColumnCols;
         fixed (float* px = x, pw = w, py = y)
         {
             nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
-            int gemmThreads = GemmThreadsPerWorker(shape);
-            ForEachImage(shape, n =>
-            {
-                var image = new ReadOnlySpan<float>((float*)ax + (long)n * inImage, inImage);
-                var weight = new ReadOnlySpan<float>((float*)aw, shape.WeightLength);
-                var output = new Span<float>((float*)ay + (long)n * outImage, outImage);
-                if (shape.IsPointwise)
-                {
-                    Gemm.Cpu(false, false, shape.OutC, shape.ColumnCols, shape.InC, 1f, weight, shape.InC, image, shape.ColumnCols, 0f, output, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
-                    return;
-                }
-                int colLength = shape.ColumnRows * shape.ColumnCols;
-                float[] col = ArrayPool<float>.Shared.Rent(colLength);
-                try
-                {
-                    var columns = col.AsSpan(0, colLength);
-                    Im2Col(shape, image, columns);
-                    Gemm.Cpu(false, false, shape.OutC, shape.ColumnCols, shape.ColumnRows, 1f, weight, shape.ColumnRows, columns, shape.ColumnCols, 0f, output, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
-                }
-                finally
-                {
-                    ArrayPool<float>.Shared.Return(col);
-                }
-            });
+            plan.ForEachChunk(chunk => ForwardChunk(shape, plan, (float*)ax, (float*)aw, (float*)ay, chunk));
         }
     }
 
@@ -145,36 +121,12 @@ public static unsafe partial class Conv2d
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
+        var plan = CpuPlan.For(s);
         var shape = s;
-        int inImage = s.InC * s.H * s.W;
-        int outImage = s.OutC * s.ColumnCols;
         fixed (float* pw = w, pdy = dy, pdx = dx)
         {
             nint aw = (nint)pw, ady = (nint)pdy, adx = (nint)pdx;
-            int gemmThreads = GemmThreadsPerWorker(shape);
-            ForEachImage(shape, n =>
-            {
-                var weight = new ReadOnlySpan<float>((float*)aw, shape.WeightLength);
-                var gradOut = new ReadOnlySpan<float>((float*)ady + (long)n * outImage, outImage);
-                var gradIn = new Span<float>((float*)adx + (long)n * inImage, inImage);
-                if (shape.IsPointwise)
-                {
-                    Gemm.Cpu(true, false, shape.InC, shape.ColumnCols, shape.OutC, 1f, weight, shape.InC, gradOut, shape.ColumnCols, 0f, gradIn, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
-                    return;
-                }
-                int colLength = shape.ColumnRows * shape.ColumnCols;
-                float[] col = ArrayPool<float>.Shared.Rent(colLength);
-                try
-                {
-                    var columns = col.AsSpan(0, colLength);
-                    Gemm.Cpu(true, false, shape.ColumnRows, shape.ColumnCols, shape.OutC, 1f, weight, shape.ColumnRows, gradOut, shape.ColumnCols, 0f, columns, shape.ColumnCols, SgemmMicroKernel.Auto, gemmThreads);
-                    Col2Im(shape, columns, gradIn);
-                }
-                finally
-                {
-                    ArrayPool<float>.Shared.Return(col);
-                }
-            });
+            plan.ForEachChunk(chunk => BackwardDataChunk(shape, plan, (float*)aw, (float*)ady, (float*)adx, chunk));
         }
     }
 
@@ -188,15 +140,12 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dw.Length, s.WeightLength, nameof(dw), "(OutC, InC, K, K)");
+        var plan = CpuPlan.For(s);
         var shape = s;
-        int inImage = s.InC * s.H * s.W;
-        int outImage = s.OutC * s.ColumnCols;
         int weightLength = s.WeightLength;
-        long work = (long)s.N * s.OutC * s.ColumnRows * s.ColumnCols;
-        // A fixed partition of the batch (not work stealing) keeps the summation order, and so the
+        // A fixed partition of the chunks (not work stealing) keeps the summation order, and so the
         // bits, the same from run to run; partial sums are added in partition order.
-        int parts = work < ParallelWorkThreshold ? 1 : Math.Min(s.N, Gemm.CpuMaxThreads);
-        int gemmThreads = Math.Max(1, Gemm.CpuMaxThreads / parts);
+        int parts = plan.Workers;
         float[]? partials = parts > 1 ? ArrayPool<float>.Shared.Rent((parts - 1) * weightLength) : null;
         try
         {
@@ -206,35 +155,12 @@ public static unsafe partial class Conv2d
                 nint ax = (nint)px, ady = (nint)pdy, adw = (nint)pdw, apart = (nint)ppart;
                 void RunPart(int part)
                 {
-                    int first = (int)((long)shape.N * part / parts);
-                    int end = (int)((long)shape.N * (part + 1) / parts);
-                    var target = part == 0
-                        ? new Span<float>((float*)adw, weightLength)
-                        : new Span<float>((float*)apart + (long)(part - 1) * weightLength, weightLength);
-                    int colLength = shape.IsPointwise ? 0 : shape.ColumnRows * shape.ColumnCols;
-                    float[]? col = colLength > 0 ? ArrayPool<float>.Shared.Rent(colLength) : null;
-                    try
+                    int firstChunk = (int)((long)plan.Chunks * part / parts);
+                    int endChunk = (int)((long)plan.Chunks * (part + 1) / parts);
+                    float* target = part == 0 ? (float*)adw : (float*)apart + (long)(part - 1) * weightLength;
+                    for (int chunk = firstChunk; chunk < endChunk; chunk++)
                     {
-                        for (int n = first; n < end; n++)
-                        {
-                            var image = new ReadOnlySpan<float>((float*)ax + (long)n * inImage, inImage);
-                            var gradOut = new ReadOnlySpan<float>((float*)ady + (long)n * outImage, outImage);
-                            ReadOnlySpan<float> columns = image;
-                            if (col is not null)
-                            {
-                                Im2Col(shape, image, col.AsSpan(0, colLength));
-                                columns = col.AsSpan(0, colLength);
-                            }
-                            float beta = n == first ? 0f : 1f;
-                            Gemm.Cpu(false, true, shape.OutC, shape.ColumnRows, shape.ColumnCols, 1f, gradOut, shape.ColumnCols, columns, shape.ColumnCols, beta, target, shape.ColumnRows, SgemmMicroKernel.Auto, gemmThreads);
-                        }
-                    }
-                    finally
-                    {
-                        if (col is not null)
-                        {
-                            ArrayPool<float>.Shared.Return(col);
-                        }
+                        BackwardWeightChunk(shape, plan, (float*)ax, (float*)ady, target, chunk, accumulate: chunk != firstChunk);
                     }
                 }
 
@@ -244,7 +170,7 @@ public static unsafe partial class Conv2d
                 }
                 else
                 {
-                    Parallel.For(0, parts, RunPart);
+                    Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, RunPart);
                     var total = new Span<float>((float*)adw, weightLength);
                     for (int part = 1; part < parts; part++)
                     {
@@ -263,10 +189,200 @@ public static unsafe partial class Conv2d
     }
 
     /// <summary>
+    /// How the CPU splits a batch: images are grouped into chunks so that each chunk's GEMM has at
+    /// least ~256 columns (small feature maps otherwise degrade into matrix-vector products that
+    /// re-read the weights per image), with the chunk's column matrix bounded in size; chunks run on
+    /// up to Gemm.CpuMaxThreads workers and the threads left over go to each chunk's GEMM.
+    /// </summary>
+    private readonly record struct CpuPlan(int ImagesPerChunk, int Chunks, int Workers, int GemmThreads)
+    {
+        private const int TargetColumns = 256;
+        private const long MaxColumnFloats = 1L << 22;
+
+        public static CpuPlan For(in Conv2dShape s)
+        {
+            int pixels = s.ColumnCols;
+            long perImage = (long)Math.Max(s.ColumnRows, s.OutC) * pixels;
+            int images = Math.Clamp((TargetColumns + pixels - 1) / pixels, 1, s.N);
+            images = (int)Math.Max(1, Math.Min(images, MaxColumnFloats / Math.Max(1, perImage)));
+            int chunks = (s.N + images - 1) / images;
+            long work = (long)s.N * s.OutC * s.ColumnRows * pixels;
+            int threads = Gemm.CpuMaxThreads;
+            int workers = work < ParallelWorkThreshold ? 1 : Math.Min(chunks, threads);
+            return new CpuPlan(images, chunks, workers, Math.Max(1, threads / workers));
+        }
+
+        public int First(int chunk) => chunk * ImagesPerChunk;
+
+        public int Count(int chunk, int n) => Math.Min(ImagesPerChunk, n - chunk * ImagesPerChunk);
+
+        public void ForEachChunk(Action<int> body)
+        {
+            if (Workers == 1)
+            {
+                for (int chunk = 0; chunk < Chunks; chunk++)
+                {
+                    body(chunk);
+                }
+            }
+            else
+            {
+                Parallel.For(0, Chunks, new ParallelOptions { MaxDegreeOfParallelism = Workers }, body);
+            }
+        }
+    }
+
+    // y[first .. first+count) = W * cols(x[first .. first+count)).
+    private static void ForwardChunk(in Conv2dShape s, in CpuPlan plan, float* x, float* w, float* y, int chunk)
+    {
+        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
+        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        var weight = new ReadOnlySpan<float>(w, s.WeightLength);
+        if (count == 1 && s.IsPointwise)
+        {
+            Gemm.Cpu(false, false, s.OutC, pixels, rows, 1f, weight, rows, new ReadOnlySpan<float>(x + (long)first * inImage, inImage), pixels,
+                0f, new Span<float>(y + (long)first * outImage, outImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
+            return;
+        }
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
+        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                Im2Col(s, new ReadOnlySpan<float>(x + (long)(first + i) * inImage, inImage), columns, ld, i * pixels);
+            }
+            if (staged is null)
+            {
+                Gemm.Cpu(false, false, s.OutC, pixels, rows, 1f, weight, rows, columns.AsSpan(0, rows * ld), ld,
+                    0f, new Span<float>(y + (long)first * outImage, outImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
+                return;
+            }
+            Gemm.Cpu(false, false, s.OutC, ld, rows, 1f, weight, rows, columns.AsSpan(0, rows * ld), ld,
+                0f, staged.AsSpan(0, s.OutC * ld), ld, SgemmMicroKernel.Auto, plan.GemmThreads);
+            for (int i = 0; i < count; i++)
+            {
+                var output = new Span<float>(y + (long)(first + i) * outImage, outImage);
+                for (int oc = 0; oc < s.OutC; oc++)
+                {
+                    staged.AsSpan(oc * ld + i * pixels, pixels).CopyTo(output.Slice(oc * pixels, pixels));
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            if (staged is not null)
+            {
+                ArrayPool<float>.Shared.Return(staged);
+            }
+        }
+    }
+
+    // dx[first .. first+count) = col2im(W^T * dy[first .. first+count)).
+    private static void BackwardDataChunk(in Conv2dShape s, in CpuPlan plan, float* w, float* dy, float* dx, int chunk)
+    {
+        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
+        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        var weight = new ReadOnlySpan<float>(w, s.WeightLength);
+        if (count == 1 && s.IsPointwise)
+        {
+            Gemm.Cpu(true, false, rows, pixels, s.OutC, 1f, weight, rows, new ReadOnlySpan<float>(dy + (long)first * outImage, outImage), pixels,
+                0f, new Span<float>(dx + (long)first * inImage, inImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
+            return;
+        }
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
+        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
+        try
+        {
+            ReadOnlySpan<float> gradOut = new ReadOnlySpan<float>(dy + (long)first * outImage, outImage);
+            if (staged is not null)
+            {
+                StageImageMajor(s.OutC, pixels, count, dy + (long)first * outImage, staged);
+                gradOut = staged.AsSpan(0, s.OutC * ld);
+            }
+            Gemm.Cpu(true, false, rows, ld, s.OutC, 1f, weight, rows, gradOut, ld, 0f, columns.AsSpan(0, rows * ld), ld, SgemmMicroKernel.Auto, plan.GemmThreads);
+            for (int i = 0; i < count; i++)
+            {
+                Col2Im(s, columns, ld, i * pixels, new Span<float>(dx + (long)(first + i) * inImage, inImage));
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            if (staged is not null)
+            {
+                ArrayPool<float>.Shared.Return(staged);
+            }
+        }
+    }
+
+    // dw (+)= dy[first .. first+count) * cols(x[first .. first+count))^T.
+    private static void BackwardWeightChunk(in Conv2dShape s, in CpuPlan plan, float* x, float* dy, float* dw, int chunk, bool accumulate)
+    {
+        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
+        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        var target = new Span<float>(dw, s.WeightLength);
+        float beta = accumulate ? 1f : 0f;
+        if (count == 1 && s.IsPointwise)
+        {
+            Gemm.Cpu(false, true, s.OutC, rows, pixels, 1f, new ReadOnlySpan<float>(dy + (long)first * outImage, outImage), pixels,
+                new ReadOnlySpan<float>(x + (long)first * inImage, inImage), pixels, beta, target, rows, SgemmMicroKernel.Auto, plan.GemmThreads);
+            return;
+        }
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
+        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
+        try
+        {
+            for (int i = 0; i < count; i++)
+            {
+                Im2Col(s, new ReadOnlySpan<float>(x + (long)(first + i) * inImage, inImage), columns, ld, i * pixels);
+            }
+            ReadOnlySpan<float> gradOut = new ReadOnlySpan<float>(dy + (long)first * outImage, outImage);
+            if (staged is not null)
+            {
+                StageImageMajor(s.OutC, pixels, count, dy + (long)first * outImage, staged);
+                gradOut = staged.AsSpan(0, s.OutC * ld);
+            }
+            Gemm.Cpu(false, true, s.OutC, rows, ld, 1f, gradOut, ld, columns.AsSpan(0, rows * ld), ld, beta, target, rows, SgemmMicroKernel.Auto, plan.GemmThreads);
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(columns);
+            if (staged is not null)
+            {
+                ArrayPool<float>.Shared.Return(staged);
+            }
+        }
+    }
+
+    // (count, channels, pixels) -> (channels, count * pixels): the images of a chunk side by side.
+    private static void StageImageMajor(int channels, int pixels, int count, float* source, float[] staged)
+    {
+        int ld = count * pixels;
+        for (int i = 0; i < count; i++)
+        {
+            for (int c = 0; c < channels; c++)
+            {
+                new ReadOnlySpan<float>(source + ((long)i * channels + c) * pixels, pixels).CopyTo(staged.AsSpan(c * ld + i * pixels, pixels));
+            }
+        }
+    }
+
+    /// <summary>
     /// Unfolds one image (InC, H, W) into its column matrix (InC*K*K, OutH*OutW): row (c, kh, kw)
     /// holds x[c, oh*S - P + kh, ow*S - P + kw] for every output position, 0 in the padding.
     /// </summary>
-    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns)
+    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns) => Im2Col(s, image, columns, s.ColumnCols, 0);
+
+    /// <summary>
+    /// <see cref="Im2Col(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> into a wider matrix: row r
+    /// of this image starts at columns[r * ld + offset] (several images side by side).
+    /// </summary>
+    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns, int ld, int offset)
     {
         int k = s.Kernel, stride = s.Stride, pad = s.Padding, h = s.H, w = s.W, outH = s.OutH, outW = s.OutW;
         int cols = outH * outW;
@@ -276,7 +392,7 @@ public static unsafe partial class Conv2d
             {
                 for (int kw = 0; kw < k; kw++)
                 {
-                    var row = columns.Slice(((c * k + kh) * k + kw) * cols, cols);
+                    var row = columns.Slice(((c * k + kh) * k + kw) * ld + offset, cols);
                     ValidRange(kw, pad, stride, w, outW, out int owLo, out int owHi);
                     for (int oh = 0; oh < outH; oh++)
                     {
@@ -307,8 +423,11 @@ public static unsafe partial class Conv2d
         }
     }
 
-    /// <summary>The adjoint of <see cref="Im2Col"/>: image (InC, H, W) = sum of column entries at their source pixels (overwritten).</summary>
-    public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, Span<float> image)
+    /// <summary>The adjoint of <see cref="Im2Col(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/>: image (InC, H, W) = sum of column entries at their source pixels (overwritten).</summary>
+    public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, Span<float> image) => Col2Im(s, columns, s.ColumnCols, 0, image);
+
+    /// <summary><see cref="Col2Im(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> from a wider matrix (row r at columns[r * ld + offset]).</summary>
+    public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, int ld, int offset, Span<float> image)
     {
         int k = s.Kernel, stride = s.Stride, pad = s.Padding, h = s.H, w = s.W, outH = s.OutH, outW = s.OutW;
         int cols = outH * outW;
@@ -319,7 +438,7 @@ public static unsafe partial class Conv2d
             {
                 for (int kw = 0; kw < k; kw++)
                 {
-                    var row = columns.Slice(((c * k + kh) * k + kw) * cols, cols);
+                    var row = columns.Slice(((c * k + kh) * k + kw) * ld + offset, cols);
                     ValidRange(kw, pad, stride, w, outW, out int owLo, out int owHi);
                     if (owHi <= owLo)
                     {
@@ -363,65 +482,54 @@ public static unsafe partial class Conv2d
 
     private static int CeilDiv(int a, int b) => -FloorDiv(-a, b);
 
-    // Images run on up to Gemm.CpuMaxThreads workers; the threads left over go to each image's GEMM
-    // (a batch smaller than the core count then still uses every core).
-    private static int ImageWorkers(in Conv2dShape s)
-    {
-        long work = (long)s.N * s.OutC * s.ColumnRows * s.ColumnCols;
-        return work < ParallelWorkThreshold ? 1 : Math.Min(s.N, Gemm.CpuMaxThreads);
-    }
-
-    private static int GemmThreadsPerWorker(in Conv2dShape s) => Math.Max(1, Gemm.CpuMaxThreads / ImageWorkers(s));
-
-    private static void ForEachImage(in Conv2dShape s, Action<int> body)
-    {
-        int workers = ImageWorkers(s);
-        if (workers == 1)
-        {
-            for (int n = 0; n < s.N; n++)
-            {
-                body(n);
-            }
-        }
-        else
-        {
-            Parallel.For(0, s.N, new ParallelOptions { MaxDegreeOfParallelism = workers }, body);
-        }
-    }
-
     // ---- Kernels: implicit GEMM ----
     //
-    // All three products run through one tiled kernel that gathers its operands straight from the
-    // tensors (no im2col buffer, one launch per call): a block of 16x16 threads computes a 64x64 tile
-    // of C, each thread a 4x4 register block, over K in slices of 16 staged in shared memory.
-    //   forward         C (OutC x N*OH*OW)    = W (OutC x InC*K*K) * cols(x)
-    //   backward data   C (InC x N*H*W)       = W^T (rearranged)   * gathered dy
-    //   backward weight C (OutC x InC*K*K)    = dy (OutC x N*OH*OW) * cols(x)^T, split over K across
-    //                   gridDim.z with atomic adds into a cleared dw when the batch is long.
+    // Each product is a tiled GEMM whose operands are gathered straight from the tensors (no im2col
+    // buffer, one launch per call): a block of 16x16 threads computes a 64x64 tile of C, each thread a
+    // 4x4 register block, over K in slices of 16 staged in shared memory (rows padded to 65 floats
+    // against bank conflicts). Index arithmetic is hoisted: a thread's gather column is fixed for the
+    // whole launch, and the 16 rows of each K slice are decoded once per slice into a small shared table.
+    //   forward         y  (OutC x N*OH*OW)  = W (OutC x InC*K*K) * cols(x)
+    //   backward data   dx (InC x N*H*W)     = W^T (rows (oc, kh, kw)) * dy gathered through the taps
+    //   backward weight dw (OutC x InC*K*K)  = dy (OutC x N*OH*OW) * cols(x)^T, the long N*OH*OW split
+    //                   across gridDim.z with atomic adds into a cleared dw when that fills the GPU better.
 
     private const int TileM = 64;
     private const int TileN = 64;
     private const int TileK = 16;
-    private const int TilePitch = 65; // padded against shared-memory bank conflicts
+    private const int TilePitch = 65;
     private const int TileThreads = 16;
-    private const int ModeForward = 0;
-    private const int ModeBackwardData = 1;
-    private const int ModeBackwardWeight = 2;
+    private const int TileLength = TileK * TilePitch;
 
     [Kernel]
-    private static void ConvGemm(KernelContext ctx, View<float> a, View<float> b, View<float> c, int mode,
-        int inC, int h, int w, int outC, int kernel, int stride, int padding, int outH, int outW,
-        int mDim, int nDim, int kDim, int kPerSplit, int atomicStore)
+    private static void ConvForwardTile(KernelContext ctx, View<float> w, View<float> x, View<float> y,
+        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch)
     {
-        var tileA = ctx.Shared<float>(TileK * TilePitch); // [k][m]
-        var tileB = ctx.Shared<float>(TileK * TilePitch); // [k][n]
+        var tileA = ctx.Shared<float>(TileLength);
+        var tileB = ctx.Shared<float>(TileLength);
+        var rowOffset = ctx.Shared<int>(TileK);
+        var rowKh = ctx.Shared<int>(TileK);
+        var rowKw = ctx.Shared<int>(TileK);
         int tx = ctx.ThreadIdx.X;
         int ty = ctx.ThreadIdx.Y;
         int tid = ty * TileThreads + tx;
         int rowBase = ctx.BlockIdx.Y * TileM;
         int colBase = ctx.BlockIdx.X * TileN;
-        int kBegin = ctx.BlockIdx.Z * kPerSplit;
-        int kEnd = Math.Min(kDim, kBegin + kPerSplit);
+        int kk = kernel * kernel;
+        int kDim = inC * kk;
+        int outHW = outH * outW;
+        int nDim = batch * outHW;
+        // This thread's gather column: output pixel (n, oh, ow).
+        int column = colBase + tid % TileN;
+        bool columnValid = column < nDim;
+        int image = columnValid ? column / outHW : 0;
+        int pixel = column - image * outHW;
+        int ihBase = pixel / outW * stride - padding;
+        int iwBase = pixel % outW * stride - padding;
+        int columnOffset = image * inC * h * wd + ihBase * wd + iwBase;
+        int bRow = tid / TileN;
+        int aCol = tid % TileK;
+        int aRow = tid / TileK;
         float c00 = 0f;
         float c01 = 0f;
         float c02 = 0f;
@@ -438,29 +546,36 @@ public static unsafe partial class Conv2d
         float c31 = 0f;
         float c32 = 0f;
         float c33 = 0f;
-        for (int k0 = kBegin; k0 < kEnd; k0 += TileK)
+        for (int k0 = 0; k0 < kDim; k0 += TileK)
         {
-            for (int i = 0; i < 4; i++)
+            if (tid < TileK)
             {
-                int e = tid + i * TileThreads * TileThreads;
-                // A is read along k (contiguous in every mode).
-                int ak = e % TileK;
-                int am = e / TileK;
-                int gm = rowBase + am;
-                int gka = k0 + ak;
-                tileA[ak * TilePitch + am] = gm < mDim && gka < kEnd ? LoadA(a, mode, gm, gka, inC, outC, kernel, outH * outW) : 0f;
-                // B is read along n, except for the weight gradient where k runs along the image.
-                int bk = mode == ModeBackwardWeight ? e % TileK : e / TileN;
-                int bn = mode == ModeBackwardWeight ? e / TileK : e % TileN;
-                int gn = colBase + bn;
-                int gkb = k0 + bk;
-                tileB[bk * TilePitch + bn] = gn < nDim && gkb < kEnd ? LoadB(b, mode, gkb, gn, inC, h, w, outC, kernel, stride, padding, outH, outW) : 0f;
+                int k = k0 + tid;
+                int c = k / kk;
+                int r = k - c * kk;
+                int kh = r / kernel;
+                int kw = r - kh * kernel;
+                rowOffset[tid] = (c * h + kh) * wd + kw;
+                rowKh[tid] = k < kDim ? kh : -1000000;
+                rowKw[tid] = kw;
             }
             ctx.Barrier();
-            for (int kk = 0; kk < TileK; kk++)
+            for (int i = 0; i < 4; i++)
             {
-                int ra = kk * TilePitch + ty;
-                int rb = kk * TilePitch + tx;
+                int m = rowBase + aRow + 16 * i;
+                int ka = k0 + aCol;
+                tileA[aCol * TilePitch + aRow + 16 * i] = m < outC && ka < kDim ? w[m * kDim + ka] : 0f;
+                int row = bRow + 4 * i;
+                int ih = ihBase + rowKh[row];
+                int iw = iwBase + rowKw[row];
+                bool inside = columnValid && ih >= 0 && ih < h && iw >= 0 && iw < wd;
+                tileB[row * TilePitch + tid % TileN] = inside ? x[columnOffset + rowOffset[row]] : 0f;
+            }
+            ctx.Barrier();
+            for (int q = 0; q < TileK; q++)
+            {
+                int ra = q * TilePitch + ty;
+                int rb = q * TilePitch + tx;
                 float a0 = tileA[ra];
                 float a1 = tileA[ra + 16];
                 float a2 = tileA[ra + 32];
@@ -490,114 +605,311 @@ public static unsafe partial class Conv2d
         }
         int m0 = rowBase + ty;
         int n0 = colBase + tx;
-        StoreC(c, mode, m0, n0, c00, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0, n0 + 16, c01, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0, n0 + 32, c02, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0, n0 + 48, c03, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 16, n0, c10, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 16, n0 + 16, c11, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 16, n0 + 32, c12, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 16, n0 + 48, c13, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 32, n0, c20, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 32, n0 + 16, c21, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 32, n0 + 32, c22, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 32, n0 + 48, c23, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 48, n0, c30, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 48, n0 + 16, c31, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 48, n0 + 32, c32, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
-        StoreC(c, mode, m0 + 48, n0 + 48, c33, mDim, nDim, inC, h * w, outC, outH * outW, atomicStore);
+        StoreImageMajor(y, m0, n0, c00, c10, c20, c30, outC, nDim, outHW);
+        StoreImageMajor(y, m0, n0 + 16, c01, c11, c21, c31, outC, nDim, outHW);
+        StoreImageMajor(y, m0, n0 + 32, c02, c12, c22, c32, outC, nDim, outHW);
+        StoreImageMajor(y, m0, n0 + 48, c03, c13, c23, c33, outC, nDim, outHW);
     }
 
-    // A(m, k): the weights (forward: W; backward data: W^T with k = (oc, kh, kw)) or dy (backward weight, k = (n, p)).
-    private static float LoadA(View<float> a, int mode, int m, int k, int inC, int outC, int kernel, int outHW)
+    [Kernel]
+    private static void ConvBackwardDataTile(KernelContext ctx, View<float> w, View<float> dy, View<float> dx,
+        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch)
     {
-        if (mode == ModeForward)
-        {
-            return a[m * inC * kernel * kernel + k];
-        }
-        if (mode == ModeBackwardData)
-        {
-            int kk = kernel * kernel;
-            int oc = k / kk;
-            return a[(oc * inC + m) * kk + (k - oc * kk)];
-        }
-        int image = k / outHW;
-        return a[(image * outC + m) * outHW + (k - image * outHW)];
-    }
-
-    // B(k, j): im2col of x (forward: k = (c, kh, kw), j = (n, p); backward weight: the transpose) or
-    // the dy value that input pixel j = (n, ih, iw) receives through tap k = (oc, kh, kw) (backward data).
-    private static float LoadB(View<float> b, int mode, int k, int j, int inC, int h, int w, int outC, int kernel, int stride, int padding, int outH, int outW)
-    {
+        var tileA = ctx.Shared<float>(TileLength);
+        var tileB = ctx.Shared<float>(TileLength);
+        var rowWeight = ctx.Shared<int>(TileK);
+        var rowGrad = ctx.Shared<int>(TileK);
+        var rowKh = ctx.Shared<int>(TileK);
+        var rowKw = ctx.Shared<int>(TileK);
+        int tx = ctx.ThreadIdx.X;
+        int ty = ctx.ThreadIdx.Y;
+        int tid = ty * TileThreads + tx;
+        int rowBase = ctx.BlockIdx.Y * TileM;
+        int colBase = ctx.BlockIdx.X * TileN;
         int kk = kernel * kernel;
-        if (mode == ModeBackwardData)
-        {
-            int hw = h * w;
-            int image = j / hw;
-            int q = j - image * hw;
-            int ih = q / w;
-            int iw = q - ih * w;
-            int oc = k / kk;
-            int r = k - oc * kk;
-            int kh = r / kernel;
-            int kw = r - kh * kernel;
-            int th = ih + padding - kh;
-            int tw = iw + padding - kw;
-            if (th < 0 || tw < 0 || th % stride != 0 || tw % stride != 0)
-            {
-                return 0f;
-            }
-            int oh = th / stride;
-            int ow = tw / stride;
-            if (oh >= outH || ow >= outW)
-            {
-                return 0f;
-            }
-            return b[((image * outC + oc) * outH + oh) * outW + ow];
-        }
-        int column = mode == ModeForward ? j : k; // (n, p)
-        int row = mode == ModeForward ? k : j;    // (c, kh, kw)
+        int kDim = outC * kk;
+        int hw = h * wd;
         int outHW = outH * outW;
-        int n = column / outHW;
-        int p = column - n * outHW;
-        int oh2 = p / outW;
-        int ow2 = p - oh2 * outW;
-        int c = row / kk;
-        int r2 = row - c * kk;
-        int kh2 = r2 / kernel;
-        int kw2 = r2 - kh2 * kernel;
-        int y = oh2 * stride - padding + kh2;
-        int x = ow2 * stride - padding + kw2;
-        if (y < 0 || y >= h || x < 0 || x >= w)
+        int nDim = batch * hw;
+        // This thread's gather column: input pixel (n, ih, iw).
+        int column = colBase + tid % TileN;
+        bool columnValid = column < nDim;
+        int image = columnValid ? column / hw : 0;
+        int pixel = column - image * hw;
+        int ihPadded = pixel / wd + padding;
+        int iwPadded = pixel % wd + padding;
+        int gradBase = image * outC * outHW;
+        int bRow = tid / TileN;
+        int aCol = tid % TileK;
+        int aRow = tid / TileK;
+        float c00 = 0f;
+        float c01 = 0f;
+        float c02 = 0f;
+        float c03 = 0f;
+        float c10 = 0f;
+        float c11 = 0f;
+        float c12 = 0f;
+        float c13 = 0f;
+        float c20 = 0f;
+        float c21 = 0f;
+        float c22 = 0f;
+        float c23 = 0f;
+        float c30 = 0f;
+        float c31 = 0f;
+        float c32 = 0f;
+        float c33 = 0f;
+        for (int k0 = 0; k0 < kDim; k0 += TileK)
+        {
+            if (tid < TileK)
+            {
+                int k = k0 + tid;
+                int oc = k / kk;
+                int r = k - oc * kk;
+                int kh = r / kernel;
+                rowWeight[tid] = oc * inC * kk + r;
+                rowGrad[tid] = oc * outHW;
+                rowKh[tid] = k < kDim ? kh : 1000000;
+                rowKw[tid] = r - kh * kernel;
+            }
+            ctx.Barrier();
+            for (int i = 0; i < 4; i++)
+            {
+                int m = rowBase + aRow + 16 * i;
+                tileA[aCol * TilePitch + aRow + 16 * i] = m < inC && k0 + aCol < kDim ? w[rowWeight[aCol] + m * kk] : 0f;
+                int row = bRow + 4 * i;
+                int th = ihPadded - rowKh[row];
+                int tw = iwPadded - rowKw[row];
+                int oh = th / stride;
+                int ow = tw / stride;
+                bool hit = columnValid && th >= 0 && tw >= 0 && oh * stride == th && ow * stride == tw && oh < outH && ow < outW;
+                tileB[row * TilePitch + tid % TileN] = hit ? dy[gradBase + rowGrad[row] + oh * outW + ow] : 0f;
+            }
+            ctx.Barrier();
+            for (int q = 0; q < TileK; q++)
+            {
+                int ra = q * TilePitch + ty;
+                int rb = q * TilePitch + tx;
+                float a0 = tileA[ra];
+                float a1 = tileA[ra + 16];
+                float a2 = tileA[ra + 32];
+                float a3 = tileA[ra + 48];
+                float b0 = tileB[rb];
+                float b1 = tileB[rb + 16];
+                float b2 = tileB[rb + 32];
+                float b3 = tileB[rb + 48];
+                c00 += a0 * b0;
+                c01 += a0 * b1;
+                c02 += a0 * b2;
+                c03 += a0 * b3;
+                c10 += a1 * b0;
+                c11 += a1 * b1;
+                c12 += a1 * b2;
+                c13 += a1 * b3;
+                c20 += a2 * b0;
+                c21 += a2 * b1;
+                c22 += a2 * b2;
+                c23 += a2 * b3;
+                c30 += a3 * b0;
+                c31 += a3 * b1;
+                c32 += a3 * b2;
+                c33 += a3 * b3;
+            }
+            ctx.Barrier();
+        }
+        int m0 = rowBase + ty;
+        int n0 = colBase + tx;
+        StoreImageMajor(dx, m0, n0, c00, c10, c20, c30, inC, nDim, hw);
+        StoreImageMajor(dx, m0, n0 + 16, c01, c11, c21, c31, inC, nDim, hw);
+        StoreImageMajor(dx, m0, n0 + 32, c02, c12, c22, c32, inC, nDim, hw);
+        StoreImageMajor(dx, m0, n0 + 48, c03, c13, c23, c33, inC, nDim, hw);
+    }
+
+    [Kernel]
+    private static void ConvBackwardWeightTile(KernelContext ctx, View<float> x, View<float> dy, View<float> dw,
+        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch, int kPerSplit, int atomicStore)
+    {
+        var tileA = ctx.Shared<float>(TileLength);
+        var tileB = ctx.Shared<float>(TileLength);
+        var rowImage = ctx.Shared<int>(TileK);
+        var rowGrad = ctx.Shared<int>(TileK);
+        var rowIh = ctx.Shared<int>(TileK);
+        var rowIw = ctx.Shared<int>(TileK);
+        int tx = ctx.ThreadIdx.X;
+        int ty = ctx.ThreadIdx.Y;
+        int tid = ty * TileThreads + tx;
+        int rowBase = ctx.BlockIdx.Y * TileM;
+        int colBase = ctx.BlockIdx.X * TileN;
+        int kk = kernel * kernel;
+        int nDim = inC * kk;
+        int outHW = outH * outW;
+        int kDim = batch * outHW;
+        int kBegin = ctx.BlockIdx.Z * kPerSplit;
+        int kEnd = Math.Min(kDim, kBegin + kPerSplit);
+        // This thread's four gather columns (c, kh, kw) of x, fixed for the launch.
+        int kSlot = tid % TileK;
+        int nSlot = tid / TileK;
+        int j0 = colBase + nSlot;
+        int j1 = j0 + 16;
+        int j2 = j0 + 32;
+        int j3 = j0 + 48;
+        int kh0 = j0 % kk / kernel;
+        int kh1 = j1 % kk / kernel;
+        int kh2 = j2 % kk / kernel;
+        int kh3 = j3 % kk / kernel;
+        int kw0 = j0 % kernel;
+        int kw1 = j1 % kernel;
+        int kw2 = j2 % kernel;
+        int kw3 = j3 % kernel;
+        int off0 = (j0 / kk * h + kh0) * wd + kw0;
+        int off1 = (j1 / kk * h + kh1) * wd + kw1;
+        int off2 = (j2 / kk * h + kh2) * wd + kw2;
+        int off3 = (j3 / kk * h + kh3) * wd + kw3;
+        float c00 = 0f;
+        float c01 = 0f;
+        float c02 = 0f;
+        float c03 = 0f;
+        float c10 = 0f;
+        float c11 = 0f;
+        float c12 = 0f;
+        float c13 = 0f;
+        float c20 = 0f;
+        float c21 = 0f;
+        float c22 = 0f;
+        float c23 = 0f;
+        float c30 = 0f;
+        float c31 = 0f;
+        float c32 = 0f;
+        float c33 = 0f;
+        for (int k0 = kBegin; k0 < kEnd; k0 += TileK)
+        {
+            if (tid < TileK)
+            {
+                int k = k0 + tid;
+                int image = k / outHW;
+                int p = k - image * outHW;
+                int oh = p / outW;
+                rowImage[tid] = image * inC * h * wd;
+                rowGrad[tid] = image * outC * outHW + p;
+                rowIh[tid] = k < kEnd ? oh * stride - padding : -1000000;
+                rowIw[tid] = (p - oh * outW) * stride - padding;
+            }
+            ctx.Barrier();
+            bool rowValid = k0 + kSlot < kEnd;
+            int ihBase = rowIh[kSlot];
+            int iwBase = rowIw[kSlot];
+            int imageBase = rowImage[kSlot] + ihBase * wd + iwBase;
+            int gradRow = rowGrad[kSlot];
+            for (int i = 0; i < 4; i++)
+            {
+                int m = rowBase + nSlot + 16 * i;
+                tileA[kSlot * TilePitch + nSlot + 16 * i] = rowValid && m < outC ? dy[gradRow + m * outHW] : 0f;
+            }
+            tileB[kSlot * TilePitch + nSlot] = LoadTap(x, j0 < nDim, imageBase, off0, ihBase + kh0, iwBase + kw0, h, wd);
+            tileB[kSlot * TilePitch + nSlot + 16] = LoadTap(x, j1 < nDim, imageBase, off1, ihBase + kh1, iwBase + kw1, h, wd);
+            tileB[kSlot * TilePitch + nSlot + 32] = LoadTap(x, j2 < nDim, imageBase, off2, ihBase + kh2, iwBase + kw2, h, wd);
+            tileB[kSlot * TilePitch + nSlot + 48] = LoadTap(x, j3 < nDim, imageBase, off3, ihBase + kh3, iwBase + kw3, h, wd);
+            ctx.Barrier();
+            for (int q = 0; q < TileK; q++)
+            {
+                int ra = q * TilePitch + ty;
+                int rb = q * TilePitch + tx;
+                float a0 = tileA[ra];
+                float a1 = tileA[ra + 16];
+                float a2 = tileA[ra + 32];
+                float a3 = tileA[ra + 48];
+                float b0 = tileB[rb];
+                float b1 = tileB[rb + 16];
+                float b2 = tileB[rb + 32];
+                float b3 = tileB[rb + 48];
+                c00 += a0 * b0;
+                c01 += a0 * b1;
+                c02 += a0 * b2;
+                c03 += a0 * b3;
+                c10 += a1 * b0;
+                c11 += a1 * b1;
+                c12 += a1 * b2;
+                c13 += a1 * b3;
+                c20 += a2 * b0;
+                c21 += a2 * b1;
+                c22 += a2 * b2;
+                c23 += a2 * b3;
+                c30 += a3 * b0;
+                c31 += a3 * b1;
+                c32 += a3 * b2;
+                c33 += a3 * b3;
+            }
+            ctx.Barrier();
+        }
+        int m0 = rowBase + ty;
+        int n0 = colBase + tx;
+        StoreRowMajor(dw, m0, n0, c00, c10, c20, c30, outC, nDim, atomicStore);
+        StoreRowMajor(dw, m0, n0 + 16, c01, c11, c21, c31, outC, nDim, atomicStore);
+        StoreRowMajor(dw, m0, n0 + 32, c02, c12, c22, c32, outC, nDim, atomicStore);
+        StoreRowMajor(dw, m0, n0 + 48, c03, c13, c23, c33, outC, nDim, atomicStore);
+    }
+
+    // x at (ih, iw) of the tap, 0 in the padding or for a column past the end.
+    private static float LoadTap(View<float> x, bool columnValid, int imageBase, int tapOffset, int ih, int iw, int h, int wd)
+    {
+        if (!columnValid || ih < 0 || ih >= h || iw < 0 || iw >= wd)
         {
             return 0f;
         }
-        return b[((n * inC + c) * h + y) * w + x];
+        return x[imageBase + tapOffset];
     }
 
-    private static void StoreC(View<float> c, int mode, int m, int j, float value, int mDim, int nDim, int inC, int hw, int outC, int outHW, int atomicStore)
+    // Column j = (n, pixel) of C stored as out[n, m, pixel] for the rows m0, m0+16, m0+32, m0+48.
+    private static void StoreImageMajor(View<float> output, int m0, int j, float v0, float v1, float v2, float v3, int mDim, int nDim, int plane)
     {
-        if (m >= mDim || j >= nDim)
+        if (j >= nDim)
         {
             return;
         }
-        if (mode == ModeForward)
+        int image = j / plane;
+        int at = image * mDim * plane + (j - image * plane) + m0 * plane;
+        if (m0 < mDim)
         {
-            int image = j / outHW;
-            c[(image * outC + m) * outHW + (j - image * outHW)] = value;
+            output[at] = v0;
         }
-        else if (mode == ModeBackwardData)
+        if (m0 + 16 < mDim)
         {
-            int image = j / hw;
-            c[(image * inC + m) * hw + (j - image * hw)] = value;
+            output[at + 16 * plane] = v1;
         }
-        else if (atomicStore != 0)
+        if (m0 + 32 < mDim)
         {
-            Atomic.Add(ref c[m * nDim + j], value);
+            output[at + 32 * plane] = v2;
+        }
+        if (m0 + 48 < mDim)
+        {
+            output[at + 48 * plane] = v3;
+        }
+    }
+
+    private static void StoreRowMajor(View<float> output, int m0, int j, float v0, float v1, float v2, float v3, int mDim, int nDim, int atomicStore)
+    {
+        if (j >= nDim)
+        {
+            return;
+        }
+        StoreOne(output, m0 < mDim, m0 * nDim + j, v0, atomicStore);
+        StoreOne(output, m0 + 16 < mDim, (m0 + 16) * nDim + j, v1, atomicStore);
+        StoreOne(output, m0 + 32 < mDim, (m0 + 32) * nDim + j, v2, atomicStore);
+        StoreOne(output, m0 + 48 < mDim, (m0 + 48) * nDim + j, v3, atomicStore);
+    }
+
+    private static void StoreOne(View<float> output, bool valid, int at, float value, int atomicStore)
+    {
+        if (!valid)
+        {
+            return;
+        }
+        if (atomicStore != 0)
+        {
+            Atomic.Add(ref output[at], value);
         }
         else
         {
-            c[m * nDim + j] = value;
+            output[at] = value;
         }
     }
 
@@ -610,9 +922,8 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
-        int mDim = s.OutC, nDim = s.N * s.ColumnCols, kDim = s.ColumnRows;
-        ConvGemmKernel.Launch(accelerator, TileConfig(mDim, nDim, 1), w, x, y, ModeForward,
-            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, mDim, nDim, kDim, kDim, 0);
+        ConvForwardTileKernel.Launch(accelerator, TileConfig(s.OutC, s.N * s.ColumnCols, 1), w, x, y,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
     }
 
     private static void BackwardDataKernels(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
@@ -621,9 +932,8 @@ public static unsafe partial class Conv2d
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
-        int mDim = s.InC, nDim = s.N * s.H * s.W, kDim = s.OutC * s.Kernel * s.Kernel;
-        ConvGemmKernel.Launch(accelerator, TileConfig(mDim, nDim, 1), w, dy, dx, ModeBackwardData,
-            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, mDim, nDim, kDim, kDim, 0);
+        ConvBackwardDataTileKernel.Launch(accelerator, TileConfig(s.InC, s.N * s.H * s.W, 1), w, dy, dx,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
     }
 
     private static void BackwardWeightKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
@@ -641,8 +951,8 @@ public static unsafe partial class Conv2d
         {
             accelerator.Clear(dw);
         }
-        ConvGemmKernel.Launch(accelerator, TileConfig(mDim, nDim, splits), dy, x, dw, ModeBackwardWeight,
-            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, mDim, nDim, kDim, kPerSplit, splits > 1 ? 1 : 0);
+        ConvBackwardWeightTileKernel.Launch(accelerator, TileConfig(mDim, nDim, splits), x, dy, dw,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, splits > 1 ? 1 : 0);
     }
 
     /// <summary>

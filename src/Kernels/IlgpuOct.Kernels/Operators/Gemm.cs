@@ -121,4 +121,354 @@ public static partial class Gemm
                 name.ToLowerInvariant());
         }
     }
+
+    // ================================================================== GPU kernels
+    //
+    // Numbered variants, slowest first. All take op(A) (m, k) / op(B) (k, n) through index math on
+    // the transpose flags, so one kernel serves A B, A^T B (conv weight gradients), A B^T (conv input
+    // gradients) and A^T B^T. Shared tiles are stored k-major ([kk][row] and [kk][col]) so the inner
+    // product loop reads consecutive addresses across a warp; each thread owns rows tRow + i*16 and
+    // columns tCol + j*16 of its block tile (strided, so shared reads and global writes are
+    // conflict-free and coalesced without vector types). Tiles are padded by 4 floats per k-row so
+    // the transposing stores hit 32 different banks.
+
+    /// <summary>Threads per block of the tiled kernels (a 16 x 16 arrangement of register tiles).</summary>
+    public const int TiledThreads = 256;
+
+    private const int NaiveBlock = 16;
+
+    private const int Tile64 = 64;     // Gemm2: 64 x 64 block tile
+    private const int Tile64K = 16;    //        16-deep k slices
+    private const int Tile64Per = 4;   //        4 x 4 outputs per thread
+    private const int Tile64Stride = Tile64 + 4;
+
+    private const int Tile128 = 128;   // Gemm3: 128 x 128 block tile
+    private const int Tile128K = 8;    //        8-deep k slices
+    private const int Tile128Per = 8;  //        8 x 8 outputs per thread
+    private const int Tile128Stride = Tile128 + 4;
+
+    /// <summary>Gemm1, the baseline: one thread per element of C, operands read straight from global memory.</summary>
+    [Kernel]
+    private static void Gemm1Naive(KernelContext ctx, int m, int n, int k, float alpha,
+        View<float> a, int lda, bool transA, View<float> b, int ldb, bool transB, float beta, View<float> c, int ldc)
+    {
+        int col = ctx.GlobalX;
+        int row = ctx.GlobalY;
+        if (row >= m || col >= n)
+        {
+            return;
+        }
+        float sum = 0f;
+        for (int p = 0; p < k; p++)
+        {
+            float av = transA ? a[p * lda + row] : a[row * lda + p];
+            float bv = transB ? b[col * ldb + p] : b[p * ldb + col];
+            sum = MathF.FusedMultiplyAdd(av, bv, sum);
+        }
+        int at = row * ldc + col;
+        c[at] = beta == 0f ? alpha * sum : MathF.FusedMultiplyAdd(beta, c[at], alpha * sum);
+    }
+
+    /// <summary>Gemm2: 64 x 64 block tile, k in slices of 16 through shared memory, 4 x 4 outputs per thread.</summary>
+    [Kernel]
+    private static void Gemm2Tiled64(KernelContext ctx, int m, int n, int k, float alpha,
+        View<float> a, int lda, bool transA, View<float> b, int ldb, bool transB, float beta, View<float> c, int ldc)
+    {
+        var tileA = ctx.Shared<float>(Tile64K * Tile64Stride);  // [kk][row]
+        var tileB = ctx.Shared<float>(Tile64K * Tile64Stride);  // [kk][col]
+        Span<float> acc = stackalloc float[Tile64Per * Tile64Per];
+        Span<float> regA = stackalloc float[Tile64Per];
+        Span<float> regB = stackalloc float[Tile64Per];
+        int tid = ctx.ThreadIdx.X;
+        int tRow = tid / 16;
+        int tCol = tid % 16;
+        int rowBase = ctx.BlockIdx.Y * Tile64;
+        int colBase = ctx.BlockIdx.X * Tile64;
+        for (int k0 = 0; k0 < k; k0 += Tile64K)
+        {
+            // 64 x 16 of op(A) and 16 x 64 of op(B): 4 elements per thread each, consecutive threads
+            // walking the operand's contiguous dimension; zeros outside the matrices.
+            for (int e = tid; e < Tile64 * Tile64K; e += TiledThreads)
+            {
+                int r = transA ? e % Tile64 : e / Tile64K;
+                int kk = transA ? e / Tile64 : e % Tile64K;
+                int gr = rowBase + r;
+                int gk = k0 + kk;
+                float v = 0f;
+                if (gr < m && gk < k)
+                {
+                    v = transA ? a[gk * lda + gr] : a[gr * lda + gk];
+                }
+                tileA[kk * Tile64Stride + r] = v;
+            }
+            for (int e = tid; e < Tile64 * Tile64K; e += TiledThreads)
+            {
+                int cc = transB ? e / Tile64K : e % Tile64;
+                int kk = transB ? e % Tile64K : e / Tile64;
+                int gc = colBase + cc;
+                int gk = k0 + kk;
+                float v = 0f;
+                if (gc < n && gk < k)
+                {
+                    v = transB ? b[gc * ldb + gk] : b[gk * ldb + gc];
+                }
+                tileB[kk * Tile64Stride + cc] = v;
+            }
+            ctx.Barrier();
+            for (int kk = 0; kk < Tile64K; kk++)
+            {
+                for (int i = 0; i < Tile64Per; i++)
+                {
+                    regA[i] = tileA[kk * Tile64Stride + tRow + i * 16];
+                }
+                for (int j = 0; j < Tile64Per; j++)
+                {
+                    regB[j] = tileB[kk * Tile64Stride + tCol + j * 16];
+                }
+                for (int i = 0; i < Tile64Per; i++)
+                {
+                    for (int j = 0; j < Tile64Per; j++)
+                    {
+                        acc[i * Tile64Per + j] = MathF.FusedMultiplyAdd(regA[i], regB[j], acc[i * Tile64Per + j]);
+                    }
+                }
+            }
+            ctx.Barrier();
+        }
+        for (int i = 0; i < Tile64Per; i++)
+        {
+            int row = rowBase + tRow + i * 16;
+            for (int j = 0; j < Tile64Per; j++)
+            {
+                int col = colBase + tCol + j * 16;
+                if (row < m && col < n)
+                {
+                    int at = row * ldc + col;
+                    float v = alpha * acc[i * Tile64Per + j];
+                    c[at] = beta == 0f ? v : MathF.FusedMultiplyAdd(beta, c[at], v);
+                }
+            }
+        }
+    }
+
+    /// <summary>Gemm3: 128 x 128 block tile, k in slices of 8 through shared memory, 8 x 8 outputs per thread.</summary>
+    [Kernel]
+    private static void Gemm3Tiled128(KernelContext ctx, int m, int n, int k, float alpha,
+        View<float> a, int lda, bool transA, View<float> b, int ldb, bool transB, float beta, View<float> c, int ldc)
+    {
+        var tileA = ctx.Shared<float>(Tile128K * Tile128Stride);  // [kk][row]
+        var tileB = ctx.Shared<float>(Tile128K * Tile128Stride);  // [kk][col]
+        Span<float> acc = stackalloc float[Tile128Per * Tile128Per];
+        Span<float> regA = stackalloc float[Tile128Per];
+        Span<float> regB = stackalloc float[Tile128Per];
+        int tid = ctx.ThreadIdx.X;
+        int tRow = tid / 16;
+        int tCol = tid % 16;
+        int rowBase = ctx.BlockIdx.Y * Tile128;
+        int colBase = ctx.BlockIdx.X * Tile128;
+        for (int k0 = 0; k0 < k; k0 += Tile128K)
+        {
+            for (int e = tid; e < Tile128 * Tile128K; e += TiledThreads)
+            {
+                int r = transA ? e % Tile128 : e / Tile128K;
+                int kk = transA ? e / Tile128 : e % Tile128K;
+                int gr = rowBase + r;
+                int gk = k0 + kk;
+                float v = 0f;
+                if (gr < m && gk < k)
+                {
+                    v = transA ? a[gk * lda + gr] : a[gr * lda + gk];
+                }
+                tileA[kk * Tile128Stride + r] = v;
+            }
+            for (int e = tid; e < Tile128 * Tile128K; e += TiledThreads)
+            {
+                int cc = transB ? e / Tile128K : e % Tile128;
+                int kk = transB ? e % Tile128K : e / Tile128;
+                int gc = colBase + cc;
+                int gk = k0 + kk;
+                float v = 0f;
+                if (gc < n && gk < k)
+                {
+                    v = transB ? b[gc * ldb + gk] : b[gk * ldb + gc];
+                }
+                tileB[kk * Tile128Stride + cc] = v;
+            }
+            ctx.Barrier();
+            for (int kk = 0; kk < Tile128K; kk++)
+            {
+                for (int i = 0; i < Tile128Per; i++)
+                {
+                    regA[i] = tileA[kk * Tile128Stride + tRow + i * 16];
+                }
+                for (int j = 0; j < Tile128Per; j++)
+                {
+                    regB[j] = tileB[kk * Tile128Stride + tCol + j * 16];
+                }
+                for (int i = 0; i < Tile128Per; i++)
+                {
+                    for (int j = 0; j < Tile128Per; j++)
+                    {
+                        acc[i * Tile128Per + j] = MathF.FusedMultiplyAdd(regA[i], regB[j], acc[i * Tile128Per + j]);
+                    }
+                }
+            }
+            ctx.Barrier();
+        }
+        for (int i = 0; i < Tile128Per; i++)
+        {
+            int row = rowBase + tRow + i * 16;
+            for (int j = 0; j < Tile128Per; j++)
+            {
+                int col = colBase + tCol + j * 16;
+                if (row < m && col < n)
+                {
+                    int at = row * ldc + col;
+                    float v = alpha * acc[i * Tile128Per + j];
+                    c[at] = beta == 0f ? v : MathF.FusedMultiplyAdd(beta, c[at], v);
+                }
+            }
+        }
+    }
+
+    // ================================================================== dispatcher
+
+    /// <summary>
+    /// Kernel choice when <see cref="Run"/> is given <see cref="GemmVariant.Auto"/>: Gemm3 (128 x 128
+    /// tiles) when its grid has at least this many blocks, else Gemm2 (64 x 64), whose 4x more blocks
+    /// keep more SMs busy on small products. Expectation, not yet measured on a GPU: Gemm3 is the
+    /// fastest on large products (8 x 8 register tiles: 2 shared loads per 4 FMAs where Gemm2 needs 2
+    /// per 2), Gemm2 on products too small to fill an H100's 132 SMs with 128 x 128 tiles.
+    /// </summary>
+    public const int Tiled128MinBlocks = 66;
+
+    /// <summary>The kernel <see cref="Run"/> would launch for an m x n product with <see cref="GemmVariant.Auto"/>.</summary>
+    public static GemmVariant ResolveVariant(GemmVariant variant, int m, int n)
+    {
+        if (variant != GemmVariant.Auto)
+        {
+            return variant;
+        }
+        long blocks128 = (long)((m + Tile128 - 1) / Tile128) * ((n + Tile128 - 1) / Tile128);
+        return blocks128 >= Tiled128MinBlocks ? GemmVariant.Gemm3Tiled128 : GemmVariant.Gemm2Tiled64;
+    }
+
+    /// <summary>
+    /// C = alpha * op(A) * op(B) + beta * C on an accelerator: the CPU implementation on cpu, a kernel
+    /// on cpu-kernels and cuda (<paramref name="variant"/>; Auto picks by size). Views: A (m, k) or
+    /// (k, m) when transA, B (k, n) or (n, k) when transB, C (m, n), each row-major with its row
+    /// stride; same argument rules as <see cref="Cpu(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>.
+    /// </summary>
+    public static void Run(Accelerator acc, bool transA, bool transB, int m, int n, int k, float alpha,
+        View<float> a, int lda, View<float> b, int ldb, float beta, View<float> c, int ldc, GemmVariant variant)
+    {
+        ArgumentNullException.ThrowIfNull(acc);
+        if (acc.Kind == AcceleratorKind.Cpu)
+        {
+            Cpu(transA, transB, m, n, k, alpha, a.AsSpan(), lda, b.AsSpan(), ldb, beta, c.AsSpan(), ldc);
+            return;
+        }
+        CheckShapes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+        if (m == 0 || n == 0)
+        {
+            return;
+        }
+        // k == 0 or alpha == 0 need no special case: the kernels' sums are 0 and C is only scaled
+        // (beta == 0 writes 0). They do read A and B when alpha == 0 (0 * NaN is NaN), as a GPU BLAS may.
+        switch (ResolveVariant(variant, m, n))
+        {
+            case GemmVariant.Gemm1Naive:
+                Gemm1NaiveKernel.Launch(acc,
+                    new LaunchConfig(new Dim3((n + NaiveBlock - 1) / NaiveBlock, (m + NaiveBlock - 1) / NaiveBlock), new Dim3(NaiveBlock, NaiveBlock)),
+                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                break;
+            case GemmVariant.Gemm2Tiled64:
+                Gemm2Tiled64Kernel.Launch(acc,
+                    new LaunchConfig(new Dim3((n + Tile64 - 1) / Tile64, (m + Tile64 - 1) / Tile64), TiledThreads),
+                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                break;
+            case GemmVariant.Gemm3Tiled128:
+                Gemm3Tiled128Kernel.Launch(acc,
+                    new LaunchConfig(new Dim3((n + Tile128 - 1) / Tile128, (m + Tile128 - 1) / Tile128), TiledThreads),
+                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use Auto, Gemm1Naive, Gemm2Tiled64 or Gemm3Tiled128.");
+        }
+    }
+
+    /// <inheritdoc cref="Run(Accelerator, bool, bool, int, int, int, float, View{float}, int, View{float}, int, float, View{float}, int, GemmVariant)"/>
+    public static void Run(Accelerator acc, bool transA, bool transB, int m, int n, int k, float alpha,
+        View<float> a, int lda, View<float> b, int ldb, float beta, View<float> c, int ldc) =>
+        Run(acc, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, GemmVariant.Auto);
+
+    // ================================================================== self-tests
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> SelfTests()
+    {
+        foreach (var variant in new[] { GemmVariant.Gemm1Naive, GemmVariant.Gemm2Tiled64, GemmVariant.Gemm3Tiled128 })
+        {
+            foreach (var (m, n, k) in new[] { (1, 1, 1), (67, 45, 33), (300, 260, 200) })
+            {
+                foreach (bool transA in new[] { false, true })
+                {
+                    foreach (bool transB in new[] { false, true })
+                    {
+                        string shape = $"{(transA ? "T" : "N")}{(transB ? "T" : "N")} m={m} n={n} k={k}";
+                        yield return new SelfTestCase($"Gemm.{variant}", shape,
+                            (acc, seed) => SelfCheck(acc, seed, variant, transA, transB, m, n, k));
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Runs one variant on seeded data (alpha 1.5, beta -0.5) and returns its largest difference from <see cref="Cpu(bool, bool, int, int, int, float, ReadOnlySpan{float}, int, ReadOnlySpan{float}, int, float, Span{float}, int)"/>.</summary>
+    internal static SelfTestResult SelfCheck(Accelerator acc, int seed, GemmVariant variant, bool transA, bool transB, int m, int n, int k)
+    {
+        var random = new Random(seed);
+        float[] Fill(int length)
+        {
+            var data = new float[length];
+            for (int i = 0; i < length; i++)
+            {
+                data[i] = (float)(random.NextDouble() * 2 - 1);
+            }
+            return data;
+        }
+        var a = Fill(m * k);
+        var b = Fill(k * n);
+        var c = Fill(m * n);
+        int lda = transA ? m : k;
+        int ldb = transB ? k : n;
+        const float alpha = 1.5f;
+        const float beta = -0.5f;
+        var expected = (float[])c.Clone();
+        Cpu(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, expected, n);
+        using var da = acc.Upload<float>(a);
+        using var db = acc.Upload<float>(b);
+        using var dc = acc.Upload<float>(c);
+        Run(acc, transA, transB, m, n, k, alpha, da, lda, db, ldb, beta, dc, n, variant);
+        acc.Synchronize();
+        var actual = acc.Download(dc.View);
+        // Both sides sum k products of magnitude <= 1.5 in float, in different orders.
+        return new SelfTestResult(SelfTestCatalog.MaxAbsDifference(actual, expected), 1e-5 + 1e-6 * k);
+    }
+}
+
+/// <summary>The GEMM kernels, numbered slowest to (expected) fastest; Auto picks by product size.</summary>
+public enum GemmVariant
+{
+    /// <summary>Gemm3 for products that fill a GPU with 128 x 128 tiles, Gemm2 below (see <see cref="Gemm.Tiled128MinBlocks"/>).</summary>
+    Auto = 0,
+
+    /// <summary>Gemm1: one thread per output, global memory only (baseline).</summary>
+    Gemm1Naive = 1,
+
+    /// <summary>Gemm2: 64 x 64 block tile, BK 16, 4 x 4 per thread.</summary>
+    Gemm2Tiled64 = 2,
+
+    /// <summary>Gemm3: 128 x 128 block tile, BK 8, 8 x 8 per thread.</summary>
+    Gemm3Tiled128 = 3,
 }
