@@ -1,4 +1,5 @@
 using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Nn;
 
 namespace IlgpuOct.Defense.Attacks;
 
@@ -54,23 +55,24 @@ public sealed class FeatureAdaptiveObjective : IAttackObjective
     /// <summary>The feature-term total (sum over stages of the scores) of the last Evaluate, per image.</summary>
     public double[] LastFeatureScore { get; private set; } = [];
 
-    public float[] Evaluate(ReadOnlySpan<float> x, int[] shape, AttackGoal goal, Span<float> gradient, Span<double> objective)
+    public float[] Evaluate(Tensor x, AttackGoal goal, Span<double> objective, bool withGradient, out Tensor? gradient)
     {
+        ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(goal);
-        int n = shape[0];
+        int n = x.Dim(0);
         int k = _classifier.NumClasses;
-        var (logits, pools) = _classifier.Forward(x, shape);
+        var (logits, pools) = _classifier.Forward(x);
         var dLogits = new float[n * k];
         var classTerm = ClassificationTerm(logits, goal, n, k, dLogits);
         int[] densityClass = DensityClasses(logits, goal, n, k);
-        bool wantGradient = !gradient.IsEmpty;
-        double[] feature = Densities.Evaluate(pools, _classifier.StageWidths, densityClass, wantGradient && Lambda > 0, out var dPools);
+        double[] feature = Densities.Evaluate(pools, _classifier.StageWidths, densityClass, withGradient && Lambda > 0, out var dPools);
         LastFeatureScore = feature;
         for (int i = 0; i < n; i++)
         {
             objective[i] = classTerm[i] + Lambda * feature[i];
         }
-        if (wantGradient)
+        gradient = null;
+        if (withGradient)
         {
             foreach (var d in dPools)
             {
@@ -83,7 +85,7 @@ public sealed class FeatureAdaptiveObjective : IAttackObjective
                     d[j] = (float)(Lambda * d[j]);
                 }
             }
-            _classifier.InputGradient(dLogits, dPools).CopyTo(gradient);
+            gradient = _classifier.InputGradientTensor(dLogits, dPools);
         }
         return logits;
     }

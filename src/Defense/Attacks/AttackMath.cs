@@ -3,25 +3,13 @@ using IlgpuOct.Kernels.Operators;
 namespace IlgpuOct.Defense.Attacks;
 
 /// <summary>
-/// Element-wise attack updates and logit-space losses. HOST CODE, STILL TO MOVE TO KERNELS: the
-/// kernel generator (wp-gen) has not landed, so these run on host arrays for every device (the
-/// attacks download the input gradient and upload the next iterate each step). Each is a plain
-/// loop over independent elements, ready to become a [Kernel] method with this as its CPU path.
+/// Host-side attack arithmetic on small data: logit-space losses and margins (N x K values that
+/// the host reads anyway), per-image distances, and the seeded random start (System.Random on the
+/// host, uploaded once per restart). The per-pixel updates of every step run on the device as
+/// kernels (<see cref="AttackKernels"/>).
 /// </summary>
 public static class AttackMath
 {
-    /// <summary>x = clip(proj_[x0 - eps, x0 + eps](x + step * sign(g)), 0, 1); sign(0) = 0 as torch.sign.</summary>
-    public static void SignStepProjectClip(Span<float> x, ReadOnlySpan<float> x0, ReadOnlySpan<float> gradient, float step, float eps)
-    {
-        RequireSame(x.Length, x0.Length, gradient.Length);
-        for (int i = 0; i < x.Length; i++)
-        {
-            float v = x[i] + step * MathF.Sign(gradient[i]);
-            v = Math.Clamp(v, x0[i] - eps, x0[i] + eps);
-            x[i] = Math.Clamp(v, 0f, 1f);
-        }
-    }
-
     /// <summary>x = clip(x0 + u, 0, 1), u uniform in [-eps, eps] from <paramref name="random"/>.</summary>
     public static void RandomStart(Span<float> x, ReadOnlySpan<float> x0, float eps, Random random)
     {

@@ -1,3 +1,5 @@
+using IlgpuOct.Nn;
+
 namespace IlgpuOct.Defense.Attacks;
 
 /// <summary>Settings of the Carlini-Wagner L2 attack.</summary>
@@ -54,7 +56,6 @@ public static class CarliniWagnerL2
 {
     private const double Beta1 = 0.9;
     private const double Beta2 = 0.999;
-    private const double AdamEps = 1e-8;
     private const double UpperUnset = 1e10;
 
     public static AttackResult Run(IDifferentiableClassifier classifier, ReadOnlySpan<float> images, int[] shape, AttackGoal goal, CarliniWagnerOptions options,
@@ -77,11 +78,13 @@ public static class CarliniWagnerL2
         int per = length / n;
         float[] cleanLogits = classifier.Logits(x0, shape);
 
-        // w0 = atanh(2 x0 - 1), kept finite at the pixel range ends.
-        var w0 = new double[length];
+        // w0 = atanh(2 x0 - 1), kept finite at the pixel range ends; x(w0) is the start of every round.
+        var w0 = new float[length];
+        var xStart = new float[length];
         for (int j = 0; j < length; j++)
         {
-            w0[j] = Math.Atanh(Math.Clamp(2.0 * x0[j] - 1.0, -1 + 1e-6, 1 - 1e-6));
+            w0[j] = (float)Math.Atanh(Math.Clamp(2.0 * x0[j] - 1.0, -1 + 1e-6, 1 - 1e-6));
+            xStart[j] = (MathF.Tanh(w0[j]) + 1f) * 0.5f;
         }
 
         var c = Enumerable.Repeat(options.InitialC, n).ToArray();
@@ -92,28 +95,31 @@ public static class CarliniWagnerL2
         float[] bestLogits = (float[])cleanLogits.Clone();
         var history = new List<CarliniWagnerRound>();
 
-        var w = new double[length];
-        var m = new double[length];
-        var v = new double[length];
-        var x = new float[length];
+        // The tanh-space variable, Adam's moments and the image live on the device; the host reads
+        // the image each iteration for the distances and the best-so-far copies.
+        var accelerator = classifier.Accelerator;
+        using var original = Tensor.FromHost(accelerator, x0, shape);
+        using var start = Tensor.FromHost(accelerator, w0, shape);
+        using var startImage = Tensor.FromHost(accelerator, xStart, shape);
+        using var w = Tensor.Zeros(accelerator, shape);
+        using var m = Tensor.Zeros(accelerator, shape);
+        using var v = Tensor.Zeros(accelerator, shape);
+        using var xDevice = Tensor.Zeros(accelerator, shape);
         var dLogits = new float[n * k];
         for (int round = 0; round < options.BinarySearchSteps; round++)
         {
-            Array.Copy(w0, w, length);
-            Array.Clear(m);
-            Array.Clear(v);
+            w.CopyFrom(start);
+            xDevice.CopyFrom(startImage);
+            m.Zero();
+            v.Zero();
             var roundBestL2 = Enumerable.Repeat(double.PositiveInfinity, n).ToArray();
             var roundSucceeded = new bool[n];
             double previous = double.PositiveInfinity;
             for (int iteration = 0; iteration < options.MaxIterations; iteration++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                // HOST element-wise code (tanh map, Adam), to move to kernels once the generator lands.
-                for (int j = 0; j < length; j++)
-                {
-                    x[j] = (float)((Math.Tanh(w[j]) + 1.0) / 2.0);
-                }
-                float[] logits = classifier.Logits(x, shape);
+                float[] logits = classifier.Logits(xDevice);
+                float[] x = xDevice.Download();
                 Array.Clear(dLogits);
                 double total = 0;
                 var l2 = AttackMath.Distances(x, x0, n).L2;
@@ -153,19 +159,10 @@ public static class CarliniWagnerL2
                     }
                     previous = total;
                 }
-                float[] gx = classifier.InputGradient(dLogits);
+                var gradient = classifier.InputGradientTensor(dLogits);
                 double t = iteration + 1;
-                double correction1 = 1 - Math.Pow(Beta1, t);
-                double correction2 = 1 - Math.Pow(Beta2, t);
-                for (int j = 0; j < length; j++)
-                {
-                    double tanh = 2.0 * x[j] - 1.0;
-                    // d/dw of ||x - x0||^2 + c f: (2 (x - x0) + dcf/dx) * (1 - tanh^2) / 2
-                    double g = (2.0 * (x[j] - x0[j]) + gx[j]) * 0.5 * (1 - tanh * tanh);
-                    m[j] = Beta1 * m[j] + (1 - Beta1) * g;
-                    v[j] = Beta2 * v[j] + (1 - Beta2) * g * g;
-                    w[j] -= options.LearningRate * (m[j] / correction1) / (Math.Sqrt(v[j] / correction2) + AdamEps);
-                }
+                AttackKernels.CwAdamStep(accelerator, w.View, m.View, v.View, xDevice.View, original.View, gradient.View, (float)options.LearningRate,
+                    (float)(1 - Math.Pow(Beta1, t)), (float)(1 - Math.Pow(Beta2, t)));
                 progress?.Report(new AttackProgress("cw", round + 1, options.BinarySearchSteps, iteration + 1, options.MaxIterations));
             }
             history.Add(new CarliniWagnerRound((double[])c.Clone(), roundSucceeded, Array.ConvertAll(roundBestL2, Math.Sqrt)));

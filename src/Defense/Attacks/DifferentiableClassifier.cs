@@ -5,8 +5,9 @@ namespace IlgpuOct.Defense.Attacks;
 
 /// <summary>
 /// A frozen classifier in evaluation mode seen by the attacks: images (N, C, H, W) in, logits
-/// (N, K) out, and d loss / d input for a given d loss / d logits of the last forward. The
-/// attacks keep their iterates on the host (a few MB per batch); the model runs on its device.
+/// (N, K) out (to the host: a few floats per image), and d loss / d input for a given d loss /
+/// d logits of the last forward. The device overloads keep the iterate and its gradient on the
+/// device (PGD); the host overloads upload and download (C&amp;W, tests).
 /// </summary>
 public interface IDifferentiableClassifier
 {
@@ -16,11 +17,17 @@ public interface IDifferentiableClassifier
 
     int InChannels { get; }
 
-    /// <summary>Evaluation-mode logits (N, K) of <paramref name="images"/> (N, C, H, W).</summary>
+    /// <summary>Evaluation-mode logits (N, K) of <paramref name="images"/> (N, C, H, W), uploaded first.</summary>
     float[] Logits(ReadOnlySpan<float> images, int[] shape);
 
-    /// <summary>d loss / d input (N, C, H, W) of the last <see cref="Logits"/> call for <paramref name="dLogits"/> (N, K).</summary>
+    /// <summary>Evaluation-mode logits (N, K) of device images (N, C, H, W), which must stay unchanged until the gradient call.</summary>
+    float[] Logits(Tensor images);
+
+    /// <summary>d loss / d input (N, C, H, W) of the last forward for <paramref name="dLogits"/> (N, K), downloaded.</summary>
     float[] InputGradient(ReadOnlySpan<float> dLogits);
+
+    /// <summary>d loss / d input (N, C, H, W) of the last forward on the device; owned by the classifier, valid until its next call.</summary>
+    Tensor InputGradientTensor(ReadOnlySpan<float> dLogits);
 }
 
 /// <summary>
@@ -35,11 +42,17 @@ public interface IFeatureTapClassifier : IDifferentiableClassifier
     /// <summary>Logits (N, K) and every pooled stage output ((N, w), (N, 2w), (N, 4w), (N, 8w)) of <paramref name="images"/>.</summary>
     (float[] Logits, float[][] StagePools) Forward(ReadOnlySpan<float> images, int[] shape);
 
+    /// <summary>As the host overload, for device images (N, C, H, W) that stay unchanged until the gradient call.</summary>
+    (float[] Logits, float[][] StagePools) Forward(Tensor images);
+
     /// <summary>
     /// d loss / d input (N, C, H, W) of the last <see cref="Forward"/> for d loss / d logits (N, K)
     /// plus d loss / d pooled stage output s (N, width s), each entry optional (null = zero).
     /// </summary>
     float[] InputGradient(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools);
+
+    /// <summary>As the host overload, leaving d loss / d input on the device (owned by the classifier).</summary>
+    Tensor InputGradientTensor(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools);
 }
 
 /// <summary>The model's own evaluation forward and input-only backward (no weight-gradient work).</summary>
@@ -60,20 +73,31 @@ public sealed class ResNetClassifier : IDifferentiableClassifier, IDisposable
 
     public int InChannels => _model.Config.InChannels;
 
+    private Tensor? _last; // (N, C, H, W) input of the last forward, not necessarily owned
+
     public float[] Logits(ReadOnlySpan<float> images, int[] shape)
     {
         AttackChecks.RequireImages(images, shape, InChannels);
         var input = Tensor.Reuse(ref _input, Accelerator, shape);
         input.Upload(images);
-        return _model.ForwardEval(input).Logits.Download();
+        return Logits(input);
     }
 
-    public float[] InputGradient(ReadOnlySpan<float> dLogits)
+    public float[] Logits(Tensor images)
     {
-        var input = _input ?? throw new InvalidOperationException("InputGradient needs a Logits call on the batch first.");
+        ArgumentNullException.ThrowIfNull(images);
+        _last = images;
+        return _model.ForwardEval(images).Logits.Download();
+    }
+
+    public float[] InputGradient(ReadOnlySpan<float> dLogits) => InputGradientTensor(dLogits).Download();
+
+    public Tensor InputGradientTensor(ReadOnlySpan<float> dLogits)
+    {
+        var input = _last ?? throw new InvalidOperationException("InputGradient needs a Logits call on the batch first.");
         var d = Tensor.Reuse(ref _dLogits, Accelerator, input.Dim(0), NumClasses);
         d.Upload(dLogits);
-        return _model.Backward(d, BackwardMode.InputOnly)!.Download();
+        return _model.Backward(d, BackwardMode.InputOnly)!;
     }
 
     public void Dispose()

@@ -1,3 +1,5 @@
+using IlgpuOct.Nn;
+
 namespace IlgpuOct.Defense.Attacks;
 
 /// <summary>Settings of an L-infinity gradient-sign attack.</summary>
@@ -71,29 +73,34 @@ public static class Pgd
         float[] bestLogits = cleanLogits;
         var bestObjective = new double[n];
         var bestReached = new bool[n];
-        var x = new float[x0.Length];
-        var gradient = new float[x0.Length];
+        var start = new float[x0.Length];
         var value = new double[n];
         int per = x0.Length / n;
         int k = classifier.NumClasses;
+        var accelerator = classifier.Accelerator;
+        // The iterate, the original and the gradient stay on the device; the host sees the logits.
+        using var original = Tensor.FromHost(accelerator, x0, shape);
+        using var x = Tensor.Zeros(accelerator, shape);
         for (int restart = 0; restart < options.Restarts; restart++)
         {
             if (options.RandomStart)
             {
-                AttackMath.RandomStart(x, x0, options.Epsilon, new Random(DeriveSeed(options.Seed, restart)));
+                AttackMath.RandomStart(start, x0, options.Epsilon, new Random(DeriveSeed(options.Seed, restart)));
+                x.Upload(start);
             }
             else
             {
-                x0.CopyTo(x, 0);
+                x.CopyFrom(original);
             }
             for (int step = 0; step < options.Steps; step++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                objective.Evaluate(x, shape, goal, gradient, value);
-                AttackMath.SignStepProjectClip(x, x0, gradient, options.EffectiveStepSize, options.Epsilon);
+                objective.Evaluate(x, goal, value, withGradient: true, out var gradient);
+                AttackKernels.SignStepProjectClip(accelerator, x.View, original.View, gradient!.View, options.EffectiveStepSize, options.Epsilon);
                 progress?.Report(new AttackProgress(name, restart + 1, options.Restarts, step + 1, options.Steps));
             }
-            float[] logits = objective.Evaluate(x, shape, goal, [], value);
+            float[] logits = objective.Evaluate(x, goal, value, withGradient: false, out _);
+            float[] adversarial = x.Download();
             int[] predicted = AttackMath.ArgMax(logits, n, k);
             if (restart == 0)
             {
@@ -108,7 +115,7 @@ public static class Pgd
                 bool reached = goal.Reached(predicted[i], i);
                 if (restart == 0 || reached || value[i] > bestObjective[i])
                 {
-                    Array.Copy(x, i * per, best, i * per, per);
+                    Array.Copy(adversarial, i * per, best, i * per, per);
                     Array.Copy(logits, i * k, bestLogits, i * k, k);
                     bestObjective[i] = value[i];
                     bestReached[i] = reached;

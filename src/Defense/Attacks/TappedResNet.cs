@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels;
+using Elementwise = IlgpuOct.Kernels.Operators.Elementwise;
 using IlgpuOct.Nn;
 
 namespace IlgpuOct.Defense.Attacks;
@@ -23,6 +24,8 @@ public sealed class TappedResNet : IFeatureTapClassifier, IDisposable
     private Tensor? _input; // (N, C, H, W)
     private Tensor? _dLogits; // (N, K)
     private Tensor? _dFeatures; // (N, 8w): fc input gradient plus the injected layer4 gradient
+    private Tensor? _dPool; // (N, C) one injected stage gradient on its way to the device
+    private Tensor? _last; // (N, C, H, W) input of the last forward, not necessarily owned
 
     public TappedResNet(ResNet18 model)
     {
@@ -92,11 +95,20 @@ public sealed class TappedResNet : IFeatureTapClassifier, IDisposable
 
     public float[] Logits(ReadOnlySpan<float> images, int[] shape) => Forward(images, shape).Logits;
 
+    public float[] Logits(Tensor images) => Forward(images).Logits;
+
     public (float[] Logits, float[][] StagePools) Forward(ReadOnlySpan<float> images, int[] shape)
     {
         AttackChecks.RequireImages(images, shape, InChannels);
         var input = Tensor.Reuse(ref _input, Accelerator, shape);
         input.Upload(images);
+        return Forward(input);
+    }
+
+    public (float[] Logits, float[][] StagePools) Forward(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        _last = input;
         var x = _maxpool.Forward(_relu.Forward(_bn1.Forward(_conv1.Forward(input, false), false), false), false);
         var pools = new float[4][];
         Tensor features = x;
@@ -114,10 +126,14 @@ public sealed class TappedResNet : IFeatureTapClassifier, IDisposable
 
     public float[] InputGradient(ReadOnlySpan<float> dLogits) => InputGradient(dLogits, [null, null, null, null]);
 
-    public float[] InputGradient(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools)
+    public Tensor InputGradientTensor(ReadOnlySpan<float> dLogits) => InputGradientTensor(dLogits, [null, null, null, null]);
+
+    public float[] InputGradient(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools) => InputGradientTensor(dLogits, dStagePools).Download();
+
+    public Tensor InputGradientTensor(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools)
     {
         ArgumentNullException.ThrowIfNull(dStagePools);
-        var input = _input ?? throw new InvalidOperationException("InputGradient needs a Forward call on the batch first.");
+        var input = _last ?? throw new InvalidOperationException("InputGradient needs a Forward call on the batch first.");
         if (dStagePools.Count != 4)
         {
             throw new ArgumentException($"Give one (possibly null) gradient per stage (4); got {dStagePools.Count}.", nameof(dStagePools));
@@ -128,60 +144,34 @@ public sealed class TappedResNet : IFeatureTapClassifier, IDisposable
         var d = _fc.Backward(dl, false)!;
         if (dStagePools[3] is { } d4)
         {
-            // (N, 8w) is tiny: add on the host.
-            var sum = d.Download();
-            AddChecked(sum, d4, "layer4");
-            d = Tensor.Reuse(ref _dFeatures, Accelerator, n, Config.FeatureCount);
-            d.Upload(sum);
+            if (d4.Length != d.Length)
+            {
+                throw new ArgumentException($"The layer4 gradient must be (N, {Config.FeatureCount}) = {d.Length} values; got {d4.Length}.", nameof(dStagePools));
+            }
+            var sum = Tensor.Reuse(ref _dFeatures, Accelerator, n, Config.FeatureCount);
+            sum.Upload(d4);
+            Elementwise.AddInPlace(Accelerator, d.View, sum.View);
+            d = sum;
         }
         d = _pools[3].Backward(d, false)!;
         for (int i = _blocks.Length - 1; i >= 0; i--)
         {
             if (i % 2 == 1 && i / 2 < 3 && dStagePools[i / 2] is { } dPool)
             {
-                AddPooledGradient(d, dPool, i / 2);
+                int stage = i / 2;
+                if (dPool.Length != d.Dim(0) * d.Dim(1))
+                {
+                    throw new ArgumentException($"The layer{stage + 1} gradient must be (N, {d.Dim(1)}) = {d.Dim(0) * d.Dim(1)} values; got {dPool.Length}.", nameof(dStagePools));
+                }
+                var pooled = Tensor.Reuse(ref _dPool, Accelerator, d.Dim(0), d.Dim(1));
+                pooled.Upload(dPool);
+                // d is the next block's input-gradient buffer, consumed only by this block's backward.
+                AttackKernels.AddPooledGradient(Accelerator, pooled.View, d.View, d.Dim(2) * d.Dim(3));
             }
             d = _blocks[i].Backward(d, false)!;
         }
         d = _bn1.Backward(_relu.Backward(_maxpool.Backward(d, false)!, false)!, false)!;
-        return _conv1.Backward(d, false, true)!.Download();
-    }
-
-    /// <summary>
-    /// d (N, C, H, W) += dPool (N, C) / (H W): a global average pool spreads its gradient evenly.
-    /// HOST element-wise update (download, add, upload) until the kernel generator lands.
-    /// </summary>
-    private static void AddPooledGradient(Tensor d, float[] dPool, int stage)
-    {
-        int nc = d.Dim(0) * d.Dim(1);
-        int hw = d.Dim(2) * d.Dim(3);
-        if (dPool.Length != nc)
-        {
-            throw new ArgumentException($"The layer{stage + 1} gradient must be (N, {d.Dim(1)}) = {nc} values; got {dPool.Length}.");
-        }
-        var values = d.Download();
-        for (int i = 0; i < nc; i++)
-        {
-            float add = dPool[i] / hw;
-            var plane = values.AsSpan(i * hw, hw);
-            for (int j = 0; j < hw; j++)
-            {
-                plane[j] += add;
-            }
-        }
-        d.Upload(values);
-    }
-
-    private static void AddChecked(float[] sum, float[] add, string stage)
-    {
-        if (add.Length != sum.Length)
-        {
-            throw new ArgumentException($"The {stage} gradient must hold {sum.Length} values; got {add.Length}.");
-        }
-        for (int i = 0; i < sum.Length; i++)
-        {
-            sum[i] += add[i];
-        }
+        return _conv1.Backward(d, false, true)!;
     }
 
     public void Dispose()
@@ -202,5 +192,6 @@ public sealed class TappedResNet : IFeatureTapClassifier, IDisposable
         _input?.Dispose();
         _dLogits?.Dispose();
         _dFeatures?.Dispose();
+        _dPool?.Dispose();
     }
 }

@@ -146,6 +146,29 @@ public sealed class GaussianMixture
         return this;
     }
 
+    /// <summary>Per-point log density of each row of <paramref name="x"/> (N, D).</summary>
+    public double[] ScoreSamples(float[,] x) => ScoreSamples(Flatten(x), RowsOf(x));
+
+    /// <summary>Posterior probabilities (N, K) of each row of <paramref name="x"/> (N, D).</summary>
+    public double[] PredictProba(float[,] x) => PredictProba(Flatten(x), RowsOf(x));
+
+    /// <summary>Most probable component of each row of <paramref name="x"/> (N, D).</summary>
+    public int[] Predict(float[,] x) => Predict(Flatten(x), RowsOf(x));
+
+    public double Bic(float[,] x) => Bic(Flatten(x), RowsOf(x));
+
+    public double Aic(float[,] x) => Aic(Flatten(x), RowsOf(x));
+
+    private int RowsOf(float[,] x)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        if (IsFitted && x.GetLength(1) != Features)
+        {
+            throw new ArgumentException($"x has {x.GetLength(1)} columns but the mixture was fitted to {Features} features.");
+        }
+        return x.GetLength(0);
+    }
+
     /// <summary>Per-point log density log p(x_n) (N), in float64.</summary>
     public double[] ScoreSamples(ReadOnlySpan<float> x, int n) // x (N, D)
     {

@@ -41,10 +41,15 @@ public sealed class AttackGoldenTests(ITestOutputHelper output)
             .Select(p => p.Split('=', 2))
             .ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : "", StringComparer.Ordinal);
 
+    /// <summary>
+    /// cpu-kernels runs every layer through its C# kernels with exact block semantics (minutes for
+    /// PGD's 12 passes), so there it checks FGSM only; the PGD step kernel itself is compared with
+    /// its CPU implementation in AttackKernelsTests.
+    /// </summary>
     [Theory]
-    [InlineData("cpu")]
-    [InlineData("cpu-kernels")]
-    public void Fgsm_and_pgd_match_pytorch(string device)
+    [InlineData("cpu", true)]
+    [InlineData("cpu-kernels", false)]
+    public void Fgsm_and_pgd_match_pytorch(string device, bool runPgd)
     {
         var file = Golden.Load("attacks.safetensors");
         using var acc = DeviceSelection.Open(device, out _);
@@ -70,6 +75,10 @@ public sealed class AttackGoldenTests(ITestOutputHelper output)
         Compare("fgsm", fgsm, file);
         fgsm.Linf.Max().Should().BeLessThanOrEqualTo(eps + 1e-6f);
 
+        if (!runPgd)
+        {
+            return;
+        }
         var result = Pgd.Run(objective, input.ToFloat(), input.Shape, goal, options);
         Compare("pgd", result, file);
         result.Linf.Max().Should().BeLessThanOrEqualTo(eps + 1e-6f);

@@ -73,6 +73,10 @@ public sealed class MixtureTests
         {
             labels.Skip(blob * 60).Take(60).Distinct().Should().HaveCount(1);
         }
+        var grid = new float[180, 3];
+        Buffer.BlockCopy(x, 0, grid, 0, x.Length * sizeof(float));
+        a.Predict(grid).Should().Equal(labels);
+        a.ScoreSamples(grid).Should().Equal(a.ScoreSamples(x, 180));
         var proba = a.PredictProba(x, 180);
         for (int i = 0; i < 180; i++)
         {
