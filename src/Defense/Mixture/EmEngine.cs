@@ -76,7 +76,10 @@ internal sealed class KernelEmEngine : EmEngine
     private readonly DeviceBuffer<float> _logWeights; // (K)
     private readonly DeviceBuffer<double> _nk; // (K)
     private readonly DeviceBuffer<double> _sumsMeans; // (K, D)
-    private readonly DeviceBuffer<double> _covariances; // (K, D, D), upper triangles
+    private readonly DeviceBuffer<double> _covariances; // (K, D, D)
+    private readonly DeviceBuffer<float> _diff; // (N, D) scratch: centred points
+    private readonly DeviceBuffer<float> _product; // (N, D) scratch: (x - mu) M, then resp * (x - mu)
+    private readonly DeviceBuffer<float> _gram; // (D, D) scratch
 
     public KernelEmEngine(Accelerator accelerator, float[] x, int n, int d, int k, double regCovar)
     {
@@ -95,6 +98,9 @@ internal sealed class KernelEmEngine : EmEngine
         _nk = accelerator.Allocate<double>(k);
         _sumsMeans = accelerator.Allocate<double>(k * d);
         _covariances = accelerator.Allocate<double>(k * d * d);
+        _diff = accelerator.Allocate<float>(n * d);
+        _product = accelerator.Allocate<float>(n * d);
+        _gram = accelerator.Allocate<float>(d * d);
     }
 
     public override double EStep(double[] weights, double[] means, double[] precisionCholesky)
@@ -106,7 +112,7 @@ internal sealed class KernelEmEngine : EmEngine
         for (int c = 0; c < _k; c++)
         {
             MixtureKernels.LogGaussian(_accelerator, _x.View, _means.View.Slice(c * _d, _d), _factors.View.Slice(c * _d * _d, _d * _d),
-                _logProb.View, _n, _d, _k, c, (float)logDet[c]);
+                _diff.View, _product.View, _logProb.View, _n, _d, _k, c, (float)logDet[c]);
         }
         MixtureKernels.Responsibilities(_accelerator, _logProb.View, _logWeights.View, _resp.View, _logNorm.View, _n, _k);
         float[] logNorm = _accelerator.Download(_logNorm.View);
@@ -123,10 +129,12 @@ internal sealed class KernelEmEngine : EmEngine
 
     public override (double[] Weights, double[] Means, double[] Covariances) MStep()
     {
-        MixtureKernels.WeightedStatistics(_accelerator, _resp.View, _x.View, _nk.View, _sumsMeans.View, _covariances.View, _n, _d, _k, _regCovar);
+        MixtureKernels.WeightedStatistics(_accelerator, _resp.View, _x.View, _nk.View, _sumsMeans.View, _covariances.View,
+            _diff.View, _product.View, _gram.View, _n, _d, _k, _regCovar);
         double[] nk = _accelerator.Download(_nk.View);
         double[] means = _accelerator.Download(_sumsMeans.View);
         double[] cov = _accelerator.Download(_covariances.View);
+        // The float32 GEMM is symmetric only to rounding; the Cholesky reads the lower triangle, mirror it from the upper.
         int d = _d;
         for (int c = 0; c < _k; c++)
         {
@@ -153,5 +161,8 @@ internal sealed class KernelEmEngine : EmEngine
         _nk.Dispose();
         _sumsMeans.Dispose();
         _covariances.Dispose();
+        _diff.Dispose();
+        _product.Dispose();
+        _gram.Dispose();
     }
 }
