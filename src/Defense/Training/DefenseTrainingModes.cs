@@ -73,11 +73,13 @@ public static class FgsmSamples
         {
             AttackMath.RandomStart(x, images, epsilon, random);
         }
-        var objective = new CrossEntropyObjective(classifier);
-        var gradient = new float[x.Length];
-        var value = new double[shape[0]];
-        objective.Evaluate(x, shape, AttackGoal.Untargeted(labels), gradient, value);
-        AttackMath.SignStepProjectClip(x, images, gradient, randomStart ? 1.25f * epsilon : epsilon, epsilon);
+        int n = shape[0];
+        int k = classifier.NumClasses;
+        float[] logits = classifier.Logits(x, shape);
+        var dLogits = new float[n * k];
+        AttackMath.CrossEntropySum(logits, labels, n, k, dLogits);
+        float[] gradient = classifier.InputGradient(dLogits);
+        AttackKernels.SignStepProjectClipCpu(x, images, gradient, randomStart ? 1.25f * epsilon : epsilon, epsilon);
         return x;
     }
 }
