@@ -73,6 +73,7 @@ public static class Reproduce
     public const string ResultsJson = "results.json";
     public const string ResultsMarkdown = "results.md";
     public const string Figure4Csv = "figure4.csv";
+    public const string Figure4SvgName = "figure4.svg";
     public static readonly string[] DetectorNames = [UadDetector.DetectorName, MahalanobisDetector.DetectorName, KdeDetector.DetectorName];
 
     private static readonly JsonSerializerOptions Json = new()
@@ -187,6 +188,7 @@ public static class Reproduce
             models, curve, detection, risk, findings, notes);
         AtomicFile.WriteAllText(Path.Combine(outDir, ResultsJson), JsonSerializer.Serialize(results, Json) + "\n");
         AtomicFile.WriteAllText(Path.Combine(outDir, Figure4Csv), ResultsReport.Figure4Csv(curve));
+        AtomicFile.WriteAllText(Path.Combine(outDir, Figure4SvgName), Figure4Svg.Render(curve));
         AtomicFile.WriteAllText(Path.Combine(outDir, ResultsMarkdown), ResultsReport.Markdown(results, profile, data));
         return results;
     }

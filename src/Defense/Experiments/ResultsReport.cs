@@ -60,6 +60,18 @@ public static class Findings
             int lower = group.Count(r => r.Risk < risk.First(x => x.Mode == r.Mode && x.Attack == r.Attack && x.Epsilon == r.Epsilon && x.Detector == "none").Risk);
             lines.Add(string.Create(inv, $"Risk with {group.Key.Detector} under PGD eps {group.Key.Epsilon}: lower than without it for {lower} of {group.Count()} models."));
         }
+        foreach (var group in risk.Where(r => r.Attack == "pgd").GroupBy(r => r.Epsilon))
+        {
+            var without = group.Where(r => r.Detector == "none").MinBy(r => r.RiskPerImage);
+            var withUad = group.Where(r => r.Detector == "uad").MinBy(r => r.RiskPerImage);
+            if (without is null || withUad is null)
+            {
+                continue;
+            }
+            lines.Add(string.Create(inv, $"Classification or detection at PGD eps {group.Key}: lowest r(f) without a detector {without.RiskPerImage:F3} ({without.Mode}), lowest r(f,UAD) {withUad.RiskPerImage:F3} ({withUad.Mode}) -> ") +
+                (withUad.RiskPerImage < without.RiskPerImage - 0.01 ? "adding UAD lowers the risk below the most robust classifier (the paper's conclusion holds here)."
+                    : "UAD does not lower the risk below the best classifier alone (the paper's conclusion does not hold here)."));
+        }
         return lines;
     }
 }
@@ -109,7 +121,7 @@ public static class ResultsReport
         }
 
         var modes = r.Models.Where(m => m.Skipped is null).Select(m => m.Mode).ToList();
-        sb.Append("\n## Figure 4 data: accuracy under attack (also figure4.csv)\n\n| attack | parameter | ").Append(string.Join(" | ", modes)).Append(" |\n|---|---|").Append(string.Concat(modes.Select(_ => "---|"))).Append('\n');
+        sb.Append("\n## Figure 4 data: accuracy under attack (also figure4.csv, figure4.svg)\n\n| attack | parameter | ").Append(string.Join(" | ", modes)).Append(" |\n|---|---|").Append(string.Concat(modes.Select(_ => "---|"))).Append('\n');
         foreach (var g in r.Figure4.GroupBy(x => (x.Attack, x.Parameter, x.Value)))
         {
             sb.Append(Inv, $"| {g.Key.Attack} | {g.Key.Parameter} {g.Key.Value:G4} | ");

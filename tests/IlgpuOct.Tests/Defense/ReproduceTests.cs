@@ -26,7 +26,7 @@ public sealed class ReproduceTests : IDisposable
         var stages = new List<ReproduceProgress>();
         var results = Reproduce.Run(acc, new ReproduceOptions { Profile = profile, OutputDirectory = _dir, Seed = 1 }, new SyncProgress<ReproduceProgress>(stages.Add));
 
-        foreach (string file in new[] { "config.json", "data.dat", Reproduce.ResultsJson, Reproduce.ResultsMarkdown, Reproduce.Figure4Csv })
+        foreach (string file in new[] { "config.json", "data.dat", Reproduce.ResultsJson, Reproduce.ResultsMarkdown, Reproduce.Figure4Csv, Reproduce.Figure4SvgName })
         {
             File.Exists(Path.Combine(_dir, file)).Should().BeTrue(file);
         }
@@ -53,6 +53,9 @@ public sealed class ReproduceTests : IDisposable
         results.Figure4.Should().HaveCount(profile.Modes.Count * perModel);
         results.Figure4.Should().OnlyContain(p => p.Attacked == attacked && p.Accuracy >= 0 && p.Accuracy <= 1 && p.Successful <= attacked);
         File.ReadAllLines(Path.Combine(_dir, Reproduce.Figure4Csv)).Should().HaveCount(1 + results.Figure4.Count);
+        string svg = File.ReadAllText(Path.Combine(_dir, Reproduce.Figure4SvgName));
+        System.Xml.Linq.XDocument.Parse(svg).Root!.Name.LocalName.Should().Be("svg");
+        svg.Split("<polyline").Length.Should().Be(1 + profile.Modes.Count * 3, "one line per model in each of the FGSM, PGD and C&W panels");
 
         foreach (var m in results.Models)
         {
