@@ -68,7 +68,7 @@ internal static class DetectCommand
         var model = new Option<string>("--model") { Description = "The checkpoint the detector was fitted with.", Required = true };
         var data = new Option<string?>("--data") { Description = "Data set file (scores --split)." };
         var split = new Option<string>("--split") { Description = "Split of --data to score.", DefaultValueFactory = _ => "test" };
-        var adv = new Option<string?>("--adv") { Description = "Adversarial images (safetensors 'images' (N, C, H, W), optional 'labels'), e.g. from `evaluate --save-adv`." };
+        var adv = new Option<string?>("--adv") { Description = "Adversarial images: an `ilgpuoct attack` output folder or adversarial.safetensors ('adv' (N, C, H, W), optional 'labels'), or `evaluate --save-adv` output." };
         var device = CliRunner.DeviceOption();
         var json = CliRunner.JsonOption();
         foreach (var option in new Option[] { detector, model, data, split, adv, device, json })

@@ -70,7 +70,7 @@ public static class DetectorWorkflow
         }
     }
 
-    /// <summary>Scores the images of a data set split, or of an adversarial file ("images" (N, C, H, W), optional "labels" (N)).</summary>
+    /// <summary>Scores the images of a data set split, or of an adversarial file or `attack` output folder ("adv" (N, C, H, W), optional "labels" (N)).</summary>
     public static DetectorScoreSummary Score(Accelerator accelerator, string detectorPath, string modelPath, string? dataPath, string split, string? adversarialPath,
         CancellationToken cancellationToken = default)
     {
@@ -100,13 +100,12 @@ public static class DetectorWorkflow
             }
             else
             {
-                var file = SafeTensorFile.Read(adversarialPath!);
-                if (!file.Contains("images"))
-                {
-                    throw new InvalidDataException($"'{adversarialPath}' has no 'images' tensor (N, C, H, W); write one with `ilgpuoct evaluate --save-adv`.");
-                }
-                images = file["images"].ToFloat();
-                n = file["images"].Shape[0];
+                string advFile = Directory.Exists(adversarialPath) ? Path.Combine(adversarialPath, "adversarial.safetensors") : adversarialPath!;
+                var file = SafeTensorFile.Read(advFile);
+                string key = file.Contains("adv") ? "adv" : file.Contains("images") ? "images"
+                    : throw new InvalidDataException($"'{advFile}' has no 'adv' tensor (N, C, H, W); write one with `ilgpuoct attack` or `ilgpuoct evaluate --save-adv`.");
+                images = file[key].ToFloat();
+                n = file[key].Shape[0];
                 labels = file.Contains("labels") ? file["labels"].ToInt32() : null;
             }
             var outputs = ModelFeatures.Compute(model, images, n, false, cancellationToken);

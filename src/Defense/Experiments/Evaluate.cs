@@ -37,7 +37,7 @@ public sealed record EvaluateOptions
 
     public int Seed { get; init; }
 
-    /// <summary>Writes the adversarial images of the (first) attack as safetensors ("images" (N, C, H, W), "labels" (N)).</summary>
+    /// <summary>Writes the adversarial images of the (first) attack as safetensors ("adv" (N, C, H, W), "labels" (N)), as `ilgpuoct attack` does.</summary>
     public string? SaveAdversarialPath { get; init; }
 }
 
@@ -97,8 +97,9 @@ public static class Evaluate
     internal static void SaveAdversarial(string path, float[] images, int[] shape, int[] labels)
     {
         var file = new SafeTensorFile(new Dictionary<string, string> { ["format"] = "ilgpuoct.adversarial.v1" });
-        file.Add("images", images, shape);
-        file.Add("labels", labels, labels.Length);
+        // The same layout as `ilgpuoct attack` writes (AttackSet.Write), so `detect score --adv` reads both.
+        file.Add("adv", images, shape);
+        file.Add("labels", Array.ConvertAll(labels, v => (long)v), labels.Length);
         file.Write(path);
     }
 }
