@@ -156,6 +156,7 @@ public static class Reproduce
                 Mode = mode,
                 ModeFactory = DefenseTrainingModes.Factory(mode, dataPath, null, new AdversarialTrainingOptions
                 {
+                    PseudoLabelThreshold = profile.SsatPseudoLabelThreshold,
                     LambdaWarmupSteps = (long)(profile.SsatWarmupFraction * profile.Epochs * ((data.Split("train").Count + profile.BatchSize - 1) / profile.BatchSize)),
                 }, options.Seed),
                 Seed = options.Seed,

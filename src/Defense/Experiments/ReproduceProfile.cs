@@ -29,6 +29,9 @@ public sealed record ReproduceProfile
     /// <summary>SSAT lambda warm-up as a fraction of all training steps (see <see cref="Training.AdversarialTrainingOptions.LambdaWarmupSteps"/>).</summary>
     public double SsatWarmupFraction { get; init; } = 0.5;
 
+    /// <summary>SSAT pseudo-label confidence threshold (see <see cref="Training.AdversarialTrainingOptions.PseudoLabelThreshold"/>).</summary>
+    public float SsatPseudoLabelThreshold { get; init; } = 0.9f;
+
     public float LearningRate { get; init; } = 0.05f;
 
     /// <summary>Test images attacked (the first ones of the test split, which is shuffled and balanced).</summary>
@@ -80,7 +83,7 @@ public sealed record ReproduceProfile
         UnlabeledImages = 800,
         ValImages = 400,
         TestImages = 400,
-        Epochs = 6,
+        Epochs = 8,
         AttackImages = 200,
         PgdEpsilons = [0.002f, 0.005f, 0.01f],
         CwConstants = [0.1, 1.0],

@@ -29,6 +29,14 @@ public sealed record AdversarialTrainingOptions
     /// </summary>
     public long LambdaWarmupSteps { get; init; }
 
+    /// <summary>
+    /// SSAT: only unlabeled images whose clean prediction has softmax probability >= this get a
+    /// pseudo-label term (the sum still divides by all U images, as FixMatch). 0 = every image, as
+    /// the paper states. With a weak model, 5 x CE on all of its own (partly wrong, class-skewed)
+    /// predictions feeds the skew back and collapses training to one class.
+    /// </summary>
+    public float PseudoLabelThreshold { get; init; }
+
     /// <summary>The unlabeled weight at a step (see <see cref="LambdaWarmupSteps"/>).</summary>
     public float LambdaAt(long step) => LambdaWarmupSteps <= 0 ? Lambda : Lambda * Math.Min(1f, (step + 1) / (float)LambdaWarmupSteps);
 
@@ -37,6 +45,10 @@ public sealed record AdversarialTrainingOptions
         if (!(EpsilonMin >= 0 && EpsilonMax >= EpsilonMin && EpsilonMax <= 1))
         {
             throw new ArgumentException($"The FGSM epsilon range must satisfy 0 <= min <= max <= 1; got [{EpsilonMin}, {EpsilonMax}].");
+        }
+        if (!(PseudoLabelThreshold >= 0 && PseudoLabelThreshold <= 1))
+        {
+            throw new ArgumentException($"The pseudo-label confidence threshold must lie in [0, 1]; got {PseudoLabelThreshold}.");
         }
         if (LambdaWarmupSteps < 0)
         {
@@ -226,6 +238,30 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
     /// <summary>Supervised and unsupervised parts of the last step's loss (host copies, for logs and tests).</summary>
     public (double Supervised, double Unsupervised) LastLossParts { get; private set; }
 
+    /// <summary>Unlabeled images of the last step that passed <see cref="AdversarialTrainingOptions.PseudoLabelThreshold"/>.</summary>
+    public int LastConfidentCount { get; private set; }
+
+    private static bool[] Confident(float[] logits, int n, int k, float threshold)
+    {
+        var result = new bool[n];
+        for (int i = 0; i < n; i++)
+        {
+            var row = logits.AsSpan(i * k, k);
+            float max = float.NegativeInfinity;
+            foreach (float z in row)
+            {
+                max = MathF.Max(max, z);
+            }
+            double sum = 0;
+            foreach (float z in row)
+            {
+                sum += Math.Exp(z - max);
+            }
+            result[i] = 1.0 / sum >= threshold;
+        }
+        return result;
+    }
+
     /// <summary>Pseudo-labels of the last step's unlabeled batch.</summary>
     public int[] LastPseudoLabels { get; private set; } = [];
 
@@ -273,9 +309,12 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         int[] shape = [u, c, h, w];
         float[] unlabeledAdv;
         int[] pseudo;
+        bool[] confident;
         using (var classifier = new ResNetClassifier(model))
         {
-            pseudo = AttackMath.ArgMax(classifier.Logits(_unlabeledHost, shape), u, model.Config.NumClasses);
+            float[] cleanLogits = classifier.Logits(_unlabeledHost, shape);
+            pseudo = AttackMath.ArgMax(cleanLogits, u, model.Config.NumClasses);
+            confident = Confident(cleanLogits, u, model.Config.NumClasses, Options.PseudoLabelThreshold);
             float eps = Options.EpsilonFor(batch.Seed, batch.Step, 1);
             unlabeledAdv = FgsmSamples.Make(classifier, _unlabeledHost, shape, pseudo, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));
         }
@@ -295,6 +334,15 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         float lambda = Options.LambdaAt(batch.Step);
         double[] unsup = AttackMath.CrossEntropySum(z.AsSpan(b * k, u * k), pseudo, u, k, dz.AsSpan(b * k, u * k), lambda / u);
         double supMean = sup.Sum() / b;
+        for (int i = 0; i < u; i++)
+        {
+            if (!confident[i])
+            {
+                unsup[i] = 0;
+                dz.AsSpan((b + i) * k, k).Clear();
+            }
+        }
+        LastConfidentCount = confident.Count(c => c);
         double unsupMean = unsup.Sum() / u;
         LastLossParts = (supMean, unsupMean);
         var dLogits = Tensor.Reuse(ref _jointDLogits, accelerator, b + u, k);

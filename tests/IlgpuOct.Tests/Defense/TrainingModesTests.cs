@@ -204,4 +204,31 @@ public sealed class TrainingModesTests : IDisposable
         options.LambdaAt(100).Should().Be(5f);
         new AdversarialTrainingOptions().LambdaAt(0).Should().Be(5f, "no warm-up is the paper's setting");
     }
+
+    [Fact]
+    public void SsatPseudoLabelThresholdDropsUnconfidentImagesFromTheLoss()
+    {
+        const int b = 4;
+        string path = Path.Combine(_dir, "c.dat");
+        DatasetFile.Write(path, SyntheticOct.Generate(Size, Size, [("train", 8), ("unlabeled", 8)], 3));
+        var (images, labels) = Batch(b, 41);
+        using var y = _acc.Allocate<int>(b);
+        _acc.CopyFromHost<int>(labels, y.View);
+        double Unsupervised(float threshold, out int confident)
+        {
+            using var model = new ResNet18(_acc, Tiny, 8);
+            using var x = Tensor.FromHost(_acc, images, b, 1, Size, Size);
+            using var buffers = new StepBuffers(_acc);
+            using var mode = SemiSupervisedAdversarialTraining.Open(path, null, new AdversarialTrainingOptions { PseudoLabelThreshold = threshold }, 0);
+            mode.ComputeGradients(new TrainingBatch(model, x, y.View, 0, 0, 1), buffers);
+            confident = mode.LastConfidentCount;
+            return mode.LastLossParts.Unsupervised;
+        }
+        double all = Unsupervised(0f, out int allCount);
+        double none = Unsupervised(1f, out int noneCount);
+        allCount.Should().Be(b);
+        noneCount.Should().Be(0, "a 4-class softmax never reaches probability 1 on an untrained model");
+        all.Should().BeGreaterThan(0);
+        none.Should().Be(0);
+    }
 }
