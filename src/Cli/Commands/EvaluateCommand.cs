@@ -20,7 +20,7 @@ internal static class EvaluateCommand
         var steps = new Option<int>("--steps") { Description = "PGD / adaptive steps.", DefaultValueFactory = _ => 10 };
         var c = new Option<double>("--c") { Description = "C&W trade-off constant.", DefaultValueFactory = _ => 0.1 };
         var cwSteps = new Option<int>("--cw-steps") { Description = "C&W Adam iterations.", DefaultValueFactory = _ => 100 };
-        var images = new Option<int>("--images") { Description = "Test images attacked (the first ones).", DefaultValueFactory = _ => 200 };
+        var images = new Option<int>("--images") { Description = "Test images attacked (a seeded class-balanced sample).", DefaultValueFactory = _ => 200 };
         var lambda = new Option<double>("--lambda") { Description = "Adaptive attacks: weight of the feature term.", DefaultValueFactory = _ => 1.0 };
         var saveAdv = new Option<string?>("--save-adv") { Description = "Write the adversarial images (safetensors) for `detect score --adv`." };
         var device = CliRunner.DeviceOption();

@@ -28,7 +28,7 @@ public sealed record EvaluateOptions
 
     public int CwIterations { get; init; } = 100;
 
-    /// <summary>Test images attacked (the first ones of the test split).</summary>
+    /// <summary>Test images attacked (a seeded class-balanced sample of the test split).</summary>
     public int Images { get; init; } = 200;
 
     public double AdaptiveLambda { get; init; } = 1.0;
@@ -69,7 +69,7 @@ public static class Evaluate
                 throw new ArgumentException($"The detector was fitted on {detectors[0].Features} features; this model has {model.Config.FeatureCount}. Fit it on this model's features.");
             }
             var test = data.Split("test");
-            int[] idx = [.. Enumerable.Range(0, Math.Min(options.Images, test.Count))];
+            int[] idx = Reproduce.AttackSubset(test, options.Images, options.Seed);
             var profile = new ReproduceProfile
             {
                 Name = "evaluate",

@@ -130,7 +130,7 @@ public static class Reproduce
         var curve = new List<CurvePoint>();
         var detection = new List<DetectionRow>();
         var risk = new List<RiskRow>();
-        var attackIdx = Enumerable.Range(0, Math.Min(profile.AttackImages, data.Split("test").Count)).ToArray();
+        var attackIdx = AttackSubset(data.Split("test"), profile.AttackImages, options.Seed);
         foreach (string mode in profile.Modes)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -192,6 +192,34 @@ public static class Reproduce
         AtomicFile.WriteAllText(Path.Combine(outDir, Figure4SvgName), Figure4Svg.Render(curve));
         AtomicFile.WriteAllText(Path.Combine(outDir, ResultsMarkdown), ResultsReport.Markdown(results, profile, data));
         return results;
+    }
+
+    /// <summary>
+    /// The attacked test images: a seeded class-balanced sample (round robin over the classes,
+    /// each class's indices shuffled), in file order. Files whose test split is sorted by class
+    /// (MedMNIST) would otherwise give a one-class subset.
+    /// </summary>
+    public static int[] AttackSubset(DatasetSplit test, int count, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(test);
+        var labels = test.Labels;
+        var perClass = Enumerable.Range(0, test.ClassNames.Count)
+            .Select(c => new Queue<int>(Seeds.Permutation(test.Count, Seeds.Derive(seed, 7400, c)).Where(i => labels[i] == c)))
+            .Where(q => q.Count > 0)
+            .ToList();
+        var chosen = new List<int>(Math.Min(count, test.Count));
+        while (chosen.Count < Math.Min(count, test.Count))
+        {
+            foreach (var queue in perClass)
+            {
+                if (queue.Count > 0 && chosen.Count < count)
+                {
+                    chosen.Add(queue.Dequeue());
+                }
+            }
+        }
+        chosen.Sort();
+        return [.. chosen];
     }
 
     private static void WriteConfig(string outDir, ReproduceOptions options, string dataPath, DatasetFile data, Accelerator accelerator)

@@ -139,4 +139,20 @@ public sealed class ReproduceTests : IDisposable
     {
         public void Report(T value) => report(value);
     }
+
+    [Fact]
+    public void AttackSubsetIsClassBalancedEvenWhenTheSplitIsSortedByClass()
+    {
+        Directory.CreateDirectory(_dir);
+        string path = Path.Combine(_dir, "sorted.dat");
+        int[] labels = [.. Enumerable.Repeat(0, 30), .. Enumerable.Repeat(1, 10)];
+        var content = new IlgpuOct.Nn.Data.DatasetContent(1, 4, 4, ["a", "b"], "sorted", [new IlgpuOct.Nn.Data.SplitData("test", new byte[40 * 16], labels)]);
+        IlgpuOct.Nn.Data.DatasetFile.Write(path, content);
+        using var file = IlgpuOct.Nn.Data.DatasetFile.Open(path);
+        int[] subset = Reproduce.AttackSubset(file.Split("test"), 16, 3);
+        subset.Should().HaveCount(16).And.OnlyHaveUniqueItems().And.BeInAscendingOrder();
+        subset.Count(i => labels[i] == 1).Should().Be(8);
+        Reproduce.AttackSubset(file.Split("test"), 16, 3).Should().Equal(subset, "the sample is seeded");
+        Reproduce.AttackSubset(file.Split("test"), 100, 3).Should().HaveCount(40, "asking for more than the split gives the whole split");
+    }
 }
