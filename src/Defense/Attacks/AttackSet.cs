@@ -30,6 +30,9 @@ public sealed record AttackSettings
 
     public float? StepSize { get; init; }
 
+    /// <summary>The step size the L-infinity attacks use: eps for FGSM, else the given one or 2.5 eps / steps.</summary>
+    public float EffectiveStepSize => Attack == AttackKind.Fgsm ? Epsilon : (StepSize ?? 2.5f * Epsilon / Steps);
+
     public bool RandomStart { get; init; }
 
     public int Restarts { get; init; } = 1;
@@ -380,7 +383,8 @@ public static class AttackSetRunner
 
     /// <summary>
     /// One mixture per stage and class, fitted on the pooled stage features of the correctly
-    /// classified clean images of <paramref name="split"/> (up to <paramref name="limit"/> images; 0 = all).
+    /// classified clean images of <paramref name="split"/>: up to <paramref name="limit"/> images
+    /// (0 = all) drawn by a seeded shuffle, since a split file may be ordered by class.
     /// </summary>
     public static GaussianMixture[][] FitStageMixtures(TappedResNet tapped, DatasetSplit split, AttackSettings settings, int limit, CancellationToken cancellationToken)
     {
@@ -392,11 +396,12 @@ public static class AttackSetRunner
         int per = channels * split.Height * split.Width;
         var widths = tapped.StageWidths;
         var rows = widths.Select(_ => Enumerable.Range(0, classes).Select(_ => new List<float>()).ToArray()).ToArray();
+        int[] order = new MiniBatches(split.Count, settings.BatchSize, settings.Seed, shuffle: true).Permutation(0);
         for (int start = 0; start < count; start += settings.BatchSize)
         {
             cancellationToken.ThrowIfCancellationRequested();
             int n = Math.Min(settings.BatchSize, count - start);
-            int[] indices = Enumerable.Range(start, n).ToArray();
+            int[] indices = order.AsSpan(start, n).ToArray();
             var images = new float[n * per];
             split.CopyImages(indices, images, channels);
             var labels = new int[n];

@@ -69,6 +69,10 @@ public sealed class AttackCommandTests : IDisposable
         var root = summary.RootElement;
         root.GetProperty("attack").GetString().Should().Be(attack);
         root.GetProperty("images").GetInt32().Should().Be(8);
+        if (attack == "pgd")
+        {
+            root.GetProperty("settings").GetProperty("effective_step_size").GetDouble().Should().BeApproximately(2.5 * 0.05 / 3, 1e-6);
+        }
         root.GetProperty("success_rate").GetDouble().Should().BeApproximately(success.Count(s => s == 1) / 8.0, 1e-12);
         root.GetProperty("robust_accuracy").GetDouble().Should().BeApproximately(Enumerable.Range(0, 8).Count(i => predAdv[i] == labels[i]) / 8.0, 1e-12);
         root.GetProperty("mean_linf").GetDouble().Should().BeApproximately(linf.Average(v => (double)v), 1e-6);
