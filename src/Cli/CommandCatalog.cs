@@ -15,5 +15,8 @@ internal static class CommandCatalog
         yield return DataCommand.Create();
         yield return AttackCommand.Create();
         yield return TrainCommand.Create();
+        yield return DetectCommand.Create();
+        yield return EvaluateCommand.Create();
+        yield return ReproduceCommand.Create();
     }
 }

@@ -40,7 +40,8 @@ public static class Trainer
         var train = RequireSplit(data, options.TrainSplit);
         var test = RequireSplit(data, options.TestSplit);
         var config = new ResNetConfig(options.Width, data.Channels, data.ClassCount);
-        var mode = TrainingModes.Create(options.Mode);
+        var mode = options.ModeFactory?.Invoke() ?? TrainingModes.Create(options.Mode);
+        using var modeLifetime = mode as IDisposable;
         var notices = new List<string>();
 
         string outDir = Path.GetFullPath(options.OutputDirectory);

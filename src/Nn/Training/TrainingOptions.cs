@@ -22,6 +22,9 @@ public sealed record TrainingOptions
 
     public string Mode { get; init; } = "nt";
 
+    /// <summary>Builds the mode when it needs more than its name (e.g. SSAT's unlabeled data); null = <see cref="TrainingModes.Create"/>(Mode). Disposed after the run when disposable.</summary>
+    public Func<TrainingMode>? ModeFactory { get; init; }
+
     public int Seed { get; init; }
 
     public int Width { get; init; } = 64;

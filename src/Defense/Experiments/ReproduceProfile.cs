@@ -1,0 +1,159 @@
+using IlgpuOct.Defense.Risk;
+
+namespace IlgpuOct.Defense.Experiments;
+
+/// <summary>Sizes, training and attack settings of one <c>reproduce</c> run.</summary>
+public sealed record ReproduceProfile
+{
+    public required string Name { get; init; }
+
+    /// <summary>Generated synthetic data (when no --data is given): resolution and split sizes (balanced).</summary>
+    public int Resolution { get; init; } = 64;
+
+    public int TrainImages { get; init; } = 800;
+
+    public int UnlabeledImages { get; init; } = 200;
+
+    public int ValImages { get; init; } = 200;
+
+    public int TestImages { get; init; } = 200;
+
+    public IReadOnlyList<string> Modes { get; init; } = ["nt", "gce", "at", "ssat"];
+
+    public int Width { get; init; } = 8;
+
+    public int Epochs { get; init; } = 3;
+
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>SSAT lambda warm-up as a fraction of all training steps (see <see cref="Training.AdversarialTrainingOptions.LambdaWarmupSteps"/>).</summary>
+    public double SsatWarmupFraction { get; init; } = 0.5;
+
+    /// <summary>SSAT pseudo-label confidence threshold (see <see cref="Training.AdversarialTrainingOptions.PseudoLabelThreshold"/>).</summary>
+    public float SsatPseudoLabelThreshold { get; init; } = 0.9f;
+
+    public float LearningRate { get; init; } = 0.05f;
+
+    /// <summary>Test images attacked (the first ones of the test split, which is shuffled and balanced).</summary>
+    public int AttackImages { get; init; } = 200;
+
+    /// <summary>Training images whose features fit the detectors (0 = all).</summary>
+    public int DetectorFitImages { get; init; }
+
+    public IReadOnlyList<float> FgsmEpsilons { get; init; } = [0.001f, 0.002f, 0.005f, 0.01f];
+
+    public IReadOnlyList<float> PgdEpsilons { get; init; } = [0.001f, 0.002f, 0.005f, 0.01f];
+
+    public int PgdSteps { get; init; } = 10;
+
+    /// <summary>C&amp;W L2 trade-off constants, one fixed-c run each (no binary search) so accuracy can be plotted against c.</summary>
+    public IReadOnlyList<double> CwConstants { get; init; } = [0.01, 0.1, 1.0];
+
+    public int CwIterations { get; init; } = 20;
+
+    public double CwLearningRate { get; init; } = 0.01;
+
+    /// <summary>PGD epsilon of Table 1 (the paper: 0.005).</summary>
+    public float TableEpsilon { get; init; } = 0.005f;
+
+    /// <summary>PGD epsilons of Table 2 (the paper: 0.005 and 0.01).</summary>
+    public IReadOnlyList<float> RiskEpsilons { get; init; } = [0.005f, 0.01f];
+
+    /// <summary>Epsilons of the adaptive attacks (HFC, density-PGD against each detector).</summary>
+    public IReadOnlyList<float> AdaptiveEpsilons { get; init; } = [0.005f, 0.01f];
+
+    /// <summary>Weight of the feature term of the adaptive attacks.</summary>
+    public double AdaptiveLambda { get; init; } = 1.0;
+
+    /// <summary>Models the adaptive attacks run against (empty = all).</summary>
+    public IReadOnlyList<string> AdaptiveModes { get; init; } = [];
+
+    public double CleanRejectionRate { get; init; } = 0.05;
+
+    /// <summary>Judge the detectors on every attack (evaluate), not only on PGD at the table epsilons and the adaptive attacks.</summary>
+    public bool JudgeEveryAttack { get; init; }
+
+    public UnitRisks UnitRisks { get; init; } = new();
+
+    /// <summary>About 10 minutes on 2 CPU cores: see the defaults above and the overrides here.</summary>
+    public static ReproduceProfile Quick { get; } = new()
+    {
+        Name = "quick",
+        TrainImages = 3200,
+        UnlabeledImages = 800,
+        ValImages = 400,
+        TestImages = 400,
+        Epochs = 8,
+        AttackImages = 200,
+        PgdEpsilons = [0.002f, 0.005f, 0.01f],
+        CwConstants = [0.1, 1.0],
+        CwIterations = 10,
+        CwLearningRate = 0.05,
+        AdaptiveEpsilons = [0.005f],
+    };
+
+    /// <summary>The paper's protocol (for a GPU): 224x224, 4000/1000/500/1000, width 64, 10 epochs, batch 64.</summary>
+    public static ReproduceProfile Paper { get; } = new()
+    {
+        Name = "paper",
+        Resolution = 224,
+        TrainImages = 4000,
+        UnlabeledImages = 1000,
+        ValImages = 500,
+        TestImages = 1000,
+        Width = 64,
+        Epochs = 10,
+        BatchSize = 64,
+        LearningRate = 0.05f,
+        AttackImages = 1000,
+        FgsmEpsilons = [0.0005f, 0.001f, 0.002f, 0.003f, 0.005f, 0.0075f, 0.01f],
+        PgdEpsilons = [0.0005f, 0.001f, 0.002f, 0.003f, 0.005f, 0.0075f, 0.01f],
+        CwConstants = [0.001, 0.01, 0.1, 1.0, 10.0],
+        CwIterations = 100,
+    };
+
+    /// <summary>A few seconds on a CPU: for tests of the pipeline, not for conclusions.</summary>
+    public static ReproduceProfile Micro { get; } = new()
+    {
+        Name = "micro",
+        Resolution = 16,
+        TrainImages = 48,
+        UnlabeledImages = 16,
+        ValImages = 16,
+        TestImages = 24,
+        Width = 2,
+        Epochs = 1,
+        BatchSize = 16,
+        AttackImages = 24,
+        FgsmEpsilons = [0.005f, 0.01f],
+        PgdEpsilons = [0.005f, 0.01f],
+        PgdSteps = 2,
+        CwConstants = [0.1],
+        CwIterations = 2,
+        AdaptiveEpsilons = [0.005f],
+    };
+
+    public static ReproduceProfile ByName(string name) => name.ToLowerInvariant() switch
+    {
+        "quick" => Quick,
+        "paper" => Paper,
+        "micro" => Micro,
+        _ => throw new ArgumentException($"Unknown profile '{name}'; use quick, paper or micro."),
+    };
+
+    public void Validate()
+    {
+        if (Modes.Count == 0 || Modes.Any(m => m is not ("nt" or "gce" or "at" or "ssat")))
+        {
+            throw new ArgumentException($"Modes must be a non-empty subset of nt, gce, at, ssat; got {string.Join(", ", Modes)}.");
+        }
+        if (AttackImages < 2 || Width < 1 || Epochs < 1 || BatchSize < 2)
+        {
+            throw new ArgumentException("The profile needs at least 2 attacked images, width >= 1, epochs >= 1 and batch >= 2.");
+        }
+        if (!JudgeEveryAttack && (!PgdEpsilons.Contains(TableEpsilon) || RiskEpsilons.Any(e => !PgdEpsilons.Contains(e))))
+        {
+            throw new ArgumentException("The Table 1 and Table 2 epsilons must be among the PGD epsilons.");
+        }
+    }
+}

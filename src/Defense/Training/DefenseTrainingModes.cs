@@ -1,0 +1,387 @@
+using IlgpuOct.Defense.Attacks;
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Nn;
+using IlgpuOct.Nn.Data;
+using IlgpuOct.Nn.Training;
+
+namespace IlgpuOct.Defense.Training;
+
+/// <summary>Settings shared by the FGSM-based modes (AT, SSAT).</summary>
+public sealed record AdversarialTrainingOptions
+{
+    /// <summary>Each batch draws its FGSM epsilon uniformly from [EpsilonMin, EpsilonMax] (the paper: [0.001, 0.003]).</summary>
+    public float EpsilonMin { get; init; } = 0.001f;
+
+    public float EpsilonMax { get; init; } = 0.003f;
+
+    /// <summary>Wong et al. (2020): start uniformly in [-eps, eps], then one step of 1.25 eps, projected to the eps ball. Off by default (the paper uses plain FGSM).</summary>
+    public bool RandomStart { get; init; }
+
+    /// <summary>Weight of the unlabeled term of SSAT (the paper: 5).</summary>
+    public float Lambda { get; init; } = 5f;
+
+    /// <summary>
+    /// SSAT: lambda grows linearly from lambda/W to lambda over the first W steps (0 = the full lambda
+    /// from the first step, as the paper states). A model that starts from random weights gives one
+    /// pseudo-label to every image, and 5 x CE on those collapses it to one class; a warm-up lets
+    /// the supervised part make the pseudo-labels meaningful first.
+    /// </summary>
+    public long LambdaWarmupSteps { get; init; }
+
+    /// <summary>
+    /// SSAT: only unlabeled images whose clean prediction has softmax probability >= this get a
+    /// pseudo-label term (the sum still divides by all U images, as FixMatch). 0 = every image, as
+    /// the paper states. With a weak model, 5 x CE on all of its own (partly wrong, class-skewed)
+    /// predictions feeds the skew back and collapses training to one class.
+    /// </summary>
+    public float PseudoLabelThreshold { get; init; }
+
+    /// <summary>The unlabeled weight at a step (see <see cref="LambdaWarmupSteps"/>).</summary>
+    public float LambdaAt(long step) => LambdaWarmupSteps <= 0 ? Lambda : Lambda * Math.Min(1f, (step + 1) / (float)LambdaWarmupSteps);
+
+    public void Validate()
+    {
+        if (!(EpsilonMin >= 0 && EpsilonMax >= EpsilonMin && EpsilonMax <= 1))
+        {
+            throw new ArgumentException($"The FGSM epsilon range must satisfy 0 <= min <= max <= 1; got [{EpsilonMin}, {EpsilonMax}].");
+        }
+        if (!(PseudoLabelThreshold >= 0 && PseudoLabelThreshold <= 1))
+        {
+            throw new ArgumentException($"The pseudo-label confidence threshold must lie in [0, 1]; got {PseudoLabelThreshold}.");
+        }
+        if (LambdaWarmupSteps < 0)
+        {
+            throw new ArgumentException($"The lambda warm-up must be >= 0 steps; got {LambdaWarmupSteps}.");
+        }
+        if (!(Lambda >= 0) || !float.IsFinite(Lambda))
+        {
+            throw new ArgumentException($"--lambda must be a finite number >= 0; got {Lambda}.");
+        }
+    }
+
+    /// <summary>The epsilon of a batch: uniform in [min, max] from a generator seeded by (seed, step, stream).</summary>
+    public float EpsilonFor(int seed, long step, int stream) =>
+        EpsilonMin + (float)(new Random(Seeds.Derive(seed, 7100 + stream, step)).NextDouble() * (EpsilonMax - EpsilonMin));
+}
+
+/// <summary>FGSM on a frozen (evaluation-mode) view of the model, on the host; used to make training batches.</summary>
+public static class FgsmSamples
+{
+    /// <summary>
+    /// x_adv = clip(x + eps sign(d CE / dx), 0, 1), or with <paramref name="randomStart"/>: x' = clip(x + U[-eps, eps]),
+    /// then x_adv = clip(proj_eps(x' + 1.25 eps sign(d CE(x') / dx)), 0, 1). Images (N, C, H, W), labels (N).
+    /// </summary>
+    public static float[] Make(IDifferentiableClassifier classifier, float[] images, int[] shape, int[] labels, float epsilon, bool randomStart, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(classifier);
+        ArgumentNullException.ThrowIfNull(images);
+        float[] x = (float[])images.Clone();
+        if (epsilon <= 0)
+        {
+            return x;
+        }
+        if (randomStart)
+        {
+            AttackMath.RandomStart(x, images, epsilon, random);
+        }
+        int n = shape[0];
+        int k = classifier.NumClasses;
+        float[] logits = classifier.Logits(x, shape);
+        var dLogits = new float[n * k];
+        AttackMath.CrossEntropySum(logits, labels, n, k, dLogits);
+        float[] gradient = classifier.InputGradient(dLogits);
+        AttackKernels.SignStepProjectClipCpu(x, images, gradient, randomStart ? 1.25f * epsilon : epsilon, epsilon);
+        return x;
+    }
+}
+
+/// <summary>GCE: guided complement entropy (Chen et al. 2019, alpha = 1/3) instead of cross-entropy; needs at least 3 classes.</summary>
+public sealed class GuidedComplementTraining : TrainingMode
+{
+    public override string Name => "gce";
+
+    public override ILossFunction Loss { get; } = new GuidedComplementEntropyLoss();
+}
+
+/// <summary>The GCE operator as a training loss (mean over the batch).</summary>
+public sealed class GuidedComplementEntropyLoss : ILossFunction
+{
+    public string Name => "guided-complement-entropy";
+
+    public void Compute(Tensor logits, View<int> labels, Tensor dLogits, View<float> loss)
+    {
+        ArgumentNullException.ThrowIfNull(logits);
+        ArgumentNullException.ThrowIfNull(dLogits);
+        if (logits.Dim(1) < 3)
+        {
+            throw new ArgumentException($"GCE training needs at least 3 classes (its normaliser is log(K - 1)); this data set has {logits.Dim(1)}. Use nt, at or ssat.");
+        }
+        GuidedComplementEntropy.Compute(logits.Accelerator, new LogitsShape(logits.Dim(0), logits.Dim(1)), logits.View, labels, loss, dLogits.View);
+    }
+}
+
+/// <summary>
+/// AT: the first half of every mini-batch stays clean, the second half is replaced by FGSM images
+/// of itself (eps uniform in [0.001, 0.003], one draw per batch, from the model in evaluation mode
+/// at the current step); the loss is cross-entropy over the whole batch.
+/// </summary>
+public sealed class AdversarialTraining(AdversarialTrainingOptions? options = null) : TrainingMode
+{
+    public AdversarialTrainingOptions Options { get; } = Validated(options ?? new AdversarialTrainingOptions());
+
+    public override string Name => "at";
+
+    /// <summary>The epsilon of the last prepared batch (for tests and logs).</summary>
+    public float LastEpsilon { get; private set; }
+
+    public override void PrepareBatch(TrainingBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        LastEpsilon = ReplaceSecondHalf(batch.Model, batch.Images, batch.Model.Accelerator.Download(batch.Labels), Options, batch.Seed, batch.Step, 0);
+    }
+
+    /// <summary>Overwrites images [N/2, N) of <paramref name="images"/> (N, C, H, W) with their FGSM versions; returns the epsilon used.</summary>
+    internal static float ReplaceSecondHalf(ResNet18 model, Tensor images, int[] labels, AdversarialTrainingOptions options, int seed, long step, int stream)
+    {
+        int n = images.Dim(0);
+        int half = n / 2;
+        int adv = n - half;
+        float eps = options.EpsilonFor(seed, step, stream);
+        if (adv == 0)
+        {
+            return eps;
+        }
+        float[] host = images.Download();
+        int per = host.Length / n;
+        float[] tail = host.AsSpan(half * per).ToArray();
+        int[] shape = [adv, images.Dim(1), images.Dim(2), images.Dim(3)];
+        using var classifier = new ResNetClassifier(model);
+        float[] attacked = FgsmSamples.Make(classifier, tail, shape, labels[half..n], eps, options.RandomStart, new Random(Seeds.Derive(seed, 7200 + stream, step)));
+        attacked.CopyTo(host, half * per);
+        images.Upload(host);
+        return eps;
+    }
+
+    private static AdversarialTrainingOptions Validated(AdversarialTrainingOptions o)
+    {
+        o.Validate();
+        return o;
+    }
+}
+
+/// <summary>
+/// SSAT (semi-supervised adversarial training): L = L_sup + lambda L_unsup. L_sup is the AT loss of
+/// the labeled batch (half clean, half FGSM); for L_unsup a batch of unlabeled images of the same
+/// size gets pseudo-labels = the current model's evaluation-mode prediction on the clean images,
+/// then FGSM images against those pseudo-labels, and L_unsup is their cross-entropy against the
+/// pseudo-labels. Both parts go through one training-mode forward pass (the batch-norm statistics
+/// are those of the joint batch); the loss gradient is dL_sup/dz on the labeled rows and
+/// lambda dL_unsup/dz on the unlabeled rows, each part a mean over its own rows.
+/// </summary>
+public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposable
+{
+    private readonly DatasetFile? _ownedFile;
+    private readonly DatasetSplit _unlabeled;
+    private readonly int _dataSeed;
+    private Tensor? _joint; // (B + U, C, H, W)
+    private Tensor? _jointDLogits; // (B + U, K)
+    private float[] _unlabeledHost = [];
+
+    /// <param name="unlabeled">Images whose labels are never read.</param>
+    public SemiSupervisedAdversarialTraining(DatasetSplit unlabeled, AdversarialTrainingOptions? options = null, int seed = 0)
+    {
+        _unlabeled = unlabeled ?? throw new ArgumentNullException(nameof(unlabeled));
+        if (unlabeled.Count == 0)
+        {
+            throw new ArgumentException("SSAT needs unlabeled images; the given split is empty.");
+        }
+        Options = options ?? new AdversarialTrainingOptions();
+        Options.Validate();
+        _dataSeed = seed;
+    }
+
+    private SemiSupervisedAdversarialTraining(DatasetFile file, DatasetSplit split, AdversarialTrainingOptions? options, int seed)
+        : this(split, options, seed)
+    {
+        _ownedFile = file;
+    }
+
+    /// <summary>
+    /// Opens the unlabeled images: <paramref name="unlabeledFile"/>'s 'unlabeled' split (else its 'train' split, labels ignored)
+    /// when given, else the 'unlabeled' split of the training data set.
+    /// </summary>
+    public static SemiSupervisedAdversarialTraining Open(string dataPath, string? unlabeledFile, AdversarialTrainingOptions? options, int seed)
+    {
+        string path = unlabeledFile ?? dataPath;
+        var file = DatasetFile.Open(path);
+        try
+        {
+            string split = file.HasSplit("unlabeled") ? "unlabeled" : unlabeledFile is not null && file.HasSplit("train") ? "train" : "";
+            if (split.Length == 0)
+            {
+                throw new ArgumentException($"'{path}' has no 'unlabeled' split (it has: {string.Join(", ", file.Splits.Select(s => s.Name))}); SSAT needs one, or give --unlabeled FILE.");
+            }
+            return new SemiSupervisedAdversarialTraining(file, file.Split(split), options, seed);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    public AdversarialTrainingOptions Options { get; }
+
+    public override string Name => "ssat";
+
+    /// <summary>Supervised and unsupervised parts of the last step's loss (host copies, for logs and tests).</summary>
+    public (double Supervised, double Unsupervised) LastLossParts { get; private set; }
+
+    /// <summary>Unlabeled images of the last step that passed <see cref="AdversarialTrainingOptions.PseudoLabelThreshold"/>.</summary>
+    public int LastConfidentCount { get; private set; }
+
+    private static bool[] Confident(float[] logits, int n, int k, float threshold)
+    {
+        var result = new bool[n];
+        for (int i = 0; i < n; i++)
+        {
+            var row = logits.AsSpan(i * k, k);
+            float max = float.NegativeInfinity;
+            foreach (float z in row)
+            {
+                max = MathF.Max(max, z);
+            }
+            double sum = 0;
+            foreach (float z in row)
+            {
+                sum += Math.Exp(z - max);
+            }
+            result[i] = 1.0 / sum >= threshold;
+        }
+        return result;
+    }
+
+    /// <summary>Pseudo-labels of the last step's unlabeled batch.</summary>
+    public int[] LastPseudoLabels { get; private set; } = [];
+
+    /// <summary>The unlabeled images of a step: a seeded cycle through the split, <paramref name="count"/> at a time.</summary>
+    public int[] UnlabeledIndices(long step, int count)
+    {
+        int total = _unlabeled.Count;
+        long start = step * count;
+        var indices = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            long position = start + i;
+            long round = position / total;
+            int[] permutation = Seeds.Permutation(total, Seeds.Derive(_dataSeed, 7300, round));
+            indices[i] = permutation[(int)(position % total)];
+        }
+        return indices;
+    }
+
+    public override Tensor ComputeGradients(TrainingBatch batch, StepBuffers buffers)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        ArgumentNullException.ThrowIfNull(buffers);
+        var model = batch.Model;
+        var accelerator = model.Accelerator;
+        int b = batch.Count;
+        int c = batch.Images.Dim(1), h = batch.Images.Dim(2), w = batch.Images.Dim(3);
+        if (_unlabeled.Channels != c || _unlabeled.Height != h || _unlabeled.Width != w)
+        {
+            throw new ArgumentException($"The unlabeled images are {_unlabeled.Channels}x{_unlabeled.Height}x{_unlabeled.Width}, the labeled ones {c}x{h}x{w}; they must match.");
+        }
+        int[] labels = accelerator.Download(batch.Labels);
+
+        // Supervised part: the AT batch.
+        AdversarialTraining.ReplaceSecondHalf(model, batch.Images, labels, Options, batch.Seed, batch.Step, 0);
+
+        // Unsupervised part: pseudo-labels from the clean images, then FGSM against them.
+        int u = b;
+        int per = c * h * w;
+        if (_unlabeledHost.Length != u * per)
+        {
+            _unlabeledHost = new float[u * per];
+        }
+        _unlabeled.CopyImages(UnlabeledIndices(batch.Step, u), _unlabeledHost);
+        int[] shape = [u, c, h, w];
+        float[] unlabeledAdv;
+        int[] pseudo;
+        bool[] confident;
+        using (var classifier = new ResNetClassifier(model))
+        {
+            float[] cleanLogits = classifier.Logits(_unlabeledHost, shape);
+            pseudo = AttackMath.ArgMax(cleanLogits, u, model.Config.NumClasses);
+            confident = Confident(cleanLogits, u, model.Config.NumClasses, Options.PseudoLabelThreshold);
+            float eps = Options.EpsilonFor(batch.Seed, batch.Step, 1);
+            unlabeledAdv = FgsmSamples.Make(classifier, _unlabeledHost, shape, pseudo, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));
+        }
+        LastPseudoLabels = pseudo;
+
+        // One forward over [labeled AT batch; unlabeled FGSM batch].
+        var joint = Tensor.Reuse(ref _joint, accelerator, b + u, c, h, w);
+        float[] jointHost = new float[(b + u) * per];
+        batch.Images.Download().CopyTo(jointHost, 0);
+        unlabeledAdv.CopyTo(jointHost, b * per);
+        joint.Upload(jointHost);
+        var logits = model.Forward(joint, training: true);
+        int k = logits.Dim(1);
+        float[] z = logits.Download();
+        var dz = new float[(b + u) * k];
+        double[] sup = AttackMath.CrossEntropySum(z.AsSpan(0, b * k), labels, b, k, dz.AsSpan(0, b * k), 1f / b);
+        float lambda = Options.LambdaAt(batch.Step);
+        double[] unsup = AttackMath.CrossEntropySum(z.AsSpan(b * k, u * k), pseudo, u, k, dz.AsSpan(b * k, u * k), lambda / u);
+        double supMean = sup.Sum() / b;
+        for (int i = 0; i < u; i++)
+        {
+            if (!confident[i])
+            {
+                unsup[i] = 0;
+                dz.AsSpan((b + i) * k, k).Clear();
+            }
+        }
+        LastConfidentCount = confident.Count(c => c);
+        double unsupMean = unsup.Sum() / u;
+        LastLossParts = (supMean, unsupMean);
+        var dLogits = Tensor.Reuse(ref _jointDLogits, accelerator, b + u, k);
+        dLogits.Upload(dz);
+        model.Backward(dLogits, BackwardMode.Parameters);
+        accelerator.CopyFromHost<float>([(float)(supMean + lambda * unsupMean)], buffers.Loss.View);
+        // The trainer reports accuracy against the labeled batch: hand back the labeled rows' logits.
+        var labeledLogits = buffers.DLogits(b, k);
+        labeledLogits.Upload(z.AsSpan(0, b * k));
+        return labeledLogits;
+    }
+
+    public void Dispose()
+    {
+        _joint?.Dispose();
+        _jointDLogits?.Dispose();
+        _ownedFile?.Dispose();
+    }
+}
+
+/// <summary>Registers gce and at by name (ssat needs its unlabeled data, so it is built with <see cref="SemiSupervisedAdversarialTraining.Open"/>).</summary>
+public static class DefenseTrainingModes
+{
+    public static readonly IReadOnlyList<string> All = ["nt", "gce", "at", "ssat"];
+
+    public static void Register()
+    {
+        TrainingModes.Register("gce", () => new GuidedComplementTraining());
+        TrainingModes.Register("at", () => new AdversarialTraining());
+    }
+
+    /// <summary>A factory for <paramref name="mode"/> with the given settings (ssat opens its unlabeled images).</summary>
+    public static Func<TrainingMode> Factory(string mode, string dataPath, string? unlabeledFile, AdversarialTrainingOptions options, int seed) =>
+        mode.ToLowerInvariant() switch
+        {
+            "nt" => () => new NaturalTraining(),
+            "gce" => () => new GuidedComplementTraining(),
+            "at" => () => new AdversarialTraining(options),
+            "ssat" => () => SemiSupervisedAdversarialTraining.Open(dataPath, unlabeledFile, options, seed),
+            _ => throw new ArgumentException($"Unknown training mode '{mode}'; use one of: {string.Join(", ", All)}."),
+        };
+}
