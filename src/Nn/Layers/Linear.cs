@@ -8,8 +8,6 @@ public sealed class Linear : Layer
     private Tensor? _input; // (N, in), not owned
     private Tensor? _output; // (N, out)
     private Tensor? _inputGrad; // (N, in)
-    private readonly Tensor _scratchWeight; // (out, in) sink for dW when only the input gradient is wanted
-    private readonly Tensor _scratchBias; // (out) sink for db when only the input gradient is wanted
 
     public Linear(Accelerator accelerator, string name, int inFeatures, int outFeatures) : base(accelerator)
     {
@@ -19,8 +17,6 @@ public sealed class Linear : Layer
         OutFeatures = outFeatures;
         Weight = new Parameter(name + ".weight", accelerator, outFeatures, inFeatures);
         Bias = new Parameter(name + ".bias", accelerator, outFeatures);
-        _scratchWeight = Tensor.Zeros(accelerator, outFeatures, inFeatures);
-        _scratchBias = Tensor.Zeros(accelerator, outFeatures);
     }
 
     public int InFeatures { get; }
@@ -67,9 +63,9 @@ public sealed class Linear : Layer
             return null;
         }
         var dx = inputGradient ? Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape) : null;
-        // The operator computes dW and db together with dx (a tiny GEMM); without weight gradients they go to scratch.
+        // Empty dW/db views skip the weight-gradient GEMM: input-only backward (attacks) pays for dx alone.
         Ops.LinearBackward(Accelerator, x.View, Weight.Value.View, dy.View, dx is null ? default : dx.View,
-            (weightGradients ? Weight.Grad : _scratchWeight).View, (weightGradients ? Bias.Grad : _scratchBias).View, n, InFeatures, OutFeatures);
+            weightGradients ? Weight.Grad.View : default, weightGradients ? Bias.Grad.View : default, n, InFeatures, OutFeatures);
         return dx;
     }
 
@@ -79,7 +75,5 @@ public sealed class Linear : Layer
         Bias.Dispose();
         _output?.Dispose();
         _inputGrad?.Dispose();
-        _scratchWeight.Dispose();
-        _scratchBias.Dispose();
     }
 }

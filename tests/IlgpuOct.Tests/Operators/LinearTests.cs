@@ -94,6 +94,25 @@ public sealed class LinearTests
         Tolerance.AssertClose(kdb, db, 1e-6, 1e-6, "bias-gradient kernel");
     }
 
+    [Theory]
+    [InlineData(AcceleratorKind.Cpu)]
+    [InlineData(AcceleratorKind.CpuKernels)]
+    public void Input_only_backward_gives_the_same_dx_without_weight_gradients(AcceleratorKind kind)
+    {
+        var s = new LinearShape(3, 17, 4);
+        var random = new Random(5);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
+        float[] w = GradientCheck.ToFloat(GradientCheck.Random(random, s.WeightLength));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
+        float[] dx = new float[s.InputLength], dw = new float[s.WeightLength], db = new float[s.Out];
+        Linear.BackwardCpu(s, x, w, dy, dx, dw, db);
+        using var acc = new HostAccelerator(kind);
+        float[] inputOnly = new float[s.InputLength];
+        // Empty dw and db views: the weight-gradient GEMM and bias reduction are skipped, not sent to scratch.
+        Linear.Backward(acc, s, new View<float>(x), new View<float>(w), new View<float>(dy), new View<float>(inputOnly), default, default);
+        Tolerance.AssertClose(inputOnly, dx, 1e-6, 1e-6, "dx without weight gradients");
+    }
+
     internal static double[] ForwardDouble(in LinearShape s, double[] x, double[] w, double[] b)
     {
         var y = new double[s.OutputLength];

@@ -41,7 +41,7 @@ public static partial class Linear
         ForwardKernels(accelerator, s, x, w, b, y);
     }
 
-    /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>; an empty dx skips the input gradient.</summary>
+    /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>; an empty dx skips the input gradient, empty dw and db the weight gradients.</summary>
     public static void Backward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
@@ -70,7 +70,7 @@ public static partial class Linear
 
     /// <summary>
     /// x (N, In), w (Out, In), dy (N, Out); dx (N, In), dw (Out, In), db (Out) overwritten.
-    /// Pass an empty dx to skip the input gradient.
+    /// Pass an empty dx to skip the input gradient, and empty dw and db to skip the weight gradients.
     /// </summary>
     public static void BackwardCpu(in LinearShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> dy, Span<float> dx, Span<float> dw, Span<float> db)
     {
@@ -78,13 +78,17 @@ public static partial class Linear
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, In)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(Out, In)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, Out)");
-        RequireLength(dw.Length, s.WeightLength, nameof(dw), "(Out, In)");
-        RequireLength(db.Length, s.Out, nameof(db), "(Out)");
         if (!dx.IsEmpty)
         {
             RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, In)");
             Gemm.Cpu(false, false, s.N, s.In, s.Out, 1f, dy, s.Out, w, s.In, 0f, dx, s.In);
         }
+        if (dw.IsEmpty && db.IsEmpty)
+        {
+            return; // input gradient only (attacks): no weight-gradient work
+        }
+        RequireLength(dw.Length, s.WeightLength, nameof(dw), "(Out, In)");
+        RequireLength(db.Length, s.Out, nameof(db), "(Out)");
         Gemm.Cpu(true, false, s.Out, s.In, s.N, 1f, dy, s.Out, x, s.In, 0f, dw, s.In);
         for (int o = 0; o < s.Out; o++)
         {
@@ -156,13 +160,17 @@ public static partial class Linear
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, In)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(Out, In)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, Out)");
-        RequireLength(dw.Length, s.WeightLength, nameof(dw), "(Out, In)");
-        RequireLength(db.Length, s.Out, nameof(db), "(Out)");
         if (dx.Length != 0)
         {
             RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, In)");
             Gemm.Run(accelerator, false, false, s.N, s.In, s.Out, 1f, dy, s.Out, w, s.In, 0f, dx, s.In);
         }
+        if (dw.Length == 0 && db.Length == 0)
+        {
+            return; // input gradient only (attacks): no weight-gradient work
+        }
+        RequireLength(dw.Length, s.WeightLength, nameof(dw), "(Out, In)");
+        RequireLength(db.Length, s.Out, nameof(db), "(Out)");
         Gemm.Run(accelerator, true, false, s.Out, s.In, s.N, 1f, dy, s.Out, x, s.In, 0f, dw, s.In);
         LinearBiasGradientKernel.Launch(accelerator, Config(s.Out), dy, db, s.N, s.Out);
     }
