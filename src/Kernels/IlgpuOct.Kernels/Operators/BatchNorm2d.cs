@@ -400,13 +400,8 @@ public static unsafe partial class BatchNorm2d
         }
     }
 
-    private static void RequireLength(int actual, int expected, string name, string layout)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException($"BatchNorm2d: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same BatchNorm2dShape.", name);
-        }
-    }
+    private static void RequireLength(int actual, int expected, string name, string layout) =>
+        ShapeCheck.RequireLength("BatchNorm2d", nameof(BatchNorm2dShape), actual, expected, name, layout);
 
     // ---- Kernels ----
     //

@@ -967,13 +967,8 @@ public static unsafe partial class Conv2d
         return (int)Math.Clamp(Math.Min(wanted, deepest), 1, 65535);
     }
 
-    private static void RequireLength(int actual, int expected, string name, string layout)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException($"Conv2d: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same Conv2dShape.", name);
-        }
-    }
+    private static void RequireLength(int actual, int expected, string name, string layout) =>
+        ShapeCheck.RequireLength("Conv2d", nameof(Conv2dShape), actual, expected, name, layout);
 
     // ---- Self-tests (ilgpuoct selftest) ----
 

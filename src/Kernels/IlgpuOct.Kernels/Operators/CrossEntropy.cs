@@ -107,13 +107,8 @@ public static partial class CrossEntropy
         }
     }
 
-    private static void RequireLength(int actual, int expected, string name, string layout)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException($"CrossEntropy: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same LogitsShape.", name);
-        }
-    }
+    private static void RequireLength(int actual, int expected, string name, string layout) =>
+        ShapeCheck.RequireLength("CrossEntropy", nameof(LogitsShape), actual, expected, name, layout);
 
     // ---- Kernels ----
     //

@@ -83,13 +83,8 @@ public static partial class GlobalAvgPool
         }
     }
 
-    private static void RequireLength(int actual, int expected, string name, string layout)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException($"GlobalAvgPool: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same GlobalAvgPoolShape.", name);
-        }
-    }
+    private static void RequireLength(int actual, int expected, string name, string layout) =>
+        ShapeCheck.RequireLength("GlobalAvgPool", nameof(GlobalAvgPoolShape), actual, expected, name, layout);
 
     // ---- Kernels ----
 

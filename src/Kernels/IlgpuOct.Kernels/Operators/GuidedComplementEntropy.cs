@@ -127,13 +127,8 @@ public static partial class GuidedComplementEntropy
         }
     }
 
-    private static void RequireLength(int actual, int expected, string name, string layout)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException($"GuidedComplementEntropy: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same LogitsShape.", name);
-        }
-    }
+    private static void RequireLength(int actual, int expected, string name, string layout) =>
+        ShapeCheck.RequireLength("GuidedComplementEntropy", nameof(LogitsShape), actual, expected, name, layout);
 
     // ---- Kernels ----
     //

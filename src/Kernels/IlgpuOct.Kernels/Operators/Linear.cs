@@ -101,13 +101,8 @@ public static partial class Linear
         }
     }
 
-    private static void RequireLength(int actual, int expected, string name, string layout)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException($"Linear: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same LinearShape.", name);
-        }
-    }
+    private static void RequireLength(int actual, int expected, string name, string layout) =>
+        ShapeCheck.RequireLength("Linear", nameof(LinearShape), actual, expected, name, layout);
 
     // ---- Kernels ----
     //

@@ -172,13 +172,8 @@ public static unsafe partial class MaxPool2d
         }
     }
 
-    private static void RequireLength(int actual, int expected, string name, string layout)
-    {
-        if (actual != expected)
-        {
-            throw new ArgumentException($"MaxPool2d: {name} has {actual} elements but the shape needs {expected} {layout}; allocate it from the same MaxPool2dShape.", name);
-        }
-    }
+    private static void RequireLength(int actual, int expected, string name, string layout) =>
+        ShapeCheck.RequireLength("MaxPool2d", nameof(MaxPool2dShape), actual, expected, name, layout);
 
     // ---- Kernels ----
     //
