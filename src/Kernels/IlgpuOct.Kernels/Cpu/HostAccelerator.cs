@@ -15,7 +15,7 @@ public sealed class HostAccelerator : Accelerator
 
     public HostAccelerator(AcceleratorKind kind, int maxParallelism = 0)
     {
-        if (kind == AcceleratorKind.Cuda)
+        if (kind is AcceleratorKind.Cuda or AcceleratorKind.CudaHost)
         {
             throw new ArgumentException("A host accelerator is cpu or cpu-kernels.", nameof(kind));
         }
