@@ -177,6 +177,15 @@ public sealed unsafe class CudaHostAccelerator : Accelerator
     /// <summary>Compiles (or fetches from the cache) and loads a kernel now instead of at its first launch.</summary>
     public void Preload(KernelDefinition kernel) => Load(kernel);
 
+    /// <summary>Unloads a kernel's library (for callers that make many short-lived kernels, such as the fuzzer).</summary>
+    public void Release(KernelDefinition kernel)
+    {
+        if (_kernels.TryRemove(kernel, out var lazy) && lazy.IsValueCreated)
+        {
+            NativeLibrary.Free(lazy.Value.Handle);
+        }
+    }
+
     protected override void Dispose(bool disposing)
     {
         if (_disposed)

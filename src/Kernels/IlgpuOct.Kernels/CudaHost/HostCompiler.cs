@@ -60,7 +60,7 @@ public sealed partial class HostCompiler
     /// </summary>
     public IReadOnlyList<string> Flags(bool sanitize)
     {
-        var flags = new List<string> { "-x", "c++", "-std=c++17", "-O2", "-fPIC", "-fvisibility=hidden", "-fno-exceptions", "-fno-rtti", "-ffp-contract=off", "-w" };
+        var flags = new List<string> { "-x", "c++", "-std=c++20", "-O2", "-fPIC", "-fvisibility=hidden", "-fno-exceptions", "-fno-rtti", "-ffp-contract=off", "-w" };
         if (sanitize)
         {
             flags.AddRange(["-DIOCT_HOST_SANITIZE", "-fsanitize=undefined,float-cast-overflow", "-fsanitize-recover=all", "-fno-sanitize=vptr"]);
