@@ -49,6 +49,9 @@ public readonly record struct FuzzProgress(int Done, int Total, FuzzResult Last)
 /// <summary>Totals of a fuzz run.</summary>
 public sealed record FuzzSummary(int Programs, IReadOnlyDictionary<FuzzVerdict, int> Counts, IReadOnlyList<FuzzResult> Disagreements, IReadOnlyList<string> ReproducerFiles, TimeSpan Elapsed, int NvrtcChecked)
 {
+    /// <summary>Why programs were refused or invalid: the first words of each reason, with counts.</summary>
+    public IReadOnlyDictionary<string, int> Refusals { get; init; } = new Dictionary<string, int>();
+
     public double ProgramsPerMinute => Elapsed.TotalMinutes > 0 ? Programs / Elapsed.TotalMinutes : 0;
 }
 
@@ -116,7 +119,10 @@ public sealed class DifferentialFuzzer : IDisposable
                 files.Add(WriteReproducer(options.OutputDirectory, d));
             }
         }
-        return new FuzzSummary(options.Count, counts, disagreements, files, Stopwatch.GetElapsedTime(start), nvrtcChecked);
+        var refusals = results.Where(r => r.Verdict is FuzzVerdict.RejectedAtBuild or FuzzVerdict.RejectedAtRun or FuzzVerdict.InvalidProgram)
+            .GroupBy(r => r.Verdict + " " + new string(r.Detail.TakeWhile(c => c != ':').Take(80).ToArray()))
+            .ToDictionary(g => g.Key, g => g.Count());
+        return new FuzzSummary(options.Count, counts, disagreements, files, Stopwatch.GetElapsedTime(start), nvrtcChecked) { Refusals = refusals };
     }
 
     /// <summary>Builds and runs one program on both accelerators.</summary>
@@ -139,7 +145,7 @@ public sealed class DifferentialFuzzer : IDisposable
         var errors = build.Errors;
         if (errors.Count > 0)
         {
-            bool inGenerated = errors.Any(e => e.Location.SourceTree?.FilePath.Contains("IlgpuOct.Kernels.Generator", StringComparison.Ordinal) == true);
+            bool inGenerated = !errors.Any(e => e.Location.SourceTree?.FilePath == "Kernels.cs");
             // The generated launcher or iterator copy not compiling is the generator's fault; the program's own C# is ours.
             return new FuzzResult(program, inGenerated ? FuzzVerdict.CudaBuildFailure : FuzzVerdict.InvalidProgram,
                 (inGenerated ? "generated C# does not compile: " : "") + errors[0].ToString(), null);

@@ -17,6 +17,7 @@ public sealed class BatchNorm2dTests
     [Trait("Category", "Golden")]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Training_forward_backward_and_running_statistics_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
@@ -34,9 +35,12 @@ public sealed class BatchNorm2dTests
         var dgamma = new float[s.C];
         var dbeta = new float[s.C];
 
-        using var acc = new HostAccelerator(kind);
-        BatchNorm2d.ForwardTraining(acc, s, V(x), V(gamma), V(beta), V(runningMean), V(runningVar), V(y), V(saveMean), V(saveInvStd), momentum, eps);
-        BatchNorm2d.BackwardTraining(acc, s, V(x), V(dy), V(gamma), V(saveMean), V(saveInvStd), V(dx), V(dgamma), V(dbeta));
+        using var device = TestDevice.Open(kind);
+        var acc = device.Accelerator;
+        BatchNorm2d.ForwardTraining(acc, s, device.V(x), device.V(gamma), device.V(beta), device.V(runningMean), device.V(runningVar), device.V(y), device.V(saveMean), device.V(saveInvStd), momentum, eps);
+        device.Sync();
+        BatchNorm2d.BackwardTraining(acc, s, device.V(x), device.V(dy), device.V(gamma), device.V(saveMean), device.V(saveInvStd), device.V(dx), device.V(dgamma), device.V(dbeta));
+        device.Sync();
 
         float[] ey = file["bn.y"].ToFloat(), edx = file["bn.dx"].ToFloat(), edg = file["bn.dgamma"].ToFloat(), edb = file["bn.dbeta"].ToFloat();
         float[] erm = file["bn.running_mean.after"].ToFloat(), erv = file["bn.running_var.after"].ToFloat();

@@ -21,6 +21,7 @@ public sealed class Conv2dTests
         {
             data.Add(i, AcceleratorKind.Cpu);
             data.Add(i, AcceleratorKind.CpuKernels);
+            data.Add(i, AcceleratorKind.CudaHost);
         }
         return data;
     }
@@ -39,14 +40,18 @@ public sealed class Conv2dTests
         w.Shape[1].Should().Be(s.InC);
         file[$"conv.{index}.y"].Shape.Should().Equal(s.N, s.OutC, s.OutH, s.OutW);
 
-        using var acc = new HostAccelerator(kind);
+        using var device = TestDevice.Open(kind);
+        var acc = device.Accelerator;
         float[] xs = x.ToFloat(), ws = w.ToFloat(), dy = file[$"conv.{index}.dy"].ToFloat();
         var y = new float[s.OutputLength];
         var dx = new float[s.InputLength];
         var dw = new float[s.WeightLength];
-        Conv2d.Forward(acc, s, new View<float>(xs), new View<float>(ws), new View<float>(y));
-        Conv2d.BackwardData(acc, s, new View<float>(ws), new View<float>(dy), new View<float>(dx));
-        Conv2d.BackwardWeight(acc, s, new View<float>(xs), new View<float>(dy), new View<float>(dw));
+        Conv2d.Forward(acc, s, device.View<float>(xs), device.View<float>(ws), device.View<float>(y));
+        device.Sync();
+        Conv2d.BackwardData(acc, s, device.View<float>(ws), device.View<float>(dy), device.View<float>(dx));
+        device.Sync();
+        Conv2d.BackwardWeight(acc, s, device.View<float>(xs), device.View<float>(dy), device.View<float>(dw));
+        device.Sync();
 
         float[] ey = file[$"conv.{index}.y"].ToFloat(), edx = file[$"conv.{index}.dx"].ToFloat(), edw = file[$"conv.{index}.dw"].ToFloat();
         _output.WriteLine($"{kind} conv.{index} {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}");

@@ -17,6 +17,7 @@ public sealed class CrossEntropyTests
     [Trait("Category", "Golden")]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Loss_and_gradient_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
@@ -26,8 +27,10 @@ public sealed class CrossEntropyTests
         int[] labels = file["xent.labels"].ToInt32();
         var loss = new float[1];
         var dlogits = new float[s.Length];
-        using var acc = new HostAccelerator(kind);
-        CrossEntropy.Compute(acc, s, new View<float>(logits), new View<int>(labels), new View<float>(loss), new View<float>(dlogits));
+        using var device = TestDevice.Open(kind);
+        var acc = device.Accelerator;
+        CrossEntropy.Compute(acc, s, device.View<float>(logits), device.View<int>(labels), device.View<float>(loss), device.View<float>(dlogits));
+        device.Sync();
         float[] eloss = file["xent.loss"].ToFloat(), edl = file["xent.dlogits"].ToFloat();
         _output.WriteLine($"{kind} xent {s}: relL2 loss {Tolerance.RelativeL2(loss, eloss):G3}, dlogits {Tolerance.RelativeL2(dlogits, edl):G3}");
         Tolerance.AssertRelativeL2(loss, eloss, 1e-4, "xent.loss");

@@ -17,6 +17,7 @@ public sealed class GlobalAvgPoolTests
     [Trait("Category", "Golden")]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Forward_and_backward_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
@@ -26,9 +27,12 @@ public sealed class GlobalAvgPoolTests
         float[] x = xt.ToFloat(), dy = file["avgpool.dy"].ToFloat();
         var y = new float[s.OutputLength];
         var dx = new float[s.InputLength];
-        using var acc = new HostAccelerator(kind);
-        GlobalAvgPool.Forward(acc, s, new View<float>(x), new View<float>(y));
-        GlobalAvgPool.Backward(acc, s, new View<float>(dy), new View<float>(dx));
+        using var device = TestDevice.Open(kind);
+        var acc = device.Accelerator;
+        GlobalAvgPool.Forward(acc, s, device.View<float>(x), device.View<float>(y));
+        device.Sync();
+        GlobalAvgPool.Backward(acc, s, device.View<float>(dy), device.View<float>(dx));
+        device.Sync();
         float[] ey = file["avgpool.y"].ToFloat(), edx = file["avgpool.dx"].ToFloat();
         _output.WriteLine($"{kind} avgpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "avgpool.y");

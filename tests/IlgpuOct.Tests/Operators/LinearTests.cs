@@ -17,6 +17,7 @@ public sealed class LinearTests
     [Trait("Category", "Golden")]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Forward_and_backward_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
@@ -29,9 +30,12 @@ public sealed class LinearTests
         var dx = new float[s.InputLength];
         var dw = new float[s.WeightLength];
         var db = new float[s.Out];
-        using var acc = new HostAccelerator(kind);
-        Linear.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(b), new View<float>(y));
-        Linear.Backward(acc, s, new View<float>(x), new View<float>(w), new View<float>(dy), new View<float>(dx), new View<float>(dw), new View<float>(db));
+        using var device = TestDevice.Open(kind);
+        var acc = device.Accelerator;
+        Linear.Forward(acc, s, device.View<float>(x), device.View<float>(w), device.View<float>(b), device.View<float>(y));
+        device.Sync();
+        Linear.Backward(acc, s, device.View<float>(x), device.View<float>(w), device.View<float>(dy), device.View<float>(dx), device.View<float>(dw), device.View<float>(db));
+        device.Sync();
         float[] ey = file["linear.y"].ToFloat(), edx = file["linear.dx"].ToFloat(), edw = file["linear.dw"].ToFloat(), edb = file["linear.db"].ToFloat();
         _output.WriteLine($"{kind} linear {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}, dw {Tolerance.RelativeL2(dw, edw):G3}, db {Tolerance.RelativeL2(db, edb):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "linear.y");
@@ -97,6 +101,7 @@ public sealed class LinearTests
     [Theory]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Input_only_backward_gives_the_same_dx_without_weight_gradients(AcceleratorKind kind)
     {
         var s = new LinearShape(3, 17, 4);
@@ -106,10 +111,12 @@ public sealed class LinearTests
         float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
         float[] dx = new float[s.InputLength], dw = new float[s.WeightLength], db = new float[s.Out];
         Linear.BackwardCpu(s, x, w, dy, dx, dw, db);
-        using var acc = new HostAccelerator(kind);
+        using var device = TestDevice.Open(kind);
+        var acc = device.Accelerator;
         float[] inputOnly = new float[s.InputLength];
         // Empty dw and db views: the weight-gradient GEMM and bias reduction are skipped, not sent to scratch.
-        Linear.Backward(acc, s, new View<float>(x), new View<float>(w), new View<float>(dy), new View<float>(inputOnly), default, default);
+        Linear.Backward(acc, s, device.View<float>(x), device.View<float>(w), device.View<float>(dy), device.View<float>(inputOnly), default, default);
+        device.Sync();
         Tolerance.AssertClose(inputOnly, dx, 1e-6, 1e-6, "dx without weight gradients");
     }
 

@@ -17,6 +17,7 @@ public sealed class MaxPool2dTests
     [Trait("Category", "Golden")]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Forward_and_backward_match_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("ops.safetensors");
@@ -29,9 +30,12 @@ public sealed class MaxPool2dTests
         var y = new float[s.OutputLength];
         var indices = new int[s.OutputLength];
         var dx = new float[s.InputLength];
-        using var acc = new HostAccelerator(kind);
-        MaxPool2d.Forward(acc, s, new View<float>(x), new View<float>(y), new View<int>(indices));
-        MaxPool2d.Backward(acc, s, new View<float>(dy), new View<int>(indices), new View<float>(dx));
+        using var device = TestDevice.Open(kind);
+        var acc = device.Accelerator;
+        MaxPool2d.Forward(acc, s, device.View<float>(x), device.View<float>(y), device.View<int>(indices));
+        device.Sync();
+        MaxPool2d.Backward(acc, s, device.View<float>(dy), device.View<int>(indices), device.View<float>(dx));
+        device.Sync();
         float[] ey = file["maxpool.y"].ToFloat(), edx = file["maxpool.dx"].ToFloat();
         _output.WriteLine($"{kind} maxpool {s}: relL2 y {Tolerance.RelativeL2(y, ey):G3}, dx {Tolerance.RelativeL2(dx, edx):G3}");
         Tolerance.AssertRelativeL2(y, ey, 1e-4, "maxpool.y");
