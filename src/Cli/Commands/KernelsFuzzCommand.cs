@@ -19,7 +19,7 @@ internal static class KernelsFuzzCommand
         var without = new Option<string[]>("--without") { Description = $"Leave constructs out: {string.Join(", ", Enum.GetNames<FuzzFeatures>().Where(n => n is not "None" and not "All"))}.", AllowMultipleArgumentsPerToken = true };
         var nvrtcEvery = new Option<int>("--nvrtc-every") { Description = "Compile every Nth program with NVRTC too (0: never).", DefaultValueFactory = _ => 10 };
         var noMinimise = new Option<bool>("--no-minimise") { Description = "Report disagreements as generated, without shrinking them." };
-        var show = new Option<bool>("--show") { Description = "Print the programs' C# source instead of running them." };
+        var show = new Option<bool>("--show") { Description = "Print the programs' C# source and their CUDA C (or the generator's diagnostics) instead of running them." };
         var json = CliRunner.JsonOption();
         foreach (var option in new Option[] { count, seed, output, without, nvrtcEvery, noMinimise, show, json })
         {
@@ -47,7 +47,9 @@ internal static class KernelsFuzzCommand
             {
                 for (int i = 0; i < programs; i++)
                 {
-                    Console.WriteLine(FuzzProgramGenerator.Generate(parse.GetValue(seed) + i, features).Source);
+                    var program = FuzzProgramGenerator.Generate(parse.GetValue(seed) + i, features);
+                    Console.WriteLine(program.Source);
+                    Console.WriteLine(DifferentialFuzzer.Translate(program));
                 }
                 return CliRunner.Ok;
             }

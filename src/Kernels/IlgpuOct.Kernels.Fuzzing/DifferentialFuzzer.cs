@@ -206,6 +206,14 @@ public sealed class DifferentialFuzzer : IDisposable
         }
     }
 
+    /// <summary>The CUDA C the generator makes of <paramref name="program"/>, or its diagnostics.</summary>
+    public static string Translate(FuzzProgram program)
+    {
+        var build = KernelSourceBuild.Run(program.Source, "Fuzz" + program.ClassName);
+        var cuda = build.Compilation.GetTypeByMetadataName("IlgpuOct.Fuzz." + program.ClassName + "+KKernel")?.GetMembers("CudaSource").OfType<IFieldSymbol>().FirstOrDefault()?.ConstantValue as string;
+        return cuda ?? string.Join("\n", build.GeneratorDiagnostics.Concat(build.Errors).Select(d => d.ToString()));
+    }
+
     /// <summary>Removes statements and helpers one at a time while the program keeps the same kind of disagreement.</summary>
     public FuzzResult Minimise(FuzzResult result, bool nvrtc, CancellationToken cancellationToken = default)
     {
