@@ -235,39 +235,55 @@ internal static class KernelEmitter
         sb.Append("        staticSharedBytes: ").Append(facts.StaticSharedBytes).Append(",\n");
         sb.Append("        generatorVersion: ").Append(Literal(KernelGenerator.Version)).Append(");\n\n");
 
-        sb.Append("    /// <summary>Launches ").Append(method.Name).Append(" on <paramref name=\"accelerator\"/>: C# body on host accelerators, compiled CUDA otherwise.</summary>\n");
-        sb.Append("    public static void Launch(").Append(K).Append("Accelerator accelerator, ").Append(K).Append("LaunchConfig config").Append(paramDecl).Append(")\n    {\n");
-        sb.Append("        global::System.ArgumentNullException.ThrowIfNull(accelerator);\n");
+        // The launcher's own names must not collide with the kernel's parameters (a kernel may take an int config).
+        var taken = new HashSet<string>(kernelParams.Select(p => p.Name), System.StringComparer.Ordinal);
+        string Unique(string name)
+        {
+            while (taken.Contains(name))
+            {
+                name = "_" + name;
+            }
+            taken.Add(name);
+            return name;
+        }
+        string acc = Unique("accelerator");
+        string cfg = Unique("config");
+        string ctxArg = Unique("__ctx");
+        string slotsName = Unique("__slots");
+        string definition = method.Name + "Kernel.Definition";
+        sb.Append("    /// <summary>Launches ").Append(method.Name).Append(" on <paramref name=\"").Append(acc).Append("\"/>: C# body on host accelerators, compiled CUDA otherwise.</summary>\n");
+        sb.Append("    public static void Launch(").Append(K).Append("Accelerator ").Append(acc).Append(", ").Append(K).Append("LaunchConfig ").Append(cfg).Append(paramDecl).Append(")\n    {\n");
+        sb.Append("        global::System.ArgumentNullException.ThrowIfNull(").Append(acc).Append(");\n");
         foreach (var p in kernelParams.Where(p => TypeFacts.ViewElement(p.Type) is not null))
         {
-            sb.Append("        accelerator.CheckLaunchView(").Append(Escape(p.Name)).Append(", Definition, ").Append(Literal(p.Name)).Append(");\n");
+            sb.Append("        ").Append(acc).Append(".CheckLaunchView(").Append(Escape(p.Name)).Append(", ").Append(definition).Append(", ").Append(Literal(p.Name)).Append(");\n");
         }
-        sb.Append("        if (accelerator.RunsKernelsOnHost)\n        {\n");
+        sb.Append("        if (").Append(acc).Append(".RunsKernelsOnHost)\n        {\n");
         if (iterator is null)
         {
-            sb.Append("            accelerator.LaunchOnHost(Definition, config, (").Append(K).Append("KernelContext __ctx) => ").Append(fullType).Append('.').Append(method.Name).Append("(__ctx").Append(argList).Append("));\n");
+            sb.Append("            ").Append(acc).Append(".LaunchOnHost(").Append(definition).Append(", ").Append(cfg).Append(", (").Append(K).Append("KernelContext ").Append(ctxArg).Append(") => ").Append(fullType).Append('.').Append(method.Name).Append("(").Append(ctxArg).Append(argList).Append("));\n");
         }
         else
         {
-            sb.Append("            accelerator.LaunchOnHost(Definition, config, (").Append(K).Append("KernelContext __ctx) => ").Append(method.Name).Append("Iterator(__ctx").Append(argList).Append("));\n");
+            sb.Append("            ").Append(acc).Append(".LaunchOnHost(").Append(definition).Append(", ").Append(cfg).Append(", (").Append(K).Append("KernelContext ").Append(ctxArg).Append(") => ").Append(method.Name).Append("Iterator(").Append(ctxArg).Append(argList).Append("));\n");
         }
         sb.Append("            return;\n        }\n");
-        sb.Append("        global::System.Span<ulong> __slots = stackalloc ulong[").Append(System.Math.Max(1, slots)).Append("];\n");
+        sb.Append("        global::System.Span<ulong> ").Append(slotsName).Append(" = stackalloc ulong[").Append(System.Math.Max(1, slots)).Append("];\n");
         int slot = 0;
         foreach (var p in kernelParams)
         {
             string n = Escape(p.Name);
             if (TypeFacts.ViewElement(p.Type) is not null)
             {
-                sb.Append("        __slots[").Append(slot++).Append("] = ").Append(n).Append(".DevicePointer;\n");
-                sb.Append("        __slots[").Append(slot++).Append("] = (ulong)(uint)").Append(n).Append(".Length;\n");
+                sb.Append("        ").Append(slotsName).Append("[").Append(slot++).Append("] = ").Append(n).Append(".DevicePointer;\n");
+                sb.Append("        ").Append(slotsName).Append("[").Append(slot++).Append("] = (ulong)(uint)").Append(n).Append(".Length;\n");
             }
             else
             {
-                sb.Append("        __slots[").Append(slot++).Append("] = ").Append(K).Append("KernelArgs.Pack(").Append(n).Append(");\n");
+                sb.Append("        ").Append(slotsName).Append("[").Append(slot++).Append("] = ").Append(K).Append("KernelArgs.Pack(").Append(n).Append(");\n");
             }
         }
-        sb.Append("        accelerator.LaunchCompiled(Definition, config, __slots.Slice(0, ").Append(slots).Append("));\n    }\n");
+        sb.Append("        ").Append(acc).Append(".LaunchCompiled(").Append(definition).Append(", ").Append(cfg).Append(", ").Append(slotsName).Append(".Slice(0, ").Append(slots).Append("));\n    }\n");
 
         if (iterator is not null)
         {

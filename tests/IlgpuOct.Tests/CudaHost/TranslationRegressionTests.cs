@@ -94,10 +94,10 @@ public sealed class TranslationRegressionTests
         DifferentialKernel.AssertSameOnBoth(Kernel("o[t] = KernelMath.FloatAsInt(float.NaN) + (long)t;"));
     }
 
-    [Fact(Skip = "translator fix pending: float to byte/sbyte/short conversion")]
-    public void Float_to_byte_sbyte_short_conversions_match_dotnet()
+    [Fact(Skip = "translator fix pending: float to byte conversion (sbyte and short are refused by IOCT0019)")]
+    public void Float_to_byte_conversion_matches_dotnet()
     {
-        DifferentialKernel.AssertSameOnBoth(Kernel("float v = -0.6f * 255f * (x[t] + 1); byte b = (byte)v; sbyte s = (sbyte)(v * 3f); short h = (short)(v * 1000f); o[t] = b * 1000000L + s * 1000L + h;"));
+        DifferentialKernel.AssertSameOnBoth(Kernel("float v = -0.6f * 255f * (x[t] + 1); byte b = (byte)v; byte c = (byte)(v * -3f); o[t] = b * 1000L + c;"));
     }
 
     [Fact(Skip = "translator fix pending: shift-count masking (caught by the cuda-host sanitizer build)")]
@@ -122,7 +122,7 @@ public sealed class TranslationRegressionTests
         }
     }
 
-    [Fact(Skip = "translator fix pending: kernel parameter named config / accelerator")]
+    [Fact]
     public void A_parameter_named_config_or_accelerator_builds_and_runs()
     {
         DifferentialKernel.AssertSameOnBoth(Kernel("o[t] = t;", ", int config, int accelerator"));
