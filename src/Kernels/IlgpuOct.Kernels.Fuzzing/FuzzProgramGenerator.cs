@@ -178,7 +178,6 @@ public sealed class FuzzProgramGenerator
     private readonly HashSet<string> _usedNames = new(StringComparer.Ordinal);
     private readonly List<(string Name, string ReturnType, string[] Parameters)> _helpers = new();
     private int _nextName;
-    private int _loopDepth;
     private bool _inHelper;
 
     private FuzzProgramGenerator(long seed, FuzzFeatures features)
@@ -371,9 +370,7 @@ public sealed class FuzzProgramGenerator
                 string i = FreshName();
                 int trips = _random.Next(1, 5);
                 _scopes.Add(new List<(string, string, bool)> { (i, "int", false) });
-                _loopDepth++;
                 string body = LoopBody(depth - 1);
-                _loopDepth--;
                 _scopes.RemoveAt(_scopes.Count - 1);
                 return "for (int " + i + " = 0; " + i + " < " + trips + "; " + i + "++)\n" + body;
             }
@@ -382,9 +379,7 @@ public sealed class FuzzProgramGenerator
                 string w = FreshName();
                 int trips = _random.Next(1, 5);
                 _scopes.Add(new List<(string, string, bool)> { (w, "int", false) });
-                _loopDepth++;
                 string body = LoopBody(depth - 1);
-                _loopDepth--;
                 _scopes.RemoveAt(_scopes.Count - 1);
                 return _random.Next(2) == 0
                     ? "{\n    int " + w + " = 0;\n    while (" + w + " < " + trips + ")\n    {\n        " + w + "++;\n        " + Indent(Indent(body)) + "\n    }\n}"
@@ -602,7 +597,7 @@ public sealed class FuzzProgramGenerator
     }
 
     private string Negate(string type, int depth) =>
-        Has(FuzzFeatures.SignedOverflow) && _random.Next(2) == 0 ? "(-" + Expr(type, depth - 1) + ")" : "(~" + Expr(type, depth - 1) + ")";
+        Has(FuzzFeatures.SignedOverflow) && _random.Next(2) == 0 ? "(-(" + Expr(type, depth - 1) + "))" : "(~" + Expr(type, depth - 1) + ")";
 
     private string MathCall(string type, int depth)
     {
@@ -630,7 +625,7 @@ public sealed class FuzzProgramGenerator
             case 1:
                 return Conversion(type, depth);
             case 2:
-                return "(-" + Expr(type, depth - 1) + ")";
+                return "(-(" + Expr(type, depth - 1) + "))";
             case 3:
                 return m + "." + new[] { "Floor", "Ceiling", "Truncate", "Round", "Sqrt", "Abs" }[_random.Next(6)] + "(" + Expr(type, depth - 1) + ")";
             case 4:

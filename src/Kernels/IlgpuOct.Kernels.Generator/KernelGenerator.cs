@@ -250,7 +250,7 @@ internal static class KernelEmitter
         string cfg = Unique("config");
         string ctxArg = Unique("__ctx");
         string slotsName = Unique("__slots");
-        string definition = method.Name + "Kernel.Definition";
+        string definition = taken.Contains("Definition") ? method.Name + "Kernel.Definition" : "Definition";
         sb.Append("    /// <summary>Launches ").Append(method.Name).Append(" on <paramref name=\"").Append(acc).Append("\"/>: C# body on host accelerators, compiled CUDA otherwise.</summary>\n");
         sb.Append("    public static void Launch(").Append(K).Append("Accelerator ").Append(acc).Append(", ").Append(K).Append("LaunchConfig ").Append(cfg).Append(paramDecl).Append(")\n    {\n");
         sb.Append("        global::System.ArgumentNullException.ThrowIfNull(").Append(acc).Append(");\n");

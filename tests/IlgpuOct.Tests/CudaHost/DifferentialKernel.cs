@@ -50,7 +50,9 @@ internal static class DifferentialKernel
         using var x = accelerator.Upload<int>(Enumerable.Range(0, Threads).ToArray());
         try
         {
-            launch.Invoke(null, [accelerator, config, o.View, x.View]);
+            // Scalar parameters after o and x get their default value.
+            object?[] arguments = [accelerator, config, o.View, x.View, .. launch.GetParameters().Skip(4).Select(p => Activator.CreateInstance(p.ParameterType))];
+            launch.Invoke(null, arguments);
         }
         catch (TargetInvocationException e) when (e.InnerException is not null)
         {
