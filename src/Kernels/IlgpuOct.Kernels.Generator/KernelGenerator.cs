@@ -234,6 +234,10 @@ internal static class KernelEmitter
         sb.Append("    /// <summary>Launches ").Append(method.Name).Append(" on <paramref name=\"accelerator\"/>: C# body on host accelerators, compiled CUDA otherwise.</summary>\n");
         sb.Append("    public static void Launch(").Append(K).Append("Accelerator accelerator, ").Append(K).Append("LaunchConfig config").Append(paramDecl).Append(")\n    {\n");
         sb.Append("        global::System.ArgumentNullException.ThrowIfNull(accelerator);\n");
+        foreach (var p in kernelParams.Where(p => TypeFacts.ViewElement(p.Type) is not null))
+        {
+            sb.Append("        accelerator.CheckLaunchView(").Append(Escape(p.Name)).Append(", Definition, ").Append(Literal(p.Name)).Append(");\n");
+        }
         sb.Append("        if (accelerator.RunsKernelsOnHost)\n        {\n");
         string hostCopyName = method.Name + (asIterator ? "Iterator" : "Checked");
         sb.Append("            accelerator.LaunchOnHost(Definition, config, (").Append(K).Append("KernelContext __ctx) => ").Append(hostCopyName).Append("(__ctx").Append(argList).Append("));\n");
