@@ -3,6 +3,7 @@ using System.Diagnostics;
 using IlgpuOct.Cli.Rendering;
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Cuda;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Cli.Commands;
 
@@ -15,6 +16,7 @@ internal static class KernelsCommand
         kernels.Subcommands.Add(CreateList());
         kernels.Subcommands.Add(CreateShow());
         kernels.Subcommands.Add(CreateCompile());
+        kernels.Subcommands.Add(CreateReport());
         return kernels;
     }
 
@@ -154,6 +156,123 @@ internal static class KernelsCommand
             return CliRunner.Ok;
         });
         return compile;
+    }
+
+    private static Command CreateReport()
+    {
+        var report = new Command("report",
+            "Registers, spills, stack frame and static shared memory of every kernel (ptxas -v through NVRTC; no GPU needed) and the theoretical occupancy of each launch shape the operators use.");
+        var arch = ArchOption();
+        arch.AcceptOnlyFromAmong(GpuArchitecture.Known.Select(a => a.Name).ToArray());
+        var json = CliRunner.JsonOption();
+        var failOnSpill = new Option<bool>("--fail-on-spill") { Description = "Exit 1 when a kernel spills registers without declaring [Kernel(MaySpill = true)] (CI)." };
+        report.Options.Add(arch);
+        report.Options.Add(json);
+        report.Options.Add(failOnSpill);
+        CliRunner.SetAction(report, (parse, token) =>
+        {
+            var architecture = GpuArchitecture.Get(ParseArch(parse.GetValue(arch)!));
+            var assemblies = KernelAssemblies.All().ToArray();
+            var kernels = KernelAssemblies.LoadKernels();
+            var result = KernelResourceReport.Build(Nvrtc.Get(), architecture, kernels, KernelDeclarations.LaunchShapes(assemblies),
+                KernelDeclarations.MaySpill(assemblies), cancellationToken: token);
+            if (parse.GetValue(json))
+            {
+                Ui.WriteJson(ReportJson(result));
+            }
+            else
+            {
+                RenderReport(result);
+            }
+            var failed = result.Kernels.Where(k => k.Error is not null).ToArray();
+            foreach (var f in failed)
+            {
+                Console.Error.WriteLine($"error: kernel {f.Kernel}: {f.Error}");
+            }
+            var spills = result.Kernels.Where(k => k.UndeclaredSpill).ToArray();
+            foreach (var k in spills)
+            {
+                Console.Error.WriteLine($"{(parse.GetValue(failOnSpill) ? "error" : "warning")}: kernel {k.Kernel} spills ({k.Resources!.SpillStoreBytes} B stores, {k.Resources.SpillLoadBytes} B loads) on {architecture.Name}: "
+                    + "use fewer live values (smaller register tiles, fewer unrolled accumulators) or, if the spill is accepted, declare [Kernel(MaySpill = true)] and say why.");
+            }
+            return failed.Length > 0 || (parse.GetValue(failOnSpill) && spills.Length > 0) ? CliRunner.Failed : CliRunner.Ok;
+        });
+        return report;
+    }
+
+    private static object ReportJson(KernelResourceReport report) => new
+    {
+        architecture = report.Architecture.Name,
+        architecture_limits = report.Architecture,
+        compiler = report.Compiler,
+        kernels = report.Kernels.Select(k => new
+        {
+            kernel = k.Kernel,
+            registers = k.Resources?.Registers,
+            spill_store_bytes = k.Resources?.SpillStoreBytes,
+            spill_load_bytes = k.Resources?.SpillLoadBytes,
+            stack_frame_bytes = k.Resources?.StackFrameBytes,
+            static_shared_bytes = k.Resources?.StaticSharedBytes,
+            constant_bytes = k.Resources?.ConstantBytes,
+            may_spill = k.MaySpill,
+            undeclared_spill = k.UndeclaredSpill,
+            warnings = k.Warnings,
+            error = k.Error,
+            launch_shapes = k.Shapes.Select(s => new
+            {
+                @case = s.Case,
+                block = s.Block.ToString(),
+                threads = s.Block.Volume,
+                dynamic_shared_bytes = s.DynamicSharedBytes,
+                active_blocks_per_sm = s.Occupancy.ActiveBlocks,
+                active_warps_per_sm = s.Occupancy.ActiveWarps,
+                max_warps_per_sm = s.Occupancy.MaxWarps,
+                occupancy = s.Occupancy.Fraction,
+                limiter = s.Occupancy.LimiterName,
+                blocks_by_warps = s.Occupancy.BlocksByWarps,
+                blocks_by_block_slots = s.Occupancy.BlocksByBlockSlots,
+                blocks_by_registers = s.Occupancy.BlocksByRegisters == int.MaxValue ? (int?)null : s.Occupancy.BlocksByRegisters,
+                blocks_by_shared_memory = s.Occupancy.BlocksBySharedMemory == int.MaxValue ? (int?)null : s.Occupancy.BlocksBySharedMemory,
+            }),
+        }),
+    };
+
+    private static void RenderReport(KernelResourceReport report)
+    {
+        var rows = new List<IReadOnlyList<string>>();
+        foreach (var k in report.Kernels)
+        {
+            var r = k.Resources;
+            string spill = r is null ? "-" : $"{r.SpillStoreBytes}/{r.SpillLoadBytes}" + (r.Spills ? (k.MaySpill ? " (declared)" : " UNDECLARED") : "");
+            // One line per distinct block shape: occupancy depends on the block, not the grid.
+            var distinct = k.Shapes.GroupBy(s => (s.Block, s.DynamicSharedBytes)).Select(g => (Shape: g.First(), Cases: string.Join(", ", g.Select(s => s.Case).Distinct()))).ToArray();
+            string[] first = distinct.Length == 0
+                ? ["-", "no [LaunchShapes] declared", "-", "-"]
+                : Shape(distinct[0].Shape, distinct[0].Cases);
+            rows.Add([k.Kernel, r?.Registers.ToString() ?? "error", spill, r is null ? "-" : $"{r.StackFrameBytes} B", r is null ? "-" : $"{r.StaticSharedBytes} B", .. first]);
+            foreach (var (shape, cases) in distinct.Skip(1))
+            {
+                rows.Add(["", "", "", "", "", .. Shape(shape, cases)]);
+            }
+        }
+        Ui.Table(
+            $"{report.Kernels.Count} kernels on {report.Architecture.Name} ({report.Architecture.Examples}); {report.Compiler}; occupancy = active warps / {report.Architecture.MaxWarpsPerSm} per SM",
+            ["kernel", "regs", "spill st/ld", "stack", "static smem", "block", "launch cases", "warps/SM", "limited by"],
+            rows);
+        int warned = report.Kernels.Count(k => k.Warnings.Count > 0);
+        foreach (var k in report.Kernels.Where(k => k.Warnings.Count > 0))
+        {
+            Console.Error.WriteLine($"NVRTC warnings for {k.Kernel}:\n  {string.Join("\n  ", k.Warnings)}");
+        }
+        Console.WriteLine($"{report.Kernels.Count(k => k.Resources is not null)}/{report.Kernels.Count} kernels compiled, {report.Kernels.Count(k => k.Resources?.Spills == true)} spill, {warned} with NVRTC warnings");
+
+        static string[] Shape(ShapeOccupancy s, string cases) =>
+        [
+            s.Block + (s.DynamicSharedBytes > 0 ? $" +{s.DynamicSharedBytes} B dyn" : ""),
+            cases,
+            $"{s.Occupancy.ActiveWarps}/{s.Occupancy.MaxWarps} ({s.Occupancy.Fraction:P0})",
+            s.Occupancy.LimiterName,
+        ];
     }
 
     private static CompileRow CompileOne(Nvrtc nvrtc, KernelDefinition kernel, NvrtcTarget target)
