@@ -68,32 +68,40 @@ internal static class KernelsCommand
         var name = new Argument<string>("name") { Description = "Kernel name (Type.Method) or entry point; see `kernels list`." };
         var cuda = new Option<bool>("--cuda") { Description = "Print the generated CUDA C (the default)." };
         var ptx = new Option<bool>("--ptx") { Description = "Compile with NVRTC and print the PTX." };
+        var sass = new Option<bool>("--sass") { Description = "Compile to CUBIN with NVRTC and disassemble it with nvdisasm (from the PATH), with C# / CUDA source lines." };
         var arch = ArchOption();
         show.Arguments.Add(name);
         show.Options.Add(cuda);
         show.Options.Add(ptx);
+        show.Options.Add(sass);
         show.Options.Add(arch);
         CliRunner.SetAction(show, (parse, _) =>
         {
-            if (parse.GetValue(cuda) && parse.GetValue(ptx))
+            if (new[] { parse.GetValue(cuda), parse.GetValue(ptx), parse.GetValue(sass) }.Count(b => b) > 1)
             {
-                throw new ArgumentException("Choose one of --cuda and --ptx.");
+                throw new ArgumentException("Choose one of --cuda, --ptx and --sass.");
             }
             KernelAssemblies.LoadKernels();
             string wanted = parse.GetValue(name)!;
             var kernel = KernelRegistry.Find(wanted)
                 ?? throw new ArgumentException($"No kernel named '{wanted}'; `ilgpuoct kernels list` shows the {KernelRegistry.All.Count} there are.");
-            if (!parse.GetValue(ptx))
+            if (!parse.GetValue(ptx) && !parse.GetValue(sass))
             {
                 Console.Write(kernel.CudaSource);
                 return CliRunner.Ok;
             }
             int architecture = ParseArch(parse.GetValue(arch)!);
-            var result = Nvrtc.Get().Compile(kernel.CudaSource, kernel.Name, new NvrtcTarget(architecture, NvrtcOutput.Ptx));
-            if (result.Log.Trim().Length > 0)
+            if (parse.GetValue(sass))
             {
-                Console.Error.WriteLine(result.Log.TrimEnd());
+                // Look for the tool before compiling, so a missing nvdisasm costs nothing.
+                string tool = Disassembler.Find() ?? throw new FileNotFoundException(Disassembler.HowToInstall);
+                var cubin = Nvrtc.Get().Compile(kernel.CudaSource, kernel.Name, new NvrtcTarget(architecture, NvrtcOutput.Cubin));
+                WriteWarnings(kernel.Name, cubin.Log);
+                Console.Write(Disassembler.Disassemble(tool, cubin.Image, kernel.Name));
+                return CliRunner.Ok;
             }
+            var result = Nvrtc.Get().Compile(kernel.CudaSource, kernel.Name, new NvrtcTarget(architecture, NvrtcOutput.Ptx));
+            WriteWarnings(kernel.Name, result.Log);
             Console.Write(result.PtxText);
             return CliRunner.Ok;
         });
@@ -140,9 +148,13 @@ internal static class KernelsCommand
             {
                 Ui.Table(
                     $"NVRTC {nvrtc.Version}, {target}",
-                    ["kernel", "ok", "seconds", "image bytes", "log lines"],
+                    ["kernel", "ok", "seconds", "image bytes", "warnings"],
                     results.Select(r => (IReadOnlyList<string>)[r.Kernel, r.Ok ? "yes" : "NO", $"{r.Seconds:F2}", r.ImageBytes.ToString(), r.LogLines.ToString()]));
                 Console.WriteLine($"{results.Length - failed.Length}/{results.Length} kernels compiled in {watch.Elapsed.TotalSeconds:F1} s");
+            }
+            foreach (var r in results.Where(r => r.Ok))
+            {
+                WriteWarnings(r.Kernel, r.Log);
             }
             foreach (var f in failed)
             {
@@ -275,13 +287,23 @@ internal static class KernelsCommand
         ];
     }
 
+    /// <summary>NVRTC's warnings for one kernel, on stderr (stdout stays the requested output).</summary>
+    private static void WriteWarnings(string kernel, string log)
+    {
+        var warnings = NvrtcLog.Warnings(log);
+        if (warnings.Count > 0)
+        {
+            Console.Error.WriteLine($"NVRTC warnings for {kernel}:\n  {string.Join("\n  ", warnings)}");
+        }
+    }
+
     private static CompileRow CompileOne(Nvrtc nvrtc, KernelDefinition kernel, NvrtcTarget target)
     {
         var start = Stopwatch.GetTimestamp();
         try
         {
             var result = nvrtc.Compile(kernel.CudaSource, kernel.Name, target);
-            return new CompileRow(kernel.Name, true, Stopwatch.GetElapsedTime(start).TotalSeconds, result.Image.Length, CountLines(result.Log), result.Log);
+            return new CompileRow(kernel.Name, true, Stopwatch.GetElapsedTime(start).TotalSeconds, result.Image.Length, NvrtcLog.Warnings(result.Log).Count, result.Log);
         }
         catch (NvrtcCompileException e)
         {
