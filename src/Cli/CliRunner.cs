@@ -48,6 +48,9 @@ internal static class CliRunner
 
     public static Option<bool> JsonOption() => new("--json") { Description = "Print the result as JSON instead of a table." };
 
+    /// <summary>Skip the data set's SHA-256 check (it reads the whole file once).</summary>
+    public static Option<bool> NoVerifyOption() => new("--no-verify") { Description = "Do not recompute the data set's SHA-256 before using it (it reads the whole file once)." };
+
     /// <summary>CPU threads of the cpu engine; the same seed and thread count give identical results.</summary>
     public static Option<int> ThreadsOption() => new Option<int>("--threads")
     {

@@ -310,7 +310,7 @@ public static class Trainer
             return [];
         }
         return File.ReadAllLines(path).Where(l => l.Length > 0)
-            .Select(l => JsonSerializer.Deserialize<EpochMetrics>(l, JsonLine) ?? throw new InvalidDataException($"'{path}' holds an empty metrics line."))
+            .Select(l => JsonSerializer.Deserialize<EpochMetrics>(l, JsonLine) ?? throw new InvalidFileFormatException($"'{path}' holds an empty metrics line."))
             .ToList();
     }
 

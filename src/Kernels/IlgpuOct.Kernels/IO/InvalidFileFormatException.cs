@@ -15,6 +15,15 @@ public sealed class InvalidFileFormatException : IOException
         Field = field;
     }
 
+    /// <summary>A message that already names the file and the field (readers whose messages predate the fields).</summary>
+    public InvalidFileFormatException(string message, Exception? inner = null)
+        : base(message, inner)
+    {
+        FileName = "";
+        Format = "";
+        Field = "";
+    }
+
     /// <summary>The file (or archive entry) that was read.</summary>
     public string FileName { get; }
 
