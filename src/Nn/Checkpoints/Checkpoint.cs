@@ -216,6 +216,11 @@ public static class Checkpoint
     {
         var file = SafeTensorFile.Read(path);
         var info = ReadInfo(file);
+        // The metadata must agree with the stem and classifier before a model of that size is allocated.
+        var fields = new SafeTensorFields(file, FormatName);
+        var c = info.Config;
+        fields.Tensor("conv1.weight", floating: true, c.Width, c.InChannels, 7, 7);
+        fields.Tensor("fc.weight", floating: true, c.NumClasses, c.FeatureCount);
         var model = new ResNet18(accelerator, info.Config, info.Seed);
         try
         {

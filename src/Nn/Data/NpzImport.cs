@@ -212,6 +212,10 @@ public static class NpzImport
         {
             throw new InvalidFileFormatException($"'{path}' is not a readable .npz (zip) file: {e.Message}", e);
         }
+        // What an entry can really hold: its declared size, but never more than deflate's ratio allows
+        // from the whole file (a forged size must not make us allocate gigabytes before reading).
+        long fileBytes = new FileInfo(path).Length;
+        long Available(ZipArchiveEntry entry) => Math.Min(entry.Length, fileBytes * 1032L);
         using (archive)
         {
             foreach (string split in FileSplits)
@@ -238,6 +242,10 @@ public static class NpzImport
                         {
                             throw new InvalidFileFormatException($"{labelName} has shape {labelHeader.ShapeText}; expected (N) or (N, 1) (multi-label sets are not supported).");
                         }
+                        if (labelHeader.ElementCount > Available(labelsEntry) / Math.Max(1, labelHeader.Descr.Length == 3 ? labelHeader.Descr[2] - '0' : 1))
+                        {
+                            throw new InvalidFileFormatException($"{labelName} declares shape {labelHeader.ShapeText} but the entry holds only {labelsEntry.Length} bytes.");
+                        }
                         labels = Npy.ReadIntegers(labelStream, labelHeader, labelName);
                     }
                     using var imageStream = imagesEntry.Open();
@@ -245,6 +253,10 @@ public static class NpzImport
                     if (header.Shape.Length > 0 && header.Shape[0] != labels.Length)
                     {
                         throw new InvalidFileFormatException($"'{path}' has {header.Shape[0]} {split} images but {labels.Length} {split} labels.");
+                    }
+                    if (header.ElementCount > Available(imagesEntry))
+                    {
+                        throw new InvalidFileFormatException($"'{path}' entry {imagesEntry.FullName} declares shape {header.ShapeText} but holds only {imagesEntry.Length} bytes.");
                     }
                     visit(split, header, imageStream, labels);
                 }
