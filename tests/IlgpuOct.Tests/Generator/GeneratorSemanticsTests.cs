@@ -22,6 +22,8 @@ public sealed class GeneratorSemanticsTests
         ("DynamicLength", "var d = ctx.DynamicShared<float>(); int d_length = 3; d[0] = d.Length + d_length; y[0] = d[0];", Parameters, ""),
         ("CudaNames", "float expf = x[0]; float @delete = 1f; int @int = 2; int @new = 3; float float2 = 4f; y[0] = MathF.Exp(expf) + @delete + @int + @new + float2;", Parameters, ""),
         ("GeneratedNames", "int ioct_t0 = 1; int ioct_fn_K_Twice = 2; y[0] = ioct_t0 + Twice(ioct_fn_K_Twice);", Parameters, "private static int Twice(int v) => 2 * v;"),
+        ("UnderscoreNames", "var s = ctx.Shared<float>(64); int __syncthreads = 1; int __shfl0 = 2; s[ctx.ThreadIdx.X] = __syncthreads + __shfl0; ctx.Barrier(); y[0] = s[0];", Parameters, ""),
+        ("UncheckedTop", "unchecked { var s = ctx.Shared<int>(64); s[ctx.ThreadIdx.X] = n * 3; ctx.Barrier(); y[0] = s[0] + (float)Math.CopySign(1.0, (double)x[0]); }", Parameters, ""),
         ("LengthParameter", "y[0] = x.Length + x_length;", ", View<float> x, View<float> y, int x_length", ""),
         ("LauncherNames", "y[0] = config[0] + accelerator;", ", View<float> config, View<float> y, int accelerator", ""),
         ("FmodTarget", "int k = n; y[k++] %= 2f; y[k] = k;", Parameters, ""),
@@ -84,6 +86,13 @@ public sealed class GeneratorSemanticsTests
             .And.Contain("int new_ = 3;").And.Contain("float float2_ = 4.0f;").And.Contain("expf(expf_)");
         string generated = Cuda("GeneratedNames");
         generated.Should().Contain("int ioct_t0_ = 1;").And.Contain("int ioct_fn_K_Twice_ = 2;").And.Contain("ioct_fn_K_Twice(ioct_fn_K_Twice_)");
+    }
+
+    [Fact]
+    public void Double_underscore_names_are_escaped_and_an_unchecked_block_keeps_the_top_level()
+    {
+        Cuda("UnderscoreNames").Should().Contain("int __syncthreads_ = 1;").And.Contain("int __shfl0_ = 2;").And.Contain("__syncthreads();");
+        Cuda("UncheckedTop").Should().Contain("__shared__ int s[64];").And.Contain("copysign(1.0, ((double)x[0]))");
     }
 
     [Fact]
