@@ -144,6 +144,15 @@ public sealed class SanitizerTests
                     Atomic.Add(ref total[0], x[g]);
                 }
             }
+
+            private static int Offset(int row, int pitch) => row * pitch;
+
+            [Kernel]
+            public static void Rows(KernelContext ctx, View<int> y, int pitch)
+            {
+                int g = ctx.GlobalX;
+                y[g] = Offset(g, pitch);
+            }
         }
         """;
 
@@ -284,6 +293,18 @@ public sealed class SanitizerTests
             .And.Contain("128 * 16777216");
         Launch("Scale", acc, new LaunchConfig(4, 64), new View<int>(y), 1 << 20);
         y[255].Should().Be(255 << 20);
+    }
+
+    [Fact]
+    public void Signed_overflow_in_a_helper_of_the_kernel_is_reported()
+    {
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels, sanitize: false);
+        var y = new int[64];
+        var act = () => Launch("Rows", acc, new LaunchConfig(1, 64), new View<int>(y), 1 << 26);
+        act.Should().Throw<KernelExecutionException>().Which.Message.Should()
+            .Contain("Kernel K.Rows").And.Contain("thread (32,0,0)").And.Contain("signed int overflow in `row * pitch (line 131)`");
+        Launch("Rows", acc, new LaunchConfig(1, 64), new View<int>(y), 1 << 20);
+        y[63].Should().Be(63 << 20);
     }
 
     [Fact]
