@@ -281,6 +281,10 @@ internal sealed class IteratorRewriter
                     return ParseExpression($"{Checked}.Negate({visited.Operand}, {text})");
                 case SyntaxKind.PreIncrementExpression:
                 case SyntaxKind.PreDecrementExpression:
+                    if (IsBoundedLoopStep(node, node.Operand, node.IsKind(SyntaxKind.PreIncrementExpression)))
+                    {
+                        return visited;
+                    }
                     string delta = node.IsKind(SyntaxKind.PreIncrementExpression) ? "1" : "-1";
                     if (node.Operand is not IdentifierNameSyntax)
                     {
@@ -296,7 +300,8 @@ internal sealed class IteratorRewriter
         public override SyntaxNode? VisitPostfixUnaryExpression(PostfixUnaryExpressionSyntax node)
         {
             var visited = (PostfixUnaryExpressionSyntax)base.VisitPostfixUnaryExpression(node)!;
-            if (!IsSigned(Model.GetTypeInfo(node).Type) || node.Kind() is not (SyntaxKind.PostIncrementExpression or SyntaxKind.PostDecrementExpression))
+            if (!IsSigned(Model.GetTypeInfo(node).Type) || node.Kind() is not (SyntaxKind.PostIncrementExpression or SyntaxKind.PostDecrementExpression)
+                || IsBoundedLoopStep(node, node.Operand, node.IsKind(SyntaxKind.PostIncrementExpression)))
             {
                 return visited;
             }
@@ -305,6 +310,23 @@ internal sealed class IteratorRewriter
             return ValueUnused(node) && node.Operand is IdentifierNameSyntax
                 ? ParseExpression($"{visited.Operand} = {Checked}.Add({visited.Operand}, {delta}, {text})")
                 : ParseExpression($"{Checked}.PostStep(ref {visited.Operand}, {delta}, {text})");
+        }
+
+        // `for (...; i < bound; i++)` (or `i > bound; i--`) compared in i's own type, i not written in the
+        // body: i stays below bound before the step, so the step cannot overflow and needs no check (hot loops).
+        private bool IsBoundedLoopStep(ExpressionSyntax node, ExpressionSyntax operand, bool increment)
+        {
+            if (node.Parent is not ForStatementSyntax f || !f.Incrementors.Contains(node) || operand is not IdentifierNameSyntax
+                || Model.GetSymbolInfo(operand).Symbol is not ILocalSymbol variable || f.Condition is not BinaryExpressionSyntax c)
+            {
+                return false;
+            }
+            bool Is(ExpressionSyntax e) => e is IdentifierNameSyntax && SymbolEqualityComparer.Default.Equals(Model.GetSymbolInfo(e).Symbol, variable)
+                && SymbolEqualityComparer.Default.Equals(Model.GetTypeInfo(e).ConvertedType, variable.Type);
+            bool bounded = increment
+                ? c.IsKind(SyntaxKind.LessThanExpression) && Is(c.Left) || c.IsKind(SyntaxKind.GreaterThanExpression) && Is(c.Right)
+                : c.IsKind(SyntaxKind.GreaterThanExpression) && Is(c.Left) || c.IsKind(SyntaxKind.LessThanExpression) && Is(c.Right);
+            return bounded && Model.AnalyzeDataFlow(f.Statement) is { Succeeded: true } flow && !flow.WrittenInside.Contains(variable, SymbolEqualityComparer.Default);
         }
 
         // A statement of its own (or a for incrementor): the expression's value is not used.
