@@ -27,7 +27,7 @@ public interface IAdversarialDetector
     double CleanRejectionRate { get; }
 
     /// <summary>Fits on clean training features (N, D) with their true labels (N).</summary>
-    void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator? accelerator = null, CancellationToken cancellationToken = default);
+    void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator accelerator, CancellationToken cancellationToken = default);
 
     /// <summary>Normality scores (N) of features (N, D) under the density of each row's predicted class.</summary>
     double[] Score(float[] features, int n, int[] predicted);
@@ -58,7 +58,7 @@ public abstract class FeatureDetector : IAdversarialDetector
 
     public abstract IReadOnlyList<IFeatureDensity> ClassDensities { get; }
 
-    public abstract void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator? accelerator = null, CancellationToken cancellationToken = default);
+    public abstract void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator accelerator, CancellationToken cancellationToken = default);
 
     public virtual double[] Score(float[] features, int n, int[] predicted)
     {
@@ -281,7 +281,7 @@ public sealed class UadDetector(UadOptions? options = null) : FeatureDetector
 
     public override IReadOnlyList<IFeatureDensity> ClassDensities => _densities;
 
-    public override void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator? accelerator = null, CancellationToken cancellationToken = default)
+    public override void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator accelerator, CancellationToken cancellationToken = default)
     {
         CheckFitInput(features, n, d, labels, classes);
         _mixtures = FitPerClass(features, n, d, labels, classes, Options, accelerator, cancellationToken);
@@ -291,7 +291,7 @@ public sealed class UadDetector(UadOptions? options = null) : FeatureDetector
     }
 
     /// <summary>One mixture per class on the rows of that class (also used for the HFC attacker's per-stage mixtures).</summary>
-    public static GaussianMixture[] FitPerClass(float[] features, int n, int d, int[] labels, int classes, UadOptions options, Accelerator? accelerator, CancellationToken cancellationToken)
+    public static GaussianMixture[] FitPerClass(float[] features, int n, int d, int[] labels, int classes, UadOptions options, Accelerator accelerator, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(options);
         var mixtures = new GaussianMixture[classes];
@@ -308,8 +308,7 @@ public sealed class UadDetector(UadOptions? options = null) : FeatureDetector
                 Restarts = options.Restarts,
                 Seed = options.Seed + c,
             });
-            // The cpu engine is the float64 host path; any other accelerator runs the EM kernels.
-            mixtures[c] = gmm.Fit(x, rows.Length, d, accelerator is { Kind: AcceleratorKind.Cpu } ? null : accelerator, null, cancellationToken);
+            mixtures[c] = gmm.Fit(x, rows.Length, d, accelerator, null, cancellationToken);
         }
         return mixtures;
     }
@@ -413,7 +412,7 @@ public sealed class MahalanobisDetector(double relativeRegularization = 1e-3) : 
 
     public override IReadOnlyList<IFeatureDensity> ClassDensities => _densities;
 
-    public override void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator? accelerator = null, CancellationToken cancellationToken = default)
+    public override void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator accelerator, CancellationToken cancellationToken = default)
     {
         CheckFitInput(features, n, d, labels, classes);
         var means = new double[classes * d];
@@ -523,7 +522,7 @@ public sealed class KdeDetector(double? bandwidth = null, int maxPointsPerClass 
 
     public override IReadOnlyList<IFeatureDensity> ClassDensities => _densities;
 
-    public override void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator? accelerator = null, CancellationToken cancellationToken = default)
+    public override void Fit(float[] features, int n, int d, int[] labels, int classes, Accelerator accelerator, CancellationToken cancellationToken = default)
     {
         CheckFitInput(features, n, d, labels, classes);
         if (Bandwidth is { } h && !(h > 0))

@@ -95,22 +95,22 @@ public static partial class Reduction
         {
             throw new ArgumentException($"Reduction: the result view has {result.Length} elements; pass a view of exactly 1.", nameof(result));
         }
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            result.AsSpan()[0] = (float)SumCpu(x.AsSpan());
-            return;
-        }
-        accelerator.Clear(result);
-        int blocks = (int)Math.Clamp((x.Length + (long)BlockSize - 1) / BlockSize, 1, MaxBlocks);
-        var config = new LaunchConfig(blocks, BlockSize);
-        if (byWarps)
-        {
-            WarpSumKernel.Launch(accelerator, config, x, result);
-        }
-        else
-        {
-            BlockSumKernel.Launch(accelerator, config, x, result);
-        }
+        OperatorDispatch.Run(accelerator, byWarps ? "Reduction.SumByWarps" : "Reduction.Sum",
+            () => result.AsSpan()[0] = (float)SumCpu(x.AsSpan()),
+            () =>
+            {
+                accelerator.Clear(result);
+                int blocks = (int)Math.Clamp((x.Length + (long)BlockSize - 1) / BlockSize, 1, MaxBlocks);
+                var config = new LaunchConfig(blocks, BlockSize);
+                if (byWarps)
+                {
+                    WarpSumKernel.Launch(accelerator, config, x, result);
+                }
+                else
+                {
+                    BlockSumKernel.Launch(accelerator, config, x, result);
+                }
+            });
     }
 
     // ------------------------------------------------------------------ CPU implementation
