@@ -334,7 +334,7 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
         {
             return;
         }
-        using var tapped = new TappedResNet(model);
+        using var tapped = new ResNetClassifier(model);
         // The HFC attacker models every stage: its own per-class mixtures on layer1..layer3, UAD's on layer4.
         IReadOnlyList<GaussianMixture>?[]? stageMixtures = null;
         if (needsHfc)

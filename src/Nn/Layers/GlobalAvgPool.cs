@@ -30,6 +30,22 @@ public sealed class GlobalAvgPool(Accelerator accelerator) : Layer(accelerator)
         return dx;
     }
 
+    /// <summary>
+    /// Adds the input gradient for <paramref name="dy"/> (N, C) to <paramref name="dx"/> (N, C, H, W), a
+    /// gradient already reaching this pool's input by another path (the pooled output is a tap).
+    /// </summary>
+    public void BackwardAccumulate(Tensor dy, Tensor dx)
+    {
+        ArgumentNullException.ThrowIfNull(dy);
+        ArgumentNullException.ThrowIfNull(dx);
+        var shape = _inputShape ?? throw new InvalidOperationException("GlobalAvgPool.BackwardAccumulate was called before Forward; run a forward pass on this batch first.");
+        if (!dx.Shape.SequenceEqual(shape) || dy.Rank != 2 || dy.Dim(0) != shape[0] || dy.Dim(1) != shape[1])
+        {
+            throw new ArgumentException($"GlobalAvgPool.BackwardAccumulate: the pool's input is {Tensor.ShapeText(shape)}, so dy must be ({shape[0]}, {shape[1]}) and dx {Tensor.ShapeText(shape)}; got dy {Tensor.ShapeText(dy.Shape)}, dx {Tensor.ShapeText(dx.Shape)}.");
+        }
+        Kernels.Operators.GlobalAvgPool.BackwardAccumulate(Accelerator, new Kernels.Operators.GlobalAvgPoolShape(shape[0], shape[1], shape[2], shape[3]), dy.View, dx.View);
+    }
+
     protected override void Dispose(bool disposing)
     {
         _output?.Dispose();

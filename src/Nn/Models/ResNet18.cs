@@ -91,6 +91,7 @@ public sealed class ResNet18 : IDisposable
         _stagePools = [new GlobalAvgPool(accelerator), new GlobalAvgPool(accelerator), new GlobalAvgPool(accelerator)];
         _fc = new Linear(accelerator, "fc", config.FeatureCount, config.NumClasses);
         _parameters = [.. _conv1.Parameters, .. _bn1.Parameters, .. _blocks.SelectMany(b => b.Parameters), .. _fc.Parameters];
+        StageWidths = [w, 2 * w, 4 * w, 8 * w];
         Seed = seed;
         Initialize(seed);
     }
@@ -112,6 +113,9 @@ public sealed class ResNet18 : IDisposable
     public IEnumerable<StateBuffer> Buffers => BatchNorms.SelectMany(b => b.Buffers);
 
     public Linear Classifier => _fc;
+
+    /// <summary>Channels of the pooled stage outputs layer1..layer4: (w, 2w, 4w, 8w).</summary>
+    public IReadOnlyList<int> StageWidths { get; }
 
     public Conv2d Stem => _conv1;
 
@@ -177,19 +181,48 @@ public sealed class ResNet18 : IDisposable
     /// Back-propagates d loss / d logits (N, classes) through the last forward pass. Parameter
     /// gradients are overwritten (not accumulated). Returns d loss / d input (N, C, H, W) unless
     /// <paramref name="mode"/> is <see cref="BackwardMode.Parameters"/>.
+    /// <paramref name="dStagePools"/>, when given, holds one optional gradient per pooled stage output
+    /// of <see cref="ForwardEval"/> (layer1..layer4: (N, w), (N, 2w), (N, 4w), (N, 8w); null = zero),
+    /// added where that stage's output feeds the rest of the network (what feature-space attacks need).
     /// </summary>
-    public Tensor? Backward(Tensor dLogits, BackwardMode mode)
+    public Tensor? Backward(Tensor dLogits, BackwardMode mode, IReadOnlyList<Tensor?>? dStagePools = null)
     {
         ArgumentNullException.ThrowIfNull(dLogits);
+        if (dStagePools is not null && dStagePools.Count != StageWidths.Count)
+        {
+            throw new ArgumentException($"Give one (possibly null) gradient per stage ({StageWidths.Count}); got {dStagePools.Count}.", nameof(dStagePools));
+        }
         bool weights = mode != BackwardMode.InputOnly;
         bool input = mode != BackwardMode.Parameters;
-        var d = _avgpool.Backward(_fc.Backward(dLogits, weights)!, weights)!;
+        var d = _fc.Backward(dLogits, weights)!;
+        if (dStagePools?[^1] is { } dFeatures)
+        {
+            RequireStageGradient(dFeatures, d.Dim(0), StageWidths.Count - 1);
+            // d is the classifier's input-gradient buffer, read only by the pool's backward below.
+            Kernels.Operators.Elementwise.AddInPlace(Accelerator, dFeatures.View, d.View);
+        }
+        d = _avgpool.Backward(d, weights)!;
         for (int i = _blocks.Length - 1; i >= 0; i--)
         {
+            int stage = i / 2;
+            if (i % 2 == 1 && stage < _stagePools.Length && dStagePools?[stage] is { } dPool)
+            {
+                RequireStageGradient(dPool, d.Dim(0), stage);
+                // d is the next block's input-gradient buffer, read only by this block's backward.
+                _stagePools[stage].BackwardAccumulate(dPool, d);
+            }
             d = _blocks[i].Backward(d, weights)!;
         }
         d = _bn1.Backward(_relu.Backward(_maxpool.Backward(d, weights)!, weights)!, weights)!;
         return _conv1.Backward(d, weights, input);
+    }
+
+    private void RequireStageGradient(Tensor dPool, int n, int stage)
+    {
+        if (dPool.Rank != 2 || dPool.Dim(0) != n || dPool.Dim(1) != StageWidths[stage])
+        {
+            throw new ArgumentException($"The layer{stage + 1} gradient must be (N, {StageWidths[stage]}) = ({n}, {StageWidths[stage]}); got {Tensor.ShapeText(dPool.Shape)}.");
+        }
     }
 
     public void Dispose()
