@@ -1,9 +1,10 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
 /// <summary>Global average pooling (N, C, H, W) to (N, C): adaptive average pooling to 1x1 plus flatten.</summary>
-public sealed class GlobalAvgPool(Accelerator accelerator) : Layer(accelerator)
+public sealed class GlobalAvgPoolLayer(Accelerator accelerator) : Layer(accelerator)
 {
     private int[]? _inputShape; // (N, C, H, W) of the last forward
     private Tensor? _output; // (N, C)
@@ -11,9 +12,9 @@ public sealed class GlobalAvgPool(Accelerator accelerator) : Layer(accelerator)
 
     public override Tensor Forward(Tensor x, bool training)
     {
-        RequireRank(x, 4, nameof(GlobalAvgPool));
+        RequireRank(x, 4, nameof(GlobalAvgPoolLayer));
         var y = Tensor.Reuse(ref _output, Accelerator, x.Dim(0), x.Dim(1));
-        Ops.GlobalAvgPool(Accelerator, x.View, y.View, x.Dim(0), x.Dim(1), x.Dim(2) * x.Dim(3));
+        GlobalAvgPool.Forward(Accelerator, new GlobalAvgPoolShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)), x.View, y.View);
         _inputShape = x.Shape;
         return y;
     }
@@ -26,7 +27,7 @@ public sealed class GlobalAvgPool(Accelerator accelerator) : Layer(accelerator)
             return null;
         }
         var dx = Tensor.Reuse(ref _inputGrad, Accelerator, shape);
-        Ops.GlobalAvgPoolBackward(Accelerator, dy.View, dx.View, shape[0], shape[1], shape[2] * shape[3]);
+        GlobalAvgPool.Backward(Accelerator, new GlobalAvgPoolShape(shape[0], shape[1], shape[2], shape[3]), dy.View, dx.View);
         return dx;
     }
 
@@ -43,7 +44,7 @@ public sealed class GlobalAvgPool(Accelerator accelerator) : Layer(accelerator)
         {
             throw new ArgumentException($"GlobalAvgPool.BackwardAccumulate: the pool's input is {Tensor.ShapeText(shape)}, so dy must be ({shape[0]}, {shape[1]}) and dx {Tensor.ShapeText(shape)}; got dy {Tensor.ShapeText(dy.Shape)}, dx {Tensor.ShapeText(dx.Shape)}.");
         }
-        Kernels.Operators.GlobalAvgPool.BackwardAccumulate(Accelerator, new Kernels.Operators.GlobalAvgPoolShape(shape[0], shape[1], shape[2], shape[3]), dy.View, dx.View);
+        GlobalAvgPool.BackwardAccumulate(Accelerator, new GlobalAvgPoolShape(shape[0], shape[1], shape[2], shape[3]), dy.View, dx.View);
     }
 
     protected override void Dispose(bool disposing)

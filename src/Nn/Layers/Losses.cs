@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
@@ -22,7 +23,7 @@ public sealed class CrossEntropyLoss : ILossFunction
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(dLogits);
-        Ops.CrossEntropy(logits.Accelerator, logits.View, labels, dLogits.View, loss, logits.Dim(0), logits.Dim(1));
+        CrossEntropy.Compute(logits.Accelerator, new LogitsShape(logits.Dim(0), logits.Dim(1)), logits.View, labels, loss, dLogits.View);
     }
 }
 

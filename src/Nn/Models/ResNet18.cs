@@ -55,14 +55,14 @@ public sealed class EvalOutputs(Tensor logits, Tensor features, IReadOnlyList<Te
 /// </summary>
 public sealed class ResNet18 : IDisposable
 {
-    private readonly Conv2d _conv1;
-    private readonly BatchNorm2d _bn1;
-    private readonly Relu _relu;
-    private readonly MaxPool2d _maxpool;
+    private readonly Conv2dLayer _conv1;
+    private readonly BatchNorm2dLayer _bn1;
+    private readonly ReluLayer _relu;
+    private readonly MaxPool2dLayer _maxpool;
     private readonly BasicBlock[] _blocks; // layer1.0, layer1.1, ..., layer4.1
-    private readonly GlobalAvgPool _avgpool;
-    private readonly GlobalAvgPool[] _stagePools; // layer1..layer3 pooled on request; layer4's is _avgpool
-    private readonly Linear _fc;
+    private readonly GlobalAvgPoolLayer _avgpool;
+    private readonly GlobalAvgPoolLayer[] _stagePools; // layer1..layer3 pooled on request; layer4's is _avgpool
+    private readonly LinearLayer _fc;
     private readonly Parameter[] _parameters;
 
     public ResNet18(Accelerator accelerator, ResNetConfig config, int seed)
@@ -72,10 +72,10 @@ public sealed class ResNet18 : IDisposable
         Accelerator = accelerator;
         Config = config;
         int w = config.Width;
-        _conv1 = new Conv2d(accelerator, "conv1", config.InChannels, w, 7, 2, 3);
-        _bn1 = new BatchNorm2d(accelerator, "bn1", w);
-        _relu = new Relu(accelerator);
-        _maxpool = new MaxPool2d(accelerator);
+        _conv1 = new Conv2dLayer(accelerator, "conv1", config.InChannels, w, 7, 2, 3);
+        _bn1 = new BatchNorm2dLayer(accelerator, "bn1", w);
+        _relu = new ReluLayer(accelerator);
+        _maxpool = new MaxPool2dLayer(accelerator);
         var blocks = new List<BasicBlock>();
         int inChannels = w;
         for (int stage = 0; stage < 4; stage++)
@@ -87,9 +87,9 @@ public sealed class ResNet18 : IDisposable
             inChannels = channels;
         }
         _blocks = [.. blocks];
-        _avgpool = new GlobalAvgPool(accelerator);
-        _stagePools = [new GlobalAvgPool(accelerator), new GlobalAvgPool(accelerator), new GlobalAvgPool(accelerator)];
-        _fc = new Linear(accelerator, "fc", config.FeatureCount, config.NumClasses);
+        _avgpool = new GlobalAvgPoolLayer(accelerator);
+        _stagePools = [new GlobalAvgPoolLayer(accelerator), new GlobalAvgPoolLayer(accelerator), new GlobalAvgPoolLayer(accelerator)];
+        _fc = new LinearLayer(accelerator, "fc", config.FeatureCount, config.NumClasses);
         _parameters = [.. _conv1.Parameters, .. _bn1.Parameters, .. _blocks.SelectMany(b => b.Parameters), .. _fc.Parameters];
         StageWidths = [w, 2 * w, 4 * w, 8 * w];
         Seed = seed;
@@ -107,17 +107,17 @@ public sealed class ResNet18 : IDisposable
     public IReadOnlyList<Parameter> Parameters => _parameters;
 
     /// <summary>Every batch-norm layer (their running statistics are the model's buffers).</summary>
-    public IEnumerable<BatchNorm2d> BatchNorms =>
-        new[] { _bn1 }.Concat(_blocks.SelectMany(b => b.Children.OfType<BatchNorm2d>()));
+    public IEnumerable<BatchNorm2dLayer> BatchNorms =>
+        new[] { _bn1 }.Concat(_blocks.SelectMany(b => b.Children.OfType<BatchNorm2dLayer>()));
 
     public IEnumerable<StateBuffer> Buffers => BatchNorms.SelectMany(b => b.Buffers);
 
-    public Linear Classifier => _fc;
+    public LinearLayer Classifier => _fc;
 
     /// <summary>Channels of the pooled stage outputs layer1..layer4: (w, 2w, 4w, 8w).</summary>
     public IReadOnlyList<int> StageWidths { get; }
 
-    public Conv2d Stem => _conv1;
+    public Conv2dLayer Stem => _conv1;
 
     /// <summary>Kaiming-normal (fan_out) convolutions, BN weight 1 bias 0, PyTorch-default Linear; all from one seed.</summary>
     public void Initialize(int seed)
@@ -126,7 +126,7 @@ public sealed class ResNet18 : IDisposable
         _conv1.InitializeKaimingFanOut(random);
         foreach (var block in _blocks)
         {
-            foreach (var conv in block.Children.OfType<Conv2d>())
+            foreach (var conv in block.Children.OfType<Conv2dLayer>())
             {
                 conv.InitializeKaimingFanOut(random);
             }
