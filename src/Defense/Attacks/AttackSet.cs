@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
 using IlgpuOct.Nn.Data;
@@ -406,7 +406,7 @@ public static class AttackSetRunner
             var labels = new int[n];
             split.CopyLabels(indices, labels);
             var (logits, pools) = classifier.Forward(images, [n, channels, split.Height, split.Width]);
-            int[] predicted = AttackMath.ArgMax(logits, n, classes);
+            int[] predicted = Accuracy.ArgMax(logits, n, classes);
             for (int i = 0; i < n; i++)
             {
                 if (predicted[i] != labels[i])

@@ -1,6 +1,6 @@
 using IlgpuOct.Kernels;
 
-namespace IlgpuOct.Defense.Mixture;
+namespace IlgpuOct.Defense.Density;
 
 /// <summary>
 /// Where the N-sized EM work runs. The engine keeps the data and the last log responsibilities;

@@ -2,7 +2,7 @@ using System.Globalization;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn.IO;
 
-namespace IlgpuOct.Defense.Mixture;
+namespace IlgpuOct.Defense.Density;
 
 /// <summary>
 /// A Gaussian mixture fitted by expectation-maximisation exactly as scikit-learn's
@@ -265,6 +265,12 @@ public sealed class GaussianMixture
     public void Save(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        ToSafeTensors().Write(path);
+    }
+
+    /// <summary>The fitted mixture as a safetensors file in memory (what <see cref="Save"/> writes).</summary>
+    public SafeTensorFile ToSafeTensors()
+    {
         RequireFitted(_weights);
         var inv = CultureInfo.InvariantCulture;
         var file = new SafeTensorFile(new Dictionary<string, string>
@@ -287,13 +293,16 @@ public sealed class GaussianMixture
         file.Add("means", _means, Components, Features);
         file.Add("covariances", _covariances, covShape);
         file.Add("precisions_cholesky", _precisionCholesky, covShape);
-        file.Write(path);
+        return file;
     }
 
     /// <summary>Reads a mixture written by <see cref="Save"/>.</summary>
-    public static GaussianMixture Load(string path)
+    public static GaussianMixture Load(string path) => FromSafeTensors(SafeTensorFile.Read(path), path);
+
+    /// <summary>A mixture from the safetensors content <see cref="ToSafeTensors"/> makes; <paramref name="path"/> names the source in errors.</summary>
+    public static GaussianMixture FromSafeTensors(SafeTensorFile file, string path)
     {
-        var file = SafeTensorFile.Read(path);
+        ArgumentNullException.ThrowIfNull(file);
         string Meta(string key) => file.Metadata.TryGetValue(key, out var v)
             ? v
             : throw new InvalidDataException($"'{path}' lacks metadata '{key}': it was not written by GaussianMixture.Save.");

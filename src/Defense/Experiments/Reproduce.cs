@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Defense.Detection;
 using IlgpuOct.Defense.Metrics;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Defense.Risk;
 using IlgpuOct.Defense.Training;
 using IlgpuOct.Kernels;

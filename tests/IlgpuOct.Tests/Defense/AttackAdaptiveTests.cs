@@ -1,6 +1,6 @@
 using FluentAssertions;
 using IlgpuOct.Defense.Attacks;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Kernels;
 using IlgpuOct.Tests.Support;
 using Xunit;

@@ -1,6 +1,6 @@
 using FluentAssertions;
 using IlgpuOct.Defense.Attacks;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
 using IlgpuOct.Tests.Support;
@@ -159,7 +159,7 @@ public sealed class AttackTestModelTests
         using var acc = DeviceSelection.Open("cpu", out _);
         using var setup = new TinyAttackSetup(acc, perClass: 8, seed: 3);
         float[] logits = setup.Classifier.Logits(setup.Images, setup.Shape);
-        int[] predicted = AttackMath.ArgMax(logits, setup.Count, setup.Classes);
+        int[] predicted = Accuracy.ArgMax(logits, setup.Count, setup.Classes);
         predicted.Zip(setup.Labels).Count(p => p.First == p.Second).Should().BeGreaterThanOrEqualTo(setup.Count * 7 / 8);
 
         var (tappedLogits, pools) = setup.Classifier.Forward(setup.Images, setup.Shape);
