@@ -17,8 +17,9 @@ internal static class ReproduceCommand
         var data = new Option<string?>("--data") { Description = "Data set file (default: generate the synthetic OCT set into the run folder)." };
         var output = new Option<string>("--out") { Description = "Run folder (a rerun with the same folder continues where it stopped).", DefaultValueFactory = _ => "runs/reproduce" };
         var device = CliRunner.DeviceOption();
+        var noVerify = CliRunner.NoVerifyOption();
         var seed = new Option<int>("--seed") { Description = "Seed of data, initialisation, batches and attacks.", DefaultValueFactory = _ => 0 };
-        foreach (var option in new Option[] { profile, data, output, device, seed })
+        foreach (var option in new Option[] { noVerify, profile, data, output, device, seed })
         {
             command.Options.Add(option);
         }
@@ -30,6 +31,7 @@ internal static class ReproduceCommand
                 DataPath = parse.GetValue(data),
                 OutputDirectory = parse.GetValue(output)!,
                 Seed = parse.GetValue(seed),
+                VerifyData = !parse.GetValue(noVerify),
             };
             using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
             var clock = Stopwatch.StartNew();

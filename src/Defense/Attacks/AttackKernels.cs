@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Defense.Attacks;
 
@@ -116,6 +117,15 @@ public static partial class AttackKernels
             v = v < lo ? lo : (v > hi ? hi : v);
             x[i] = v < 0f ? 0f : (v > 1f ? 1f : v);
         }
+    }
+
+    /// <summary>A PGD batch of 64 one-channel 224 x 224 images.</summary>
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        int images = ResNet18Shapes.Batch * ResNet18Shapes.Resolution * ResNet18Shapes.Resolution;
+        yield return new LaunchShape(SignStepKernel.Definition, "PGD batch 64x1x224x224", Config(images));
+        yield return new LaunchShape(CwAdamKernel.Definition, "C&W batch 64x1x224x224", Config(images));
     }
 
     private static LaunchConfig Config(int n)

@@ -130,11 +130,10 @@ public abstract class FeatureDetector : IAdversarialDetector
         ["score"] = "higher = more normal; reject when score < threshold",
     };
 
-    protected void ReadBaseMetadata(SafeTensorFile file)
+    protected void ReadBaseMetadata(SafeTensorFields fields)
     {
-        Classes = int.Parse(file.Metadata["classes"], CultureInfo.InvariantCulture);
-        Features = int.Parse(file.Metadata["features"], CultureInfo.InvariantCulture);
-        SetThreshold(double.Parse(file.Metadata["threshold"], CultureInfo.InvariantCulture), double.Parse(file.Metadata["clean_rejection_rate"], CultureInfo.InvariantCulture));
+        (Classes, Features, double threshold, double rate) = DetectorFile.BaseMetadata(fields);
+        SetThreshold(threshold, rate);
     }
 
     protected void RequireFitted()
@@ -216,17 +215,13 @@ public abstract class FeatureDetector : IAdversarialDetector
     /// <summary>Reads any detector written by <see cref="Save"/>.</summary>
     public static FeatureDetector Load(string path)
     {
-        var file = SafeTensorFile.Read(path);
-        if (!file.Metadata.TryGetValue("format", out var format) || format != Format)
+        var fields = DetectorFile.Open(path);
+        return fields.Text("detector") switch
         {
-            throw new InvalidDataException($"'{path}' is not a detector file (format '{format}'); make one with `ilgpuoct detect fit`.");
-        }
-        return file.Metadata["detector"] switch
-        {
-            UadDetector.DetectorName => UadDetector.FromFile(file),
-            MahalanobisDetector.DetectorName => MahalanobisDetector.FromFile(file),
-            KdeDetector.DetectorName => KdeDetector.FromFile(file),
-            var other => throw new InvalidDataException($"'{path}' holds an unknown detector '{other}'."),
+            UadDetector.DetectorName => UadDetector.FromFile(fields),
+            MahalanobisDetector.DetectorName => MahalanobisDetector.FromFile(fields),
+            KdeDetector.DetectorName => KdeDetector.FromFile(fields),
+            var other => throw fields.Error("__metadata__ 'detector'", $"it is '{other}', expected uad, mahalanobis or kde"),
         };
     }
 

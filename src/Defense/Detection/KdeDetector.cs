@@ -73,12 +73,26 @@ public sealed class KdeDetector(double? bandwidth = null, int maxPointsPerClass 
         file.Write(path);
     }
 
-    internal static KdeDetector FromFile(SafeTensorFile file)
+    internal static KdeDetector FromFile(SafeTensorFields fields)
     {
         var detector = new KdeDetector();
-        detector.ReadBaseMetadata(file);
-        var points = Enumerable.Range(0, detector.Classes).Select(c => file[$"class{c}.points"].ToFloat()).ToArray();
-        detector.Set(points, file["bandwidths"].ToDouble(), detector.Features);
+        detector.ReadBaseMetadata(fields);
+        int d = detector.Features;
+        var points = new float[detector.Classes][];
+        for (int c = 0; c < detector.Classes; c++)
+        {
+            string name = $"class{c}.points";
+            var shape = fields.HasTensor(name) ? fields.File[name].Shape : [];
+            int m = shape.Length == 2 && shape[0] >= 1 ? shape[0] : throw fields.Error($"tensor '{name}'", $"it is missing or not (M >= 1, {d})");
+            points[c] = Array.ConvertAll(fields.Doubles(name, finite: true, m, d), v => (float)v);
+        }
+        double[] bandwidths = fields.Doubles("bandwidths", finite: true, detector.Classes);
+        int bad = Array.FindIndex(bandwidths, h => !(h > 0));
+        if (bad >= 0)
+        {
+            throw fields.Error("tensor 'bandwidths'", $"element {bad} is {bandwidths[bad]}, expected a positive bandwidth");
+        }
+        detector.Set(points, bandwidths, d);
         return detector;
     }
 }

@@ -101,11 +101,23 @@ public sealed class MahalanobisDetector(double relativeRegularization = 1e-3) : 
         file.Write(path);
     }
 
-    internal static MahalanobisDetector FromFile(SafeTensorFile file)
+    internal static MahalanobisDetector FromFile(SafeTensorFields fields)
     {
-        var detector = new MahalanobisDetector(double.Parse(file.Metadata["relative_regularization"], CultureInfo.InvariantCulture));
-        detector.ReadBaseMetadata(file);
-        detector.Set(file["means"].ToDouble(), file["covariance"].ToDouble(), detector.Classes, detector.Features);
+        var detector = new MahalanobisDetector(fields.Double("relative_regularization", 0, double.MaxValue));
+        detector.ReadBaseMetadata(fields);
+        int c = detector.Classes, d = detector.Features;
+        fields.Product("tensor 'means'", int.MaxValue, c, d);
+        fields.Product("tensor 'covariance'", int.MaxValue, d, d);
+        double[] means = fields.Doubles("means", finite: true, c, d);
+        double[] covariance = fields.Doubles("covariance", finite: true, d, d);
+        try
+        {
+            detector.Set(means, covariance, c, d);
+        }
+        catch (ArgumentException e)
+        {
+            throw fields.Error("tensor 'covariance'", e.Message, e);
+        }
         return detector;
     }
 }

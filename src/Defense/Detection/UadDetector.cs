@@ -105,34 +105,23 @@ public sealed class UadDetector(UadOptions? options = null) : FeatureDetector
         var file = new SafeTensorFile(BaseMetadata());
         for (int c = 0; c < Classes; c++)
         {
-            var part = _mixtures[c].ToSafeTensors();
-            foreach (string key in part.Keys)
-            {
-                file.Add($"class{c}.{key}", part[key].ToDouble(), part[key].Shape);
-            }
-            foreach (var (key, value) in part.Metadata)
-            {
-                file.Metadata[$"class{c}.{key}"] = value;
-            }
+            _mixtures[c].AddTo(file, $"class{c}.");
         }
         file.Write(path);
     }
 
-    internal static UadDetector FromFile(SafeTensorFile file)
+    internal static UadDetector FromFile(SafeTensorFields fields)
     {
         var detector = new UadDetector();
-        detector.ReadBaseMetadata(file);
+        detector.ReadBaseMetadata(fields);
         var mixtures = new GaussianMixture[detector.Classes];
         for (int c = 0; c < detector.Classes; c++)
         {
-            string prefix = $"class{c}.";
-            var part = new SafeTensorFile(file.Metadata.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))
-                .ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value));
-            foreach (string key in file.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
+            mixtures[c] = GaussianMixture.FromFields(fields.Under($"class{c}."));
+            if (mixtures[c].Features != detector.Features)
             {
-                part.Add(key[prefix.Length..], file[key].ToDouble(), file[key].Shape);
+                throw fields.Error($"__metadata__ 'class{c}.features'", $"it is {mixtures[c].Features}, expected the detector's {detector.Features}");
             }
-            mixtures[c] = GaussianMixture.FromSafeTensors(part, $"UAD class {c}");
         }
         detector._mixtures = mixtures;
         detector._densities = [.. mixtures.Select(m => (IFeatureDensity)new GmmLogDensity(m))];

@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>The geometry of a global average pool: x (N, C, H, W) to y (N, C).</summary>
@@ -137,6 +139,17 @@ public static partial class GlobalAvgPool
         {
             dx[i] += dy[i / hw] / (float)hw;
         }
+    }
+
+    /// <summary>The last stage's pool (the accumulate is a feature attack's layer4 tap).</summary>
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var (layer, a) = ResNet18Shapes.Activations[^1];
+        var s = new GlobalAvgPoolShape(a.N, a.C, a.H, a.W);
+        yield return new LaunchShape(AvgPoolForwardKernel.Definition, layer, Config(s.OutputLength));
+        yield return new LaunchShape(AvgPoolBackwardKernel.Definition, layer, Config(s.InputLength));
+        yield return new LaunchShape(AvgPoolBackwardAccumulateKernel.Definition, layer, Config(s.InputLength));
     }
 
     private static LaunchConfig Config(int length) =>
