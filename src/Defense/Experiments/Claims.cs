@@ -117,7 +117,8 @@ public static class Claims
         Func<double, double, string> verdict, string rule)
     {
         int[] Count(ReproduceResults r) => [.. Enumerable.Range(0, r.Outcomes[0].CleanCorrect.Length)];
-        double estimate = seeds.Average(r => value(r, Count(r)));
+        // Seeds where the statistic is undefined (no successful adversarial images) are left out, in the estimate and in the resamples.
+        double estimate = seeds.Select(r => value(r, Count(r))).Where(v => !double.IsNaN(v)).DefaultIfEmpty(double.NaN).Average();
         var rng = new Random(Seeds.Derive(seeds[0].Seed, 9100, statement.Length));
         var samples = new List<double>(Resamples);
         for (int b = 0; b < Resamples; b++)
@@ -148,7 +149,7 @@ public static class Claims
         samples.Sort();
         double low = samples.Count == 0 ? double.NaN : samples[(int)Math.Floor(0.025 * (samples.Count - 1))];
         double high = samples.Count == 0 ? double.NaN : samples[(int)Math.Ceiling(0.975 * (samples.Count - 1))];
-        return new Claim(statement, statistic, estimate, low, high, double.IsNaN(low) ? NotResolved : verdict(low, high), rule);
+        return new Claim(statement, statistic, estimate, low, high, double.IsNaN(low) || double.IsNaN(estimate) ? NotResolved : verdict(low, high), rule);
     }
 
     private static AttackOutcome Find(ReproduceResults r, string mode, string attack, double eps) =>

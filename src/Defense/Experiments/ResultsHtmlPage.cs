@@ -165,7 +165,7 @@ public static class ResultsHtmlPage
     private static string E(string text) => SvgCharts.Escape(text);
 
     /// <summary>Runs on load: every image decoded, every figure drew marks, no script error; the verdict goes into #selfcheck.</summary>
-    private const string SelfCheckScript = """
+    internal const string SelfCheckScript = """
         <script>
         (function () {
           var errors = [];

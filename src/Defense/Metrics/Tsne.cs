@@ -9,7 +9,8 @@ public sealed record TsneOptions
 
     public int Iterations { get; init; } = 750;
 
-    public double LearningRate { get; init; } = 200;
+    /// <summary>Step size; 0 = scikit-learn's "auto", max(N / exaggeration / 4, 50), which suits a few hundred points.</summary>
+    public double LearningRate { get; init; }
 
     /// <summary>P is multiplied by this for the first <see cref="ExaggerationIterations"/> steps, so clusters form before they settle.</summary>
     public double EarlyExaggeration { get; init; } = 12;
@@ -52,6 +53,7 @@ public static class Tsne
         var grad = new double[n * 2];
         var q = new double[n * n]; // unnormalised Student-t kernel (1 + |yi - yj|^2)^-1
         double kl = double.NaN;
+        double learningRate = options.LearningRate > 0 ? options.LearningRate : Math.Max(n / options.EarlyExaggeration / 4, 50);
         for (int iter = 0; iter < options.Iterations; iter++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -91,7 +93,7 @@ public static class Tsne
             for (int k = 0; k < y.Length; k++)
             {
                 gains[k] = Math.Sign(grad[k]) != Math.Sign(update[k]) ? gains[k] + 0.2 : Math.Max(0.01, gains[k] * 0.8);
-                update[k] = momentum * update[k] - options.LearningRate * gains[k] * grad[k];
+                update[k] = momentum * update[k] - learningRate * gains[k] * grad[k];
                 y[k] += update[k];
             }
             Center(y, n);

@@ -304,12 +304,13 @@ public static class SyntheticOct
         private static void DrawDrusen(Scene s, Random r, float minSeverity)
         {
             float severity = Severity(r, 1.3f, minSeverity);
-            int count = 1 + (int)(severity * r.Next(1, 8));
+            // The floor also lifts the per-druse draws: without it a severe case could still be one tiny druse.
+            int count = 1 + (int)(severity * r.Next(1 + (int)(6 * minSeverity), 8));
             for (int i = 0; i < count; i++)
             {
                 float x = Math.Clamp(s.FoveaX + U(r, -0.35f, 0.35f), 0.05f, 0.95f);
                 float width = U(r, 0.012f, 0.04f) + 0.03f * severity;
-                float height = 0.004f + U(r, 0.3f, 1f) * (0.01f + 0.045f * severity);
+                float height = 0.004f + U(r, 0.3f + 0.6f * minSeverity, 1f) * (0.01f + 0.045f * severity);
                 s.SubRpe.Add((x, width, height, U(r, 0.6f, 1.4f)));
             }
             if (r.NextDouble() < 0.12)
