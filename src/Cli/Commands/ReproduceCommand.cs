@@ -17,8 +17,9 @@ internal static class ReproduceCommand
         var data = new Option<string?>("--data") { Description = "Data set file, or a MedMNIST .npz to import (default: the profile's data; synthetic OCT generated into each seed's folder)." };
         var output = new Option<string>("--out") { Description = "Run folder (a rerun with the same folder continues where it stopped).", DefaultValueFactory = _ => "runs/reproduce" };
         var device = CliRunner.DeviceOption();
+        var noVerify = CliRunner.NoVerifyOption();
         var seeds = new Option<string?>("--seeds") { Description = "Comma-separated seeds, each a full run (data, initialisation, batches, attacks) in its own folder seed-S (default: the profile's, quick 0,1,2)." };
-        foreach (var option in new Option[] { profile, data, output, device, seeds })
+        foreach (var option in new Option[] { noVerify, profile, data, output, device, seeds })
         {
             command.Options.Add(option);
         }
@@ -30,6 +31,7 @@ internal static class ReproduceCommand
                 Profile = chosen,
                 DataPath = parse.GetValue(data) ?? (chosen.DefaultDataPath is { } relative ? ReproduceProfile.LocateData(relative, Environment.CurrentDirectory, AppContext.BaseDirectory) : null),
                 OutputDirectory = parse.GetValue(output)!,
+                VerifyData = !parse.GetValue(noVerify),
             };
             var seedList = parse.GetValue(seeds) is { } text ? ParseSeeds(text) : chosen.Seeds;
             using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);

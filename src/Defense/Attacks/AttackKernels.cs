@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Defense.Attacks;
 
@@ -154,6 +155,16 @@ public static partial class AttackKernels
         {
             d[i] += dPool[i / hw] / (float)hw;
         }
+    }
+
+    /// <summary>A PGD batch of 64 one-channel 224 x 224 images; the pooled gradient of ResNet-18's 512 x 7 x 7 features.</summary>
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        int images = ResNet18Shapes.Batch * ResNet18Shapes.Resolution * ResNet18Shapes.Resolution;
+        yield return new LaunchShape(SignStepKernel.Definition, "PGD batch 64x1x224x224", Config(images));
+        yield return new LaunchShape(CwAdamKernel.Definition, "C&W batch 64x1x224x224", Config(images));
+        yield return new LaunchShape(AddSpreadKernel.Definition, "HFC 64x512x7x7", Config(ResNet18Shapes.Batch * 512 * 7 * 7));
     }
 
     private static LaunchConfig Config(int n)

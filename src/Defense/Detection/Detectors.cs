@@ -131,11 +131,10 @@ public abstract class FeatureDetector : IAdversarialDetector
         ["score"] = "higher = more normal; reject when score < threshold",
     };
 
-    protected void ReadBaseMetadata(SafeTensorFile file)
+    protected void ReadBaseMetadata(SafeTensorFields fields)
     {
-        Classes = int.Parse(file.Metadata["classes"], CultureInfo.InvariantCulture);
-        Features = int.Parse(file.Metadata["features"], CultureInfo.InvariantCulture);
-        SetThreshold(double.Parse(file.Metadata["threshold"], CultureInfo.InvariantCulture), double.Parse(file.Metadata["clean_rejection_rate"], CultureInfo.InvariantCulture));
+        (Classes, Features, double threshold, double rate) = DetectorFile.BaseMetadata(fields);
+        SetThreshold(threshold, rate);
     }
 
     protected void RequireFitted()
@@ -217,17 +216,13 @@ public abstract class FeatureDetector : IAdversarialDetector
     /// <summary>Reads any detector written by <see cref="Save"/>.</summary>
     public static FeatureDetector Load(string path)
     {
-        var file = SafeTensorFile.Read(path);
-        if (!file.Metadata.TryGetValue("format", out var format) || format != Format)
+        var fields = DetectorFile.Open(path);
+        return fields.Text("detector") switch
         {
-            throw new InvalidDataException($"'{path}' is not a detector file (format '{format}'); make one with `ilgpuoct detect fit`.");
-        }
-        return file.Metadata["detector"] switch
-        {
-            UadDetector.DetectorName => UadDetector.FromFile(file),
-            MahalanobisDetector.DetectorName => MahalanobisDetector.FromFile(file),
-            KdeDetector.DetectorName => KdeDetector.FromFile(file),
-            var other => throw new InvalidDataException($"'{path}' holds an unknown detector '{other}'."),
+            UadDetector.DetectorName => UadDetector.FromFile(fields),
+            MahalanobisDetector.DetectorName => MahalanobisDetector.FromFile(fields),
+            KdeDetector.DetectorName => KdeDetector.FromFile(fields),
+            var other => throw fields.Error("__metadata__ 'detector'", $"it is '{other}', expected uad, mahalanobis or kde"),
         };
     }
 
@@ -340,57 +335,28 @@ public sealed class UadDetector(UadOptions? options = null) : FeatureDetector
     {
         RequireFitted();
         var file = new SafeTensorFile(BaseMetadata());
-        string temp = Path.Combine(Path.GetTempPath(), $"ilgpuoct-uad-{Environment.ProcessId}-{Guid.NewGuid():N}.safetensors");
-        try
+        for (int c = 0; c < Classes; c++)
         {
-            for (int c = 0; c < Classes; c++)
-            {
-                _mixtures[c].Save(temp);
-                var part = SafeTensorFile.Read(temp);
-                foreach (string key in part.Keys)
-                {
-                    file.Add($"class{c}.{key}", part[key].ToDouble(), part[key].Shape);
-                }
-                foreach (var (key, value) in part.Metadata)
-                {
-                    file.Metadata[$"class{c}.{key}"] = value;
-                }
-            }
-        }
-        finally
-        {
-            File.Delete(temp);
+            _mixtures[c].AddTo(file, $"class{c}.");
         }
         file.Write(path);
     }
 
-    internal static UadDetector FromFile(SafeTensorFile file)
+    internal static UadDetector FromFile(SafeTensorFields fields)
     {
         var detector = new UadDetector();
-        detector.ReadBaseMetadata(file);
-        string temp = Path.Combine(Path.GetTempPath(), $"ilgpuoct-uad-{Environment.ProcessId}-{Guid.NewGuid():N}.safetensors");
-        try
+        detector.ReadBaseMetadata(fields);
+        var mixtures = new GaussianMixture[detector.Classes];
+        for (int c = 0; c < detector.Classes; c++)
         {
-            var mixtures = new GaussianMixture[detector.Classes];
-            for (int c = 0; c < detector.Classes; c++)
+            mixtures[c] = GaussianMixture.FromFields(fields.Under($"class{c}."));
+            if (mixtures[c].Features != detector.Features)
             {
-                string prefix = $"class{c}.";
-                var part = new SafeTensorFile(file.Metadata.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))
-                    .ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value));
-                foreach (string key in file.Keys.Where(k => k.StartsWith(prefix, StringComparison.Ordinal)))
-                {
-                    part.Add(key[prefix.Length..], file[key].ToDouble(), file[key].Shape);
-                }
-                part.Write(temp);
-                mixtures[c] = GaussianMixture.Load(temp);
+                throw fields.Error($"__metadata__ 'class{c}.features'", $"it is {mixtures[c].Features}, expected the detector's {detector.Features}");
             }
-            detector._mixtures = mixtures;
-            detector._densities = [.. mixtures.Select(m => (IFeatureDensity)new GmmLogDensity(m))];
         }
-        finally
-        {
-            File.Delete(temp);
-        }
+        detector._mixtures = mixtures;
+        detector._densities = [.. mixtures.Select(m => (IFeatureDensity)new GmmLogDensity(m))];
         return detector;
     }
 }
@@ -490,11 +456,23 @@ public sealed class MahalanobisDetector(double relativeRegularization = 1e-3) : 
         file.Write(path);
     }
 
-    internal static MahalanobisDetector FromFile(SafeTensorFile file)
+    internal static MahalanobisDetector FromFile(SafeTensorFields fields)
     {
-        var detector = new MahalanobisDetector(double.Parse(file.Metadata["relative_regularization"], CultureInfo.InvariantCulture));
-        detector.ReadBaseMetadata(file);
-        detector.Set(file["means"].ToDouble(), file["covariance"].ToDouble(), detector.Classes, detector.Features);
+        var detector = new MahalanobisDetector(fields.Double("relative_regularization", 0, double.MaxValue));
+        detector.ReadBaseMetadata(fields);
+        int c = detector.Classes, d = detector.Features;
+        fields.Product("tensor 'means'", int.MaxValue, c, d);
+        fields.Product("tensor 'covariance'", int.MaxValue, d, d);
+        double[] means = fields.Doubles("means", finite: true, c, d);
+        double[] covariance = fields.Doubles("covariance", finite: true, d, d);
+        try
+        {
+            detector.Set(means, covariance, c, d);
+        }
+        catch (ArgumentException e)
+        {
+            throw fields.Error("tensor 'covariance'", e.Message, e);
+        }
         return detector;
     }
 }
@@ -567,12 +545,26 @@ public sealed class KdeDetector(double? bandwidth = null, int maxPointsPerClass 
         file.Write(path);
     }
 
-    internal static KdeDetector FromFile(SafeTensorFile file)
+    internal static KdeDetector FromFile(SafeTensorFields fields)
     {
         var detector = new KdeDetector();
-        detector.ReadBaseMetadata(file);
-        var points = Enumerable.Range(0, detector.Classes).Select(c => file[$"class{c}.points"].ToFloat()).ToArray();
-        detector.Set(points, file["bandwidths"].ToDouble(), detector.Features);
+        detector.ReadBaseMetadata(fields);
+        int d = detector.Features;
+        var points = new float[detector.Classes][];
+        for (int c = 0; c < detector.Classes; c++)
+        {
+            string name = $"class{c}.points";
+            var shape = fields.HasTensor(name) ? fields.File[name].Shape : [];
+            int m = shape.Length == 2 && shape[0] >= 1 ? shape[0] : throw fields.Error($"tensor '{name}'", $"it is missing or not (M >= 1, {d})");
+            points[c] = Array.ConvertAll(fields.Doubles(name, finite: true, m, d), v => (float)v);
+        }
+        double[] bandwidths = fields.Doubles("bandwidths", finite: true, detector.Classes);
+        int bad = Array.FindIndex(bandwidths, h => !(h > 0));
+        if (bad >= 0)
+        {
+            throw fields.Error("tensor 'bandwidths'", $"element {bad} is {bandwidths[bad]}, expected a positive bandwidth");
+        }
+        detector.Set(points, bandwidths, d);
         return detector;
     }
 }

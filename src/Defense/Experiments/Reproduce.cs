@@ -26,6 +26,9 @@ public sealed record ReproduceOptions
     public required string OutputDirectory { get; init; }
 
     public int Seed { get; init; }
+
+    /// <summary>Recompute the data set's SHA-256 once at the start (off: --no-verify); the training stages then skip it.</summary>
+    public bool VerifyData { get; init; } = true;
 }
 
 /// <summary>What the run is doing (stage i of n, and a line about it).</summary>
@@ -138,7 +141,7 @@ public static class Reproduce
         {
             progress?.Report(new ReproduceProgress(++stage, stages, "data", dataPath));
         }
-        using var data = DatasetFile.Open(dataPath);
+        using var data = DatasetFile.Open(dataPath, options.VerifyData);
         foreach (string split in new[] { "train", "test" })
         {
             if (!data.HasSplit(split))
@@ -180,6 +183,7 @@ public static class Reproduce
             var trainOptions = new TrainingOptions
             {
                 DataPath = dataPath,
+                VerifyData = false, // verified once above
                 OutputDirectory = modelDir,
                 Epochs = profile.Epochs,
                 BatchSize = profile.BatchSize,
@@ -286,7 +290,7 @@ public static class Reproduce
     }
 
     internal static ReproduceResults ReadResults(string path) =>
-        JsonSerializer.Deserialize<ReproduceResults>(File.ReadAllText(path), Json) ?? throw new InvalidDataException($"'{path}' is empty.");
+        JsonSerializer.Deserialize<ReproduceResults>(File.ReadAllText(path), Json) ?? throw new InvalidFileFormatException($"'{path}' is empty.");
 }
 
 

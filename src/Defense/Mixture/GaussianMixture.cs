@@ -231,15 +231,33 @@ public sealed class GaussianMixture
     /// <summary>Akaike information criterion: -2 N score + 2 p.</summary>
     public double Aic(ReadOnlySpan<float> x, int n) => -2 * Score(x, n) * n + 2.0 * ParameterCount; // x (N, D)
 
+    /// <summary>What the readers of a mixture file call it in their errors.</summary>
+    public const string FormatName = "Gaussian mixture file";
+
+    public const string FileFormat = "ilgpuoct.gaussian_mixture.v1";
+
+    /// <summary>The most components and features a mixture file may declare.</summary>
+    public const int MaxComponents = 1 << 16;
+    public const int MaxFeatures = 1 << 16;
+
     /// <summary>Writes the fitted mixture as safetensors (float64 tensors, settings in the metadata), atomically.</summary>
     public void Save(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
+        var file = new SafeTensorFile();
+        AddTo(file, "");
+        file.Write(path);
+    }
+
+    /// <summary>Adds the mixture's tensors and settings to <paramref name="file"/>, every name prefixed (detector files hold one per class).</summary>
+    public void AddTo(SafeTensorFile file, string prefix)
+    {
+        ArgumentNullException.ThrowIfNull(file);
         RequireFitted(_weights);
         var inv = CultureInfo.InvariantCulture;
-        var file = new SafeTensorFile(new Dictionary<string, string>
+        var meta = new Dictionary<string, string>
         {
-            ["format"] = "ilgpuoct.gaussian_mixture.v1",
+            ["format"] = FileFormat,
             ["covariance_type"] = CovarianceType.ToString(),
             ["components"] = Components.ToString(inv),
             ["features"] = Features.ToString(inv),
@@ -251,49 +269,55 @@ public sealed class GaussianMixture
             ["n_iter"] = NIter.ToString(inv),
             ["converged"] = Converged ? "true" : "false",
             ["lower_bound"] = LowerBound.ToString("R", inv),
-        });
+        };
+        foreach (var (key, value) in meta)
+        {
+            file.Metadata[prefix + key] = value;
+        }
         int[] covShape = CovarianceShape(CovarianceType, Components, Features);
-        file.Add("weights", _weights, Components);
-        file.Add("means", _means, Components, Features);
-        file.Add("covariances", _covariances, covShape);
-        file.Add("precisions_cholesky", _precisionCholesky, covShape);
-        file.Write(path);
+        file.Add(prefix + "weights", _weights, Components);
+        file.Add(prefix + "means", _means, Components, Features);
+        file.Add(prefix + "covariances", _covariances, covShape);
+        file.Add(prefix + "precisions_cholesky", _precisionCholesky, covShape);
     }
 
-    /// <summary>Reads a mixture written by <see cref="Save"/>.</summary>
-    public static GaussianMixture Load(string path)
+    /// <summary>Reads a mixture written by <see cref="Save"/>; every field is checked (an InvalidFileFormatException names the problem).</summary>
+    public static GaussianMixture Load(string path) => FromFields(new SafeTensorFields(SafeTensorFile.Read(path), FormatName));
+
+    /// <summary>Reads a mixture from checked fields (a file, or one class of a detector file).</summary>
+    public static GaussianMixture FromFields(SafeTensorFields fields)
     {
-        var file = SafeTensorFile.Read(path);
-        string Meta(string key) => file.Metadata.TryGetValue(key, out var v)
-            ? v
-            : throw new InvalidDataException($"'{path}' lacks metadata '{key}': it was not written by GaussianMixture.Save.");
-        if (Meta("format") != "ilgpuoct.gaussian_mixture.v1")
-        {
-            throw new InvalidDataException($"'{path}' has format '{Meta("format")}', expected ilgpuoct.gaussian_mixture.v1.");
-        }
-        var inv = CultureInfo.InvariantCulture;
+        ArgumentNullException.ThrowIfNull(fields);
+        fields.Expect("format", FileFormat);
         var options = new GaussianMixtureOptions
         {
-            Components = int.Parse(Meta("components"), inv),
-            CovarianceType = Enum.Parse<CovarianceType>(Meta("covariance_type")),
-            RegCovar = double.Parse(Meta("reg_covar"), inv),
-            Tolerance = double.Parse(Meta("tol"), inv),
-            MaxIterations = int.Parse(Meta("max_iter"), inv),
-            Restarts = int.Parse(Meta("n_init"), inv),
-            Seed = int.Parse(Meta("seed"), inv),
+            Components = fields.Int("components", 1, MaxComponents),
+            CovarianceType = fields.Enum<CovarianceType>("covariance_type"),
+            RegCovar = fields.Double("reg_covar", 0, double.MaxValue),
+            Tolerance = fields.Double("tol", 0, double.MaxValue),
+            MaxIterations = fields.Int("max_iter", 0, int.MaxValue),
+            Restarts = fields.Int("n_init", 1, int.MaxValue),
+            Seed = fields.Int("seed", int.MinValue, int.MaxValue),
         };
         var gmm = new GaussianMixture(options)
         {
-            Features = int.Parse(Meta("features"), inv),
-            NIter = int.Parse(Meta("n_iter"), inv),
-            Converged = Meta("converged") == "true",
-            LowerBound = double.Parse(Meta("lower_bound"), inv),
+            Features = fields.Int("features", 1, MaxFeatures),
+            NIter = fields.Int("n_iter", 0, int.MaxValue),
+            Converged = fields.Bool("converged"),
+            LowerBound = fields.Double("lower_bound", allowInfinite: true),
         };
         int[] covShape = CovarianceShape(options.CovarianceType, options.Components, gmm.Features);
-        gmm._weights = Read(file, "weights", options.Components);
-        gmm._means = Read(file, "means", options.Components, gmm.Features);
-        gmm._covariances = Read(file, "covariances", covShape);
-        gmm._precisionCholesky = Read(file, "precisions_cholesky", covShape);
+        fields.Product("tensor 'covariances'", int.MaxValue, covShape);
+        fields.Product("tensor 'means'", int.MaxValue, options.Components, gmm.Features);
+        gmm._weights = fields.Doubles("weights", finite: true, options.Components);
+        int bad = Array.FindIndex(gmm._weights, w => !(w >= 0 && w <= 1));
+        if (bad >= 0)
+        {
+            throw fields.Error("tensor 'weights'", $"element {bad} is {gmm._weights[bad]}, expected a weight in [0, 1]");
+        }
+        gmm._means = fields.Doubles("means", finite: true, options.Components, gmm.Features);
+        gmm._covariances = fields.Doubles("covariances", finite: true, covShape);
+        gmm._precisionCholesky = fields.Doubles("precisions_cholesky", finite: true, covShape);
         gmm.IsFitted = true;
         return gmm;
     }
@@ -305,16 +329,6 @@ public sealed class GaussianMixture
         CovarianceType.Tied => [d, d],
         _ => [k],
     };
-
-    private static double[] Read(SafeTensorFile file, string name, params int[] shape)
-    {
-        var tensor = file[name];
-        if (!tensor.Shape.SequenceEqual(shape))
-        {
-            throw new InvalidDataException($"Tensor '{name}' has shape [{string.Join(", ", tensor.Shape)}], expected [{string.Join(", ", shape)}].");
-        }
-        return tensor.ToDouble();
-    }
 
     private (double[] LogProbNorm, double[] LogResp) Evaluate(ReadOnlySpan<float> x, int n)
     {

@@ -1,5 +1,6 @@
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Defense.Mixture;
 
@@ -167,8 +168,7 @@ internal static partial class MixtureKernels
         CenterRowsKernel.Launch(accelerator, Config(n * d), x, mu, diff, n, d);
         Gemm.Run(accelerator, false, false, n, d, d, 1f, diff, d, m, d, 0f, y, d);
         float constant = (float)(d * Math.Log(2 * Math.PI));
-        var config = new LaunchConfig(new Dim3(Math.Min(n, 65535)), new Dim3(BlockSize));
-        RowLogDensityKernel.Launch(accelerator, config, y, logProb, n, d, components, k, constant, logDet);
+        RowLogDensityKernel.Launch(accelerator, RowConfig(n), y, logProb, n, d, components, k, constant, logDet);
     }
 
     /// <summary>resp (N, K) and logNorm (N) from logProb (N, K) and logWeights (K).</summary>
@@ -194,6 +194,24 @@ internal static partial class MixtureKernels
     }
 
     private static LaunchConfig Config(int count) => LaunchConfig.For1D(Math.Min(count, 65535 * ThreadsPerBlock), ThreadsPerBlock);
+
+    /// <summary>One block per row (grid-strided past 65535 rows).</summary>
+    private static LaunchConfig RowConfig(int n) => new(new Dim3(Math.Min(n, 65535)), new Dim3(BlockSize));
+
+    /// <summary>UAD's mixtures: 4000 penultimate features of 512 dimensions, 4 components.</summary>
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        const int n = 4000, d = 512, k = 4;
+        const string fit = "EM n=4000 d=512 k=4";
+        yield return new LaunchShape(CenterRowsKernel.Definition, fit, Config(n * d));
+        yield return new LaunchShape(RowLogDensityKernel.Definition, fit, RowConfig(n));
+        yield return new LaunchShape(ResponsibilitiesKernel.Definition, fit, Config(n));
+        yield return new LaunchShape(ComponentSumsKernel.Definition, fit, Config(k));
+        yield return new LaunchShape(WeightedMeansKernel.Definition, fit, Config(k * d));
+        yield return new LaunchShape(WeightCenteredRowsKernel.Definition, fit, Config(n * d));
+        yield return new LaunchShape(FinishCovarianceKernel.Definition, fit, Config(d * d));
+    }
 
     // ------------------------------------------------------------------ self-tests
 

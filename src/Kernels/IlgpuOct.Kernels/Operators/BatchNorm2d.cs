@@ -1,4 +1,5 @@
 using System.Numerics;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -554,6 +555,23 @@ public static unsafe partial class BatchNorm2d
         }
     }
 
+    /// <summary>One block per channel for the per-channel sums.</summary>
+    private static LaunchConfig ChannelConfig(in BatchNorm2dShape s) => new(new Dim3(s.C), new Dim3(ReduceThreads));
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        foreach (var (layer, s) in ResNet18Shapes.Activations)
+        {
+            yield return new LaunchShape(BnStatisticsKernel.Definition, layer, ChannelConfig(s));
+            yield return new LaunchShape(BnBackwardReduceKernel.Definition, layer, ChannelConfig(s));
+            foreach (var kernel in new[] { BnNormalizeKernel.Definition, BnInferenceKernel.Definition, BnBackwardDataKernel.Definition, BnBackwardInferenceKernel.Definition })
+            {
+                yield return new LaunchShape(kernel, layer, ElementConfig(s.Length));
+            }
+        }
+    }
+
     private static LaunchConfig ElementConfig(int length) =>
         new(new Dim3(Math.Clamp((length + ElementThreads - 1) / ElementThreads, 1, MaxElementBlocks)), new Dim3(ElementThreads));
 
@@ -566,7 +584,7 @@ public static unsafe partial class BatchNorm2d
             throw new ArgumentException($"BatchNorm2d: training needs more than one value per channel ({s}); use a batch of at least 2 or evaluation mode.", nameof(s));
         }
         RequireViews(s, x, y, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
-        BnStatisticsKernel.Launch(accelerator, new LaunchConfig(new Dim3(s.C), new Dim3(ReduceThreads)), x, runningMean, runningVar, saveMean, saveInvStd,
+        BnStatisticsKernel.Launch(accelerator, ChannelConfig(s), x, runningMean, runningVar, saveMean, saveInvStd,
             s.N, s.C, s.HW, momentum, epsilon);
         BnNormalizeKernel.Launch(accelerator, ElementConfig(s.Length), x, saveMean, saveInvStd, gamma, beta, y, s.C, s.HW);
     }
@@ -585,7 +603,7 @@ public static unsafe partial class BatchNorm2d
         s.Validate();
         RequireViews(s, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
         RequireLength(dx.Length, s.Length, nameof(dx), "(N, C, H, W)");
-        BnBackwardReduceKernel.Launch(accelerator, new LaunchConfig(new Dim3(s.C), new Dim3(ReduceThreads)), x, dy, saveMean, saveInvStd, dgamma, dbeta,
+        BnBackwardReduceKernel.Launch(accelerator, ChannelConfig(s), x, dy, saveMean, saveInvStd, dgamma, dbeta,
             s.N, s.C, s.HW);
         BnBackwardDataKernel.Launch(accelerator, ElementConfig(s.Length), x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta, dx, s.C, s.HW, s.CountPerChannel);
     }

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
 using IlgpuOct.Kernels.Cpu;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -922,7 +923,7 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
-        ConvForwardTileKernel.Launch(accelerator, TileConfig(s.OutC, s.N * s.ColumnCols, 1), w, x, y,
+        ConvForwardTileKernel.Launch(accelerator, ForwardConfig(s), w, x, y,
             s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
     }
 
@@ -932,7 +933,7 @@ public static unsafe partial class Conv2d
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
-        ConvBackwardDataTileKernel.Launch(accelerator, TileConfig(s.InC, s.N * s.H * s.W, 1), w, dy, dx,
+        ConvBackwardDataTileKernel.Launch(accelerator, BackwardDataConfig(s), w, dy, dx,
             s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
     }
 
@@ -942,17 +943,39 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dw.Length, s.WeightLength, nameof(dw), "(OutC, InC, K, K)");
+        var (config, kPerSplit, splits) = BackwardWeightPlan(s);
+        if (splits > 1)
+        {
+            accelerator.Clear(dw);
+        }
+        ConvBackwardWeightTileKernel.Launch(accelerator, config, x, dy, dw,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, splits > 1 ? 1 : 0);
+    }
+
+    private static LaunchConfig ForwardConfig(in Conv2dShape s) => TileConfig(s.OutC, s.N * s.ColumnCols, 1);
+
+    private static LaunchConfig BackwardDataConfig(in Conv2dShape s) => TileConfig(s.InC, s.N * s.H * s.W, 1);
+
+    /// <summary>The weight gradient's launch, the batch slice each block row sums and the number of slices.</summary>
+    private static (LaunchConfig Config, int KPerSplit, int Splits) BackwardWeightPlan(in Conv2dShape s)
+    {
         int mDim = s.OutC, nDim = s.ColumnRows, kDim = s.N * s.ColumnCols;
         int splits = WeightGradientSplits(mDim, nDim, kDim);
         int kPerSplit = (kDim + splits - 1) / splits;
         kPerSplit = (kPerSplit + TileK - 1) / TileK * TileK;
         splits = (kDim + kPerSplit - 1) / kPerSplit;
-        if (splits > 1)
+        return (TileConfig(mDim, nDim, splits), kPerSplit, splits);
+    }
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        foreach (var (layer, s) in ResNet18Shapes.Convolutions)
         {
-            accelerator.Clear(dw);
+            yield return new LaunchShape(ConvForwardTileKernel.Definition, layer, ForwardConfig(s));
+            yield return new LaunchShape(ConvBackwardDataTileKernel.Definition, layer, BackwardDataConfig(s));
+            yield return new LaunchShape(ConvBackwardWeightTileKernel.Definition, layer, BackwardWeightPlan(s).Config);
         }
-        ConvBackwardWeightTileKernel.Launch(accelerator, TileConfig(mDim, nDim, splits), x, dy, dw,
-            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, splits > 1 ? 1 : 0);
     }
 
     /// <summary>

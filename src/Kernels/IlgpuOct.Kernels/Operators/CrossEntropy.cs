@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>The geometry of a classification loss: logits and dlogits (N, Classes), labels (N).</summary>
@@ -118,6 +120,15 @@ public static partial class CrossEntropy
 
     internal const int LossThreads = 256;
 
+    /// <summary>One block sums the loss over every row (deterministic order); the loss kernels of this file and GuidedComplementEntropy use it.</summary>
+    internal static LaunchConfig RowsConfig => new(new Dim3(1), new Dim3(LossThreads));
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        yield return new LaunchShape(CrossEntropyRowsKernel.Definition, "loss", RowsConfig);
+    }
+
     [Kernel]
     private static void CrossEntropyRows(KernelContext ctx, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         int rows, int classes, float scale, int writeGradient)
@@ -179,7 +190,7 @@ public static partial class CrossEntropy
             RequireLength(dlogits.Length, s.Length, nameof(dlogits), "(N, Classes)");
         }
         float scale = reduction == LossReduction.Mean ? 1f / s.N : 1f;
-        CrossEntropyRowsKernel.Launch(accelerator, new LaunchConfig(new Dim3(1), new Dim3(LossThreads)), logits, labels, loss, gradient ? dlogits : logits,
+        CrossEntropyRowsKernel.Launch(accelerator, RowsConfig, logits, labels, loss, gradient ? dlogits : logits,
             s.N, s.Classes, scale, gradient ? 1 : 0);
     }
 

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -200,6 +201,18 @@ public static partial class Elementwise
     }
 
     // ------------------------------------------------------------------ plumbing
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        foreach (var (layer, s) in ResNet18Shapes.Activations)
+        {
+            foreach (var kernel in new[] { AxpyKernel.Definition, ReluForwardKernel.Definition, ReluBackwardKernel.Definition, AddKernel.Definition, AddInPlaceKernel.Definition, ScaleKernel.Definition })
+            {
+                yield return new LaunchShape(kernel, layer, Config(s.Length));
+            }
+        }
+    }
 
     internal static LaunchConfig Config(int n)
     {

@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels.Cpu;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -378,22 +379,44 @@ public static partial class Gemm
         switch (ResolveVariant(variant, m, n))
         {
             case GemmVariant.Gemm1Naive:
-                Gemm1NaiveKernel.Launch(acc,
-                    new LaunchConfig(new Dim3((n + NaiveBlock - 1) / NaiveBlock, (m + NaiveBlock - 1) / NaiveBlock), new Dim3(NaiveBlock, NaiveBlock)),
+                Gemm1NaiveKernel.Launch(acc, Config(GemmVariant.Gemm1Naive, m, n),
                     m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
                 break;
             case GemmVariant.Gemm2Tiled64:
-                Gemm2Tiled64Kernel.Launch(acc,
-                    new LaunchConfig(new Dim3((n + Tile64 - 1) / Tile64, (m + Tile64 - 1) / Tile64), TiledThreads),
+                Gemm2Tiled64Kernel.Launch(acc, Config(GemmVariant.Gemm2Tiled64, m, n),
                     m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
                 break;
             case GemmVariant.Gemm3Tiled128:
-                Gemm3Tiled128Kernel.Launch(acc,
-                    new LaunchConfig(new Dim3((n + Tile128 - 1) / Tile128, (m + Tile128 - 1) / Tile128), TiledThreads),
+                Gemm3Tiled128Kernel.Launch(acc, Config(GemmVariant.Gemm3Tiled128, m, n),
                     m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use Auto, Gemm1Naive, Gemm2Tiled64 or Gemm3Tiled128.");
+        }
+    }
+
+    /// <summary>The grid of one output tile per block for an m x n product with a resolved variant.</summary>
+    private static LaunchConfig Config(GemmVariant variant, int m, int n) => variant switch
+    {
+        GemmVariant.Gemm1Naive => new LaunchConfig(new Dim3((n + NaiveBlock - 1) / NaiveBlock, (m + NaiveBlock - 1) / NaiveBlock), new Dim3(NaiveBlock, NaiveBlock)),
+        GemmVariant.Gemm2Tiled64 => new LaunchConfig(new Dim3((n + Tile64 - 1) / Tile64, (m + Tile64 - 1) / Tile64), TiledThreads),
+        GemmVariant.Gemm3Tiled128 => new LaunchConfig(new Dim3((n + Tile128 - 1) / Tile128, (m + Tile128 - 1) / Tile128), TiledThreads),
+        _ => throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use Auto, Gemm1Naive, Gemm2Tiled64 or Gemm3Tiled128."),
+    };
+
+    /// <summary>The classifier's products (Linear forward and backward) and a 1024^3 benchmark product, for each kernel.</summary>
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var fc = ResNet18Shapes.Fc;
+        var products = new (string Case, int M, int N)[] { ("fc forward", fc.N, fc.Out), ("fc backward data", fc.N, fc.In), ("fc backward weight", fc.Out, fc.In), ("bench 1024^3", 1024, 1024) };
+        var kernels = new[] { (GemmVariant.Gemm1Naive, Gemm1NaiveKernel.Definition), (GemmVariant.Gemm2Tiled64, Gemm2Tiled64Kernel.Definition), (GemmVariant.Gemm3Tiled128, Gemm3Tiled128Kernel.Definition) };
+        foreach (var (variant, kernel) in kernels)
+        {
+            foreach (var (name, m, n) in products)
+            {
+                yield return new LaunchShape(kernel, name, Config(variant, m, n));
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>The geometry of a global average pool: x (N, C, H, W) to y (N, C).</summary>
@@ -112,6 +114,15 @@ public static partial class GlobalAvgPool
         {
             dx[i] = dy[i / hw] / hw;
         }
+    }
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var (layer, a) = ResNet18Shapes.Activations[^1];
+        var s = new GlobalAvgPoolShape(a.N, a.C, a.H, a.W);
+        yield return new LaunchShape(AvgPoolForwardKernel.Definition, layer, Config(s.OutputLength));
+        yield return new LaunchShape(AvgPoolBackwardKernel.Definition, layer, Config(s.InputLength));
     }
 
     private static LaunchConfig Config(int length) =>

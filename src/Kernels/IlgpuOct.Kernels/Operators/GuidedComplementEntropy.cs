@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>
@@ -135,6 +137,12 @@ public static partial class GuidedComplementEntropy
     // One block, one thread per row in double (as CrossEntropy); the softmax is recomputed instead of
     // stored, since kernels cannot allocate a row buffer. A label outside [0, Classes) makes the loss NaN.
 
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        yield return new LaunchShape(GuidedComplementRowsKernel.Definition, "loss", CrossEntropy.RowsConfig);
+    }
+
     [Kernel]
     private static void GuidedComplementRows(KernelContext ctx, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         int rows, int classes, double scale, int writeGradient)
@@ -234,7 +242,7 @@ public static partial class GuidedComplementEntropy
             RequireLength(dlogits.Length, s.Length, nameof(dlogits), "(N, Classes)");
         }
         double scale = (reduction == LossReduction.Mean ? 1.0 / s.N : 1.0) / Math.Log(s.Classes - 1);
-        GuidedComplementRowsKernel.Launch(accelerator, new LaunchConfig(new Dim3(1), new Dim3(CrossEntropy.LossThreads)), logits, labels, loss,
+        GuidedComplementRowsKernel.Launch(accelerator, CrossEntropy.RowsConfig, logits, labels, loss,
             gradient ? dlogits : logits, s.N, s.Classes, scale, gradient ? 1 : 0);
     }
 

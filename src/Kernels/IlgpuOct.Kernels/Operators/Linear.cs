@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>The geometry of a fully connected layer: x (N, In), w (Out, In), b (Out), y (N, Out).</summary>
@@ -133,6 +135,14 @@ public static partial class Linear
             }
             db[o] = (float)sum;
         }
+    }
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var s = ResNet18Shapes.Fc;
+        yield return new LaunchShape(LinearBroadcastBiasKernel.Definition, "fc", Config(s.OutputLength));
+        yield return new LaunchShape(LinearBiasGradientKernel.Definition, "fc", Config(s.Out));
     }
 
     private static LaunchConfig Config(int length) =>

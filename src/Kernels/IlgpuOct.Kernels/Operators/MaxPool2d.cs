@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>
@@ -249,6 +251,15 @@ public static unsafe partial class MaxPool2d
             }
             dx[i] = sum;
         }
+    }
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var (layer, a) = ResNet18Shapes.Activations[0];
+        var s = new MaxPool2dShape(a.N, a.C, a.H, a.W);
+        yield return new LaunchShape(MaxPoolForwardKernel.Definition, "maxpool after " + layer, Config(s.OutputLength));
+        yield return new LaunchShape(MaxPoolBackwardKernel.Definition, "maxpool after " + layer, Config(s.InputLength));
     }
 
     private static LaunchConfig Config(int length) =>

@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -83,6 +84,16 @@ public static partial class Reduction
     // ------------------------------------------------------------------ dispatchers
 
     /// <summary>result[0] = sum of x (block tree reduction on kernel accelerators). x (n), result (1).</summary>
+    private static LaunchConfig Config(int length) => new((int)Math.Clamp((length + (long)BlockSize - 1) / BlockSize, 1, MaxBlocks), BlockSize);
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var (layer, s) = ResNet18Shapes.Activations[0];
+        yield return new LaunchShape(BlockSumKernel.Definition, layer, Config(s.Length));
+        yield return new LaunchShape(WarpSumKernel.Definition, layer, Config(s.Length));
+    }
+
     public static void Sum(Accelerator accelerator, View<float> x, View<float> result) => Run(accelerator, x, result, byWarps: false);
 
     /// <summary>result[0] = sum of x (warp-shuffle reduction on kernel accelerators). x (n), result (1).</summary>
@@ -101,8 +112,7 @@ public static partial class Reduction
             return;
         }
         accelerator.Clear(result);
-        int blocks = (int)Math.Clamp((x.Length + (long)BlockSize - 1) / BlockSize, 1, MaxBlocks);
-        var config = new LaunchConfig(blocks, BlockSize);
+        var config = Config(x.Length);
         if (byWarps)
         {
             WarpSumKernel.Launch(accelerator, config, x, result);

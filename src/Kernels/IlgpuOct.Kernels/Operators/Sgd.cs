@@ -1,4 +1,5 @@
 using System.Numerics;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -119,6 +120,15 @@ public static unsafe partial class Sgd
         }
     }
 
+    private static LaunchConfig Config(int length) => new(new Dim3(Math.Clamp((length + Threads - 1) / Threads, 1, MaxBlocks)), new Dim3(Threads));
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        yield return new LaunchShape(SgdStepKernel.Definition, "layer4 conv weight", Config(ResNet18Shapes.LargestParameter));
+        yield return new LaunchShape(SgdStepKernel.Definition, "bn1 gamma", Config(64));
+    }
+
     private static void StepKernels(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, in SgdSettings settings)
     {
         settings.Validate();
@@ -126,8 +136,7 @@ public static unsafe partial class Sgd
         {
             throw new ArgumentException($"Sgd: weight ({weight.Length}), grad ({grad.Length}) and momentum buffer ({momentumBuffer.Length}) must have one length; allocate them from the parameter's shape.");
         }
-        var config = new LaunchConfig(new Dim3(Math.Clamp((weight.Length + Threads - 1) / Threads, 1, MaxBlocks)), new Dim3(Threads));
-        SgdStepKernel.Launch(accelerator, config, weight, grad, momentumBuffer, settings.LearningRate, settings.Momentum, settings.WeightDecay);
+        SgdStepKernel.Launch(accelerator, Config(weight.Length), weight, grad, momentumBuffer, settings.LearningRate, settings.Momentum, settings.WeightDecay);
     }
 
     // ---- Self-tests (ilgpuoct selftest) ----
