@@ -36,6 +36,9 @@ public sealed record TrainingOptions
 
     public string TestSplit { get; init; } = "test";
 
+    /// <summary>Recompute the data set's SHA-256 once before training (off: --no-verify).</summary>
+    public bool VerifyData { get; init; } = true;
+
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(DataPath))
@@ -62,9 +65,9 @@ public sealed record TrainingOptions
         {
             throw new ArgumentException($"--schedule must be cosine or step; got '{Schedule}'.");
         }
-        if (Width < 1)
+        if (Width < 1 || Width > Checkpoints.Checkpoint.MaxWidth)
         {
-            throw new ArgumentException($"--width must be positive (64 is torchvision's ResNet-18); got {Width}.");
+            throw new ArgumentException($"--width must be in 1..{Checkpoints.Checkpoint.MaxWidth} (64 is torchvision's ResNet-18); got {Width}.");
         }
     }
 }

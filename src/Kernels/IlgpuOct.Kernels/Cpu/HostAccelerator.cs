@@ -21,7 +21,7 @@ public sealed class HostAccelerator : Accelerator
     /// <param name="sanitize">racecheck and initcheck of shared memory; null: on when <see cref="SanitizeVariable"/> is 1.</param>
     public HostAccelerator(AcceleratorKind kind, int maxParallelism = 0, bool? sanitize = null)
     {
-        if (kind == AcceleratorKind.Cuda)
+        if (kind is AcceleratorKind.Cuda or AcceleratorKind.CudaHost)
         {
             throw new ArgumentException("A host accelerator is cpu or cpu-kernels.", nameof(kind));
         }
