@@ -38,11 +38,9 @@ public static class Trainer
         options.Validate();
         using var data = DatasetFile.Open(options.DataPath, options.VerifyData);
         var train = RequireSplit(data, options.TrainSplit);
-        if (train.Count < options.BatchSize)
+        if (train.Count == 0)
         {
-            throw new ArgumentException(train.Count == 0
-                ? $"The '{options.TrainSplit}' split of '{data.Path}' has no images; nothing to train on."
-                : $"The '{options.TrainSplit}' split of '{data.Path}' has {train.Count} images, fewer than one batch of {options.BatchSize}; lower --batch to at most {train.Count}.");
+            throw new ArgumentException($"The '{options.TrainSplit}' split of '{data.Path}' has no images; nothing to train on (import or generate a set with training images).");
         }
         var test = RequireSplit(data, options.TestSplit);
         var config = new ResNetConfig(options.Width, data.Channels, data.ClassCount);
