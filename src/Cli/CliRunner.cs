@@ -39,7 +39,7 @@ internal static class CliRunner
     {
         var option = new Option<string>("--device")
         {
-            Description = "auto | cuda | cpu | cpu-kernels",
+            Description = "auto | cuda | cpu | cpu-kernels | cuda-host",
             DefaultValueFactory = _ => defaultValue,
         };
         option.AcceptOnlyFromAmong(DeviceSelection.Names);

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
 using IlgpuOct.Kernels.Cpu;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -63,39 +64,27 @@ public static unsafe partial class Conv2d
     private const long ParallelWorkThreshold = 1L << 16;
 
     /// <summary>y = conv(x, w) on the accelerator: the CPU implementation on <c>cpu</c>, the kernels elsewhere. Shapes as <see cref="ForwardCpu"/>.</summary>
-    public static void Forward(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> y)
+    public static void Forward(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> w, View<float> y)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardCpu(s, x.AsSpan(), w.AsSpan(), y.AsSpan());
-            return;
-        }
-        ForwardKernels(accelerator, s, x, w, y);
+        OperatorDispatch.Run(accelerator, "Conv2d.Forward",
+            () => ForwardCpu(s, x.AsSpan(), w.AsSpan(), y.AsSpan()),
+            () => ForwardKernels(accelerator, s, x, w, y));
     }
 
     /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>.</summary>
-    public static void BackwardData(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
+    public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardDataCpu(s, w.AsSpan(), dy.AsSpan(), dx.AsSpan());
-            return;
-        }
-        BackwardDataKernels(accelerator, s, w, dy, dx);
+        OperatorDispatch.Run(accelerator, "Conv2d.BackwardData",
+            () => BackwardDataCpu(s, w.AsSpan(), dy.AsSpan(), dx.AsSpan()),
+            () => BackwardDataKernels(accelerator, s, w, dy, dx));
     }
 
     /// <summary>dw (overwritten) given x and dy on the accelerator. Shapes as <see cref="BackwardWeightCpu"/>.</summary>
-    public static void BackwardWeight(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
+    public static void BackwardWeight(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardWeightCpu(s, x.AsSpan(), dy.AsSpan(), dw.AsSpan());
-            return;
-        }
-        BackwardWeightKernels(accelerator, s, x, dy, dw);
+        OperatorDispatch.Run(accelerator, "Conv2d.BackwardWeight",
+            () => BackwardWeightCpu(s, x.AsSpan(), dy.AsSpan(), dw.AsSpan()),
+            () => BackwardWeightKernels(accelerator, s, x, dy, dw));
     }
 
     /// <summary>y = conv(x, w). x (N, InC, H, W), w (OutC, InC, K, K), y (N, OutC, OutH, OutW) overwritten.</summary>
@@ -922,7 +911,7 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
-        ConvForwardTileKernel.Launch(accelerator, TileConfig(s.OutC, s.N * s.ColumnCols, 1), w, x, y,
+        ConvForwardTileKernel.Launch(accelerator, ForwardConfig(s), w, x, y,
             s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
     }
 
@@ -932,7 +921,7 @@ public static unsafe partial class Conv2d
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
-        ConvBackwardDataTileKernel.Launch(accelerator, TileConfig(s.InC, s.N * s.H * s.W, 1), w, dy, dx,
+        ConvBackwardDataTileKernel.Launch(accelerator, BackwardDataConfig(s), w, dy, dx,
             s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
     }
 
@@ -942,17 +931,39 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dw.Length, s.WeightLength, nameof(dw), "(OutC, InC, K, K)");
+        var (config, kPerSplit, splits) = BackwardWeightPlan(s);
+        if (splits > 1)
+        {
+            accelerator.Clear(dw);
+        }
+        ConvBackwardWeightTileKernel.Launch(accelerator, config, x, dy, dw,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, splits > 1 ? 1 : 0);
+    }
+
+    private static LaunchConfig ForwardConfig(in Conv2dShape s) => TileConfig(s.OutC, s.N * s.ColumnCols, 1);
+
+    private static LaunchConfig BackwardDataConfig(in Conv2dShape s) => TileConfig(s.InC, s.N * s.H * s.W, 1);
+
+    /// <summary>The weight gradient's launch, the batch slice each block row sums and the number of slices.</summary>
+    private static (LaunchConfig Config, int KPerSplit, int Splits) BackwardWeightPlan(in Conv2dShape s)
+    {
         int mDim = s.OutC, nDim = s.ColumnRows, kDim = s.N * s.ColumnCols;
         int splits = WeightGradientSplits(mDim, nDim, kDim);
         int kPerSplit = (kDim + splits - 1) / splits;
         kPerSplit = (kPerSplit + TileK - 1) / TileK * TileK;
         splits = (kDim + kPerSplit - 1) / kPerSplit;
-        if (splits > 1)
+        return (TileConfig(mDim, nDim, splits), kPerSplit, splits);
+    }
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        foreach (var (layer, s) in ResNet18Shapes.Convolutions)
         {
-            accelerator.Clear(dw);
+            yield return new LaunchShape(ConvForwardTileKernel.Definition, layer, ForwardConfig(s));
+            yield return new LaunchShape(ConvBackwardDataTileKernel.Definition, layer, BackwardDataConfig(s));
+            yield return new LaunchShape(ConvBackwardWeightTileKernel.Definition, layer, BackwardWeightPlan(s).Config);
         }
-        ConvBackwardWeightTileKernel.Launch(accelerator, TileConfig(mDim, nDim, splits), x, dy, dw,
-            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, splits > 1 ? 1 : 0);
     }
 
     /// <summary>
