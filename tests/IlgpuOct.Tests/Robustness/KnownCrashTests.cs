@@ -3,7 +3,7 @@ using System.Text;
 using FluentAssertions;
 using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Defense.Detection;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Fuzz;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
