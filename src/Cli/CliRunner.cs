@@ -153,6 +153,10 @@ internal static class CliRunner
     {
         var accelerator = DeviceSelection.Open(name, out string notice);
         CliConsole.Current.ErrorLine(notice);
+        if (accelerator is HostAccelerator { Sanitize: true, Kind: AcceleratorKind.CpuKernels })
+        {
+            CliConsole.Current.ErrorLine($"sanitizers: racecheck and initcheck of shared memory on ({HostAccelerator.SanitizeVariable}=1); synccheck and signed-overflow checks are always on");
+        }
         return accelerator;
     }
 }
