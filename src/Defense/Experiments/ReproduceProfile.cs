@@ -98,7 +98,7 @@ public sealed record ReproduceProfile
     {
         Name = "quick",
         Seeds = [0, 1, 2],
-        DataMinSeverity = 0.6f,
+        DataMinSeverity = 0.75f,
         AdaptiveLambdas = [0, 0.01, 0.1, 1],
         LambdaSweepImages = 32,
         AdaptiveModes = ["nt", "at"],
