@@ -152,6 +152,10 @@ internal static class CliRunner
     {
         var accelerator = DeviceSelection.Open(name, out string notice);
         Console.Error.WriteLine(notice);
+        if (accelerator is HostAccelerator { Sanitize: true, Kind: AcceleratorKind.CpuKernels })
+        {
+            Console.Error.WriteLine($"sanitizers: racecheck and initcheck of shared memory on ({HostAccelerator.SanitizeVariable}=1); synccheck and signed-overflow checks are always on");
+        }
         return accelerator;
     }
 }

@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
 using IlgpuOct.Defense.Attacks;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Nn.Checkpoints;
 using IlgpuOct.Nn.Data;
 

@@ -146,7 +146,7 @@ internal static class BenchGemmCommand
 
     private static Report Measure(Accelerator accelerator, IReadOnlyList<Shape> shapes, IReadOnlyList<GemmVariant> variants, int repeats, int threads, CancellationToken token)
     {
-        bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        bool cpu = OperatorDispatch.EngineFor(accelerator) == OperatorEngine.Cpu;
         PeakInfo? peak = null;
         if (cpu)
         {
@@ -183,7 +183,7 @@ internal static class BenchGemmCommand
     private static Row TimeOne(Accelerator accelerator, Shape shape, GemmVariant variant, View<float> a, int lda, View<float> b, int ldb, View<float> c,
         int repeats, int threads, PeakInfo? peak, CancellationToken token)
     {
-        bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        bool cpu = OperatorDispatch.EngineFor(accelerator) == OperatorEngine.Cpu;
         void RunOnce() => Gemm.Run(accelerator, shape.TransA, shape.TransB, shape.M, shape.N, shape.K, 1f, a, lda, b, ldb, 0f, c, shape.N, variant);
 
         RunOnce(); // warm-up: JIT, thread pool, page faults, kernel compilation

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
 using IlgpuOct.Defense.Detection;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 
 namespace IlgpuOct.Cli.Commands;
 

@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Defense.Detection;
 using IlgpuOct.Defense.Metrics;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Defense.Risk;
 using IlgpuOct.Defense.Training;
 using IlgpuOct.Kernels;
@@ -399,7 +399,7 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
         {
             return;
         }
-        using var tapped = new TappedResNet(model);
+        using var tapped = new ResNetClassifier(model);
         // The HFC attacker models every stage: its own per-class mixtures on layer1..layer3, UAD's on layer4.
         IReadOnlyList<GaussianMixture>?[]? stageMixtures = null;
         if (needsHfc)

@@ -34,6 +34,7 @@ internal sealed class CudaTranslator
     private readonly Dictionary<IMethodSymbol, string> _helperNames = new(SymbolEqualityComparer.Default);
     private readonly List<string> _helperBodies = new();
     private readonly List<IMethodSymbol> _callStack = new();
+    private readonly HashSet<string> _functionNames = new(StringComparer.Ordinal);
 
     public CudaTranslator(Compilation compilation, CancellationToken cancellation)
     {
@@ -44,6 +45,9 @@ internal sealed class CudaTranslator
     public List<DiagnosticInfo> Diagnostics { get; } = new();
 
     public KernelFacts Facts { get; } = new();
+
+    /// <summary>The C# element type of the kernel's dynamic shared memory, once declared.</summary>
+    public string? DynamicSharedElement { get; set; }
 
     /// <summary>Prelude pieces the translated code refers to.</summary>
     public HashSet<string> PreludeUse { get; } = new();
@@ -63,9 +67,11 @@ internal sealed class CudaTranslator
     public (string Source, string Parameters) TranslateKernel(IMethodSymbol kernel, MethodDeclarationSyntax syntax, string entryPoint)
     {
         _callStack.Add(kernel);
+        _functionNames.Add(entryPoint);
         var model = _compilation.GetSemanticModel(syntax.SyntaxTree);
         var function = new FunctionTranslator(this, model, kernel, isKernel: true);
         string parameters = function.ParameterList(syntax, skipFirst: true);
+        string directive = function.SignatureDirective(syntax);
         string body = function.Body(syntax);
         _callStack.RemoveAt(_callStack.Count - 1);
 
@@ -75,6 +81,7 @@ internal sealed class CudaTranslator
         {
             sb.Append(helper).Append('\n');
         }
+        sb.Append(directive);
         sb.Append("extern \"C\" __global__ void ").Append(entryPoint).Append('(').Append(parameters).Append(")\n");
         sb.Append(body);
         return (sb.ToString(), parameters);
@@ -130,6 +137,7 @@ internal sealed class CudaTranslator
         {
             name += "_" + string.Join("_", method.Parameters.Select(p => Names.Sanitize(p.Type.Name)));
         }
+        name = UniqueFunctionName(name);
         _helperNames[method] = name;
 
         _callStack.Add(method);
@@ -137,11 +145,71 @@ internal sealed class CudaTranslator
         var function = new FunctionTranslator(this, model, method, isKernel: false);
         string returnType = method.ReturnsVoid ? "void" : function.ScalarType(method.ReturnType, syntax.ReturnType);
         string parameters = function.ParameterList(syntax, skipFirst: false);
+        string directive = function.SignatureDirective(syntax);
         string body = function.Body(syntax);
         _callStack.RemoveAt(_callStack.Count - 1);
-        _helperBodies.Add("static __device__ " + returnType + " " + name + "(" + parameters + ")\n" + body);
+        _helperBodies.Add(directive + "static __device__ " + returnType + " " + name + "(" + parameters + ")\n" + body);
         return name;
     }
 
     public CancellationToken Cancellation => _cancellation;
+
+    private readonly Dictionary<(IMethodSymbol, int), bool> _writes = new();
+
+    /// <summary>
+    /// Whether source helper <paramref name="method"/> may store into the view passed as parameter
+    /// <paramref name="ordinal"/> (element assignment, ++/--, an atomic, or passing it to a helper that does).
+    /// </summary>
+    public bool HelperWritesParameter(IMethodSymbol method, int ordinal)
+    {
+        method = method.OriginalDefinition;
+        if (ordinal >= method.Parameters.Length || TypeFacts.ViewElement(method.Parameters[ordinal].Type) is null
+            || method.DeclaringSyntaxReferences.Length == 0
+            || method.DeclaringSyntaxReferences[0].GetSyntax(_cancellation) is not MethodDeclarationSyntax syntax)
+        {
+            return false;
+        }
+        if (_writes.TryGetValue((method, ordinal), out bool known))
+        {
+            return known;
+        }
+        _writes[(method, ordinal)] = false; // a cycle (rejected elsewhere as recursion) adds nothing
+        var model = _compilation.GetSemanticModel(syntax.SyntaxTree);
+        var parameter = method.Parameters[ordinal];
+        bool IsParameter(ExpressionSyntax e) =>
+            e is ElementAccessExpressionSyntax { Expression: IdentifierNameSyntax id }
+            && SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(id).Symbol, parameter);
+        bool writes = syntax.DescendantNodes().Any(n => n switch
+        {
+            AssignmentExpressionSyntax a => IsParameter(a.Left),
+            PrefixUnaryExpressionSyntax pre => (pre.IsKind(SyntaxKind.PreIncrementExpression) || pre.IsKind(SyntaxKind.PreDecrementExpression)) && IsParameter(pre.Operand),
+            PostfixUnaryExpressionSyntax post => IsParameter(post.Operand),
+            ArgumentSyntax arg when arg.RefKindKeyword.IsKind(SyntaxKind.RefKeyword) => IsParameter(arg.Expression),
+            InvocationExpressionSyntax inv => model.GetSymbolInfo(inv).Symbol is IMethodSymbol callee
+                && inv.ArgumentList.Arguments.Select((arg, i) => (arg, i)).Any(x =>
+                    x.arg.Expression is IdentifierNameSyntax id && SymbolEqualityComparer.Default.Equals(model.GetSymbolInfo(id).Symbol, parameter)
+                    && HelperWritesParameter(callee, x.i)),
+            _ => false,
+        });
+        _writes[(method, ordinal)] = writes;
+        return writes;
+    }
+
+    /// <summary>
+    /// Generated names never end with '_' (user names that do are escaped, see <see cref="Names"/>) and two
+    /// helpers whose joined names coincide (A_B.C and A.B_C) get distinct ones.
+    /// </summary>
+    private string UniqueFunctionName(string name)
+    {
+        if (name.EndsWith("_", StringComparison.Ordinal))
+        {
+            name += "f";
+        }
+        string unique = name;
+        for (int i = 2; !_functionNames.Add(unique); i++)
+        {
+            unique = name + "_" + i.ToString(CultureInfo.InvariantCulture);
+        }
+        return unique;
+    }
 }

@@ -144,6 +144,7 @@ internal sealed partial class FunctionTranslator
         {
             Report(DiagnosticDescriptors.ShufflePosition, inv, inv.ToString());
         }
+        CheckConvergent(inv, isBarrier: false);
         _unit.Facts.UsesShuffles = true;
         string mode = m.Name switch { "ShuffleDown" => "Down", "ShuffleUp" => "Up", "ShuffleXor" => "Xor", _ => "Index" };
         _unit.Facts.Shuffles[inv] = (mode, elementType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat));
@@ -167,7 +168,8 @@ internal sealed partial class FunctionTranslator
                 case ExpressionStatementSyntax es:
                     return !HasInnerSideEffects(es, es.Expression);
                 case LocalDeclarationStatementSyntax ld:
-                    return !HasInnerSideEffects(ld, null);
+                    // The CPU copy evaluates the shuffle before the whole declaration, where its own locals do not exist yet.
+                    return !HasInnerSideEffects(ld, null) && !UsesLocalDeclaredIn(inv, ld);
                 case StatementSyntax:
                     return false;
             }
@@ -183,6 +185,26 @@ internal sealed partial class FunctionTranslator
         statement.DescendantNodes().Any(n => n != own && (n is AssignmentExpressionSyntax
             || n.IsKind(SyntaxKind.PreIncrementExpression) || n.IsKind(SyntaxKind.PreDecrementExpression)
             || n.IsKind(SyntaxKind.PostIncrementExpression) || n.IsKind(SyntaxKind.PostDecrementExpression)));
+
+    /// <summary>IOCT0031: every thread of the block (barrier) or warp (shuffle) must reach it.</summary>
+    private void CheckConvergent(SyntaxNode sync, bool isBarrier)
+    {
+        if (!_isKernel || _body is null)
+        {
+            return;
+        }
+        _divergence ??= new Divergence(_model, _body);
+        if (_divergence.DivergentCondition(sync, isBarrier) is { } condition)
+        {
+            Report(DiagnosticDescriptors.DivergentSync, sync, sync.ToString(), condition);
+        }
+    }
+
+    private bool UsesLocalDeclaredIn(InvocationExpressionSyntax inv, LocalDeclarationStatementSyntax ld)
+    {
+        var declared = new HashSet<ISymbol>(ld.Declaration.Variables.Select(v => _model.GetDeclaredSymbol(v)).OfType<ISymbol>(), SymbolEqualityComparer.Default);
+        return inv.ArgumentList.DescendantNodes().OfType<IdentifierNameSyntax>().Any(id => _model.GetSymbolInfo(id).Symbol is { } s && declared.Contains(s));
+    }
 
     private bool IsShuffle(InvocationExpressionSyntax inv) =>
         _model.GetSymbolInfo(inv).Symbol is IMethodSymbol m && TypeFacts.IsKernelContext(m.ContainingType) && m.Name.StartsWith("Shuffle", StringComparison.Ordinal);

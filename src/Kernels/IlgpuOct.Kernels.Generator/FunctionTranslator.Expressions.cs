@@ -15,6 +15,10 @@ internal sealed partial class FunctionTranslator
 {
     public string Expr(ExpressionSyntax e, bool statementLevel = false)
     {
+        if (_evaluated.TryGetValue(e, out var temporary))
+        {
+            return temporary;
+        }
         var info = _model.GetTypeInfo(e);
         var constant = _model.GetConstantValue(e);
         if (constant.HasValue)
@@ -50,6 +54,7 @@ internal sealed partial class FunctionTranslator
     /// <summary>A condition without the redundant outer parentheses the binary translation adds.</summary>
     private string Cond(ExpressionSyntax e)
     {
+        RejectUnsequenced(e);
         string s = Expr(e, statementLevel: true);
         return s.StartsWith("(", StringComparison.Ordinal) && s.EndsWith(")", StringComparison.Ordinal) && BalancedOuter(s) ? s.Substring(1, s.Length - 2) : s;
     }
@@ -136,7 +141,14 @@ internal sealed partial class FunctionTranslator
                 {
                     var type = _model.GetTypeInfo(cast.Type).Type;
                     string ct = type is null ? "int" : ScalarType(type, cast.Type);
-                    return "((" + ct + ")" + Paren(Expr(cast.Expression)) + ")";
+                    string operand = Expr(cast.Expression);
+                    var operandInfo = _model.GetTypeInfo(cast.Expression);
+                    var from = operandInfo.ConvertedType ?? operandInfo.Type;
+                    if (type is not null && from is not null && FloatToInteger(from, type, operand) is { } converted)
+                    {
+                        return converted;
+                    }
+                    return "((" + ct + ")" + Paren(operand) + ")";
                 }
             case CheckedExpressionSyntax ch:
                 if (ch.IsKind(SyntaxKind.CheckedExpression))
@@ -340,7 +352,51 @@ internal sealed partial class FunctionTranslator
             // C has no % on floating point; C#'s % is fmod (the result takes the dividend's sign).
             return fmod + "(" + Expr(b.Left) + ", " + Expr(b.Right) + ")";
         }
+        if (op is "<<" or ">>")
+        {
+            return "(" + Expr(b.Left) + " " + op + " " + ShiftCount(b.Right, _model.GetTypeInfo(b).Type) + ")";
+        }
         return "(" + Expr(b.Left) + " " + op + " " + Expr(b.Right) + ")";
+    }
+
+    /// <summary>C# masks a shift count to the width of the shifted type (1 &lt;&lt; 33 == 2); C leaves it undefined.</summary>
+    private string ShiftCount(ExpressionSyntax count, ITypeSymbol? shifted)
+    {
+        int mask = shifted?.SpecialType is SpecialType.System_Int64 or SpecialType.System_UInt64 ? 63 : 31;
+        var constant = _model.GetConstantValue(count);
+        if (constant.HasValue && constant.Value is int c)
+        {
+            return (c & mask).ToString(CultureInfo.InvariantCulture);
+        }
+        return "(" + Expr(count) + " & " + mask.ToString(CultureInfo.InvariantCulture) + ")";
+    }
+
+    /// <summary>
+    /// float/double to an integer type as .NET (9 and later) computes it: saturating, NaN to 0, and to byte
+    /// through int. CUDA's __float2int_rz family is defined that way (PTX cvt.rzi saturates); a plain C cast
+    /// of an out-of-range value is undefined.
+    /// </summary>
+    private static string? FloatToInteger(ITypeSymbol from, ITypeSymbol to, string operand)
+    {
+        string? source = from.SpecialType switch
+        {
+            SpecialType.System_Single => "float",
+            SpecialType.System_Double => "double",
+            _ => null,
+        };
+        if (source is null)
+        {
+            return null;
+        }
+        return to.SpecialType switch
+        {
+            SpecialType.System_Int32 => "__" + source + "2int_rz(" + operand + ")",
+            SpecialType.System_UInt32 => "__" + source + "2uint_rz(" + operand + ")",
+            SpecialType.System_Int64 => "__" + source + "2ll_rz(" + operand + ")",
+            SpecialType.System_UInt64 => "__" + source + "2ull_rz(" + operand + ")",
+            SpecialType.System_Byte => "((unsigned char)__" + source + "2int_rz(" + operand + "))",
+            _ => null,
+        };
     }
 
     /// <summary>fmodf/fmod when the expression's type is float/double, else null.</summary>
@@ -377,9 +433,13 @@ internal sealed partial class FunctionTranslator
             return Unsupported(a.Left);
         }
         string left = Expr(a.Left);
-        string text = op == "%=" && FloatFunction(a.Left, "fmod") is { } fmod
-            ? left + " = " + fmod + "(" + left + ", " + Expr(a.Right) + ")"
-            : left + " " + op + " " + Expr(a.Right);
+        if (op == "%=" && FloatFunction(a.Left, "fmod") is not null)
+        {
+            // One evaluation of the target, as in C# (y[k++] %= 2f must not increment k twice).
+            return _unit.Use("fmod_assign", "ioct_fmod_assign(") + left + ", " + Expr(a.Right) + ")";
+        }
+        string right = op is "<<=" or ">>=" ? ShiftCount(a.Right, _model.GetTypeInfo(a.Left).Type) : Expr(a.Right);
+        string text = left + " " + op + " " + right;
         return statementLevel ? text : "(" + text + ")";
     }
 }

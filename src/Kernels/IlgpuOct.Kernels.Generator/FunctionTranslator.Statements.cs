@@ -15,7 +15,40 @@ internal sealed partial class FunctionTranslator
 {
     private void Line(string text)
     {
-        _out.Append(' ', _indent * 4).Append(text).Append('\n');
+        if (_singleLine)
+        {
+            _out.Append(text).Append(' ');
+            return;
+        }
+        StartLine(brace: text is "{" or "}");
+        _out.Append(text).Append('\n');
+        _presumedLine++;
+    }
+
+    /// <summary>
+    /// Indentation, after a #line directive when NVRTC would otherwise attribute the line to another C#
+    /// line, so its messages (and -lineinfo) name the C# source. Braces need no mapping of their own.
+    /// </summary>
+    private void StartLine(bool brace = false)
+    {
+        if (_file.Length > 0 && _statementLine > 0 && _presumedLine != _statementLine && !brace)
+        {
+            _out.Append("#line ").Append(_statementLine.ToString(CultureInfo.InvariantCulture)).Append(" \"").Append(_file).Append("\"\n");
+            _presumedLine = _statementLine;
+        }
+        _out.Append(' ', _indent * 4);
+    }
+
+    /// <summary>Emits everything <paramref name="body"/> writes on one line, so all of it maps to the statement's C# line.</summary>
+    private void OneLine(Action body)
+    {
+        StartLine();
+        _singleLine = true;
+        body();
+        _singleLine = false;
+        _out.Length--;
+        _out.Append('\n');
+        _presumedLine++;
     }
 
     private void Block(BlockSyntax block, bool topLevel = false)
@@ -49,6 +82,16 @@ internal sealed partial class FunctionTranslator
     private void Statement(StatementSyntax s, bool topLevel)
     {
         _unit.Cancellation.ThrowIfCancellationRequested();
+        int outer = _statementLine;
+        _statementLine = LineOf(s);
+        StatementBody(s, topLevel);
+        _statementLine = outer;
+    }
+
+    private static int LineOf(SyntaxNode node) => node.GetLocation().GetLineSpan().StartLinePosition.Line + 1;
+
+    private void StatementBody(StatementSyntax s, bool topLevel)
+    {
         switch (s)
         {
             case BlockSyntax b:
@@ -64,13 +107,14 @@ internal sealed partial class FunctionTranslator
                     {
                         Report(DiagnosticDescriptors.SyncInHelper, es, es.ToString(), _method.Name);
                     }
+                    CheckConvergent(es, isBarrier: true);
                     _unit.Facts.UsesBarriers = true;
                     _unit.Facts.BarrierStatements.Add(es);
                     Line("__syncthreads();");
                 }
                 else
                 {
-                    Line(Expr(es.Expression, statementLevel: true) + ";");
+                    ExpressionStatement(es.Expression);
                 }
                 break;
             case IfStatementSyntax ifs:
@@ -79,6 +123,7 @@ internal sealed partial class FunctionTranslator
                 var elseClause = ifs.Else;
                 while (elseClause is not null)
                 {
+                    _statementLine = LineOf(elseClause);
                     if (elseClause.Statement is IfStatementSyntax elseIf)
                     {
                         Line("else if (" + Cond(elseIf.Condition) + ")");
@@ -100,15 +145,20 @@ internal sealed partial class FunctionTranslator
                     {
                         var type = _model.GetTypeInfo(decl.Type).Type;
                         string ct = type is null ? "int" : ScalarType(type, decl.Type);
+                        foreach (var v in decl.Variables)
+                        {
+                            CheckReservedName(v.Identifier.ValueText, v);
+                            RejectUnsequenced(v.Initializer?.Value);
+                        }
                         init = ct + " " + string.Join(", ", decl.Variables.Select(v =>
                             Names.Local(v.Identifier.ValueText) + (v.Initializer is null ? "" : " = " + Expr(v.Initializer.Value))));
                     }
                     else
                     {
-                        init = string.Join(", ", fs.Initializers.Select(e => Expr(e, statementLevel: true)));
+                        init = string.Join(", ", fs.Initializers.Select(e => { RejectUnsequenced(e); return Expr(e, statementLevel: true); }));
                     }
                     string cond = fs.Condition is null ? "" : Cond(fs.Condition);
-                    string inc = string.Join(", ", fs.Incrementors.Select(e => Expr(e, statementLevel: true)));
+                    string inc = string.Join(", ", fs.Incrementors.Select(e => { RejectUnsequenced(e); return Expr(e, statementLevel: true); }));
                     Line("for (" + init + "; " + cond + "; " + inc + ")");
                     Embedded(fs.Statement);
                     break;
@@ -120,6 +170,7 @@ internal sealed partial class FunctionTranslator
             case DoStatementSyntax ds:
                 Line("do");
                 Embedded(ds.Statement);
+                _statementLine = LineOf(ds.Condition);
                 Line("while (" + Cond(ds.Condition) + ");");
                 break;
             case BreakStatementSyntax:
@@ -136,6 +187,11 @@ internal sealed partial class FunctionTranslator
                 else if (_isKernel)
                 {
                     Report(DiagnosticDescriptors.ReturnValueInKernel, rs, _method.Name);
+                }
+                else if (NeedsSequencing(rs.Expression))
+                {
+                    OneLine(() => Nested(() => Line("return " + Sequence(rs.Expression) + ";")));
+                    _evaluated.Clear();
                 }
                 else
                 {
@@ -195,6 +251,7 @@ internal sealed partial class FunctionTranslator
                 continue;
             }
             string name = Names.Local(local.Name);
+            CheckReservedName(local.Name, v);
             var type = local.Type;
             if (TypeFacts.ViewElement(type) is { } element)
             {
@@ -212,6 +269,16 @@ internal sealed partial class FunctionTranslator
                 continue;
             }
             string ct = ScalarType(type, ld.Declaration.Type);
+            if (v.Initializer is { } init && NeedsSequencing(init.Value))
+            {
+                OneLine(() =>
+                {
+                    Line(ct + " " + name + ";");
+                    Nested(() => Line(name + " = " + Sequence(init.Value) + ";"));
+                });
+                _evaluated.Clear();
+                continue;
+            }
             Line(ct + " " + name + (v.Initializer is null ? "" : " = " + Expr(v.Initializer.Value)) + ";");
         }
     }
@@ -251,10 +318,18 @@ internal sealed partial class FunctionTranslator
         }
         else
         {
+            // Every DynamicShared<T>() is the same bytes on the GPU; the CPU gives each element type its own array.
+            string elementName = element.ToDisplayString();
+            if (_unit.DynamicSharedElement is { } first && first != elementName)
+            {
+                Report(DiagnosticDescriptors.DynamicSharedTypes, v, v.ToString(), elementName, first);
+                return;
+            }
+            _unit.DynamicSharedElement = elementName;
             _unit.PreludeUse.Add("dynamic_shared");
             Line(ct + "* " + name + " = (" + ct + "*)ioct_dynamic_shared;");
-            Line("const int " + name + "_length = (int)(ioct_dynamic_shared_bytes() / sizeof(" + ct + "));");
-            _arrayLengths[local] = name + "_length";
+            Line("const int " + Names.Length(name) + " = (int)(ioct_dynamic_shared_bytes() / sizeof(" + ct + "));");
+            _arrayLengths[local] = Names.Length(name);
         }
     }
 

@@ -40,6 +40,13 @@ public sealed class KernelGenerator : IIncrementalGenerator
             }
         });
 
+        // [Kernel] on a local function would otherwise be ignored without a word (IOCT0033).
+        var localKernels = context.SyntaxProvider.ForAttributeWithMetadataName(
+            "IlgpuOct.Kernels.KernelAttribute",
+            static (node, _) => node is LocalFunctionStatementSyntax,
+            static (ctx, _) => new DiagnosticInfo(DiagnosticDescriptors.LocalFunctionKernel, ((LocalFunctionStatementSyntax)ctx.TargetNode).Identifier.GetLocation(), ctx.TargetSymbol.Name));
+        context.RegisterSourceOutput(localKernels, static (spc, d) => spc.ReportDiagnostic(d.ToDiagnostic()));
+
         var registrations = kernels
             .Select(static (k, _) => k.Registration ?? "")
             .Where(static r => r.Length > 0)
@@ -122,7 +129,7 @@ internal static class KernelEmitter
             return new KernelOutput(hint, null, null, diagnostics);
         }
 
-        string entryPoint = "ioct_" + Names.Sanitize(string.Join("_", types)) + "_" + Names.Sanitize(method.Name);
+        string entryPoint = Names.EntryPoint(method.ContainingNamespace, types, method.Name);
         var translator = new CudaTranslator(ctx.SemanticModel.Compilation, ct);
         var (cuda, cudaParameters) = translator.TranslateKernel(method, syntax, entryPoint);
         if (translator.HasErrors)
@@ -206,13 +213,16 @@ internal static class KernelEmitter
 
         bool isPublic = method.DeclaredAccessibility is Accessibility.Public or Accessibility.Protected or Accessibility.ProtectedOrInternal;
         string access = isPublic ? "public" : "internal";
-        string name = string.Join(".", types) + "." + method.Name;
+        // Namespace-qualified, so kernels of equal class names in two namespaces stay apart in the registry.
+        string name = (hasNamespace ? method.ContainingNamespace.ToDisplayString() + "." : "") + string.Join(".", types) + "." + method.Name;
         string sha = Sha256Hex(cuda);
         string ctxName = method.Parameters[0].Name;
         var kernelParams = method.Parameters.Skip(1).ToList();
         string paramDecl = string.Join("", kernelParams.Select(p => ", " + p.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) + " " + Escape(p.Name)));
         string argList = string.Join("", kernelParams.Select(p => ", " + Escape(p.Name)));
         int slots = kernelParams.Sum(p => TypeFacts.ViewElement(p.Type) is null ? 1 : 2);
+        // The launcher's own parameters step aside when a kernel parameter has their name.
+        string acc = Unused("accelerator", kernelParams), cfg = Unused("config", kernelParams);
 
         sb.Append("/// <summary>Generated launcher of kernel <see cref=\"").Append(method.Name).Append("\"/>: CUDA C entry point <c>").Append(entryPoint).Append("</c>.</summary>\n");
         sb.Append("[global::System.CodeDom.Compiler.GeneratedCode(\"IlgpuOct.Kernels.Generator\", \"").Append(KernelGenerator.Version).Append("\")]\n");
@@ -231,16 +241,16 @@ internal static class KernelEmitter
         sb.Append("        staticSharedBytes: ").Append(facts.StaticSharedBytes).Append(",\n");
         sb.Append("        generatorVersion: ").Append(Literal(KernelGenerator.Version)).Append(");\n\n");
 
-        sb.Append("    /// <summary>Launches ").Append(method.Name).Append(" on <paramref name=\"accelerator\"/>: C# body on host accelerators, compiled CUDA otherwise.</summary>\n");
-        sb.Append("    public static void Launch(").Append(K).Append("Accelerator accelerator, ").Append(K).Append("LaunchConfig config").Append(paramDecl).Append(")\n    {\n");
-        sb.Append("        global::System.ArgumentNullException.ThrowIfNull(accelerator);\n");
+        sb.Append("    /// <summary>Launches ").Append(method.Name).Append(" on <paramref name=\"").Append(acc).Append("\"/>: C# body on host accelerators, compiled CUDA otherwise.</summary>\n");
+        sb.Append("    public static void Launch(").Append(K).Append("Accelerator ").Append(acc).Append(", ").Append(K).Append("LaunchConfig ").Append(cfg).Append(paramDecl).Append(")\n    {\n");
+        sb.Append("        global::System.ArgumentNullException.ThrowIfNull(").Append(acc).Append(");\n");
         foreach (var p in kernelParams.Where(p => TypeFacts.ViewElement(p.Type) is not null))
         {
-            sb.Append("        accelerator.CheckLaunchView(").Append(Escape(p.Name)).Append(", Definition, ").Append(Literal(p.Name)).Append(");\n");
+            sb.Append("        ").Append(acc).Append(".CheckLaunchView(").Append(Escape(p.Name)).Append(", Definition, ").Append(Literal(p.Name)).Append(");\n");
         }
-        sb.Append("        if (accelerator.RunsKernelsOnHost)\n        {\n");
+        sb.Append("        if (").Append(acc).Append(".RunsKernelsOnHost)\n        {\n");
         string hostCopyName = method.Name + (asIterator ? "Iterator" : "Checked");
-        sb.Append("            accelerator.LaunchOnHost(Definition, config, (").Append(K).Append("KernelContext __ctx) => ").Append(hostCopyName).Append("(__ctx").Append(argList).Append("));\n");
+        sb.Append("            ").Append(acc).Append(".LaunchOnHost(Definition, ").Append(cfg).Append(", (").Append(K).Append("KernelContext __ctx) => ").Append(hostCopyName).Append("(__ctx").Append(argList).Append("));\n");
         sb.Append("            return;\n        }\n");
         sb.Append("        global::System.Span<ulong> __slots = stackalloc ulong[").Append(System.Math.Max(1, slots)).Append("];\n");
         int slot = 0;
@@ -257,7 +267,7 @@ internal static class KernelEmitter
                 sb.Append("        __slots[").Append(slot++).Append("] = ").Append(K).Append("KernelArgs.Pack(").Append(n).Append(");\n");
             }
         }
-        sb.Append("        accelerator.LaunchCompiled(Definition, config, __slots.Slice(0, ").Append(slots).Append("));\n    }\n");
+        sb.Append("        ").Append(acc).Append(".LaunchCompiled(Definition, ").Append(cfg).Append(", __slots.Slice(0, ").Append(slots).Append("));\n    }\n");
 
         sb.Append("\n    /// <summary>The kernel body as cpu-kernels runs it: sanitizer hooks on shared memory, checked signed arithmetic")
             .Append(asIterator ? ", a yield at every barrier and warp shuffle" : "").Append(".</summary>\n");
@@ -277,6 +287,15 @@ internal static class KernelEmitter
             sb.Append("}\n");
         }
         return sb.ToString();
+    }
+
+    private static string Unused(string name, IReadOnlyList<IParameterSymbol> kernelParams)
+    {
+        while (kernelParams.Any(p => p.Name == name))
+        {
+            name += "_";
+        }
+        return name;
     }
 
     private static string Escape(string identifier) =>

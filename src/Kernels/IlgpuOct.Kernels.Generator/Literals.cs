@@ -60,7 +60,9 @@ internal static class Literals
     {
         if (float.IsNaN(v))
         {
-            return "__int_as_float(0x7fffffff)";
+            // The payload and sign of the C# constant (float.NaN is 0xFFC00000 in .NET), not CUDA's canonical NaN.
+            uint bits = BitConverter.ToUInt32(BitConverter.GetBytes(v), 0);
+            return "__int_as_float((int)0x" + bits.ToString("x8", CultureInfo.InvariantCulture) + "u)";
         }
         if (float.IsPositiveInfinity(v))
         {
@@ -83,7 +85,8 @@ internal static class Literals
     {
         if (double.IsNaN(v))
         {
-            return "__longlong_as_double(0x7ff8000000000000LL)";
+            ulong bits = BitConverter.ToUInt64(BitConverter.GetBytes(v), 0);
+            return "__longlong_as_double((long long)0x" + bits.ToString("x16", CultureInfo.InvariantCulture) + "ULL)";
         }
         if (double.IsPositiveInfinity(v))
         {

@@ -157,7 +157,7 @@ public sealed class GeneratorRuntimeTests
         var recorder = new RecordingAccelerator();
         launch.Invoke(null, new object[] { recorder, new LaunchConfig(2, 32), new View<int>(0x1000, 2), new View<float>(0x2000, 2), new View<float>(0x3000, 7) });
         recorder.Slots.Should().Equal(0x1000UL, 2UL, 0x2000UL, 2UL, 0x3000UL, 7UL);
-        recorder.Kernel!.EntryPoint.Should().Be("ioct_Probe_Count");
+        recorder.Kernel!.EntryPoint.Should().Be("ioct_GeneratorProbe_Probe_Count");
     }
 
     private static void Launch(Assembly assembly, string kernel, Accelerator acc, LaunchConfig config, params object[] args)
