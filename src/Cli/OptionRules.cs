@@ -60,7 +60,16 @@ internal static class OptionRules
     {
         command.Validators.Add(result =>
         {
-            if (check(result) is { } error)
+            string? error;
+            try
+            {
+                error = check(result);
+            }
+            catch (InvalidOperationException)
+            {
+                return; // an option did not parse: the parser reports that error itself
+            }
+            if (error is not null)
             {
                 result.AddError(error);
             }

@@ -59,7 +59,7 @@ public static partial class CliOracle
             Console.SetError(error);
             try
             {
-                var task = Task.Factory.StartNew(() => Program.Main(args), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+                var task = Task.Factory.StartNew(() => IlgpuOct.Cli.Program.Main(args), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                 bool finished = task.Wait(timeout);
                 return (finished ? task.Result : -1, error.ToString(), finished);
             }

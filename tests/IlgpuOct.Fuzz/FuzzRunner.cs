@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text.RegularExpressions;
 using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Defense.Detection;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
 using IlgpuOct.Nn.Checkpoints;

@@ -45,7 +45,7 @@ public static class SafeTensorsMutator
 
     private static void MutateHeader(JsonObject header, Random random, int dataLength)
     {
-        var tensors = header.Where(p => p.Key != "__metadata__").Select(p => p.Key).ToList();
+        var tensors = header.Where(p => p.Key != "__metadata__" && p.Value is JsonObject).Select(p => p.Key).ToList();
         var metadata = header["__metadata__"] as JsonObject;
         switch (random.Next(10))
         {

@@ -1,6 +1,6 @@
 using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Defense.Detection;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
 using IlgpuOct.Nn.Checkpoints;
@@ -66,9 +66,10 @@ public sealed class SeedFiles
                 features[i * d + j] = (float)(random.NextDouble() + labels[i]);
             }
         }
+        using var cpu = new HostAccelerator(AcceleratorKind.Cpu);
         byte[] Detector(FeatureDetector detector)
         {
-            detector.Fit(features, n, d, labels, Classes);
+            detector.Fit(features, n, d, labels, Classes, cpu);
             detector.Calibrate(detector.Score(features, n, labels), 0.05);
             string path = Path.Combine(folder, $"seed-{detector.Name}.safetensors");
             detector.Save(path);

@@ -94,11 +94,13 @@ internal static class DataCommand
         var count = new Option<int?>("--count") { Description = "Total images, spread over train/unlabeled/val/test as 8:2:1:2 (default: the paper's 4000/1000/500/1000)." }.InRange(0, MaxImages);
         var resolution = new Option<int>("--resolution") { Description = "Image height and width in pixels (8..4096).", DefaultValueFactory = _ => 64 }.InRange(8, 4096);
         var seed = new Option<int>("--seed") { Description = "Seed; the same seed gives identical bytes.", DefaultValueFactory = _ => 0 };
+        var minSeverity = new Option<float>("--min-severity") { Description = "Floor of the pathology's severity in [0, 1): 0 lets lesions fade to nearly invisible (hardest); reproduce's quick profile uses 0.35.", DefaultValueFactory = _ => 0f };
         var output = new Option<string>("--out") { Description = "Data set file to write.", Required = true };
         command.Options.Add(classes);
         command.Options.Add(count);
         command.Options.Add(resolution);
         command.Options.Add(seed);
+        command.Options.Add(minSeverity);
         var splits = SplitOptions.AddTo(command, " (balanced over the classes)");
         command.Options.Add(output);
         CliRunner.SetAction(command, (parse, token) =>
@@ -110,11 +112,11 @@ internal static class DataCommand
             DatasetContent content;
             using (var progress = new ConsoleProgress())
             {
-                content = SyntheticOct.Generate(r, r, sizes, parse.GetValue(seed), progress, token);
+                content = SyntheticOct.Generate(r, r, sizes, parse.GetValue(seed), progress, token, parse.GetValue(minSeverity));
             }
             double seconds = clock.Elapsed.TotalSeconds;
             DatasetFile.Write(path, content);
-            Console.WriteLine($"generated {content.ImageCount} images {r}x{r} in {seconds:F2} s ({content.ImageCount / Math.Max(seconds, 1e-9):F0} images/s), wrote {path}");
+            CliConsole.Current.WriteLine($"generated {content.ImageCount} images {r}x{r} in {seconds:F2} s ({content.ImageCount / Math.Max(seconds, 1e-9):F0} images/s), wrote {path}");
             using var file = DatasetFile.Open(path);
             PrintSummary(file, checksumOk: null);
             return CliRunner.Ok;
@@ -175,10 +177,10 @@ internal static class DataCommand
             }
             foreach (var warning in result.Warnings)
             {
-                Console.Error.WriteLine($"warning: {warning.Path}: {warning.Message}");
+                CliConsole.Current.ErrorLine($"warning: {warning.Path}: {warning.Message}");
             }
             DatasetFile.Write(path, result.Content);
-            Console.WriteLine($"imported {result.Content.ImageCount} images from {sourcePath}; {result.Warnings.Count} skipped with warnings; wrote {path}");
+            CliConsole.Current.WriteLine($"imported {result.Content.ImageCount} images from {sourcePath}; {result.Warnings.Count} skipped with warnings; wrote {path}");
             using var file = DatasetFile.Open(path);
             PrintSummary(file, checksumOk: null);
             return CliRunner.Ok;
@@ -250,7 +252,7 @@ internal static class DataCommand
             var (pixels, width, height, channels) = ContactSheet.Build(chosen, parse.GetValue(perClass), parse.GetValue(scale));
             string path = parse.GetValue(output)!;
             Png.Write(path, pixels, width, height, channels);
-            Console.WriteLine($"wrote {path} ({width}x{height}): split '{chosen.Name}', rows top to bottom: {string.Join(", ", file.ClassNames)}");
+            CliConsole.Current.WriteLine($"wrote {path} ({width}x{height}): split '{chosen.Name}', rows top to bottom: {string.Join(", ", file.ClassNames)}");
             return CliRunner.Ok;
         });
         return command;
@@ -258,9 +260,9 @@ internal static class DataCommand
 
     private static void PrintSummary(DatasetFile file, bool? checksumOk)
     {
-        Console.WriteLine($"{file.Path}: {file.ImageCount} images, {file.Channels}x{file.Height}x{file.Width} uint8, {file.ClassCount} classes, format v{file.Version}");
-        Console.WriteLine($"source: {file.Source}");
-        Console.WriteLine($"sha256: {file.Checksum}{checksumOk switch { true => " (verified)", _ => " (not verified)" }}");
+        CliConsole.Current.WriteLine($"{file.Path}: {file.ImageCount} images, {file.Channels}x{file.Height}x{file.Width} uint8, {file.ClassCount} classes, format v{file.Version}");
+        CliConsole.Current.WriteLine($"source: {file.Source}");
+        CliConsole.Current.WriteLine($"sha256: {file.Checksum}{checksumOk switch { true => " (verified)", _ => " (not verified)" }}");
         var headers = new List<string> { "split", "images" };
         headers.AddRange(file.ClassNames);
         Ui.Table(null, headers, file.Splits.Select(s =>
@@ -297,14 +299,14 @@ internal static class DataCommand
                     if (now - _lastDraw > 0.1 || value.Done == value.Total)
                     {
                         _lastDraw = now;
-                        Console.Error.Write($"\r{value.Stage}: {value.Done}/{value.Total}   ");
+                        CliConsole.Current.ErrorWrite($"\r{value.Stage}: {value.Done}/{value.Total}   ");
                         _drew = true;
                     }
                 }
                 else if (decile != _lastDecile)
                 {
                     _lastDecile = decile;
-                    Console.Error.WriteLine($"{value.Stage}: {value.Done}/{value.Total}");
+                    CliConsole.Current.ErrorLine($"{value.Stage}: {value.Done}/{value.Total}");
                 }
             }
         }
@@ -313,7 +315,7 @@ internal static class DataCommand
         {
             if (_drew)
             {
-                Console.Error.WriteLine();
+                CliConsole.Current.ErrorLine();
             }
         }
     }

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
 using IlgpuOct.Defense.Detection;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 
 namespace IlgpuOct.Cli.Commands;
 
@@ -54,7 +54,7 @@ internal static class DetectCommand
             }, token);
             string path = parse.GetValue(output)!;
             fitted.Save(path);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            CliConsole.Current.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{fitted.Name}: {fitted.Classes} classes, {fitted.Features} features, threshold {fitted.Threshold:G6} ({fitted.CleanRejectionRate:P1} clean rejection); wrote {path}"));
             return CliRunner.Ok;
         });

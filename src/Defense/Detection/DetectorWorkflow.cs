@@ -1,5 +1,5 @@
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Defense.Attacks;
-using IlgpuOct.Defense.Mixture;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
 using IlgpuOct.Nn.Checkpoints;

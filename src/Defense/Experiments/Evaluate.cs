@@ -83,7 +83,7 @@ public static class Evaluate
                 CwConstants = attack == "cw" ? [options.CwConstant] : [],
                 CwIterations = options.CwIterations,
                 AdaptiveEpsilons = attack == "adaptive" ? [options.Epsilon] : [],
-                AdaptiveLambda = options.AdaptiveLambda,
+                AdaptiveLambdas = [options.AdaptiveLambda],
                 TableEpsilon = options.Epsilon,
                 RiskEpsilons = [],
                 CleanRejectionRate = options.CleanRejectionRate,

@@ -207,6 +207,15 @@ public static class NpzImport
         try
         {
             archive = ZipFile.OpenRead(path);
+            try
+            {
+                _ = archive.Entries.Count; // reads the central directory now, inside this handler
+            }
+            catch
+            {
+                archive.Dispose();
+                throw;
+            }
         }
         catch (Exception e) when (e is InvalidDataException or (IOException and not FileNotFoundException and not InvalidFileFormatException))
         {

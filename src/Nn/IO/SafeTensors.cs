@@ -219,14 +219,22 @@ public sealed class SafeTensorFile
                 throw Bad(source, "header", $"it is a JSON {root.ValueKind}, expected an object");
             }
             var entries = new List<HeaderEntry>();
-            foreach (var property in root.EnumerateObject())
+            try
             {
-                if (property.Name == "__metadata__")
+                foreach (var property in root.EnumerateObject())
                 {
-                    ReadMetadata(source, property.Value, metadata);
-                    continue;
+                    if (property.Name == "__metadata__")
+                    {
+                        ReadMetadata(source, property.Value, metadata);
+                        continue;
+                    }
+                    entries.Add(ReadEntry(source, property.Name, property.Value, dataLength));
                 }
-                entries.Add(ReadEntry(source, property.Name, property.Value, dataLength));
+            }
+            catch (InvalidOperationException e)
+            {
+                // System.Text.Json validates UTF-8 only when a name or string is read.
+                throw Bad(source, "header", $"it holds text that is not valid UTF-8 ({e.Message})", e);
             }
             return entries;
         }

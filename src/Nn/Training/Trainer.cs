@@ -38,11 +38,9 @@ public static class Trainer
         options.Validate();
         using var data = DatasetFile.Open(options.DataPath, options.VerifyData);
         var train = RequireSplit(data, options.TrainSplit);
-        if (train.Count < options.BatchSize)
+        if (train.Count == 0)
         {
-            throw new ArgumentException(train.Count == 0
-                ? $"The '{options.TrainSplit}' split of '{data.Path}' has no images; nothing to train on."
-                : $"The '{options.TrainSplit}' split of '{data.Path}' has {train.Count} images, fewer than one batch of {options.BatchSize}; lower --batch to at most {train.Count}.");
+            throw new ArgumentException($"The '{options.TrainSplit}' split of '{data.Path}' has no images; nothing to train on (import or generate a set with training images).");
         }
         var test = RequireSplit(data, options.TestSplit);
         var config = new ResNetConfig(options.Width, data.Channels, data.ClassCount);
@@ -210,17 +208,20 @@ public static class Trainer
             .Select(p => (Path: p, Epoch: int.TryParse(System.IO.Path.GetFileNameWithoutExtension(p)["epoch-".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out int e) ? e : -1))
             .Where(p => p.Epoch >= 0)
             .OrderByDescending(p => p.Epoch);
+        var skipped = new List<string>();
+        string why = lastProblem is null ? "missing" : $"unreadable ({lastProblem})";
         foreach (var (path, _) in epochs)
         {
             try
             {
                 var file = SafeTensorFile.Read(path);
                 var info = Checkpoint.ReadInfo(file);
-                notices.Add($"{LastCheckpointName} is {(lastProblem is null ? "missing" : $"unreadable ({lastProblem})")}; resuming from {path}");
+                notices.Add($"{LastCheckpointName} is {why}; resuming from {path}{(skipped.Count > 0 ? $" (skipped unreadable {string.Join(", ", skipped)})" : "")}");
                 return (file, info, path);
             }
             catch (Exception e) when (e is InvalidDataException or IOException)
             {
+                skipped.Add(System.IO.Path.GetFileName(path));
                 lastProblem ??= e.Message;
             }
         }

@@ -39,6 +39,9 @@ public sealed record TrainingOptions
     /// <summary>Recompute the data set's SHA-256 once before training (off: --no-verify).</summary>
     public bool VerifyData { get; init; } = true;
 
+    /// <summary>Largest mini-batch (keeps every per-batch size computation far from overflow).</summary>
+    public const int MaxBatchSize = 65_536;
+
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(DataPath))
@@ -53,9 +56,9 @@ public sealed record TrainingOptions
         {
             throw new ArgumentException($"--epochs must be at least 1; got {Epochs}.");
         }
-        if (BatchSize < 2)
+        if (BatchSize is < 2 or > MaxBatchSize)
         {
-            throw new ArgumentException($"--batch must be at least 2 (batch norm needs more than one image); got {BatchSize}.");
+            throw new ArgumentException($"--batch must be in 2..{MaxBatchSize} (batch norm needs more than one image); got {BatchSize}.");
         }
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate))
         {

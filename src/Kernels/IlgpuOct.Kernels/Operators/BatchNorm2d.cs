@@ -45,56 +45,40 @@ public static unsafe partial class BatchNorm2d
     // ---- Dispatchers ----
 
     /// <summary>Training forward on the accelerator. Shapes as <see cref="ForwardTrainingCpu"/>.</summary>
-    public static void ForwardTraining(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+    public static void ForwardTraining(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd,
         float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardTrainingCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon);
-            return;
-        }
-        ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon);
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardTraining",
+            () => ForwardTrainingCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon),
+            () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon));
     }
 
     /// <summary>Evaluation forward on the accelerator. Shapes as <see cref="ForwardInferenceCpu"/>.</summary>
-    public static void ForwardInference(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+    public static void ForwardInference(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, float epsilon = DefaultEpsilon)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardInferenceCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), epsilon);
-            return;
-        }
-        ForwardInferenceKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, epsilon);
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardInference",
+            () => ForwardInferenceCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), epsilon),
+            () => ForwardInferenceKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, epsilon));
     }
 
     /// <summary>Training backward on the accelerator. Shapes as <see cref="BackwardTrainingCpu"/>.</summary>
-    public static void BackwardTraining(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
+    public static void BackwardTraining(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
         View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardTrainingCpu(s, x.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan());
-            return;
-        }
-        BackwardTrainingKernels(accelerator, s, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardTraining",
+            () => BackwardTrainingCpu(s, x.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
+            () => BackwardTrainingKernels(accelerator, s, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta));
     }
 
     /// <summary>Evaluation-mode input gradient on the accelerator. Shapes as <see cref="BackwardInferenceCpu"/>.</summary>
-    public static void BackwardInference(Accelerator accelerator, in BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
+    public static void BackwardInference(Accelerator accelerator, BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
         View<float> dx, float epsilon = DefaultEpsilon)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardInferenceCpu(s, dy.AsSpan(), gamma.AsSpan(), runningVar.AsSpan(), dx.AsSpan(), epsilon);
-            return;
-        }
-        BackwardInferenceKernels(accelerator, s, dy, gamma, runningVar, dx, epsilon);
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardInference",
+            () => BackwardInferenceCpu(s, dy.AsSpan(), gamma.AsSpan(), runningVar.AsSpan(), dx.AsSpan(), epsilon),
+            () => BackwardInferenceKernels(accelerator, s, dy, gamma, runningVar, dx, epsilon));
     }
 
     // ---- CPU implementation ----

@@ -32,27 +32,19 @@ public readonly record struct LinearShape(int N, int In, int Out)
 public static partial class Linear
 {
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
-    public static void Forward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y)
+    public static void Forward(Accelerator accelerator, LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardCpu(s, x.AsSpan(), w.AsSpan(), b.AsSpan(), y.AsSpan());
-            return;
-        }
-        ForwardKernels(accelerator, s, x, w, b, y);
+        OperatorDispatch.Run(accelerator, "Linear.Forward",
+            () => ForwardCpu(s, x.AsSpan(), w.AsSpan(), b.AsSpan(), y.AsSpan()),
+            () => ForwardKernels(accelerator, s, x, w, b, y));
     }
 
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>; an empty dx skips the input gradient, empty dw and db the weight gradients.</summary>
-    public static void Backward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
+    public static void Backward(Accelerator accelerator, LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardCpu(s, x.AsSpan(), w.AsSpan(), dy.AsSpan(), dx.AsSpan(), dw.AsSpan(), db.AsSpan());
-            return;
-        }
-        BackwardKernels(accelerator, s, x, w, dy, dx, dw, db);
+        OperatorDispatch.Run(accelerator, "Linear.Backward",
+            () => BackwardCpu(s, x.AsSpan(), w.AsSpan(), dy.AsSpan(), dx.AsSpan(), dw.AsSpan(), db.AsSpan()),
+            () => BackwardKernels(accelerator, s, x, w, dy, dx, dw, db));
     }
 
     /// <summary>x (N, In), w (Out, In), b (Out); y (N, Out) overwritten.</summary>

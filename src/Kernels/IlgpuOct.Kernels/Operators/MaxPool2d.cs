@@ -50,27 +50,19 @@ public static unsafe partial class MaxPool2d
     private const long ParallelWorkThreshold = 1L << 15;
 
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
-    public static void Forward(Accelerator accelerator, in MaxPool2dShape s, View<float> x, View<float> y, View<int> indices)
+    public static void Forward(Accelerator accelerator, MaxPool2dShape s, View<float> x, View<float> y, View<int> indices)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardCpu(s, x.AsSpan(), y.AsSpan(), indices.AsSpan());
-            return;
-        }
-        ForwardKernels(accelerator, s, x, y, indices);
+        OperatorDispatch.Run(accelerator, "MaxPool2d.Forward",
+            () => ForwardCpu(s, x.AsSpan(), y.AsSpan(), indices.AsSpan()),
+            () => ForwardKernels(accelerator, s, x, y, indices));
     }
 
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>.</summary>
-    public static void Backward(Accelerator accelerator, in MaxPool2dShape s, View<float> dy, View<int> indices, View<float> dx)
+    public static void Backward(Accelerator accelerator, MaxPool2dShape s, View<float> dy, View<int> indices, View<float> dx)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardCpu(s, dy.AsSpan(), indices.AsSpan(), dx.AsSpan());
-            return;
-        }
-        BackwardKernels(accelerator, s, dy, indices, dx);
+        OperatorDispatch.Run(accelerator, "MaxPool2d.Backward",
+            () => BackwardCpu(s, dy.AsSpan(), indices.AsSpan(), dx.AsSpan()),
+            () => BackwardKernels(accelerator, s, dy, indices, dx));
     }
 
     /// <summary>x (N, C, H, W); y (N, C, OutH, OutW) and indices (N, C, OutH, OutW, index h*W+w within the plane) overwritten.</summary>

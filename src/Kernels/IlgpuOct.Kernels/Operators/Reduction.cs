@@ -106,21 +106,21 @@ public static partial class Reduction
         {
             throw new ArgumentException($"Reduction: the result view has {result.Length} elements; pass a view of exactly 1.", nameof(result));
         }
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            result.AsSpan()[0] = (float)SumCpu(x.AsSpan());
-            return;
-        }
-        accelerator.Clear(result);
-        var config = Config(x.Length);
-        if (byWarps)
-        {
-            WarpSumKernel.Launch(accelerator, config, x, result);
-        }
-        else
-        {
-            BlockSumKernel.Launch(accelerator, config, x, result);
-        }
+        OperatorDispatch.Run(accelerator, byWarps ? "Reduction.SumByWarps" : "Reduction.Sum",
+            () => result.AsSpan()[0] = (float)SumCpu(x.AsSpan()),
+            () =>
+            {
+                accelerator.Clear(result);
+                var config = Config(x.Length);
+                if (byWarps)
+                {
+                    WarpSumKernel.Launch(accelerator, config, x, result);
+                }
+                else
+                {
+                    BlockSumKernel.Launch(accelerator, config, x, result);
+                }
+            });
     }
 
     // ------------------------------------------------------------------ CPU implementation

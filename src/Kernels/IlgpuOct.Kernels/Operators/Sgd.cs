@@ -34,15 +34,11 @@ public static unsafe partial class Sgd
     private const int ParallelChunk = 1 << 16;
 
     /// <summary>One step on the accelerator. weight, grad and momentumBuffer have one shape (any); weight and buffer are updated in place.</summary>
-    public static void Step(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, in SgdSettings settings)
+    public static void Step(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, SgdSettings settings)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            StepCpu(weight.AsSpan(), grad.AsSpan(), momentumBuffer.AsSpan(), settings);
-            return;
-        }
-        StepKernels(accelerator, weight, grad, momentumBuffer, settings);
+        OperatorDispatch.Run(accelerator, "Sgd.Step",
+            () => StepCpu(weight.AsSpan(), grad.AsSpan(), momentumBuffer.AsSpan(), settings),
+            () => StepKernels(accelerator, weight, grad, momentumBuffer, settings));
     }
 
     /// <summary>One step: weight, grad, momentumBuffer of equal length (a parameter's shape); the buffer must start at zero.</summary>

@@ -2,7 +2,7 @@ using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Operators;
 using IlgpuOct.Kernels.Profiling;
 
-namespace IlgpuOct.Defense.Mixture;
+namespace IlgpuOct.Defense.Density;
 
 /// <summary>
 /// The N-sized EM work for full covariances on an accelerator (cpu-kernels and cuda): the E-step's

@@ -1,15 +1,16 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
 /// <summary>y = x W^T + b.</summary>
-public sealed class Linear : Layer
+public sealed class LinearLayer : Layer
 {
     private Tensor? _input; // (N, in), not owned
     private Tensor? _output; // (N, out)
     private Tensor? _inputGrad; // (N, in)
 
-    public Linear(Accelerator accelerator, string name, int inFeatures, int outFeatures) : base(accelerator)
+    public LinearLayer(Accelerator accelerator, string name, int inFeatures, int outFeatures) : base(accelerator)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inFeatures);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(outFeatures);
@@ -43,13 +44,13 @@ public sealed class Linear : Layer
 
     public override Tensor Forward(Tensor x, bool training)
     {
-        RequireRank(x, 2, nameof(Linear));
+        RequireRank(x, 2, nameof(LinearLayer));
         if (x.Dim(1) != InFeatures)
         {
             throw new ArgumentException($"{Weight.Name} expects {InFeatures} features; got shape {Tensor.ShapeText(x.Shape)}.", nameof(x));
         }
         var y = Tensor.Reuse(ref _output, Accelerator, x.Dim(0), OutFeatures);
-        Ops.Linear(Accelerator, x.View, Weight.Value.View, Bias.Value.View, y.View, x.Dim(0), InFeatures, OutFeatures);
+        Linear.Forward(Accelerator, new LinearShape(x.Dim(0), InFeatures, OutFeatures), x.View, Weight.Value.View, Bias.Value.View, y.View);
         _input = x;
         return y;
     }
@@ -64,8 +65,8 @@ public sealed class Linear : Layer
         }
         var dx = inputGradient ? Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape) : null;
         // Empty dW/db views skip the weight-gradient GEMM: input-only backward (attacks) pays for dx alone.
-        Ops.LinearBackward(Accelerator, x.View, Weight.Value.View, dy.View, dx is null ? default : dx.View,
-            weightGradients ? Weight.Grad.View : default, weightGradients ? Bias.Grad.View : default, n, InFeatures, OutFeatures);
+        Linear.Backward(Accelerator, new LinearShape(n, InFeatures, OutFeatures), x.View, Weight.Value.View, dy.View, dx is null ? default : dx.View,
+            weightGradients ? Weight.Grad.View : default, weightGradients ? Bias.Grad.View : default);
         return dx;
     }
 

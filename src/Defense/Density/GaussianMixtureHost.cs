@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 
-namespace IlgpuOct.Defense.Mixture;
+namespace IlgpuOct.Defense.Density;
 
 /// <summary>
 /// The host (cpu) implementation of the EM steps in float64, formula for formula as scikit-learn's
@@ -253,12 +253,12 @@ internal static class GaussianMixtureHost
         var meanNorm = new double[k];
         for (int c = 0; c < k; c++)
         {
-            meanNorm[c] = SumOfSquares(mu.AsSpan(c * d, d));
+            meanNorm[c] = DenseMath.SumOfSquares(mu.AsSpan(c * d, d));
         }
         Parallel.For(0, n, i =>
         {
             var row = x.AsSpan(i * d, d);
-            double rowNorm = SumOfSquares(row);
+            double rowNorm = DenseMath.SumOfSquares(row);
             for (int c = 0; c < k; c++)
             {
                 double p = pc[c] * pc[c];
@@ -390,7 +390,7 @@ internal static class GaussianMixtureHost
                 }
                 else
                 {
-                    Axpy(r, row, acc);
+                    DenseMath.Axpy(r, row, acc);
                 }
             }
         });
@@ -601,14 +601,14 @@ internal static class GaussianMixtureHost
                 var result = new double[count * d * d];
                 for (int c = 0; c < count; c++)
                 {
-                    double[] lower = CholeskyLower(covariances.Slice(c * d * d, d * d), d);
+                    double[] lower = DenseMath.Cholesky(covariances.Slice(c * d * d, d * d), d, NotPositiveDefinite);
                     // Solve L Z = I column by column (forward substitution); store Z^T, which is upper.
                     var z = new double[d];
                     for (int col = 0; col < d; col++)
                     {
                         for (int i = col; i < d; i++)
                         {
-                            double s = (i == col ? 1.0 : 0.0) - Dot(lower.AsSpan(i * d + col, i - col), z.AsSpan(col, i - col));
+                            double s = (i == col ? 1.0 : 0.0) - DenseMath.Dot(lower.AsSpan(i * d + col, i - col), z.AsSpan(col, i - col));
                             z[i] = s / lower[i * d + i];
                         }
                         for (int i = 0; i < d; i++)
@@ -650,7 +650,7 @@ internal static class GaussianMixtureHost
                 var result = new double[count * d * d];
                 for (int c = 0; c < count; c++)
                 {
-                    CholeskyLower(precisions.Slice(c * d * d, d * d), d).CopyTo(result, c * d * d);
+                    DenseMath.Cholesky(precisions.Slice(c * d * d, d * d), d, NotPositiveDefinite).CopyTo(result, c * d * d);
                 }
                 return result;
             }
@@ -693,7 +693,7 @@ internal static class GaussianMixtureHost
             {
                 for (int j = 0; j < d; j++)
                 {
-                    p[i * d + j] = Dot(m.AsSpan(i * d, d), m.AsSpan(j * d, d));
+                    p[i * d + j] = DenseMath.Dot(m.AsSpan(i * d, d), m.AsSpan(j * d, d));
                 }
             }
             var u = PrecisionCholeskyFromCovariances(p, CovarianceType.Tied, 1, d);
@@ -701,7 +701,7 @@ internal static class GaussianMixtureHost
             {
                 for (int j = 0; j < d; j++)
                 {
-                    result[c * d * d + i * d + j] = Dot(u.AsSpan(i * d, d), u.AsSpan(j * d, d));
+                    result[c * d * d + i * d + j] = DenseMath.Dot(u.AsSpan(i * d, d), u.AsSpan(j * d, d));
                 }
             }
         }
@@ -713,84 +713,6 @@ internal static class GaussianMixtureHost
         + "(for instance caused by singleton or collapsed samples). Try to decrease the number of components, "
         + "or increase RegCovar.";
 
-    // Cholesky-Banachiewicz on a row-major array (lower factor), so that a non-positive pivot is
-    // reported with scikit-learn's advice.
-    private static double[] CholeskyLower(ReadOnlySpan<double> a, int d)
-    {
-        var l = new double[d * d];
-        for (int i = 0; i < d; i++)
-        {
-            for (int j = 0; j <= i; j++)
-            {
-                double s = a[i * d + j] - Dot(l.AsSpan(i * d, j), l.AsSpan(j * d, j));
-                if (i == j)
-                {
-                    if (!(s > 0))
-                    {
-                        throw new InvalidOperationException(IllDefined);
-                    }
-                    l[i * d + i] = Math.Sqrt(s);
-                }
-                else
-                {
-                    l[i * d + j] = s / l[j * d + j];
-                }
-            }
-        }
-        return l;
-    }
-
-    /// <summary>y += a * x, vectorised.</summary>
-    internal static void Axpy(double a, ReadOnlySpan<double> x, Span<double> y)
-    {
-        int i = 0;
-        if (Vector.IsHardwareAccelerated && x.Length >= Vector<double>.Count)
-        {
-            var va = new Vector<double>(a);
-            var xv = MemoryMarshal.Cast<double, Vector<double>>(x);
-            var yv = MemoryMarshal.Cast<double, Vector<double>>(y);
-            for (int v = 0; v < xv.Length; v++)
-            {
-                yv[v] += va * xv[v];
-            }
-            i = xv.Length * Vector<double>.Count;
-        }
-        for (; i < x.Length; i++)
-        {
-            y[i] += a * x[i];
-        }
-    }
-
-    internal static double Dot(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
-    {
-        int i = 0;
-        double sum = 0;
-        if (Vector.IsHardwareAccelerated && x.Length >= Vector<double>.Count)
-        {
-            var xv = MemoryMarshal.Cast<double, Vector<double>>(x);
-            var yv = MemoryMarshal.Cast<double, Vector<double>>(y[..x.Length]);
-            var acc = Vector<double>.Zero;
-            for (int v = 0; v < xv.Length; v++)
-            {
-                acc = Vector.FusedMultiplyAdd(xv[v], yv[v], acc);
-            }
-            sum = Vector.Sum(acc);
-            i = xv.Length * Vector<double>.Count;
-        }
-        for (; i < x.Length; i++)
-        {
-            sum += x[i] * y[i];
-        }
-        return sum;
-    }
-
-    internal static double SumOfSquares(ReadOnlySpan<double> x)
-    {
-        double sum = 0;
-        for (int i = 0; i < x.Length; i++)
-        {
-            sum += x[i] * x[i];
-        }
-        return sum;
-    }
+    // A non-positive pivot is reported with scikit-learn's advice.
+    private static InvalidOperationException NotPositiveDefinite(int pivot, double value) => new(IllDefined);
 }

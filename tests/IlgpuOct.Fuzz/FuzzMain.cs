@@ -7,7 +7,7 @@ namespace IlgpuOct.Fuzz;
 /// <c>dotnet run -c Release --project tests/IlgpuOct.Fuzz -- [--inputs N] [--seed S] [--targets a,b] [--keep DIR] [--timeout SECONDS] [--cli-every N] [--no-options]</c>.
 /// Exit code 0 when nothing was found, 1 when there are findings (listed, and the inputs kept with --keep).
 /// </summary>
-public static class Program
+public static class FuzzMain
 {
     public static int Main(string[] args)
     {

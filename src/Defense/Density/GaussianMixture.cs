@@ -2,14 +2,14 @@ using System.Globalization;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn.IO;
 
-namespace IlgpuOct.Defense.Mixture;
+namespace IlgpuOct.Defense.Density;
 
 /// <summary>
 /// A Gaussian mixture fitted by expectation-maximisation exactly as scikit-learn's
 /// <c>GaussianMixture</c>: E-step through precision Cholesky factors and a row-wise logsumexp,
 /// M-step with nk = sum(resp) + 10 eps and reg_covar on every covariance diagonal, lower bound =
 /// mean log-likelihood of the E-step, convergence when |change| &lt; tol, restarts keeping the
-/// largest lower bound. On the host (no accelerator, or the cpu engine) everything is float64 like
+/// largest lower bound. On the float64 host engine (no accelerator, or the cpu accelerator) everything is float64 like
 /// scikit-learn; on cpu-kernels or cuda the N-sized work runs as float32 kernels and GEMMs, and the
 /// D x D factorisations stay on the host.
 /// </summary>
@@ -59,20 +59,50 @@ public sealed class GaussianMixture
     /// <summary>Same shape as <see cref="Covariances"/>; P = M M^T for full and tied.</summary>
     public ReadOnlySpan<double> PrecisionCholesky => RequireFitted(_precisionCholesky);
 
-    public GaussianMixture Fit(float[,] x, Accelerator? accelerator = null, IProgress<GaussianMixtureProgress>? progress = null, CancellationToken cancellationToken = default)
+    /// <summary>Fits to <paramref name="x"/> (N, D) with the float64 host engine.</summary>
+    public GaussianMixture Fit(float[,] x, IProgress<GaussianMixtureProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        return Fit(Flatten(x), x.GetLength(0), x.GetLength(1), progress, cancellationToken);
+    }
+
+    /// <summary>Fits to <paramref name="x"/> (N, D) on the engine <see cref="OperatorDispatch"/> picks for <paramref name="accelerator"/>.</summary>
+    public GaussianMixture Fit(float[,] x, Accelerator accelerator, IProgress<GaussianMixtureProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(x);
         return Fit(Flatten(x), x.GetLength(0), x.GetLength(1), accelerator, progress, cancellationToken);
     }
 
-    /// <summary>Fits to <paramref name="x"/> (N, D), row-major.</summary>
+    /// <summary>Fits to <paramref name="x"/> (N, D), row-major, with the float64 host engine (scikit-learn's arithmetic).</summary>
     public GaussianMixture Fit(
         ReadOnlySpan<float> x, // (N, D)
         int n,
         int d,
-        Accelerator? accelerator = null,
         IProgress<GaussianMixtureProgress>? progress = null,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default) =>
+        Fit(x, n, d, OperatorEngine.Cpu, null, progress, cancellationToken);
+
+    /// <summary>
+    /// Fits to <paramref name="x"/> (N, D), row-major, on the engine <see cref="OperatorDispatch.EngineFor"/> picks
+    /// for <paramref name="accelerator"/>: the float64 host engine on cpu, the float32 EM kernels elsewhere.
+    /// </summary>
+    public GaussianMixture Fit(
+        ReadOnlySpan<float> x, // (N, D)
+        int n,
+        int d,
+        Accelerator accelerator,
+        IProgress<GaussianMixtureProgress>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        Fit(x, n, d, OperatorDispatch.EngineFor(accelerator), accelerator, progress, cancellationToken);
+
+    private GaussianMixture Fit(
+        ReadOnlySpan<float> x, // (N, D)
+        int n,
+        int d,
+        OperatorEngine engineKind,
+        Accelerator? accelerator, // the accelerator of the Kernels engine
+        IProgress<GaussianMixtureProgress>? progress,
+        CancellationToken cancellationToken)
     {
         CheckData(x, n, d, "fit");
         if (n < 2)
@@ -95,7 +125,7 @@ public sealed class GaussianMixture
         Parameters? best = null;
         int bestNIter = 0;
         bool converged = false;
-        using EmEngine engine = EmEngine.Create(accelerator, xf, xd, n, d, k, type, Options.RegCovar);
+        using EmEngine engine = EmEngine.Create(engineKind, accelerator, xf, xd, n, d, k, type, Options.RegCovar);
         for (int restart = 0; restart < Options.Restarts; restart++)
         {
             cancellationToken.ThrowIfCancellationRequested();

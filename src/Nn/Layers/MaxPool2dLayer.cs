@@ -1,9 +1,10 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
 /// <summary>3x3 max pooling, stride 2, padding 1 (ResNet's stem); padding never wins the max.</summary>
-public sealed class MaxPool2d(Accelerator accelerator) : Layer(accelerator)
+public sealed class MaxPool2dLayer(Accelerator accelerator) : Layer(accelerator)
 {
     private Tensor? _input; // (N, C, H, W), not owned
     private Tensor? _output; // (N, C, P, Q), P = (H - 1) / 2 + 1
@@ -14,27 +15,27 @@ public sealed class MaxPool2d(Accelerator accelerator) : Layer(accelerator)
 
     public override Tensor Forward(Tensor x, bool training)
     {
-        RequireRank(x, 4, nameof(MaxPool2d));
+        RequireRank(x, 4, nameof(MaxPool2dLayer));
         var y = Tensor.Reuse(ref _output, Accelerator, x.Dim(0), x.Dim(1), OutputSize(x.Dim(2)), OutputSize(x.Dim(3)));
         if (_indices is null || _indices.Length != y.Length)
         {
             _indices?.Dispose();
             _indices = Accelerator.Allocate<int>(y.Length);
         }
-        Ops.MaxPool(Accelerator, x.View, y.View, _indices.View, x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), y.Dim(2), y.Dim(3));
+        MaxPool2d.Forward(Accelerator, new MaxPool2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)), x.View, y.View, _indices.View);
         _input = x;
         return y;
     }
 
     public override Tensor? Backward(Tensor dy, bool weightGradients, bool inputGradient = true)
     {
-        var x = RequireForward(_input, nameof(MaxPool2d));
+        var x = RequireForward(_input, nameof(MaxPool2dLayer));
         if (!inputGradient)
         {
             return null;
         }
         var dx = Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape);
-        Ops.MaxPoolBackward(Accelerator, dy.View, x.View, _indices!.View, dx.View, x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3), dy.Dim(2), dy.Dim(3));
+        MaxPool2d.Backward(Accelerator, new MaxPool2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)), dy.View, _indices!.View, dx.View);
         return dx;
     }
 

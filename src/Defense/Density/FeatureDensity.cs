@@ -1,6 +1,5 @@
-using IlgpuOct.Defense.Mixture;
 
-namespace IlgpuOct.Defense.Attacks;
+namespace IlgpuOct.Defense.Density;
 
 /// <summary>
 /// A differentiable score of feature vectors, higher meaning "more like the clean data" (a log

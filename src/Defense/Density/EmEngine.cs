@@ -1,6 +1,6 @@
 using IlgpuOct.Kernels;
 
-namespace IlgpuOct.Defense.Mixture;
+namespace IlgpuOct.Defense.Density;
 
 /// <summary>
 /// Where the N-sized EM work runs. The engine keeps the data and the last log responsibilities;
@@ -21,11 +21,16 @@ internal abstract class EmEngine : IDisposable
     {
     }
 
-    public static EmEngine Create(Accelerator? accelerator, float[] xf, double[] xd, int n, int d, int k, CovarianceType type, double regCovar)
+    /// <summary>The mixture's engines: <see cref="OperatorEngine.Cpu"/> is the float64 host engine, <see cref="OperatorEngine.Kernels"/> the EM kernels on <paramref name="accelerator"/>.</summary>
+    public static EmEngine Create(OperatorEngine engine, Accelerator? accelerator, float[] xf, double[] xd, int n, int d, int k, CovarianceType type, double regCovar)
     {
-        if (accelerator is null || accelerator.Kind == AcceleratorKind.Cpu)
+        if (engine == OperatorEngine.Cpu)
         {
             return new HostEmEngine(xd, n, d, k, type, regCovar);
+        }
+        if (accelerator is null)
+        {
+            throw new ArgumentNullException(nameof(accelerator), "The mixture's kernel engine needs the accelerator to run on.");
         }
         if (type != CovarianceType.Full)
         {

@@ -1,9 +1,10 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
 /// <summary>max(x, 0); backward masks by the cached output (y &gt; 0 exactly where x &gt; 0).</summary>
-public sealed class Relu(Accelerator accelerator) : Layer(accelerator)
+public sealed class ReluLayer(Accelerator accelerator) : Layer(accelerator)
 {
     private Tensor? _output; // same shape as the input
     private Tensor? _inputGrad; // same shape as the input
@@ -11,19 +12,20 @@ public sealed class Relu(Accelerator accelerator) : Layer(accelerator)
     public override Tensor Forward(Tensor x, bool training)
     {
         var y = Tensor.Reuse(ref _output, Accelerator, x.Shape);
-        Ops.Relu(Accelerator, x.View, y.View);
+        Elementwise.ReluForward(Accelerator, x.View, y.View);
         return y;
     }
 
     public override Tensor? Backward(Tensor dy, bool weightGradients, bool inputGradient = true)
     {
-        var y = RequireForward(_output, nameof(Relu));
+        var y = RequireForward(_output, nameof(ReluLayer));
         if (!inputGradient)
         {
             return null;
         }
         var dx = Tensor.Reuse(ref _inputGrad, Accelerator, y.Shape);
-        Ops.ReluBackward(Accelerator, dy.View, y.View, dx.View);
+        // The output gives the same mask as the input: y > 0 exactly where x > 0.
+        Elementwise.ReluBackward(Accelerator, y.View, dy.View, dx.View);
         return dx;
     }
 

@@ -1,4 +1,4 @@
-namespace IlgpuOct.Defense.Mixture;
+namespace IlgpuOct.Defense.Density;
 
 /// <summary>Covariance structure of a Gaussian mixture, as scikit-learn's <c>covariance_type</c>.</summary>
 public enum CovarianceType

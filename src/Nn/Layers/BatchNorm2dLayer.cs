@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
@@ -6,7 +7,7 @@ namespace IlgpuOct.Nn;
 /// 2-d batch normalisation as PyTorch: training mode normalises with the batch statistics and
 /// updates the running ones (momentum 0.1, unbiased variance); evaluation mode uses the running ones.
 /// </summary>
-public sealed class BatchNorm2d : Layer
+public sealed class BatchNorm2dLayer : Layer
 {
     private readonly Tensor _savedMean; // (C) batch mean of the last training forward
     private readonly Tensor _savedInvStd; // (C) 1/sqrt(batch variance + eps) of the last training forward
@@ -17,7 +18,7 @@ public sealed class BatchNorm2d : Layer
     private Tensor? _inputGrad; // (N, C, H, W)
     private bool _lastForwardTraining;
 
-    public BatchNorm2d(Accelerator accelerator, string name, int channels, float eps = 1e-5f, float momentum = 0.1f)
+    public BatchNorm2dLayer(Accelerator accelerator, string name, int channels, float eps = 1e-5f, float momentum = 0.1f)
         : base(accelerator)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
@@ -73,27 +74,26 @@ public sealed class BatchNorm2d : Layer
 
     public override Tensor Forward(Tensor x, bool training)
     {
-        RequireRank(x, 4, nameof(BatchNorm2d));
+        RequireRank(x, 4, nameof(BatchNorm2dLayer));
         if (x.Dim(1) != Channels)
         {
             throw new ArgumentException($"{Name} expects {Channels} channels; got shape {Tensor.ShapeText(x.Shape)}.", nameof(x));
         }
-        int n = x.Dim(0);
-        int hw = x.Dim(2) * x.Dim(3);
+        var s = Shape(x);
         var y = Tensor.Reuse(ref _output, Accelerator, x.Shape);
         if (training)
         {
-            if (n * hw < 2)
+            if (s.CountPerChannel < 2)
             {
                 throw new ArgumentException($"{Name}: training-mode batch norm needs more than one value per channel; got shape {Tensor.ShapeText(x.Shape)}. Use a batch of 2 or more.", nameof(x));
             }
-            Ops.BatchNormTrain(Accelerator, x.View, Weight.Value.View, Bias.Value.View, y.View, _savedMean.View, _savedInvStd.View,
-                RunningMean.Value.View, RunningVar.Value.View, n, Channels, hw, Momentum, Eps);
+            BatchNorm2d.ForwardTraining(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View,
+                y.View, _savedMean.View, _savedInvStd.View, Momentum, Eps);
             BatchesTracked++;
         }
         else
         {
-            Ops.BatchNormEval(Accelerator, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View, y.View, n, Channels, hw, Eps);
+            BatchNorm2d.ForwardInference(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View, y.View, Eps);
         }
         _input = x;
         _lastForwardTraining = training;
@@ -103,14 +103,13 @@ public sealed class BatchNorm2d : Layer
     public override Tensor? Backward(Tensor dy, bool weightGradients, bool inputGradient = true)
     {
         var x = RequireForward(_input, Name);
-        int n = x.Dim(0);
-        int hw = x.Dim(2) * x.Dim(3);
+        var s = Shape(x);
         var dx = Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape);
         if (_lastForwardTraining)
         {
             // dgamma and dbeta fall out of the same two reductions dx needs, so they are always computed.
-            Ops.BatchNormBackward(Accelerator, dy.View, x.View, Weight.Value.View, _savedMean.View, _savedInvStd.View, dx.View,
-                (weightGradients ? Weight.Grad : _scratchGamma).View, (weightGradients ? Bias.Grad : _scratchBeta).View, n, Channels, hw);
+            BatchNorm2d.BackwardTraining(Accelerator, s, x.View, dy.View, Weight.Value.View, _savedMean.View, _savedInvStd.View, dx.View,
+                (weightGradients ? Weight.Grad : _scratchGamma).View, (weightGradients ? Bias.Grad : _scratchBeta).View);
         }
         else
         {
@@ -118,10 +117,12 @@ public sealed class BatchNorm2d : Layer
             {
                 throw new InvalidOperationException($"{Name}: parameter gradients after an evaluation-mode forward are not supported; train with a training-mode forward, or ask for the input gradient only.");
             }
-            Ops.BatchNormEvalBackward(Accelerator, dy.View, Weight.Value.View, RunningVar.Value.View, dx.View, n, Channels, hw, Eps);
+            BatchNorm2d.BackwardInference(Accelerator, s, dy.View, Weight.Value.View, RunningVar.Value.View, dx.View, Eps);
         }
         return inputGradient ? dx : null;
     }
+
+    private static BatchNorm2dShape Shape(Tensor x) => new(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3));
 
     protected override void Dispose(bool disposing)
     {

@@ -1,15 +1,16 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
 /// <summary>2-d convolution without bias (as every ResNet-18 convolution), square kernel.</summary>
-public sealed class Conv2d : Layer
+public sealed class Conv2dLayer : Layer
 {
     private Tensor? _input; // (N, C, H, W), not owned: the previous stage's output
     private Tensor? _output; // (N, K, P, Q)
     private Tensor? _inputGrad; // (N, C, H, W)
 
-    public Conv2d(Accelerator accelerator, string name, int inChannels, int outChannels, int kernelSize, int stride, int padding)
+    public Conv2dLayer(Accelerator accelerator, string name, int inChannels, int outChannels, int kernelSize, int stride, int padding)
         : base(accelerator)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(inChannels);
@@ -47,22 +48,23 @@ public sealed class Conv2d : Layer
         Weight.Value.Upload(w);
     }
 
-    public ConvGeometry Geometry(Tensor x) => new(x.Dim(0), InChannels, x.Dim(2), x.Dim(3), OutChannels, KernelSize, Stride, Padding);
+    /// <summary>The operator's shape for input <paramref name="x"/> (N, InChannels, H, W).</summary>
+    public Conv2dShape Shape(Tensor x) => new(x.Dim(0), InChannels, x.Dim(2), x.Dim(3), OutChannels, KernelSize, Stride, Padding);
 
     public override Tensor Forward(Tensor x, bool training)
     {
-        RequireRank(x, 4, nameof(Conv2d));
+        RequireRank(x, 4, nameof(Conv2dLayer));
         if (x.Dim(1) != InChannels)
         {
             throw new ArgumentException($"{Weight.Name} expects {InChannels} input channels; got shape {Tensor.ShapeText(x.Shape)}.", nameof(x));
         }
-        var g = Geometry(x);
-        if (g.P <= 0 || g.Q <= 0)
+        var s = Shape(x);
+        if (s.OutH <= 0 || s.OutW <= 0)
         {
             throw new ArgumentException($"{Weight.Name}: input {Tensor.ShapeText(x.Shape)} is too small for a {KernelSize}x{KernelSize} kernel with padding {Padding}; use a larger resolution.", nameof(x));
         }
-        var y = Tensor.Reuse(ref _output, Accelerator, g.N, g.K, g.P, g.Q);
-        Ops.Conv2dForward(Accelerator, x.View, Weight.Value.View, y.View, g);
+        var y = Tensor.Reuse(ref _output, Accelerator, s.N, s.OutC, s.OutH, s.OutW);
+        Conv2d.Forward(Accelerator, s, x.View, Weight.Value.View, y.View);
         _input = x;
         return y;
     }
@@ -70,17 +72,17 @@ public sealed class Conv2d : Layer
     public override Tensor? Backward(Tensor dy, bool weightGradients, bool inputGradient = true)
     {
         var x = RequireForward(_input, Weight.Name);
-        var g = Geometry(x);
+        var s = Shape(x);
         if (weightGradients)
         {
-            Ops.Conv2dBackwardWeight(Accelerator, x.View, dy.View, Weight.Grad.View, g);
+            Conv2d.BackwardWeight(Accelerator, s, x.View, dy.View, Weight.Grad.View);
         }
         if (!inputGradient)
         {
             return null;
         }
         var dx = Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape);
-        Ops.Conv2dBackwardData(Accelerator, dy.View, Weight.Value.View, dx.View, g);
+        Conv2d.BackwardData(Accelerator, s, Weight.Value.View, dy.View, dx.View);
         return dx;
     }
 

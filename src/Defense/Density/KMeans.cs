@@ -1,4 +1,4 @@
-namespace IlgpuOct.Defense.Mixture;
+namespace IlgpuOct.Defense.Density;
 
 /// <summary>
 /// Lloyd's k-means with greedy k-means++ seeding (scikit-learn's defaults: 2 + ln k candidate
@@ -80,7 +80,7 @@ public static class KMeans
             for (int i = 0; i < n; i++)
             {
                 counts[labels[i]]++;
-                GaussianMixtureHost.Axpy(1.0, xa.AsSpan(i * d, d), updated.AsSpan(labels[i] * d, d));
+                DenseMath.Axpy(1.0, xa.AsSpan(i * d, d), updated.AsSpan(labels[i] * d, d));
             }
             for (int c = 0; c < k; c++)
             {
