@@ -14,6 +14,9 @@ public static class OptionFuzz
     public static readonly string[] Hostile =
         ["-1", "-2147483648", "2147483647", "2147483648", "99999999999999999999", "NaN", "nan", "Infinity", "-Infinity", "1e40", "-1e-40", "abc", "", "0x10", "1,5"];
 
+    /// <summary>Arguments that keep a verb short when a hostile value happens to be valid (verbs without --device).</summary>
+    private static readonly Dictionary<string, string[]> Short = new() { ["fuzz"] = ["--count", "1", "--nvrtc-every", "0"] };
+
     /// <summary>Options whose every integer is valid.</summary>
     private static readonly string[] AnyValue = ["--seed"];
 
@@ -90,6 +93,17 @@ public static class OptionFuzz
         {
             yield return "--device";
             yield return "cuda";
+        }
+        if (Short.TryGetValue(command.Name, out var extra))
+        {
+            for (int i = 0; i < extra.Length; i += 2)
+            {
+                if (extra[i] != tested?.Name)
+                {
+                    yield return extra[i];
+                    yield return extra[i + 1];
+                }
+            }
         }
     }
 }
