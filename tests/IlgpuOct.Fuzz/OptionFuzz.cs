@@ -17,6 +17,9 @@ public static class OptionFuzz
     /// <summary>Arguments that keep a verb short when a hostile value happens to be valid (verbs without --device).</summary>
     private static readonly Dictionary<string, string[]> Short = new() { ["fuzz"] = ["--count", "1", "--nvrtc-every", "0"] };
 
+    /// <summary>Hostile-looking values that are valid for that option (the verb would simply run).</summary>
+    private static readonly HashSet<(string Option, string Value)> Valid = [("--nvrtc-every", "2147483647")];
+
     /// <summary>Options whose every integer is valid.</summary>
     private static readonly string[] AnyValue = ["--seed"];
 
@@ -27,7 +30,7 @@ public static class OptionFuzz
             var numeric = command.Options.Where(IsNumeric).Where(o => !AnyValue.Contains(o.Name)).ToList();
             foreach (var option in numeric)
             {
-                foreach (string value in Hostile)
+                foreach (string value in Hostile.Where(v => !Valid.Contains((option.Name, v))))
                 {
                     yield return [.. path, .. BaseArguments(command, option), option.Name, value];
                 }
