@@ -29,7 +29,7 @@ internal static class KernelsFuzzCommand
             int programs = parse.GetValue(count);
             if (programs < 1)
             {
-                Console.Error.WriteLine("error: --count must be at least 1.");
+                CliConsole.Current.ErrorLine("error: --count must be at least 1.");
                 return CliRunner.BadInput;
             }
             var features = FuzzFeatures.All;
@@ -37,7 +37,7 @@ internal static class KernelsFuzzCommand
             {
                 if (!Enum.TryParse<FuzzFeatures>(name, ignoreCase: true, out var feature) || feature is FuzzFeatures.None or FuzzFeatures.All)
                 {
-                    Console.Error.WriteLine($"error: unknown --without {name}; use one of {string.Join(", ", Enum.GetNames<FuzzFeatures>().Where(n => n is not "None" and not "All"))}.");
+                    CliConsole.Current.ErrorLine($"error: unknown --without {name}; use one of {string.Join(", ", Enum.GetNames<FuzzFeatures>().Where(n => n is not "None" and not "All"))}.");
                     return CliRunner.BadInput;
                 }
                 features &= ~feature;
@@ -49,11 +49,11 @@ internal static class KernelsFuzzCommand
             {
                 if (!quiet && p.Last.IsDisagreement)
                 {
-                    Console.Error.WriteLine($"{p.Last.Verdict} seed {p.Last.Program.Seed}: {p.Last.Detail}");
+                    CliConsole.Current.ErrorLine($"{p.Last.Verdict} seed {p.Last.Program.Seed}: {p.Last.Detail}");
                 }
                 else if (!quiet && p.Done % 25 == 0)
                 {
-                    Console.Error.WriteLine($"{p.Done}/{p.Total} programs");
+                    CliConsole.Current.ErrorLine($"{p.Done}/{p.Total} programs");
                 }
             });
             var summary = fuzzer.Run(options, progress, token);
@@ -77,11 +77,11 @@ internal static class KernelsFuzzCommand
                     summary.Counts.Select(kv => (IReadOnlyList<string>)[kv.Key.ToString(), kv.Value.ToString()]));
                 foreach (var d in summary.Disagreements)
                 {
-                    Console.WriteLine($"{d.Verdict} seed {d.Program.Seed} ({d.Program.StatementCount} statements after minimising): {d.Detail}");
+                    CliConsole.Current.WriteLine($"{d.Verdict} seed {d.Program.Seed} ({d.Program.StatementCount} statements after minimising): {d.Detail}");
                 }
                 foreach (var file in summary.ReproducerFiles)
                 {
-                    Console.WriteLine($"reproducer: {file}");
+                    CliConsole.Current.WriteLine($"reproducer: {file}");
                 }
             }
             return summary.Disagreements.Count == 0 ? CliRunner.Ok : CliRunner.Failed;

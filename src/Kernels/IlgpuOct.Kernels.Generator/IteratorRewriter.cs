@@ -26,17 +26,33 @@ internal sealed class IteratorRewriter
     private readonly string _ctx;
     private readonly bool _iterator;
     private readonly HashSet<ISymbol> _sharedLocals = new(SymbolEqualityComparer.Default);
+    private readonly HelperCopies _helpers;
     private int _temp;
 
     public IteratorRewriter(KernelFacts facts, SemanticModel model, string contextName, bool iterator)
+        : this(facts, model, contextName, iterator, new HelperCopies(model.Compilation))
+    {
+    }
+
+    private IteratorRewriter(KernelFacts facts, SemanticModel model, string contextName, bool iterator, HelperCopies helpers)
     {
         _facts = facts;
         _model = model;
         _ctx = contextName;
         _iterator = iterator;
+        _helpers = helpers;
     }
 
+    /// <summary>The host copy's body; checked copies of the helpers it calls follow as local functions.</summary>
     public string Rewrite(BlockSyntax body)
+    {
+        _helpers.KernelType = _model.GetEnclosingSymbol(body.SpanStart)?.ContainingType;
+        var statements = RewriteStatements(body).ToList();
+        statements.AddRange(_helpers.Emitted);
+        return Block(statements).NormalizeWhitespace("    ", "\n").ToFullString();
+    }
+
+    private IEnumerable<StatementSyntax> RewriteStatements(BlockSyntax body)
     {
         foreach (var v in body.Statements.OfType<LocalDeclarationStatementSyntax>().SelectMany(ld => ld.Declaration.Variables))
         {
@@ -48,8 +64,7 @@ internal sealed class IteratorRewriter
                 _sharedLocals.Add(local);
             }
         }
-        var block = Block(body.Statements.SelectMany(Statement));
-        return block.NormalizeWhitespace("    ", "\n").ToFullString();
+        return body.Statements.SelectMany(Statement).ToList();
     }
 
     private IEnumerable<StatementSyntax> Statement(StatementSyntax s)
@@ -151,8 +166,17 @@ internal sealed class IteratorRewriter
 
         private SemanticModel Model => _owner._model;
 
-        public override SyntaxNode? VisitInvocationExpression(InvocationExpressionSyntax node) =>
-            _shuffleTemps is not null && _shuffleTemps.TryGetValue(node, out string? temp) ? IdentifierName(temp) : base.VisitInvocationExpression(node);
+        public override SyntaxNode? VisitInvocationExpression(InvocationExpressionSyntax node)
+        {
+            if (_shuffleTemps is not null && _shuffleTemps.TryGetValue(node, out string? temp))
+            {
+                return IdentifierName(temp);
+            }
+            var visited = (InvocationExpressionSyntax)base.VisitInvocationExpression(node)!;
+            return Model.GetSymbolInfo(node).Symbol is IMethodSymbol method && _owner._helpers.CopyOf(method, _owner) is { } copy
+                ? visited.WithExpression(IdentifierName(copy))
+                : visited;
+        }
 
         public override SyntaxNode? VisitElementAccessExpression(ElementAccessExpressionSyntax node)
         {
@@ -257,6 +281,10 @@ internal sealed class IteratorRewriter
                     return ParseExpression($"{Checked}.Negate({visited.Operand}, {text})");
                 case SyntaxKind.PreIncrementExpression:
                 case SyntaxKind.PreDecrementExpression:
+                    if (IsBoundedLoopStep(node, node.Operand, node.IsKind(SyntaxKind.PreIncrementExpression)))
+                    {
+                        return visited;
+                    }
                     string delta = node.IsKind(SyntaxKind.PreIncrementExpression) ? "1" : "-1";
                     if (node.Operand is not IdentifierNameSyntax)
                     {
@@ -272,7 +300,8 @@ internal sealed class IteratorRewriter
         public override SyntaxNode? VisitPostfixUnaryExpression(PostfixUnaryExpressionSyntax node)
         {
             var visited = (PostfixUnaryExpressionSyntax)base.VisitPostfixUnaryExpression(node)!;
-            if (!IsSigned(Model.GetTypeInfo(node).Type) || node.Kind() is not (SyntaxKind.PostIncrementExpression or SyntaxKind.PostDecrementExpression))
+            if (!IsSigned(Model.GetTypeInfo(node).Type) || node.Kind() is not (SyntaxKind.PostIncrementExpression or SyntaxKind.PostDecrementExpression)
+                || IsBoundedLoopStep(node, node.Operand, node.IsKind(SyntaxKind.PostIncrementExpression)))
             {
                 return visited;
             }
@@ -281,6 +310,23 @@ internal sealed class IteratorRewriter
             return ValueUnused(node) && node.Operand is IdentifierNameSyntax
                 ? ParseExpression($"{visited.Operand} = {Checked}.Add({visited.Operand}, {delta}, {text})")
                 : ParseExpression($"{Checked}.PostStep(ref {visited.Operand}, {delta}, {text})");
+        }
+
+        // `for (...; i < bound; i++)` (or `i > bound; i--`) compared in i's own type, i not written in the
+        // body: i stays below bound before the step, so the step cannot overflow and needs no check (hot loops).
+        private bool IsBoundedLoopStep(ExpressionSyntax node, ExpressionSyntax operand, bool increment)
+        {
+            if (node.Parent is not ForStatementSyntax f || !f.Incrementors.Contains(node) || operand is not IdentifierNameSyntax
+                || Model.GetSymbolInfo(operand).Symbol is not ILocalSymbol variable || f.Condition is not BinaryExpressionSyntax c)
+            {
+                return false;
+            }
+            bool Is(ExpressionSyntax e) => e is IdentifierNameSyntax && SymbolEqualityComparer.Default.Equals(Model.GetSymbolInfo(e).Symbol, variable)
+                && SymbolEqualityComparer.Default.Equals(Model.GetTypeInfo(e).ConvertedType, variable.Type);
+            bool bounded = increment
+                ? c.IsKind(SyntaxKind.LessThanExpression) && Is(c.Left) || c.IsKind(SyntaxKind.GreaterThanExpression) && Is(c.Right)
+                : c.IsKind(SyntaxKind.GreaterThanExpression) && Is(c.Left) || c.IsKind(SyntaxKind.LessThanExpression) && Is(c.Right);
+            return bounded && Model.AnalyzeDataFlow(f.Statement) is { Succeeded: true } flow && !flow.WrittenInside.Contains(variable, SymbolEqualityComparer.Default);
         }
 
         // A statement of its own (or a for incrementor): the expression's value is not used.
@@ -302,5 +348,51 @@ internal sealed class IteratorRewriter
         }
 
         private static string Literal(string s) => SymbolDisplay.FormatLiteral(s, quote: true);
+    }
+
+    /// <summary>
+    /// Checked copies of the static helpers a kernel calls (declared in the kernel's own type, so the
+    /// copy, a local function of the host copy, sees the same members), with the same rewriting.
+    /// </summary>
+    private sealed class HelperCopies
+    {
+        private readonly Compilation _compilation;
+        private readonly Dictionary<IMethodSymbol, string> _names = new(SymbolEqualityComparer.Default);
+
+        public HelperCopies(Compilation compilation) => _compilation = compilation;
+
+        public INamedTypeSymbol? KernelType { get; set; }
+
+        public List<StatementSyntax> Emitted { get; } = new();
+
+        public string? CopyOf(IMethodSymbol method, IteratorRewriter caller)
+        {
+            if (_names.TryGetValue(method, out string? name))
+            {
+                return name;
+            }
+            if (!method.IsStatic || !SymbolEqualityComparer.Default.Equals(method.ContainingType, KernelType)
+                || method.DeclaringSyntaxReferences.Length != 1
+                || method.DeclaringSyntaxReferences[0].GetSyntax() is not MethodDeclarationSyntax declaration
+                || method.GetAttributes().Any(a => a.AttributeClass?.Name == "KernelAttribute"))
+            {
+                return null;
+            }
+            name = "__checked_" + method.Name + "_" + _names.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            _names[method] = name;
+            var rewriter = new IteratorRewriter(caller._facts, _compilation.GetSemanticModel(declaration.SyntaxTree), caller._ctx, iterator: false, this);
+            BlockSyntax body = declaration.Body is not null
+                ? Block(rewriter.RewriteStatements(declaration.Body))
+                : Block(method.ReturnsVoid
+                    ? ExpressionStatement(rewriter.Expression(declaration.ExpressionBody!.Expression))
+                    : ReturnStatement(rewriter.Expression(declaration.ExpressionBody!.Expression)));
+            string parameters = string.Join(", ", method.Parameters.Select(p => p.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) + " " + p.Name));
+            string returns = method.ReturnsVoid ? "void" : method.ReturnType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
+            Emitted.Add(LocalFunctionStatement(ParseTypeName(returns), name)
+                .WithModifiers(TokenList(Token(SyntaxKind.StaticKeyword)))
+                .WithParameterList(ParseParameterList("(" + parameters + ")"))
+                .WithBody(body));
+            return name;
+        }
     }
 }

@@ -29,7 +29,7 @@ public static class CheckedArithmetic
         int r = unchecked(a + b);
         if (((a ^ r) & (b ^ r)) < 0)
         {
-            Overflow(expression, "int", $"{a} + {b}");
+            Overflow(expression, "int", a, "+", b);
         }
         return r;
     }
@@ -40,7 +40,7 @@ public static class CheckedArithmetic
         long r = unchecked(a + b);
         if (((a ^ r) & (b ^ r)) < 0)
         {
-            Overflow(expression, "long", $"{a} + {b}");
+            Overflow(expression, "long", a, "+", b);
         }
         return r;
     }
@@ -51,7 +51,7 @@ public static class CheckedArithmetic
         int r = unchecked(a - b);
         if (((a ^ b) & (a ^ r)) < 0)
         {
-            Overflow(expression, "int", $"{a} - {b}");
+            Overflow(expression, "int", a, "-", b);
         }
         return r;
     }
@@ -62,7 +62,7 @@ public static class CheckedArithmetic
         long r = unchecked(a - b);
         if (((a ^ b) & (a ^ r)) < 0)
         {
-            Overflow(expression, "long", $"{a} - {b}");
+            Overflow(expression, "long", a, "-", b);
         }
         return r;
     }
@@ -73,7 +73,7 @@ public static class CheckedArithmetic
         long r = (long)a * b;
         if (r != (int)r)
         {
-            Overflow(expression, "int", $"{a} * {b}");
+            Overflow(expression, "int", a, "*", b);
         }
         return (int)r;
     }
@@ -84,7 +84,7 @@ public static class CheckedArithmetic
         long high = Math.BigMul(a, b, out long low);
         if (high != (low >> 63))
         {
-            Overflow(expression, "long", $"{a} * {b}");
+            Overflow(expression, "long", a, "*", b);
         }
         return low;
     }
@@ -92,28 +92,28 @@ public static class CheckedArithmetic
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Divide(int a, int b, string expression)
     {
-        CheckDivisor(a == int.MinValue, b, expression, "int", $"{a} / {b}");
+        CheckDivisor(a == int.MinValue, a, b, expression, "int", "/");
         return a / b;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static long Divide(long a, long b, string expression)
     {
-        CheckDivisor(a == long.MinValue, b, expression, "long", $"{a} / {b}");
+        CheckDivisor(a == long.MinValue, a, b, expression, "long", "/");
         return a / b;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int Remainder(int a, int b, string expression)
     {
-        CheckDivisor(a == int.MinValue, b, expression, "int", $"{a} % {b}");
+        CheckDivisor(a == int.MinValue, a, b, expression, "int", "%");
         return a % b;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static long Remainder(long a, long b, string expression)
     {
-        CheckDivisor(a == long.MinValue, b, expression, "long", $"{a} % {b}");
+        CheckDivisor(a == long.MinValue, a, b, expression, "long", "%");
         return a % b;
     }
 
@@ -122,7 +122,7 @@ public static class CheckedArithmetic
     {
         if (a == int.MinValue)
         {
-            Overflow(expression, "int", $"-({a})");
+            Overflow(expression, "int", 0, "neg", a);
         }
         return -a;
     }
@@ -132,7 +132,7 @@ public static class CheckedArithmetic
     {
         if (a == long.MinValue)
         {
-            Overflow(expression, "long", $"-({a})");
+            Overflow(expression, "long", 0, "neg", a);
         }
         return -a;
     }
@@ -190,25 +190,26 @@ public static class CheckedArithmetic
     };
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CheckDivisor(bool dividendIsMin, long divisor, string expression, string type, string operation)
+    private static void CheckDivisor(bool dividendIsMin, long a, long divisor, string expression, string type, string op)
     {
         if (divisor == 0)
         {
-            DivisionByZero(expression, operation);
+            DivisionByZero(expression, a, op);
         }
         if (dividendIsMin && divisor == -1)
         {
-            Overflow(expression, type, operation);
+            Overflow(expression, type, a, op, divisor);
         }
     }
 
+    // The failure paths format the message; kept out of line so the checks inline small.
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void Overflow(string expression, string type, string operation) =>
+    private static void Overflow(string expression, string type, long a, string op, long b) =>
         throw new OverflowException(
-            $"signed {type} overflow in `{expression}` ({operation} does not fit in {type}); on a GPU signed overflow is undefined behaviour. " +
-            "Widen to long, or use uint/ulong where wrapping is intended.");
+            $"signed {type} overflow in `{expression}` ({(op == "neg" ? $"-({b})" : $"{a} {op} {b}")} does not fit in {type}); " +
+            "on a GPU signed overflow is undefined behaviour. Widen to long, or use uint/ulong where wrapping is intended.");
 
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static void DivisionByZero(string expression, string operation) =>
-        throw new DivideByZeroException($"division by zero in `{expression}` ({operation}); on a GPU integer division by zero is undefined behaviour.");
+    private static void DivisionByZero(string expression, long a, string op) =>
+        throw new DivideByZeroException($"division by zero in `{expression}` ({a} {op} 0); on a GPU integer division by zero is undefined behaviour.");
 }

@@ -51,6 +51,7 @@ public sealed class KernelContext
     internal KernelContext(BlockState block, Dim3 threadIdx)
     {
         Block = block;
+        _sanitizer = block.Sanitizer;
         ThreadIdx = threadIdx;
         LinearThreadIdx = threadIdx.X + block.BlockDim.X * (threadIdx.Y + block.BlockDim.Y * threadIdx.Z);
     }
@@ -146,18 +147,20 @@ public sealed class KernelContext
     /// <c>s[ctx.SharedIndex(s, i, access, "s")]</c>; returns <paramref name="index"/> unchanged.
     /// </summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int SharedIndex<T>(View<T> shared, int index, SharedAccess access, string name) where T : unmanaged
     {
-        Block.Sanitizer?.Access(Block, shared.HostArray!, shared.HostOffset + index, LinearThreadIdx, access, name);
+        _sanitizer?.Access(Block, shared.HostArray!, shared.HostOffset + index, LinearThreadIdx, access, name);
         return index;
     }
 
     /// <summary>Sanitizer hook of generated host copies: <c>s[i] = v</c> on shared memory (recorded after v is evaluated).</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public T SharedStore<T>(View<T> shared, int index, T value, string name) where T : unmanaged
     {
         shared[index] = value;
-        Block.Sanitizer?.Access(Block, shared.HostArray!, shared.HostOffset + index, LinearThreadIdx, SharedAccess.Write, name);
+        _sanitizer?.Access(Block, shared.HostArray!, shared.HostOffset + index, LinearThreadIdx, SharedAccess.Write, name);
         return value;
     }
 
@@ -167,6 +170,7 @@ public sealed class KernelContext
     internal bool ShufflePending;
     internal ulong ShuffleOutput;
 
+    private readonly KernelSanitizer? _sanitizer;
     private int _sharedCursor;
 
     private static InvalidOperationException NotThroughLauncher(string member) => new(
