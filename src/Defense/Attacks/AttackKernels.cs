@@ -67,6 +67,7 @@ public static partial class AttackKernels
     /// </summary>
     public static void SignStepProjectClip(Accelerator accelerator, View<float> x, View<float> x0, View<float> g, float step, float eps)
     {
+        using var profile = OperatorScope.Enter(accelerator, "AttackKernels.SignStepProjectClip", OperatorCost.Elementwise(x.Length, 6, reads: 3, writes: 1));
         ArgumentNullException.ThrowIfNull(accelerator);
         RequireLength(x0.Length, x.Length, nameof(x0));
         RequireLength(g.Length, x.Length, nameof(g));
@@ -81,6 +82,7 @@ public static partial class AttackKernels
     /// <summary>d (N, C, H, W) += dPool (N, C) / (H W): the gradient of a global average pool. hw = H W.</summary>
     public static void AddPooledGradient(Accelerator accelerator, View<float> dPool, View<float> d, int hw)
     {
+        using var profile = OperatorScope.Enter(accelerator, "AttackKernels.AddPooledGradient", OperatorCost.Elementwise(d.Length, 2, reads: 2, writes: 1));
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentOutOfRangeException.ThrowIfLessThan(hw, 1);
         RequireLength((long)dPool.Length * hw, d.Length, nameof(dPool));
@@ -100,6 +102,7 @@ public static partial class AttackKernels
     public static void CwAdamStep(Accelerator accelerator, View<float> w, View<float> m, View<float> v, View<float> x, View<float> x0, View<float> gx,
         float lr, float correction1, float correction2)
     {
+        using var profile = OperatorScope.Enter(accelerator, "AttackKernels.CwAdamStep", OperatorCost.Elementwise(x.Length, 20, reads: 6, writes: 4));
         ArgumentNullException.ThrowIfNull(accelerator);
         foreach (var (length, name) in new[] { (w.Length, nameof(w)), (m.Length, nameof(m)), (v.Length, nameof(v)), (x0.Length, nameof(x0)), (gx.Length, nameof(gx)) })
         {

@@ -45,10 +45,18 @@ public static unsafe partial class BatchNorm2d
     // ---- Dispatchers ----
 
     /// <summary>Training forward on the accelerator. Shapes as <see cref="ForwardTrainingCpu"/>.</summary>
+    /// <summary>
+    /// Cost model: FLOPs per element (training forward: sum and sum of squares 3, normalise 4; backward:
+    /// two sums 4, dx 6) and full passes over N x C x H x W floats (training forward reads x twice and
+    /// writes y; backward reads x and dy twice and writes dx).
+    /// </summary>
+    public static OperatorCost Cost(in BatchNorm2dShape s, double flopsPerElement, int passes) => new((double)s.Length * flopsPerElement, 4.0 * s.Length * passes);
+
     public static void ForwardTraining(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd,
         float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
     {
+        using var profile = OperatorScope.Enter(accelerator, "BatchNorm2d.ForwardTraining", Cost(s, flopsPerElement: 7, passes: 3));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {
@@ -62,6 +70,7 @@ public static unsafe partial class BatchNorm2d
     public static void ForwardInference(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, float epsilon = DefaultEpsilon)
     {
+        using var profile = OperatorScope.Enter(accelerator, "BatchNorm2d.ForwardInference", Cost(s, flopsPerElement: 4, passes: 2));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {
@@ -75,6 +84,7 @@ public static unsafe partial class BatchNorm2d
     public static void BackwardTraining(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
         View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
     {
+        using var profile = OperatorScope.Enter(accelerator, "BatchNorm2d.BackwardTraining", Cost(s, flopsPerElement: 10, passes: 5));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {
@@ -88,6 +98,7 @@ public static unsafe partial class BatchNorm2d
     public static void BackwardInference(Accelerator accelerator, in BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
         View<float> dx, float epsilon = DefaultEpsilon)
     {
+        using var profile = OperatorScope.Enter(accelerator, "BatchNorm2d.BackwardInference", Cost(s, flopsPerElement: 2, passes: 2));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {

@@ -82,6 +82,7 @@ public static partial class Elementwise
     /// <summary>y += a * x. <paramref name="x"/> (n), <paramref name="y"/> (n).</summary>
     public static void Axpy(Accelerator accelerator, float a, View<float> x, View<float> y)
     {
+        using var profile = OperatorScope.Enter(accelerator, "Elementwise.Axpy", OperatorCost.Elementwise(y.Length, 2, reads: 2, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(Axpy));
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {
@@ -94,6 +95,7 @@ public static partial class Elementwise
     /// <summary>y = max(x, 0) (NaN propagates, as MathF.Max). x (n), y (n); y may be x.</summary>
     public static void ReluForward(Accelerator accelerator, View<float> x, View<float> y)
     {
+        using var profile = OperatorScope.Enter(accelerator, "Elementwise.ReluForward", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(ReluForward));
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {
@@ -106,6 +108,7 @@ public static partial class Elementwise
     /// <summary>dx = dy where x &gt; 0, else 0. x (n) is the forward input, dy (n), dx (n).</summary>
     public static void ReluBackward(Accelerator accelerator, View<float> x, View<float> dy, View<float> dx)
     {
+        using var profile = OperatorScope.Enter(accelerator, "Elementwise.ReluBackward", OperatorCost.Elementwise(dx.Length, 1, reads: 2, writes: 1));
         CheckSameLength(accelerator, x, dy, nameof(ReluBackward));
         CheckSameLength(accelerator, x, dx, nameof(ReluBackward));
         if (accelerator.Kind == AcceleratorKind.Cpu)
@@ -119,6 +122,7 @@ public static partial class Elementwise
     /// <summary>z = x + y (residual connection). x (n), y (n), z (n); z may be x or y.</summary>
     public static void Add(Accelerator accelerator, View<float> x, View<float> y, View<float> z)
     {
+        using var profile = OperatorScope.Enter(accelerator, "Elementwise.Add", OperatorCost.Elementwise(z.Length, 1, reads: 2, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(Add));
         CheckSameLength(accelerator, x, z, nameof(Add));
         if (accelerator.Kind == AcceleratorKind.Cpu)
@@ -132,6 +136,7 @@ public static partial class Elementwise
     /// <summary>y += x (in-place residual). x (n), y (n).</summary>
     public static void AddInPlace(Accelerator accelerator, View<float> x, View<float> y)
     {
+        using var profile = OperatorScope.Enter(accelerator, "Elementwise.AddInPlace", OperatorCost.Elementwise(y.Length, 1, reads: 2, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(AddInPlace));
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {
@@ -144,6 +149,7 @@ public static partial class Elementwise
     /// <summary>y = a * x. x (n), y (n); y may be x.</summary>
     public static void Scale(Accelerator accelerator, float a, View<float> x, View<float> y)
     {
+        using var profile = OperatorScope.Enter(accelerator, "Elementwise.Scale", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(Scale));
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {

@@ -30,8 +30,12 @@ public readonly record struct GlobalAvgPoolShape(int N, int C, int H, int W)
 public static partial class GlobalAvgPool
 {
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
+    /// <summary>Cost model (both passes): one FLOP per input element; the input-sized and output-sized arrays once each.</summary>
+    public static OperatorCost Cost(in GlobalAvgPoolShape s) => new(s.InputLength, 4.0 * (s.InputLength + s.OutputLength));
+
     public static void Forward(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> x, View<float> y)
     {
+        using var profile = OperatorScope.Enter(accelerator, "GlobalAvgPool.Forward", Cost(s));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {
@@ -44,6 +48,7 @@ public static partial class GlobalAvgPool
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>.</summary>
     public static void Backward(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> dy, View<float> dx)
     {
+        using var profile = OperatorScope.Enter(accelerator, "GlobalAvgPool.Backward", Cost(s));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {

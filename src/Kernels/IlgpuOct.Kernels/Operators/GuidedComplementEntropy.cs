@@ -33,6 +33,7 @@ public static partial class GuidedComplementEntropy
     public static void Compute(Accelerator accelerator, in LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         LossReduction reduction = LossReduction.Mean)
     {
+        using var profile = OperatorScope.Enter(accelerator, "GuidedComplementEntropy.Compute", CrossEntropy.Cost(s));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {

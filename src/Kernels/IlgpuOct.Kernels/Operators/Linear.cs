@@ -32,8 +32,15 @@ public readonly record struct LinearShape(int N, int In, int Out)
 public static partial class Linear
 {
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
+    /// <summary>Cost model of Linear's own kernels (its products are Gemm calls with their own cost): the bias broadcast writes N x Out.</summary>
+    public static OperatorCost ForwardCost(in LinearShape s) => new(0, 4.0 * (s.Out + s.OutputLength));
+
+    /// <summary>Cost model of Linear's own kernels: the bias gradient sums N x Out (when asked for).</summary>
+    public static OperatorCost BackwardCost(in LinearShape s, bool biasGradient) => biasGradient ? new(s.OutputLength, 4.0 * (s.OutputLength + s.Out)) : default;
+
     public static void Forward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y)
     {
+        using var profile = OperatorScope.Enter(accelerator, "Linear.Forward", ForwardCost(s));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {
@@ -46,6 +53,7 @@ public static partial class Linear
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>; an empty dx skips the input gradient, empty dw and db the weight gradients.</summary>
     public static void Backward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
     {
+        using var profile = OperatorScope.Enter(accelerator, "Linear.Backward", BackwardCost(s, db.Length != 0));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {

@@ -50,8 +50,15 @@ public static unsafe partial class MaxPool2d
     private const long ParallelWorkThreshold = 1L << 15;
 
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
+    /// <summary>Cost model: K^2 comparisons per output; reads x, writes y and the argmax indices.</summary>
+    public static OperatorCost ForwardCost(in MaxPool2dShape s) => new((double)s.OutputLength * s.Kernel * s.Kernel, 4.0 * (s.InputLength + 2.0 * s.OutputLength));
+
+    /// <summary>Cost model: one add per input element that receives a gradient; reads dy and the indices, writes dx.</summary>
+    public static OperatorCost BackwardCost(in MaxPool2dShape s) => new(s.OutputLength, 4.0 * (s.InputLength + 2.0 * s.OutputLength));
+
     public static void Forward(Accelerator accelerator, in MaxPool2dShape s, View<float> x, View<float> y, View<int> indices)
     {
+        using var profile = OperatorScope.Enter(accelerator, "MaxPool2d.Forward", ForwardCost(s));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {
@@ -64,6 +71,7 @@ public static unsafe partial class MaxPool2d
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>.</summary>
     public static void Backward(Accelerator accelerator, in MaxPool2dShape s, View<float> dy, View<int> indices, View<float> dx)
     {
+        using var profile = OperatorScope.Enter(accelerator, "MaxPool2d.Backward", BackwardCost(s));
         ArgumentNullException.ThrowIfNull(accelerator);
         if (accelerator.Kind == AcceleratorKind.Cpu)
         {

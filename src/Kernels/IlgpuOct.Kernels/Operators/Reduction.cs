@@ -94,10 +94,18 @@ public static partial class Reduction
         yield return new LaunchShape(WarpSumKernel.Definition, layer, Config(s.Length));
     }
 
-    public static void Sum(Accelerator accelerator, View<float> x, View<float> result) => Run(accelerator, x, result, byWarps: false);
+    public static void Sum(Accelerator accelerator, View<float> x, View<float> result)
+    {
+        using var profile = OperatorScope.Enter(accelerator, "Reduction.Sum", OperatorCost.Elementwise(x.Length, 1, reads: 1, writes: 0));
+        Run(accelerator, x, result, byWarps: false);
+    }
 
     /// <summary>result[0] = sum of x (warp-shuffle reduction on kernel accelerators). x (n), result (1).</summary>
-    public static void SumByWarps(Accelerator accelerator, View<float> x, View<float> result) => Run(accelerator, x, result, byWarps: true);
+    public static void SumByWarps(Accelerator accelerator, View<float> x, View<float> result)
+    {
+        using var profile = OperatorScope.Enter(accelerator, "Reduction.SumByWarps", OperatorCost.Elementwise(x.Length, 1, reads: 1, writes: 0));
+        Run(accelerator, x, result, byWarps: true);
+    }
 
     private static void Run(Accelerator accelerator, View<float> x, View<float> result, bool byWarps)
     {

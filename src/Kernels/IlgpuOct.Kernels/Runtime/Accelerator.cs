@@ -49,6 +49,9 @@ public abstract class Accelerator : IDisposable
     /// <summary>True for host accelerators, whose launches call the C# kernel bodies.</summary>
     public abstract bool RunsKernelsOnHost { get; }
 
+    /// <summary>When set, operator calls and kernel launches are recorded there (profile mode: every cuda launch is bracketed by events).</summary>
+    public Profiling.Profiler? Profiler { get; set; }
+
     public abstract DeviceBuffer<T> Allocate<T>(int length) where T : unmanaged;
 
     public abstract void CopyFromHost<T>(ReadOnlySpan<T> source, View<T> destination) where T : unmanaged;
