@@ -9,6 +9,7 @@ internal static class CommandCatalog
     public static IEnumerable<Command> Create()
     {
         yield return BenchCommand.Create();
+        yield return ProfileCommand.Create();
         yield return DevicesCommand.Create();
         yield return KernelsCommand.Create();
         yield return SelftestCommand.Create();
