@@ -13,6 +13,7 @@ internal static class CommandCatalog
         yield return DevicesCommand.Create();
         yield return KernelsCommand.Create();
         yield return SelftestCommand.Create();
+        yield return VerifyCommand.Create();
         yield return DataCommand.Create();
         yield return AttackCommand.Create();
         yield return TrainCommand.Create();

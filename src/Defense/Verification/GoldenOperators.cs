@@ -83,7 +83,7 @@ public static class GoldenOperators
         Conv2d.Forward(acc, s, xs, ws, y);
         Conv2d.BackwardData(acc, s, ws, dy, dx);
         Conv2d.BackwardWeight(acc, s, xs, dy, dw);
-        return new GoldenCaseResult($"conv.{index}", s.ToString(),
+        return new GoldenCaseResult($"conv.{index}", Dims(file, $"conv.{index}.x", $"conv.{index}.w") + $" stride {s.Stride} padding {s.Padding}",
         [
             Comparison.Compare($"conv.{index}.y", acc.Download(y), file[$"conv.{index}.y"].ToFloat(), atol: 1e-4, rtol: 1e-4, maxRelativeL2: 1e-4),
             Comparison.Compare($"conv.{index}.dx", acc.Download(dx), file[$"conv.{index}.dx"].ToFloat(), atol: 1e-4, rtol: 1e-3, maxRelativeL2: 1e-3),
@@ -113,7 +113,7 @@ public static class GoldenOperators
         var dbeta = io.Allocate(s.C);
         BatchNorm2d.ForwardTraining(acc, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, eps);
         BatchNorm2d.BackwardTraining(acc, s, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
-        return new GoldenCaseResult("bn", s.ToString(),
+        return new GoldenCaseResult("bn", Dims(file, "bn.x"),
         [
             Comparison.Compare("bn.y", acc.Download(y), file["bn.y"].ToFloat(), atol: 1e-5, rtol: 1e-4, maxRelativeL2: 1e-4),
             Comparison.Compare("bn.running_mean.after", acc.Download(runningMean), file["bn.running_mean.after"].ToFloat(), atol: 1e-6, rtol: 1e-5, maxRelativeL2: 1e-4),
@@ -138,7 +138,7 @@ public static class GoldenOperators
         var dx = io.Allocate(s.InputLength);
         MaxPool2d.Forward(acc, s, x, y, indices.View);
         MaxPool2d.Backward(acc, s, dy, indices.View, dx);
-        return new GoldenCaseResult("maxpool", s.ToString(),
+        return new GoldenCaseResult("maxpool", Dims(file, "maxpool.x") + $" kernel {s.Kernel} stride {s.Stride} padding {s.Padding}",
         [
             Comparison.Compare("maxpool.y (a selection, so exact)", acc.Download(y), file["maxpool.y"].ToFloat(), atol: 0, rtol: 0, maxRelativeL2: 1e-4),
             Comparison.Compare("maxpool.dx", acc.Download(dx), file["maxpool.dx"].ToFloat(), atol: 1e-6, rtol: 1e-6, maxRelativeL2: 1e-3),
@@ -157,7 +157,7 @@ public static class GoldenOperators
         var dx = io.Allocate(s.InputLength);
         GlobalAvgPool.Forward(acc, s, x, y);
         GlobalAvgPool.Backward(acc, s, dy, dx);
-        return new GoldenCaseResult("avgpool", s.ToString(),
+        return new GoldenCaseResult("avgpool", Dims(file, "avgpool.x"),
         [
             Comparison.Compare("avgpool.y", acc.Download(y), file["avgpool.y"].ToFloat(), atol: 1e-6, rtol: 1e-5, maxRelativeL2: 1e-4),
             Comparison.Compare("avgpool.dx", acc.Download(dx), file["avgpool.dx"].ToFloat(), atol: 1e-7, rtol: 1e-6, maxRelativeL2: 1e-3),
@@ -181,7 +181,7 @@ public static class GoldenOperators
         var db = io.Allocate(s.Out);
         Linear.Forward(acc, s, x, w, b, y);
         Linear.Backward(acc, s, x, w, dy, dx, dw, db);
-        return new GoldenCaseResult("linear", s.ToString(),
+        return new GoldenCaseResult("linear", Dims(file, "linear.x", "linear.w"),
         [
             Comparison.Compare("linear.y", acc.Download(y), file["linear.y"].ToFloat(), atol: 1e-5, rtol: 1e-4, maxRelativeL2: 1e-4),
             Comparison.Compare("linear.dx", acc.Download(dx), file["linear.dx"].ToFloat(), atol: 1e-5, rtol: 1e-3, maxRelativeL2: 1e-3),
@@ -214,12 +214,16 @@ public static class GoldenOperators
         var loss = io.Allocate(1);
         var dlogits = io.Allocate(s.Length);
         compute(acc, s, logits, labels.View, loss, dlogits);
-        return new GoldenCaseResult(key, s.ToString(),
+        return new GoldenCaseResult(key, Dims(file, $"{key}.logits"),
         [
             Comparison.Compare($"{key}.loss", acc.Download(loss), file[$"{key}.loss"].ToFloat(), atol: 1e-6, rtol: 1e-5, maxRelativeL2: 1e-4),
             Comparison.Compare($"{key}.dlogits", acc.Download(dlogits), file[$"{key}.dlogits"].ToFloat(), atol: 1e-6, rtol: gradientRtol, maxRelativeL2: 1e-3),
         ]);
     }
+
+    /// <summary>"x[2, 3, 17, 17] w[5, 3, 7, 7]" for the named tensors.</summary>
+    private static string Dims(SafeTensorFile file, params string[] keys) =>
+        string.Join(" ", keys.Select(k => $"{k[(k.LastIndexOf('.') + 1)..]}[{string.Join(", ", file[k].Shape)}]"));
 
     private static void RequireShape(SafeTensorFile file, string key, params int[] expected)
     {
