@@ -2,7 +2,6 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
-using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Defense.Mixture;
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Cpu;
@@ -80,23 +79,11 @@ internal static class ProfileCommand
         }
         CliRunner.SetAction(command, (parse, token) =>
         {
-            int res = parse.GetValue(resolution), n = RequirePositive(parse.GetValue(batch), "--batch");
-            var options = new PgdOptions { Epsilon = 0.005f, Steps = RequirePositive(parse.GetValue(pgdSteps), "--pgd-steps") };
-            return Run(parse, common, $"PGD-{options.Steps} batch {n} at {res}x{res}, width {parse.GetValue(width)}", 1, acc =>
+            int res = parse.GetValue(resolution), n = parse.GetValue(batch), steps = parse.GetValue(pgdSteps);
+            return Run(parse, common, $"PGD-{steps} batch {n} at {res}x{res}, width {parse.GetValue(width)}", 1, acc =>
             {
-                var model = new ResNet18(acc, new ResNetConfig(parse.GetValue(width), 1, 2), seed: 0);
-                var random = new Random(1);
-                var images = new float[n * res * res];
-                for (int i = 0; i < images.Length; i++)
-                {
-                    images[i] = (float)random.NextDouble();
-                }
-                var labels = Enumerable.Range(0, n).Select(i => i % 2).ToArray();
-                var classifier = new ResNetClassifier(model);
-                var objective = new CrossEntropyObjective(classifier);
-                // Warm-up: one forward pass compiles and loads the forward kernels outside the profile.
-                return new Workload(_ => Pgd.Run(objective, images, [n, 1, res, res], AttackGoal.Untargeted(labels), options, cancellationToken: token),
-                    0, model, () => classifier.Logits(images, [n, 1, res, res]));
+                var workload = new PgdWorkload(acc, parse.GetValue(width), res, n, steps);
+                return new Workload(_ => workload.Run(token), 0, workload, workload.WarmUp);
             });
         });
         return command;
