@@ -6,11 +6,34 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        var root = new RootCommand("IlgpuOct: adversarially robust medical-image classifiers on GPU kernels of their own.");
+        var root = new RootCommand("IlgpuOct: adversarially robust medical-image classifiers on GPU kernels of their own. " + CliRunner.ExitCodeHelp);
+        root.Options.Add(CliRunner.Verbose);
         foreach (var command in CommandCatalog.Create())
         {
             root.Subcommands.Add(command);
         }
-        return root.Parse(args).Invoke();
+        return CliRunner.Run(() =>
+        {
+            var parse = root.Parse(args);
+            if (parse.Errors.Count > 0)
+            {
+                // One line, whatever the parser found; --help shows the usage.
+                Console.Error.WriteLine($"error: {CliRunner.OneLine(parse.Errors[0].Message)} (see `ilgpuoct {string.Join(' ', CommandPath(parse))} --help`)");
+                return CliRunner.BadInput;
+            }
+            using var listening = Interruption.Listen();
+            // Our own handler: the first interrupt cancels, the second aborts (System.CommandLine's would kill the process).
+            return parse.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null, EnableDefaultExceptionHandler = false });
+        }, args.Contains("--verbose"));
+    }
+
+    private static IEnumerable<string> CommandPath(ParseResult parse)
+    {
+        var names = new List<string>();
+        for (var result = parse.CommandResult; result.Parent is System.CommandLine.Parsing.CommandResult parent; result = parent)
+        {
+            names.Insert(0, result.Command.Name);
+        }
+        return names;
     }
 }

@@ -24,6 +24,15 @@ internal static class DevicesCommand
             {
                 rows.Add(HostRow(cpuKernels, "C# kernels with exact GPU semantics (a checker, chosen only by name)"));
             }
+            if (IlgpuOct.Kernels.CudaHost.HostCompiler.TryGet(out string hostReason) is { } hostCompiler)
+            {
+                using var cudaHost = IlgpuOct.Kernels.CudaHost.CudaHostAccelerator.Open();
+                rows.Add(HostRow(cudaHost, $"the generated CUDA C compiled by {hostCompiler.Identity} (a checker, chosen only by name)"));
+            }
+            else
+            {
+                rows.Add(new DeviceRow("cuda-host", null, "unavailable", null, null, 0, null, null, hostReason));
+            }
             var cuda = CudaProbe.Describe();
             string nvrtcText = cuda.Nvrtc is null ? "none" : cuda.Nvrtc.Version.ToString();
             foreach (var d in cuda.Devices)
@@ -83,7 +92,7 @@ internal static class DevicesCommand
         return command;
     }
 
-    private static DeviceRow HostRow(HostAccelerator accelerator, string notes) =>
+    private static DeviceRow HostRow(Accelerator accelerator, string notes) =>
         new(accelerator.Id, null, accelerator.Name, null, Environment.ProcessorCount, accelerator.GetMemoryInfo().TotalBytes, null, null, notes);
 
     private static string TryTarget(Nvrtc nvrtc, int computeCapability)

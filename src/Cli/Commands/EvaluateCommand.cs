@@ -16,17 +16,18 @@ internal static class EvaluateCommand
         var detector = new Option<string?>("--detector") { Description = "Detector file from `detect fit` (default: fit UAD, Mahalanobis and KDE on the train split)." };
         var attack = new Option<string>("--attack") { Description = "fgsm, pgd, cw, adaptive (HFC + density-PGD against each detector) or none.", DefaultValueFactory = _ => "pgd" };
         attack.AcceptOnlyFromAmong("fgsm", "pgd", "cw", "adaptive", "none");
-        var eps = new Option<float>("--eps") { Description = "L-infinity budget (pixel units in [0, 1]).", DefaultValueFactory = _ => 0.005f };
-        var steps = new Option<int>("--steps") { Description = "PGD / adaptive steps.", DefaultValueFactory = _ => 10 };
-        var c = new Option<double>("--c") { Description = "C&W trade-off constant.", DefaultValueFactory = _ => 0.1 };
-        var cwSteps = new Option<int>("--cw-steps") { Description = "C&W Adam iterations.", DefaultValueFactory = _ => 100 };
-        var images = new Option<int>("--images") { Description = "Test images attacked (a seeded class-balanced sample).", DefaultValueFactory = _ => 200 };
-        var lambda = new Option<double>("--lambda") { Description = "Adaptive attacks: weight of the feature term.", DefaultValueFactory = _ => 1.0 };
+        var eps = new Option<float>("--eps") { Description = "L-infinity budget (pixel units in [0, 1]).", DefaultValueFactory = _ => 0.005f }.InRange(1e-6f, 1f);
+        var steps = new Option<int>("--steps") { Description = "PGD / adaptive steps.", DefaultValueFactory = _ => 10 }.InRange(1, 100_000);
+        var c = new Option<double>("--c") { Description = "C&W trade-off constant.", DefaultValueFactory = _ => 0.1 }.InRange(1e-12, 1e12);
+        var cwSteps = new Option<int>("--cw-steps") { Description = "C&W Adam iterations.", DefaultValueFactory = _ => 100 }.InRange(1, 100_000);
+        var images = new Option<int>("--images") { Description = "Test images attacked (a seeded class-balanced sample).", DefaultValueFactory = _ => 200 }.InRange(1, 1_000_000);
+        var lambda = new Option<double>("--lambda") { Description = "Adaptive attacks: weight of the feature term.", DefaultValueFactory = _ => 1.0 }.InRange(0.0, 1e6);
         var saveAdv = new Option<string?>("--save-adv") { Description = "Write the adversarial images (safetensors) for `detect score --adv`." };
         var device = CliRunner.DeviceOption();
+        var noVerify = CliRunner.NoVerifyOption();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of the detectors' fits." };
         var json = CliRunner.JsonOption();
-        foreach (var option in new Option[] { model, data, detector, attack, eps, steps, c, cwSteps, images, lambda, saveAdv, device, seed, json })
+        foreach (var option in new Option[] { noVerify, model, data, detector, attack, eps, steps, c, cwSteps, images, lambda, saveAdv, device, seed, json })
         {
             command.Options.Add(option);
         }
@@ -37,6 +38,7 @@ internal static class EvaluateCommand
             {
                 ModelPath = parse.GetValue(model)!,
                 DataPath = parse.GetValue(data)!,
+                VerifyData = !parse.GetValue(noVerify),
                 DetectorPath = parse.GetValue(detector),
                 Attack = parse.GetValue(attack)!,
                 Epsilon = parse.GetValue(eps),

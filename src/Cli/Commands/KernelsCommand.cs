@@ -12,11 +12,12 @@ internal static class KernelsCommand
 {
     public static Command Create()
     {
-        var kernels = new Command("kernels", "List the generated kernels, show their CUDA C or PTX, compile them all with NVRTC.");
+        var kernels = new Command("kernels", "List the generated kernels, show their CUDA C or PTX, compile them all with NVRTC, fuzz the translator.");
         kernels.Subcommands.Add(CreateList());
         kernels.Subcommands.Add(CreateShow());
         kernels.Subcommands.Add(CreateCompile());
         kernels.Subcommands.Add(CreateReport());
+        kernels.Subcommands.Add(KernelsFuzzCommand.Create());
         return kernels;
     }
 

@@ -11,8 +11,8 @@ internal static class SelftestCommand
     public static Command Create()
     {
         var command = new Command("selftest", "Run every kernel self-test (seeded random inputs, compared with the CPU implementation) on a device.");
-        var device = new Option<string?>("--device") { Description = "cuda | cpu-kernels (default: cuda when available, else cpu-kernels)" };
-        device.AcceptOnlyFromAmong("cuda", "cpu-kernels");
+        var device = new Option<string?>("--device") { Description = "cuda | cpu-kernels | cuda-host (default: cuda when available, else cpu-kernels)" };
+        device.AcceptOnlyFromAmong("cuda", "cpu-kernels", "cuda-host");
         var seed = new Option<int>("--seed") { Description = "Seed of the random inputs.", DefaultValueFactory = _ => 1234 };
         var filter = new Option<string?>("--filter") { Description = "Only kernels whose name contains this text (case-insensitive)." };
         var json = CliRunner.JsonOption();

@@ -5,7 +5,7 @@ namespace IlgpuOct.Defense.Attacks;
 
 /// <summary>
 /// Element-wise attack updates on the device: the L-infinity sign step with projection and
-/// clipping, and the even spread of a pooled-feature gradient over H and W. Each has a CPU
+/// clipping, and the C&amp;W Adam step in tanh space. Each has a CPU
 /// implementation (the cpu engine, and the reference of the kernel tests), a grid-stride
 /// [Kernel] and a dispatcher.
 /// </summary>
@@ -29,15 +29,6 @@ public static partial class AttackKernels
             float hi = x0[i] + eps;
             v = v < lo ? lo : (v > hi ? hi : v);
             x[i] = v < 0f ? 0f : (v > 1f ? 1f : v);
-        }
-    }
-
-    [Kernel]
-    private static void AddSpread(KernelContext ctx, View<float> dPool, View<float> d, int hw)
-    {
-        for (int i = ctx.GlobalX; i < d.Length; i += ctx.GridStrideX)
-        {
-            d[i] += dPool[i / hw] / (float)hw;
         }
     }
 
@@ -67,31 +58,12 @@ public static partial class AttackKernels
     /// </summary>
     public static void SignStepProjectClip(Accelerator accelerator, View<float> x, View<float> x0, View<float> g, float step, float eps)
     {
-        using var profile = OperatorScope.Enter(accelerator, "AttackKernels.SignStepProjectClip", OperatorCost.Elementwise(x.Length, 6, reads: 3, writes: 1));
         ArgumentNullException.ThrowIfNull(accelerator);
         RequireLength(x0.Length, x.Length, nameof(x0));
         RequireLength(g.Length, x.Length, nameof(g));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            SignStepProjectClipCpu(x.AsSpan(), x0.AsSpan(), g.AsSpan(), step, eps);
-            return;
-        }
-        SignStepKernel.Launch(accelerator, Config(x.Length), x, x0, g, step, eps);
-    }
-
-    /// <summary>d (N, C, H, W) += dPool (N, C) / (H W): the gradient of a global average pool. hw = H W.</summary>
-    public static void AddPooledGradient(Accelerator accelerator, View<float> dPool, View<float> d, int hw)
-    {
-        using var profile = OperatorScope.Enter(accelerator, "AttackKernels.AddPooledGradient", OperatorCost.Elementwise(d.Length, 2, reads: 2, writes: 1));
-        ArgumentNullException.ThrowIfNull(accelerator);
-        ArgumentOutOfRangeException.ThrowIfLessThan(hw, 1);
-        RequireLength((long)dPool.Length * hw, d.Length, nameof(dPool));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            AddPooledGradientCpu(dPool.AsSpan(), d.AsSpan(), hw);
-            return;
-        }
-        AddSpreadKernel.Launch(accelerator, Config(d.Length), dPool, d, hw);
+        OperatorDispatch.Run(accelerator, "AttackKernels.SignStepProjectClip", OperatorCost.Elementwise(x.Length, 6, reads: 3, writes: 1),
+            () => SignStepProjectClipCpu(x.AsSpan(), x0.AsSpan(), g.AsSpan(), step, eps),
+            () => SignStepKernel.Launch(accelerator, Config(x.Length), x, x0, g, step, eps));
     }
 
     /// <summary>
@@ -102,18 +74,14 @@ public static partial class AttackKernels
     public static void CwAdamStep(Accelerator accelerator, View<float> w, View<float> m, View<float> v, View<float> x, View<float> x0, View<float> gx,
         float lr, float correction1, float correction2)
     {
-        using var profile = OperatorScope.Enter(accelerator, "AttackKernels.CwAdamStep", OperatorCost.Elementwise(x.Length, 20, reads: 6, writes: 4));
         ArgumentNullException.ThrowIfNull(accelerator);
         foreach (var (length, name) in new[] { (w.Length, nameof(w)), (m.Length, nameof(m)), (v.Length, nameof(v)), (x0.Length, nameof(x0)), (gx.Length, nameof(gx)) })
         {
             RequireLength(length, x.Length, name);
         }
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            CwAdamStepCpu(w.AsSpan(), m.AsSpan(), v.AsSpan(), x.AsSpan(), x0.AsSpan(), gx.AsSpan(), lr, correction1, correction2);
-            return;
-        }
-        CwAdamKernel.Launch(accelerator, Config(x.Length), w, m, v, x, x0, gx, lr, correction1, correction2);
+        OperatorDispatch.Run(accelerator, "AttackKernels.CwAdamStep", OperatorCost.Elementwise(x.Length, 20, reads: 6, writes: 4),
+            () => CwAdamStepCpu(w.AsSpan(), m.AsSpan(), v.AsSpan(), x.AsSpan(), x0.AsSpan(), gx.AsSpan(), lr, correction1, correction2),
+            () => CwAdamKernel.Launch(accelerator, Config(x.Length), w, m, v, x, x0, gx, lr, correction1, correction2));
     }
 
     // ------------------------------------------------------------------ CPU implementations
@@ -151,23 +119,13 @@ public static partial class AttackKernels
         }
     }
 
-    public static void AddPooledGradientCpu(ReadOnlySpan<float> dPool, Span<float> d, int hw)
-    {
-        RequireLength((long)dPool.Length * hw, d.Length, nameof(dPool));
-        for (int i = 0; i < d.Length; i++)
-        {
-            d[i] += dPool[i / hw] / (float)hw;
-        }
-    }
-
-    /// <summary>A PGD batch of 64 one-channel 224 x 224 images; the pooled gradient of ResNet-18's 512 x 7 x 7 features.</summary>
+    /// <summary>A PGD batch of 64 one-channel 224 x 224 images.</summary>
     [LaunchShapes]
     private static IEnumerable<LaunchShape> LaunchShapes()
     {
         int images = ResNet18Shapes.Batch * ResNet18Shapes.Resolution * ResNet18Shapes.Resolution;
         yield return new LaunchShape(SignStepKernel.Definition, "PGD batch 64x1x224x224", Config(images));
         yield return new LaunchShape(CwAdamKernel.Definition, "C&W batch 64x1x224x224", Config(images));
-        yield return new LaunchShape(AddSpreadKernel.Definition, "HFC 64x512x7x7", Config(ResNet18Shapes.Batch * 512 * 7 * 7));
     }
 
     private static LaunchConfig Config(int n)

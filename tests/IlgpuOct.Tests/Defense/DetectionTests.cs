@@ -12,10 +12,15 @@ namespace IlgpuOct.Tests.Defense;
 public sealed class DetectionTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), $"ilgpuoct-det-{Guid.NewGuid():N}");
+    private readonly HostAccelerator _cpu = new(AcceleratorKind.Cpu);
 
     public DetectionTests() => Directory.CreateDirectory(_dir);
 
-    public void Dispose() => Directory.Delete(_dir, true);
+    public void Dispose()
+    {
+        _cpu.Dispose();
+        Directory.Delete(_dir, true);
+    }
 
     /// <summary>Two classes of Gaussian points in d dimensions, class c centred at 3c on every axis, per-axis scales 1..d.</summary>
     private static (float[] X, int[] Labels) Clusters(int perClass, int d, int seed)
@@ -42,7 +47,7 @@ public sealed class DetectionTests : IDisposable
         float[] x = [0, 0, 2, 0, 0, 2, 2, 2, 10, 10, 12, 10, 10, 13, 12, 13];
         int[] labels = [0, 0, 0, 0, 1, 1, 1, 1];
         var detector = new MahalanobisDetector(relativeRegularization: 0);
-        detector.Fit(x, 8, 2, labels, 2);
+        detector.Fit(x, 8, 2, labels, 2, _cpu);
         // Class 0 mean (1, 1), class 1 mean (11, 11.5); centred points give Sxx = 8, Syy = 4 + 9, Sxy = 0 over 8 points.
         double sxx = 8.0 / 8, syy = (4 + 9) / 8.0;
         float[] q = [3, 1, 11, 14];
@@ -58,7 +63,7 @@ public sealed class DetectionTests : IDisposable
         float[] x = [0, 0, 1, 0, 5, 5, 6, 5];
         int[] labels = [0, 0, 1, 1];
         var detector = new KdeDetector(bandwidth: 0.5);
-        detector.Fit(x, 4, 2, labels, 2);
+        detector.Fit(x, 4, 2, labels, 2, _cpu);
         float[] q = [0.5f, 0.25f];
         double h2 = 0.25;
         double k1 = Math.Exp(-(0.25 + 0.0625) / (2 * h2)) / (2 * Math.PI * h2);
@@ -72,7 +77,7 @@ public sealed class DetectionTests : IDisposable
     {
         var (x, labels) = Clusters(60, 3, 1);
         var detector = new UadDetector();
-        detector.Fit(x, labels.Length, 3, labels, 2);
+        detector.Fit(x, labels.Length, 3, labels, 2, _cpu);
         float[] q = [0, 0, 0, 3, 3, 3];
         double[] s = detector.Score(q, 2, [1, 1]);
         Tolerance.AssertClose(s, detector.Mixtures[1].ScoreSamples(q, 2), 1e-12, 0, "uad = class-1 log density");
@@ -87,7 +92,7 @@ public sealed class DetectionTests : IDisposable
     {
         var (x, labels) = Clusters(80, 4, 2);
         var detector = FeatureDetector.Create(name);
-        detector.Fit(x, labels.Length, 4, labels, 2);
+        detector.Fit(x, labels.Length, 4, labels, 2, _cpu);
         var (val, valLabels) = Clusters(100, 4, 3);
         double[] valScores = detector.Score(val, valLabels.Length, valLabels);
         detector.Calibrate(valScores, 0.05);
@@ -113,7 +118,7 @@ public sealed class DetectionTests : IDisposable
     {
         var (x, labels) = Clusters(50, 3, 4);
         var detector = FeatureDetector.Create(name);
-        detector.Fit(x, labels.Length, 3, labels, 2);
+        detector.Fit(x, labels.Length, 3, labels, 2, _cpu);
         var density = detector.ClassDensities[1];
         float[] p = [2.5f, 3.5f, 2f];
         var gradient = new float[3];
@@ -135,7 +140,7 @@ public sealed class DetectionTests : IDisposable
     public void FitRefusesAClassWithoutFeatures()
     {
         var detector = new MahalanobisDetector();
-        var act = () => detector.Fit([1, 2, 3, 4], 2, 2, [0, 0], 2);
+        var act = () => detector.Fit([1, 2, 3, 4], 2, 2, [0, 0], 2, _cpu);
         act.Should().Throw<ArgumentException>().WithMessage("*Class 1*");
     }
 

@@ -1,6 +1,6 @@
 using System.Globalization;
 using FluentAssertions;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Nn.IO;
 using IlgpuOct.Tests.Support;
 using Xunit;

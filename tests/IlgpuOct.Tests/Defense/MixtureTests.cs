@@ -1,5 +1,5 @@
 using FluentAssertions;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Tests.Support;
 using Xunit;
 

@@ -150,7 +150,7 @@ public sealed class TrainingModesTests : IDisposable
         int[] pseudo;
         using (var classifier = new ResNetClassifier(reference))
         {
-            pseudo = AttackMath.ArgMax(classifier.Logits(unlabeled, [b, 1, Size, Size]), b, 4);
+            pseudo = Accuracy.ArgMax(classifier.Logits(unlabeled, [b, 1, Size, Size]), b, 4);
             unlabeledAdv = FgsmSamples.Make(classifier, unlabeled, [b, 1, Size, Size], pseudo, options.EpsilonFor(seed, step, 1), false, new Random(0));
         }
         pseudo.Should().Equal(mode.LastPseudoLabels);

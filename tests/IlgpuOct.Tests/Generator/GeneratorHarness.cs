@@ -1,7 +1,7 @@
 using System.Collections.Immutable;
 using System.Reflection;
 using IlgpuOct.Kernels;
-using IlgpuOct.Kernels.Generator;
+using IlgpuOct.Kernels.Fuzzing;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 
@@ -10,31 +10,10 @@ namespace IlgpuOct.Tests.Generator;
 /// <summary>Runs the kernel generator in memory over C# source strings and exposes what it produced.</summary>
 internal static class GeneratorHarness
 {
-    private static readonly Lazy<MetadataReference[]> References = new(() =>
-    {
-        var paths = ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
-            .Where(p => Path.GetFileName(p) is "System.Private.CoreLib.dll" or "System.Runtime.dll" or "System.Collections.dll"
-                or "System.Memory.dll" or "System.Runtime.InteropServices.dll" or "System.Linq.dll" or "netstandard.dll")
-            .ToList();
-        paths.Add(typeof(KernelContext).Assembly.Location);
-        return paths.Distinct().Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToArray();
-    });
-
-    private const string GlobalUsings = "global using System; global using System.Collections.Generic; global using IlgpuOct.Kernels;";
-
     public static GeneratorRun Run(string source)
     {
-        var parse = new CSharpParseOptions(LanguageVersion.Latest);
-        var trees = new[]
-        {
-            CSharpSyntaxTree.ParseText(source, parse, path: "Kernels.cs"),
-            CSharpSyntaxTree.ParseText(GlobalUsings, parse, path: "Usings.cs"),
-        };
-        var options = new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, nullableContextOptions: NullableContextOptions.Enable, allowUnsafe: true);
-        var compilation = CSharpCompilation.Create("GeneratorTestKernels", trees, References.Value, options);
-        GeneratorDriver driver = CSharpGeneratorDriver.Create(new[] { new KernelGenerator().AsSourceGenerator() }, parseOptions: parse);
-        driver = driver.RunGeneratorsAndUpdateCompilation(compilation, out var output, out var generatorDiagnostics);
-        return new GeneratorRun((CSharpCompilation)output, driver.GetRunResult(), generatorDiagnostics);
+        var build = KernelSourceBuild.Run(source);
+        return new GeneratorRun(build.Compilation, build.Result, build.GeneratorDiagnostics);
     }
 }
 

@@ -61,6 +61,24 @@ public sealed class GlobalAvgPoolTests
         Tolerance.AssertClose(kdx, dx, 0, 1e-7, "backward kernel");
     }
 
+    [Fact]
+    public void Backward_accumulate_kernel_equals_the_cpu_implementation()
+    {
+        var random = new Random(6);
+        var s = new GlobalAvgPoolShape(1, 37, 7, 7);
+        var dPool = Enumerable.Range(0, s.OutputLength).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+        var d = Enumerable.Range(0, s.InputLength).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
+        var expected = (float[])d.Clone();
+        GlobalAvgPool.BackwardAccumulateCpu(s, dPool, expected);
+        expected[s.HW + 3].Should().BeApproximately(d[s.HW + 3] + dPool[1] / s.HW, 1e-7f);
+
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        using var pb = acc.Upload<float>(dPool);
+        using var db = acc.Upload<float>(d);
+        GlobalAvgPool.BackwardAccumulate(acc, s, pb.View, db.View);
+        Tolerance.AssertClose(acc.Download(db.View), expected, 0, 0, "pooled gradient accumulated");
+    }
+
     internal static double[] ForwardDouble(in GlobalAvgPoolShape s, double[] x)
     {
         var y = new double[s.OutputLength];

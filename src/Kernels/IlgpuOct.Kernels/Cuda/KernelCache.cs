@@ -87,19 +87,30 @@ public sealed class KernelCache
         ArgumentNullException.ThrowIfNull(kernel);
         ArgumentNullException.ThrowIfNull(nvrtc);
         var options = nvrtc.OptionsFor(target);
+        return GetOrCreate(Key(kernel, options, nvrtc.Version, driverVersion, computeCapability), target.FileExtension,
+            () => nvrtc.Compile(kernel.CudaSource, kernel.Name, target, options).Image, out outcome);
+    }
+
+    /// <summary>
+    /// The entry <paramref name="key"/> + <paramref name="extension"/>: from disk when valid, else made by
+    /// <paramref name="create"/> and stored (the same layout and atomic write for every compiler's output).
+    /// </summary>
+    public byte[] GetOrCreate(string key, string extension, Func<byte[]> create, out KernelCacheOutcome outcome)
+    {
+        ArgumentNullException.ThrowIfNull(create);
         if (!Enabled)
         {
             outcome = KernelCacheOutcome.Bypassed;
-            return nvrtc.Compile(kernel.CudaSource, kernel.Name, target, options).Image;
+            return create();
         }
-        string path = PathFor(Key(kernel, options, nvrtc.Version, driverVersion, computeCapability), target);
+        string path = Path.Combine(Directory, key + extension);
         bool existed = File.Exists(path);
         if (existed && TryRead(path, out var cached))
         {
             outcome = KernelCacheOutcome.Hit;
             return cached;
         }
-        var image = nvrtc.Compile(kernel.CudaSource, kernel.Name, target, options).Image;
+        var image = create();
         Store(path, image);
         outcome = existed ? KernelCacheOutcome.Repaired : KernelCacheOutcome.Miss;
         return image;

@@ -68,42 +68,27 @@ public static unsafe partial class Conv2d
         new(2.0 * s.N * s.OutC * s.OutH * s.OutW * s.InC * s.Kernel * s.Kernel, 4.0 * (inputElements + s.WeightLength + (inputElements == s.InputLength ? s.OutputLength : s.InputLength)));
 
     /// <summary>y = conv(x, w) on the accelerator: the CPU implementation on <c>cpu</c>, the kernels elsewhere. Shapes as <see cref="ForwardCpu"/>.</summary>
-    public static void Forward(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> y)
+    public static void Forward(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> w, View<float> y)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Conv2d.Forward", Cost(s, s.InputLength));
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardCpu(s, x.AsSpan(), w.AsSpan(), y.AsSpan());
-            return;
-        }
-        ForwardKernels(accelerator, s, x, w, y);
+        OperatorDispatch.Run(accelerator, "Conv2d.Forward", Cost(s, s.InputLength),
+            () => ForwardCpu(s, x.AsSpan(), w.AsSpan(), y.AsSpan()),
+            () => ForwardKernels(accelerator, s, x, w, y));
     }
 
     /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>.</summary>
-    public static void BackwardData(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
+    public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Conv2d.BackwardData", Cost(s, s.OutputLength));
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardDataCpu(s, w.AsSpan(), dy.AsSpan(), dx.AsSpan());
-            return;
-        }
-        BackwardDataKernels(accelerator, s, w, dy, dx);
+        OperatorDispatch.Run(accelerator, "Conv2d.BackwardData", Cost(s, s.OutputLength),
+            () => BackwardDataCpu(s, w.AsSpan(), dy.AsSpan(), dx.AsSpan()),
+            () => BackwardDataKernels(accelerator, s, w, dy, dx));
     }
 
     /// <summary>dw (overwritten) given x and dy on the accelerator. Shapes as <see cref="BackwardWeightCpu"/>.</summary>
-    public static void BackwardWeight(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
+    public static void BackwardWeight(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Conv2d.BackwardWeight", Cost(s, s.InputLength));
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardWeightCpu(s, x.AsSpan(), dy.AsSpan(), dw.AsSpan());
-            return;
-        }
-        BackwardWeightKernels(accelerator, s, x, dy, dw);
+        OperatorDispatch.Run(accelerator, "Conv2d.BackwardWeight", Cost(s, s.InputLength),
+            () => BackwardWeightCpu(s, x.AsSpan(), dy.AsSpan(), dw.AsSpan()),
+            () => BackwardWeightKernels(accelerator, s, x, dy, dw));
     }
 
     /// <summary>y = conv(x, w). x (N, InC, H, W), w (OutC, InC, K, K), y (N, OutC, OutH, OutW) overwritten.</summary>

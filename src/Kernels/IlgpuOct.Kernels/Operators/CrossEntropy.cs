@@ -37,25 +37,23 @@ public enum LossReduction
 /// </summary>
 public static partial class CrossEntropy
 {
+    /// <summary>Cost model: max, exp, sum, log and the gradient are about 6 FLOPs per logit; reads the logits, writes their gradient.</summary>
+    public static OperatorCost Cost(in LogitsShape s) => OperatorCost.Elementwise(s.Length, 6, reads: 1, writes: 1);
+
     /// <summary>
     /// Loss into <paramref name="loss"/> (1) and, unless <paramref name="dlogits"/> is empty, its gradient (N, Classes).
     /// logits (N, Classes), labels (N) in [0, Classes).
     /// </summary>
-    /// <summary>Cost model: max, exp, sum, log and the gradient are about 6 FLOPs per logit; reads the logits, writes their gradient.</summary>
-    public static OperatorCost Cost(in LogitsShape s) => OperatorCost.Elementwise(s.Length, 6, reads: 1, writes: 1);
-
-    public static void Compute(Accelerator accelerator, in LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
+    public static void Compute(Accelerator accelerator, LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         LossReduction reduction = LossReduction.Mean)
     {
-        using var profile = OperatorScope.Enter(accelerator, "CrossEntropy.Compute", Cost(s));
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            RequireLength(loss.Length, 1, nameof(loss), "(1)");
-            loss.AsSpan()[0] = ComputeCpu(s, logits.AsSpan(), labels.AsSpan(), dlogits.AsSpan(), reduction);
-            return;
-        }
-        ComputeKernels(accelerator, s, logits, labels, loss, dlogits, reduction);
+        OperatorDispatch.Run(accelerator, "CrossEntropy.Compute", Cost(s),
+            () =>
+            {
+                RequireLength(loss.Length, 1, nameof(loss), "(1)");
+                loss.AsSpan()[0] = ComputeCpu(s, logits.AsSpan(), labels.AsSpan(), dlogits.AsSpan(), reduction);
+            },
+            () => ComputeKernels(accelerator, s, logits, labels, loss, dlogits, reduction));
     }
 
     /// <summary>

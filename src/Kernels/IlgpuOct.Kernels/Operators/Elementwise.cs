@@ -82,81 +82,57 @@ public static partial class Elementwise
     /// <summary>y += a * x. <paramref name="x"/> (n), <paramref name="y"/> (n).</summary>
     public static void Axpy(Accelerator accelerator, float a, View<float> x, View<float> y)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Elementwise.Axpy", OperatorCost.Elementwise(y.Length, 2, reads: 2, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(Axpy));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(y.Length, (s, n) => AxpyCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan()));
-            return;
-        }
-        AxpyKernel.Launch(accelerator, Config(y.Length), a, x, y);
+        OperatorDispatch.Run(accelerator, "Elementwise.Axpy", OperatorCost.Elementwise(y.Length, 2, reads: 2, writes: 1),
+            () => ForChunks(y.Length, (s, n) => AxpyCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
+            () => AxpyKernel.Launch(accelerator, Config(y.Length), a, x, y));
     }
 
     /// <summary>y = max(x, 0) (NaN propagates, as MathF.Max). x (n), y (n); y may be x.</summary>
     public static void ReluForward(Accelerator accelerator, View<float> x, View<float> y)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Elementwise.ReluForward", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(ReluForward));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(y.Length, (s, n) => ReluForwardCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan()));
-            return;
-        }
-        ReluForwardKernel.Launch(accelerator, Config(y.Length), x, y);
+        OperatorDispatch.Run(accelerator, "Elementwise.ReluForward", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1),
+            () => ForChunks(y.Length, (s, n) => ReluForwardCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
+            () => ReluForwardKernel.Launch(accelerator, Config(y.Length), x, y));
     }
 
     /// <summary>dx = dy where x &gt; 0, else 0. x (n) is the forward input, dy (n), dx (n).</summary>
     public static void ReluBackward(Accelerator accelerator, View<float> x, View<float> dy, View<float> dx)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Elementwise.ReluBackward", OperatorCost.Elementwise(dx.Length, 1, reads: 2, writes: 1));
         CheckSameLength(accelerator, x, dy, nameof(ReluBackward));
         CheckSameLength(accelerator, x, dx, nameof(ReluBackward));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(dx.Length, (s, n) => ReluBackwardCpu(x.Slice(s, n).AsSpan(), dy.Slice(s, n).AsSpan(), dx.Slice(s, n).AsSpan()));
-            return;
-        }
-        ReluBackwardKernel.Launch(accelerator, Config(dx.Length), x, dy, dx);
+        OperatorDispatch.Run(accelerator, "Elementwise.ReluBackward", OperatorCost.Elementwise(dx.Length, 1, reads: 2, writes: 1),
+            () => ForChunks(dx.Length, (s, n) => ReluBackwardCpu(x.Slice(s, n).AsSpan(), dy.Slice(s, n).AsSpan(), dx.Slice(s, n).AsSpan())),
+            () => ReluBackwardKernel.Launch(accelerator, Config(dx.Length), x, dy, dx));
     }
 
     /// <summary>z = x + y (residual connection). x (n), y (n), z (n); z may be x or y.</summary>
     public static void Add(Accelerator accelerator, View<float> x, View<float> y, View<float> z)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Elementwise.Add", OperatorCost.Elementwise(z.Length, 1, reads: 2, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(Add));
         CheckSameLength(accelerator, x, z, nameof(Add));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(z.Length, (s, n) => AddCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan(), z.Slice(s, n).AsSpan()));
-            return;
-        }
-        AddKernel.Launch(accelerator, Config(z.Length), x, y, z);
+        OperatorDispatch.Run(accelerator, "Elementwise.Add", OperatorCost.Elementwise(z.Length, 1, reads: 2, writes: 1),
+            () => ForChunks(z.Length, (s, n) => AddCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan(), z.Slice(s, n).AsSpan())),
+            () => AddKernel.Launch(accelerator, Config(z.Length), x, y, z));
     }
 
     /// <summary>y += x (in-place residual). x (n), y (n).</summary>
     public static void AddInPlace(Accelerator accelerator, View<float> x, View<float> y)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Elementwise.AddInPlace", OperatorCost.Elementwise(y.Length, 1, reads: 2, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(AddInPlace));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(y.Length, (s, n) => AddCpu(y.Slice(s, n).AsSpan(), x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan()));
-            return;
-        }
-        AddInPlaceKernel.Launch(accelerator, Config(y.Length), x, y);
+        OperatorDispatch.Run(accelerator, "Elementwise.AddInPlace", OperatorCost.Elementwise(y.Length, 1, reads: 2, writes: 1),
+            () => ForChunks(y.Length, (s, n) => AddCpu(y.Slice(s, n).AsSpan(), x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
+            () => AddInPlaceKernel.Launch(accelerator, Config(y.Length), x, y));
     }
 
     /// <summary>y = a * x. x (n), y (n); y may be x.</summary>
     public static void Scale(Accelerator accelerator, float a, View<float> x, View<float> y)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Elementwise.Scale", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1));
         CheckSameLength(accelerator, x, y, nameof(Scale));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(y.Length, (s, n) => ScaleCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan()));
-            return;
-        }
-        ScaleKernel.Launch(accelerator, Config(y.Length), a, x, y);
+        OperatorDispatch.Run(accelerator, "Elementwise.Scale", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1),
+            () => ForChunks(y.Length, (s, n) => ScaleCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
+            () => ScaleKernel.Launch(accelerator, Config(y.Length), a, x, y));
     }
 
     // ------------------------------------------------------------------ CPU implementations (single thread, SIMD)

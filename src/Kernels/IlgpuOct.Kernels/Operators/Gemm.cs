@@ -367,37 +367,35 @@ public static partial class Gemm
     public static void Run(Accelerator acc, bool transA, bool transB, int m, int n, int k, float alpha,
         View<float> a, int lda, View<float> b, int ldb, float beta, View<float> c, int ldc, GemmVariant variant)
     {
-        using var profile = OperatorScope.Enter(acc, "Gemm.Run", Cost(m, n, k, beta));
-        ArgumentNullException.ThrowIfNull(acc);
-        if (acc.Kind == AcceleratorKind.Cpu)
-        {
-            Cpu(transA, transB, m, n, k, alpha, a.AsSpan(), lda, b.AsSpan(), ldb, beta, c.AsSpan(), ldc);
-            return;
-        }
-        CheckShapes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
-        if (m == 0 || n == 0)
-        {
-            return;
-        }
-        // k == 0 or alpha == 0 need no special case: the kernels' sums are 0 and C is only scaled
-        // (beta == 0 writes 0). They do read A and B when alpha == 0 (0 * NaN is NaN), as a GPU BLAS may.
-        switch (ResolveVariant(variant, m, n))
-        {
-            case GemmVariant.Gemm1Naive:
-                Gemm1NaiveKernel.Launch(acc, Config(GemmVariant.Gemm1Naive, m, n),
-                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
-                break;
-            case GemmVariant.Gemm2Tiled64:
-                Gemm2Tiled64Kernel.Launch(acc, Config(GemmVariant.Gemm2Tiled64, m, n),
-                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
-                break;
-            case GemmVariant.Gemm3Tiled128:
-                Gemm3Tiled128Kernel.Launch(acc, Config(GemmVariant.Gemm3Tiled128, m, n),
-                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use Auto, Gemm1Naive, Gemm2Tiled64 or Gemm3Tiled128.");
-        }
+        OperatorDispatch.Run(acc, "Gemm.Run", Cost(m, n, k, beta),
+            () => Cpu(transA, transB, m, n, k, alpha, a.AsSpan(), lda, b.AsSpan(), ldb, beta, c.AsSpan(), ldc),
+            () =>
+            {
+                CheckShapes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+                if (m == 0 || n == 0)
+                {
+                    return;
+                }
+                // k == 0 or alpha == 0 need no special case: the kernels' sums are 0 and C is only scaled
+                // (beta == 0 writes 0). They do read A and B when alpha == 0 (0 * NaN is NaN), as a GPU BLAS may.
+                switch (ResolveVariant(variant, m, n))
+                {
+                    case GemmVariant.Gemm1Naive:
+                        Gemm1NaiveKernel.Launch(acc, Config(GemmVariant.Gemm1Naive, m, n),
+                            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                        break;
+                    case GemmVariant.Gemm2Tiled64:
+                        Gemm2Tiled64Kernel.Launch(acc, Config(GemmVariant.Gemm2Tiled64, m, n),
+                            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                        break;
+                    case GemmVariant.Gemm3Tiled128:
+                        Gemm3Tiled128Kernel.Launch(acc, Config(GemmVariant.Gemm3Tiled128, m, n),
+                            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                        break;
+                    default:
+                        throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use Auto, Gemm1Naive, Gemm2Tiled64 or Gemm3Tiled128.");
+                }
+            });
     }
 
     /// <summary>The grid of one output tile per block for an m x n product with a resolved variant.</summary>

@@ -30,18 +30,16 @@ public static partial class GuidedComplementEntropy
     /// Loss into <paramref name="loss"/> (1) and, unless <paramref name="dlogits"/> is empty, its gradient (N, Classes).
     /// logits (N, Classes), labels (N) in [0, Classes), Classes >= 3.
     /// </summary>
-    public static void Compute(Accelerator accelerator, in LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
+    public static void Compute(Accelerator accelerator, LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         LossReduction reduction = LossReduction.Mean)
     {
-        using var profile = OperatorScope.Enter(accelerator, "GuidedComplementEntropy.Compute", CrossEntropy.Cost(s));
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            RequireLength(loss.Length, 1, nameof(loss), "(1)");
-            loss.AsSpan()[0] = ComputeCpu(s, logits.AsSpan(), labels.AsSpan(), dlogits.AsSpan(), reduction);
-            return;
-        }
-        ComputeKernels(accelerator, s, logits, labels, loss, dlogits, reduction);
+        OperatorDispatch.Run(accelerator, "GuidedComplementEntropy.Compute", CrossEntropy.Cost(s),
+            () =>
+            {
+                RequireLength(loss.Length, 1, nameof(loss), "(1)");
+                loss.AsSpan()[0] = ComputeCpu(s, logits.AsSpan(), labels.AsSpan(), dlogits.AsSpan(), reduction);
+            },
+            () => ComputeKernels(accelerator, s, logits, labels, loss, dlogits, reduction));
     }
 
     /// <summary>

@@ -31,36 +31,26 @@ public readonly record struct LinearShape(int N, int In, int Out)
 /// </summary>
 public static partial class Linear
 {
-    /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
     /// <summary>Cost model of Linear's own kernels (its products are Gemm calls with their own cost): the bias broadcast writes N x Out.</summary>
     public static OperatorCost ForwardCost(in LinearShape s) => new(0, 4.0 * (s.Out + s.OutputLength));
 
     /// <summary>Cost model of Linear's own kernels: the bias gradient sums N x Out (when asked for).</summary>
     public static OperatorCost BackwardCost(in LinearShape s, bool biasGradient) => biasGradient ? new(s.OutputLength, 4.0 * (s.OutputLength + s.Out)) : default;
 
-    public static void Forward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y)
+    /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
+    public static void Forward(Accelerator accelerator, LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Linear.Forward", ForwardCost(s));
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardCpu(s, x.AsSpan(), w.AsSpan(), b.AsSpan(), y.AsSpan());
-            return;
-        }
-        ForwardKernels(accelerator, s, x, w, b, y);
+        OperatorDispatch.Run(accelerator, "Linear.Forward", ForwardCost(s),
+            () => ForwardCpu(s, x.AsSpan(), w.AsSpan(), b.AsSpan(), y.AsSpan()),
+            () => ForwardKernels(accelerator, s, x, w, b, y));
     }
 
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>; an empty dx skips the input gradient, empty dw and db the weight gradients.</summary>
-    public static void Backward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
+    public static void Backward(Accelerator accelerator, LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Linear.Backward", BackwardCost(s, db.Length != 0));
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardCpu(s, x.AsSpan(), w.AsSpan(), dy.AsSpan(), dx.AsSpan(), dw.AsSpan(), db.AsSpan());
-            return;
-        }
-        BackwardKernels(accelerator, s, x, w, dy, dx, dw, db);
+        OperatorDispatch.Run(accelerator, "Linear.Backward", BackwardCost(s, db.Length != 0),
+            () => BackwardCpu(s, x.AsSpan(), w.AsSpan(), dy.AsSpan(), dx.AsSpan(), dw.AsSpan(), db.AsSpan()),
+            () => BackwardKernels(accelerator, s, x, w, dy, dx, dw, db));
     }
 
     /// <summary>x (N, In), w (Out, In), b (Out); y (N, Out) overwritten.</summary>

@@ -95,17 +95,11 @@ public static partial class Reduction
     }
 
     public static void Sum(Accelerator accelerator, View<float> x, View<float> result)
-    {
-        using var profile = OperatorScope.Enter(accelerator, "Reduction.Sum", OperatorCost.Elementwise(x.Length, 1, reads: 1, writes: 0));
-        Run(accelerator, x, result, byWarps: false);
-    }
+        => Run(accelerator, x, result, byWarps: false);
 
     /// <summary>result[0] = sum of x (warp-shuffle reduction on kernel accelerators). x (n), result (1).</summary>
     public static void SumByWarps(Accelerator accelerator, View<float> x, View<float> result)
-    {
-        using var profile = OperatorScope.Enter(accelerator, "Reduction.SumByWarps", OperatorCost.Elementwise(x.Length, 1, reads: 1, writes: 0));
-        Run(accelerator, x, result, byWarps: true);
-    }
+        => Run(accelerator, x, result, byWarps: true);
 
     private static void Run(Accelerator accelerator, View<float> x, View<float> result, bool byWarps)
     {
@@ -114,21 +108,21 @@ public static partial class Reduction
         {
             throw new ArgumentException($"Reduction: the result view has {result.Length} elements; pass a view of exactly 1.", nameof(result));
         }
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            result.AsSpan()[0] = (float)SumCpu(x.AsSpan());
-            return;
-        }
-        accelerator.Clear(result);
-        var config = Config(x.Length);
-        if (byWarps)
-        {
-            WarpSumKernel.Launch(accelerator, config, x, result);
-        }
-        else
-        {
-            BlockSumKernel.Launch(accelerator, config, x, result);
-        }
+        OperatorDispatch.Run(accelerator, byWarps ? "Reduction.SumByWarps" : "Reduction.Sum", OperatorCost.Elementwise(x.Length, 1, reads: 1, writes: 0),
+            () => result.AsSpan()[0] = (float)SumCpu(x.AsSpan()),
+            () =>
+            {
+                accelerator.Clear(result);
+                var config = Config(x.Length);
+                if (byWarps)
+                {
+                    WarpSumKernel.Launch(accelerator, config, x, result);
+                }
+                else
+                {
+                    BlockSumKernel.Launch(accelerator, config, x, result);
+                }
+            });
     }
 
     // ------------------------------------------------------------------ CPU implementation

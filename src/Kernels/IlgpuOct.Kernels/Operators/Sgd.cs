@@ -33,20 +33,15 @@ public static unsafe partial class Sgd
 {
     private const int ParallelChunk = 1 << 16;
 
-    /// <summary>One step on the accelerator. weight, grad and momentumBuffer have one shape (any); weight and buffer are updated in place.</summary>
     /// <summary>Cost model: weight decay, momentum and update are 5 FLOPs per parameter; reads weight, gradient and momentum, writes weight and momentum.</summary>
     public static OperatorCost Cost(long parameters) => OperatorCost.Elementwise(parameters, 5, reads: 3, writes: 2);
 
-    public static void Step(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, in SgdSettings settings)
+    /// <summary>One step on the accelerator. weight, grad and momentumBuffer have one shape (any); weight and buffer are updated in place.</summary>
+    public static void Step(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, SgdSettings settings)
     {
-        using var profile = OperatorScope.Enter(accelerator, "Sgd.Step", Cost(weight.Length));
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            StepCpu(weight.AsSpan(), grad.AsSpan(), momentumBuffer.AsSpan(), settings);
-            return;
-        }
-        StepKernels(accelerator, weight, grad, momentumBuffer, settings);
+        OperatorDispatch.Run(accelerator, "Sgd.Step", Cost(weight.Length),
+            () => StepCpu(weight.AsSpan(), grad.AsSpan(), momentumBuffer.AsSpan(), settings),
+            () => StepKernels(accelerator, weight, grad, momentumBuffer, settings));
     }
 
     /// <summary>One step: weight, grad, momentumBuffer of equal length (a parameter's shape); the buffer must start at zero.</summary>

@@ -60,12 +60,16 @@ public sealed record ProfileReport(
                 {
                     continue;
                 }
-                costed = true;
                 operators.Add(call.Operator);
+                if (call.Cost is not { } cost)
+                {
+                    continue;
+                }
+                costed = true;
                 var (time, count) = timeInCall[launch.CallId];
                 double weight = time > 0 ? launch.Milliseconds / time : 1.0 / count;
-                flops += call.Cost.Flops * weight;
-                bytes += call.Cost.Bytes * weight;
+                flops += cost.Flops * weight;
+                bytes += cost.Bytes * weight;
             }
             rows.Add(new Partial(group.Key, string.Join(", ", operators), group.Count(), group.Sum(l => l.Milliseconds), costed ? flops : null, costed ? bytes : null));
         }
@@ -74,7 +78,8 @@ public sealed record ProfileReport(
 
     private static List<Partial> OperatorRows(Profiler profiler, Roofline? roofline) =>
         profiler.Calls.GroupBy(c => c.Operator)
-            .Select(g => new Partial(g.Key, g.Key, g.Count(), g.Sum(c => c.ExclusiveMilliseconds), g.Sum(c => c.Cost.Flops), g.Sum(c => c.Cost.Bytes)))
+            .Select(g => new Partial(g.Key, g.Key, g.Count(), g.Sum(c => c.ExclusiveMilliseconds),
+                g.All(c => c.Cost is not null) ? g.Sum(c => c.Cost!.Value.Flops) : null, g.All(c => c.Cost is not null) ? g.Sum(c => c.Cost!.Value.Bytes) : null))
             .ToList();
 
     private static ProfileRow Finish(Partial r, double total, Roofline? roofline)

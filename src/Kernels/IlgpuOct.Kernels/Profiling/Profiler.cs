@@ -16,7 +16,7 @@ public sealed record Roofline(double PeakGflops, double? PeakGBytesPerSecond, st
 public sealed record LaunchRecord(string Kernel, long CallId, LaunchConfig Config, double Milliseconds);
 
 /// <summary>One operator call: its cost, and its own wall time (cpu: stopwatch, nested calls subtracted; elsewhere the host time of issuing it).</summary>
-public sealed record OperatorCallRecord(long Id, string Operator, OperatorCost Cost, double ExclusiveMilliseconds);
+public sealed record OperatorCallRecord(long Id, string Operator, OperatorCost? Cost, double ExclusiveMilliseconds);
 
 /// <summary>
 /// Where an accelerator in profile mode reports operator calls and kernel launches. Set
@@ -68,7 +68,7 @@ public sealed class Profiler
         _pending.Clear();
     }
 
-    internal void BeginCall(string op, OperatorCost cost)
+    internal void BeginCall(string op, OperatorCost? cost)
     {
         _open.Push(new OpenCall(_nextId++, op, cost, Stopwatch.GetTimestamp()));
         Ranges?.Push(op);
@@ -93,13 +93,13 @@ public sealed class Profiler
     /// <summary>A launch whose time the device reports later (cuda events).</summary>
     internal void AddPending(IPendingLaunch launch) => _pending.Add(launch);
 
-    private sealed class OpenCall(long id, string op, OperatorCost cost, long start)
+    private sealed class OpenCall(long id, string op, OperatorCost? cost, long start)
     {
         public long Id { get; } = id;
 
         public string Operator { get; } = op;
 
-        public OperatorCost Cost { get; } = cost;
+        public OperatorCost? Cost { get; } = cost;
 
         public long Start { get; } = start;
 
@@ -113,14 +113,14 @@ internal interface IPendingLaunch
     LaunchRecord Complete();
 }
 
-/// <summary>The one-line hook at an operator's public entry point: <c>using var _ = OperatorScope.Enter(accelerator, "Conv2d.Forward", ForwardCost(s));</c>. Free when not profiling.</summary>
+/// <summary>One operator call in profile mode, opened by <see cref="OperatorDispatch.Run(Accelerator, string, OperatorCost?, Action, Action)"/> (and by kernel-only entry points that do not dispatch). Free when not profiling.</summary>
 public readonly struct OperatorScope : IDisposable
 {
     private readonly Profiler? _profiler;
 
     private OperatorScope(Profiler profiler) => _profiler = profiler;
 
-    public static OperatorScope Enter(Accelerator accelerator, string op, OperatorCost cost)
+    public static OperatorScope Enter(Accelerator accelerator, string op, OperatorCost? cost)
     {
         var profiler = accelerator?.Profiler;
         if (profiler is null)

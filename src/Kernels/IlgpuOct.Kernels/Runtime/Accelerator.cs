@@ -10,6 +10,9 @@ public enum AcceleratorKind
 
     /// <summary>An NVIDIA GPU through the CUDA driver API; kernels compiled by NVRTC.</summary>
     Cuda,
+
+    /// <summary>The generated CUDA C compiled by the host C++ compiler and launched through cuda's argument slots: a checker, not an engine.</summary>
+    CudaHost,
 }
 
 /// <summary>Free and total memory of an accelerator, in bytes.</summary>
@@ -35,11 +38,12 @@ public abstract class Accelerator : IDisposable
 {
     public abstract AcceleratorKind Kind { get; }
 
-    /// <summary>Short name: cpu, cpu-kernels or cuda.</summary>
+    /// <summary>Short name: cpu, cpu-kernels, cuda or cuda-host.</summary>
     public string Id => Kind switch
     {
         AcceleratorKind.Cpu => "cpu",
         AcceleratorKind.CpuKernels => "cpu-kernels",
+        AcceleratorKind.CudaHost => "cuda-host",
         _ => "cuda",
     };
 
@@ -49,7 +53,10 @@ public abstract class Accelerator : IDisposable
     /// <summary>True for host accelerators, whose launches call the C# kernel bodies.</summary>
     public abstract bool RunsKernelsOnHost { get; }
 
-    /// <summary>When set, operator calls and kernel launches are recorded there (profile mode: every cuda launch is bracketed by events).</summary>
+    /// <summary>Sees every operator call dispatched on this accelerator (<see cref="OperatorDispatch.Run"/>), e.g. a profiler; null when none.</summary>
+    public IOperatorObserver? OperatorObserver { get; set; }
+
+    /// <summary>When set, operator calls (through <see cref="OperatorDispatch.Run"/>) and kernel launches are recorded there (profile mode: every cuda launch is bracketed by events).</summary>
     public Profiling.Profiler? Profiler { get; set; }
 
     public abstract DeviceBuffer<T> Allocate<T>(int length) where T : unmanaged;
@@ -78,6 +85,22 @@ public abstract class Accelerator : IDisposable
 
     /// <summary>Launches the compiled kernel; <paramref name="argumentSlots"/> holds one 8-byte slot per CUDA parameter.</summary>
     public abstract void LaunchCompiled(KernelDefinition kernel, LaunchConfig config, ReadOnlySpan<ulong> argumentSlots);
+
+    /// <summary>
+    /// Throws unless <paramref name="view"/> is memory this accelerator's kernels can address; generated
+    /// launchers call it for every view argument, so a host array given to a GPU launch (or a device
+    /// view given to a host launch) fails with the kernel and parameter named instead of faulting.
+    /// </summary>
+    public virtual void CheckLaunchView<T>(View<T> view, KernelDefinition kernel, string parameter) where T : unmanaged
+    {
+        if (view.Length == 0 || view.IsDevice != RunsKernelsOnHost)
+        {
+            return;
+        }
+        throw new ArgumentException(RunsKernelsOnHost
+            ? $"Kernel {kernel.Name}: argument '{parameter}' is device memory ({view}) but {Id} runs kernels on host arrays; pass a buffer this accelerator allocated."
+            : $"Kernel {kernel.Name}: argument '{parameter}' is a host array ({view}) but {Id} kernels read only its own memory; copy it with accelerator.Upload(...) and pass that buffer.", parameter);
+    }
 
     /// <summary>Allocates a buffer and copies <paramref name="source"/> into it.</summary>
     public DeviceBuffer<T> Upload<T>(ReadOnlySpan<T> source) where T : unmanaged

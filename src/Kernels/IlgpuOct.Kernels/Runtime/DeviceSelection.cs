@@ -1,9 +1,9 @@
 namespace IlgpuOct.Kernels;
 
-/// <summary>Opens an accelerator by name: auto, cuda, cpu or cpu-kernels.</summary>
+/// <summary>Opens an accelerator by name: auto, cuda, cpu, cpu-kernels or cuda-host.</summary>
 public static class DeviceSelection
 {
-    public static readonly string[] Names = ["auto", "cuda", "cpu", "cpu-kernels"];
+    public static readonly string[] Names = ["auto", "cuda", "cpu", "cpu-kernels", "cuda-host"];
 
     /// <summary>
     /// Opens the named accelerator. <paramref name="notice"/> says in one line what was chosen and
@@ -19,6 +19,10 @@ public static class DeviceSelection
             case "cpu-kernels":
                 notice = "device: cpu-kernels (C# kernels on the CPU with exact GPU semantics; a checker, not an engine)";
                 return new HostAccelerator(AcceleratorKind.CpuKernels);
+            case "cuda-host":
+                var host = CudaHost.CudaHostAccelerator.Open();
+                notice = $"device: cuda-host (the generated CUDA C compiled by {host.Compiler.Identity}{(host.Sanitize ? ", sanitizer build" : "")}; a checker, not an engine)";
+                return host;
             case "cuda":
                 if (CudaProbe.TryOpen(out var cuda, out string reason))
                 {

@@ -1,0 +1,232 @@
+using FluentAssertions;
+using IlgpuOct.Kernels.Cuda;
+using IlgpuOct.Tests.Cuda;
+using Xunit;
+
+namespace IlgpuOct.Tests.Generator;
+
+/// <summary>
+/// Regression kernels for translations that compiled but meant something else in CUDA C (issue 7): names
+/// that aliased generated or reserved ones, evaluation order, shift counts, conversions, NaN bits and
+/// namespaces. Each is checked as text here and compiled by NVRTC in <see cref="Every_regression_kernel_compiles_with_nvrtc"/>.
+/// </summary>
+public sealed class GeneratorSemanticsTests
+{
+    private const string Parameters = ", View<float> x, View<float> y, int n";
+
+    /// <summary>Name, kernel body, parameters, extra members.</summary>
+    private static readonly (string Name, string Body, string Parameters, string Extra)[] Kernels =
+    {
+        ("ShadowedMin", "float min = x[0]; float min_ = x[1]; y[0] = MathF.Min(min, min_);", Parameters, ""),
+        ("LengthNames", "int x_length = 5; y[0] = x.Length + x_length;", Parameters, ""),
+        ("DynamicLength", "var d = ctx.DynamicShared<float>(); int d_length = 3; d[0] = d.Length + d_length; y[0] = d[0];", Parameters, ""),
+        ("CudaNames", "float expf = x[0]; float @delete = 1f; int @int = 2; int @new = 3; float float2 = 4f; y[0] = MathF.Exp(expf) + @delete + @int + @new + float2;", Parameters, ""),
+        ("GeneratedNames", "int ioct_t0 = 1; int ioct_fn_K_Twice = 2; y[0] = ioct_t0 + Twice(ioct_fn_K_Twice);", Parameters, "private static int Twice(int v) => 2 * v;"),
+        ("LengthParameter", "y[0] = x.Length + x_length;", ", View<float> x, View<float> y, int x_length", ""),
+        ("LauncherNames", "y[0] = config[0] + accelerator;", ", View<float> config, View<float> y, int accelerator", ""),
+        ("FmodTarget", "int k = n; y[k++] %= 2f; y[k] = k;", Parameters, ""),
+        ("AssignOrder", "int i = n; y[i++] = i;", Parameters, ""),
+        ("CompoundOrder", "int i = n; y[i++] += i;", Parameters, ""),
+        ("ArgumentOrder", "int i = n; y[0] = MathF.Max(i++, i); int j = i++ + i; y[1] = j;", Parameters, ""),
+        ("ShortCircuitOrder", "int i = n; bool b = i++ > 0 && i > 1; y[0] = b ? i : -i;", Parameters, ""),
+        ("HelperReturnOrder", "y[0] = Next(n);", Parameters, "private static int Next(int i) { return i++ + i; }"),
+        ("Shifts", "int s = n; long w = n; w <<= s; int t = n; t >>= s; y[0] = (1 << s) + (n >> s) + (1L << s) + (n << 3) + (n << 33) + w + t;", Parameters, ""),
+        ("FloatToInteger", "byte b = (byte)(x[0] * 255f); int i = (int)x[1]; uint u = (uint)x[2]; long l = (long)(double)x[3]; ulong w = (ulong)x[4]; y[0] = b + i + u + l; y[1] = w;", Parameters, ""),
+        ("NaNBits", "y[0] = float.NaN; double d = double.NaN; y[1] = (float)d;", Parameters, ""),
+    };
+
+    private static string Source((string Name, string Body, string Parameters, string Extra) k) => $$"""
+        namespace Demo;
+        public static partial class K
+        {
+            {{k.Extra}}
+            [Kernel]
+            public static void {{k.Name}}(KernelContext ctx{{k.Parameters}})
+            {
+                {{k.Body}}
+            }
+        }
+        """;
+
+    private static readonly Lazy<Dictionary<string, GeneratorRun>> Runs = new(() =>
+        Kernels.ToDictionary(k => k.Name, k => GeneratorHarness.Run(Source(k))));
+
+    private static string Cuda(string name)
+    {
+        var run = Runs.Value[name];
+        run.GeneratorDiagnostics.Should().BeEmpty(name);
+        run.CompilationProblems.Should().BeEmpty(name);
+        return run.Cuda("Demo.K", name);
+    }
+
+    [Fact]
+    public void A_local_named_like_an_escaped_name_gets_its_own_spelling()
+    {
+        string cuda = Cuda("ShadowedMin");
+        cuda.Should().Contain("float min_ = x[0];").And.Contain("float min__ = x[1];").And.Contain("y[0] = ioct_min(min_, min__);");
+    }
+
+    [Fact]
+    public void Locals_and_parameters_named_like_length_companions_do_not_alias_them()
+    {
+        Cuda("LengthNames").Should().Contain("int x_length_ = 5;").And.Contain("y[0] = ((float)(x_length + x_length_));");
+        Cuda("DynamicLength").Should().Contain("const int d_length = (int)(ioct_dynamic_shared_bytes() / sizeof(float));")
+            .And.Contain("int d_length_ = 3;").And.Contain("d[0] = ((float)(d_length + d_length_));");
+        Cuda("LengthParameter").Should().Contain("(float* x, int x_length, float* y, int y_length, int x_length_)")
+            .And.Contain("y[0] = ((float)(x_length + x_length_));");
+    }
+
+    [Fact]
+    public void Locals_named_like_cuda_functions_or_cpp_keywords_are_escaped()
+    {
+        string cuda = Cuda("CudaNames");
+        cuda.Should().Contain("float expf_ = x[0];").And.Contain("float delete_ = 1.0f;").And.Contain("int int_ = 2;")
+            .And.Contain("int new_ = 3;").And.Contain("float float2_ = 4.0f;").And.Contain("expf(expf_)");
+        string generated = Cuda("GeneratedNames");
+        generated.Should().Contain("int ioct_t0_ = 1;").And.Contain("int ioct_fn_K_Twice_ = 2;").And.Contain("ioct_fn_K_Twice(ioct_fn_K_Twice_)");
+    }
+
+    [Fact]
+    public void Kernel_parameters_named_config_or_accelerator_keep_the_launcher_compiling()
+    {
+        Cuda("LauncherNames").Should().Contain("(float* config, int config_length, float* y, int y_length, int accelerator)");
+        Runs.Value["LauncherNames"].GeneratedText("K.LauncherNames").Should()
+            .Contain("Launch(global::IlgpuOct.Kernels.Accelerator accelerator_, global::IlgpuOct.Kernels.LaunchConfig config_, ");
+    }
+
+    [Fact]
+    public void Floating_point_remainder_assignment_evaluates_its_target_once()
+    {
+        string cuda = Cuda("FmodTarget");
+        cuda.Should().Contain("ioct_fmod_assign(y[(k++)], 2.0f);").And.NotContain("fmodf(y[");
+        cuda.Should().Contain("float ioct_fmod_assign(float& target, float divisor)");
+    }
+
+    [Fact]
+    public void Side_effects_on_a_variable_read_elsewhere_are_sequenced_left_to_right()
+    {
+        // o[i++] = i: C# takes the index, increments i, then reads the new i.
+        Cuda("AssignOrder").Should().Contain(
+            "    { int ioct_t0 = i; int ioct_t1 = ioct_t0 + 1; i = ioct_t1; float ioct_t2 = ((float)i); y[ioct_t0] = ioct_t2; }\n");
+        // o[i++] += i: the old element is read before the right-hand side.
+        Cuda("CompoundOrder").Should().Contain(
+            "    { int ioct_t0 = i; int ioct_t1 = ioct_t0 + 1; i = ioct_t1; float ioct_t2 = y[ioct_t0]; float ioct_t3 = ((float)i); "
+            + "float ioct_t4 = (ioct_t2 + ioct_t3); y[ioct_t0] = ioct_t4; }\n");
+    }
+
+    [Fact]
+    public void Arguments_operands_short_circuits_and_returns_are_sequenced_too()
+    {
+        // MathF.Max(i++, i): the first argument is the old i, the second the new one.
+        Cuda("ArgumentOrder").Should().Contain(
+            "    { int ioct_t0 = i; int ioct_t1 = ioct_t0 + 1; i = ioct_t1; float ioct_t2 = ((float)ioct_t0); float ioct_t3 = ((float)i); "
+            + "float ioct_t4 = ioct_max(ioct_t2, ioct_t3); y[0] = ioct_t4; }\n")
+            .And.Contain("    int j; { int ioct_t5 = i; int ioct_t6 = ioct_t5 + 1; i = ioct_t6; int ioct_t7 = i; int ioct_t8 = (ioct_t5 + ioct_t7); j = ioct_t8; }\n");
+        // The right operand of && runs only when the left is true, after the left's side effect.
+        Cuda("ShortCircuitOrder").Should().Contain(
+            "    bool b; { int ioct_t1 = i; int ioct_t2 = ioct_t1 + 1; i = ioct_t2; bool ioct_t3 = (ioct_t1 > 0); bool ioct_t0 = ioct_t3; "
+            + "if (ioct_t0) { int ioct_t4 = i; bool ioct_t5 = (ioct_t4 > 1); ioct_t0 = ioct_t5; } b = ioct_t0; }\n");
+        Cuda("HelperReturnOrder").Should().Contain(
+            "    { int ioct_t0 = i; int ioct_t1 = ioct_t0 + 1; i = ioct_t1; int ioct_t2 = i; int ioct_t3 = (ioct_t0 + ioct_t2); return ioct_t3; }\n");
+    }
+
+    [Fact]
+    public void Shift_counts_are_masked_as_in_csharp()
+    {
+        string cuda = Cuda("Shifts");
+        cuda.Should().Contain("(1 << (s & 31))").And.Contain("(n >> (s & 31))").And.Contain("(1LL << (s & 63))")
+            .And.Contain("(n << 3)").And.Contain("(n << 1)").And.Contain("w <<= (s & 63);").And.Contain("t >>= (s & 31);");
+    }
+
+    [Fact]
+    public void Float_to_integer_conversions_saturate_and_reach_byte_through_int()
+    {
+        string cuda = Cuda("FloatToInteger");
+        cuda.Should().Contain("unsigned char b = ((unsigned char)__float2int_rz((x[0] * 255.0f)));")
+            .And.Contain("int i = __float2int_rz(x[1]);").And.Contain("unsigned int u = __float2uint_rz(x[2]);")
+            .And.Contain("long long l = __double2ll_rz(((double)x[3]));").And.Contain("unsigned long long w = __float2ull_rz(x[4]);");
+    }
+
+    [Fact]
+    public void NaN_constants_keep_the_dotnet_bits()
+    {
+        string cuda = Cuda("NaNBits");
+        int floatBits = BitConverter.SingleToInt32Bits(float.NaN);
+        long doubleBits = BitConverter.DoubleToInt64Bits(double.NaN);
+        cuda.Should().Contain($"y[0] = __int_as_float((int)0x{floatBits:x8}u);")
+            .And.Contain($"double d = __longlong_as_double((long long)0x{doubleBits:x16}ULL);");
+    }
+
+    [Fact]
+    public void Kernels_of_one_class_name_in_two_namespaces_get_distinct_symbols_and_registry_names()
+    {
+        var run = GeneratorHarness.Run("""
+            namespace Alpha { public static partial class K { [Kernel] public static void Run(KernelContext ctx, View<float> y) { y[0] = 1f; } } }
+            namespace Beta { public static partial class K { [Kernel] public static void Run(KernelContext ctx, View<float> y) { y[0] = 2f; } } }
+            """);
+        run.GeneratorDiagnostics.Should().BeEmpty();
+        run.CompilationProblems.Should().BeEmpty();
+        run.Cuda("Alpha.K", "Run").Should().Contain("void ioct_Alpha_K_Run(");
+        run.Cuda("Beta.K", "Run").Should().Contain("void ioct_Beta_K_Run(");
+        var registration = run.GeneratedText("IlgpuOctKernelRegistration");
+        registration.Should().Contain("global::Alpha.K.RunKernel.Definition").And.Contain("global::Beta.K.RunKernel.Definition");
+        run.GeneratedText("K.Run.Alpha").Should().Contain("\"Alpha.K.Run\"");
+        run.GeneratedText("K.Run.Beta").Should().Contain("\"Beta.K.Run\"");
+    }
+
+    [NvrtcFact]
+    public void Every_regression_kernel_compiles_with_nvrtc()
+    {
+        var nvrtc = Nvrtc.Get();
+        var target = nvrtc.ChooseTarget(90);
+        foreach (var k in Kernels)
+        {
+            string cuda = Cuda(k.Name);
+            var compile = () => nvrtc.Compile(cuda, "Demo.K." + k.Name, target);
+            compile.Should().NotThrow(k.Name + ":\n" + cuda);
+        }
+    }
+
+    private const string LineProbe = """
+        namespace Demo;
+        public static partial class K
+        {
+            [Kernel]
+            public static void Lines(KernelContext ctx, View<float> x, View<float> y)
+            {
+                float a = x[0];
+
+                float probeRoot = MathF.Sqrt(a);
+                y[0] = Half(probeRoot);
+            }
+
+            private static float Half(float v) => v * 0.5f;
+        }
+        """;
+
+    [Fact]
+    public void Statements_and_signatures_carry_line_directives_to_the_csharp_source()
+    {
+        var run = GeneratorHarness.Run(LineProbe);
+        run.GeneratorDiagnostics.Should().BeEmpty();
+        string cuda = run.Cuda("Demo.K", "Lines");
+        cuda.Should().Contain("#line 5 \"Kernels.cs\"\nextern \"C\" __global__ void ioct_Demo_K_Lines(");
+        cuda.Should().Contain("{\n    float a = x[0];\n#line 9 \"Kernels.cs\"\n    float probeRoot = sqrtf(a);\n    y[0] = ioct_fn_K_Half(probeRoot);");
+        cuda.Should().Contain("#line 13 \"Kernels.cs\"\nstatic __device__ float ioct_fn_K_Half(float v)");
+    }
+
+    [NvrtcFact]
+    public void An_nvrtc_error_names_the_csharp_file_and_line()
+    {
+        var run = GeneratorHarness.Run(LineProbe);
+        string cuda = run.Cuda("Demo.K", "Lines");
+        var nvrtc = Nvrtc.Get();
+        var target = nvrtc.ChooseTarget(90);
+        // Break the translation of line 9 the way a bad translation would: a declaration that does not parse.
+        var options = nvrtc.OptionsFor(target).Append("-DprobeRoot=probeRoot+").ToList();
+        var compile = () => nvrtc.Compile(cuda, "Demo.K.Lines", target, options);
+        var error = compile.Should().Throw<NvrtcCompileException>().Which;
+        error.Log.Should().Contain("Kernels.cs(9)");
+    }
+
+}
