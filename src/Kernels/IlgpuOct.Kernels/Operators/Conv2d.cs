@@ -63,10 +63,14 @@ public static unsafe partial class Conv2d
     // Below this many multiply-adds a parallel loop costs more than it saves.
     private const long ParallelWorkThreshold = 1L << 16;
 
+    /// <summary>Cost model: 2 N OutC OutH OutW InC K^2 FLOPs (each pass is one such product); bytes: the pass's input, the weight and the output once each.</summary>
+    public static OperatorCost Cost(in Conv2dShape s, long inputElements) =>
+        new(2.0 * s.N * s.OutC * s.OutH * s.OutW * s.InC * s.Kernel * s.Kernel, 4.0 * (inputElements + s.WeightLength + (inputElements == s.InputLength ? s.OutputLength : s.InputLength)));
+
     /// <summary>y = conv(x, w) on the accelerator: the CPU implementation on <c>cpu</c>, the kernels elsewhere. Shapes as <see cref="ForwardCpu"/>.</summary>
     public static void Forward(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> w, View<float> y)
     {
-        OperatorDispatch.Run(accelerator, "Conv2d.Forward",
+        OperatorDispatch.Run(accelerator, "Conv2d.Forward", Cost(s, s.InputLength),
             () => ForwardCpu(s, x.AsSpan(), w.AsSpan(), y.AsSpan()),
             () => ForwardKernels(accelerator, s, x, w, y));
     }
@@ -74,7 +78,7 @@ public static unsafe partial class Conv2d
     /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>.</summary>
     public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
     {
-        OperatorDispatch.Run(accelerator, "Conv2d.BackwardData",
+        OperatorDispatch.Run(accelerator, "Conv2d.BackwardData", Cost(s, s.OutputLength),
             () => BackwardDataCpu(s, w.AsSpan(), dy.AsSpan(), dx.AsSpan()),
             () => BackwardDataKernels(accelerator, s, w, dy, dx));
     }
@@ -82,7 +86,7 @@ public static unsafe partial class Conv2d
     /// <summary>dw (overwritten) given x and dy on the accelerator. Shapes as <see cref="BackwardWeightCpu"/>.</summary>
     public static void BackwardWeight(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
     {
-        OperatorDispatch.Run(accelerator, "Conv2d.BackwardWeight",
+        OperatorDispatch.Run(accelerator, "Conv2d.BackwardWeight", Cost(s, s.InputLength),
             () => BackwardWeightCpu(s, x.AsSpan(), dy.AsSpan(), dw.AsSpan()),
             () => BackwardWeightKernels(accelerator, s, x, dy, dw));
     }
