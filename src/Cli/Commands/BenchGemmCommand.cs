@@ -50,6 +50,9 @@ internal static class BenchGemmCommand
         return shapes;
     }
 
+    /// <summary>Largest square size: three n x n float matrices must fit in memory (3 GB at 16384).</summary>
+    private const int MaxSize = 16_384;
+
     public static Command Create()
     {
         var device = CliRunner.DeviceOption("cpu");
@@ -57,14 +60,14 @@ internal static class BenchGemmCommand
         {
             Description = "Square sizes n for n x n x n products (default 256 512 1024 2048; 32 64 on cpu-kernels).",
             AllowMultipleArgumentsPerToken = true,
-        };
+        }.EachInRange(1, MaxSize);
         var shapesOption = new Option<string>("--shapes")
         {
             Description = "Which products: all | square | resnet | resnet64 | resnet224 (default all; square on cpu-kernels).",
         };
         shapesOption.AcceptOnlyFromAmong("all", "square", "resnet", "resnet64", "resnet224");
-        var repeat = new Option<int>("--repeat") { Description = "Timed runs per product after one warm-up; the median is reported.", DefaultValueFactory = _ => 5 };
-        var threads = new Option<int>("--threads") { Description = "CPU threads for the cpu device (default: all logical processors).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var repeat = new Option<int>("--repeat") { Description = "Timed runs per product after one warm-up; the median is reported.", DefaultValueFactory = _ => 5 }.InRange(1, 1000);
+        var threads = CliRunner.ThreadsOption();
         var variantOption = new Option<string>("--variant")
         {
             Description = "Kernel on cpu-kernels/cuda: auto | 1 (naive) | 2 (64x64 tiles) | 3 (128x128 tiles) | all (each in turn).",
@@ -143,7 +146,7 @@ internal static class BenchGemmCommand
 
     private static Report Measure(Accelerator accelerator, IReadOnlyList<Shape> shapes, IReadOnlyList<GemmVariant> variants, int repeats, int threads, CancellationToken token)
     {
-        bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        bool cpu = OperatorDispatch.EngineFor(accelerator) == OperatorEngine.Cpu;
         PeakInfo? peak = null;
         if (cpu)
         {
@@ -180,7 +183,7 @@ internal static class BenchGemmCommand
     private static Row TimeOne(Accelerator accelerator, Shape shape, GemmVariant variant, View<float> a, int lda, View<float> b, int ldb, View<float> c,
         int repeats, int threads, PeakInfo? peak, CancellationToken token)
     {
-        bool cpu = accelerator.Kind == AcceleratorKind.Cpu;
+        bool cpu = OperatorDispatch.EngineFor(accelerator) == OperatorEngine.Cpu;
         void RunOnce() => Gemm.Run(accelerator, shape.TransA, shape.TransB, shape.M, shape.N, shape.K, 1f, a, lda, b, ldb, 0f, c, shape.N, variant);
 
         RunOnce(); // warm-up: JIT, thread pool, page faults, kernel compilation
@@ -217,15 +220,15 @@ internal static class BenchGemmCommand
     private static void Render(Report report)
     {
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine($"device: {report.Device} ({report.DeviceName}); {report.Implementation}" +
+        CliConsole.Current.WriteLine($"device: {report.Device} ({report.DeviceName}); {report.Implementation}" +
             (report.Device == "cpu" ? $"; {report.Threads} threads" : "") + $"; median of {report.Repeat} runs after 1 warm-up");
         if (report.Peak is { } p)
         {
-            Console.WriteLine(string.Create(inv,
+            CliConsole.Current.WriteLine(string.Create(inv,
                 $"FP32 peak: {Math.Min(report.Threads, p.Cores)} cores x {p.Ghz:F2} GHz x {p.FlopsPerCycle} FLOPs/cycle = {p.PeakGflops:F1} GFLOP/s"));
-            Console.WriteLine(string.Create(inv, $"  clock {p.ClockSource}; /proc/cpuinfo says {p.ProcCpuinfoGhz:F3} GHz"));
-            Console.WriteLine($"  cores: {p.CoresSource}");
-            Console.WriteLine("  GFLOP/CPU-s: FLOPs over the process's CPU time (the time its threads actually ran; differs from wall time on a busy machine); of core peak: that per core over one core's peak");
+            CliConsole.Current.WriteLine(string.Create(inv, $"  clock {p.ClockSource}; /proc/cpuinfo says {p.ProcCpuinfoGhz:F3} GHz"));
+            CliConsole.Current.WriteLine($"  cores: {p.CoresSource}");
+            CliConsole.Current.WriteLine("  GFLOP/CPU-s: FLOPs over the process's CPU time (the time its threads actually ran; differs from wall time on a busy machine); of core peak: that per core over one core's peak");
         }
         var headers = new List<string> { "product", "m", "n", "k", "kernel", "median ms", "min ms", "GFLOP/s" };
         if (report.Peak is not null)

@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Nn.IO;
 
 namespace IlgpuOct.Cli.Commands;
@@ -19,16 +19,28 @@ internal static class BenchGmmCommand
     {
         var device = CliRunner.DeviceOption("cpu");
         var json = CliRunner.JsonOption();
-        var n = new Option<int>("--n") { Description = "Points (ignored with --data).", DefaultValueFactory = _ => 4000 };
-        var d = new Option<int>("--d") { Description = "Features (ignored with --data).", DefaultValueFactory = _ => 512 };
-        var k = new Option<int>("--k") { Description = "Components (ignored with --data).", DefaultValueFactory = _ => 4 };
-        var iters = new Option<int>("--iters") { Description = "EM iterations to run (tolerance 0, so exactly this many).", DefaultValueFactory = _ => 20 };
+        var n = new Option<int>("--n") { Description = "Points (ignored with --data).", DefaultValueFactory = _ => 4000 }.InRange(2, 10_000_000);
+        var d = new Option<int>("--d") { Description = "Features (ignored with --data).", DefaultValueFactory = _ => 512 }.InRange(1, 65_536);
+        var k = new Option<int>("--k") { Description = "Components (ignored with --data).", DefaultValueFactory = _ => 4 }.InRange(1, 4096);
+        var iters = new Option<int>("--iters") { Description = "EM iterations to run (tolerance 0, so exactly this many).", DefaultValueFactory = _ => 20 }.InRange(1, 100_000);
         var seed = new Option<int>("--seed") { Description = "Seed of the synthetic data and start.", DefaultValueFactory = _ => 0 };
         var data = new Option<string?>("--data") { Description = "safetensors file with x (N, D), init.weights (K), init.means (K, D)." };
         var command = new Command("gmm", "Time EM for a full-covariance Gaussian mixture (N x D features, K components).")
         {
             device, json, n, d, k, iters, seed, data,
         };
+        command.Require(r =>
+        {
+            long n0 = r.GetValue(n), d0 = r.GetValue(d), k0 = r.GetValue(k);
+            if (k0 > n0)
+            {
+                return $"--k {k0} is more than --n {n0}; every component needs a point.";
+            }
+            long largest = Math.Max(n0 * d0, Math.Max(k0 * d0 * d0, n0 * k0));
+            return largest > Array.MaxLength / 8
+                ? $"--n {n0} --d {d0} --k {k0} need arrays of {largest} values (N x D, K x D x D, N x K), more than fit ({Array.MaxLength / 8}); lower --n, --d or --k."
+                : null;
+        });
         CliRunner.SetAction(command, (parse, token) =>
         {
             int iterations = parse.GetValue(iters);
@@ -74,18 +86,24 @@ internal static class BenchGmmCommand
 
     private static (float[] X, int N, int D, double[] Weights, double[] Means) Read(string path)
     {
-        var file = SafeTensorFile.Read(path);
-        var x = file["x"];
-        if (x.Shape.Length != 2)
+        var fields = new SafeTensorFields(SafeTensorFile.Read(path), "EM benchmark file");
+        int[] shape = fields.HasTensor("x") ? fields.File["x"].Shape : [];
+        if (shape.Length != 2 || shape[0] < 2 || shape[1] < 1)
         {
-            throw new InvalidDataException($"'{path}': x must be (N, D); it is [{string.Join(", ", x.Shape)}].");
+            throw fields.Error("tensor 'x'", $"it is {(fields.HasTensor("x") ? $"[{string.Join(", ", shape)}]" : "missing")}, expected (N >= 2, D >= 1)");
         }
-        return (x.ToFloat(), x.Shape[0], x.Shape[1], file["init.weights"].ToDouble(), file["init.means"].ToDouble());
+        int rows = shape[0], features = shape[1];
+        int[] weightShape = fields.HasTensor("init.weights") ? fields.File["init.weights"].Shape : [];
+        int components = weightShape.Length == 1 && weightShape[0] >= 1 && weightShape[0] <= rows ? weightShape[0]
+            : throw fields.Error("tensor 'init.weights'", $"it is missing or not (K) with 1 <= K <= N = {rows}");
+        fields.Product("tensor 'init.means'", Array.MaxLength / 8, components, features, features);
+        float[] x = Array.ConvertAll(fields.Doubles("x", finite: true, rows, features), v => (float)v);
+        return (x, rows, features, fields.Doubles("init.weights", finite: true, components), fields.Doubles("init.means", finite: true, components, features));
     }
 
     // K clusters with random centres (spread 2) and per-feature noise scales in [0.5, 1.5]; the start
     // is equal weights and the means of K seeded random points.
-    private static (float[] X, int N, int D, double[] Weights, double[] Means) Synthetic(int n, int d, int k, int seed)
+    internal static (float[] X, int N, int D, double[] Weights, double[] Means) Synthetic(int n, int d, int k, int seed)
     {
         if (n < 2 || d < 1 || k < 1 || k > n)
         {

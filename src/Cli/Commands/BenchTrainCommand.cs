@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
 using IlgpuOct.Nn;
-using IlgpuOct.Nn.Training;
 
 namespace IlgpuOct.Cli.Commands;
 
@@ -18,18 +17,27 @@ internal static class BenchTrainCommand
     {
         var command = new Command("train", "Time full training steps (forward, cross-entropy, backward, SGD) of a ResNet-18 on random images.");
         var device = CliRunner.DeviceOption("cpu");
-        var resolution = new Option<int>("--resolution") { Description = "Image height and width.", DefaultValueFactory = _ => 64 };
-        var batch = new Option<int>("--batch") { Description = "Images per step.", DefaultValueFactory = _ => 32 };
-        var width = new Option<int>("--width") { Description = "Base width (64 = torchvision).", DefaultValueFactory = _ => 64 };
+        var resolution = new Option<int>("--resolution") { Description = "Image height and width.", DefaultValueFactory = _ => 64 }.InRange(16, 4096);
+        var batch = new Option<int>("--batch") { Description = "Images per step.", DefaultValueFactory = _ => 32 }.InRange(2, 65_536);
+        var width = new Option<int>("--width") { Description = "Base width (64 = torchvision).", DefaultValueFactory = _ => 64 }.InRange(1, 4096);
         var channels = new Option<int>("--channels") { Description = "Input channels (1 or 3).", DefaultValueFactory = _ => 1 };
-        var classes = new Option<int>("--classes") { Description = "Classes.", DefaultValueFactory = _ => 4 };
-        var steps = new Option<int>("--steps") { Description = "Timed steps.", DefaultValueFactory = _ => 5 };
-        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (buffers, JIT, caches).", DefaultValueFactory = _ => 2 };
+        channels.AcceptOnlyFromAmong("1", "3");
+        var classes = new Option<int>("--classes") { Description = "Classes.", DefaultValueFactory = _ => 4 }.InRange(2, 65_536);
+        var steps = new Option<int>("--steps") { Description = "Timed steps.", DefaultValueFactory = _ => 5 }.InRange(1, 100_000);
+        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (buffers, JIT, caches).", DefaultValueFactory = _ => 2 }.InRange(0, 100_000);
         var json = CliRunner.JsonOption();
         foreach (var option in new Option[] { device, resolution, batch, width, channels, classes, steps, warmup, json })
         {
             command.Options.Add(option);
         }
+        // The largest activation is conv1's output, batch x width x (resolution / 2)^2 floats.
+        command.Require(r =>
+        {
+            long elements = (long)r.GetValue(batch) * r.GetValue(width) * ((r.GetValue(resolution) + 1) / 2) * ((r.GetValue(resolution) + 1) / 2);
+            return elements > int.MaxValue
+                ? $"--batch {r.GetValue(batch)} x --width {r.GetValue(width)} x (--resolution {r.GetValue(resolution)} / 2)^2 = {elements} activations, more than one tensor may hold ({int.MaxValue}); lower --batch, --width or --resolution."
+                : null;
+        });
         CliRunner.SetAction(command, (parse, token) =>
         {
             int res = parse.GetValue(resolution);
@@ -42,26 +50,11 @@ internal static class BenchTrainCommand
             }
             var config = new ResNetConfig(parse.GetValue(width), parse.GetValue(channels), parse.GetValue(classes));
             using var acc = CliRunner.OpenDevice(parse.GetValue(device)!);
-            using var model = new ResNet18(acc, config, seed: 0);
-            var random = new Random(1);
-            var pixels = new float[n * config.InChannels * res * res];
-            for (int i = 0; i < pixels.Length; i++)
-            {
-                pixels[i] = (float)random.NextDouble();
-            }
-            int[] labels = Enumerable.Range(0, n).Select(i => i % config.NumClasses).ToArray();
-            using var images = Tensor.FromHost(acc, pixels, n, config.InChannels, res, res);
-            using var labelBuffer = acc.Upload<int>(labels);
-            using var buffers = new StepBuffers(acc);
-            var mode = new NaturalTraining();
-            var sgd = new SgdOptimizer();
+            using var workload = new TrainStepWorkload(acc, config, res, n);
             void Step(int i)
             {
                 token.ThrowIfCancellationRequested();
-                var batch = new TrainingBatch(model, images, labelBuffer.View, 0, i, 0);
-                mode.ComputeGradients(batch, buffers);
-                sgd.Step(model.Parameters, 0.01f);
-                acc.Download(buffers.Loss.View); // the loss read-back is part of a real step
+                workload.Step(i);
             }
             for (int i = 0; i < warm; i++)
             {

@@ -18,15 +18,18 @@ internal static class DataCommand
         return data;
     }
 
+    /// <summary>Most images one split option may ask for.</summary>
+    private const int MaxImages = 10_000_000;
+
     private sealed record SplitOptions(Option<int?> Train, Option<int?> Unlabeled, Option<int?> Val, Option<int?> Test)
     {
         public static SplitOptions AddTo(Command command, string what)
         {
             var options = new SplitOptions(
-                new Option<int?>("--train") { Description = $"Training images{what} (paper: 4000)." },
-                new Option<int?>("--unlabeled") { Description = $"Unlabeled images{what} (paper: 1000)." },
-                new Option<int?>("--val") { Description = $"Validation images{what} (default 500)." },
-                new Option<int?>("--test") { Description = $"Test images{what} (paper: 1000)." });
+                new Option<int?>("--train") { Description = $"Training images{what} (paper: 4000)." }.InRange(0, MaxImages),
+                new Option<int?>("--unlabeled") { Description = $"Unlabeled images{what} (paper: 1000)." }.InRange(0, MaxImages),
+                new Option<int?>("--val") { Description = $"Validation images{what} (default 500)." }.InRange(0, MaxImages),
+                new Option<int?>("--test") { Description = $"Test images{what} (paper: 1000)." }.InRange(0, MaxImages));
             command.Options.Add(options.Train);
             command.Options.Add(options.Unlabeled);
             command.Options.Add(options.Val);
@@ -35,7 +38,7 @@ internal static class DataCommand
         }
 
         /// <summary>Explicit sizes win; otherwise a total count is spread in the paper's 8:2:1:2 proportions; otherwise the paper's sizes.</summary>
-        public IReadOnlyList<(string Name, int Count)> Resolve(ParseResult parse, int? total)
+        public IReadOnlyList<(string Name, int Count)> Resolve(ParseResult parse, int? total, long bytesPerImage)
         {
             var paper = BalancedSplits.PaperSizes;
             var given = new[] { parse.GetValue(Train), parse.GetValue(Unlabeled), parse.GetValue(Val), parse.GetValue(Test) };
@@ -50,9 +53,17 @@ internal static class DataCommand
                 }
                 sizes.Add((paper[i].Name, size));
             }
-            if (sizes.Sum(s => s.Item2) == 0)
+            if (sizes.Sum(s => (long)s.Item2) == 0)
             {
                 throw new ArgumentException("All split sizes are zero; give --count or at least one of --train/--unlabeled/--val/--test.");
+            }
+            foreach (var (name, size) in sizes)
+            {
+                if (size * bytesPerImage > Array.MaxLength)
+                {
+                    throw new ArgumentException(
+                        $"The {name} split would hold {size} images x {bytesPerImage} bytes = {size * bytesPerImage} bytes, more than one split may hold ({Array.MaxLength}); lower --{name} (or --count) or --resolution.");
+                }
             }
             return sizes;
         }
@@ -80,34 +91,32 @@ internal static class DataCommand
         var command = new Command("generate", "Render the synthetic retinal OCT data set (CNV, DME, DRUSEN, NORMAL), seeded and class-balanced.");
         var classes = new Option<string>("--classes") { Description = "Which synthetic set: oct (the only one).", DefaultValueFactory = _ => "oct" };
         classes.AcceptOnlyFromAmong("oct");
-        var count = new Option<int?>("--count") { Description = "Total images, spread over train/unlabeled/val/test as 8:2:1:2 (default: the paper's 4000/1000/500/1000)." };
-        var resolution = new Option<int>("--resolution") { Description = "Image height and width in pixels (8..4096).", DefaultValueFactory = _ => 64 };
+        var count = new Option<int?>("--count") { Description = "Total images, spread over train/unlabeled/val/test as 8:2:1:2 (default: the paper's 4000/1000/500/1000)." }.InRange(0, MaxImages);
+        var resolution = new Option<int>("--resolution") { Description = "Image height and width in pixels (8..4096).", DefaultValueFactory = _ => 64 }.InRange(8, 4096);
         var seed = new Option<int>("--seed") { Description = "Seed; the same seed gives identical bytes.", DefaultValueFactory = _ => 0 };
+        var minSeverity = new Option<float>("--min-severity") { Description = "Floor of the pathology's severity in [0, 1): 0 lets lesions fade to nearly invisible (hardest); reproduce's quick profile uses 0.35.", DefaultValueFactory = _ => 0f };
         var output = new Option<string>("--out") { Description = "Data set file to write.", Required = true };
         command.Options.Add(classes);
         command.Options.Add(count);
         command.Options.Add(resolution);
         command.Options.Add(seed);
+        command.Options.Add(minSeverity);
         var splits = SplitOptions.AddTo(command, " (balanced over the classes)");
         command.Options.Add(output);
         CliRunner.SetAction(command, (parse, token) =>
         {
             int r = parse.GetValue(resolution);
-            if (r is < 8 or > 4096)
-            {
-                throw new ArgumentException($"--resolution must be in 8..4096 (got {r}).");
-            }
-            var sizes = splits.Resolve(parse, parse.GetValue(count));
+            var sizes = splits.Resolve(parse, parse.GetValue(count), (long)r * r);
             string path = parse.GetValue(output)!;
             var clock = Stopwatch.StartNew();
             DatasetContent content;
             using (var progress = new ConsoleProgress())
             {
-                content = SyntheticOct.Generate(r, r, sizes, parse.GetValue(seed), progress, token);
+                content = SyntheticOct.Generate(r, r, sizes, parse.GetValue(seed), progress, token, parse.GetValue(minSeverity));
             }
             double seconds = clock.Elapsed.TotalSeconds;
             DatasetFile.Write(path, content);
-            Console.WriteLine($"generated {content.ImageCount} images {r}x{r} in {seconds:F2} s ({content.ImageCount / Math.Max(seconds, 1e-9):F0} images/s), wrote {path}");
+            CliConsole.Current.WriteLine($"generated {content.ImageCount} images {r}x{r} in {seconds:F2} s ({content.ImageCount / Math.Max(seconds, 1e-9):F0} images/s), wrote {path}");
             using var file = DatasetFile.Open(path);
             PrintSummary(file, checksumOk: null);
             return CliRunner.Ok;
@@ -119,12 +128,13 @@ internal static class DataCommand
     {
         var command = new Command("import", "Convert a MedMNIST .npz or a Kermany OCT folder (CNV/DME/DRUSEN/NORMAL) into a data set file.");
         var source = new Option<string>("--source") { Description = "A MedMNIST .npz file, or a folder with CNV/DME/DRUSEN/NORMAL sub-folders (optionally under train/ and test/) or CNV-xxx.jpeg files.", Required = true };
-        var resolution = new Option<int>("--resolution") { Description = "Output height and width in pixels.", DefaultValueFactory = _ => 64 };
-        var resize = new Option<int?>("--resize") { Description = "Resize the shorter side to this before cropping (default: --crop)." };
-        var crop = new Option<int?>("--crop") { Description = "Center crop to this square before the final resize (paper profile: --resize 256 --crop 224 --resolution 224; default: --resolution)." };
+        var resolution = new Option<int>("--resolution") { Description = "Output height and width in pixels.", DefaultValueFactory = _ => 64 }.InRange(8, 4096);
+        var resize = new Option<int?>("--resize") { Description = "Resize the shorter side to this before cropping (default: --crop)." }.InRange(8, 16_384);
+        var crop = new Option<int?>("--crop") { Description = "Center crop to this square before the final resize (paper profile: --resize 256 --crop 224 --resolution 224; default: --resolution)." }.InRange(8, 16_384);
         var channels = new Option<int>("--channels") { Description = "1 (grayscale) or 3 (keep/make RGB).", DefaultValueFactory = _ => 1 };
         channels.AcceptOnlyFromAmong("1", "3");
-        var unlabeledFraction = new Option<double>("--unlabeled-fraction") { Description = ".npz: fraction of each class of the train split moved to 'unlabeled' (stratified, seeded).", DefaultValueFactory = _ => 0.0 };
+        channels.AcceptOnlyFromAmong("1", "3");
+        var unlabeledFraction = new Option<double>("--unlabeled-fraction") { Description = ".npz: fraction of each class of the train split moved to 'unlabeled' (stratified, seeded).", DefaultValueFactory = _ => 0.0 }.InRange(0.0, 0.99);
         var classNames = new Option<string?>("--class-names") { Description = ".npz: comma-separated class names in label order (default: known MedMNIST names by file name, else class_0..)." };
         var strict = new Option<bool>("--strict") { Description = "Kermany folder: fail on the first unreadable JPEG instead of skipping it with a warning." };
         var seed = new Option<int>("--seed") { Description = "Seed for sampling and the unlabeled split.", DefaultValueFactory = _ => 0 };
@@ -157,7 +167,7 @@ internal static class DataCommand
                 }
                 else if (Directory.Exists(sourcePath))
                 {
-                    var options = new KermanyImportOptions(preprocess, splits.Resolve(parse, null), seedValue, parse.GetValue(strict));
+                    var options = new KermanyImportOptions(preprocess, splits.Resolve(parse, null, (long)preprocess.Channels * preprocess.Resolution * preprocess.Resolution), seedValue, parse.GetValue(strict));
                     result = KermanyFolder.Import(sourcePath, options, progress, token);
                 }
                 else
@@ -167,10 +177,10 @@ internal static class DataCommand
             }
             foreach (var warning in result.Warnings)
             {
-                Console.Error.WriteLine($"warning: {warning.Path}: {warning.Message}");
+                CliConsole.Current.ErrorLine($"warning: {warning.Path}: {warning.Message}");
             }
             DatasetFile.Write(path, result.Content);
-            Console.WriteLine($"imported {result.Content.ImageCount} images from {sourcePath}; {result.Warnings.Count} skipped with warnings; wrote {path}");
+            CliConsole.Current.WriteLine($"imported {result.Content.ImageCount} images from {sourcePath}; {result.Warnings.Count} skipped with warnings; wrote {path}");
             using var file = DatasetFile.Open(path);
             PrintSummary(file, checksumOk: null);
             return CliRunner.Ok;
@@ -227,8 +237,8 @@ internal static class DataCommand
         var dataOption = new Option<string>("--data") { Description = "The data set file.", Required = true };
         var output = new Option<string>("--out") { Description = "PNG file to write.", Required = true };
         var split = new Option<string?>("--split") { Description = "Which split (default: the first)." };
-        var perClass = new Option<int>("--per-class") { Description = "Images per class (columns).", DefaultValueFactory = _ => 8 };
-        var scale = new Option<int>("--scale") { Description = "Integer zoom of each image.", DefaultValueFactory = _ => 1 };
+        var perClass = new Option<int>("--per-class") { Description = "Images per class (columns).", DefaultValueFactory = _ => 8 }.InRange(1, 256);
+        var scale = new Option<int>("--scale") { Description = "Integer zoom of each image.", DefaultValueFactory = _ => 1 }.InRange(1, 16);
         command.Options.Add(dataOption);
         command.Options.Add(output);
         command.Options.Add(split);
@@ -242,7 +252,7 @@ internal static class DataCommand
             var (pixels, width, height, channels) = ContactSheet.Build(chosen, parse.GetValue(perClass), parse.GetValue(scale));
             string path = parse.GetValue(output)!;
             Png.Write(path, pixels, width, height, channels);
-            Console.WriteLine($"wrote {path} ({width}x{height}): split '{chosen.Name}', rows top to bottom: {string.Join(", ", file.ClassNames)}");
+            CliConsole.Current.WriteLine($"wrote {path} ({width}x{height}): split '{chosen.Name}', rows top to bottom: {string.Join(", ", file.ClassNames)}");
             return CliRunner.Ok;
         });
         return command;
@@ -250,9 +260,9 @@ internal static class DataCommand
 
     private static void PrintSummary(DatasetFile file, bool? checksumOk)
     {
-        Console.WriteLine($"{file.Path}: {file.ImageCount} images, {file.Channels}x{file.Height}x{file.Width} uint8, {file.ClassCount} classes, format v{file.Version}");
-        Console.WriteLine($"source: {file.Source}");
-        Console.WriteLine($"sha256: {file.Checksum}{checksumOk switch { true => " (verified)", _ => " (not verified)" }}");
+        CliConsole.Current.WriteLine($"{file.Path}: {file.ImageCount} images, {file.Channels}x{file.Height}x{file.Width} uint8, {file.ClassCount} classes, format v{file.Version}");
+        CliConsole.Current.WriteLine($"source: {file.Source}");
+        CliConsole.Current.WriteLine($"sha256: {file.Checksum}{checksumOk switch { true => " (verified)", _ => " (not verified)" }}");
         var headers = new List<string> { "split", "images" };
         headers.AddRange(file.ClassNames);
         Ui.Table(null, headers, file.Splits.Select(s =>
@@ -289,14 +299,14 @@ internal static class DataCommand
                     if (now - _lastDraw > 0.1 || value.Done == value.Total)
                     {
                         _lastDraw = now;
-                        Console.Error.Write($"\r{value.Stage}: {value.Done}/{value.Total}   ");
+                        CliConsole.Current.ErrorWrite($"\r{value.Stage}: {value.Done}/{value.Total}   ");
                         _drew = true;
                     }
                 }
                 else if (decile != _lastDecile)
                 {
                     _lastDecile = decile;
-                    Console.Error.WriteLine($"{value.Stage}: {value.Done}/{value.Total}");
+                    CliConsole.Current.ErrorLine($"{value.Stage}: {value.Done}/{value.Total}");
                 }
             }
         }
@@ -305,7 +315,7 @@ internal static class DataCommand
         {
             if (_drew)
             {
-                Console.Error.WriteLine();
+                CliConsole.Current.ErrorLine();
             }
         }
     }

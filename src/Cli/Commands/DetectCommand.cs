@@ -2,7 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
 using IlgpuOct.Defense.Detection;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 
 namespace IlgpuOct.Cli.Commands;
 
@@ -25,12 +25,12 @@ internal static class DetectCommand
         var detector = new Option<string>("--detector") { Description = "uad (per-class GMM), mahalanobis (tied covariance) or kde.", DefaultValueFactory = _ => "uad" };
         detector.AcceptOnlyFromAmong("uad", "mahalanobis", "kde");
         var output = new Option<string>("--out") { Description = "Detector file to write.", Required = true };
-        var rate = new Option<double>("--rejection") { Description = "Share of clean validation images the threshold rejects.", DefaultValueFactory = _ => 0.05 };
-        var components = new Option<int>("--components") { Description = "uad: components per class (capped at N_c / (D + 1)).", DefaultValueFactory = _ => 2 };
+        var rate = new Option<double>("--rejection") { Description = "Share of clean validation images the threshold rejects.", DefaultValueFactory = _ => 0.05 }.InRange(0.0, 0.99);
+        var components = new Option<int>("--components") { Description = "uad: components per class (capped at N_c / (D + 1)).", DefaultValueFactory = _ => 2 }.InRange(1, 64);
         var covariance = new Option<string>("--covariance") { Description = "uad: full, diagonal, tied or spherical.", DefaultValueFactory = _ => "full" };
         covariance.AcceptOnlyFromAmong("full", "diagonal", "tied", "spherical");
-        var reg = new Option<double>("--reg") { Description = "uad: reg_covar relative to the class's mean feature variance.", DefaultValueFactory = _ => 1e-2 };
-        var bandwidth = new Option<double?>("--bandwidth") { Description = "kde: kernel bandwidth (default: Scott's rule)." };
+        var reg = new Option<double>("--reg") { Description = "uad: reg_covar relative to the class's mean feature variance.", DefaultValueFactory = _ => 1e-2 }.InRange(1e-12, 1e6);
+        var bandwidth = new Option<double?>("--bandwidth") { Description = "kde: kernel bandwidth (default: Scott's rule)." }.InRange(1e-12, 1e12);
         var device = CliRunner.DeviceOption();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of the k-means start / KDE subset." };
         foreach (var option in new Option[] { model, data, detector, output, rate, components, covariance, reg, bandwidth, device, seed })
@@ -54,7 +54,7 @@ internal static class DetectCommand
             }, token);
             string path = parse.GetValue(output)!;
             fitted.Save(path);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            CliConsole.Current.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{fitted.Name}: {fitted.Classes} classes, {fitted.Features} features, threshold {fitted.Threshold:G6} ({fitted.CleanRejectionRate:P1} clean rejection); wrote {path}"));
             return CliRunner.Ok;
         });

@@ -16,17 +16,18 @@ internal static class EvaluateCommand
         var detector = new Option<string?>("--detector") { Description = "Detector file from `detect fit` (default: fit UAD, Mahalanobis and KDE on the train split)." };
         var attack = new Option<string>("--attack") { Description = "fgsm, pgd, cw, adaptive (HFC + density-PGD against each detector) or none.", DefaultValueFactory = _ => "pgd" };
         attack.AcceptOnlyFromAmong("fgsm", "pgd", "cw", "adaptive", "none");
-        var eps = new Option<float>("--eps") { Description = "L-infinity budget (pixel units in [0, 1]).", DefaultValueFactory = _ => 0.005f };
-        var steps = new Option<int>("--steps") { Description = "PGD / adaptive steps.", DefaultValueFactory = _ => 10 };
-        var c = new Option<double>("--c") { Description = "C&W trade-off constant.", DefaultValueFactory = _ => 0.1 };
-        var cwSteps = new Option<int>("--cw-steps") { Description = "C&W Adam iterations.", DefaultValueFactory = _ => 100 };
-        var images = new Option<int>("--images") { Description = "Test images attacked (a seeded class-balanced sample).", DefaultValueFactory = _ => 200 };
-        var lambda = new Option<double>("--lambda") { Description = "Adaptive attacks: weight of the feature term.", DefaultValueFactory = _ => 1.0 };
+        var eps = new Option<float>("--eps") { Description = "L-infinity budget (pixel units in [0, 1]).", DefaultValueFactory = _ => 0.005f }.InRange(1e-6f, 1f);
+        var steps = new Option<int>("--steps") { Description = "PGD / adaptive steps.", DefaultValueFactory = _ => 10 }.InRange(1, 100_000);
+        var c = new Option<double>("--c") { Description = "C&W trade-off constant.", DefaultValueFactory = _ => 0.1 }.InRange(1e-12, 1e12);
+        var cwSteps = new Option<int>("--cw-steps") { Description = "C&W Adam iterations.", DefaultValueFactory = _ => 100 }.InRange(1, 100_000);
+        var images = new Option<int>("--images") { Description = "Test images attacked (a seeded class-balanced sample).", DefaultValueFactory = _ => 200 }.InRange(1, 1_000_000);
+        var lambda = new Option<double>("--lambda") { Description = "Adaptive attacks: weight of the feature term.", DefaultValueFactory = _ => 1.0 }.InRange(0.0, 1e6);
         var saveAdv = new Option<string?>("--save-adv") { Description = "Write the adversarial images (safetensors) for `detect score --adv`." };
         var device = CliRunner.DeviceOption();
+        var noVerify = CliRunner.NoVerifyOption();
         var seed = new Option<int>("--seed") { DefaultValueFactory = _ => 0, Description = "Seed of the detectors' fits." };
         var json = CliRunner.JsonOption();
-        foreach (var option in new Option[] { model, data, detector, attack, eps, steps, c, cwSteps, images, lambda, saveAdv, device, seed, json })
+        foreach (var option in new Option[] { noVerify, model, data, detector, attack, eps, steps, c, cwSteps, images, lambda, saveAdv, device, seed, json })
         {
             command.Options.Add(option);
         }
@@ -37,6 +38,7 @@ internal static class EvaluateCommand
             {
                 ModelPath = parse.GetValue(model)!,
                 DataPath = parse.GetValue(data)!,
+                VerifyData = !parse.GetValue(noVerify),
                 DetectorPath = parse.GetValue(detector),
                 Attack = parse.GetValue(attack)!,
                 Epsilon = parse.GetValue(eps),
@@ -47,7 +49,7 @@ internal static class EvaluateCommand
                 AdaptiveLambda = parse.GetValue(lambda),
                 SaveAdversarialPath = parse.GetValue(saveAdv),
                 Seed = parse.GetValue(seed),
-            }, new Reporter(s => Console.Error.WriteLine(s)), token);
+            }, ProgressView.Lines<string>(CliConsole.Current, s => s), token);
             if (parse.GetValue(json))
             {
                 Ui.WriteJson(result);
@@ -56,7 +58,7 @@ internal static class EvaluateCommand
             var inv = CultureInfo.InvariantCulture;
             string P(double v) => double.IsNaN(v) ? "-" : v.ToString("P1", inv);
             string F(double? v) => v is { } x && !double.IsNaN(x) ? x.ToString("F3", inv) : "-";
-            Console.WriteLine($"clean accuracy: {P(result.CleanTestAccuracy)} (test split), {P(result.CleanSubsetAccuracy)} on the attacked images");
+            CliConsole.Current.WriteLine($"clean accuracy: {P(result.CleanTestAccuracy)} (test split), {P(result.CleanSubsetAccuracy)} on the attacked images");
             Ui.Table("attacks", ["attack", "parameter", "images", "accuracy", "successful", "mean L2", "mean Linf"],
                 result.Curve.Select(p => (IReadOnlyList<string>)[p.Attack, $"{p.Parameter} {p.Value.ToString("G4", inv)}", p.Attacked.ToString(inv), P(p.Accuracy),
                     p.Successful.ToString(inv), p.MeanL2.ToString("F4", inv), p.MeanLinf.ToString("F4", inv)]));
@@ -68,10 +70,5 @@ internal static class EvaluateCommand
             return CliRunner.Ok;
         });
         return command;
-    }
-
-    private sealed class Reporter(Action<string> report) : IProgress<string>
-    {
-        public void Report(string value) => report(value);
     }
 }

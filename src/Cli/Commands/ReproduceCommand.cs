@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Defense.Experiments;
 using IlgpuOct.Nn.Training;
+using IlgpuOct.Cli.Rendering;
 
 namespace IlgpuOct.Cli.Commands;
 
@@ -12,51 +13,57 @@ internal static class ReproduceCommand
     public static Command Create()
     {
         var command = new Command("reproduce", "Run the paper's experiment end to end: data, NT/GCE/AT/SSAT training, FGSM/PGD/C&W curves, UAD/Mahalanobis/KDE against plain and adaptive attacks, Tables 1 and 2 (results.md).");
-        var profile = new Option<string>("--profile") { Description = "quick (about 10 min on 2 CPU cores, 64x64 synthetic data, width 8), paper (224x224, width 64, for a GPU) or micro (seconds, for tests).", DefaultValueFactory = _ => "quick" };
-        profile.AcceptOnlyFromAmong("quick", "paper", "micro");
-        var data = new Option<string?>("--data") { Description = "Data set file (default: generate the synthetic OCT set into the run folder)." };
+        var profile = new Option<string>("--profile") { Description = "quick (three seeds of 64x64 synthetic OCT, width 8: at most 15 min on 2 idle CPU cores), pneumonia (three seeds on the real PneumoniaMNIST chest X-rays of ../shared/data), paper (224x224, width 64, three seeds, for a GPU: an estimated 1-2 hours on one H200) or micro (seconds, for tests).", DefaultValueFactory = _ => "quick" };
+        profile.AcceptOnlyFromAmong("quick", "pneumonia", "paper", "micro");
+        var data = new Option<string?>("--data") { Description = "Data set file, or a MedMNIST .npz to import (default: the profile's data; synthetic OCT generated into each seed's folder)." };
         var output = new Option<string>("--out") { Description = "Run folder (a rerun with the same folder continues where it stopped).", DefaultValueFactory = _ => "runs/reproduce" };
         var device = CliRunner.DeviceOption();
-        var seed = new Option<int>("--seed") { Description = "Seed of data, initialisation, batches and attacks.", DefaultValueFactory = _ => 0 };
-        foreach (var option in new Option[] { profile, data, output, device, seed })
+        var noVerify = CliRunner.NoVerifyOption();
+        var seeds = new Option<string?>("--seeds") { Description = "Comma-separated seeds, each a full run (data, initialisation, batches, attacks) in its own folder seed-S (default: the profile's, quick 0,1,2)." };
+        foreach (var option in new Option[] { noVerify, profile, data, output, device, seeds })
         {
             command.Options.Add(option);
         }
         CliRunner.SetAction(command, (parse, token) =>
         {
+            var chosen = ReproduceProfile.ByName(parse.GetValue(profile)!);
             var options = new ReproduceOptions
             {
-                Profile = ReproduceProfile.ByName(parse.GetValue(profile)!),
-                DataPath = parse.GetValue(data),
+                Profile = chosen,
+                DataPath = parse.GetValue(data) ?? (chosen.DefaultDataPath is { } relative ? ReproduceProfile.LocateData(relative, Environment.CurrentDirectory, AppContext.BaseDirectory) : null),
                 OutputDirectory = parse.GetValue(output)!,
-                Seed = parse.GetValue(seed),
+                VerifyData = !parse.GetValue(noVerify),
             };
+            var seedList = parse.GetValue(seeds) is { } text ? ParseSeeds(text) : chosen.Seeds;
             using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
+            var console = CliConsole.Current;
             var clock = Stopwatch.StartNew();
-            double lastTrainLine = double.NegativeInfinity;
-            var stageProgress = new Reporter<ReproduceProgress>(p =>
-                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{clock.Elapsed:mm\\:ss}] {p.Stage}/{p.Stages} {p.What}: {p.Detail}")));
-            var trainProgress = new Reporter<TrainingProgress>(p =>
-            {
-                if (p.Phase != "train" || clock.Elapsed.TotalSeconds - lastTrainLine >= 10)
-                {
-                    lastTrainLine = clock.Elapsed.TotalSeconds;
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"[{clock.Elapsed:mm\\:ss}]   epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} {p.Phase} loss {p.Loss:F4} acc {p.Accuracy:P1} {p.ImagesPerSecond:F0} img/s"));
-                }
-            });
-            var results = Reproduce.Run(accelerator, options, stageProgress, trainProgress, token);
+            var stageProgress = ProgressView.Lines<ReproduceProgress>(console, p =>
+                string.Create(CultureInfo.InvariantCulture, $"{ProgressView.Elapsed(clock)} {p.Stage}/{p.Stages} {p.What}: {p.Detail}"));
+            // A training line at least every 10 seconds, and at each evaluation.
+            var trainProgress = ProgressView.Throttled<TrainingProgress>(console, TimeSpan.FromSeconds(10), p => p.Phase != "train", p =>
+                string.Create(CultureInfo.InvariantCulture, $"{ProgressView.Elapsed(clock)}   epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} {p.Phase} loss {p.Loss:F4} acc {p.Accuracy:P1} {p.ImagesPerSecond:F0} img/s"));
+            var results = ReproduceSeeds.Run(accelerator, options, seedList, stageProgress, trainProgress, token);
             string folder = Path.GetFullPath(options.OutputDirectory);
-            Console.WriteLine(File.ReadAllText(Path.Combine(folder, Reproduce.ResultsMarkdown)));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"wrote {Path.Combine(folder, Reproduce.ResultsMarkdown)} and {Reproduce.ResultsJson} in {results.WallSeconds:F0} s"));
+            console.WriteLine(File.ReadAllText(Path.Combine(folder, Reproduce.ResultsMarkdown)));
+            console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"wrote {Path.Combine(folder, ReproduceSeeds.ResultsHtml)}, {Reproduce.ResultsMarkdown} and {Reproduce.ResultsJson} in {results.WallSeconds:F0} s wall, {results.CpuSeconds:F0} s CPU"));
             return CliRunner.Ok;
         });
         return command;
     }
 
-    /// <summary>Runs the callback on the calling thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class Reporter<T>(Action<T> report) : IProgress<T>
+    private static int[] ParseSeeds(string text)
     {
-        public void Report(T value) => report(value);
+        var parts = text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var result = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.Integer, CultureInfo.InvariantCulture, out result[i]) || result[i] < 0)
+            {
+                throw new ArgumentException($"--seeds takes comma-separated non-negative integers such as 0,1,2; '{parts[i]}' is not one.");
+            }
+        }
+        return result;
     }
 }

@@ -3,7 +3,6 @@ using System.Globalization;
 using IlgpuOct.Cli.Rendering;
 using IlgpuOct.Defense.Training;
 using IlgpuOct.Nn.Training;
-using Spectre.Console;
 
 namespace IlgpuOct.Cli.Commands;
 
@@ -14,24 +13,25 @@ internal static class TrainCommand
     {
         var command = new Command("train", "Train a ResNet-18 (SGD, momentum 0.9, weight decay 5e-4) on a data set file; writes metrics.jsonl and a checkpoint per epoch.");
         var data = new Option<string>("--data") { Description = "Data set file (from `ilgpuoct data import` or `data generate`).", Required = true };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs to train.", DefaultValueFactory = _ => 10 };
-        var batch = new Option<int>("--batch") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
-        var lr = new Option<float>("--lr") { Description = "Base learning rate.", DefaultValueFactory = _ => 0.05f };
+        var epochs = new Option<int>("--epochs") { Description = "Epochs to train.", DefaultValueFactory = _ => 10 }.InRange(1, 100_000);
+        var batch = new Option<int>("--batch") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 }.InRange(2, 65_536);
+        var lr = new Option<float>("--lr") { Description = "Base learning rate.", DefaultValueFactory = _ => 0.05f }.InRange(1e-9f, 1e3f);
         var device = CliRunner.DeviceOption();
+        var noVerify = CliRunner.NoVerifyOption();
         var output = new Option<string>("--out") { Description = "Run folder: config.json, metrics.jsonl, checkpoints.", Required = true };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint (same options)." };
         var mode = new Option<string>("--mode") { Description = "Training mode: nt (cross-entropy), gce (guided complement entropy), at (half FGSM batches), ssat (at + lambda x FGSM on pseudo-labelled unlabeled images).", DefaultValueFactory = _ => "nt" };
         mode.AcceptOnlyFromAmong([.. DefenseTrainingModes.All]);
         var unlabeled = new Option<string?>("--unlabeled") { Description = "ssat: data set file of unlabeled images (its 'unlabeled' split, else 'train'); default: the --data file's 'unlabeled' split." };
-        var lambda = new Option<float>("--lambda") { Description = "ssat: weight of the unlabeled loss.", DefaultValueFactory = _ => 5f };
-        var warmup = new Option<long>("--lambda-warmup") { Description = "ssat: steps over which lambda ramps up linearly (0 = full lambda from the start, as the paper).", DefaultValueFactory = _ => 0 };
-        var threshold = new Option<float>("--pseudo-threshold") { Description = "ssat: only unlabeled images predicted with at least this softmax probability get a pseudo-label term (0 = all, as the paper).", DefaultValueFactory = _ => 0f };
+        var lambda = new Option<float>("--lambda") { Description = "ssat: weight of the unlabeled loss.", DefaultValueFactory = _ => 5f }.InRange(0f, 1e6f);
+        var warmup = new Option<long>("--lambda-warmup") { Description = "ssat: steps over which lambda ramps up linearly (0 = full lambda from the start, as the paper).", DefaultValueFactory = _ => 0 }.InRange(0L, long.MaxValue);
+        var threshold = new Option<float>("--pseudo-threshold") { Description = "ssat: only unlabeled images predicted with at least this softmax probability get a pseudo-label term (0 = all, as the paper).", DefaultValueFactory = _ => 0f }.InRange(0f, 1f);
         var randomStart = new Option<bool>("--fgsm-random-start") { Description = "at/ssat: FGSM from a uniform random start with step 1.25 eps (Wong et al. 2020)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the initialisation and the batch order.", DefaultValueFactory = _ => 0 };
-        var width = new Option<int>("--width") { Description = "Base width of the ResNet-18 (64 = torchvision).", DefaultValueFactory = _ => 64 };
+        var width = new Option<int>("--width") { Description = "Base width of the ResNet-18 (64 = torchvision).", DefaultValueFactory = _ => 64 }.InRange(1, 4096);
         var schedule = new Option<string>("--schedule") { Description = "cosine (per step) or step (x0.1 after each third of the steps).", DefaultValueFactory = _ => "cosine" };
         schedule.AcceptOnlyFromAmong("cosine", "step");
-        foreach (var option in new Option[] { data, epochs, batch, lr, device, output, resume, mode, seed, width, schedule, unlabeled, lambda, warmup, threshold, randomStart })
+        foreach (var option in new Option[] { noVerify, data, epochs, batch, lr, device, output, resume, mode, seed, width, schedule, unlabeled, lambda, warmup, threshold, randomStart })
         {
             command.Options.Add(option);
         }
@@ -49,15 +49,19 @@ internal static class TrainCommand
                 Seed = parse.GetValue(seed),
                 Width = parse.GetValue(width),
                 Schedule = parse.GetValue(schedule)!,
+                VerifyData = !parse.GetValue(noVerify),
                 ModeFactory = DefenseTrainingModes.Factory(parse.GetValue(mode)!, parse.GetValue(data)!, parse.GetValue(unlabeled),
                     new AdversarialTrainingOptions { Lambda = parse.GetValue(lambda), LambdaWarmupSteps = parse.GetValue(warmup), PseudoLabelThreshold = parse.GetValue(threshold), RandomStart = parse.GetValue(randomStart) }, parse.GetValue(seed)),
             };
             options.Validate();
             using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
-            var result = Ui.Interactive ? RunWithProgressBar(accelerator, options, token) : RunWithPlainLines(accelerator, options, token);
+            var console = CliConsole.Current;
+            // A line at least every 10 seconds, and at each evaluation (the end of an epoch).
+            var lines = ProgressView.Throttled<TrainingProgress>(console, TimeSpan.FromSeconds(10), p => p.Phase != "train", p => $"step {p.Step}/{p.TotalSteps} {Describe(p)}");
+            var result = ProgressView.WithBar(console, p => (p.Step, p.TotalSteps, Describe(p)), lines, progress => Trainer.Run(accelerator, options, progress, token));
             foreach (string notice in result.Notices)
             {
-                Console.Error.WriteLine(notice);
+                CliConsole.Current.ErrorLine(notice);
             }
             if (result.Epochs.Count > 0)
             {
@@ -68,7 +72,7 @@ internal static class TrainCommand
                     F(m.ImagesPerSecond, "F1"), F(m.Lr, "G4"), F(m.Seconds, "F1"),
                 ]));
             }
-            Console.WriteLine($"checkpoint: {result.CheckpointPath}");
+            CliConsole.Current.WriteLine($"checkpoint: {result.CheckpointPath}");
             return result.Cancelled ? CliRunner.Cancelled : CliRunner.Ok;
         });
         return command;
@@ -81,46 +85,4 @@ internal static class TrainCommand
 
     private static string Left(TimeSpan? remaining) =>
         remaining is { } r ? (r.TotalHours >= 1 ? $"{(int)r.TotalHours}h{r.Minutes:D2}m" : $"{r.Minutes}m{r.Seconds:D2}s") : "-";
-
-    private static TrainingResult RunWithProgressBar(Kernels.Accelerator accelerator, TrainingOptions options, CancellationToken token)
-    {
-        TrainingResult? result = null;
-        AnsiConsole.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask("starting", maxValue: 1);
-                var progress = new Reporter(p =>
-                {
-                    task.MaxValue = Math.Max(1, p.TotalSteps);
-                    task.Value = p.Step;
-                    task.Description = Markup.Escape(Describe(p));
-                });
-                result = Trainer.Run(accelerator, options, progress, token);
-            });
-        return result!;
-    }
-
-    private static TrainingResult RunWithPlainLines(Kernels.Accelerator accelerator, TrainingOptions options, CancellationToken token)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        double lastLine = double.NegativeInfinity;
-        var progress = new Reporter(p =>
-        {
-            // A line at least every 10 seconds, and at each evaluation (the end of an epoch).
-            if (p.Phase != "train" || clock.Elapsed.TotalSeconds - lastLine >= 10)
-            {
-                lastLine = clock.Elapsed.TotalSeconds;
-                Console.Error.WriteLine($"step {p.Step}/{p.TotalSteps} {Describe(p)}");
-            }
-        });
-        return Trainer.Run(accelerator, options, progress, token);
-    }
-
-    /// <summary>Runs the callback on the training thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
-    }
 }

@@ -1,4 +1,4 @@
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Nn;
 
 namespace IlgpuOct.Defense.Attacks;

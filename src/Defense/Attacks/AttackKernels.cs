@@ -1,10 +1,11 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Defense.Attacks;
 
 /// <summary>
 /// Element-wise attack updates on the device: the L-infinity sign step with projection and
-/// clipping, and the even spread of a pooled-feature gradient over H and W. Each has a CPU
+/// clipping, and the C&amp;W Adam step in tanh space. Each has a CPU
 /// implementation (the cpu engine, and the reference of the kernel tests), a grid-stride
 /// [Kernel] and a dispatcher.
 /// </summary>
@@ -28,15 +29,6 @@ public static partial class AttackKernels
             float hi = x0[i] + eps;
             v = v < lo ? lo : (v > hi ? hi : v);
             x[i] = v < 0f ? 0f : (v > 1f ? 1f : v);
-        }
-    }
-
-    [Kernel]
-    private static void AddSpread(KernelContext ctx, View<float> dPool, View<float> d, int hw)
-    {
-        for (int i = ctx.GlobalX; i < d.Length; i += ctx.GridStrideX)
-        {
-            d[i] += dPool[i / hw] / (float)hw;
         }
     }
 
@@ -69,26 +61,9 @@ public static partial class AttackKernels
         ArgumentNullException.ThrowIfNull(accelerator);
         RequireLength(x0.Length, x.Length, nameof(x0));
         RequireLength(g.Length, x.Length, nameof(g));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            SignStepProjectClipCpu(x.AsSpan(), x0.AsSpan(), g.AsSpan(), step, eps);
-            return;
-        }
-        SignStepKernel.Launch(accelerator, Config(x.Length), x, x0, g, step, eps);
-    }
-
-    /// <summary>d (N, C, H, W) += dPool (N, C) / (H W): the gradient of a global average pool. hw = H W.</summary>
-    public static void AddPooledGradient(Accelerator accelerator, View<float> dPool, View<float> d, int hw)
-    {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        ArgumentOutOfRangeException.ThrowIfLessThan(hw, 1);
-        RequireLength((long)dPool.Length * hw, d.Length, nameof(dPool));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            AddPooledGradientCpu(dPool.AsSpan(), d.AsSpan(), hw);
-            return;
-        }
-        AddSpreadKernel.Launch(accelerator, Config(d.Length), dPool, d, hw);
+        OperatorDispatch.Run(accelerator, "AttackKernels.SignStepProjectClip", OperatorCost.Elementwise(x.Length, 6, reads: 3, writes: 1),
+            () => SignStepProjectClipCpu(x.AsSpan(), x0.AsSpan(), g.AsSpan(), step, eps),
+            () => SignStepKernel.Launch(accelerator, Config(x.Length), x, x0, g, step, eps));
     }
 
     /// <summary>
@@ -104,12 +79,9 @@ public static partial class AttackKernels
         {
             RequireLength(length, x.Length, name);
         }
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            CwAdamStepCpu(w.AsSpan(), m.AsSpan(), v.AsSpan(), x.AsSpan(), x0.AsSpan(), gx.AsSpan(), lr, correction1, correction2);
-            return;
-        }
-        CwAdamKernel.Launch(accelerator, Config(x.Length), w, m, v, x, x0, gx, lr, correction1, correction2);
+        OperatorDispatch.Run(accelerator, "AttackKernels.CwAdamStep", OperatorCost.Elementwise(x.Length, 20, reads: 6, writes: 4),
+            () => CwAdamStepCpu(w.AsSpan(), m.AsSpan(), v.AsSpan(), x.AsSpan(), x0.AsSpan(), gx.AsSpan(), lr, correction1, correction2),
+            () => CwAdamKernel.Launch(accelerator, Config(x.Length), w, m, v, x, x0, gx, lr, correction1, correction2));
     }
 
     // ------------------------------------------------------------------ CPU implementations
@@ -147,13 +119,13 @@ public static partial class AttackKernels
         }
     }
 
-    public static void AddPooledGradientCpu(ReadOnlySpan<float> dPool, Span<float> d, int hw)
+    /// <summary>A PGD batch of 64 one-channel 224 x 224 images.</summary>
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
     {
-        RequireLength((long)dPool.Length * hw, d.Length, nameof(dPool));
-        for (int i = 0; i < d.Length; i++)
-        {
-            d[i] += dPool[i / hw] / (float)hw;
-        }
+        int images = ResNet18Shapes.Batch * ResNet18Shapes.Resolution * ResNet18Shapes.Resolution;
+        yield return new LaunchShape(SignStepKernel.Definition, "PGD batch 64x1x224x224", Config(images));
+        yield return new LaunchShape(CwAdamKernel.Definition, "C&W batch 64x1x224x224", Config(images));
     }
 
     private static LaunchConfig Config(int n)

@@ -22,26 +22,6 @@ public static class AttackMath
         }
     }
 
-    /// <summary>Row-wise arg max of logits (N, K); ties go to the lowest index as torch.argmax.</summary>
-    public static int[] ArgMax(ReadOnlySpan<float> logits, int n, int k)
-    {
-        var result = new int[n];
-        for (int i = 0; i < n; i++)
-        {
-            var row = logits.Slice(i * k, k);
-            int best = 0;
-            for (int j = 1; j < k; j++)
-            {
-                if (row[j] > row[best])
-                {
-                    best = j;
-                }
-            }
-            result[i] = best;
-        }
-        return result;
-    }
-
     /// <summary>
     /// The largest logit other than class <paramref name="excluded"/> and its index: the excluded
     /// entry counts as -infinity (not zero), so all-negative logits give the right answer.

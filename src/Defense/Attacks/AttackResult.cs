@@ -1,3 +1,4 @@
+using IlgpuOct.Nn;
 namespace IlgpuOct.Defense.Attacks;
 
 /// <summary>Progress of an iterative attack on one batch.</summary>
@@ -21,8 +22,8 @@ public sealed class AttackResult
         CleanLogits = cleanLogits;
         AdversarialLogits = adversarialLogits;
         int n = shape[0];
-        PredClean = AttackMath.ArgMax(cleanLogits, n, classes);
-        PredAdv = AttackMath.ArgMax(adversarialLogits, n, classes);
+        PredClean = Accuracy.ArgMax(cleanLogits, n, classes);
+        PredAdv = Accuracy.ArgMax(adversarialLogits, n, classes);
         Success = new bool[n];
         for (int i = 0; i < n; i++)
         {

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
 using IlgpuOct.Nn.Data;
@@ -298,11 +298,10 @@ public static class AttackSetRunner
         int per = channels * split.Height * split.Width;
 
         using var classifier = new ResNetClassifier(model);
-        using TappedResNet? tapped = settings.Attack == AttackKind.Hfc ? new TappedResNet(model) : null;
         GaussianMixture[][]? mixtures = null;
-        if (tapped is not null)
+        if (settings.Attack == AttackKind.Hfc)
         {
-            mixtures = FitStageMixtures(tapped, gmmSplit ?? throw new ArgumentException("HFC needs clean features to fit its mixtures: give the split to fit them on."),
+            mixtures = FitStageMixtures(classifier, gmmSplit ?? throw new ArgumentException("HFC needs clean features to fit its mixtures: give the split to fit them on."),
                 settings, gmmLimit, cancellationToken);
         }
 
@@ -337,7 +336,7 @@ public static class AttackSetRunner
                 AttackKind.Fgsm => Fgsm.Run(new CrossEntropyObjective(classifier), images, shape, goal, settings.Epsilon, cancellationToken),
                 AttackKind.Pgd => Pgd.Run(new CrossEntropyObjective(classifier), images, shape, goal, settings.Pgd, stepProgress, cancellationToken),
                 AttackKind.Cw => CarliniWagnerL2.Run(classifier, images, shape, goal, settings.CarliniWagner, stepProgress, cancellationToken),
-                _ => AdaptiveAttacks.Hfc(tapped!, mixtures!, images, shape, goal, settings.Pgd, settings.Lambda, AdaptiveLoss.CrossEntropy, settings.Kappa, stepProgress, cancellationToken),
+                _ => AdaptiveAttacks.Hfc(classifier, mixtures!, images, shape, goal, settings.Pgd, settings.Lambda, AdaptiveLoss.CrossEntropy, settings.Kappa, stepProgress, cancellationToken),
             };
             Array.Copy(result.Adversarial, 0, adversarial, (long)start * per, (long)n * per);
             Array.Copy(batchLabels, 0, labels, start, n);
@@ -386,15 +385,15 @@ public static class AttackSetRunner
     /// classified clean images of <paramref name="split"/>: up to <paramref name="limit"/> images
     /// (0 = all) drawn by a seeded shuffle, since a split file may be ordered by class.
     /// </summary>
-    public static GaussianMixture[][] FitStageMixtures(TappedResNet tapped, DatasetSplit split, AttackSettings settings, int limit, CancellationToken cancellationToken)
+    public static GaussianMixture[][] FitStageMixtures(IFeatureTapClassifier classifier, DatasetSplit split, AttackSettings settings, int limit, CancellationToken cancellationToken)
     {
-        ArgumentNullException.ThrowIfNull(tapped);
+        ArgumentNullException.ThrowIfNull(classifier);
         ArgumentNullException.ThrowIfNull(split);
-        int classes = tapped.NumClasses;
+        int classes = classifier.NumClasses;
         int count = limit > 0 ? Math.Min(limit, split.Count) : split.Count;
-        int channels = tapped.InChannels;
+        int channels = classifier.InChannels;
         int per = channels * split.Height * split.Width;
-        var widths = tapped.StageWidths;
+        var widths = classifier.StageWidths;
         var rows = widths.Select(_ => Enumerable.Range(0, classes).Select(_ => new List<float>()).ToArray()).ToArray();
         int[] order = new MiniBatches(split.Count, settings.BatchSize, settings.Seed, shuffle: true).Permutation(0);
         for (int start = 0; start < count; start += settings.BatchSize)
@@ -406,8 +405,8 @@ public static class AttackSetRunner
             split.CopyImages(indices, images, channels);
             var labels = new int[n];
             split.CopyLabels(indices, labels);
-            var (logits, pools) = tapped.Forward(images, [n, channels, split.Height, split.Width]);
-            int[] predicted = AttackMath.ArgMax(logits, n, classes);
+            var (logits, pools) = classifier.Forward(images, [n, channels, split.Height, split.Width]);
+            int[] predicted = Accuracy.ArgMax(logits, n, classes);
             for (int i = 0; i < n; i++)
             {
                 if (predicted[i] != labels[i])

@@ -55,16 +55,24 @@ public interface IFeatureTapClassifier : IDifferentiableClassifier
     Tensor InputGradientTensor(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools);
 }
 
-/// <summary>The model's own evaluation forward and input-only backward (no weight-gradient work).</summary>
-public sealed class ResNetClassifier : IDifferentiableClassifier, IDisposable
+/// <summary>
+/// The model's own evaluation forward and input-only backward (no weight-gradient work), with its
+/// pooled stage outputs exposed and gradients injected at them through <see cref="ResNet18.Backward"/>.
+/// Forward and gradient calls must alternate on one batch: the model's layers keep the last forward.
+/// </summary>
+public sealed class ResNetClassifier : IFeatureTapClassifier, IDisposable
 {
     private readonly ResNet18 _model;
+    private readonly Tensor?[] _dStagePools; // (N, w), (N, 2w), (N, 4w), (N, 8w): injected gradients on their way to the device
     private Tensor? _input; // (N, C, H, W)
     private Tensor? _dLogits; // (N, K)
+    private Tensor? _last; // (N, C, H, W) input of the last forward, not necessarily owned
+    private bool _lastPooledStages; // whether the last forward pooled the stages (a tapped gradient needs it)
 
     public ResNetClassifier(ResNet18 model)
     {
         _model = model ?? throw new ArgumentNullException(nameof(model));
+        _dStagePools = new Tensor?[model.StageWidths.Count];
     }
 
     public Accelerator Accelerator => _model.Accelerator;
@@ -73,37 +81,86 @@ public sealed class ResNetClassifier : IDifferentiableClassifier, IDisposable
 
     public int InChannels => _model.Config.InChannels;
 
-    private Tensor? _last; // (N, C, H, W) input of the last forward, not necessarily owned
+    public IReadOnlyList<int> StageWidths => _model.StageWidths;
 
-    public float[] Logits(ReadOnlySpan<float> images, int[] shape)
+    public float[] Logits(ReadOnlySpan<float> images, int[] shape) => Run(Upload(images, shape), stagePools: false).Logits;
+
+    public float[] Logits(Tensor images) => Run(images, stagePools: false).Logits;
+
+    public (float[] Logits, float[][] StagePools) Forward(ReadOnlySpan<float> images, int[] shape) => Run(Upload(images, shape), stagePools: true);
+
+    public (float[] Logits, float[][] StagePools) Forward(Tensor images) => Run(images, stagePools: true);
+
+    public float[] InputGradient(ReadOnlySpan<float> dLogits) => InputGradientTensor(dLogits).Download();
+
+    public Tensor InputGradientTensor(ReadOnlySpan<float> dLogits) => Backward(dLogits, null);
+
+    public float[] InputGradient(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools) => InputGradientTensor(dLogits, dStagePools).Download();
+
+    public Tensor InputGradientTensor(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools)
+    {
+        ArgumentNullException.ThrowIfNull(dStagePools);
+        if (dStagePools.Count != _dStagePools.Length)
+        {
+            throw new ArgumentException($"Give one (possibly null) gradient per stage ({_dStagePools.Length}); got {dStagePools.Count}.", nameof(dStagePools));
+        }
+        int n = LastInput.Dim(0);
+        if (!_lastPooledStages && dStagePools.Any(g => g is not null))
+        {
+            throw new InvalidOperationException("Stage gradients need the stage outputs of the batch: call Forward (not Logits) first.");
+        }
+        var tensors = new Tensor?[_dStagePools.Length];
+        for (int s = 0; s < tensors.Length; s++)
+        {
+            if (dStagePools[s] is not { } host)
+            {
+                continue;
+            }
+            int width = StageWidths[s];
+            if (host.Length != n * width)
+            {
+                throw new ArgumentException($"The layer{s + 1} gradient must be (N, {width}) = {n * width} values; got {host.Length}.", nameof(dStagePools));
+            }
+            tensors[s] = Tensor.Reuse(ref _dStagePools[s], Accelerator, n, width);
+            tensors[s]!.Upload(host);
+        }
+        return Backward(dLogits, tensors);
+    }
+
+    private Tensor LastInput => _last ?? throw new InvalidOperationException("InputGradient needs a Logits or Forward call on the batch first.");
+
+    private Tensor Upload(ReadOnlySpan<float> images, int[] shape)
     {
         AttackChecks.RequireImages(images, shape, InChannels);
         var input = Tensor.Reuse(ref _input, Accelerator, shape);
         input.Upload(images);
-        return Logits(input);
+        return input;
     }
 
-    public float[] Logits(Tensor images)
+    private (float[] Logits, float[][] StagePools) Run(Tensor images, bool stagePools)
     {
         ArgumentNullException.ThrowIfNull(images);
         _last = images;
-        return _model.ForwardEval(images).Logits.Download();
+        _lastPooledStages = stagePools;
+        var outputs = _model.ForwardEval(images, stagePools);
+        return (outputs.Logits.Download(), stagePools ? [.. outputs.StagePools!.Select(p => p.Download())] : []);
     }
 
-    public float[] InputGradient(ReadOnlySpan<float> dLogits) => InputGradientTensor(dLogits).Download();
-
-    public Tensor InputGradientTensor(ReadOnlySpan<float> dLogits)
+    private Tensor Backward(ReadOnlySpan<float> dLogits, IReadOnlyList<Tensor?>? dStagePools)
     {
-        var input = _last ?? throw new InvalidOperationException("InputGradient needs a Logits call on the batch first.");
-        var d = Tensor.Reuse(ref _dLogits, Accelerator, input.Dim(0), NumClasses);
+        var d = Tensor.Reuse(ref _dLogits, Accelerator, LastInput.Dim(0), NumClasses);
         d.Upload(dLogits);
-        return _model.Backward(d, BackwardMode.InputOnly)!;
+        return _model.Backward(d, BackwardMode.InputOnly, dStagePools)!;
     }
 
     public void Dispose()
     {
         _input?.Dispose();
         _dLogits?.Dispose();
+        foreach (var t in _dStagePools)
+        {
+            t?.Dispose();
+        }
     }
 }
 

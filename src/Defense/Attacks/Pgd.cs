@@ -101,7 +101,7 @@ public static class Pgd
             }
             float[] logits = objective.Evaluate(x, goal, value, withGradient: false, out _);
             float[] adversarial = x.Download();
-            int[] predicted = AttackMath.ArgMax(logits, n, k);
+            int[] predicted = Accuracy.ArgMax(logits, n, k);
             if (restart == 0)
             {
                 bestLogits = new float[logits.Length];

@@ -1,4 +1,5 @@
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
+using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
 using IlgpuOct.Nn.Checkpoints;
@@ -101,12 +102,8 @@ public static class DetectorWorkflow
             else
             {
                 string advFile = Directory.Exists(adversarialPath) ? Path.Combine(adversarialPath, "adversarial.safetensors") : adversarialPath!;
-                var file = SafeTensorFile.Read(advFile);
-                string key = file.Contains("adv") ? "adv" : file.Contains("images") ? "images"
-                    : throw new InvalidDataException($"'{advFile}' has no 'adv' tensor (N, C, H, W); write one with `ilgpuoct attack` or `ilgpuoct evaluate --save-adv`.");
-                images = file[key].ToFloat();
-                n = file[key].Shape[0];
-                labels = file.Contains("labels") ? file["labels"].ToInt32() : null;
+                var adversarial = AdversarialFile.Read(advFile, model.Config.InChannels, model.Config.NumClasses);
+                (images, n, labels) = (adversarial.Images, adversarial.Count, adversarial.Labels);
             }
             var outputs = ModelFeatures.Compute(model, images, n, false, cancellationToken);
             double[] scores = detector.Score(outputs.Features, n, outputs.Predicted);

@@ -1,4 +1,3 @@
-using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Nn;
 
 namespace IlgpuOct.Defense.Detection;
@@ -61,6 +60,6 @@ public static class ModelFeatures
         {
             input?.Dispose();
         }
-        return new ForwardOutputs(logits, features, pools, AttackMath.ArgMax(logits, n, k));
+        return new ForwardOutputs(logits, features, pools, Accuracy.ArgMax(logits, n, k));
     }
 }

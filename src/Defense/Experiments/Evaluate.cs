@@ -14,6 +14,9 @@ public sealed record EvaluateOptions
 
     public required string DataPath { get; init; }
 
+    /// <summary>Recompute the data set's SHA-256 before use (off: --no-verify).</summary>
+    public bool VerifyData { get; init; } = true;
+
     /// <summary>A detector file from <c>detect fit</c>; null = fit UAD, Mahalanobis and KDE on the training split.</summary>
     public string? DetectorPath { get; init; }
 
@@ -55,7 +58,7 @@ public static class Evaluate
         {
             throw new ArgumentException($"--attack must be fgsm, pgd, cw, adaptive or none; got '{options.Attack}'.");
         }
-        using var data = DatasetFile.Open(options.DataPath);
+        using var data = DatasetFile.Open(options.DataPath, options.VerifyData);
         var (model, _) = Checkpoint.Open(accelerator, options.ModelPath);
         using (model)
         {
@@ -80,7 +83,7 @@ public static class Evaluate
                 CwConstants = attack == "cw" ? [options.CwConstant] : [],
                 CwIterations = options.CwIterations,
                 AdaptiveEpsilons = attack == "adaptive" ? [options.Epsilon] : [],
-                AdaptiveLambda = options.AdaptiveLambda,
+                AdaptiveLambdas = [options.AdaptiveLambda],
                 TableEpsilon = options.Epsilon,
                 RiskEpsilons = [],
                 CleanRejectionRate = options.CleanRejectionRate,

@@ -3,7 +3,10 @@ using System.Text;
 
 namespace IlgpuOct.Defense.Experiments;
 
-/// <summary>Figure 4 as an SVG line chart: one panel per plain attack (FGSM, PGD, C&amp;W), accuracy against strength, one line per model.</summary>
+/// <summary>
+/// Figure 4 as an SVG line chart: one panel per plain attack (FGSM, PGD, C&amp;W), accuracy against
+/// strength, one line per model; points of several seeds give the mean with +- 1 sd error bars.
+/// </summary>
 public static class Figure4Svg
 {
     private static readonly string[] Colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"];
@@ -40,13 +43,22 @@ public static class Figure4Svg
             sb.Append(inv, $"<text x=\"{x0 + panelWidth / 2.0}\" y=\"{y0 + panelHeight + 30}\" text-anchor=\"middle\">{points.FirstOrDefault()?.Parameter}</text>\n");
             for (int m = 0; m < modes.Count; m++)
             {
-                var line = points.Where(p => p.Mode == modes[m]).OrderBy(p => p.Value).ToList();
+                var line = points.Where(p => p.Mode == modes[m]).GroupBy(p => p.Value).OrderBy(g => g.Key)
+                    .Select(g => (Value: g.Key, Stat: SeedStat.Of(g.Select(p => p.Accuracy)))).ToList();
                 if (line.Count == 0)
                 {
                     continue;
                 }
-                string path = string.Join(" ", line.Select(p => string.Create(inv, $"{X(p.Value):F1},{Y(p.Accuracy):F1}")));
-                sb.Append(inv, $"<polyline points=\"{path}\" fill=\"none\" stroke=\"{Colors[m % Colors.Length]}\" stroke-width=\"2\"/>\n");
+                string color = Colors[m % Colors.Length];
+                string path = string.Join(" ", line.Select(p => string.Create(inv, $"{X(p.Value):F1},{Y(p.Stat.Mean):F1}")));
+                sb.Append(inv, $"<polyline points=\"{path}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>\n");
+                foreach (var (value, stat) in line.Where(p => !double.IsNaN(p.Stat.Sd)))
+                {
+                    // Error bar: +- 1 sd over seeds, with short caps; nudged sideways per model so bars do not overlap.
+                    double x = X(value) + (m - (modes.Count - 1) / 2.0) * 3;
+                    double lo = Y(Math.Max(0, stat.Mean - stat.Sd)), hi = Y(Math.Min(1, stat.Mean + stat.Sd));
+                    sb.Append(inv, $"<path class=\"errorbar\" d=\"M{x:F1},{lo:F1}V{hi:F1}M{x - 3:F1},{lo:F1}h6M{x - 3:F1},{hi:F1}h6\" stroke=\"{color}\" fill=\"none\"/>\n");
+                }
             }
         }
         for (int m = 0; m < modes.Count; m++)

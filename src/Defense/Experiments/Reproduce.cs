@@ -4,7 +4,7 @@ using System.Text.Json.Serialization;
 using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Defense.Detection;
 using IlgpuOct.Defense.Metrics;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Defense.Risk;
 using IlgpuOct.Defense.Training;
 using IlgpuOct.Kernels;
@@ -26,6 +26,9 @@ public sealed record ReproduceOptions
     public required string OutputDirectory { get; init; }
 
     public int Seed { get; init; }
+
+    /// <summary>Recompute the data set's SHA-256 once at the start (off: --no-verify); the training stages then skip it.</summary>
+    public bool VerifyData { get; init; } = true;
 }
 
 /// <summary>What the run is doing (stage i of n, and a line about it).</summary>
@@ -42,8 +45,10 @@ public sealed record CurvePoint(string Mode, string Attack, string Parameter, do
 /// clean images; per class = by predicted class (the adversarial prediction for positives).
 /// Detection score = minus the detector's normality score.
 /// </summary>
+/// SystemSuccess = share of all attacked images whose adversarial version is misclassified and
+/// accepted by the detector (what the attacker of the whole system achieves).
 public sealed record DetectionRow(string Mode, string Attack, double Epsilon, string Detector, int Successful, int[] SuccessfulPerClass,
-    double?[] AuprcPerClass, double? AuprcMean, double? AurocPooled, double? AuprcPooled, double SuccessfulRejected, double CleanRejected);
+    double?[] AuprcPerClass, double? AuprcMean, double? AurocPooled, double? AuprcPooled, double SuccessfulRejected, double CleanRejected, double SystemSuccess);
 
 /// <summary>Risk of the classifier alone (Detector = "none") or with a detector, on the attacked subset plus its adversarial versions.</summary>
 public sealed record RiskRow(string Mode, string Attack, double Epsilon, string Detector, RiskCounts Counts, double Risk, double RiskPerImage, double CleanAccuracy, double AdversarialAccuracy);
@@ -61,7 +66,21 @@ public sealed record ReproduceResults(
     IReadOnlyList<DetectionRow> Detection,
     IReadOnlyList<RiskRow> Risk,
     IReadOnlyList<string> Findings,
-    IReadOnlyList<string> Notes);
+    IReadOnlyList<string> Notes)
+{
+    /// <summary>Process CPU time of the run (all threads), to size profiles on a machine shared with other jobs.</summary>
+    public double CpuSeconds { get; init; }
+
+    public IReadOnlyList<LambdaChoice> LambdaChoices { get; init; } = [];
+
+    public FeatureEmbedding? Embedding { get; init; }
+
+    public IReadOnlyList<GalleryItem> Gallery { get; init; } = [];
+
+    /// <summary>Per-image outcomes (also outcomes.json beside results.json).</summary>
+    [JsonIgnore]
+    public IReadOnlyList<AttackOutcome> Outcomes { get; init; } = [];
+}
 
 /// <summary>
 /// The paper's experiment end to end: data, NT/GCE/AT/SSAT training, FGSM/PGD/C&amp;W curves,
@@ -74,9 +93,11 @@ public static class Reproduce
     public const string ResultsMarkdown = "results.md";
     public const string Figure4Csv = "figure4.csv";
     public const string Figure4SvgName = "figure4.svg";
+    public const string OutcomesJson = "outcomes.json";
+    public const string GalleryFolder = "gallery";
     public static readonly string[] DetectorNames = [UadDetector.DetectorName, MahalanobisDetector.DetectorName, KdeDetector.DetectorName];
 
-    private static readonly JsonSerializerOptions Json = new()
+    internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
@@ -91,6 +112,7 @@ public static class Reproduce
         var profile = options.Profile;
         profile.Validate();
         var clock = Stopwatch.StartNew();
+        var cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
         string outDir = Path.GetFullPath(options.OutputDirectory);
         Directory.CreateDirectory(outDir);
         int stages = 1 + 2 * profile.Modes.Count + 1;
@@ -98,20 +120,28 @@ public static class Reproduce
         var notes = new List<string>();
 
         // 1. Data.
-        string dataPath = options.DataPath is null ? Path.Combine(outDir, "data.dat") : Path.GetFullPath(options.DataPath);
-        if (options.DataPath is null && !File.Exists(dataPath))
+        bool npz = options.DataPath is not null && options.DataPath.EndsWith(".npz", StringComparison.OrdinalIgnoreCase);
+        string dataPath = options.DataPath is null || npz ? Path.Combine(outDir, "data.dat") : Path.GetFullPath(options.DataPath);
+        if (npz && !File.Exists(dataPath))
+        {
+            progress?.Report(new ReproduceProgress(++stage, stages, "data", $"importing {options.DataPath} at {profile.Resolution}x{profile.Resolution}"));
+            var imported = NpzImport.Import(Path.GetFullPath(options.DataPath!), new NpzImportOptions(new Preprocess(profile.Resolution), profile.ImportUnlabeledFraction, options.Seed),
+                null, cancellationToken);
+            DatasetFile.Write(dataPath, imported.Content);
+        }
+        else if (options.DataPath is null && !File.Exists(dataPath))
         {
             progress?.Report(new ReproduceProgress(++stage, stages, "data", $"generating synthetic OCT {profile.Resolution}x{profile.Resolution}"));
             var content = SyntheticOct.Generate(profile.Resolution, profile.Resolution,
                 [("train", profile.TrainImages), ("unlabeled", profile.UnlabeledImages), ("val", profile.ValImages), ("test", profile.TestImages)],
-                options.Seed, null, cancellationToken);
+                options.Seed, null, cancellationToken, profile.DataMinSeverity);
             DatasetFile.Write(dataPath, content);
         }
         else
         {
             progress?.Report(new ReproduceProgress(++stage, stages, "data", dataPath));
         }
-        using var data = DatasetFile.Open(dataPath);
+        using var data = DatasetFile.Open(dataPath, options.VerifyData);
         foreach (string split in new[] { "train", "test" })
         {
             if (!data.HasSplit(split))
@@ -130,6 +160,10 @@ public static class Reproduce
         var curve = new List<CurvePoint>();
         var detection = new List<DetectionRow>();
         var risk = new List<RiskRow>();
+        var outcomes = new List<AttackOutcome>();
+        var lambdaChoices = new List<LambdaChoice>();
+        var gallery = new List<GalleryItem>();
+        FeatureEmbedding? embedding = null;
         var attackIdx = AttackSubset(data.Split("test"), profile.AttackImages, options.Seed);
         foreach (string mode in profile.Modes)
         {
@@ -149,6 +183,7 @@ public static class Reproduce
             var trainOptions = new TrainingOptions
             {
                 DataPath = dataPath,
+                VerifyData = false, // verified once above
                 OutputDirectory = modelDir,
                 Epochs = profile.Epochs,
                 BatchSize = profile.BatchSize,
@@ -175,19 +210,35 @@ public static class Reproduce
             {
                 double testAccuracy = Trainer.EvaluateAccuracy(model, data.Split("test"), 64, cancellationToken);
                 var evaluation = new ModelEvaluation(model, data, valSplit, attackIdx, profile, options.Seed, accelerator, progress is null ? null
-                    : new Progress<string>(s => progress.Report(new ReproduceProgress(stage, stages, $"attack {mode}", s))), cancellationToken);
+                    : new Progress<string>(s => progress.Report(new ReproduceProgress(stage, stages, $"attack {mode}", s))), cancellationToken)
+                {
+                    // The figures that show single images and features: of the first trained model.
+                    IllustrationDirectory = models.All(m => m.Skipped is not null) ? outDir : null,
+                };
                 evaluation.Run(mode);
                 curve.AddRange(evaluation.Curve);
                 detection.AddRange(evaluation.Detection);
                 risk.AddRange(evaluation.Risk);
+                outcomes.AddRange(evaluation.Outcomes);
+                lambdaChoices.AddRange(evaluation.LambdaChoices);
+                gallery.AddRange(evaluation.Gallery);
+                embedding ??= evaluation.Embedding;
                 models.Add(new ModelSummary(mode, null, testAccuracy, evaluation.CleanSubsetAccuracy, trainSeconds, Path.GetRelativePath(outDir, trained.CheckpointPath), trained.Epochs));
             }
         }
         progress?.Report(new ReproduceProgress(++stage, stages, "report", outDir));
         var findings = Findings.Derive(profile, models, curve, detection, risk);
         var results = new ReproduceResults(profile.Name, dataPath, data.Source, data.ClassNames, options.Seed, accelerator.ToString() ?? "", clock.Elapsed.TotalSeconds,
-            models, curve, detection, risk, findings, notes);
+            models, curve, detection, risk, findings, notes)
+        {
+            CpuSeconds = (Process.GetCurrentProcess().TotalProcessorTime - cpuStart).TotalSeconds,
+            LambdaChoices = lambdaChoices,
+            Embedding = embedding,
+            Gallery = gallery,
+            Outcomes = outcomes,
+        };
         AtomicFile.WriteAllText(Path.Combine(outDir, ResultsJson), JsonSerializer.Serialize(results, Json) + "\n");
+        AtomicFile.WriteAllText(Path.Combine(outDir, OutcomesJson), JsonSerializer.Serialize(outcomes, Json) + "\n");
         AtomicFile.WriteAllText(Path.Combine(outDir, Figure4Csv), ResultsReport.Figure4Csv(curve));
         AtomicFile.WriteAllText(Path.Combine(outDir, Figure4SvgName), Figure4Svg.Render(curve));
         AtomicFile.WriteAllText(Path.Combine(outDir, ResultsMarkdown), ResultsReport.Markdown(results, profile, data));
@@ -239,7 +290,7 @@ public static class Reproduce
     }
 
     internal static ReproduceResults ReadResults(string path) =>
-        JsonSerializer.Deserialize<ReproduceResults>(File.ReadAllText(path), Json) ?? throw new InvalidDataException($"'{path}' is empty.");
+        JsonSerializer.Deserialize<ReproduceResults>(File.ReadAllText(path), Json) ?? throw new InvalidFileFormatException($"'{path}' is empty.");
 }
 
 
@@ -256,9 +307,22 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
 
     public List<RiskRow> Risk { get; } = [];
 
+    public List<AttackOutcome> Outcomes { get; } = [];
+
+    public List<LambdaChoice> LambdaChoices { get; } = [];
+
+    public List<GalleryItem> Gallery { get; } = [];
+
+    public FeatureEmbedding? Embedding { get; private set; }
+
+    /// <summary>Where gallery PNGs go, and whether to embed features (t-SNE); null = neither.</summary>
+    public string? IllustrationDirectory { get; init; }
+
     public double CleanSubsetAccuracy { get; private set; }
 
     private int K => model.Config.NumClasses;
+
+    private float[] _cleanImages = []; // (N, C, H, W) the attacked images
 
     public void Run(string mode)
     {
@@ -285,6 +349,7 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
 
         var test = data.Split("test");
         float[] images = Images(test, attackIdx);
+        _cleanImages = images;
         int[] labels = Labels(test, attackIdx);
         int n = attackIdx.Length;
         int[] shape = [n, data.Channels, data.Height, data.Width];
@@ -334,7 +399,7 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
         {
             return;
         }
-        using var tapped = new TappedResNet(model);
+        using var tapped = new ResNetClassifier(model);
         // The HFC attacker models every stage: its own per-class mixtures on layer1..layer3, UAD's on layer4.
         IReadOnlyList<GaussianMixture>?[]? stageMixtures = null;
         if (needsHfc)
@@ -348,24 +413,59 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
             }
             stageMixtures[3] = uad.Mixtures;
         }
+        // Lambda is chosen per attack on held-out test images outside the attacked subset.
+        int[] sweepIdx = profile.AdaptiveLambdas.Count > 1 ? HeldOutSubset(test, attackIdx, profile.LambdaSweepImages, seed) : [];
+        float[] sweepImages = Images(test, sweepIdx);
+        int[] sweepShape = [sweepIdx.Length, data.Channels, data.Height, data.Width];
+        var sweepGoal = AttackGoal.Untargeted(Labels(test, sweepIdx));
         foreach (float eps in profile.AdaptiveEpsilons)
         {
             var pgd = new PgdOptions { Epsilon = eps, Steps = profile.PgdSteps };
+            var adaptiveAttacks = new List<(string Name, FeatureDetector Target, Func<float[], int[], AttackGoal, double, AttackResult> Attack)>();
             if (stageMixtures is not null)
             {
-                progress?.Report($"hfc eps {eps}");
-                var hfc = AdaptiveAttacks.Hfc(tapped, stageMixtures, images, shape, goal, pgd, profile.AdaptiveLambda, AdaptiveLoss.CrossEntropy, 0f, null, cancellationToken);
-                AddCurve(mode, "hfc", "eps", Round(eps), hfc, cleanCorrect);
-                Judge(mode, "hfc", Round(eps), hfc, detectors, cleanOut, cleanCorrect, cleanScores, labels);
+                adaptiveAttacks.Add(("hfc", detectors.First(x => x.Name == UadDetector.DetectorName),
+                    (x, shp, g, lambda) => AdaptiveAttacks.Hfc(tapped, stageMixtures, x, shp, g, pgd, lambda, AdaptiveLoss.CrossEntropy, 0f, null, cancellationToken)));
             }
             foreach (var target in detectors)
             {
-                progress?.Report($"density-pgd vs {target.Name} eps {eps}");
-                var result = AdaptiveAttacks.DensityPgd(tapped, target.ClassDensities, images, shape, goal, pgd, profile.AdaptiveLambda, null, cancellationToken);
-                AddCurve(mode, $"density-pgd[{target.Name}]", "eps", Round(eps), result, cleanCorrect);
-                Judge(mode, $"density-pgd[{target.Name}]", Round(eps), result, detectors, cleanOut, cleanCorrect, cleanScores, labels);
+                adaptiveAttacks.Add(($"density-pgd[{target.Name}]", target,
+                    (x, shp, g, lambda) => AdaptiveAttacks.DensityPgd(tapped, target.ClassDensities, x, shp, g, pgd, lambda, null, cancellationToken)));
+            }
+            foreach (var (name, target, attack) in adaptiveAttacks)
+            {
+                double lambda = profile.AdaptiveLambdas[0];
+                if (sweepIdx.Length > 0)
+                {
+                    var success = new double[profile.AdaptiveLambdas.Count];
+                    for (int l = 0; l < success.Length; l++)
+                    {
+                        progress?.Report($"{name} eps {eps}: lambda {profile.AdaptiveLambdas[l]} on {sweepIdx.Length} held-out images");
+                        var trial = attack(sweepImages, sweepShape, sweepGoal, profile.AdaptiveLambdas[l]);
+                        var trialOut = Forward(trial.Adversarial, sweepIdx.Length, false);
+                        bool[] rejected = target.Rejects(target.Score(trialOut.Features, sweepIdx.Length, trial.PredAdv));
+                        success[l] = Enumerable.Range(0, sweepIdx.Length).Count(i => trial.Success[i] && !rejected[i]) / (double)sweepIdx.Length;
+                    }
+                    int best = Array.IndexOf(success, success.Max());
+                    lambda = profile.AdaptiveLambdas[best];
+                    LambdaChoices.Add(new LambdaChoice(seed, mode, name, Round(eps), target.Name, sweepIdx.Length, [.. profile.AdaptiveLambdas], success, lambda));
+                }
+                progress?.Report($"{name} eps {eps} lambda {lambda}");
+                var result = attack(images, shape, goal, lambda);
+                AddCurve(mode, name, "eps", Round(eps), result, cleanCorrect);
+                Judge(mode, name, Round(eps), result, detectors, cleanOut, cleanCorrect, cleanScores, labels, lambda);
             }
         }
+    }
+
+    /// <summary>
+    /// Test images outside the attacked subset for the lambda sweep: a seeded random sample of the
+    /// rest of the split (empty when nothing is left), so lambda is not chosen on the images it is judged on.
+    /// </summary>
+    internal static int[] HeldOutSubset(DatasetSplit test, int[] attackIdx, int count, int seed)
+    {
+        var attacked = new HashSet<int>(attackIdx);
+        return [.. Seeds.Permutation(test.Count, Seeds.Derive(seed, 7401, 0)).Where(i => !attacked.Contains(i)).Take(count).Order()];
     }
 
     /// <summary>The float epsilon as the decimal it was written as (0.005, not 0.004999999888).</summary>
@@ -386,10 +486,17 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
         }
         Curve.Add(new CurvePoint(mode, attack, parameter, value, n, correct / (double)n, successful,
             result.L2.Length == n ? result.L2.Average() : double.NaN, result.Linf.Length == n ? result.Linf.Average() : double.NaN));
+        bool shown = attack.StartsWith("fgsm", StringComparison.Ordinal) || attack.StartsWith("pgd", StringComparison.Ordinal)
+            ? Math.Abs(value - profile.TableEpsilon) < 1e-9
+            : attack != "cw-l2" || value == profile.CwConstants.Max();
+        if (IllustrationDirectory is not null && shown)
+        {
+            Gallery.Add(GalleryStrip.Write(IllustrationDirectory, mode, attack, parameter, value, _cleanImages, result, cleanCorrect));
+        }
     }
 
     private void Judge(string mode, string attack, double eps, AttackResult result, List<FeatureDetector> detectors, ForwardOutputs clean, bool[] cleanCorrect,
-        Dictionary<string, double[]> cleanScores, int[] labels)
+        Dictionary<string, double[]> cleanScores, int[] labels, double? lambda = null)
     {
         int n = result.Count;
         var adv = Forward(result.Adversarial, n, false);
@@ -402,12 +509,19 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
         var none = RiskCounts.From(cleanCorrect, null, advCorrect, null);
         var noneRisk = RiskMeasure.Compute(none, profile.UnitRisks);
         Risk.Add(new RiskRow(mode, attack, eps, "none", none, noneRisk.Total, noneRisk.PerImage, cleanAcc, advAcc));
+        if (IllustrationDirectory is not null && attack == "pgd" && Math.Abs(eps - profile.TableEpsilon) < 1e-9)
+        {
+            Embedding = FeatureEmbeddings.Embed(mode, attack, eps, clean.Features, adv.Features, n, model.Config.FeatureCount, labels, seed, cancellationToken);
+        }
+        var outcomes = new List<DetectorOutcome>();
+        Outcomes.Add(new AttackOutcome(mode, attack, eps, lambda, labels, cleanCorrect, advCorrect, outcomes));
         foreach (var detector in detectors)
         {
             double[] advScores = detector.Score(adv.Features, n, advPredicted);
             double[] cln = cleanScores[detector.Name];
             bool[] cleanRejected = detector.Rejects(cln);
             bool[] advRejected = detector.Rejects(advScores);
+            outcomes.Add(new DetectorOutcome(detector.Name, cln, advScores, cleanRejected, advRejected));
             var counts = RiskCounts.From(cleanCorrect, cleanRejected, advCorrect, advRejected);
             var value = RiskMeasure.Compute(counts, profile.UnitRisks);
             Risk.Add(new RiskRow(mode, attack, eps, detector.Name, counts, value.Total, value.PerImage, cleanAcc, advAcc));
@@ -449,7 +563,8 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
                 both ? RankingMetrics.RocAuc(allLabels.ToArray(), allScores.ToArray()) : null,
                 both ? RankingMetrics.AveragePrecision(allLabels.ToArray(), allScores.ToArray()) : null,
                 successCount == 0 ? double.NaN : Enumerable.Range(0, n).Count(i => successful[i] && advRejected[i]) / (double)successCount,
-                cleanRejected.Count(r => r) / (double)n));
+                cleanRejected.Count(r => r) / (double)n,
+                Enumerable.Range(0, n).Count(i => !advCorrect[i] && !advRejected[i]) / (double)n));
         }
     }
 

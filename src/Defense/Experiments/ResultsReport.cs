@@ -98,22 +98,10 @@ public static class ResultsReport
         sb.Append(Inv, $"Profile **{r.Profile}**, seed {r.Seed}, device {r.Device}, wall time {r.WallSeconds:F0} s.\n\n");
         sb.Append(Inv, $"Data: `{r.Data}` ({r.DataSource}); {data.Height}x{data.Width}, classes {string.Join(", ", r.ClassNames)}; splits {string.Join(", ", data.Splits.Select(s => $"{s.Name} {s.Count}"))}.\n\n");
         sb.Append("## Protocol of this run\n\n");
-        sb.Append(Inv, $"- ResNet-18 of base width {p.Width} (paper: 64), {p.Epochs} epochs, batch {p.BatchSize}, SGD lr {p.LearningRate} cosine, momentum 0.9, weight decay 5e-4.\n");
-        sb.Append(Inv, $"- NT: cross-entropy. GCE: guided complement entropy (alpha 1/3). AT: each batch half clean, half FGSM, eps uniform in [0.001, 0.003] drawn once per batch, FGSM from the model in evaluation mode. SSAT: AT loss + 5 x CE of FGSM'd unlabeled images against the model's pseudo-labels (one joint forward pass); two documented deviations: lambda ramps up linearly over the first {p.SsatWarmupFraction:P0} of the steps, and only unlabeled images predicted with softmax probability >= {p.SsatPseudoLabelThreshold} get a pseudo-label term (without them SSAT collapsed to predicting one class in our quick runs: 25% accuracy).\n");
-        sb.Append(Inv, $"- Attacks on {r.Figure4.FirstOrDefault()?.Attacked} test images (a seeded class-balanced sample): FGSM; PGD-{p.PgdSteps} (step 2.5 eps / steps, no random start); C&W L2 with a fixed c (no binary search), {p.CwIterations} Adam steps, lr {p.CwLearningRate}.\n");
-        sb.Append(Inv, $"- Detectors on penultimate features of all clean training images: UAD (per-class GMM, up to 2 full-covariance components, reg 1% of the mean feature variance), Mahalanobis (class means, tied covariance), KDE (Gaussian kernel, Scott bandwidth). Threshold: {p.CleanRejectionRate:P0} of clean validation images rejected.\n");
-        sb.Append(Inv, $"- Adaptive attacks (PGD-{p.PgdSteps} budget, lambda {p.AdaptiveLambda}): HFC (Yao et al.: nearest-component GMM constraint on layer1..layer4, attacker's own per-class mixtures on layer1..3 and UAD's on layer4) and density-PGD (CE + lambda x the detector's own log density) against each detector.\n");
-        sb.Append("- Successful adversarial image = clean image classified correctly and its adversarial version misclassified. Detection positives: successful adversarial images; negatives: correctly classified clean images; per class = by predicted class.\n");
-        sb.Append("- Risk: N = clean + adversarial images of the attacked subset; R(f) counts misclassified clean and adversarial images; R(f,g) counts clean accepted-but-wrong, clean rejected, adversarial accepted-but-wrong; unit risks 1; r = R / N.\n");
-        if (p.Name != "paper")
+        foreach (string line in Protocol(r, p))
         {
-            sb.Append(Inv, $"- Profile {p.Name}: {p.Resolution}x{p.Resolution} synthetic data when no --data is given ({p.TrainImages}/{p.UnlabeledImages}/{p.ValImages}/{p.TestImages} train/unlabeled/val/test), width {p.Width}, {p.Epochs} epochs, {p.AttackImages} attacked images, PGD eps {string.Join(", ", p.PgdEpsilons)}, C&W c {string.Join(", ", p.CwConstants)} with {p.CwIterations} steps, adaptive attacks at eps {string.Join(", ", p.AdaptiveEpsilons)}: sized to run in about 10 minutes on 2 CPU cores (Release build). The numbers exercise the method on a small model and small data; they are not the paper's values.\n");
+            sb.Append("- ").Append(line).Append('\n');
         }
-        foreach (string note in r.Notes)
-        {
-            sb.Append("- ").Append(note).Append('\n');
-        }
-
         sb.Append("\n## Models\n\n| mode | clean test accuracy | accuracy on attacked subset | train s | status |\n|---|---|---|---|---|\n");
         foreach (var m in r.Models)
         {
@@ -162,6 +150,27 @@ public static class ResultsReport
             sb.Append("- ").Append(line).Append('\n');
         }
         return sb.ToString();
+    }
+
+    /// <summary>The protocol of a run, one statement per line (results.md, the multi-seed report and results.html).</summary>
+    public static IReadOnlyList<string> Protocol(ReproduceResults r, ReproduceProfile p)
+    {
+        ArgumentNullException.ThrowIfNull(r);
+        ArgumentNullException.ThrowIfNull(p);
+        var lines = new List<string>();
+        lines.Add(string.Create(Inv, $"ResNet-18 of base width {p.Width} (paper: 64), {p.Epochs} epochs, batch {p.BatchSize}, SGD lr {p.LearningRate} cosine, momentum 0.9, weight decay 5e-4."));
+        lines.Add(string.Create(Inv, $"NT: cross-entropy. GCE: guided complement entropy (alpha 1/3). AT: each batch half clean, half FGSM, eps uniform in [0.001, 0.003] drawn once per batch, FGSM from the model in evaluation mode. SSAT: AT loss + 5 x CE of FGSM'd unlabeled images against the model's pseudo-labels (one joint forward pass); two documented deviations: lambda ramps up linearly over the first {p.SsatWarmupFraction:P0} of the steps, and only unlabeled images predicted with softmax probability >= {p.SsatPseudoLabelThreshold} get a pseudo-label term (without them SSAT collapsed to predicting one class in our quick runs: 25% accuracy)."));
+        lines.Add(string.Create(Inv, $"Attacks on {r.Figure4.FirstOrDefault()?.Attacked} test images (a seeded class-balanced sample): FGSM; PGD-{p.PgdSteps} (step 2.5 eps / steps, no random start); C&W L2 with a fixed c (no binary search), {p.CwIterations} Adam steps, lr {p.CwLearningRate}."));
+        lines.Add(string.Create(Inv, $"Detectors on penultimate features of all clean training images: UAD (per-class GMM, up to 2 full-covariance components, reg 1% of the mean feature variance), Mahalanobis (class means, tied covariance), KDE (Gaussian kernel, Scott bandwidth). Threshold: {p.CleanRejectionRate:P0} of clean validation images rejected."));
+        lines.Add(string.Create(Inv, $"Adaptive attacks (PGD-{p.PgdSteps} budget, lambda {(p.AdaptiveLambdas.Count == 1 ? p.AdaptiveLambdas[0].ToString(Inv) : $"chosen per attack among {string.Join(", ", p.AdaptiveLambdas)} by system-level success on {p.LambdaSweepImages} held-out test images")}): HFC (Yao et al.: nearest-component GMM constraint on layer1..layer4, attacker's own per-class mixtures on layer1..3 and UAD's on layer4) and density-PGD (CE + lambda x the detector's own log density) against each detector."));
+        lines.Add("Successful adversarial image = clean image classified correctly and its adversarial version misclassified. Detection positives: successful adversarial images; negatives: correctly classified clean images; per class = by predicted class. System-level success of an attack against a detector = share of all attacked images whose adversarial version is misclassified and accepted.");
+        lines.Add("Risk: N = clean + adversarial images of the attacked subset; R(f) counts misclassified clean and adversarial images; R(f,g) counts clean accepted-but-wrong, clean rejected, adversarial accepted-but-wrong; unit risks 1; r = R / N.");
+        if (p.Name != "paper")
+        {
+            lines.Add(string.Create(Inv, $"Profile {p.Name}: {p.Resolution}x{p.Resolution} synthetic data when no --data is given ({p.TrainImages}/{p.UnlabeledImages}/{p.ValImages}/{p.TestImages} train/unlabeled/val/test, lesion severity floor {p.DataMinSeverity}), width {p.Width}, {p.Epochs} epochs, {p.AttackImages} attacked images, PGD eps {string.Join(", ", p.PgdEpsilons)}, C&W c {string.Join(", ", p.CwConstants)} with {p.CwIterations} steps, adaptive attacks at eps {string.Join(", ", p.AdaptiveEpsilons)}, seeds {string.Join(", ", p.Seeds)}: sized for 2 CPU cores (Release build). The numbers exercise the method on a small model and small data; they are not the paper's values."));
+        }
+        lines.AddRange(r.Notes);
+        return lines;
     }
 
     private static string P(double v) => double.IsNaN(v) ? "-" : v.ToString("P1", Inv);

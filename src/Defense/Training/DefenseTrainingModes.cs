@@ -313,7 +313,7 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         using (var classifier = new ResNetClassifier(model))
         {
             float[] cleanLogits = classifier.Logits(_unlabeledHost, shape);
-            pseudo = AttackMath.ArgMax(cleanLogits, u, model.Config.NumClasses);
+            pseudo = Accuracy.ArgMax(cleanLogits, u, model.Config.NumClasses);
             confident = Confident(cleanLogits, u, model.Config.NumClasses, Options.PseudoLabelThreshold);
             float eps = Options.EpsilonFor(batch.Seed, batch.Step, 1);
             unlabeledAdv = FgsmSamples.Make(classifier, _unlabeledHost, shape, pseudo, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));

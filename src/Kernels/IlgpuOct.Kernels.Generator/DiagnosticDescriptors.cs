@@ -92,6 +92,21 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor SharedTooLarge = Error("IOCT0028", "Too much static shared memory",
         "Kernel '{0}' declares {1} bytes of static shared memory; CUDA allows at most 49152 (48 KiB) per block: shrink the arrays or use ctx.DynamicShared<T>() with LaunchConfig.DynamicSharedBytes");
 
+    public static readonly DiagnosticDescriptor UnsequencedSideEffect = Error("IOCT0029", "Side effect whose order C++ would change, in a condition or loop header",
+        "'{0}' changes a variable or view that it also reads, and C++ does not evaluate left to right as C# does; this is only translated in a statement of its own: move the ++/--/assignment/call into a separate statement before the condition");
+
+    public static readonly DiagnosticDescriptor ReservedName = Error("IOCT0030", "Name reserved for generated code",
+        "'{0}' is a name the generated C# uses for itself (the launcher's __ctx and __slots beside the kernel's parameters, the CPU copy's __shfl0, __shfl1, ... in a kernel with shuffles); rename it");
+
+    public static readonly DiagnosticDescriptor DivergentSync = Error("IOCT0031", "Barrier or shuffle under a thread-dependent condition",
+        "'{0}' is under a condition or loop that depends on the thread index ({1}), so some threads of the block or warp may not reach it (a hang or undefined result on the GPU); compute the condition into a local, run the barrier or shuffle in every thread, and use the local after it");
+
+    public static readonly DiagnosticDescriptor DynamicSharedTypes = Error("IOCT0032", "Two element types for dynamic shared memory",
+        "'{0}' takes dynamic shared memory as {1}, but this kernel already takes it as {2}; every ctx.DynamicShared<T>() of a kernel is the same bytes, so take it once, with one element type, and index that view");
+
+    public static readonly DiagnosticDescriptor LocalFunctionKernel = Error("IOCT0033", "[Kernel] on a local function",
+        "Local function '{0}' is marked [Kernel], which the generator ignores; move it to a static method of a partial class");
+
     private static readonly Dictionary<string, DiagnosticDescriptor> Map = new()
     {
         [NotPartial.Id] = NotPartial, [NotStatic.Id] = NotStatic, [FirstParameter.Id] = FirstParameter,
@@ -103,6 +118,8 @@ internal static class DiagnosticDescriptors
         [ReturnValueInKernel.Id] = ReturnValueInKernel, [Unsupported.Id] = Unsupported, [Generic.Id] = Generic,
         [FieldAccess.Id] = FieldAccess, [StackAlloc.Id] = StackAlloc, [ContextMisuse.Id] = ContextMisuse,
         [ViewMisuse.Id] = ViewMisuse, [ExpressionBody.Id] = ExpressionBody, [SharedTooLarge.Id] = SharedTooLarge,
+        [UnsequencedSideEffect.Id] = UnsequencedSideEffect, [ReservedName.Id] = ReservedName, [DivergentSync.Id] = DivergentSync,
+        [DynamicSharedTypes.Id] = DynamicSharedTypes, [LocalFunctionKernel.Id] = LocalFunctionKernel,
     };
 
     public static DiagnosticDescriptor ById(string id) => Map[id];

@@ -48,6 +48,7 @@ internal static class IntrinsicMap
         ["System.Math.Round(double)"] = "rint",
         ["System.Math.Pow(double, double)"] = "pow",
         ["System.Math.FusedMultiplyAdd(double, double, double)"] = "fma",
+        ["System.Math.CopySign(double, double)"] = "copysign",
         ["System.Math.Max(double, double)"] = "ioct_max",
         ["System.Math.Min(double, double)"] = "ioct_min",
         ["System.Math.Max(float, float)"] = "ioct_max",
@@ -74,6 +75,9 @@ internal static class IntrinsicMap
         ["double.IsInfinity(double)"] = "ioct_isinf",
         ["double.IsFinite(double)"] = "ioct_isfinite",
     };
+
+    /// <summary>Every CUDA function a mapped call can produce (user names must not shadow them).</summary>
+    public static IEnumerable<string> CudaNames => Map.Values.Distinct();
 
     public static string? Lookup(IMethodSymbol method)
     {
@@ -133,6 +137,10 @@ internal static class CudaPrelude
         ("abs",
             "__device__ __forceinline__ int ioct_abs(int a) { return a < 0 ? -a : a; }\n" +
             "__device__ __forceinline__ long long ioct_abs(long long a) { return a < 0 ? -a : a; }\n"),
+        ("fmod_assign",
+            "// C#'s x %= y on floating point, with the target evaluated once.\n" +
+            "__device__ __forceinline__ float ioct_fmod_assign(float& target, float divisor) { return target = fmodf(target, divisor); }\n" +
+            "__device__ __forceinline__ double ioct_fmod_assign(double& target, double divisor) { return target = fmod(target, divisor); }\n"),
         ("atomic_max_f32",
             "// Float atomic max (IlgpuOct.Kernels.Atomic semantics): returns the previous value; never stores NaN.\n" +
             "__device__ __forceinline__ float ioct_atomic_max_f32(float* address, float value)\n{\n" +

@@ -1,4 +1,5 @@
 using System.Globalization;
+using IlgpuOct.Kernels;
 using IlgpuOct.Nn.IO;
 
 namespace IlgpuOct.Nn.Checkpoints;
@@ -69,19 +70,37 @@ public static class Checkpoint
         ToFile(model, epoch, step, dataChecksum, true, extraMetadata).Write(path);
     }
 
-    /// <summary>Reads the model size and run position from a checkpoint's metadata.</summary>
-    public static CheckpointInfo ReadInfo(SafeTensorFile file, string source = "checkpoint")
+    /// <summary>What a checkpoint's readers call it in their errors.</summary>
+    public const string FormatName = "checkpoint";
+
+    /// <summary>The widest ResNet-18 a checkpoint may declare (torchvision's is 64).</summary>
+    public const int MaxWidth = 4096;
+
+    /// <summary>The most classes a checkpoint may declare.</summary>
+    public const int MaxClasses = 1 << 16;
+
+    /// <summary>Reads the model size and run position from a checkpoint's metadata, each value checked against its range.</summary>
+    public static CheckpointInfo ReadInfo(SafeTensorFile file)
     {
         ArgumentNullException.ThrowIfNull(file);
+        var fields = new SafeTensorFields(file, FormatName);
+        if (!fields.Has("width"))
+        {
+            throw fields.Error("__metadata__ 'width'", "it is missing: the file was not written by this project (for pretrained weights use LoadPretrained)");
+        }
         var config = new ResNetConfig(
-            RequiredInt(file, "width", source),
-            RequiredInt(file, "in_channels", source),
-            RequiredInt(file, "num_classes", source));
+            fields.Int("width", 1, MaxWidth),
+            fields.Int("in_channels", 1, 3),
+            fields.Int("num_classes", 2, MaxClasses));
+        if (config.InChannels == 2)
+        {
+            throw fields.Error("__metadata__ 'in_channels'", "it is 2, expected 1 (grayscale) or 3 (RGB)");
+        }
         return new CheckpointInfo(
             config,
-            OptionalInt(file, "epoch"),
-            file.Metadata.TryGetValue("step", out var s) ? long.Parse(s, CultureInfo.InvariantCulture) : 0,
-            OptionalInt(file, "seed"),
+            (int)fields.OptionalLong("epoch", 0, int.MaxValue, 0),
+            fields.OptionalLong("step", 0, long.MaxValue, 0),
+            (int)fields.OptionalLong("seed", int.MinValue, int.MaxValue, 0),
             file.Metadata.GetValueOrDefault("data_checksum", ""),
             file.Metadata);
     }
@@ -162,8 +181,8 @@ public static class Checkpoint
         if (problems.Count > 0)
         {
             var c = model.Config;
-            throw new InvalidDataException(
-                $"The state does not fit a ResNet-18 of width {c.Width}, {c.InChannels} input channel(s) and {c.NumClasses} classes; {problems.Count} problem(s): {string.Join("; ", problems)}.");
+            throw new InvalidFileFormatException(file.Source, FormatName, "tensors",
+                $"the state does not fit a ResNet-18 of width {c.Width}, {c.InChannels} input channel(s) and {c.NumClasses} classes; {problems.Count} problem(s): {string.Join("; ", problems)}");
         }
         foreach (var p in model.Parameters)
         {
@@ -196,7 +215,12 @@ public static class Checkpoint
     public static (ResNet18 Model, CheckpointInfo Info) Open(Kernels.Accelerator accelerator, string path)
     {
         var file = SafeTensorFile.Read(path);
-        var info = ReadInfo(file, $"checkpoint '{path}'");
+        var info = ReadInfo(file);
+        // The metadata must agree with the stem and classifier before a model of that size is allocated.
+        var fields = new SafeTensorFields(file, FormatName);
+        var c = info.Config;
+        fields.Tensor("conv1.weight", floating: true, c.Width, c.InChannels, 7, 7);
+        fields.Tensor("fc.weight", floating: true, c.NumClasses, c.FeatureCount);
         var model = new ResNet18(accelerator, info.Config, info.Seed);
         try
         {
@@ -287,14 +311,6 @@ public static class Checkpoint
         }
         return map;
     }
-
-    private static int RequiredInt(SafeTensorFile file, string key, string source) =>
-        file.Metadata.TryGetValue(key, out var v) && int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i)
-            ? i
-            : throw new InvalidDataException($"The {source} has no integer '{key}' in its __metadata__; it was not written by this project (for pretrained weights use LoadPretrained).");
-
-    private static int OptionalInt(SafeTensorFile file, string key) =>
-        file.Metadata.TryGetValue(key, out var v) && int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int i) ? i : 0;
 
     private static string Invariant(long value) => value.ToString(CultureInfo.InvariantCulture);
 }

@@ -27,6 +27,12 @@ public sealed unsafe class DatasetFile : IDisposable
     private const int SectionAlignment = 64;
     private const int FixedHeaderBytes = 80;
 
+    /// <summary>What readers call the file in their errors.</summary>
+    public const string FormatName = "data set file";
+
+    /// <summary>Largest image side a data set file may declare.</summary>
+    public const int MaxSide = 1 << 15;
+
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
     private byte* _base;
@@ -114,11 +120,11 @@ public sealed unsafe class DatasetFile : IDisposable
     public static DatasetFile Open(string path, bool verifyChecksum = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        if (!File.Exists(path))
+        if (!File.Exists(path) && !Directory.Exists(path))
         {
             throw new FileNotFoundException($"Data set file '{path}' does not exist (make one with `ilgpuoct data generate` or `ilgpuoct data import`).", path);
         }
-        long fileLength = new FileInfo(path).Length;
+        long fileLength = InputFile.Check(path, FormatName);
         if (fileLength < FixedHeaderBytes)
         {
             throw Corrupt(path, $"it is only {fileLength} bytes, shorter than the {FixedHeaderBytes}-byte fixed header (truncated or not a data set)");
@@ -166,13 +172,13 @@ public sealed unsafe class DatasetFile : IDisposable
         }
     }
 
-    /// <summary>Recomputes the payload SHA-256; throws <see cref="InvalidDataException"/> naming the file when it differs.</summary>
+    /// <summary>Recomputes the payload SHA-256 (streamed); throws <see cref="InvalidFileFormatException"/> naming the file when it differs.</summary>
     public void VerifyChecksum()
     {
         string actual = Convert.ToHexStringLower(ComputePayloadHash());
         if (actual != Checksum)
         {
-            throw Corrupt(Path, $"the payload checksum does not match (header says sha256 {Checksum}, the data hashes to {actual}): the pixels or labels were modified or damaged");
+            throw Corrupt(Path, $"the payload checksum does not match (header says sha256 {Checksum}, the data hashes to {actual}): the pixels or labels were modified or damaged (--no-verify skips this check)");
         }
     }
 
@@ -382,20 +388,36 @@ public sealed unsafe class DatasetFile : IDisposable
         {
             throw Corrupt(path, $"its header is damaged (header CRC-32 {storedCrc:x8} stored, {actualCrc:x8} computed)");
         }
-        if (channels is not (1 or 3) || height <= 0 || width <= 0 || labelBytes is not (1 or 4))
+        if (channels is not (1 or 3) || height is <= 0 or > MaxSide || width is <= 0 or > MaxSide || labelBytes is not (1 or 4))
         {
-            throw Corrupt(path, $"its header declares an impossible shape (channels {channels}, {height}x{width}, {labelBytes}-byte labels)");
+            throw Corrupt(path, $"its header declares an impossible shape (channels {channels}, {height}x{width}, {labelBytes}-byte labels; expected 1 or 3 channels, sides 1..{MaxSide}, 1- or 4-byte labels)");
+        }
+        if (labelBytes == 1 && classCount > 256)
+        {
+            throw Corrupt(path, $"its header declares 1-byte labels for {classCount} classes (at most 256 fit)");
         }
         if (splitCounts.Any(c => c < 0 || c > int.MaxValue) || splitCounts.Sum() != imageCount)
         {
             throw Corrupt(path, $"its split sizes ({string.Join(", ", splitCounts)}) do not add up to its image count {imageCount}");
         }
         long imageBytes = (long)channels * height * width;
-        long expectedPayload = 0;
-        foreach (long count in splitCounts)
+        if (imageBytes > int.MaxValue)
         {
-            expectedPayload = Align(expectedPayload + count * imageBytes, SectionAlignment);
-            expectedPayload = Align(expectedPayload + count * labelBytes, SectionAlignment);
+            throw Corrupt(path, $"its images of {channels}x{height}x{width} are larger than 2 GB each");
+        }
+        long expectedPayload = 0;
+        try
+        {
+            foreach (long count in splitCounts)
+            {
+                expectedPayload = Align(checked(expectedPayload + count * imageBytes), SectionAlignment);
+                expectedPayload = Align(checked(expectedPayload + count * labelBytes), SectionAlignment);
+            }
+            _ = checked(headerLength + expectedPayload);
+        }
+        catch (OverflowException)
+        {
+            throw Corrupt(path, $"its header declares {imageCount} images of {channels}x{height}x{width}, more bytes than a file can hold");
         }
         if (expectedPayload != payloadLength)
         {
@@ -448,8 +470,7 @@ public sealed unsafe class DatasetFile : IDisposable
         }
     }
 
-    internal static InvalidDataException Corrupt(string path, string what) =>
-        new($"Data set file '{path}' is not usable: {what}.");
+    internal static InvalidFileFormatException Corrupt(string path, string what) => new(path, FormatName, "content", what);
 
-    internal static long Align(long value, long alignment) => (value + alignment - 1) / alignment * alignment;
+    internal static long Align(long value, long alignment) => checked(value + alignment - 1) / alignment * alignment;
 }

@@ -1,3 +1,4 @@
+using IlgpuOct.Kernels;
 namespace IlgpuOct.Nn.Data;
 
 /// <summary>Options of a Kermany OCT folder import.</summary>
@@ -19,6 +20,9 @@ public static class KermanyFolder
     public static IReadOnlyList<string> ClassNames => SyntheticOct.ClassNames;
 
     private static readonly string[] Extensions = [".jpeg", ".jpg"];
+
+    /// <summary>Larger files are not OCT scans; they are refused without being read.</summary>
+    public const long MaxJpegBytes = 64L << 20;
 
     /// <summary>The candidate files per pool ("all", or "train" and "test") and class, sorted by path.</summary>
     public static IReadOnlyDictionary<string, List<string>[]> Discover(string root)
@@ -60,7 +64,7 @@ public static class KermanyFolder
         }
         if (pools.Values.All(p => p.All(l => l.Count == 0)))
         {
-            throw new InvalidDataException($"'{root}' has no Kermany OCT images: expected folders CNV, DME, DRUSEN, NORMAL (optionally under train/ and test/) or files named like CNV-123-1.jpeg.");
+            throw new InvalidFileFormatException($"'{root}' has no Kermany OCT images: expected folders CNV, DME, DRUSEN, NORMAL (optionally under train/ and test/) or files named like CNV-123-1.jpeg.");
         }
         return pools;
     }
@@ -84,7 +88,7 @@ public static class KermanyFolder
         {
             if (!pools.TryGetValue(group.Key, out var lists))
             {
-                throw new InvalidDataException($"'{root}' has no {group.Key}/ images for the {string.Join(", ", group.Select(g => g.Name))} split(s).");
+                throw new InvalidFileFormatException($"'{root}' has no {group.Key}/ images for the {string.Join(", ", group.Select(g => g.Name))} split(s).");
             }
             for (int c = 0; c < classes; c++)
             {
@@ -100,7 +104,7 @@ public static class KermanyFolder
                 });
                 if (accepted.Count < needed)
                 {
-                    throw new InvalidDataException(
+                    throw new InvalidFileFormatException(
                         $"'{root}' has only {accepted.Count} readable {ClassNames[c]} images in {(group.Key == "all" ? "the folder" : group.Key + "/")} ({candidates.Length} files), but the {string.Join(" + ", needs.Select(n => $"{n.Name} {n.Count}"))} split(s) need {needed}; ask for smaller splits (--train/--unlabeled/--val/--test).");
                 }
                 int next = 0;
@@ -153,14 +157,15 @@ public static class KermanyFolder
                 string file = candidates[position + i];
                 try
                 {
-                    byte[] jpeg = File.ReadAllBytes(file);
+                    byte[] jpeg = InputFile.ReadAllBytes(file, "JPEG file", MaxJpegBytes);
                     byte[] gray = TurboJpeg.DecodeGray(jpeg, out int w, out int h);
                     var output = new byte[outBytes];
                     pre.Apply(gray, 1, h, w, output);
                     results[i] = (output, null);
                 }
-                catch (InvalidDataException e)
+                catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
                 {
+                    // Unreadable (permissions, a dangling link, a FIFO or device named .jpeg) counts as undecodable.
                     results[i] = (null, e.Message);
                 }
             });
@@ -176,7 +181,7 @@ public static class KermanyFolder
                 string file = candidates[position + i];
                 if (strict)
                 {
-                    throw new InvalidDataException($"'{file}' could not be decoded: {results[i].Error}");
+                    throw new InvalidFileFormatException($"'{file}' could not be decoded: {results[i].Error}");
                 }
                 warnings.Add(new DataWarning(file, $"skipped: {results[i].Error}"));
             }

@@ -1,3 +1,4 @@
+using IlgpuOct.Kernels;
 using System.Buffers.Binary;
 using System.Text;
 using System.Text.RegularExpressions;
@@ -7,7 +8,8 @@ namespace IlgpuOct.Nn.Data;
 /// <summary>The header of a NumPy .npy array: element type (descr), memory order and shape.</summary>
 public sealed record NpyHeader(string Descr, bool FortranOrder, long[] Shape)
 {
-    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+    /// <summary>Product of the dimensions, saturated at long.MaxValue (a damaged header must not wrap it to a small number).</summary>
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => b == 0 || a == 0 ? 0 : a > long.MaxValue / b ? long.MaxValue : a * b);
 
     /// <summary>Bytes per element from the descr (e.g. '|u1' -> 1, '&lt;i8' -> 8).</summary>
     public int ElementSize => int.Parse(Descr[2..], System.Globalization.CultureInfo.InvariantCulture);
@@ -30,7 +32,7 @@ public static partial class Npy
         ReadExactly(stream, prefix, name, "the .npy preamble");
         if (!prefix[..6].SequenceEqual(MagicBytes))
         {
-            throw new InvalidDataException($"{name} is not a .npy array (it does not start with \\x93NUMPY).");
+            throw new InvalidFileFormatException($"{name} is not a .npy array (it does not start with \\x93NUMPY).");
         }
         int major = prefix[6];
         int headerLength;
@@ -48,11 +50,11 @@ public static partial class Npy
         }
         else
         {
-            throw new InvalidDataException($"{name} has .npy format version {major}.{prefix[7]}; versions 1-3 are supported.");
+            throw new InvalidFileFormatException($"{name} has .npy format version {major}.{prefix[7]}; versions 1-3 are supported.");
         }
         if (headerLength > 1 << 20)
         {
-            throw new InvalidDataException($"{name} declares a {headerLength}-byte .npy header, which is not plausible (damaged file).");
+            throw new InvalidFileFormatException($"{name} declares a {headerLength}-byte .npy header, which is not plausible (damaged file).");
         }
         var header = new byte[headerLength];
         ReadExactly(stream, header, name, "the header");
@@ -67,21 +69,25 @@ public static partial class Npy
         var shape = ShapePattern().Match(text);
         if (!descr.Success || !fortran.Success || !shape.Success)
         {
-            throw new InvalidDataException($"{name} has a .npy header without 'descr', 'fortran_order' and 'shape': {text.Trim()}");
+            throw new InvalidFileFormatException($"{name} has a .npy header without 'descr', 'fortran_order' and 'shape': {Printable(text)}");
         }
         var dims = shape.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (dims.Length > 8)
+        {
+            throw new InvalidFileFormatException($"{name} has a .npy shape of {dims.Length} dimensions; at most 8 are supported.");
+        }
         var parsed = new long[dims.Length];
         for (int i = 0; i < dims.Length; i++)
         {
             if (!long.TryParse(dims[i].TrimEnd('L'), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out parsed[i]))
             {
-                throw new InvalidDataException($"{name} has a .npy shape that is not a tuple of non-negative integers: ({shape.Groups[1].Value}).");
+                throw new InvalidFileFormatException($"{name} has a .npy shape that is not a tuple of non-negative integers: ({shape.Groups[1].Value}).");
             }
         }
         string d = descr.Groups[1].Value;
         if (!DescrFormat().IsMatch(d))
         {
-            throw new InvalidDataException($"{name} has element type '{d}'; only plain integer types (e.g. '|u1', '<i8') are supported.");
+            throw new InvalidFileFormatException($"{name} has element type '{d}'; only plain integer types (e.g. '|u1', '<i8') are supported.");
         }
         return new NpyHeader(d, fortran.Groups[1].Value == "True", parsed);
     }
@@ -91,9 +97,9 @@ public static partial class Npy
     {
         int size = header.ElementSize;
         long count = header.ElementCount;
-        if (count > int.MaxValue / 8)
+        if (count > Array.MaxLength / 8)
         {
-            throw new InvalidDataException($"{name} has too many labels ({count}).");
+            throw new InvalidFileFormatException($"{name} has too many labels ({count}).");
         }
         var raw = new byte[count * size];
         ReadExactly(stream, raw, name, $"{count} values of type '{header.Descr}' (the array is truncated)");
@@ -113,15 +119,22 @@ public static partial class Npy
                 (4, false) => big ? BinaryPrimitives.ReadInt32BigEndian(bytes) : BinaryPrimitives.ReadInt32LittleEndian(bytes),
                 (8, true) => (long)Math.Min(big ? BinaryPrimitives.ReadUInt64BigEndian(bytes) : BinaryPrimitives.ReadUInt64LittleEndian(bytes), long.MaxValue),
                 (8, false) => big ? BinaryPrimitives.ReadInt64BigEndian(bytes) : BinaryPrimitives.ReadInt64LittleEndian(bytes),
-                _ => throw new InvalidDataException($"{name} has integer size {size}; 1, 2, 4 or 8 are supported."),
+                _ => throw new InvalidFileFormatException($"{name} has integer size {size}; 1, 2, 4 or 8 are supported."),
             };
             if (v is < int.MinValue or > int.MaxValue)
             {
-                throw new InvalidDataException($"{name} value {v} at index {i} does not fit a label.");
+                throw new InvalidFileFormatException($"{name} value {v} at index {i} does not fit a label.");
             }
             values[i] = (int)v;
         }
         return values;
+    }
+
+    /// <summary>Header text fit for a one-line message: printable ASCII only, at most 120 characters.</summary>
+    private static string Printable(string text)
+    {
+        var chars = text.Trim().Select(c => c is >= ' ' and < (char)127 ? c : '?').Take(121).ToArray();
+        return chars.Length > 120 ? new string(chars, 0, 120) + "..." : new string(chars);
     }
 
     public static void ReadExactly(Stream stream, Span<byte> buffer, string name, string what)
@@ -132,7 +145,7 @@ public static partial class Npy
         }
         catch (EndOfStreamException)
         {
-            throw new InvalidDataException($"{name} ended early while reading {what}.");
+            throw new InvalidFileFormatException($"{name} ended early while reading {what}.");
         }
     }
 

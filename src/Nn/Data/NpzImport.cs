@@ -1,3 +1,4 @@
+using IlgpuOct.Kernels;
 using System.IO.Compression;
 
 namespace IlgpuOct.Nn.Data;
@@ -35,7 +36,7 @@ public static class NpzImport
         ForEachSplit(path, (name, header, imageStream, labels) =>
         {
             var (count, channels, height, width) = ImageShape(path, name, header);
-            var images = new byte[checked((long)count * channels * height * width)];
+            var images = new byte[ImportBytes(path, name, count, channels * height * width, "the file's own image size")];
             var buffer = new byte[height * width * channels];
             for (int i = 0; i < count; i++)
             {
@@ -59,7 +60,7 @@ public static class NpzImport
         ForEachSplit(path, (name, header, imageStream, labels) =>
         {
             var (count, channels, height, width) = ImageShape(path, name, header);
-            var images = new byte[(long)count * outBytes];
+            var images = new byte[ImportBytes(path, name, count, outBytes, "--resolution or --channels")];
             var buffer = new byte[height * width * channels];
             var planar = new byte[buffer.Length];
             for (int i = 0; i < count; i++)
@@ -76,14 +77,18 @@ public static class NpzImport
             int bad = Array.FindIndex(labels, l => l < 0);
             if (bad >= 0)
             {
-                throw new InvalidDataException($"'{path}' entry {name}_labels.npy has a negative label {labels[bad]} at index {bad}.");
+                throw new InvalidFileFormatException($"'{path}' entry {name}_labels.npy has a negative label {labels[bad]} at index {bad}.");
             }
             maxLabel = Math.Max(maxLabel, labels.Length == 0 ? -1 : labels.Max());
+            if (maxLabel >= MaxClasses)
+            {
+                throw new InvalidFileFormatException($"'{path}' entry {name}_labels.npy has label {maxLabel}; at most {MaxClasses} classes (labels 0..{MaxClasses - 1}) are supported.");
+            }
             raw.Add(new SplitData(name, images, labels));
         });
         if (raw.Count == 0)
         {
-            throw new InvalidDataException($"'{path}' has none of train_images.npy, val_images.npy, test_images.npy: it is not a MedMNIST .npz.");
+            throw new InvalidFileFormatException($"'{path}' has none of train_images.npy, val_images.npy, test_images.npy: it is not a MedMNIST .npz.");
         }
         var classNames = ResolveClassNames(path, options.ClassNames, maxLabel + 1);
         var splits = new List<SplitData>();
@@ -104,13 +109,28 @@ public static class NpzImport
         return new ImportResult(new DatasetContent(pre.Channels, pre.Resolution, pre.Resolution, classNames, source, splits), []);
     }
 
+    /// <summary>The most classes an imported set may have (labels 0..MaxClasses-1).</summary>
+    public const int MaxClasses = 1 << 16;
+
+    /// <summary>count x bytes per image, refused with what to lower when one array could not hold it.</summary>
+    private static long ImportBytes(string path, string split, int count, long perImage, string lower)
+    {
+        long total = (long)count * perImage;
+        if (total > Array.MaxLength)
+        {
+            throw new ArgumentException(
+                $"'{path}' split '{split}' has {count} images of {perImage} bytes = {total} bytes, more than one split may hold ({Array.MaxLength}); lower {lower}.");
+        }
+        return total;
+    }
+
     private static SplitData Subset(SplitData split, string name, int[] indices, int imageBytes)
     {
         var images = new byte[(long)indices.Length * imageBytes];
         var labels = new int[indices.Length];
         for (int i = 0; i < indices.Length; i++)
         {
-            split.Images.AsSpan(indices[i] * imageBytes, imageBytes).CopyTo(images.AsSpan(i * imageBytes, imageBytes));
+            Array.Copy(split.Images, (long)indices[i] * imageBytes, images, (long)i * imageBytes, imageBytes);
             labels[i] = split.Labels[indices[i]];
         }
         return new SplitData(name, images, labels);
@@ -142,18 +162,18 @@ public static class NpzImport
         string entry = $"'{path}' entry {split}_images.npy";
         if (header.Descr != "|u1" && header.Descr != "<u1" && header.Descr != ">u1")
         {
-            throw new InvalidDataException($"{entry} has element type '{header.Descr}'; images must be uint8 ('|u1').");
+            throw new InvalidFileFormatException($"{entry} has element type '{header.Descr}'; images must be uint8 ('|u1').");
         }
         if (header.FortranOrder)
         {
-            throw new InvalidDataException($"{entry} is stored in Fortran order; re-save it in C order (numpy.ascontiguousarray).");
+            throw new InvalidFileFormatException($"{entry} is stored in Fortran order; re-save it in C order (numpy.ascontiguousarray).");
         }
         var s = header.Shape;
         bool gray = s.Length == 3;
         bool rgb = s.Length == 4 && s[3] == 3;
-        if (!gray && !rgb || s.Skip(1).Any(d => d <= 0 || d > 1 << 15) || s[0] > int.MaxValue)
+        if (!gray && !rgb || s.Skip(1).Any(d => d <= 0 || d > 1 << 15) || s[0] > int.MaxValue || s[1] * s[2] > 1 << 28)
         {
-            throw new InvalidDataException($"{entry} has shape {header.ShapeText}; expected (N, H, W) or (N, H, W, 3).");
+            throw new InvalidFileFormatException($"{entry} has shape {header.ShapeText}; expected (N, H, W) or (N, H, W, 3).");
         }
         return ((int)s[0], rgb ? 3 : 1, (int)s[1], (int)s[2]);
     }
@@ -178,19 +198,33 @@ public static class NpzImport
 
     private static void ForEachSplit(string path, Action<string, NpyHeader, Stream, int[]> visit)
     {
-        if (!File.Exists(path))
+        if (!File.Exists(path) && !Directory.Exists(path))
         {
             throw new FileNotFoundException($"The .npz file '{path}' does not exist.", path);
         }
+        InputFile.Check(path, ".npz file");
         ZipArchive archive;
         try
         {
             archive = ZipFile.OpenRead(path);
+            try
+            {
+                _ = archive.Entries.Count; // reads the central directory now, inside this handler
+            }
+            catch
+            {
+                archive.Dispose();
+                throw;
+            }
         }
-        catch (InvalidDataException e)
+        catch (Exception e) when (e is InvalidDataException or (IOException and not FileNotFoundException and not InvalidFileFormatException))
         {
-            throw new InvalidDataException($"'{path}' is not a readable .npz (zip) file: {e.Message}", e);
+            throw new InvalidFileFormatException($"'{path}' is not a readable .npz (zip) file: {e.Message}", e);
         }
+        // What an entry can really hold: its declared size, but never more than deflate's ratio allows
+        // from the whole file (a forged size must not make us allocate gigabytes before reading).
+        long fileBytes = new FileInfo(path).Length;
+        long Available(ZipArchiveEntry entry) => Math.Min(entry.Length, fileBytes * 1032L);
         using (archive)
         {
             foreach (string split in FileSplits)
@@ -203,7 +237,7 @@ public static class NpzImport
                 }
                 if (imagesEntry is null || labelsEntry is null)
                 {
-                    throw new InvalidDataException($"'{path}' has {(imagesEntry is null ? labelsEntry!.FullName : imagesEntry.FullName)} without its partner ({split}_images.npy and {split}_labels.npy belong together).");
+                    throw new InvalidFileFormatException($"'{path}' has {(imagesEntry is null ? labelsEntry!.FullName : imagesEntry.FullName)} without its partner ({split}_images.npy and {split}_labels.npy belong together).");
                 }
                 try
                 {
@@ -215,7 +249,11 @@ public static class NpzImport
                         var ls = labelHeader.Shape;
                         if (!(ls.Length == 1 || (ls.Length == 2 && ls[1] == 1)))
                         {
-                            throw new InvalidDataException($"{labelName} has shape {labelHeader.ShapeText}; expected (N) or (N, 1) (multi-label sets are not supported).");
+                            throw new InvalidFileFormatException($"{labelName} has shape {labelHeader.ShapeText}; expected (N) or (N, 1) (multi-label sets are not supported).");
+                        }
+                        if (labelHeader.ElementCount > Available(labelsEntry) / Math.Max(1, labelHeader.Descr.Length == 3 ? labelHeader.Descr[2] - '0' : 1))
+                        {
+                            throw new InvalidFileFormatException($"{labelName} declares shape {labelHeader.ShapeText} but the entry holds only {labelsEntry.Length} bytes.");
                         }
                         labels = Npy.ReadIntegers(labelStream, labelHeader, labelName);
                     }
@@ -223,14 +261,18 @@ public static class NpzImport
                     var header = Npy.ReadHeader(imageStream, $"'{path}' entry {imagesEntry.FullName}");
                     if (header.Shape.Length > 0 && header.Shape[0] != labels.Length)
                     {
-                        throw new InvalidDataException($"'{path}' has {header.Shape[0]} {split} images but {labels.Length} {split} labels.");
+                        throw new InvalidFileFormatException($"'{path}' has {header.Shape[0]} {split} images but {labels.Length} {split} labels.");
+                    }
+                    if (header.ElementCount > Available(imagesEntry))
+                    {
+                        throw new InvalidFileFormatException($"'{path}' entry {imagesEntry.FullName} declares shape {header.ShapeText} but holds only {imagesEntry.Length} bytes.");
                     }
                     visit(split, header, imageStream, labels);
                 }
-                catch (InvalidDataException e) when (!e.Message.Contains(path, StringComparison.Ordinal))
+                catch (Exception e) when (e is InvalidDataException or (IOException and not InvalidFileFormatException) && !e.Message.Contains(path, StringComparison.Ordinal))
                 {
                     // Damaged deflate data surfaces from the zip stream without a name.
-                    throw new InvalidDataException($"'{path}' entry {split}_*.npy is damaged: {e.Message}", e);
+                    throw new InvalidFileFormatException($"'{path}' entry {split}_*.npy is damaged: {e.Message}", e);
                 }
             }
         }

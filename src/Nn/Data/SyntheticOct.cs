@@ -26,8 +26,13 @@ public static class SyntheticOct
     [ThreadStatic]
     private static float[]? t_scratch;
 
-    /// <summary>Renders one grayscale image (H, W) of class <paramref name="label"/> from <paramref name="seed"/>.</summary>
-    public static void Render(int label, int seed, int height, int width, Span<byte> destination)
+    /// <summary>
+    /// Renders one grayscale image (H, W) of class <paramref name="label"/> from <paramref name="seed"/>.
+    /// <paramref name="minSeverity"/> in [0, 1) is the floor of the pathology's visibility: 0 lets it
+    /// fade to nearly invisible in heavy speckle (the hardest set); larger values keep every lesion
+    /// visible and scale the speckle down by up to a half.
+    /// </summary>
+    public static void Render(int label, int seed, int height, int width, Span<byte> destination, float minSeverity = 0f)
     {
         if ((uint)label >= 4)
         {
@@ -41,18 +46,23 @@ public static class SyntheticOct
         {
             throw new ArgumentException($"Destination holds {destination.Length} bytes; {height}x{width} needs {height * width}.", nameof(destination));
         }
+        if (!(minSeverity >= 0f && minSeverity < 1f))
+        {
+            throw new ArgumentOutOfRangeException(nameof(minSeverity), minSeverity, "The severity floor must lie in [0, 1).");
+        }
         var rng = new Random(seed);
-        var scene = Scene.Draw(label, rng);
+        var scene = Scene.Draw(label, rng, minSeverity);
         Rasterise(scene, new PixelNoise(rng), height, width, destination);
     }
 
     /// <summary>
     /// Generates a whole data set: for each split a balanced label list (shuffled), each image
     /// rendered from a seed derived from (seed, split, index), in parallel; identical bytes for the same inputs.
+    /// <paramref name="minSeverity"/>: see <see cref="Render"/>.
     /// </summary>
     public static DatasetContent Generate(
         int height, int width, IReadOnlyList<(string Name, int Count)> splits, int seed,
-        IProgress<DataProgress>? progress = null, CancellationToken cancellationToken = default)
+        IProgress<DataProgress>? progress = null, CancellationToken cancellationToken = default, float minSeverity = 0f)
     {
         ArgumentNullException.ThrowIfNull(splits);
         if (splits.Any(s => s.Count < 0))
@@ -79,14 +89,15 @@ public static class SyntheticOct
                 int end = Math.Min(count, (c + 1) * chunk);
                 for (int i = c * chunk; i < end; i++)
                 {
-                    Render(labels[i], ImageSeed(seed, name, i), height, width, images.AsSpan(i * plane, plane));
+                    Render(labels[i], ImageSeed(seed, name, i), height, width, images.AsSpan(i * plane, plane), minSeverity);
                 }
                 long now = Interlocked.Add(ref done, end - c * chunk);
                 progress?.Report(new DataProgress($"generating {name}", now, total));
             });
             result.Add(new SplitData(name, images, labels));
         }
-        string description = $"synthetic-oct v1 seed={seed} size={height}x{width} splits={string.Join(",", splits.Select(s => $"{s.Name}:{s.Count}"))}";
+        string description = $"synthetic-oct v1 seed={seed} size={height}x{width} splits={string.Join(",", splits.Select(s => $"{s.Name}:{s.Count}"))}"
+            + (minSeverity > 0 ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $" min-severity={minSeverity}") : "");
         return new DatasetContent(1, height, width, ClassNames, description, result);
     }
 
@@ -131,7 +142,7 @@ public static class SyntheticOct
 
         public const int TextureCells = 10;
 
-        public static Scene Draw(int label, Random r)
+        public static Scene Draw(int label, Random r, float minSeverity)
         {
             var s = new Scene();
             s.BaseY = U(r, 0.52f, 0.82f);
@@ -209,16 +220,18 @@ public static class SyntheticOct
             s.ThickenX = U(r, 0.2f, 0.8f);
             s.ThickenWidth = U(r, 0.1f, 0.3f);
 
+            // A visibility floor also means a cleaner scan: less speckle (drawn above, so the random stream is unchanged).
+            s.Speckle *= 1f - 0.5f * minSeverity;
             switch (label)
             {
                 case Cnv:
-                    DrawCnv(s, r);
+                    DrawCnv(s, r, minSeverity);
                     break;
                 case Dme:
-                    DrawDme(s, r);
+                    DrawDme(s, r, minSeverity);
                     break;
                 case Drusen:
-                    DrawDrusen(s, r);
+                    DrawDrusen(s, r, minSeverity);
                     break;
                 default:
                     s.PitDepth = Math.Max(s.PitDepth, U(r, 0.3f, 0.7f));
@@ -227,10 +240,12 @@ public static class SyntheticOct
             return s;
         }
 
-        private static void DrawCnv(Scene s, Random r)
+        /// <summary>Severity in [floor, 1): a power of a uniform draw, skewed towards small so many cases are subtle, lifted above the floor.</summary>
+        private static float Severity(Random r, float exponent, float floor) => floor + (1f - floor) * MathF.Pow((float)r.NextDouble(), exponent);
+
+        private static void DrawCnv(Scene s, Random r, float minSeverity)
         {
-            // Severity from barely there to large; skewed towards small so many cases are subtle.
-            float severity = MathF.Pow((float)r.NextDouble(), 1.4f);
+            float severity = Severity(r, 1.4f, minSeverity);
             float x = Math.Clamp(s.FoveaX + U(r, -0.2f, 0.2f), 0.1f, 0.9f);
             float width = 0.05f + 0.25f * severity * U(r, 0.6f, 1.2f);
             float height = 0.006f + 0.16f * severity * U(r, 0.5f, 1.1f);
@@ -255,9 +270,9 @@ public static class SyntheticOct
             }
         }
 
-        private static void DrawDme(Scene s, Random r)
+        private static void DrawDme(Scene s, Random r, float minSeverity)
         {
-            float severity = MathF.Pow((float)r.NextDouble(), 1.3f);
+            float severity = Severity(r, 1.3f, minSeverity);
             s.ThickenAmount = 0.1f + 0.7f * severity * U(r, 0.5f, 1.1f);
             s.ThickenX = Math.Clamp(s.FoveaX + U(r, -0.15f, 0.15f), 0.15f, 0.85f);
             s.ThickenWidth = U(r, 0.12f, 0.3f);
@@ -289,15 +304,16 @@ public static class SyntheticOct
             }
         }
 
-        private static void DrawDrusen(Scene s, Random r)
+        private static void DrawDrusen(Scene s, Random r, float minSeverity)
         {
-            float severity = MathF.Pow((float)r.NextDouble(), 1.3f);
-            int count = 1 + (int)(severity * r.Next(1, 8));
+            float severity = Severity(r, 1.3f, minSeverity);
+            // The floor also lifts the per-druse draws: without it a severe case could still be one tiny druse.
+            int count = 1 + (int)(severity * r.Next(1 + (int)(6 * minSeverity), 8));
             for (int i = 0; i < count; i++)
             {
                 float x = Math.Clamp(s.FoveaX + U(r, -0.35f, 0.35f), 0.05f, 0.95f);
                 float width = U(r, 0.012f, 0.04f) + 0.03f * severity;
-                float height = 0.004f + U(r, 0.3f, 1f) * (0.01f + 0.045f * severity);
+                float height = 0.004f + 0.01f * minSeverity + U(r, 0.3f + 0.6f * minSeverity, 1f) * (0.01f + 0.045f * severity);
                 s.SubRpe.Add((x, width, height, U(r, 0.6f, 1.4f)));
             }
             if (r.NextDouble() < 0.12)

@@ -60,7 +60,7 @@ public static partial class TurboJpeg
                 {
                     throw new InvalidDataException("not a readable JPEG: " + ErrorText(handle));
                 }
-                if (w <= 0 || h <= 0 || (long)w * h > 1L << 28)
+                if (w <= 0 || h <= 0 || (long)w * h > 1L << 26)
                 {
                     throw new InvalidDataException($"JPEG declares an unusable size {w}x{h}");
                 }

@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
@@ -8,40 +9,40 @@ namespace IlgpuOct.Nn;
 /// </summary>
 public sealed class BasicBlock : Layer
 {
-    private readonly Relu _relu1;
-    private readonly Relu _relu2;
+    private readonly ReluLayer _relu1;
+    private readonly ReluLayer _relu2;
     private Tensor? _sum; // (N, K, P, Q) residual sum before the last relu
     private Tensor? _inputGrad; // (N, C, H, W) main path plus shortcut gradient
 
     public BasicBlock(Accelerator accelerator, string name, int inChannels, int outChannels, int stride) : base(accelerator)
     {
         Name = name;
-        Conv1 = new Conv2d(accelerator, name + ".conv1", inChannels, outChannels, 3, stride, 1);
-        Bn1 = new BatchNorm2d(accelerator, name + ".bn1", outChannels);
-        Conv2 = new Conv2d(accelerator, name + ".conv2", outChannels, outChannels, 3, 1, 1);
-        Bn2 = new BatchNorm2d(accelerator, name + ".bn2", outChannels);
+        Conv1 = new Conv2dLayer(accelerator, name + ".conv1", inChannels, outChannels, 3, stride, 1);
+        Bn1 = new BatchNorm2dLayer(accelerator, name + ".bn1", outChannels);
+        Conv2 = new Conv2dLayer(accelerator, name + ".conv2", outChannels, outChannels, 3, 1, 1);
+        Bn2 = new BatchNorm2dLayer(accelerator, name + ".bn2", outChannels);
         if (stride != 1 || inChannels != outChannels)
         {
-            DownsampleConv = new Conv2d(accelerator, name + ".downsample.0", inChannels, outChannels, 1, stride, 0);
-            DownsampleBn = new BatchNorm2d(accelerator, name + ".downsample.1", outChannels);
+            DownsampleConv = new Conv2dLayer(accelerator, name + ".downsample.0", inChannels, outChannels, 1, stride, 0);
+            DownsampleBn = new BatchNorm2dLayer(accelerator, name + ".downsample.1", outChannels);
         }
-        _relu1 = new Relu(accelerator);
-        _relu2 = new Relu(accelerator);
+        _relu1 = new ReluLayer(accelerator);
+        _relu2 = new ReluLayer(accelerator);
     }
 
     public string Name { get; }
 
-    public Conv2d Conv1 { get; }
+    public Conv2dLayer Conv1 { get; }
 
-    public BatchNorm2d Bn1 { get; }
+    public BatchNorm2dLayer Bn1 { get; }
 
-    public Conv2d Conv2 { get; }
+    public Conv2dLayer Conv2 { get; }
 
-    public BatchNorm2d Bn2 { get; }
+    public BatchNorm2dLayer Bn2 { get; }
 
-    public Conv2d? DownsampleConv { get; }
+    public Conv2dLayer? DownsampleConv { get; }
 
-    public BatchNorm2d? DownsampleBn { get; }
+    public BatchNorm2dLayer? DownsampleBn { get; }
 
     /// <summary>Sub-layers in torchvision's registration order (conv1, bn1, conv2, bn2, downsample.0, downsample.1).</summary>
     public IEnumerable<Layer> Children
@@ -70,7 +71,7 @@ public sealed class BasicBlock : Layer
         var main = Bn2.Forward(Conv2.Forward(h, training), training);
         var shortcut = DownsampleConv is null ? x : DownsampleBn!.Forward(DownsampleConv.Forward(x, training), training);
         var sum = Tensor.Reuse(ref _sum, Accelerator, main.Shape);
-        Ops.Add(Accelerator, main.View, shortcut.View, sum.View);
+        Elementwise.Add(Accelerator, main.View, shortcut.View, sum.View);
         return _relu2.Forward(sum, training);
     }
 
@@ -81,7 +82,7 @@ public sealed class BasicBlock : Layer
         var dx = Conv1.Backward(Bn1.Backward(_relu1.Backward(dMain, weightGradients)!, weightGradients)!, weightGradients)!;
         var dShortcut = DownsampleConv is null ? dSum : DownsampleConv.Backward(DownsampleBn!.Backward(dSum, weightGradients)!, weightGradients)!;
         var total = Tensor.Reuse(ref _inputGrad, Accelerator, dx.Shape);
-        Ops.Add(Accelerator, dx.View, dShortcut.View, total.View);
+        Elementwise.Add(Accelerator, dx.View, dShortcut.View, total.View);
         return inputGradient ? total : null;
     }
 

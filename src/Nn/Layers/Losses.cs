@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
@@ -22,7 +23,7 @@ public sealed class CrossEntropyLoss : ILossFunction
     {
         ArgumentNullException.ThrowIfNull(logits);
         ArgumentNullException.ThrowIfNull(dLogits);
-        Ops.CrossEntropy(logits.Accelerator, logits.View, labels, dLogits.View, loss, logits.Dim(0), logits.Dim(1));
+        CrossEntropy.Compute(logits.Accelerator, new LogitsShape(logits.Dim(0), logits.Dim(1)), logits.View, labels, loss, dLogits.View);
     }
 }
 
@@ -38,20 +39,32 @@ public static class Accuracy
         {
             throw new ArgumentException($"{labels.Length} labels for {n} rows of logits.", nameof(labels));
         }
-        float[] z = logits.Download();
+        int[] predicted = ArgMax(logits.Download(), n, k);
         int correct = 0;
         for (int i = 0; i < n; i++)
         {
+            correct += predicted[i] == labels[i] ? 1 : 0;
+        }
+        return correct;
+    }
+
+    /// <summary>Row-wise arg max of logits (N, K); ties go to the lowest index as torch.argmax.</summary>
+    public static int[] ArgMax(ReadOnlySpan<float> logits, int n, int k)
+    {
+        var result = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            var row = logits.Slice(i * k, k);
             int best = 0;
             for (int j = 1; j < k; j++)
             {
-                if (z[i * k + j] > z[i * k + best])
+                if (row[j] > row[best])
                 {
                     best = j;
                 }
             }
-            correct += best == labels[i] ? 1 : 0;
+            result[i] = best;
         }
-        return correct;
+        return result;
     }
 }

@@ -55,14 +55,14 @@ public sealed class EvalOutputs(Tensor logits, Tensor features, IReadOnlyList<Te
 /// </summary>
 public sealed class ResNet18 : IDisposable
 {
-    private readonly Conv2d _conv1;
-    private readonly BatchNorm2d _bn1;
-    private readonly Relu _relu;
-    private readonly MaxPool2d _maxpool;
+    private readonly Conv2dLayer _conv1;
+    private readonly BatchNorm2dLayer _bn1;
+    private readonly ReluLayer _relu;
+    private readonly MaxPool2dLayer _maxpool;
     private readonly BasicBlock[] _blocks; // layer1.0, layer1.1, ..., layer4.1
-    private readonly GlobalAvgPool _avgpool;
-    private readonly GlobalAvgPool[] _stagePools; // layer1..layer3 pooled on request; layer4's is _avgpool
-    private readonly Linear _fc;
+    private readonly GlobalAvgPoolLayer _avgpool;
+    private readonly GlobalAvgPoolLayer[] _stagePools; // layer1..layer3 pooled on request; layer4's is _avgpool
+    private readonly LinearLayer _fc;
     private readonly Parameter[] _parameters;
 
     public ResNet18(Accelerator accelerator, ResNetConfig config, int seed)
@@ -72,10 +72,10 @@ public sealed class ResNet18 : IDisposable
         Accelerator = accelerator;
         Config = config;
         int w = config.Width;
-        _conv1 = new Conv2d(accelerator, "conv1", config.InChannels, w, 7, 2, 3);
-        _bn1 = new BatchNorm2d(accelerator, "bn1", w);
-        _relu = new Relu(accelerator);
-        _maxpool = new MaxPool2d(accelerator);
+        _conv1 = new Conv2dLayer(accelerator, "conv1", config.InChannels, w, 7, 2, 3);
+        _bn1 = new BatchNorm2dLayer(accelerator, "bn1", w);
+        _relu = new ReluLayer(accelerator);
+        _maxpool = new MaxPool2dLayer(accelerator);
         var blocks = new List<BasicBlock>();
         int inChannels = w;
         for (int stage = 0; stage < 4; stage++)
@@ -87,10 +87,11 @@ public sealed class ResNet18 : IDisposable
             inChannels = channels;
         }
         _blocks = [.. blocks];
-        _avgpool = new GlobalAvgPool(accelerator);
-        _stagePools = [new GlobalAvgPool(accelerator), new GlobalAvgPool(accelerator), new GlobalAvgPool(accelerator)];
-        _fc = new Linear(accelerator, "fc", config.FeatureCount, config.NumClasses);
+        _avgpool = new GlobalAvgPoolLayer(accelerator);
+        _stagePools = [new GlobalAvgPoolLayer(accelerator), new GlobalAvgPoolLayer(accelerator), new GlobalAvgPoolLayer(accelerator)];
+        _fc = new LinearLayer(accelerator, "fc", config.FeatureCount, config.NumClasses);
         _parameters = [.. _conv1.Parameters, .. _bn1.Parameters, .. _blocks.SelectMany(b => b.Parameters), .. _fc.Parameters];
+        StageWidths = [w, 2 * w, 4 * w, 8 * w];
         Seed = seed;
         Initialize(seed);
     }
@@ -106,14 +107,17 @@ public sealed class ResNet18 : IDisposable
     public IReadOnlyList<Parameter> Parameters => _parameters;
 
     /// <summary>Every batch-norm layer (their running statistics are the model's buffers).</summary>
-    public IEnumerable<BatchNorm2d> BatchNorms =>
-        new[] { _bn1 }.Concat(_blocks.SelectMany(b => b.Children.OfType<BatchNorm2d>()));
+    public IEnumerable<BatchNorm2dLayer> BatchNorms =>
+        new[] { _bn1 }.Concat(_blocks.SelectMany(b => b.Children.OfType<BatchNorm2dLayer>()));
 
     public IEnumerable<StateBuffer> Buffers => BatchNorms.SelectMany(b => b.Buffers);
 
-    public Linear Classifier => _fc;
+    public LinearLayer Classifier => _fc;
 
-    public Conv2d Stem => _conv1;
+    /// <summary>Channels of the pooled stage outputs layer1..layer4: (w, 2w, 4w, 8w).</summary>
+    public IReadOnlyList<int> StageWidths { get; }
+
+    public Conv2dLayer Stem => _conv1;
 
     /// <summary>Kaiming-normal (fan_out) convolutions, BN weight 1 bias 0, PyTorch-default Linear; all from one seed.</summary>
     public void Initialize(int seed)
@@ -122,7 +126,7 @@ public sealed class ResNet18 : IDisposable
         _conv1.InitializeKaimingFanOut(random);
         foreach (var block in _blocks)
         {
-            foreach (var conv in block.Children.OfType<Conv2d>())
+            foreach (var conv in block.Children.OfType<Conv2dLayer>())
             {
                 conv.InitializeKaimingFanOut(random);
             }
@@ -177,19 +181,48 @@ public sealed class ResNet18 : IDisposable
     /// Back-propagates d loss / d logits (N, classes) through the last forward pass. Parameter
     /// gradients are overwritten (not accumulated). Returns d loss / d input (N, C, H, W) unless
     /// <paramref name="mode"/> is <see cref="BackwardMode.Parameters"/>.
+    /// <paramref name="dStagePools"/>, when given, holds one optional gradient per pooled stage output
+    /// of <see cref="ForwardEval"/> (layer1..layer4: (N, w), (N, 2w), (N, 4w), (N, 8w); null = zero),
+    /// added where that stage's output feeds the rest of the network (what feature-space attacks need).
     /// </summary>
-    public Tensor? Backward(Tensor dLogits, BackwardMode mode)
+    public Tensor? Backward(Tensor dLogits, BackwardMode mode, IReadOnlyList<Tensor?>? dStagePools = null)
     {
         ArgumentNullException.ThrowIfNull(dLogits);
+        if (dStagePools is not null && dStagePools.Count != StageWidths.Count)
+        {
+            throw new ArgumentException($"Give one (possibly null) gradient per stage ({StageWidths.Count}); got {dStagePools.Count}.", nameof(dStagePools));
+        }
         bool weights = mode != BackwardMode.InputOnly;
         bool input = mode != BackwardMode.Parameters;
-        var d = _avgpool.Backward(_fc.Backward(dLogits, weights)!, weights)!;
+        var d = _fc.Backward(dLogits, weights)!;
+        if (dStagePools?[^1] is { } dFeatures)
+        {
+            RequireStageGradient(dFeatures, d.Dim(0), StageWidths.Count - 1);
+            // d is the classifier's input-gradient buffer, read only by the pool's backward below.
+            Kernels.Operators.Elementwise.AddInPlace(Accelerator, dFeatures.View, d.View);
+        }
+        d = _avgpool.Backward(d, weights)!;
         for (int i = _blocks.Length - 1; i >= 0; i--)
         {
+            int stage = i / 2;
+            if (i % 2 == 1 && stage < _stagePools.Length && dStagePools?[stage] is { } dPool)
+            {
+                RequireStageGradient(dPool, d.Dim(0), stage);
+                // d is the next block's input-gradient buffer, read only by this block's backward.
+                _stagePools[stage].BackwardAccumulate(dPool, d);
+            }
             d = _blocks[i].Backward(d, weights)!;
         }
         d = _bn1.Backward(_relu.Backward(_maxpool.Backward(d, weights)!, weights)!, weights)!;
         return _conv1.Backward(d, weights, input);
+    }
+
+    private void RequireStageGradient(Tensor dPool, int n, int stage)
+    {
+        if (dPool.Rank != 2 || dPool.Dim(0) != n || dPool.Dim(1) != StageWidths[stage])
+        {
+            throw new ArgumentException($"The layer{stage + 1} gradient must be (N, {StageWidths[stage]}) = ({n}, {StageWidths[stage]}); got {Tensor.ShapeText(dPool.Shape)}.");
+        }
     }
 
     public void Dispose()

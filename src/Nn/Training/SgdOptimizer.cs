@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Operators;
+
 namespace IlgpuOct.Nn.Training;
 
 /// <summary>
@@ -27,7 +29,7 @@ public sealed class SgdOptimizer
         ArgumentNullException.ThrowIfNull(parameters);
         foreach (var p in parameters)
         {
-            Ops.Sgd(p.Value.Accelerator, p.Value.View, p.Grad.View, p.Momentum.View, p.Value.Length, learningRate, Momentum, WeightDecay);
+            Sgd.Step(p.Value.Accelerator, p.Value.View, p.Grad.View, p.Momentum.View, new SgdSettings(learningRate, Momentum, WeightDecay));
         }
     }
 

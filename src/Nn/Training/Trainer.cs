@@ -36,8 +36,12 @@ public static class Trainer
         ArgumentNullException.ThrowIfNull(accelerator);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
-        using var data = DatasetFile.Open(options.DataPath);
+        using var data = DatasetFile.Open(options.DataPath, options.VerifyData);
         var train = RequireSplit(data, options.TrainSplit);
+        if (train.Count == 0)
+        {
+            throw new ArgumentException($"The '{options.TrainSplit}' split of '{data.Path}' has no images; nothing to train on (import or generate a set with training images).");
+        }
         var test = RequireSplit(data, options.TestSplit);
         var config = new ResNetConfig(options.Width, data.Channels, data.ClassCount);
         var mode = options.ModeFactory?.Invoke() ?? TrainingModes.Create(options.Mode);
@@ -46,6 +50,7 @@ public static class Trainer
 
         string outDir = Path.GetFullPath(options.OutputDirectory);
         Directory.CreateDirectory(outDir);
+        AtomicFile.RemoveStaleTemporaries(outDir);
         string lastPath = Path.Combine(outDir, LastCheckpointName);
         string metricsPath = Path.Combine(outDir, MetricsName);
         string settings = SettingsText(options, mode.Name);
@@ -56,20 +61,15 @@ public static class Trainer
         var history = new List<EpochMetrics>();
         if (options.Resume)
         {
-            if (!File.Exists(lastPath))
-            {
-                throw new FileNotFoundException($"--resume was given but '{outDir}' holds no {LastCheckpointName}; start without --resume.", lastPath);
-            }
-            var file = SafeTensorFile.Read(lastPath);
-            var info = Checkpoint.ReadInfo(file, $"checkpoint '{lastPath}'");
-            CheckResumable(file, info, config, data.Checksum, settings, lastPath);
+            var (file, info, resumePath) = ResumePoint(outDir, lastPath, notices);
+            CheckResumable(file, info, config, data.Checksum, settings, resumePath);
             model = new ResNet18(accelerator, info.Config, info.Seed);
             Checkpoint.LoadState(model, file);
             startStep = info.Step;
-            accumulator = EpochAccumulator.FromMetadata(file.Metadata);
+            accumulator = EpochAccumulator.FromMetadata(file);
             history.AddRange(ReadMetrics(metricsPath).Where(m => m.Epoch <= info.Epoch));
             WriteMetrics(metricsPath, history);
-            notices.Add($"resumed from {lastPath} at epoch {info.Epoch + 1}, step {info.Step}");
+            notices.Add($"resumed from {resumePath} at epoch {info.Epoch + 1}, step {info.Step}");
         }
         else
         {
@@ -148,8 +148,12 @@ public static class Trainer
                 accumulator = new EpochAccumulator();
                 lastCheckpoint = Path.Combine(outDir, EpochCheckpointName(epoch + 1));
                 SaveCheckpoint(lastCheckpoint, model, epoch + 1, step, data.Checksum, settings, accumulator);
-                File.Copy(lastCheckpoint, lastPath + ".copy", overwrite: true);
-                File.Move(lastPath + ".copy", lastPath, overwrite: true);
+                string epochCheckpoint = lastCheckpoint;
+                AtomicFile.Write(lastPath, stream =>
+                {
+                    using var source = File.OpenRead(epochCheckpoint);
+                    source.CopyTo(stream);
+                });
             }
             return new TrainingResult(history, false, lastCheckpoint, options.Epochs, step, notices);
         }
@@ -179,6 +183,51 @@ public static class Trainer
             correct += Accuracy.CountCorrect(outputs.Logits, hostLabels);
         }
         return (double)correct / split.Count;
+    }
+
+    /// <summary>
+    /// The checkpoint to resume from: <c>last</c> when it reads, else (missing or broken) the newest
+    /// <c>epoch-N</c> checkpoint that reads, with a notice saying which and why.
+    /// </summary>
+    private static (SafeTensorFile File, CheckpointInfo Info, string Path) ResumePoint(string outDir, string lastPath, List<string> notices)
+    {
+        string? lastProblem = null;
+        if (File.Exists(lastPath))
+        {
+            try
+            {
+                var file = SafeTensorFile.Read(lastPath);
+                return (file, Checkpoint.ReadInfo(file), lastPath);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                lastProblem = e.Message;
+            }
+        }
+        var epochs = Directory.EnumerateFiles(outDir, "epoch-*.safetensors")
+            .Select(p => (Path: p, Epoch: int.TryParse(System.IO.Path.GetFileNameWithoutExtension(p)["epoch-".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out int e) ? e : -1))
+            .Where(p => p.Epoch >= 0)
+            .OrderByDescending(p => p.Epoch);
+        var skipped = new List<string>();
+        string why = lastProblem is null ? "missing" : $"unreadable ({lastProblem})";
+        foreach (var (path, _) in epochs)
+        {
+            try
+            {
+                var file = SafeTensorFile.Read(path);
+                var info = Checkpoint.ReadInfo(file);
+                notices.Add($"{LastCheckpointName} is {why}; resuming from {path}{(skipped.Count > 0 ? $" (skipped unreadable {string.Join(", ", skipped)})" : "")}");
+                return (file, info, path);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException)
+            {
+                skipped.Add(System.IO.Path.GetFileName(path));
+                lastProblem ??= e.Message;
+            }
+        }
+        throw lastProblem is null
+            ? new FileNotFoundException($"--resume was given but '{outDir}' holds no {LastCheckpointName} and no epoch-N checkpoint; start without --resume.", lastPath)
+            : new InvalidFileFormatException(lastPath, Checkpoint.FormatName, "resume", $"no checkpoint in '{outDir}' can be read ({lastProblem}); start without --resume or choose another --out");
     }
 
     private static DatasetSplit RequireSplit(DatasetFile data, string name) =>
@@ -262,7 +311,7 @@ public static class Trainer
             return [];
         }
         return File.ReadAllLines(path).Where(l => l.Length > 0)
-            .Select(l => JsonSerializer.Deserialize<EpochMetrics>(l, JsonLine) ?? throw new InvalidDataException($"'{path}' holds an empty metrics line."))
+            .Select(l => JsonSerializer.Deserialize<EpochMetrics>(l, JsonLine) ?? throw new InvalidFileFormatException($"'{path}' holds an empty metrics line."))
             .ToList();
     }
 
@@ -296,14 +345,15 @@ public static class Trainer
             meta["epoch_seconds"] = Seconds.ToString("R", CultureInfo.InvariantCulture);
         }
 
-        public static EpochAccumulator FromMetadata(IReadOnlyDictionary<string, string> meta)
+        public static EpochAccumulator FromMetadata(SafeTensorFile file)
         {
-            double D(string k) => meta.TryGetValue(k, out var v) ? double.Parse(v, CultureInfo.InvariantCulture) : 0;
+            var fields = new SafeTensorFields(file, Checkpoint.FormatName);
+            double D(string k) => fields.Has(k) ? fields.Double(k, 0, double.MaxValue) : 0;
             return new EpochAccumulator
             {
                 LossSum = D("epoch_loss_sum"),
-                Correct = (long)D("epoch_correct"),
-                Seen = (long)D("epoch_seen"),
+                Correct = fields.OptionalLong("epoch_correct", 0, long.MaxValue, 0),
+                Seen = fields.OptionalLong("epoch_seen", 0, long.MaxValue, 0),
                 Seconds = D("epoch_seconds"),
             };
         }

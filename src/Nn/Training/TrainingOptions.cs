@@ -36,6 +36,12 @@ public sealed record TrainingOptions
 
     public string TestSplit { get; init; } = "test";
 
+    /// <summary>Recompute the data set's SHA-256 once before training (off: --no-verify).</summary>
+    public bool VerifyData { get; init; } = true;
+
+    /// <summary>Largest mini-batch (keeps every per-batch size computation far from overflow).</summary>
+    public const int MaxBatchSize = 65_536;
+
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(DataPath))
@@ -50,9 +56,9 @@ public sealed record TrainingOptions
         {
             throw new ArgumentException($"--epochs must be at least 1; got {Epochs}.");
         }
-        if (BatchSize < 2)
+        if (BatchSize is < 2 or > MaxBatchSize)
         {
-            throw new ArgumentException($"--batch must be at least 2 (batch norm needs more than one image); got {BatchSize}.");
+            throw new ArgumentException($"--batch must be in 2..{MaxBatchSize} (batch norm needs more than one image); got {BatchSize}.");
         }
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate))
         {
@@ -62,9 +68,9 @@ public sealed record TrainingOptions
         {
             throw new ArgumentException($"--schedule must be cosine or step; got '{Schedule}'.");
         }
-        if (Width < 1)
+        if (Width < 1 || Width > Checkpoints.Checkpoint.MaxWidth)
         {
-            throw new ArgumentException($"--width must be positive (64 is torchvision's ResNet-18); got {Width}.");
+            throw new ArgumentException($"--width must be in 1..{Checkpoints.Checkpoint.MaxWidth} (64 is torchvision's ResNet-18); got {Width}.");
         }
     }
 }

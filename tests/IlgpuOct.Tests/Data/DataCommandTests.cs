@@ -39,9 +39,9 @@ public sealed class DataCommandTests
         using var folder = new TempFolder();
         string damaged = folder.File("damaged.ioct");
         File.WriteAllBytes(damaged, new byte[200]);
-        Program.Main(["data", "info", damaged]).Should().Be(CliRunner.BadInput);
+        Program.Main(["data", "info", damaged]).Should().Be(CliRunner.InvalidFile);
         Program.Main(["data", "generate", "--resolution", "3", "--out", folder.File("x.ioct")]).Should().Be(CliRunner.BadInput);
-        Program.Main(["data", "import", "--source", folder.File("missing"), "--out", folder.File("y.ioct")]).Should().Be(CliRunner.BadInput);
+        Program.Main(["data", "import", "--source", folder.File("missing"), "--out", folder.File("y.ioct")]).Should().Be(CliRunner.NotFound);
         File.Exists(folder.File("x.ioct")).Should().BeFalse();
     }
 }

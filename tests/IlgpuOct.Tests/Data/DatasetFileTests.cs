@@ -1,3 +1,4 @@
+using IlgpuOct.Kernels;
 using System.Buffers.Binary;
 using FluentAssertions;
 using IlgpuOct.Nn.Data;
@@ -104,13 +105,13 @@ public sealed class DatasetFileTests
         byte[] bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..^30]);
         var act = () => DatasetFile.Open(path);
-        act.Should().Throw<InvalidDataException>().WithMessage("*cut.ioct*truncated*bytes are missing*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*cut.ioct*truncated*bytes are missing*");
 
         File.WriteAllBytes(path, bytes[..40]);
-        act.Should().Throw<InvalidDataException>().WithMessage("*cut.ioct*truncated*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*cut.ioct*truncated*");
 
         File.WriteAllBytes(path, bytes[..10]);
-        act.Should().Throw<InvalidDataException>().WithMessage("*cut.ioct*only 10 bytes*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*cut.ioct*only 10 bytes*");
     }
 
     [Fact]
@@ -123,7 +124,7 @@ public sealed class DatasetFileTests
         "NOTADATA"u8.CopyTo(bytes);
         File.WriteAllBytes(path, bytes);
         var act = () => DatasetFile.Open(path);
-        act.Should().Throw<InvalidDataException>().WithMessage("*magic.ioct*\"IOCTDATA\"*found \"NOTADATA\"*not an IlgpuOct data set*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*magic.ioct*\"IOCTDATA\"*found \"NOTADATA\"*not an IlgpuOct data set*");
     }
 
     [Fact]
@@ -142,19 +143,19 @@ public sealed class DatasetFileTests
         {
             unverified.Split("train").Count.Should().Be(13);
             var verify = () => unverified.VerifyChecksum();
-            verify.Should().Throw<InvalidDataException>().WithMessage("*flip.ioct*checksum does not match*");
+            verify.Should().Throw<InvalidFileFormatException>().WithMessage("*flip.ioct*checksum does not match*");
         }
         var open = () => DatasetFile.Open(path, verifyChecksum: true);
-        open.Should().Throw<InvalidDataException>().WithMessage("*flip.ioct*checksum*");
+        open.Should().Throw<InvalidFileFormatException>().WithMessage("*flip.ioct*checksum*");
 
         byte[] headerFlip = (byte[])good.Clone();
         headerFlip[90] ^= 0x01; // inside the class names
         File.WriteAllBytes(path, headerFlip);
         open = () => DatasetFile.Open(path);
-        open.Should().Throw<InvalidDataException>().WithMessage("*flip.ioct*header is damaged*CRC*");
+        open.Should().Throw<InvalidFileFormatException>().WithMessage("*flip.ioct*header is damaged*CRC*");
 
         File.WriteAllBytes(path, [.. good, 1, 2, 3]);
-        open.Should().Throw<InvalidDataException>().WithMessage("*flip.ioct*3 unexpected bytes*");
+        open.Should().Throw<InvalidFileFormatException>().WithMessage("*flip.ioct*3 unexpected bytes*");
     }
 
     [Fact]

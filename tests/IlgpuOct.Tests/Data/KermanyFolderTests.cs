@@ -1,3 +1,4 @@
+using IlgpuOct.Kernels;
 using FluentAssertions;
 using IlgpuOct.Nn.Data;
 using Xunit;
@@ -101,10 +102,10 @@ public sealed class KermanyFolderTests
         again.Splits[0].Images.Should().Equal(content.Splits[0].Images);
 
         var strict = () => KermanyFolder.Import(folder.Path, options with { Strict = true });
-        strict.Should().Throw<InvalidDataException>().WithMessage("*DME-bad-1.jpeg*could not be decoded*");
+        strict.Should().Throw<InvalidFileFormatException>().WithMessage("*DME-bad-1.jpeg*could not be decoded*");
 
         var tooMany = () => KermanyFolder.Import(folder.Path, options with { Splits = [("train", 40)] });
-        tooMany.Should().Throw<InvalidDataException>().WithMessage("*only * readable CNV images in train/*need 10*");
+        tooMany.Should().Throw<InvalidFileFormatException>().WithMessage("*only * readable CNV images in train/*need 10*");
     }
 
     [TurboJpegFact]
@@ -134,6 +135,6 @@ public sealed class KermanyFolderTests
         using var folder = new TempFolder();
         File.WriteAllText(Path.Combine(folder.Path, "cat.jpeg"), "x");
         var act = () => KermanyFolder.Discover(folder.Path);
-        act.Should().Throw<InvalidDataException>().WithMessage("*no Kermany OCT images*CNV, DME, DRUSEN, NORMAL*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*no Kermany OCT images*CNV, DME, DRUSEN, NORMAL*");
     }
 }

@@ -1,3 +1,4 @@
+using IlgpuOct.Kernels;
 using System.IO.Compression;
 using System.Text;
 using FluentAssertions;
@@ -139,7 +140,7 @@ public sealed class NpzTests
             ["train_labels.npy"] = Npy("|u1", "(6, 1)", new byte[6]),
         });
         var act = () => NpzImport.Read(truncated);
-        act.Should().Throw<InvalidDataException>().WithMessage("*truncated.npz*train_images.npy*ended early*image 5 of 6*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*truncated.npz*train_images.npy*ended early*image 5 of 6*");
 
         string badMagic = folder.File("magic.npz");
         WriteNpz(badMagic, new()
@@ -148,7 +149,7 @@ public sealed class NpzTests
             ["train_labels.npy"] = Npy("|u1", "(6, 1)", new byte[6]),
         });
         act = () => NpzImport.Read(badMagic);
-        act.Should().Throw<InvalidDataException>().WithMessage("*magic.npz*train_images.npy*not a .npy array*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*magic.npz*train_images.npy*not a .npy array*");
 
         string mismatch = folder.File("mismatch.npz");
         WriteNpz(mismatch, new()
@@ -157,7 +158,7 @@ public sealed class NpzTests
             ["train_labels.npy"] = Npy("|u1", "(5, 1)", new byte[5]),
         });
         act = () => NpzImport.Read(mismatch);
-        act.Should().Throw<InvalidDataException>().WithMessage("*mismatch.npz*6 train images but 5 train labels*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*mismatch.npz*6 train images but 5 train labels*");
 
         string floats = folder.File("floats.npz");
         WriteNpz(floats, new()
@@ -166,17 +167,17 @@ public sealed class NpzTests
             ["train_labels.npy"] = Npy("|u1", "(1,)", new byte[1]),
         });
         act = () => NpzImport.Read(floats);
-        act.Should().Throw<InvalidDataException>().WithMessage("*floats.npz*'<f4'*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*floats.npz*'<f4'*");
 
         string notZip = folder.File("notzip.npz");
         File.WriteAllBytes(notZip, Encoding.ASCII.GetBytes("PK? this is not a zip archive at all"));
         act = () => NpzImport.Read(notZip);
-        act.Should().Throw<InvalidDataException>().WithMessage("*notzip.npz*not a readable .npz*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*notzip.npz*not a readable .npz*");
 
         string alone = folder.File("alone.npz");
         WriteNpz(alone, new() { ["val_images.npy"] = Npy("|u1", "(1, 2, 2)", new byte[4]) });
         act = () => NpzImport.Read(alone);
-        act.Should().Throw<InvalidDataException>().WithMessage("*alone.npz*val_images.npy without its partner*");
+        act.Should().Throw<InvalidFileFormatException>().WithMessage("*alone.npz*val_images.npy without its partner*");
     }
 
     [Fact]
@@ -188,7 +189,7 @@ public sealed class NpzTests
         h.Shape.Should().Equal(468, 28, 28);
         IlgpuOct.Nn.Data.Npy.ParseHeader("{'descr': '<i8', 'fortran_order': True, 'shape': (5,), }", "x").Shape.Should().Equal(5);
         var bad = () => IlgpuOct.Nn.Data.Npy.ParseHeader("{'descr': '|u1'}", "entry.npy");
-        bad.Should().Throw<InvalidDataException>().WithMessage("*entry.npy*without*shape*");
+        bad.Should().Throw<InvalidFileFormatException>().WithMessage("*entry.npy*without*shape*");
     }
 
     internal static byte[] Npy(string descr, string shape, byte[] data)

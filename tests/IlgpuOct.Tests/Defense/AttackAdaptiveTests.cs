@@ -1,6 +1,6 @@
 using FluentAssertions;
 using IlgpuOct.Defense.Attacks;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Kernels;
 using IlgpuOct.Tests.Support;
 using Xunit;
@@ -18,7 +18,7 @@ public sealed class AttackAdaptiveTests(ITestOutputHelper output)
         var total = new double[setup.Count];
         for (int s = 0; s < pools.Length; s++)
         {
-            int d = setup.Tapped.StageWidths[s];
+            int d = setup.Classifier.StageWidths[s];
             for (int i = 0; i < setup.Count; i++)
             {
                 total[i] += mixtures[s][classes[i]].ScoreSamples(pools[s].AsSpan(i * d, d), 1)[0];
@@ -37,8 +37,8 @@ public sealed class AttackAdaptiveTests(ITestOutputHelper output)
         var goal = AttackGoal.Targeted(setup.Labels, targets);
         var options = new PgdOptions { Epsilon = 0.1f, Steps = 10, StepSize = 0.02f };
 
-        var plain = Pgd.Run(new CrossEntropyObjective(setup.Tapped), setup.Images, setup.Shape, goal, options);
-        var hfc = AdaptiveAttacks.Hfc(setup.Tapped, mixtures, setup.Images, setup.Shape, goal, options, lambda: 0.05);
+        var plain = Pgd.Run(new CrossEntropyObjective(setup.Classifier), setup.Images, setup.Shape, goal, options);
+        var hfc = AdaptiveAttacks.Hfc(setup.Classifier, mixtures, setup.Images, setup.Shape, goal, options, lambda: 0.05);
 
         double[] plainDensity = StageLogDensity(setup, mixtures, plain.Adversarial, targets);
         double[] hfcDensity = StageLogDensity(setup, mixtures, hfc.Adversarial, targets);
@@ -63,14 +63,14 @@ public sealed class AttackAdaptiveTests(ITestOutputHelper output)
         var goal = AttackGoal.Untargeted(setup.Labels);
         var options = new PgdOptions { Epsilon = 0.1f, Steps = 6, StepSize = 0.03f };
 
-        var plain = Pgd.Run(new CrossEntropyObjective(setup.Tapped), setup.Images, setup.Shape, goal, options);
-        var adaptive = AdaptiveAttacks.DensityPgd(setup.Tapped, penultimate, setup.Images, setup.Shape, goal, options, lambda: 0.001);
+        var plain = Pgd.Run(new CrossEntropyObjective(setup.Classifier), setup.Images, setup.Shape, goal, options);
+        var adaptive = AdaptiveAttacks.DensityPgd(setup.Classifier, penultimate, setup.Images, setup.Shape, goal, options, lambda: 0.001);
 
         // Density of the predicted class of each adversarial image, as the detector scores it.
         double Density(AttackResult r)
         {
             float[] features = setup.StagePools(r.Adversarial, setup.Shape)[^1];
-            int d = setup.Tapped.StageWidths[^1];
+            int d = setup.Classifier.StageWidths[^1];
             return Enumerable.Range(0, setup.Count).Average(i => mixtures[^1][r.PredAdv[i]].ScoreSamples(features.AsSpan(i * d, d), 1)[0]);
         }
         output.WriteLine($"success plain {plain.Success.Count(s => s)}, adaptive {adaptive.Success.Count(s => s)} of {setup.Count}; density plain {Density(plain):F2}, adaptive {Density(adaptive):F2}");
@@ -100,13 +100,13 @@ public sealed class AttackAdaptiveTests(ITestOutputHelper output)
 
         double Term(float[] images)
         {
-            var (_, pools) = setup.Tapped.Forward(images, shape);
-            return densities.Evaluate(pools, setup.Tapped.StageWidths, classes, false, out _).Sum();
+            var (_, pools) = setup.Classifier.Forward(images, shape);
+            return densities.Evaluate(pools, setup.Classifier.StageWidths, classes, false, out _).Sum();
         }
 
-        var (logits, stagePools) = setup.Tapped.Forward(x, shape);
-        densities.Evaluate(stagePools, setup.Tapped.StageWidths, classes, true, out var dPools);
-        float[] gradient = setup.Tapped.InputGradient(new float[logits.Length], dPools);
+        var (logits, stagePools) = setup.Classifier.Forward(x, shape);
+        densities.Evaluate(stagePools, setup.Classifier.StageWidths, classes, true, out var dPools);
+        float[] gradient = setup.Classifier.InputGradient(new float[logits.Length], dPools);
         gradient.Max(Math.Abs).Should().BeGreaterThan(0f);
 
         var random = new Random(2);

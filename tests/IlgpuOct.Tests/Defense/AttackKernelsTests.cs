@@ -42,25 +42,6 @@ public sealed class AttackKernelsTests
     }
 
     [Fact]
-    public void Pooled_gradient_spread_kernel_equals_the_cpu_implementation()
-    {
-        var random = new Random(6);
-        const int nc = 37;
-        const int hw = 49;
-        var dPool = Enumerable.Range(0, nc).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
-        var d = Enumerable.Range(0, nc * hw).Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
-        var expected = (float[])d.Clone();
-        AttackKernels.AddPooledGradientCpu(dPool, expected, hw);
-        expected[hw + 3].Should().BeApproximately(d[hw + 3] + dPool[1] / hw, 1e-7f);
-
-        using var acc = DeviceSelection.Open("cpu-kernels", out _);
-        using var pb = acc.Upload<float>(dPool);
-        using var db = acc.Upload<float>(d);
-        AttackKernels.AddPooledGradient(acc, pb.View, db.View, hw);
-        Tolerance.AssertClose(acc.Download(db.View), expected, 0, 0, "pooled gradient spread");
-    }
-
-    [Fact]
     public void Carlini_wagner_adam_kernel_equals_the_cpu_implementation_and_keeps_images_in_range()
     {
         var random = new Random(7);
@@ -96,17 +77,17 @@ public sealed class AttackKernelsTests
     }
 
     [Fact]
-    public void Tapped_feature_gradient_on_cpu_kernels_equals_the_cpu_engine()
+    public void Feature_gradient_on_cpu_kernels_equals_the_cpu_engine()
     {
         float[] Gradient(string device)
         {
             using var acc = DeviceSelection.Open(device, out _);
             using var setup = new TinyAttackSetup(acc, perClass: 2, seed: 41);
-            var (logits, pools) = setup.Tapped.Forward(setup.Images, setup.Shape);
+            var (logits, pools) = setup.Classifier.Forward(setup.Images, setup.Shape);
             var random = new Random(3);
             float[]?[] dPools = [.. pools.Select(p => p.Select(_ => (float)(random.NextDouble() - 0.5)).ToArray())];
             var dLogits = logits.Select(_ => (float)(random.NextDouble() - 0.5)).ToArray();
-            return setup.Tapped.InputGradient(dLogits, dPools);
+            return setup.Classifier.InputGradient(dLogits, dPools);
         }
         float[] cpu = Gradient("cpu");
         float[] kernels = Gradient("cpu-kernels");

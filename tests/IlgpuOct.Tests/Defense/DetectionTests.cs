@@ -12,10 +12,15 @@ namespace IlgpuOct.Tests.Defense;
 public sealed class DetectionTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), $"ilgpuoct-det-{Guid.NewGuid():N}");
+    private readonly HostAccelerator _cpu = new(AcceleratorKind.Cpu);
 
     public DetectionTests() => Directory.CreateDirectory(_dir);
 
-    public void Dispose() => Directory.Delete(_dir, true);
+    public void Dispose()
+    {
+        _cpu.Dispose();
+        Directory.Delete(_dir, true);
+    }
 
     /// <summary>Two classes of Gaussian points in d dimensions, class c centred at 3c on every axis, per-axis scales 1..d.</summary>
     private static (float[] X, int[] Labels) Clusters(int perClass, int d, int seed)
@@ -36,13 +41,13 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void MahalanobisScoreMatchesTheQuadraticFormByHand()
+    public void Mahalanobis_score_matches_the_quadratic_form_by_hand()
     {
         // Two classes in 2-D; the pooled within-class covariance is computed here independently.
         float[] x = [0, 0, 2, 0, 0, 2, 2, 2, 10, 10, 12, 10, 10, 13, 12, 13];
         int[] labels = [0, 0, 0, 0, 1, 1, 1, 1];
         var detector = new MahalanobisDetector(relativeRegularization: 0);
-        detector.Fit(x, 8, 2, labels, 2);
+        detector.Fit(x, 8, 2, labels, 2, _cpu);
         // Class 0 mean (1, 1), class 1 mean (11, 11.5); centred points give Sxx = 8, Syy = 4 + 9, Sxy = 0 over 8 points.
         double sxx = 8.0 / 8, syy = (4 + 9) / 8.0;
         float[] q = [3, 1, 11, 14];
@@ -53,12 +58,12 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void KdeScoreMatchesTheKernelSumByHand()
+    public void Kde_score_matches_the_kernel_sum_by_hand()
     {
         float[] x = [0, 0, 1, 0, 5, 5, 6, 5];
         int[] labels = [0, 0, 1, 1];
         var detector = new KdeDetector(bandwidth: 0.5);
-        detector.Fit(x, 4, 2, labels, 2);
+        detector.Fit(x, 4, 2, labels, 2, _cpu);
         float[] q = [0.5f, 0.25f];
         double h2 = 0.25;
         double k1 = Math.Exp(-(0.25 + 0.0625) / (2 * h2)) / (2 * Math.PI * h2);
@@ -68,11 +73,11 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void UadScoresWithTheMixtureOfThePredictedClass()
+    public void Uad_scores_with_the_mixture_of_the_predicted_class()
     {
         var (x, labels) = Clusters(60, 3, 1);
         var detector = new UadDetector();
-        detector.Fit(x, labels.Length, 3, labels, 2);
+        detector.Fit(x, labels.Length, 3, labels, 2, _cpu);
         float[] q = [0, 0, 0, 3, 3, 3];
         double[] s = detector.Score(q, 2, [1, 1]);
         Tolerance.AssertClose(s, detector.Mixtures[1].ScoreSamples(q, 2), 1e-12, 0, "uad = class-1 log density");
@@ -83,11 +88,11 @@ public sealed class DetectionTests : IDisposable
     [InlineData("uad")]
     [InlineData("mahalanobis")]
     [InlineData("kde")]
-    public void ThresholdRejectsTheCalibratedShareAndSurvivesSaveLoad(string name)
+    public void Threshold_rejects_the_calibrated_share_and_survives_save_load(string name)
     {
         var (x, labels) = Clusters(80, 4, 2);
         var detector = FeatureDetector.Create(name);
-        detector.Fit(x, labels.Length, 4, labels, 2);
+        detector.Fit(x, labels.Length, 4, labels, 2, _cpu);
         var (val, valLabels) = Clusters(100, 4, 3);
         double[] valScores = detector.Score(val, valLabels.Length, valLabels);
         detector.Calibrate(valScores, 0.05);
@@ -109,11 +114,11 @@ public sealed class DetectionTests : IDisposable
     [InlineData("uad")]
     [InlineData("mahalanobis")]
     [InlineData("kde")]
-    public void DensityGradientsMatchFiniteDifferences(string name)
+    public void Density_gradients_match_finite_differences(string name)
     {
         var (x, labels) = Clusters(50, 3, 4);
         var detector = FeatureDetector.Create(name);
-        detector.Fit(x, labels.Length, 3, labels, 2);
+        detector.Fit(x, labels.Length, 3, labels, 2, _cpu);
         var density = detector.ClassDensities[1];
         float[] p = [2.5f, 3.5f, 2f];
         var gradient = new float[3];
@@ -132,15 +137,15 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void FitRefusesAClassWithoutFeatures()
+    public void Fit_refuses_a_class_without_features()
     {
         var detector = new MahalanobisDetector();
-        var act = () => detector.Fit([1, 2, 3, 4], 2, 2, [0, 0], 2);
+        var act = () => detector.Fit([1, 2, 3, 4], 2, 2, [0, 0], 2, _cpu);
         act.Should().Throw<ArgumentException>().WithMessage("*Class 1*");
     }
 
     [Fact]
-    public void FitScoreAndEvaluateWorkFromFiles()
+    public void Fit_score_and_evaluate_work_from_files()
     {
         using var acc = DeviceSelection.Open("cpu", out _);
         string data = Path.Combine(_dir, "d.dat");

@@ -1,6 +1,6 @@
 using System.Globalization;
 using FluentAssertions;
-using IlgpuOct.Defense.Mixture;
+using IlgpuOct.Defense.Density;
 using IlgpuOct.Nn.IO;
 using IlgpuOct.Tests.Support;
 using Xunit;
@@ -16,7 +16,7 @@ public sealed class MixtureGoldenTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void FitMatchesScikitLearn(string prefix)
+    public void Fit_matches_scikit_learn(string prefix)
     {
         var golden = Golden.Load("gmm.safetensors");
         var x = golden["x"];

@@ -82,11 +82,47 @@ public sealed class GeneratorDiagnosticTests
         { "public partial class K { [Kernel] public static void Run(KernelContext ctx, View<float> y) => y[0] = 1f; }", "IOCT0027", "no block body" },
         { "public partial class K { [Kernel] public static void Run(KernelContext ctx, View<float> y) { } [Kernel] public static void Run(KernelContext ctx, View<int> y) { } }", "IOCT0021", "give each kernel its own name" },
         { Kernel("var a = ctx.Shared<float>(8192); var b = ctx.Shared<double>(2049); a[0] = 1f; b[0] = 2.0; y[0] = a[0];"), "IOCT0028", "49160 bytes of static shared memory" },
+        { Kernel("float a = x[0], b = ctx.ShuffleDown(a, 1); y[0] = b;"), "IOCT0018", "assign it to a local first" },
+        { Kernel("int i = 0; if (y[i++] > i) { y[0] = 1f; }"), "IOCT0029", "move the ++/--/assignment/call into a separate statement" },
+        { Kernel("int i = 0; while (i++ < x[i]) { y[0] += 1f; }"), "IOCT0029", "C++ does not evaluate left to right" },
+        { Kernel("int i = 0; for (int j = 0; j < n; y[j] = j++) { i++; }"), "IOCT0029", "separate statement" },
+        { Kernel("int __shfl0 = 1; float v = ctx.ShuffleDown(x[0], 1); y[0] = __shfl0 + v;"), "IOCT0030", "'__shfl0' is a name the generated C# uses" },
+        { Kernel("y[0] = __slots;", parameters: ", View<float> y, int __slots"), "IOCT0030", "rename it" },
+        { Kernel("var s = ctx.Shared<float>(32); if (ctx.ThreadIdx.X < 16) { ctx.Barrier(); } s[0] = 1f; y[0] = s[0];"), "IOCT0031", "ctx.ThreadIdx.X < 16" },
+        { Kernel("int t = ctx.LinearThreadIdx; int half = t / 2; if (half > 3) { ctx.Barrier(); }"), "IOCT0031", "half > 3" },
+        { Kernel("bool first = false; if (ctx.GlobalX == 0) { first = true; } if (first) { ctx.Barrier(); }"), "IOCT0031", "(first)" },
+        { Kernel("for (int i = ctx.GlobalX; i < n; i += ctx.GridStrideX) { ctx.Barrier(); y[i] = 1f; }"), "IOCT0031", "i < n" },
+        { Kernel("for (int k = 0; k < n; k++) { if (x[ctx.GlobalX] > 0f) { break; } ctx.Barrier(); }"), "IOCT0031", "x[ctx.GlobalX] > 0f" },
+        { Kernel("if (ctx.WarpIdx == 0) { ctx.Barrier(); }"), "IOCT0031", "some threads of the block or warp may not reach it" },
+        { Kernel("float v = x[0]; if (ctx.LaneIdx < 16) { v = ctx.ShuffleDown(v, 1); } y[0] = v;"), "IOCT0031", "ctx.LaneIdx < 16" },
+        { Kernel("var a = ctx.DynamicShared<float>(); var b = ctx.DynamicShared<int>(); a[0] = b[0]; y[0] = a[0];"), "IOCT0032", "already takes it as float" },
+        { "public static partial class K { public static void Host() { [Kernel] static void Inner(KernelContext ctx, View<float> y) { y[0] = 1f; } } }", "IOCT0033", "Local function 'Inner' is marked [Kernel]" },
     };
 
     [Theory]
     [MemberData(nameof(Cases))]
     public void Unsupported_construct_is_an_error_with_id_and_fix(string source, string id, string fragment) => ShouldReport(source, id, fragment);
+
+    [Fact]
+    public void Uniform_conditions_around_barriers_and_warp_uniform_ones_around_shuffles_are_accepted()
+    {
+        var diagnostics = Diagnose(Kernel("""
+            var s = ctx.Shared<float>(64);
+            int tid = ctx.ThreadIdx.X;
+            s[tid] = x[ctx.GlobalX];
+            ctx.Barrier();
+            for (int stride = 32; stride > 0; stride >>= 1)
+            {
+                if (tid < stride) { s[tid] += s[tid + stride]; }
+                ctx.Barrier();
+            }
+            if (n > 0) { ctx.Barrier(); }
+            float v = s[ctx.LaneIdx];
+            if (ctx.WarpIdx == 0) { v += ctx.ShuffleDown(v, 1); }
+            if (tid == 0) { y[ctx.BlockIdx.X] = v; }
+            """));
+        diagnostics.Should().BeEmpty();
+    }
 
     [Fact]
     public void Barrier_in_a_helper_is_reported_at_the_barrier()

@@ -88,7 +88,7 @@ public sealed class GeneratorRuntimeTests
         var (run, _) = Compiled.Value;
         string text = run.GeneratedText("Probe.Smooth");
         text.Should().Contain("private static global::System.Collections.Generic.IEnumerator<int> SmoothIterator(global::IlgpuOct.Kernels.KernelContext ctx, global::IlgpuOct.Kernels.View<float> x");
-        text.Should().Contain("yield return global::IlgpuOct.Kernels.KernelYield.Barrier;");
+        text.Should().Contain("yield return global::IlgpuOct.Kernels.KernelYield.BarrierAt(28);", "a barrier yields its source line for synccheck");
         text.Should().Contain("ctx.ShuffleDeposit<float>(sum, global::IlgpuOct.Kernels.ShuffleMode.Down, offset);");
         text.Should().Contain("ctx.ShuffleDeposit<float>(sum, global::IlgpuOct.Kernels.ShuffleMode.Index, 0);");
         text.Should().Contain("yield return global::IlgpuOct.Kernels.KernelYield.WarpSync;");
@@ -97,7 +97,8 @@ public sealed class GeneratorRuntimeTests
         text.Should().Contain("float[] w = new float[Taps];");
         text.Should().Contain("=> SmoothIterator(__ctx, x, y, warpTotals, n)");
         text.Should().NotContain("ctx.Barrier()");
-        run.GeneratedText("Probe.Count").Should().NotContain("Iterator(", "barrier-free kernels run as plain per-thread calls");
+        run.GeneratedText("Probe.Count").Should().NotContain("Iterator(", "barrier-free kernels run as plain per-thread calls")
+            .And.Contain("=> CountChecked(__ctx, counts, maxima, values)").And.Contain("private static void CountChecked(");
     }
 
     [Fact]
@@ -156,7 +157,7 @@ public sealed class GeneratorRuntimeTests
         var recorder = new RecordingAccelerator();
         launch.Invoke(null, new object[] { recorder, new LaunchConfig(2, 32), new View<int>(0x1000, 2), new View<float>(0x2000, 2), new View<float>(0x3000, 7) });
         recorder.Slots.Should().Equal(0x1000UL, 2UL, 0x2000UL, 2UL, 0x3000UL, 7UL);
-        recorder.Kernel!.EntryPoint.Should().Be("ioct_Probe_Count");
+        recorder.Kernel!.EntryPoint.Should().Be("ioct_GeneratorProbe_Probe_Count");
     }
 
     private static void Launch(Assembly assembly, string kernel, Accelerator acc, LaunchConfig config, params object[] args)

@@ -74,7 +74,7 @@ public sealed class CheckpointTests : IDisposable
         file.Add("bogus.weight", new float[] { 1 }, 1);
         var before = other.Parameters[0].Value.Download();
         var act = () => Checkpoint.LoadState(other, file);
-        var error = act.Should().Throw<InvalidDataException>().Which;
+        var error = act.Should().Throw<InvalidFileFormatException>().Which;
         error.Message.Should().Contain("'conv1.weight' has shape [4, 1, 7, 7], expected (8, 1, 7, 7)")
             .And.Contain("'fc.weight' has shape [3, 32], expected (3, 64)")
             .And.Contain("'layer4.1.bn2.running_var'")
@@ -86,7 +86,7 @@ public sealed class CheckpointTests : IDisposable
 
         var missing = new SafeTensorFile();
         var act2 = () => Checkpoint.LoadState(small, missing);
-        act2.Should().Throw<InvalidDataException>().WithMessage("*missing 'conv1.weight'*missing 'fc.bias'*");
+        act2.Should().Throw<InvalidFileFormatException>().WithMessage("*missing 'conv1.weight'*missing 'fc.bias'*");
     }
 
     [Fact]

@@ -31,7 +31,7 @@ public sealed class LayerTests
         using var acc = DeviceSelection.Open("cpu", out _);
         using var block = new BasicBlock(acc, "b", 2, 2, 1);
         var random = new Random(3);
-        foreach (var conv in block.Children.OfType<Conv2d>())
+        foreach (var conv in block.Children.OfType<Conv2dLayer>())
         {
             conv.InitializeKaimingFanOut(random);
         }
@@ -40,7 +40,7 @@ public sealed class LayerTests
         float[] y = block.Forward(x, training: false).Download();
 
         // The same computation from the block's own sub-layers, with the add and relu done here.
-        using var relu = new Relu(acc);
+        using var relu = new ReluLayer(acc);
         var h = relu.Forward(block.Bn1.Forward(block.Conv1.Forward(x, false), false), false);
         float[] main = block.Bn2.Forward(block.Conv2.Forward(h, false), false).Download();
         float[] expected = main.Select((m, i) => Math.Max(m + input[i], 0f)).ToArray();
@@ -52,19 +52,19 @@ public sealed class LayerTests
     public void Layers_refuse_inputs_of_the_wrong_shape_with_what_they_expected()
     {
         using var acc = DeviceSelection.Open("cpu", out _);
-        using var conv = new Conv2d(acc, "conv1", 3, 4, 7, 2, 3);
+        using var conv = new Conv2dLayer(acc, "conv1", 3, 4, 7, 2, 3);
         using var gray = Tensor.Zeros(acc, 1, 1, 8, 8);
         var act = () => conv.Forward(gray, false);
         act.Should().Throw<ArgumentException>().WithMessage("*conv1.weight expects 3 input channels*(1, 1, 8, 8)*");
-        using var bn = new BatchNorm2d(acc, "bn1", 4);
+        using var bn = new BatchNorm2dLayer(acc, "bn1", 4);
         using var single = Tensor.Zeros(acc, 1, 4, 1, 1);
         var bnAct = () => bn.Forward(single, training: true);
         bnAct.Should().Throw<ArgumentException>().WithMessage("*more than one value per channel*");
-        using var fc = new Linear(acc, "fc", 8, 2);
+        using var fc = new LinearLayer(acc, "fc", 8, 2);
         using var wide = Tensor.Zeros(acc, 2, 9);
         var fcAct = () => fc.Forward(wide, false);
         fcAct.Should().Throw<ArgumentException>().WithMessage("*fc.weight expects 8 features*");
-        var early = () => new Conv2d(acc, "c", 1, 1, 3, 1, 1).Backward(gray, true);
+        var early = () => new Conv2dLayer(acc, "c", 1, 1, 3, 1, 1).Backward(gray, true);
         early.Should().Throw<InvalidOperationException>().WithMessage("*before Forward*");
     }
 
@@ -72,7 +72,7 @@ public sealed class LayerTests
     public void Batch_norm_counts_training_batches_and_updates_running_statistics_only_in_training()
     {
         using var acc = DeviceSelection.Open("cpu", out _);
-        using var bn = new BatchNorm2d(acc, "bn", 2);
+        using var bn = new BatchNorm2dLayer(acc, "bn", 2);
         float[] input = [1, 2, 3, 4, 10, 10, 10, 10, 5, 6, 7, 8, 10, 10, 10, 10]; // (2, 2, 2, 2)
         using var x = Tensor.FromHost(acc, input, 2, 2, 2, 2);
         bn.Forward(x, training: false);

@@ -1,3 +1,4 @@
+using IlgpuOct.Kernels;
 using FluentAssertions;
 using IlgpuOct.Nn.IO;
 using IlgpuOct.Tests.Support;
@@ -45,7 +46,7 @@ public sealed class SafeTensorsTests
         {
             File.WriteAllBytes(path, ms.ToArray()[..^40]);
             var act = () => SafeTensorFile.Read(path);
-            act.Should().Throw<InvalidDataException>().WithMessage($"*{Path.GetFileName(path)}*not a valid safetensors*");
+            act.Should().Throw<InvalidFileFormatException>().WithMessage($"*{Path.GetFileName(path)}*not a valid safetensors*");
         }
         finally
         {

@@ -19,8 +19,11 @@ public sealed class TestDevice : IDisposable
     public Accelerator Accelerator { get; }
 
     /// <summary>A host accelerator of <paramref name="kind"/>, or cuda-host (ILGPUOCT_CACHE is its kernel cache).</summary>
-    public static TestDevice Open(AcceleratorKind kind) =>
-        new(kind == AcceleratorKind.CudaHost ? CudaHostAccelerator.Open() : new HostAccelerator(kind));
+    public static TestDevice Open(AcceleratorKind kind) => new(OpenAccelerator(kind));
+
+    /// <summary>The accelerator alone, for code that uploads and downloads itself (GoldenOperators).</summary>
+    public static Accelerator OpenAccelerator(AcceleratorKind kind) =>
+        kind == AcceleratorKind.CudaHost ? CudaHostAccelerator.Open() : new HostAccelerator(kind);
 
     public View<float> V(float[] array) => View(array);
 

@@ -6,18 +6,33 @@ namespace IlgpuOct.Kernels;
 /// Atomic read-modify-write operations usable in kernels, with CUDA's semantics: each returns the
 /// value the target held before. Translated to <c>atomicAdd</c>, <c>atomicMin</c>, <c>atomicMax</c>,
 /// <c>atomicCAS</c>, <c>atomicExch</c> (float min/max through a CAS loop helper).
-/// Write the target as <c>ref view[index]</c>.
+/// Write the target as <c>ref view[index]</c>. On host accelerators an atomic on global memory waits
+/// until every block of lower linear index has finished (<c>BlockState.BeforeAtomic</c>): one of the
+/// orders a GPU may choose, and the same one in every run, so float sums are reproducible.
 /// </summary>
 public static class Atomic
 {
-    public static int Add(ref int target, int value) => Interlocked.Add(ref target, value) - value;
+    public static int Add(ref int target, int value)
+    {
+        BlockState.BeforeAtomic(ref target);
+        return Interlocked.Add(ref target, value) - value;
+    }
 
-    public static uint Add(ref uint target, uint value) => Interlocked.Add(ref target, value) - value;
+    public static uint Add(ref uint target, uint value)
+    {
+        BlockState.BeforeAtomic(ref target);
+        return Interlocked.Add(ref target, value) - value;
+    }
 
-    public static long Add(ref long target, long value) => Interlocked.Add(ref target, value) - value;
+    public static long Add(ref long target, long value)
+    {
+        BlockState.BeforeAtomic(ref target);
+        return Interlocked.Add(ref target, value) - value;
+    }
 
     public static float Add(ref float target, float value)
     {
+        BlockState.BeforeAtomic(ref target);
         float old = Volatile.Read(ref target);
         while (true)
         {
@@ -32,6 +47,7 @@ public static class Atomic
 
     public static double Add(ref double target, double value)
     {
+        BlockState.BeforeAtomic(ref target);
         double old = Volatile.Read(ref target);
         while (true)
         {
@@ -46,6 +62,7 @@ public static class Atomic
 
     public static int Min(ref int target, int value)
     {
+        BlockState.BeforeAtomic(ref target);
         int old = Volatile.Read(ref target);
         while (value < old)
         {
@@ -61,6 +78,7 @@ public static class Atomic
 
     public static int Max(ref int target, int value)
     {
+        BlockState.BeforeAtomic(ref target);
         int old = Volatile.Read(ref target);
         while (value > old)
         {
@@ -76,6 +94,7 @@ public static class Atomic
 
     public static float Min(ref float target, float value)
     {
+        BlockState.BeforeAtomic(ref target);
         float old = Volatile.Read(ref target);
         while (value < old)
         {
@@ -91,6 +110,7 @@ public static class Atomic
 
     public static float Max(ref float target, float value)
     {
+        BlockState.BeforeAtomic(ref target);
         float old = Volatile.Read(ref target);
         while (value > old)
         {
@@ -105,20 +125,32 @@ public static class Atomic
     }
 
     /// <summary>CUDA's atomicCAS: if target == expected, store desired. Note the argument order (CUDA's, not Interlocked's).</summary>
-    public static int CompareExchange(ref int target, int expected, int desired) =>
-        Interlocked.CompareExchange(ref target, desired, expected);
+    public static int CompareExchange(ref int target, int expected, int desired)
+    {
+        BlockState.BeforeAtomic(ref target);
+        return Interlocked.CompareExchange(ref target, desired, expected);
+    }
 
     /// <summary>Bitwise compare-and-swap on a float, as <c>atomicCAS</c> on its bits.</summary>
     public static float CompareExchange(ref float target, float expected, float desired)
     {
+        BlockState.BeforeAtomic(ref target);
         ref int bits = ref Unsafe.As<float, int>(ref target);
         int old = Interlocked.CompareExchange(ref bits, BitConverter.SingleToInt32Bits(desired), BitConverter.SingleToInt32Bits(expected));
         return BitConverter.Int32BitsToSingle(old);
     }
 
-    public static int Exchange(ref int target, int value) => Interlocked.Exchange(ref target, value);
+    public static int Exchange(ref int target, int value)
+    {
+        BlockState.BeforeAtomic(ref target);
+        return Interlocked.Exchange(ref target, value);
+    }
 
-    public static float Exchange(ref float target, float value) => Interlocked.Exchange(ref target, value);
+    public static float Exchange(ref float target, float value)
+    {
+        BlockState.BeforeAtomic(ref target);
+        return Interlocked.Exchange(ref target, value);
+    }
 
     private static bool BitEquals(float a, float b) => BitConverter.SingleToInt32Bits(a) == BitConverter.SingleToInt32Bits(b);
 }

@@ -9,4 +9,12 @@ namespace IlgpuOct.Kernels;
 /// or scalars (float, double, int, uint, long, bool).
 /// </summary>
 [AttributeUsage(AttributeTargets.Method, Inherited = false)]
-public sealed class KernelAttribute : Attribute;
+public sealed class KernelAttribute : Attribute
+{
+    /// <summary>
+    /// True when ptxas may spill registers of this kernel to local memory and that is accepted
+    /// (say why beside the attribute); <c>ilgpuoct kernels report --fail-on-spill</c> fails on any
+    /// other kernel that spills.
+    /// </summary>
+    public bool MaySpill { get; set; }
+}

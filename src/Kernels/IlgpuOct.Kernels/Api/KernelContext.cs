@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace IlgpuOct.Kernels;
 
@@ -20,6 +21,22 @@ public static class KernelYield
 
     /// <summary>A warp shuffle: every live lane of the warp must deposit before any reads.</summary>
     public const int WarpSync = 2;
+
+    /// <summary>The low bits of a yielded value say which kind of synchronisation point it is.</summary>
+    public const int KindMask = 3;
+
+    /// <summary>A barrier at source line <paramref name="line"/> of the kernel (synccheck names the lines of divergent barriers).</summary>
+    public static int BarrierAt(int line) => (line << 2) | Barrier;
+}
+
+/// <summary>How a generated host copy touches an element of shared memory (for the sanitizer).</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public enum SharedAccess
+{
+    Read,
+    Write,
+    ReadWrite,
+    Atomic,
 }
 
 /// <summary>
@@ -34,6 +51,7 @@ public sealed class KernelContext
     internal KernelContext(BlockState block, Dim3 threadIdx)
     {
         Block = block;
+        _sanitizer = block.Sanitizer;
         ThreadIdx = threadIdx;
         LinearThreadIdx = threadIdx.X + block.BlockDim.X * (threadIdx.Y + block.BlockDim.Y * threadIdx.Z);
     }
@@ -124,12 +142,35 @@ public sealed class KernelContext
         return Unsafe.As<ulong, T>(ref bits);
     }
 
+    /// <summary>
+    /// Sanitizer hook of generated host copies: <c>s[i]</c> on shared memory becomes
+    /// <c>s[ctx.SharedIndex(s, i, access, "s")]</c>; returns <paramref name="index"/> unchanged.
+    /// </summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int SharedIndex<T>(View<T> shared, int index, SharedAccess access, string name) where T : unmanaged
+    {
+        _sanitizer?.Access(Block, shared.HostArray!, shared.HostOffset + index, LinearThreadIdx, access, name);
+        return index;
+    }
+
+    /// <summary>Sanitizer hook of generated host copies: <c>s[i] = v</c> on shared memory (recorded after v is evaluated).</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public T SharedStore<T>(View<T> shared, int index, T value, string name) where T : unmanaged
+    {
+        shared[index] = value;
+        _sanitizer?.Access(Block, shared.HostArray!, shared.HostOffset + index, LinearThreadIdx, SharedAccess.Write, name);
+        return value;
+    }
+
     internal ulong ShuffleValue;
     internal ShuffleMode ShuffleMode;
     internal int ShuffleArgument;
     internal bool ShufflePending;
     internal ulong ShuffleOutput;
 
+    private readonly KernelSanitizer? _sanitizer;
     private int _sharedCursor;
 
     private static InvalidOperationException NotThroughLauncher(string member) => new(
@@ -137,19 +178,88 @@ public sealed class KernelContext
         "(XxxKernel.Launch), which turns barriers and shuffles into synchronisation points.");
 }
 
-/// <summary>State shared by the threads of one block on a host accelerator: indices and shared memory.</summary>
+/// <summary>
+/// State shared by the threads of one block on a host accelerator: indices, shared memory, the
+/// sanitizer (when on) and the block's place in the launch's order of global atomics.
+/// </summary>
 internal sealed class BlockState
 {
+    // The block the current OS thread is running, so Atomic (which sees only a ref) can keep its turn.
+    [ThreadStatic]
+    private static BlockState? t_current;
+
     private readonly List<Array> _shared = [];
     private readonly int _dynamicSharedBytes;
+    private readonly long _linearIndex;
+    private readonly BlockOrder? _order;
     private Array? _dynamic;
+    private bool _turnReached;
 
-    public BlockState(Dim3 blockIdx, Dim3 blockDim, Dim3 gridDim, int dynamicSharedBytes)
+    public BlockState(Dim3 blockIdx, Dim3 blockDim, Dim3 gridDim, int dynamicSharedBytes,
+        long linearIndex = 0, BlockOrder? order = null, KernelSanitizer? sanitizer = null)
     {
         BlockIdx = blockIdx;
         BlockDim = blockDim;
         GridDim = gridDim;
         _dynamicSharedBytes = dynamicSharedBytes;
+        _linearIndex = linearIndex;
+        _order = order;
+        _turnReached = order is null;
+        Sanitizer = sanitizer;
+    }
+
+    /// <summary>racecheck/initcheck of this block's shared memory; null when the sanitizer is off.</summary>
+    public KernelSanitizer? Sanitizer { get; }
+
+    /// <summary>Makes this block the one the calling OS thread runs until the returned scope ends.</summary>
+    public Scope Enter()
+    {
+        var previous = t_current;
+        t_current = this;
+        return new Scope(previous);
+    }
+
+    public readonly struct Scope(BlockState? previous) : IDisposable
+    {
+        public void Dispose() => t_current = previous;
+    }
+
+    /// <summary>
+    /// Called by every atomic before it touches <paramref name="target"/>: an atomic on global memory
+    /// waits until every block with a lower linear index has finished, so the order of atomics (and
+    /// with it float sums and returned old values) is the same in every run. Shared memory is private
+    /// to the block and needs no turn.
+    /// </summary>
+    public static void BeforeAtomic<T>(ref T target) where T : unmanaged
+    {
+        var block = t_current;
+        if (block is null || block._turnReached || block.IsShared(ref target))
+        {
+            return;
+        }
+        block._order!.AwaitTurn(block._linearIndex);
+        block._turnReached = true;
+    }
+
+    private bool IsShared<T>(ref T target) where T : unmanaged
+    {
+        lock (_shared)
+        {
+            foreach (var array in _shared)
+            {
+                if (Contains(array, ref target))
+                {
+                    return true;
+                }
+            }
+            return _dynamic is not null && Contains(_dynamic, ref target);
+        }
+    }
+
+    private static bool Contains<T>(Array array, ref T target) where T : unmanaged
+    {
+        nint offset = Unsafe.ByteOffset(ref MemoryMarshal.GetArrayDataReference(array), ref Unsafe.As<T, byte>(ref target));
+        return offset >= 0 && offset < Buffer.ByteLength(array);
     }
 
     public Dim3 BlockIdx { get; }

@@ -38,6 +38,11 @@ public readonly struct View<T> where T : unmanaged
 
     public int Length { get; }
 
+    /// <summary>The managed array behind a host view (null on devices); the sanitizer keys shared memory by it.</summary>
+    internal T[]? HostArray => _array;
+
+    internal int HostOffset => _offset;
+
     /// <summary>True when the memory lives on a device and cannot be indexed from the host.</summary>
     public bool IsDevice => _array is null && _devicePointer != 0;
 

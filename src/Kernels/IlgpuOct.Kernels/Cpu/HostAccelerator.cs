@@ -11,9 +11,15 @@ namespace IlgpuOct.Kernels;
 /// </summary>
 public sealed class HostAccelerator : Accelerator
 {
+    /// <summary>Set to 1 to turn the kernel sanitizers on wherever a host accelerator is opened without saying.</summary>
+    public const string SanitizeVariable = "ILGPUOCT_SANITIZE";
+
     private readonly int _maxParallelism;
 
-    public HostAccelerator(AcceleratorKind kind, int maxParallelism = 0)
+    /// <param name="kind">cpu or cpu-kernels.</param>
+    /// <param name="maxParallelism">Blocks run at once (0: one per core). Results do not depend on it.</param>
+    /// <param name="sanitize">racecheck and initcheck of shared memory; null: on when <see cref="SanitizeVariable"/> is 1.</param>
+    public HostAccelerator(AcceleratorKind kind, int maxParallelism = 0, bool? sanitize = null)
     {
         if (kind is AcceleratorKind.Cuda or AcceleratorKind.CudaHost)
         {
@@ -21,9 +27,18 @@ public sealed class HostAccelerator : Accelerator
         }
         Kind = kind;
         _maxParallelism = maxParallelism > 0 ? maxParallelism : Environment.ProcessorCount;
+        Sanitize = sanitize ?? Environment.GetEnvironmentVariable(SanitizeVariable) == "1";
     }
 
     public override AcceleratorKind Kind { get; }
+
+    /// <summary>
+    /// Whether kernel launches run compute-sanitizer-like checks of shared memory: racecheck (two
+    /// threads of a block touch one element between the same two barriers, one writing, not both
+    /// atomically) and initcheck (a read of an element no thread wrote). synccheck (barriers every
+    /// live thread must reach) and signed-overflow checks are always on.
+    /// </summary>
+    public bool Sanitize { get; }
 
     public override string Name => $"{Environment.ProcessorCount} CPU cores ({CpuFeatures.Describe()})";
 
@@ -59,6 +74,7 @@ public sealed class HostAccelerator : Accelerator
     public override void LaunchOnHost(KernelDefinition kernel, LaunchConfig config, Action<KernelContext> threadBody)
     {
         config.Validate(kernel.Name);
+        using var timing = Profiling.LaunchTiming.Start(Profiler, kernel, config);
         ForEachBlock(kernel, config, block =>
         {
             var dim = block.BlockDim;
@@ -73,7 +89,7 @@ public sealed class HostAccelerator : Accelerator
                         {
                             threadBody(ctx);
                         }
-                        catch (Exception e) when (e is not KernelExecutionException)
+                        catch (Exception e) when (e is not (KernelExecutionException or BlockAbortedException))
                         {
                             throw Fail(kernel, config, block, ctx.ThreadIdx, e);
                         }
@@ -86,31 +102,51 @@ public sealed class HostAccelerator : Accelerator
     public override void LaunchOnHost(KernelDefinition kernel, LaunchConfig config, Func<KernelContext, IEnumerator<int>> threadBody)
     {
         config.Validate(kernel.Name);
+        using var timing = Profiling.LaunchTiming.Start(Profiler, kernel, config);
         ForEachBlock(kernel, config, block => new BlockStepper(kernel, config, block, threadBody).Run());
     }
 
     public override void LaunchCompiled(KernelDefinition kernel, LaunchConfig config, ReadOnlySpan<ulong> argumentSlots) =>
         throw new InvalidOperationException($"Kernel {kernel.Name}: the {Id} accelerator runs C# kernel bodies; compiled launches need the cuda accelerator.");
 
+    // Blocks run in parallel, taken in increasing linear order; global atomics keep that order (see
+    // BlockOrder), and the error reported is that of the lowest failing block, so a launch gives the
+    // same results and the same error in every run and for every core count.
     private void ForEachBlock(KernelDefinition kernel, LaunchConfig config, Action<BlockState> runBlock)
     {
         var grid = config.Grid;
         long blocks = grid.Volume;
-        var options = new ParallelOptions { MaxDegreeOfParallelism = _maxParallelism };
-        try
+        var order = new BlockOrder();
+        long next = -1;
+        int workers = (int)Math.Min(_maxParallelism, blocks);
+        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, _ =>
         {
-            Parallel.For(0L, blocks, options, linear =>
+            long linear;
+            while ((linear = Interlocked.Increment(ref next)) < blocks && !order.FailedBefore(linear))
             {
                 int bx = (int)(linear % grid.X);
                 long rest = linear / grid.X;
                 int by = (int)(rest % grid.Y);
                 int bz = (int)(rest / grid.Y);
-                runBlock(new BlockState(new Dim3(bx, by, bz), config.Block, grid, config.DynamicSharedBytes));
-            });
-        }
-        catch (AggregateException e)
+                var sanitizer = Sanitize ? new KernelSanitizer(kernel.Name, config) : null;
+                var block = new BlockState(new Dim3(bx, by, bz), config.Block, grid, config.DynamicSharedBytes, linear, order, sanitizer);
+                try
+                {
+                    using (block.Enter())
+                    {
+                        runBlock(block);
+                    }
+                    order.Complete(linear);
+                }
+                catch (Exception e)
+                {
+                    order.Fail(linear, e);
+                    return;
+                }
+            }
+        });
+        if (order.FirstFailure is { } first)
         {
-            var first = e.Flatten().InnerExceptions[0];
             throw first as KernelExecutionException ?? new KernelExecutionException($"Kernel {kernel.Name} ({config}) failed: {first.Message}", first);
         }
     }
@@ -145,11 +181,81 @@ public sealed class HostAccelerator : Accelerator
 }
 
 /// <summary>
+/// The order of one launch's blocks: which have finished (a prefix plus a few out of order), and the
+/// lowest block that failed. A block's first atomic on global memory waits until every block of lower
+/// index has finished; blocks are handed out in increasing order, so the lowest unfinished block never
+/// waits and the launch always progresses.
+/// </summary>
+internal sealed class BlockOrder
+{
+    private readonly object _gate = new();
+    private readonly HashSet<long> _finishedAhead = [];
+    private long _finishedPrefix;
+    private long _failedIndex = long.MaxValue;
+    private Exception? _failure;
+
+    /// <summary>The error of the lowest block that failed by itself (not aborted because a lower one failed).</summary>
+    public Exception? FirstFailure => _failure;
+
+    public bool FailedBefore(long linear) => Volatile.Read(ref _failedIndex) < linear;
+
+    public void Complete(long linear)
+    {
+        lock (_gate)
+        {
+            _finishedAhead.Add(linear);
+            while (_finishedAhead.Remove(_finishedPrefix))
+            {
+                _finishedPrefix++;
+            }
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    public void Fail(long linear, Exception e)
+    {
+        if (e is BlockAbortedException)
+        {
+            return;
+        }
+        lock (_gate)
+        {
+            if (linear < _failedIndex)
+            {
+                _failedIndex = linear;
+                _failure = e;
+            }
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <summary>Waits until blocks 0 .. linear-1 have finished; aborts when one of them failed.</summary>
+    public void AwaitTurn(long linear)
+    {
+        lock (_gate)
+        {
+            while (_finishedPrefix < linear)
+            {
+                if (_failedIndex < linear)
+                {
+                    throw new BlockAbortedException();
+                }
+                Monitor.Wait(_gate);
+            }
+        }
+    }
+}
+
+/// <summary>A block stopped waiting for its turn because a block of lower index failed; that one is reported.</summary>
+internal sealed class BlockAbortedException() : Exception("A block of lower index failed.");
+
+/// <summary>
 /// Steps the threads of one block, each an iterator that yields at barriers (block-wide) and warp
 /// shuffles (warp-wide). A barrier opens only when every live thread of the block waits at one; a
-/// shuffle resolves only when every live lane of its warp has deposited. Lanes of one warp waiting
-/// at different kinds of synchronisation, or a shuffle that reads an absent lane, are reported as
-/// the divergence bugs they are on a GPU.
+/// shuffle resolves only when every live lane of its warp has deposited. synccheck: lanes of one warp
+/// waiting at different kinds of synchronisation, a shuffle that reads an absent lane, threads waiting
+/// at different barriers, or a thread that ends while others wait at a barrier are reported as the
+/// divergence bugs they are on a GPU.
 /// </summary>
 internal sealed class BlockStepper
 {
@@ -161,6 +267,8 @@ internal sealed class BlockStepper
     private readonly KernelContext[] _threads;
     private readonly IEnumerator<int>[] _bodies;
     private readonly State[] _states;
+    private readonly int[] _barrierLines;
+    private int _endedThisPhase = -1;
 
     public BlockStepper(KernelDefinition kernel, LaunchConfig config, BlockState block, Func<KernelContext, IEnumerator<int>> threadBody)
     {
@@ -172,12 +280,10 @@ internal sealed class BlockStepper
         _threads = new KernelContext[count];
         _bodies = new IEnumerator<int>[count];
         _states = new State[count];
+        _barrierLines = new int[count];
         for (int t = 0; t < count; t++)
         {
-            int x = t % dim.X;
-            int y = t / dim.X % dim.Y;
-            int z = t / (dim.X * dim.Y);
-            _threads[t] = new KernelContext(block, new Dim3(x, y, z));
+            _threads[t] = new KernelContext(block, KernelSanitizer.ThreadOf(block, t));
             _bodies[t] = threadBody(_threads[t]);
         }
     }
@@ -192,19 +298,39 @@ internal sealed class BlockStepper
             {
                 RunWarpToBarrier(w * KernelContext.WarpSize, Math.Min(count, (w + 1) * KernelContext.WarpSize));
             }
-            bool anyAtBarrier = false;
-            for (int t = 0; t < count; t++)
+            int first = Array.IndexOf(_states, State.AtBarrier);
+            if (first < 0)
+            {
+                return;
+            }
+            CheckBarrier(first);
+            for (int t = first; t < count; t++)
             {
                 if (_states[t] == State.AtBarrier)
                 {
                     _states[t] = State.Running;
-                    anyAtBarrier = true;
                 }
             }
-            if (!anyAtBarrier)
+            _endedThisPhase = -1;
+            _block.Sanitizer?.NextPhase();
+        }
+    }
+
+    // Every live thread waits at a barrier now; they must all wait at the same one, and none may have
+    // ended since the last barrier (__syncthreads in divergent code is undefined on a GPU).
+    private void CheckBarrier(int first)
+    {
+        int line = _barrierLines[first];
+        for (int t = first + 1; t < _threads.Length; t++)
+        {
+            if (_states[t] == State.AtBarrier && _barrierLines[t] != line)
             {
-                return;
+                throw Unsynchronised($"thread {_threads[first].ThreadIdx} waits at the barrier of line {line} and thread {_threads[t].ThreadIdx} at the barrier of line {_barrierLines[t]}");
             }
+        }
+        if (_endedThisPhase >= 0)
+        {
+            throw Unsynchronised($"thread {_threads[_endedThisPhase].ThreadIdx} ended while thread {_threads[first].ThreadIdx} waits at the barrier of line {line}");
         }
     }
 
@@ -245,21 +371,32 @@ internal sealed class BlockStepper
         {
             more = _bodies[t].MoveNext();
         }
-        catch (Exception e) when (e is not KernelExecutionException)
+        catch (Exception e) when (e is not (KernelExecutionException or BlockAbortedException))
         {
             throw HostAccelerator.Fail(_kernel, _config, _block, _threads[t].ThreadIdx, e);
         }
         if (!more)
         {
             _states[t] = State.Done;
+            if (_endedThisPhase < 0)
+            {
+                _endedThisPhase = t;
+            }
             return;
         }
-        _states[t] = _bodies[t].Current switch
+        int yielded = _bodies[t].Current;
+        switch (yielded & KernelYield.KindMask)
         {
-            KernelYield.Barrier => State.AtBarrier,
-            KernelYield.WarpSync => State.AtWarpSync,
-            var other => throw new KernelExecutionException($"Kernel {_kernel.Name}: thread yielded {other}, which is no synchronisation point; regenerate the kernel."),
-        };
+            case KernelYield.Barrier:
+                _states[t] = State.AtBarrier;
+                _barrierLines[t] = yielded >> 2;
+                break;
+            case KernelYield.WarpSync:
+                _states[t] = State.AtWarpSync;
+                break;
+            default:
+                throw new KernelExecutionException($"Kernel {_kernel.Name}: thread yielded {yielded}, which is no synchronisation point; regenerate the kernel.");
+        }
     }
 
     private void ResolveShuffle(int first, int end)
@@ -300,7 +437,11 @@ internal sealed class BlockStepper
         }
     }
 
+    private KernelExecutionException Unsynchronised(string what) =>
+        new($"Kernel {_kernel.Name} ({_config}), block {_block.BlockIdx}: synccheck: {what}. " +
+            "On a GPU this is undefined behaviour (it hangs or mixes phases); make every thread of the block reach the same barriers.");
+
     private KernelExecutionException Diverged(int firstThread, string what) =>
-        new($"Kernel {_kernel.Name} ({_config}), block {_block.BlockIdx}, warp {firstThread / KernelContext.WarpSize}: {what}. " +
+        new($"Kernel {_kernel.Name} ({_config}), block {_block.BlockIdx}, warp {firstThread / KernelContext.WarpSize}: synccheck: {what}. " +
             "On a GPU this is undefined behaviour; make every lane of the warp reach the same synchronisation point.");
 }

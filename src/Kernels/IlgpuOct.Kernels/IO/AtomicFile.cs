@@ -6,6 +6,57 @@ namespace IlgpuOct.Kernels;
 /// </summary>
 public static class AtomicFile
 {
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> Pending = new(StringComparer.Ordinal);
+
+    /// <summary>Removes the temporary files of writes in progress (called before an abort, so no *.tmp is left behind).</summary>
+    public static void DeletePendingTemporaries()
+    {
+        foreach (string path in Pending.Keys)
+        {
+            TryDelete(path);
+        }
+    }
+
+    /// <summary>
+    /// Removes temporary files that an earlier process killed mid-write left in <paramref name="directory"/>
+    /// (their names carry the writer's process id; files of live processes are kept).
+    /// </summary>
+    public static int RemoveStaleTemporaries(string directory)
+    {
+        if (!Directory.Exists(directory))
+        {
+            return 0;
+        }
+        int removed = 0;
+        foreach (string file in Directory.EnumerateFiles(directory, ".*.tmp"))
+        {
+            string[] parts = Path.GetFileName(file).Split('.');
+            if (parts.Length >= 4 && int.TryParse(parts[^3], out int pid) && pid != Environment.ProcessId && !IsAlive(pid))
+            {
+                TryDelete(file);
+                removed++;
+            }
+        }
+        return removed;
+    }
+
+    private static bool IsAlive(int pid)
+    {
+        try
+        {
+            using var process = System.Diagnostics.Process.GetProcessById(pid);
+            return !process.HasExited;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
     public static void Write(string path, Action<Stream> writeContent)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -14,6 +65,7 @@ public static class AtomicFile
         string directory = Path.GetDirectoryName(fullPath) ?? ".";
         Directory.CreateDirectory(directory);
         string temporary = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        Pending[temporary] = 0;
         try
         {
             using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
@@ -27,6 +79,10 @@ public static class AtomicFile
         {
             TryDelete(temporary);
             throw;
+        }
+        finally
+        {
+            Pending.TryRemove(temporary, out _);
         }
     }
 

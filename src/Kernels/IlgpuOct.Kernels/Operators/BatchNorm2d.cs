@@ -1,4 +1,5 @@
 using System.Numerics;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -43,57 +44,48 @@ public static unsafe partial class BatchNorm2d
 
     // ---- Dispatchers ----
 
+    /// <summary>
+    /// Cost model: FLOPs per element (training forward: sum and sum of squares 3, normalise 4; backward:
+    /// two sums 4, dx 6) and full passes over N x C x H x W floats (training forward reads x twice and
+    /// writes y; backward reads x and dy twice and writes dx).
+    /// </summary>
+    public static OperatorCost Cost(in BatchNorm2dShape s, double flopsPerElement, int passes) => new((double)s.Length * flopsPerElement, 4.0 * s.Length * passes);
+
     /// <summary>Training forward on the accelerator. Shapes as <see cref="ForwardTrainingCpu"/>.</summary>
-    public static void ForwardTraining(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+    public static void ForwardTraining(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd,
         float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardTrainingCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon);
-            return;
-        }
-        ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon);
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardTraining", Cost(s, flopsPerElement: 7, passes: 3),
+            () => ForwardTrainingCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon),
+            () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon));
     }
 
     /// <summary>Evaluation forward on the accelerator. Shapes as <see cref="ForwardInferenceCpu"/>.</summary>
-    public static void ForwardInference(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+    public static void ForwardInference(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, float epsilon = DefaultEpsilon)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardInferenceCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), epsilon);
-            return;
-        }
-        ForwardInferenceKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, epsilon);
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardInference", Cost(s, flopsPerElement: 4, passes: 2),
+            () => ForwardInferenceCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), epsilon),
+            () => ForwardInferenceKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, epsilon));
     }
 
     /// <summary>Training backward on the accelerator. Shapes as <see cref="BackwardTrainingCpu"/>.</summary>
-    public static void BackwardTraining(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
+    public static void BackwardTraining(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
         View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardTrainingCpu(s, x.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan());
-            return;
-        }
-        BackwardTrainingKernels(accelerator, s, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardTraining", Cost(s, flopsPerElement: 10, passes: 5),
+            () => BackwardTrainingCpu(s, x.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
+            () => BackwardTrainingKernels(accelerator, s, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta));
     }
 
     /// <summary>Evaluation-mode input gradient on the accelerator. Shapes as <see cref="BackwardInferenceCpu"/>.</summary>
-    public static void BackwardInference(Accelerator accelerator, in BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
+    public static void BackwardInference(Accelerator accelerator, BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
         View<float> dx, float epsilon = DefaultEpsilon)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardInferenceCpu(s, dy.AsSpan(), gamma.AsSpan(), runningVar.AsSpan(), dx.AsSpan(), epsilon);
-            return;
-        }
-        BackwardInferenceKernels(accelerator, s, dy, gamma, runningVar, dx, epsilon);
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardInference", Cost(s, flopsPerElement: 2, passes: 2),
+            () => BackwardInferenceCpu(s, dy.AsSpan(), gamma.AsSpan(), runningVar.AsSpan(), dx.AsSpan(), epsilon),
+            () => BackwardInferenceKernels(accelerator, s, dy, gamma, runningVar, dx, epsilon));
     }
 
     // ---- CPU implementation ----
@@ -554,6 +546,23 @@ public static unsafe partial class BatchNorm2d
         }
     }
 
+    /// <summary>One block per channel for the per-channel sums.</summary>
+    private static LaunchConfig ChannelConfig(in BatchNorm2dShape s) => new(new Dim3(s.C), new Dim3(ReduceThreads));
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        foreach (var (layer, s) in ResNet18Shapes.Activations)
+        {
+            yield return new LaunchShape(BnStatisticsKernel.Definition, layer, ChannelConfig(s));
+            yield return new LaunchShape(BnBackwardReduceKernel.Definition, layer, ChannelConfig(s));
+            foreach (var kernel in new[] { BnNormalizeKernel.Definition, BnInferenceKernel.Definition, BnBackwardDataKernel.Definition, BnBackwardInferenceKernel.Definition })
+            {
+                yield return new LaunchShape(kernel, layer, ElementConfig(s.Length));
+            }
+        }
+    }
+
     private static LaunchConfig ElementConfig(int length) =>
         new(new Dim3(Math.Clamp((length + ElementThreads - 1) / ElementThreads, 1, MaxElementBlocks)), new Dim3(ElementThreads));
 
@@ -566,7 +575,7 @@ public static unsafe partial class BatchNorm2d
             throw new ArgumentException($"BatchNorm2d: training needs more than one value per channel ({s}); use a batch of at least 2 or evaluation mode.", nameof(s));
         }
         RequireViews(s, x, y, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
-        BnStatisticsKernel.Launch(accelerator, new LaunchConfig(new Dim3(s.C), new Dim3(ReduceThreads)), x, runningMean, runningVar, saveMean, saveInvStd,
+        BnStatisticsKernel.Launch(accelerator, ChannelConfig(s), x, runningMean, runningVar, saveMean, saveInvStd,
             s.N, s.C, s.HW, momentum, epsilon);
         BnNormalizeKernel.Launch(accelerator, ElementConfig(s.Length), x, saveMean, saveInvStd, gamma, beta, y, s.C, s.HW);
     }
@@ -585,7 +594,7 @@ public static unsafe partial class BatchNorm2d
         s.Validate();
         RequireViews(s, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
         RequireLength(dx.Length, s.Length, nameof(dx), "(N, C, H, W)");
-        BnBackwardReduceKernel.Launch(accelerator, new LaunchConfig(new Dim3(s.C), new Dim3(ReduceThreads)), x, dy, saveMean, saveInvStd, dgamma, dbeta,
+        BnBackwardReduceKernel.Launch(accelerator, ChannelConfig(s), x, dy, saveMean, saveInvStd, dgamma, dbeta,
             s.N, s.C, s.HW);
         BnBackwardDataKernel.Launch(accelerator, ElementConfig(s.Length), x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta, dx, s.C, s.HW, s.CountPerChannel);
     }

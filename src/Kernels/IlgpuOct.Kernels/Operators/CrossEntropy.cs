@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>The geometry of a classification loss: logits and dlogits (N, Classes), labels (N).</summary>
@@ -35,21 +37,23 @@ public enum LossReduction
 /// </summary>
 public static partial class CrossEntropy
 {
+    /// <summary>Cost model: max, exp, sum, log and the gradient are about 6 FLOPs per logit; reads the logits, writes their gradient.</summary>
+    public static OperatorCost Cost(in LogitsShape s) => OperatorCost.Elementwise(s.Length, 6, reads: 1, writes: 1);
+
     /// <summary>
     /// Loss into <paramref name="loss"/> (1) and, unless <paramref name="dlogits"/> is empty, its gradient (N, Classes).
     /// logits (N, Classes), labels (N) in [0, Classes).
     /// </summary>
-    public static void Compute(Accelerator accelerator, in LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
+    public static void Compute(Accelerator accelerator, LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         LossReduction reduction = LossReduction.Mean)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            RequireLength(loss.Length, 1, nameof(loss), "(1)");
-            loss.AsSpan()[0] = ComputeCpu(s, logits.AsSpan(), labels.AsSpan(), dlogits.AsSpan(), reduction);
-            return;
-        }
-        ComputeKernels(accelerator, s, logits, labels, loss, dlogits, reduction);
+        OperatorDispatch.Run(accelerator, "CrossEntropy.Compute", Cost(s),
+            () =>
+            {
+                RequireLength(loss.Length, 1, nameof(loss), "(1)");
+                loss.AsSpan()[0] = ComputeCpu(s, logits.AsSpan(), labels.AsSpan(), dlogits.AsSpan(), reduction);
+            },
+            () => ComputeKernels(accelerator, s, logits, labels, loss, dlogits, reduction));
     }
 
     /// <summary>
@@ -118,6 +122,15 @@ public static partial class CrossEntropy
 
     internal const int LossThreads = 256;
 
+    /// <summary>One block sums the loss over every row (deterministic order); the loss kernels of this file and GuidedComplementEntropy use it.</summary>
+    internal static LaunchConfig RowsConfig => new(new Dim3(1), new Dim3(LossThreads));
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        yield return new LaunchShape(CrossEntropyRowsKernel.Definition, "loss", RowsConfig);
+    }
+
     [Kernel]
     private static void CrossEntropyRows(KernelContext ctx, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         int rows, int classes, float scale, int writeGradient)
@@ -179,7 +192,7 @@ public static partial class CrossEntropy
             RequireLength(dlogits.Length, s.Length, nameof(dlogits), "(N, Classes)");
         }
         float scale = reduction == LossReduction.Mean ? 1f / s.N : 1f;
-        CrossEntropyRowsKernel.Launch(accelerator, new LaunchConfig(new Dim3(1), new Dim3(LossThreads)), logits, labels, loss, gradient ? dlogits : logits,
+        CrossEntropyRowsKernel.Launch(accelerator, RowsConfig, logits, labels, loss, gradient ? dlogits : logits,
             s.N, s.Classes, scale, gradient ? 1 : 0);
     }
 

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using System.Runtime.Intrinsics;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -82,24 +83,18 @@ public static partial class Elementwise
     public static void Axpy(Accelerator accelerator, float a, View<float> x, View<float> y)
     {
         CheckSameLength(accelerator, x, y, nameof(Axpy));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(y.Length, (s, n) => AxpyCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan()));
-            return;
-        }
-        AxpyKernel.Launch(accelerator, Config(y.Length), a, x, y);
+        OperatorDispatch.Run(accelerator, "Elementwise.Axpy", OperatorCost.Elementwise(y.Length, 2, reads: 2, writes: 1),
+            () => ForChunks(y.Length, (s, n) => AxpyCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
+            () => AxpyKernel.Launch(accelerator, Config(y.Length), a, x, y));
     }
 
     /// <summary>y = max(x, 0) (NaN propagates, as MathF.Max). x (n), y (n); y may be x.</summary>
     public static void ReluForward(Accelerator accelerator, View<float> x, View<float> y)
     {
         CheckSameLength(accelerator, x, y, nameof(ReluForward));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(y.Length, (s, n) => ReluForwardCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan()));
-            return;
-        }
-        ReluForwardKernel.Launch(accelerator, Config(y.Length), x, y);
+        OperatorDispatch.Run(accelerator, "Elementwise.ReluForward", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1),
+            () => ForChunks(y.Length, (s, n) => ReluForwardCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
+            () => ReluForwardKernel.Launch(accelerator, Config(y.Length), x, y));
     }
 
     /// <summary>dx = dy where x &gt; 0, else 0. x (n) is the forward input, dy (n), dx (n).</summary>
@@ -107,12 +102,9 @@ public static partial class Elementwise
     {
         CheckSameLength(accelerator, x, dy, nameof(ReluBackward));
         CheckSameLength(accelerator, x, dx, nameof(ReluBackward));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(dx.Length, (s, n) => ReluBackwardCpu(x.Slice(s, n).AsSpan(), dy.Slice(s, n).AsSpan(), dx.Slice(s, n).AsSpan()));
-            return;
-        }
-        ReluBackwardKernel.Launch(accelerator, Config(dx.Length), x, dy, dx);
+        OperatorDispatch.Run(accelerator, "Elementwise.ReluBackward", OperatorCost.Elementwise(dx.Length, 1, reads: 2, writes: 1),
+            () => ForChunks(dx.Length, (s, n) => ReluBackwardCpu(x.Slice(s, n).AsSpan(), dy.Slice(s, n).AsSpan(), dx.Slice(s, n).AsSpan())),
+            () => ReluBackwardKernel.Launch(accelerator, Config(dx.Length), x, dy, dx));
     }
 
     /// <summary>z = x + y (residual connection). x (n), y (n), z (n); z may be x or y.</summary>
@@ -120,36 +112,27 @@ public static partial class Elementwise
     {
         CheckSameLength(accelerator, x, y, nameof(Add));
         CheckSameLength(accelerator, x, z, nameof(Add));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(z.Length, (s, n) => AddCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan(), z.Slice(s, n).AsSpan()));
-            return;
-        }
-        AddKernel.Launch(accelerator, Config(z.Length), x, y, z);
+        OperatorDispatch.Run(accelerator, "Elementwise.Add", OperatorCost.Elementwise(z.Length, 1, reads: 2, writes: 1),
+            () => ForChunks(z.Length, (s, n) => AddCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan(), z.Slice(s, n).AsSpan())),
+            () => AddKernel.Launch(accelerator, Config(z.Length), x, y, z));
     }
 
     /// <summary>y += x (in-place residual). x (n), y (n).</summary>
     public static void AddInPlace(Accelerator accelerator, View<float> x, View<float> y)
     {
         CheckSameLength(accelerator, x, y, nameof(AddInPlace));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(y.Length, (s, n) => AddCpu(y.Slice(s, n).AsSpan(), x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan()));
-            return;
-        }
-        AddInPlaceKernel.Launch(accelerator, Config(y.Length), x, y);
+        OperatorDispatch.Run(accelerator, "Elementwise.AddInPlace", OperatorCost.Elementwise(y.Length, 1, reads: 2, writes: 1),
+            () => ForChunks(y.Length, (s, n) => AddCpu(y.Slice(s, n).AsSpan(), x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
+            () => AddInPlaceKernel.Launch(accelerator, Config(y.Length), x, y));
     }
 
     /// <summary>y = a * x. x (n), y (n); y may be x.</summary>
     public static void Scale(Accelerator accelerator, float a, View<float> x, View<float> y)
     {
         CheckSameLength(accelerator, x, y, nameof(Scale));
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForChunks(y.Length, (s, n) => ScaleCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan()));
-            return;
-        }
-        ScaleKernel.Launch(accelerator, Config(y.Length), a, x, y);
+        OperatorDispatch.Run(accelerator, "Elementwise.Scale", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1),
+            () => ForChunks(y.Length, (s, n) => ScaleCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
+            () => ScaleKernel.Launch(accelerator, Config(y.Length), a, x, y));
     }
 
     // ------------------------------------------------------------------ CPU implementations (single thread, SIMD)
@@ -200,6 +183,18 @@ public static partial class Elementwise
     }
 
     // ------------------------------------------------------------------ plumbing
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        foreach (var (layer, s) in ResNet18Shapes.Activations)
+        {
+            foreach (var kernel in new[] { AxpyKernel.Definition, ReluForwardKernel.Definition, ReluBackwardKernel.Definition, AddKernel.Definition, AddInPlaceKernel.Definition, ScaleKernel.Definition })
+            {
+                yield return new LaunchShape(kernel, layer, Config(s.Length));
+            }
+        }
+    }
 
     internal static LaunchConfig Config(int n)
     {

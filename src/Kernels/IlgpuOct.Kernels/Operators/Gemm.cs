@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels.Cpu;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -353,6 +354,10 @@ public static partial class Gemm
         return blocks128 >= Tiled128MinBlocks ? GemmVariant.Gemm3Tiled128 : GemmVariant.Gemm2Tiled64;
     }
 
+    /// <summary>Cost model: 2 m n k FLOPs (plus 2 m n for a non-zero beta); A, B and C read once, C written once (the minimum traffic).</summary>
+    public static OperatorCost Cost(int m, int n, int k, float beta) =>
+        new(2.0 * m * n * k + (beta != 0 ? 2.0 * m * n : 0), 4.0 * ((double)m * k + (double)k * n + (beta != 0 ? 2.0 : 1.0) * m * n));
+
     /// <summary>
     /// C = alpha * op(A) * op(B) + beta * C on an accelerator: the CPU implementation on cpu, a kernel
     /// on cpu-kernels and cuda (<paramref name="variant"/>; Auto picks by size). Views: A (m, k) or
@@ -362,38 +367,59 @@ public static partial class Gemm
     public static void Run(Accelerator acc, bool transA, bool transB, int m, int n, int k, float alpha,
         View<float> a, int lda, View<float> b, int ldb, float beta, View<float> c, int ldc, GemmVariant variant)
     {
-        ArgumentNullException.ThrowIfNull(acc);
-        if (acc.Kind == AcceleratorKind.Cpu)
+        OperatorDispatch.Run(acc, "Gemm.Run", Cost(m, n, k, beta),
+            () => Cpu(transA, transB, m, n, k, alpha, a.AsSpan(), lda, b.AsSpan(), ldb, beta, c.AsSpan(), ldc),
+            () =>
+            {
+                CheckShapes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
+                if (m == 0 || n == 0)
+                {
+                    return;
+                }
+                // k == 0 or alpha == 0 need no special case: the kernels' sums are 0 and C is only scaled
+                // (beta == 0 writes 0). They do read A and B when alpha == 0 (0 * NaN is NaN), as a GPU BLAS may.
+                switch (ResolveVariant(variant, m, n))
+                {
+                    case GemmVariant.Gemm1Naive:
+                        Gemm1NaiveKernel.Launch(acc, Config(GemmVariant.Gemm1Naive, m, n),
+                            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                        break;
+                    case GemmVariant.Gemm2Tiled64:
+                        Gemm2Tiled64Kernel.Launch(acc, Config(GemmVariant.Gemm2Tiled64, m, n),
+                            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                        break;
+                    case GemmVariant.Gemm3Tiled128:
+                        Gemm3Tiled128Kernel.Launch(acc, Config(GemmVariant.Gemm3Tiled128, m, n),
+                            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                        break;
+                    default:
+                        throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use Auto, Gemm1Naive, Gemm2Tiled64 or Gemm3Tiled128.");
+                }
+            });
+    }
+
+    /// <summary>The grid of one output tile per block for an m x n product with a resolved variant.</summary>
+    private static LaunchConfig Config(GemmVariant variant, int m, int n) => variant switch
+    {
+        GemmVariant.Gemm1Naive => new LaunchConfig(new Dim3((n + NaiveBlock - 1) / NaiveBlock, (m + NaiveBlock - 1) / NaiveBlock), new Dim3(NaiveBlock, NaiveBlock)),
+        GemmVariant.Gemm2Tiled64 => new LaunchConfig(new Dim3((n + Tile64 - 1) / Tile64, (m + Tile64 - 1) / Tile64), TiledThreads),
+        GemmVariant.Gemm3Tiled128 => new LaunchConfig(new Dim3((n + Tile128 - 1) / Tile128, (m + Tile128 - 1) / Tile128), TiledThreads),
+        _ => throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use Auto, Gemm1Naive, Gemm2Tiled64 or Gemm3Tiled128."),
+    };
+
+    /// <summary>The classifier's products (Linear forward and backward) and a 1024^3 benchmark product, for each kernel.</summary>
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var fc = ResNet18Shapes.Fc;
+        var products = new (string Case, int M, int N)[] { ("fc forward", fc.N, fc.Out), ("fc backward data", fc.N, fc.In), ("fc backward weight", fc.Out, fc.In), ("bench 1024^3", 1024, 1024) };
+        var kernels = new[] { (GemmVariant.Gemm1Naive, Gemm1NaiveKernel.Definition), (GemmVariant.Gemm2Tiled64, Gemm2Tiled64Kernel.Definition), (GemmVariant.Gemm3Tiled128, Gemm3Tiled128Kernel.Definition) };
+        foreach (var (variant, kernel) in kernels)
         {
-            Cpu(transA, transB, m, n, k, alpha, a.AsSpan(), lda, b.AsSpan(), ldb, beta, c.AsSpan(), ldc);
-            return;
-        }
-        CheckShapes(transA, transB, m, n, k, a.Length, lda, b.Length, ldb, c.Length, ldc);
-        if (m == 0 || n == 0)
-        {
-            return;
-        }
-        // k == 0 or alpha == 0 need no special case: the kernels' sums are 0 and C is only scaled
-        // (beta == 0 writes 0). They do read A and B when alpha == 0 (0 * NaN is NaN), as a GPU BLAS may.
-        switch (ResolveVariant(variant, m, n))
-        {
-            case GemmVariant.Gemm1Naive:
-                Gemm1NaiveKernel.Launch(acc,
-                    new LaunchConfig(new Dim3((n + NaiveBlock - 1) / NaiveBlock, (m + NaiveBlock - 1) / NaiveBlock), new Dim3(NaiveBlock, NaiveBlock)),
-                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
-                break;
-            case GemmVariant.Gemm2Tiled64:
-                Gemm2Tiled64Kernel.Launch(acc,
-                    new LaunchConfig(new Dim3((n + Tile64 - 1) / Tile64, (m + Tile64 - 1) / Tile64), TiledThreads),
-                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
-                break;
-            case GemmVariant.Gemm3Tiled128:
-                Gemm3Tiled128Kernel.Launch(acc,
-                    new LaunchConfig(new Dim3((n + Tile128 - 1) / Tile128, (m + Tile128 - 1) / Tile128), TiledThreads),
-                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
-                break;
-            default:
-                throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use Auto, Gemm1Naive, Gemm2Tiled64 or Gemm3Tiled128.");
+            foreach (var (name, m, n) in products)
+            {
+                yield return new LaunchShape(kernel, name, Config(variant, m, n));
+            }
         }
     }
 

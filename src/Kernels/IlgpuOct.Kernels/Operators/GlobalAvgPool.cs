@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>The geometry of a global average pool: x (N, C, H, W) to y (N, C).</summary>
@@ -27,28 +29,34 @@ public readonly record struct GlobalAvgPoolShape(int N, int C, int H, int W)
 /// <summary>Global average pooling: y[n, c] = mean over the plane x[n, c, :, :]; dx = dy / (H W) broadcast.</summary>
 public static partial class GlobalAvgPool
 {
+    /// <summary>Cost model (every pass): one FLOP per input element; the input-sized and output-sized arrays once each.</summary>
+    public static OperatorCost Cost(in GlobalAvgPoolShape s) => new(s.InputLength, 4.0 * (s.InputLength + s.OutputLength));
+
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
-    public static void Forward(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> x, View<float> y)
+    public static void Forward(Accelerator accelerator, GlobalAvgPoolShape s, View<float> x, View<float> y)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardCpu(s, x.AsSpan(), y.AsSpan());
-            return;
-        }
-        ForwardKernels(accelerator, s, x, y);
+        OperatorDispatch.Run(accelerator, "GlobalAvgPool.Forward", Cost(s),
+            () => ForwardCpu(s, x.AsSpan(), y.AsSpan()),
+            () => ForwardKernels(accelerator, s, x, y));
     }
 
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>.</summary>
-    public static void Backward(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> dy, View<float> dx)
+    public static void Backward(Accelerator accelerator, GlobalAvgPoolShape s, View<float> dy, View<float> dx)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardCpu(s, dy.AsSpan(), dx.AsSpan());
-            return;
-        }
-        BackwardKernels(accelerator, s, dy, dx);
+        OperatorDispatch.Run(accelerator, "GlobalAvgPool.Backward", Cost(s),
+            () => BackwardCpu(s, dy.AsSpan(), dx.AsSpan()),
+            () => BackwardKernels(accelerator, s, dy, dx));
+    }
+
+    /// <summary>
+    /// dx += dy / (H W) on the accelerator: the gradient of a pooled output added to a gradient that
+    /// already reaches the pool's input by another path (a tap on a stage output). Shapes as <see cref="BackwardAccumulateCpu"/>.
+    /// </summary>
+    public static void BackwardAccumulate(Accelerator accelerator, GlobalAvgPoolShape s, View<float> dy, View<float> dx)
+    {
+        OperatorDispatch.Run(accelerator, "GlobalAvgPool.BackwardAccumulate", Cost(s),
+            () => BackwardAccumulateCpu(s, dy.AsSpan(), dx.AsSpan()),
+            () => BackwardAccumulateKernels(accelerator, s, dy, dx));
     }
 
     /// <summary>x (N, C, H, W); y (N, C) overwritten. Each plane is summed in double.</summary>
@@ -83,6 +91,19 @@ public static partial class GlobalAvgPool
         }
     }
 
+    /// <summary>dy (N, C); dx (N, C, H, W) gets dy / (H W) added on every pixel of the plane.</summary>
+    public static void BackwardAccumulateCpu(in GlobalAvgPoolShape s, ReadOnlySpan<float> dy, Span<float> dx)
+    {
+        s.Validate();
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, C)");
+        RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, C, H, W)");
+        int hw = s.HW;
+        for (int i = 0; i < dx.Length; i++)
+        {
+            dx[i] += dy[i / hw] / (float)hw;
+        }
+    }
+
     private static void RequireLength(int actual, int expected, string name, string layout) =>
         ShapeCheck.RequireLength("GlobalAvgPool", nameof(GlobalAvgPoolShape), actual, expected, name, layout);
 
@@ -114,6 +135,26 @@ public static partial class GlobalAvgPool
         }
     }
 
+    [Kernel]
+    private static void AvgPoolBackwardAccumulate(KernelContext ctx, View<float> dy, View<float> dx, int hw)
+    {
+        for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
+        {
+            dx[i] += dy[i / hw] / (float)hw;
+        }
+    }
+
+    /// <summary>The last stage's pool (the accumulate is a feature attack's layer4 tap).</summary>
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var (layer, a) = ResNet18Shapes.Activations[^1];
+        var s = new GlobalAvgPoolShape(a.N, a.C, a.H, a.W);
+        yield return new LaunchShape(AvgPoolForwardKernel.Definition, layer, Config(s.OutputLength));
+        yield return new LaunchShape(AvgPoolBackwardKernel.Definition, layer, Config(s.InputLength));
+        yield return new LaunchShape(AvgPoolBackwardAccumulateKernel.Definition, layer, Config(s.InputLength));
+    }
+
     private static LaunchConfig Config(int length) =>
         new(new Dim3(Math.Clamp((length + Threads - 1) / Threads, 1, MaxBlocks)), new Dim3(Threads));
 
@@ -133,6 +174,14 @@ public static partial class GlobalAvgPool
         AvgPoolBackwardKernel.Launch(accelerator, Config(s.InputLength), dy, dx, s.HW);
     }
 
+    private static void BackwardAccumulateKernels(Accelerator accelerator, in GlobalAvgPoolShape s, View<float> dy, View<float> dx)
+    {
+        s.Validate();
+        RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, C)");
+        RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, C, H, W)");
+        AvgPoolBackwardAccumulateKernel.Launch(accelerator, Config(s.InputLength), dy, dx, s.HW);
+    }
+
     // ---- Self-tests (ilgpuoct selftest) ----
 
     [SelfTests]
@@ -147,6 +196,9 @@ public static partial class GlobalAvgPool
             yield return new SelfTestCase("GlobalAvgPool.Backward", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.OutputLength), new float[s.InputLength]], [1],
                 (a, v) => Backward(a, s, v[0], v[1]), h => BackwardCpu(s, h[0], h[1]), 1e-7));
+            yield return new SelfTestCase("GlobalAvgPool.BackwardAccumulate", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.OutputLength), OperatorSelfTest.Random(seed + 1, s.InputLength)], [1],
+                (a, v) => BackwardAccumulate(a, s, v[0], v[1]), h => BackwardAccumulateCpu(s, h[0], h[1]), 1e-7));
         }
     }
 }

@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>
@@ -28,17 +30,16 @@ public static partial class GuidedComplementEntropy
     /// Loss into <paramref name="loss"/> (1) and, unless <paramref name="dlogits"/> is empty, its gradient (N, Classes).
     /// logits (N, Classes), labels (N) in [0, Classes), Classes >= 3.
     /// </summary>
-    public static void Compute(Accelerator accelerator, in LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
+    public static void Compute(Accelerator accelerator, LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         LossReduction reduction = LossReduction.Mean)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            RequireLength(loss.Length, 1, nameof(loss), "(1)");
-            loss.AsSpan()[0] = ComputeCpu(s, logits.AsSpan(), labels.AsSpan(), dlogits.AsSpan(), reduction);
-            return;
-        }
-        ComputeKernels(accelerator, s, logits, labels, loss, dlogits, reduction);
+        OperatorDispatch.Run(accelerator, "GuidedComplementEntropy.Compute", CrossEntropy.Cost(s),
+            () =>
+            {
+                RequireLength(loss.Length, 1, nameof(loss), "(1)");
+                loss.AsSpan()[0] = ComputeCpu(s, logits.AsSpan(), labels.AsSpan(), dlogits.AsSpan(), reduction);
+            },
+            () => ComputeKernels(accelerator, s, logits, labels, loss, dlogits, reduction));
     }
 
     /// <summary>
@@ -134,6 +135,12 @@ public static partial class GuidedComplementEntropy
     //
     // One block, one thread per row in double (as CrossEntropy); the softmax is recomputed instead of
     // stored, since kernels cannot allocate a row buffer. A label outside [0, Classes) makes the loss NaN.
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        yield return new LaunchShape(GuidedComplementRowsKernel.Definition, "loss", CrossEntropy.RowsConfig);
+    }
 
     [Kernel]
     private static void GuidedComplementRows(KernelContext ctx, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
@@ -234,7 +241,7 @@ public static partial class GuidedComplementEntropy
             RequireLength(dlogits.Length, s.Length, nameof(dlogits), "(N, Classes)");
         }
         double scale = (reduction == LossReduction.Mean ? 1.0 / s.N : 1.0) / Math.Log(s.Classes - 1);
-        GuidedComplementRowsKernel.Launch(accelerator, new LaunchConfig(new Dim3(1), new Dim3(CrossEntropy.LossThreads)), logits, labels, loss,
+        GuidedComplementRowsKernel.Launch(accelerator, CrossEntropy.RowsConfig, logits, labels, loss,
             gradient ? dlogits : logits, s.N, s.Classes, scale, gradient ? 1 : 0);
     }
 

@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>The geometry of a fully connected layer: x (N, In), w (Out, In), b (Out), y (N, Out).</summary>
@@ -29,28 +31,26 @@ public readonly record struct LinearShape(int N, int In, int Out)
 /// </summary>
 public static partial class Linear
 {
+    /// <summary>Cost model of Linear's own kernels (its products are Gemm calls with their own cost): the bias broadcast writes N x Out.</summary>
+    public static OperatorCost ForwardCost(in LinearShape s) => new(0, 4.0 * (s.Out + s.OutputLength));
+
+    /// <summary>Cost model of Linear's own kernels: the bias gradient sums N x Out (when asked for).</summary>
+    public static OperatorCost BackwardCost(in LinearShape s, bool biasGradient) => biasGradient ? new(s.OutputLength, 4.0 * (s.OutputLength + s.Out)) : default;
+
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
-    public static void Forward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y)
+    public static void Forward(Accelerator accelerator, LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardCpu(s, x.AsSpan(), w.AsSpan(), b.AsSpan(), y.AsSpan());
-            return;
-        }
-        ForwardKernels(accelerator, s, x, w, b, y);
+        OperatorDispatch.Run(accelerator, "Linear.Forward", ForwardCost(s),
+            () => ForwardCpu(s, x.AsSpan(), w.AsSpan(), b.AsSpan(), y.AsSpan()),
+            () => ForwardKernels(accelerator, s, x, w, b, y));
     }
 
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>; an empty dx skips the input gradient, empty dw and db the weight gradients.</summary>
-    public static void Backward(Accelerator accelerator, in LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
+    public static void Backward(Accelerator accelerator, LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardCpu(s, x.AsSpan(), w.AsSpan(), dy.AsSpan(), dx.AsSpan(), dw.AsSpan(), db.AsSpan());
-            return;
-        }
-        BackwardKernels(accelerator, s, x, w, dy, dx, dw, db);
+        OperatorDispatch.Run(accelerator, "Linear.Backward", BackwardCost(s, db.Length != 0),
+            () => BackwardCpu(s, x.AsSpan(), w.AsSpan(), dy.AsSpan(), dx.AsSpan(), dw.AsSpan(), db.AsSpan()),
+            () => BackwardKernels(accelerator, s, x, w, dy, dx, dw, db));
     }
 
     /// <summary>x (N, In), w (Out, In), b (Out); y (N, Out) overwritten.</summary>
@@ -133,6 +133,14 @@ public static partial class Linear
             }
             db[o] = (float)sum;
         }
+    }
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var s = ResNet18Shapes.Fc;
+        yield return new LaunchShape(LinearBroadcastBiasKernel.Definition, "fc", Config(s.OutputLength));
+        yield return new LaunchShape(LinearBiasGradientKernel.Definition, "fc", Config(s.Out));
     }
 
     private static LaunchConfig Config(int length) =>

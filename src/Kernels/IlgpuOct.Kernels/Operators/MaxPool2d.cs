@@ -1,3 +1,5 @@
+using IlgpuOct.Kernels.Profiling;
+
 namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>
@@ -47,28 +49,26 @@ public static unsafe partial class MaxPool2d
 {
     private const long ParallelWorkThreshold = 1L << 15;
 
+    /// <summary>Cost model: K^2 comparisons per output; reads x, writes y and the argmax indices.</summary>
+    public static OperatorCost ForwardCost(in MaxPool2dShape s) => new((double)s.OutputLength * s.Kernel * s.Kernel, 4.0 * (s.InputLength + 2.0 * s.OutputLength));
+
+    /// <summary>Cost model: one add per routed gradient; reads dy and the indices, writes dx.</summary>
+    public static OperatorCost BackwardCost(in MaxPool2dShape s) => new(s.OutputLength, 4.0 * (s.InputLength + 2.0 * s.OutputLength));
+
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
-    public static void Forward(Accelerator accelerator, in MaxPool2dShape s, View<float> x, View<float> y, View<int> indices)
+    public static void Forward(Accelerator accelerator, MaxPool2dShape s, View<float> x, View<float> y, View<int> indices)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            ForwardCpu(s, x.AsSpan(), y.AsSpan(), indices.AsSpan());
-            return;
-        }
-        ForwardKernels(accelerator, s, x, y, indices);
+        OperatorDispatch.Run(accelerator, "MaxPool2d.Forward", ForwardCost(s),
+            () => ForwardCpu(s, x.AsSpan(), y.AsSpan(), indices.AsSpan()),
+            () => ForwardKernels(accelerator, s, x, y, indices));
     }
 
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>.</summary>
-    public static void Backward(Accelerator accelerator, in MaxPool2dShape s, View<float> dy, View<int> indices, View<float> dx)
+    public static void Backward(Accelerator accelerator, MaxPool2dShape s, View<float> dy, View<int> indices, View<float> dx)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            BackwardCpu(s, dy.AsSpan(), indices.AsSpan(), dx.AsSpan());
-            return;
-        }
-        BackwardKernels(accelerator, s, dy, indices, dx);
+        OperatorDispatch.Run(accelerator, "MaxPool2d.Backward", BackwardCost(s),
+            () => BackwardCpu(s, dy.AsSpan(), indices.AsSpan(), dx.AsSpan()),
+            () => BackwardKernels(accelerator, s, dy, indices, dx));
     }
 
     /// <summary>x (N, C, H, W); y (N, C, OutH, OutW) and indices (N, C, OutH, OutW, index h*W+w within the plane) overwritten.</summary>
@@ -249,6 +249,15 @@ public static unsafe partial class MaxPool2d
             }
             dx[i] = sum;
         }
+    }
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var (layer, a) = ResNet18Shapes.Activations[0];
+        var s = new MaxPool2dShape(a.N, a.C, a.H, a.W);
+        yield return new LaunchShape(MaxPoolForwardKernel.Definition, "maxpool after " + layer, Config(s.OutputLength));
+        yield return new LaunchShape(MaxPoolBackwardKernel.Definition, "maxpool after " + layer, Config(s.InputLength));
     }
 
     private static LaunchConfig Config(int length) =>

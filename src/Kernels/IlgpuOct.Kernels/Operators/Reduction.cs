@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -83,10 +84,22 @@ public static partial class Reduction
     // ------------------------------------------------------------------ dispatchers
 
     /// <summary>result[0] = sum of x (block tree reduction on kernel accelerators). x (n), result (1).</summary>
-    public static void Sum(Accelerator accelerator, View<float> x, View<float> result) => Run(accelerator, x, result, byWarps: false);
+    private static LaunchConfig Config(int length) => new((int)Math.Clamp((length + (long)BlockSize - 1) / BlockSize, 1, MaxBlocks), BlockSize);
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        var (layer, s) = ResNet18Shapes.Activations[0];
+        yield return new LaunchShape(BlockSumKernel.Definition, layer, Config(s.Length));
+        yield return new LaunchShape(WarpSumKernel.Definition, layer, Config(s.Length));
+    }
+
+    public static void Sum(Accelerator accelerator, View<float> x, View<float> result)
+        => Run(accelerator, x, result, byWarps: false);
 
     /// <summary>result[0] = sum of x (warp-shuffle reduction on kernel accelerators). x (n), result (1).</summary>
-    public static void SumByWarps(Accelerator accelerator, View<float> x, View<float> result) => Run(accelerator, x, result, byWarps: true);
+    public static void SumByWarps(Accelerator accelerator, View<float> x, View<float> result)
+        => Run(accelerator, x, result, byWarps: true);
 
     private static void Run(Accelerator accelerator, View<float> x, View<float> result, bool byWarps)
     {
@@ -95,22 +108,21 @@ public static partial class Reduction
         {
             throw new ArgumentException($"Reduction: the result view has {result.Length} elements; pass a view of exactly 1.", nameof(result));
         }
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            result.AsSpan()[0] = (float)SumCpu(x.AsSpan());
-            return;
-        }
-        accelerator.Clear(result);
-        int blocks = (int)Math.Clamp((x.Length + (long)BlockSize - 1) / BlockSize, 1, MaxBlocks);
-        var config = new LaunchConfig(blocks, BlockSize);
-        if (byWarps)
-        {
-            WarpSumKernel.Launch(accelerator, config, x, result);
-        }
-        else
-        {
-            BlockSumKernel.Launch(accelerator, config, x, result);
-        }
+        OperatorDispatch.Run(accelerator, byWarps ? "Reduction.SumByWarps" : "Reduction.Sum", OperatorCost.Elementwise(x.Length, 1, reads: 1, writes: 0),
+            () => result.AsSpan()[0] = (float)SumCpu(x.AsSpan()),
+            () =>
+            {
+                accelerator.Clear(result);
+                var config = Config(x.Length);
+                if (byWarps)
+                {
+                    WarpSumKernel.Launch(accelerator, config, x, result);
+                }
+                else
+                {
+                    BlockSumKernel.Launch(accelerator, config, x, result);
+                }
+            });
     }
 
     // ------------------------------------------------------------------ CPU implementation

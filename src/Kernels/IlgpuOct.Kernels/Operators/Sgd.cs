@@ -1,4 +1,5 @@
 using System.Numerics;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -32,16 +33,15 @@ public static unsafe partial class Sgd
 {
     private const int ParallelChunk = 1 << 16;
 
+    /// <summary>Cost model: weight decay, momentum and update are 5 FLOPs per parameter; reads weight, gradient and momentum, writes weight and momentum.</summary>
+    public static OperatorCost Cost(long parameters) => OperatorCost.Elementwise(parameters, 5, reads: 3, writes: 2);
+
     /// <summary>One step on the accelerator. weight, grad and momentumBuffer have one shape (any); weight and buffer are updated in place.</summary>
-    public static void Step(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, in SgdSettings settings)
+    public static void Step(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, SgdSettings settings)
     {
-        ArgumentNullException.ThrowIfNull(accelerator);
-        if (accelerator.Kind == AcceleratorKind.Cpu)
-        {
-            StepCpu(weight.AsSpan(), grad.AsSpan(), momentumBuffer.AsSpan(), settings);
-            return;
-        }
-        StepKernels(accelerator, weight, grad, momentumBuffer, settings);
+        OperatorDispatch.Run(accelerator, "Sgd.Step", Cost(weight.Length),
+            () => StepCpu(weight.AsSpan(), grad.AsSpan(), momentumBuffer.AsSpan(), settings),
+            () => StepKernels(accelerator, weight, grad, momentumBuffer, settings));
     }
 
     /// <summary>One step: weight, grad, momentumBuffer of equal length (a parameter's shape); the buffer must start at zero.</summary>
@@ -119,6 +119,15 @@ public static unsafe partial class Sgd
         }
     }
 
+    private static LaunchConfig Config(int length) => new(new Dim3(Math.Clamp((length + Threads - 1) / Threads, 1, MaxBlocks)), new Dim3(Threads));
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        yield return new LaunchShape(SgdStepKernel.Definition, "layer4 conv weight", Config(ResNet18Shapes.LargestParameter));
+        yield return new LaunchShape(SgdStepKernel.Definition, "bn1 gamma", Config(64));
+    }
+
     private static void StepKernels(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, in SgdSettings settings)
     {
         settings.Validate();
@@ -126,8 +135,7 @@ public static unsafe partial class Sgd
         {
             throw new ArgumentException($"Sgd: weight ({weight.Length}), grad ({grad.Length}) and momentum buffer ({momentumBuffer.Length}) must have one length; allocate them from the parameter's shape.");
         }
-        var config = new LaunchConfig(new Dim3(Math.Clamp((weight.Length + Threads - 1) / Threads, 1, MaxBlocks)), new Dim3(Threads));
-        SgdStepKernel.Launch(accelerator, config, weight, grad, momentumBuffer, settings.LearningRate, settings.Momentum, settings.WeightDecay);
+        SgdStepKernel.Launch(accelerator, Config(weight.Length), weight, grad, momentumBuffer, settings.LearningRate, settings.Momentum, settings.WeightDecay);
     }
 
     // ---- Self-tests (ilgpuoct selftest) ----

@@ -33,7 +33,22 @@ public static class KernelRegistry
     public static IReadOnlyList<KernelDefinition> All =>
         Kernels.Values.OrderBy(k => k.Name, StringComparer.Ordinal).ToArray();
 
-    public static KernelDefinition? Find(string name) =>
-        Kernels.TryGetValue(name, out var k) ? k
-        : Kernels.Values.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase) || d.EntryPoint == name);
+    /// <summary>
+    /// A kernel by its namespace-qualified name, its entry point, or a shorter name (<c>Type.Method</c>)
+    /// when exactly one kernel ends with it; null when none or several match.
+    /// </summary>
+    public static KernelDefinition? Find(string name)
+    {
+        if (Kernels.TryGetValue(name, out var k))
+        {
+            return k;
+        }
+        var exact = Kernels.Values.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.OrdinalIgnoreCase) || d.EntryPoint == name);
+        if (exact is not null)
+        {
+            return exact;
+        }
+        var suffix = Kernels.Values.Where(d => d.Name.EndsWith("." + name, StringComparison.OrdinalIgnoreCase)).Take(2).ToArray();
+        return suffix.Length == 1 ? suffix[0] : null;
+    }
 }
