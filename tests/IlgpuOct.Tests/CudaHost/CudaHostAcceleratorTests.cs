@@ -72,7 +72,7 @@ public sealed class CudaHostAcceleratorTests
         try
         {
             KernelRegistry.EnsureLoaded(typeof(Elementwise).Assembly);
-            var kernel = KernelRegistry.All.First(k => k.Name == "Elementwise.Scale");
+            var kernel = KernelRegistry.All.First(k => k.Name.EndsWith("Elementwise.Scale", StringComparison.Ordinal));
             var cache = new KernelCache(folder);
             using (var first = CudaHostAccelerator.Open(sanitize: false, cache: cache))
             {
