@@ -32,9 +32,11 @@ internal static class CommandCatalog
     private static IEnumerable<Command> Verbs()
     {
         yield return BenchCommand.Create();
+        yield return ProfileCommand.Create();
         yield return DevicesCommand.Create();
         yield return KernelsCommand.Create();
         yield return SelftestCommand.Create();
+        yield return VerifyCommand.Create();
         yield return DataCommand.Create();
         yield return AttackCommand.Create();
         yield return TrainCommand.Create();

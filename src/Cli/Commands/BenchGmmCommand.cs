@@ -103,7 +103,7 @@ internal static class BenchGmmCommand
 
     // K clusters with random centres (spread 2) and per-feature noise scales in [0.5, 1.5]; the start
     // is equal weights and the means of K seeded random points.
-    private static (float[] X, int N, int D, double[] Weights, double[] Means) Synthetic(int n, int d, int k, int seed)
+    internal static (float[] X, int N, int D, double[] Weights, double[] Means) Synthetic(int n, int d, int k, int seed)
     {
         if (n < 2 || d < 1 || k < 1 || k > n)
         {

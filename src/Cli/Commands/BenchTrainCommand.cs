@@ -3,7 +3,6 @@ using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
 using IlgpuOct.Nn;
-using IlgpuOct.Nn.Training;
 
 namespace IlgpuOct.Cli.Commands;
 
@@ -51,26 +50,11 @@ internal static class BenchTrainCommand
             }
             var config = new ResNetConfig(parse.GetValue(width), parse.GetValue(channels), parse.GetValue(classes));
             using var acc = CliRunner.OpenDevice(parse.GetValue(device)!);
-            using var model = new ResNet18(acc, config, seed: 0);
-            var random = new Random(1);
-            var pixels = new float[n * config.InChannels * res * res];
-            for (int i = 0; i < pixels.Length; i++)
-            {
-                pixels[i] = (float)random.NextDouble();
-            }
-            int[] labels = Enumerable.Range(0, n).Select(i => i % config.NumClasses).ToArray();
-            using var images = Tensor.FromHost(acc, pixels, n, config.InChannels, res, res);
-            using var labelBuffer = acc.Upload<int>(labels);
-            using var buffers = new StepBuffers(acc);
-            var mode = new NaturalTraining();
-            var sgd = new SgdOptimizer();
+            using var workload = new TrainStepWorkload(acc, config, res, n);
             void Step(int i)
             {
                 token.ThrowIfCancellationRequested();
-                var batch = new TrainingBatch(model, images, labelBuffer.View, 0, i, 0);
-                mode.ComputeGradients(batch, buffers);
-                sgd.Step(model.Parameters, 0.01f);
-                acc.Download(buffers.Loss.View); // the loss read-back is part of a real step
+                workload.Step(i);
             }
             for (int i = 0; i < warm; i++)
             {

@@ -13,11 +13,11 @@ internal static class KernelsFuzzCommand
     public static Command Create()
     {
         var command = new Command("fuzz", "Run random kernels through the generator on cpu-kernels and cuda-host; outputs must agree bit for bit (or the generator must refuse them).");
-        var count = new Option<int>("--count") { Description = "Programs to run.", DefaultValueFactory = _ => 100 };
+        var count = new Option<int>("--count") { Description = "Programs to run.", DefaultValueFactory = _ => 100 }.InRange(1, 10_000_000);
         var seed = new Option<long>("--seed") { Description = "Seed of the first program (program i uses seed + i).", DefaultValueFactory = _ => 1 };
         var output = new Option<string?>("--out") { Description = "Folder for minimised reproducers (.cs and .cu) of every disagreement." };
         var without = new Option<string[]>("--without") { Description = $"Leave constructs out: {string.Join(", ", Enum.GetNames<FuzzFeatures>().Where(n => n is not "None" and not "All"))}.", AllowMultipleArgumentsPerToken = true };
-        var nvrtcEvery = new Option<int>("--nvrtc-every") { Description = "Compile every Nth program with NVRTC too (0: never).", DefaultValueFactory = _ => 10 };
+        var nvrtcEvery = new Option<int>("--nvrtc-every") { Description = "Compile every Nth program with NVRTC too (0: never).", DefaultValueFactory = _ => 10 }.InRange(0, int.MaxValue);
         var noMinimise = new Option<bool>("--no-minimise") { Description = "Report disagreements as generated, without shrinking them." };
         var json = CliRunner.JsonOption();
         foreach (var option in new Option[] { count, seed, output, without, nvrtcEvery, noMinimise, json })

@@ -13,7 +13,7 @@ internal static class ReproduceCommand
     public static Command Create()
     {
         var command = new Command("reproduce", "Run the paper's experiment end to end: data, NT/GCE/AT/SSAT training, FGSM/PGD/C&W curves, UAD/Mahalanobis/KDE against plain and adaptive attacks, Tables 1 and 2 (results.md).");
-        var profile = new Option<string>("--profile") { Description = "quick (three seeds of 64x64 synthetic OCT, width 8: at most 15 min on 2 idle CPU cores), pneumonia (three seeds on the real PneumoniaMNIST chest X-rays of ../shared/data), paper (224x224, width 64, for a GPU) or micro (seconds, for tests).", DefaultValueFactory = _ => "quick" };
+        var profile = new Option<string>("--profile") { Description = "quick (three seeds of 64x64 synthetic OCT, width 8: at most 15 min on 2 idle CPU cores), pneumonia (three seeds on the real PneumoniaMNIST chest X-rays of ../shared/data), paper (224x224, width 64, three seeds, for a GPU: an estimated 1-2 hours on one H200) or micro (seconds, for tests).", DefaultValueFactory = _ => "quick" };
         profile.AcceptOnlyFromAmong("quick", "pneumonia", "paper", "micro");
         var data = new Option<string?>("--data") { Description = "Data set file, or a MedMNIST .npz to import (default: the profile's data; synthetic OCT generated into each seed's folder)." };
         var output = new Option<string>("--out") { Description = "Run folder (a rerun with the same folder continues where it stopped).", DefaultValueFactory = _ => "runs/reproduce" };

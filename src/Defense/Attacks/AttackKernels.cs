@@ -61,7 +61,7 @@ public static partial class AttackKernels
         ArgumentNullException.ThrowIfNull(accelerator);
         RequireLength(x0.Length, x.Length, nameof(x0));
         RequireLength(g.Length, x.Length, nameof(g));
-        OperatorDispatch.Run(accelerator, "AttackKernels.SignStepProjectClip",
+        OperatorDispatch.Run(accelerator, "AttackKernels.SignStepProjectClip", OperatorCost.Elementwise(x.Length, 6, reads: 3, writes: 1),
             () => SignStepProjectClipCpu(x.AsSpan(), x0.AsSpan(), g.AsSpan(), step, eps),
             () => SignStepKernel.Launch(accelerator, Config(x.Length), x, x0, g, step, eps));
     }
@@ -79,7 +79,7 @@ public static partial class AttackKernels
         {
             RequireLength(length, x.Length, name);
         }
-        OperatorDispatch.Run(accelerator, "AttackKernels.CwAdamStep",
+        OperatorDispatch.Run(accelerator, "AttackKernels.CwAdamStep", OperatorCost.Elementwise(x.Length, 20, reads: 6, writes: 4),
             () => CwAdamStepCpu(w.AsSpan(), m.AsSpan(), v.AsSpan(), x.AsSpan(), x0.AsSpan(), gx.AsSpan(), lr, correction1, correction2),
             () => CwAdamKernel.Launch(accelerator, Config(x.Length), w, m, v, x, x0, gx, lr, correction1, correction2));
     }

@@ -165,6 +165,7 @@ internal static partial class MixtureKernels
     public static void LogGaussian(Accelerator accelerator, View<float> x, View<float> mu, View<float> m, View<float> diff, View<float> y, View<float> logProb,
         int n, int d, int components, int k, float logDet)
     {
+        using var profile = OperatorScope.Enter(accelerator, "MixtureKernels.LogGaussian", LogGaussianCost(n, d));
         CenterRowsKernel.Launch(accelerator, Config(n * d), x, mu, diff, n, d);
         Gemm.Run(accelerator, false, false, n, d, d, 1f, diff, d, m, d, 0f, y, d);
         float constant = (float)(d * Math.Log(2 * Math.PI));
@@ -173,7 +174,10 @@ internal static partial class MixtureKernels
 
     /// <summary>resp (N, K) and logNorm (N) from logProb (N, K) and logWeights (K).</summary>
     public static void Responsibilities(Accelerator accelerator, View<float> logProb, View<float> logWeights, View<float> resp, View<float> logNorm, int n, int components)
-        => ResponsibilitiesKernel.Launch(accelerator, Config(n), logProb, logWeights, resp, logNorm, n, components);
+    {
+        using var profile = OperatorScope.Enter(accelerator, "MixtureKernels.Responsibilities", OperatorCost.Elementwise((long)n * components, 6, reads: 1, writes: 1));
+        ResponsibilitiesKernel.Launch(accelerator, Config(n), logProb, logWeights, resp, logNorm, n, components);
+    }
 
     /// <summary>
     /// nk (K) and means (K, D) in float64 (kernels), then per component the covariance (K, D, D):
@@ -183,6 +187,7 @@ internal static partial class MixtureKernels
     public static void WeightedStatistics(Accelerator accelerator, View<float> resp, View<float> x, View<double> nk, View<double> means, View<double> covariances,
         View<float> diff, View<float> weighted, View<float> gram, int n, int d, int components, double reg)
     {
+        using var profile = OperatorScope.Enter(accelerator, "MixtureKernels.WeightedStatistics", WeightedStatisticsCost(n, d, components));
         ComponentSumsKernel.Launch(accelerator, Config(components), resp, nk, n, components);
         WeightedMeansKernel.Launch(accelerator, Config(components * d), resp, x, nk, means, n, d, components);
         for (int k = 0; k < components; k++)
@@ -192,6 +197,13 @@ internal static partial class MixtureKernels
             FinishCovarianceKernel.Launch(accelerator, Config(d * d), gram, nk, covariances.Slice(k * d * d, d * d), d, k, reg);
         }
     }
+
+    /// <summary>Cost model of LogGaussian's own kernels (its GEMM has its own): centring n d subtractions (reads x, writes diff), row sums of squares 2 n d (reads y).</summary>
+    public static OperatorCost LogGaussianCost(int n, int d) => new(3.0 * n * d, 4.0 * 3 * n * d);
+
+    /// <summary>Cost model of WeightedStatistics' own kernels: nk and means (2 n d K), weighting rows per component (2 n d K, reads x and resp, writes diff and weighted), finishing D x D per component.</summary>
+    public static OperatorCost WeightedStatisticsCost(int n, int d, int components) =>
+        new(4.0 * n * d * components + 2.0 * d * d * components, 4.0 * ((double)n * components + (double)n * d + 3.0 * n * d * components + 2.0 * d * d * components));
 
     private static LaunchConfig Config(int count) => LaunchConfig.For1D(Math.Min(count, 65535 * ThreadsPerBlock), ThreadsPerBlock);
 

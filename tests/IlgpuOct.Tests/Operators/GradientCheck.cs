@@ -53,22 +53,7 @@ internal static class GradientCheck
     }
 
     /// <summary>Parses "stride=2,padding=3" into its pairs (keys are case-sensitive).</summary>
-    public static Dictionary<string, string> Settings(string text)
-    {
-        var settings = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            int eq = part.IndexOf('=', StringComparison.Ordinal);
-            if (eq > 0)
-            {
-                settings[part[..eq].Trim()] = part[(eq + 1)..].Trim();
-            }
-        }
-        return settings;
-    }
+    public static Dictionary<string, string> Settings(string text) => IlgpuOct.Defense.Verification.GoldenOperators.Settings(text);
 
-    public static int Int(Dictionary<string, string> settings, string key) =>
-        settings.TryGetValue(key, out var value)
-            ? int.Parse(value, CultureInfo.InvariantCulture)
-            : throw new KeyNotFoundException($"Golden metadata lacks '{key}' (has {string.Join(", ", settings.Keys)}).");
+    public static int Int(Dictionary<string, string> settings, string key) => IlgpuOct.Defense.Verification.GoldenOperators.Int(settings, key);
 }

@@ -6,7 +6,9 @@ namespace IlgpuOct.Kernels.Cpu;
 /// <summary>
 /// FP32 peak of this machine as cores x GHz x FLOPs per cycle per core, with where each figure
 /// came from. FLOPs per cycle assume two FMA pipes of the micro-kernel's vector width
-/// (AVX2: 2 x 8 lanes x 2 = 32; AVX-512: 64; 128-bit: 16); parts with one 512-bit FMA pipe reach half.
+/// (AVX2: 2 x 8 lanes x 2 = 32; AVX-512: 64; 128-bit: 16), except AMD Zen 4 (family 19h with
+/// AVX-512), whose two FMA pipes are 256 bits wide and run a 512-bit FMA as two halves: 32.
+/// Parts with one 512-bit FMA pipe also reach half.
 /// </summary>
 public sealed record CpuPeak(int Cores, string CoresSource, double Ghz, string ClockSource, double ProcCpuinfoGhz, int FlopsPerCycle)
 {
@@ -23,17 +25,20 @@ public sealed record CpuPeak(int Cores, string CoresSource, double Ghz, string C
     public static CpuPeak Estimate(SgemmMicroKernel kernel, int measureMilliseconds = 200)
     {
         kernel = SgemmEngine.Resolve(kernel);
-        int flops = kernel switch
-        {
-            SgemmMicroKernel.Vector512x12x32 => 64,
-            SgemmMicroKernel.Vector256x6x16 => 32,
-            _ => 16,
-        };
+        int flops = FlopsPerCycleOf(kernel, CpuIdentity.Read());
         (int cores, string coresSource) = PhysicalCores();
         double cpuinfo = CpuinfoGhz();
         double measured = MeasureGhz(measureMilliseconds);
         return new CpuPeak(cores, coresSource, measured, "measured: dependent integer-add chain (1 add per cycle) over thread CPU time, best of 10 rounds", cpuinfo, flops);
     }
+
+    /// <summary>FP32 FLOPs per cycle per core for a micro-kernel's vector width on this CPU (see the type's summary).</summary>
+    internal static int FlopsPerCycleOf(SgemmMicroKernel kernel, CpuIdentity cpu) => kernel switch
+    {
+        SgemmMicroKernel.Vector512x12x32 => cpu.IsZen4 ? 32 : 64,
+        SgemmMicroKernel.Vector256x6x16 => 32,
+        _ => 16,
+    };
 
     private static (int Cores, string Source) PhysicalCores()
     {
@@ -137,5 +142,41 @@ public sealed record CpuPeak(int Cores, string CoresSource, double Ghz, string C
             x += y;
         }
         return x;
+    }
+}
+
+/// <summary>Vendor and family of the CPU from /proc/cpuinfo (empty where it cannot be read).</summary>
+internal readonly record struct CpuIdentity(string Vendor, int Family)
+{
+    /// <summary>AMD family 19h is Zen 3 and Zen 4; only Zen 4 has AVX-512 (double-pumped on 256-bit units).</summary>
+    public bool IsZen4 => Vendor == "AuthenticAMD" && Family == 0x19;
+
+    public static CpuIdentity Read()
+    {
+        string vendor = "";
+        int family = 0;
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/cpuinfo"))
+            {
+                string value = line[(line.IndexOf(':') + 1)..].Trim();
+                if (line.StartsWith("vendor_id", StringComparison.Ordinal))
+                {
+                    vendor = value;
+                }
+                else if (line.StartsWith("cpu family", StringComparison.Ordinal))
+                {
+                    int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out family);
+                    break;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+        return new CpuIdentity(vendor, family);
     }
 }

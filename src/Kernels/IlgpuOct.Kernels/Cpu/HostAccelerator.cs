@@ -74,6 +74,7 @@ public sealed class HostAccelerator : Accelerator
     public override void LaunchOnHost(KernelDefinition kernel, LaunchConfig config, Action<KernelContext> threadBody)
     {
         config.Validate(kernel.Name);
+        using var timing = Profiling.LaunchTiming.Start(Profiler, kernel, config);
         ForEachBlock(kernel, config, block =>
         {
             var dim = block.BlockDim;
@@ -101,6 +102,7 @@ public sealed class HostAccelerator : Accelerator
     public override void LaunchOnHost(KernelDefinition kernel, LaunchConfig config, Func<KernelContext, IEnumerator<int>> threadBody)
     {
         config.Validate(kernel.Name);
+        using var timing = Profiling.LaunchTiming.Start(Profiler, kernel, config);
         ForEachBlock(kernel, config, block => new BlockStepper(kernel, config, block, threadBody).Run());
     }
 

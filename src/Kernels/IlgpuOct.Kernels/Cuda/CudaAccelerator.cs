@@ -198,6 +198,7 @@ public sealed unsafe class CudaAccelerator : Accelerator
             slots[i] = argumentSlots[i];
             pointers[i] = &slots[i];
         }
+        var timing = Profiler is null ? null : new EventLaunch(this, kernel, config, Profiler.CurrentCallId);
         int result = CudaDriver.cuLaunchKernel(
             loaded.Function,
             (uint)config.Grid.X, (uint)config.Grid.Y, (uint)config.Grid.Z,
@@ -205,7 +206,13 @@ public sealed unsafe class CudaAccelerator : Accelerator
             (uint)config.DynamicSharedBytes, _stream, count == 0 ? null : pointers, null);
         if (result != CudaDriver.Success)
         {
+            timing?.Dispose();
             throw new CudaException($"cuLaunchKernel({kernel.Name}, {config})", result, CudaDriver.Describe(result), LaunchAdvice(kernel, loaded, config, result));
+        }
+        if (timing is not null)
+        {
+            timing.Stop();
+            Profiler!.AddPending(timing);
         }
         _lastLaunch = $"{kernel.Name} ({config})";
         if (_syncEveryLaunch)
@@ -216,6 +223,40 @@ public sealed unsafe class CudaAccelerator : Accelerator
                 throw new CudaException($"kernel {kernel.Name} ({config}), found by ILGPUOCT_CUDA_SYNC=1", synced, CudaDriver.Describe(synced), CudaDriver.AdviceFor(synced));
             }
         }
+    }
+
+    /// <summary>
+    /// The FP32 and memory ceilings from the driver: SMs x SM clock x FP32 lanes per SM (the
+    /// architecture table) x 2 (FMA), and 2 (double data rate) x memory clock x bus width / 8.
+    /// Null with <paramref name="reason"/> when the architecture is not in the table or the driver
+    /// does not report a clock (CUDA 13 may drop the clock attributes).
+    /// </summary>
+    public Profiling.Roofline? Roofline(out string reason)
+    {
+        Bind();
+        var arch = Profiling.GpuArchitecture.Find(Device.ComputeCapability);
+        if (arch is null)
+        {
+            reason = $"sm_{Device.ComputeCapability} is not in the architecture table (FP32 lanes per SM unknown)";
+            return null;
+        }
+        CudaDriver.Check(CudaDriver.cuDeviceGet(out int device, Device.Ordinal), "cuDeviceGet");
+        if (CudaDriver.cuDeviceGetAttribute(out int clockKhz, CudaDriver.AttributeClockRate, device) != CudaDriver.Success || clockKhz <= 0)
+        {
+            reason = "the driver does not report the SM clock (CU_DEVICE_ATTRIBUTE_CLOCK_RATE)";
+            return null;
+        }
+        double gflops = Device.MultiprocessorCount * (clockKhz * 1e3) * arch.Fp32LanesPerSm * 2 / 1e9;
+        string source = $"{Device.MultiprocessorCount} SMs x {clockKhz / 1e6:F3} GHz x {arch.Fp32LanesPerSm} FP32 lanes ({arch.Name}) x 2";
+        double? gbytes = null;
+        if (CudaDriver.cuDeviceGetAttribute(out int memoryKhz, CudaDriver.AttributeMemoryClockRate, device) == CudaDriver.Success && memoryKhz > 0
+            && CudaDriver.cuDeviceGetAttribute(out int busBits, CudaDriver.AttributeGlobalMemoryBusWidth, device) == CudaDriver.Success && busBits > 0)
+        {
+            gbytes = 2 * (memoryKhz * 1e3) * (busBits / 8.0) / 1e9;
+            source += $"; 2 x {memoryKhz / 1e6:F3} GHz memory clock x {busBits}-bit bus";
+        }
+        reason = "";
+        return new Profiling.Roofline(gflops, gbytes, source);
     }
 
     /// <summary>Compiles (or fetches from the cache) and loads a kernel now instead of at its first launch.</summary>
@@ -450,6 +491,40 @@ public sealed unsafe class CudaAccelerator : Accelerator
         public nint Function { get; } = function;
 
         public int DynamicSharedAllowed { get; set; } = DefaultDynamicSharedLimit;
+    }
+
+    /// <summary>A launch between two events on the stream (profile mode); the time is read once the stop event completes.</summary>
+    private sealed class EventLaunch : Profiling.IPendingLaunch, IDisposable
+    {
+        private readonly EventTimer _timer;
+        private readonly KernelDefinition _kernel;
+        private readonly LaunchConfig _config;
+        private readonly long _callId;
+
+        public EventLaunch(CudaAccelerator owner, KernelDefinition kernel, LaunchConfig config, long callId)
+        {
+            _timer = new EventTimer(owner);
+            _kernel = kernel;
+            _config = config;
+            _callId = callId;
+            _timer.Start();
+        }
+
+        public void Stop() => _timer.Stop();
+
+        public Profiling.LaunchRecord Complete()
+        {
+            try
+            {
+                return new Profiling.LaunchRecord(_kernel.Name, _callId, _config, _timer.ElapsedMilliseconds);
+            }
+            finally
+            {
+                _timer.Dispose();
+            }
+        }
+
+        public void Dispose() => _timer.Dispose();
     }
 
     private sealed class EventTimer : IDeviceTimer

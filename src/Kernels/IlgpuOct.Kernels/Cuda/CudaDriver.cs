@@ -29,7 +29,10 @@ internal static unsafe partial class CudaDriver
 
     public const int AttributeMaxThreadsPerBlock = 1;
     public const int AttributeMaxSharedMemoryPerBlock = 8;
+    public const int AttributeClockRate = 13;
     public const int AttributeMultiprocessorCount = 16;
+    public const int AttributeMemoryClockRate = 36;
+    public const int AttributeGlobalMemoryBusWidth = 37;
     public const int AttributeComputeCapabilityMajor = 75;
     public const int AttributeComputeCapabilityMinor = 76;
     public const int AttributeMaxSharedMemoryPerBlockOptin = 97;

@@ -44,12 +44,19 @@ public static unsafe partial class BatchNorm2d
 
     // ---- Dispatchers ----
 
+    /// <summary>
+    /// Cost model: FLOPs per element (training forward: sum and sum of squares 3, normalise 4; backward:
+    /// two sums 4, dx 6) and full passes over N x C x H x W floats (training forward reads x twice and
+    /// writes y; backward reads x and dy twice and writes dx).
+    /// </summary>
+    public static OperatorCost Cost(in BatchNorm2dShape s, double flopsPerElement, int passes) => new((double)s.Length * flopsPerElement, 4.0 * s.Length * passes);
+
     /// <summary>Training forward on the accelerator. Shapes as <see cref="ForwardTrainingCpu"/>.</summary>
     public static void ForwardTraining(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd,
         float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
     {
-        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardTraining",
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardTraining", Cost(s, flopsPerElement: 7, passes: 3),
             () => ForwardTrainingCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon),
             () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon));
     }
@@ -58,7 +65,7 @@ public static unsafe partial class BatchNorm2d
     public static void ForwardInference(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, float epsilon = DefaultEpsilon)
     {
-        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardInference",
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardInference", Cost(s, flopsPerElement: 4, passes: 2),
             () => ForwardInferenceCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), epsilon),
             () => ForwardInferenceKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, epsilon));
     }
@@ -67,7 +74,7 @@ public static unsafe partial class BatchNorm2d
     public static void BackwardTraining(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
         View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
     {
-        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardTraining",
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardTraining", Cost(s, flopsPerElement: 10, passes: 5),
             () => BackwardTrainingCpu(s, x.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
             () => BackwardTrainingKernels(accelerator, s, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta));
     }
@@ -76,7 +83,7 @@ public static unsafe partial class BatchNorm2d
     public static void BackwardInference(Accelerator accelerator, BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
         View<float> dx, float epsilon = DefaultEpsilon)
     {
-        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardInference",
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardInference", Cost(s, flopsPerElement: 2, passes: 2),
             () => BackwardInferenceCpu(s, dy.AsSpan(), gamma.AsSpan(), runningVar.AsSpan(), dx.AsSpan(), epsilon),
             () => BackwardInferenceKernels(accelerator, s, dy, gamma, runningVar, dx, epsilon));
     }

@@ -37,6 +37,9 @@ public enum LossReduction
 /// </summary>
 public static partial class CrossEntropy
 {
+    /// <summary>Cost model: max, exp, sum, log and the gradient are about 6 FLOPs per logit; reads the logits, writes their gradient.</summary>
+    public static OperatorCost Cost(in LogitsShape s) => OperatorCost.Elementwise(s.Length, 6, reads: 1, writes: 1);
+
     /// <summary>
     /// Loss into <paramref name="loss"/> (1) and, unless <paramref name="dlogits"/> is empty, its gradient (N, Classes).
     /// logits (N, Classes), labels (N) in [0, Classes).
@@ -44,7 +47,7 @@ public static partial class CrossEntropy
     public static void Compute(Accelerator accelerator, LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         LossReduction reduction = LossReduction.Mean)
     {
-        OperatorDispatch.Run(accelerator, "CrossEntropy.Compute",
+        OperatorDispatch.Run(accelerator, "CrossEntropy.Compute", Cost(s),
             () =>
             {
                 RequireLength(loss.Length, 1, nameof(loss), "(1)");

@@ -83,7 +83,7 @@ public static partial class Elementwise
     public static void Axpy(Accelerator accelerator, float a, View<float> x, View<float> y)
     {
         CheckSameLength(accelerator, x, y, nameof(Axpy));
-        OperatorDispatch.Run(accelerator, "Elementwise.Axpy",
+        OperatorDispatch.Run(accelerator, "Elementwise.Axpy", OperatorCost.Elementwise(y.Length, 2, reads: 2, writes: 1),
             () => ForChunks(y.Length, (s, n) => AxpyCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
             () => AxpyKernel.Launch(accelerator, Config(y.Length), a, x, y));
     }
@@ -92,7 +92,7 @@ public static partial class Elementwise
     public static void ReluForward(Accelerator accelerator, View<float> x, View<float> y)
     {
         CheckSameLength(accelerator, x, y, nameof(ReluForward));
-        OperatorDispatch.Run(accelerator, "Elementwise.ReluForward",
+        OperatorDispatch.Run(accelerator, "Elementwise.ReluForward", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1),
             () => ForChunks(y.Length, (s, n) => ReluForwardCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
             () => ReluForwardKernel.Launch(accelerator, Config(y.Length), x, y));
     }
@@ -102,7 +102,7 @@ public static partial class Elementwise
     {
         CheckSameLength(accelerator, x, dy, nameof(ReluBackward));
         CheckSameLength(accelerator, x, dx, nameof(ReluBackward));
-        OperatorDispatch.Run(accelerator, "Elementwise.ReluBackward",
+        OperatorDispatch.Run(accelerator, "Elementwise.ReluBackward", OperatorCost.Elementwise(dx.Length, 1, reads: 2, writes: 1),
             () => ForChunks(dx.Length, (s, n) => ReluBackwardCpu(x.Slice(s, n).AsSpan(), dy.Slice(s, n).AsSpan(), dx.Slice(s, n).AsSpan())),
             () => ReluBackwardKernel.Launch(accelerator, Config(dx.Length), x, dy, dx));
     }
@@ -112,7 +112,7 @@ public static partial class Elementwise
     {
         CheckSameLength(accelerator, x, y, nameof(Add));
         CheckSameLength(accelerator, x, z, nameof(Add));
-        OperatorDispatch.Run(accelerator, "Elementwise.Add",
+        OperatorDispatch.Run(accelerator, "Elementwise.Add", OperatorCost.Elementwise(z.Length, 1, reads: 2, writes: 1),
             () => ForChunks(z.Length, (s, n) => AddCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan(), z.Slice(s, n).AsSpan())),
             () => AddKernel.Launch(accelerator, Config(z.Length), x, y, z));
     }
@@ -121,7 +121,7 @@ public static partial class Elementwise
     public static void AddInPlace(Accelerator accelerator, View<float> x, View<float> y)
     {
         CheckSameLength(accelerator, x, y, nameof(AddInPlace));
-        OperatorDispatch.Run(accelerator, "Elementwise.AddInPlace",
+        OperatorDispatch.Run(accelerator, "Elementwise.AddInPlace", OperatorCost.Elementwise(y.Length, 1, reads: 2, writes: 1),
             () => ForChunks(y.Length, (s, n) => AddCpu(y.Slice(s, n).AsSpan(), x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
             () => AddInPlaceKernel.Launch(accelerator, Config(y.Length), x, y));
     }
@@ -130,7 +130,7 @@ public static partial class Elementwise
     public static void Scale(Accelerator accelerator, float a, View<float> x, View<float> y)
     {
         CheckSameLength(accelerator, x, y, nameof(Scale));
-        OperatorDispatch.Run(accelerator, "Elementwise.Scale",
+        OperatorDispatch.Run(accelerator, "Elementwise.Scale", OperatorCost.Elementwise(y.Length, 1, reads: 1, writes: 1),
             () => ForChunks(y.Length, (s, n) => ScaleCpu(a, x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan())),
             () => ScaleKernel.Launch(accelerator, Config(y.Length), a, x, y));
     }

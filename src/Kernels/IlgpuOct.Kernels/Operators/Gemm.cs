@@ -354,6 +354,10 @@ public static partial class Gemm
         return blocks128 >= Tiled128MinBlocks ? GemmVariant.Gemm3Tiled128 : GemmVariant.Gemm2Tiled64;
     }
 
+    /// <summary>Cost model: 2 m n k FLOPs (plus 2 m n for a non-zero beta); A, B and C read once, C written once (the minimum traffic).</summary>
+    public static OperatorCost Cost(int m, int n, int k, float beta) =>
+        new(2.0 * m * n * k + (beta != 0 ? 2.0 * m * n : 0), 4.0 * ((double)m * k + (double)k * n + (beta != 0 ? 2.0 : 1.0) * m * n));
+
     /// <summary>
     /// C = alpha * op(A) * op(B) + beta * C on an accelerator: the CPU implementation on cpu, a kernel
     /// on cpu-kernels and cuda (<paramref name="variant"/>; Auto picks by size). Views: A (m, k) or
@@ -363,7 +367,7 @@ public static partial class Gemm
     public static void Run(Accelerator acc, bool transA, bool transB, int m, int n, int k, float alpha,
         View<float> a, int lda, View<float> b, int ldb, float beta, View<float> c, int ldc, GemmVariant variant)
     {
-        OperatorDispatch.Run(acc, "Gemm.Run",
+        OperatorDispatch.Run(acc, "Gemm.Run", Cost(m, n, k, beta),
             () => Cpu(transA, transB, m, n, k, alpha, a.AsSpan(), lda, b.AsSpan(), ldb, beta, c.AsSpan(), ldc),
             () =>
             {

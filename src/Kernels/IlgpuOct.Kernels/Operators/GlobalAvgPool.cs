@@ -29,10 +29,13 @@ public readonly record struct GlobalAvgPoolShape(int N, int C, int H, int W)
 /// <summary>Global average pooling: y[n, c] = mean over the plane x[n, c, :, :]; dx = dy / (H W) broadcast.</summary>
 public static partial class GlobalAvgPool
 {
+    /// <summary>Cost model (every pass): one FLOP per input element; the input-sized and output-sized arrays once each.</summary>
+    public static OperatorCost Cost(in GlobalAvgPoolShape s) => new(s.InputLength, 4.0 * (s.InputLength + s.OutputLength));
+
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
     public static void Forward(Accelerator accelerator, GlobalAvgPoolShape s, View<float> x, View<float> y)
     {
-        OperatorDispatch.Run(accelerator, "GlobalAvgPool.Forward",
+        OperatorDispatch.Run(accelerator, "GlobalAvgPool.Forward", Cost(s),
             () => ForwardCpu(s, x.AsSpan(), y.AsSpan()),
             () => ForwardKernels(accelerator, s, x, y));
     }
@@ -40,7 +43,7 @@ public static partial class GlobalAvgPool
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>.</summary>
     public static void Backward(Accelerator accelerator, GlobalAvgPoolShape s, View<float> dy, View<float> dx)
     {
-        OperatorDispatch.Run(accelerator, "GlobalAvgPool.Backward",
+        OperatorDispatch.Run(accelerator, "GlobalAvgPool.Backward", Cost(s),
             () => BackwardCpu(s, dy.AsSpan(), dx.AsSpan()),
             () => BackwardKernels(accelerator, s, dy, dx));
     }
@@ -51,7 +54,7 @@ public static partial class GlobalAvgPool
     /// </summary>
     public static void BackwardAccumulate(Accelerator accelerator, GlobalAvgPoolShape s, View<float> dy, View<float> dx)
     {
-        OperatorDispatch.Run(accelerator, "GlobalAvgPool.BackwardAccumulate",
+        OperatorDispatch.Run(accelerator, "GlobalAvgPool.BackwardAccumulate", Cost(s),
             () => BackwardAccumulateCpu(s, dy.AsSpan(), dx.AsSpan()),
             () => BackwardAccumulateKernels(accelerator, s, dy, dx));
     }

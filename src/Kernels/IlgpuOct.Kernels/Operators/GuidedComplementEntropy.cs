@@ -33,7 +33,7 @@ public static partial class GuidedComplementEntropy
     public static void Compute(Accelerator accelerator, LogitsShape s, View<float> logits, View<int> labels, View<float> loss, View<float> dlogits,
         LossReduction reduction = LossReduction.Mean)
     {
-        OperatorDispatch.Run(accelerator, "GuidedComplementEntropy.Compute",
+        OperatorDispatch.Run(accelerator, "GuidedComplementEntropy.Compute", CrossEntropy.Cost(s),
             () =>
             {
                 RequireLength(loss.Length, 1, nameof(loss), "(1)");

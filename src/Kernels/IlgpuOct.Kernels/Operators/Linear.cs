@@ -31,10 +31,16 @@ public readonly record struct LinearShape(int N, int In, int Out)
 /// </summary>
 public static partial class Linear
 {
+    /// <summary>Cost model of Linear's own kernels (its products are Gemm calls with their own cost): the bias broadcast writes N x Out.</summary>
+    public static OperatorCost ForwardCost(in LinearShape s) => new(0, 4.0 * (s.Out + s.OutputLength));
+
+    /// <summary>Cost model of Linear's own kernels: the bias gradient sums N x Out (when asked for).</summary>
+    public static OperatorCost BackwardCost(in LinearShape s, bool biasGradient) => biasGradient ? new(s.OutputLength, 4.0 * (s.OutputLength + s.Out)) : default;
+
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
     public static void Forward(Accelerator accelerator, LinearShape s, View<float> x, View<float> w, View<float> b, View<float> y)
     {
-        OperatorDispatch.Run(accelerator, "Linear.Forward",
+        OperatorDispatch.Run(accelerator, "Linear.Forward", ForwardCost(s),
             () => ForwardCpu(s, x.AsSpan(), w.AsSpan(), b.AsSpan(), y.AsSpan()),
             () => ForwardKernels(accelerator, s, x, w, b, y));
     }
@@ -42,7 +48,7 @@ public static partial class Linear
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>; an empty dx skips the input gradient, empty dw and db the weight gradients.</summary>
     public static void Backward(Accelerator accelerator, LinearShape s, View<float> x, View<float> w, View<float> dy, View<float> dx, View<float> dw, View<float> db)
     {
-        OperatorDispatch.Run(accelerator, "Linear.Backward",
+        OperatorDispatch.Run(accelerator, "Linear.Backward", BackwardCost(s, db.Length != 0),
             () => BackwardCpu(s, x.AsSpan(), w.AsSpan(), dy.AsSpan(), dx.AsSpan(), dw.AsSpan(), db.AsSpan()),
             () => BackwardKernels(accelerator, s, x, w, dy, dx, dw, db));
     }

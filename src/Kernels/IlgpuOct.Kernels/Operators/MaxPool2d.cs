@@ -49,10 +49,16 @@ public static unsafe partial class MaxPool2d
 {
     private const long ParallelWorkThreshold = 1L << 15;
 
+    /// <summary>Cost model: K^2 comparisons per output; reads x, writes y and the argmax indices.</summary>
+    public static OperatorCost ForwardCost(in MaxPool2dShape s) => new((double)s.OutputLength * s.Kernel * s.Kernel, 4.0 * (s.InputLength + 2.0 * s.OutputLength));
+
+    /// <summary>Cost model: one add per routed gradient; reads dy and the indices, writes dx.</summary>
+    public static OperatorCost BackwardCost(in MaxPool2dShape s) => new(s.OutputLength, 4.0 * (s.InputLength + 2.0 * s.OutputLength));
+
     /// <summary>Forward on the accelerator. Shapes as <see cref="ForwardCpu"/>.</summary>
     public static void Forward(Accelerator accelerator, MaxPool2dShape s, View<float> x, View<float> y, View<int> indices)
     {
-        OperatorDispatch.Run(accelerator, "MaxPool2d.Forward",
+        OperatorDispatch.Run(accelerator, "MaxPool2d.Forward", ForwardCost(s),
             () => ForwardCpu(s, x.AsSpan(), y.AsSpan(), indices.AsSpan()),
             () => ForwardKernels(accelerator, s, x, y, indices));
     }
@@ -60,7 +66,7 @@ public static unsafe partial class MaxPool2d
     /// <summary>Backward on the accelerator. Shapes as <see cref="BackwardCpu"/>.</summary>
     public static void Backward(Accelerator accelerator, MaxPool2dShape s, View<float> dy, View<int> indices, View<float> dx)
     {
-        OperatorDispatch.Run(accelerator, "MaxPool2d.Backward",
+        OperatorDispatch.Run(accelerator, "MaxPool2d.Backward", BackwardCost(s),
             () => BackwardCpu(s, dy.AsSpan(), indices.AsSpan(), dx.AsSpan()),
             () => BackwardKernels(accelerator, s, dy, indices, dx));
     }

@@ -94,10 +94,12 @@ public static partial class Reduction
         yield return new LaunchShape(WarpSumKernel.Definition, layer, Config(s.Length));
     }
 
-    public static void Sum(Accelerator accelerator, View<float> x, View<float> result) => Run(accelerator, x, result, byWarps: false);
+    public static void Sum(Accelerator accelerator, View<float> x, View<float> result)
+        => Run(accelerator, x, result, byWarps: false);
 
     /// <summary>result[0] = sum of x (warp-shuffle reduction on kernel accelerators). x (n), result (1).</summary>
-    public static void SumByWarps(Accelerator accelerator, View<float> x, View<float> result) => Run(accelerator, x, result, byWarps: true);
+    public static void SumByWarps(Accelerator accelerator, View<float> x, View<float> result)
+        => Run(accelerator, x, result, byWarps: true);
 
     private static void Run(Accelerator accelerator, View<float> x, View<float> result, bool byWarps)
     {
@@ -106,7 +108,7 @@ public static partial class Reduction
         {
             throw new ArgumentException($"Reduction: the result view has {result.Length} elements; pass a view of exactly 1.", nameof(result));
         }
-        OperatorDispatch.Run(accelerator, byWarps ? "Reduction.SumByWarps" : "Reduction.Sum",
+        OperatorDispatch.Run(accelerator, byWarps ? "Reduction.SumByWarps" : "Reduction.Sum", OperatorCost.Elementwise(x.Length, 1, reads: 1, writes: 0),
             () => result.AsSpan()[0] = (float)SumCpu(x.AsSpan()),
             () =>
             {

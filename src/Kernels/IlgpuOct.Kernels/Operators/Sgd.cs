@@ -33,10 +33,13 @@ public static unsafe partial class Sgd
 {
     private const int ParallelChunk = 1 << 16;
 
+    /// <summary>Cost model: weight decay, momentum and update are 5 FLOPs per parameter; reads weight, gradient and momentum, writes weight and momentum.</summary>
+    public static OperatorCost Cost(long parameters) => OperatorCost.Elementwise(parameters, 5, reads: 3, writes: 2);
+
     /// <summary>One step on the accelerator. weight, grad and momentumBuffer have one shape (any); weight and buffer are updated in place.</summary>
     public static void Step(Accelerator accelerator, View<float> weight, View<float> grad, View<float> momentumBuffer, SgdSettings settings)
     {
-        OperatorDispatch.Run(accelerator, "Sgd.Step",
+        OperatorDispatch.Run(accelerator, "Sgd.Step", Cost(weight.Length),
             () => StepCpu(weight.AsSpan(), grad.AsSpan(), momentumBuffer.AsSpan(), settings),
             () => StepKernels(accelerator, weight, grad, momentumBuffer, settings));
     }

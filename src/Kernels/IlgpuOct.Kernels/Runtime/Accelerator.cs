@@ -56,6 +56,9 @@ public abstract class Accelerator : IDisposable
     /// <summary>Sees every operator call dispatched on this accelerator (<see cref="OperatorDispatch.Run"/>), e.g. a profiler; null when none.</summary>
     public IOperatorObserver? OperatorObserver { get; set; }
 
+    /// <summary>When set, operator calls (through <see cref="OperatorDispatch.Run"/>) and kernel launches are recorded there (profile mode: every cuda launch is bracketed by events).</summary>
+    public Profiling.Profiler? Profiler { get; set; }
+
     public abstract DeviceBuffer<T> Allocate<T>(int length) where T : unmanaged;
 
     public abstract void CopyFromHost<T>(ReadOnlySpan<T> source, View<T> destination) where T : unmanaged;

@@ -39,13 +39,16 @@ public static class OperatorDispatch
 
     /// <summary>
     /// Runs operator <paramref name="operatorName"/> (e.g. "Conv2d.Forward") on the engine of
-    /// <paramref name="accelerator"/>, through the accelerator's observer when one is attached.
+    /// <paramref name="accelerator"/>, through the accelerator's observer when one is attached, and,
+    /// in profile mode (<see cref="Accelerator.Profiler"/>), as one operator call with its
+    /// <paramref name="cost"/> (the operator's cost model: FLOPs and bytes of its own work).
     /// </summary>
-    public static void Run(Accelerator accelerator, string operatorName, Action cpu, Action kernels)
+    public static void Run(Accelerator accelerator, string operatorName, Profiling.OperatorCost? cost, Action cpu, Action kernels)
     {
         ArgumentNullException.ThrowIfNull(accelerator);
         var engine = EngineFor(accelerator);
         var call = engine == OperatorEngine.Cpu ? cpu : kernels;
+        using var profiled = Profiling.OperatorScope.Enter(accelerator, operatorName, cost);
         var observer = accelerator.OperatorObserver;
         if (observer is null)
         {
@@ -54,6 +57,9 @@ public static class OperatorDispatch
         }
         observer.Observe(accelerator, operatorName, engine, call);
     }
+
+    /// <summary>As <see cref="Run(Accelerator, string, Profiling.OperatorCost?, Action, Action)"/> for an operator without a cost model.</summary>
+    public static void Run(Accelerator accelerator, string operatorName, Action cpu, Action kernels) => Run(accelerator, operatorName, null, cpu, kernels);
 
     /// <summary>As <see cref="Run"/> for an operator that returns a value (the engine's result).</summary>
     public static T Run<T>(Accelerator accelerator, string operatorName, Func<T> cpu, Func<T> kernels)

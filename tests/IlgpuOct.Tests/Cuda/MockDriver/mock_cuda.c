@@ -55,7 +55,10 @@ CUresult cuDeviceGetAttribute(int *v, int attribute, int d) {
     switch (attribute) {
     case 1: *v = 1024; return OK;
     case 8: *v = 49152; return OK;
+    case 13: *v = 1980000; return OK;
     case 16: *v = 132; return OK;
+    case 36: *v = 2619000; return OK;
+    case 37: *v = 5120; return OK;
     case 75: *v = 9; return OK;
     case 76: *v = 0; return OK;
     case 97: *v = 232448; return OK;
