@@ -74,7 +74,7 @@ public sealed class KernelResourceReportTests
             row.Shapes.Should().NotBeEmpty($"{row.Kernel} needs a [LaunchShapes] entry so its occupancy is reported");
             row.Shapes.Should().OnlyContain(s => s.Occupancy.ActiveWarps > 0, row.Kernel);
         }
-        var gemm3 = report.Kernels.Single(k => k.Kernel == "Gemm.Gemm3Tiled128");
+        var gemm3 = report.Kernels.Single(k => k.Kernel == KernelRegistry.Find("Gemm.Gemm3Tiled128")!.Name);
         gemm3.Resources!.StaticSharedBytes.Should().Be(KernelRegistry.Find("Gemm.Gemm3Tiled128")!.StaticSharedBytes);
     }
 }
