@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Cli.Rendering;
 
 namespace IlgpuOct.Cli;
 
@@ -84,14 +85,14 @@ internal static class CliRunner
         catch (Exception e)
         {
             var (code, message) = Classify(e);
-            Console.Error.WriteLine($"error: {OneLine(message)}");
+            CliConsole.Current.ErrorLine($"error: {OneLine(message)}");
             if (verbose)
             {
-                Console.Error.WriteLine(e);
+                CliConsole.Current.ErrorLine(e.ToString());
             }
             else if (code == Internal)
             {
-                Console.Error.WriteLine("error: this is a bug; run again with --verbose for the stack trace and report it.");
+                CliConsole.Current.ErrorLine("error: this is a bug; run again with --verbose for the stack trace and report it.");
             }
             AtomicFile.DeletePendingTemporaries();
             return code;
@@ -151,10 +152,10 @@ internal static class CliRunner
     public static Accelerator OpenDevice(string name)
     {
         var accelerator = DeviceSelection.Open(name, out string notice);
-        Console.Error.WriteLine(notice);
+        CliConsole.Current.ErrorLine(notice);
         if (accelerator is HostAccelerator { Sanitize: true, Kind: AcceleratorKind.CpuKernels })
         {
-            Console.Error.WriteLine($"sanitizers: racecheck and initcheck of shared memory on ({HostAccelerator.SanitizeVariable}=1); synccheck and signed-overflow checks are always on");
+            CliConsole.Current.ErrorLine($"sanitizers: racecheck and initcheck of shared memory on ({HostAccelerator.SanitizeVariable}=1); synccheck and signed-overflow checks are always on");
         }
         return accelerator;
     }

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using IlgpuOct.Kernels;
+using IlgpuOct.Cli.Rendering;
 
 namespace IlgpuOct.Cli;
 
@@ -33,11 +34,11 @@ internal static class Interruption
         context.Cancel = true;
         if (Interlocked.Increment(ref _signals) == 1)
         {
-            Console.Error.WriteLine("interrupt: stopping at the next safe point (a checkpoint is written where the verb supports it); press Ctrl+C again to abort now.");
+            CliConsole.Current.ErrorLine("interrupt: stopping at the next safe point (a checkpoint is written where the verb supports it); press Ctrl+C again to abort now.");
             _source.Cancel();
             return;
         }
-        Console.Error.WriteLine("aborted: second interrupt; temporary files removed, nothing else written.");
+        CliConsole.Current.ErrorLine("aborted: second interrupt; temporary files removed, nothing else written.");
         AtomicFile.DeletePendingTemporaries();
         Environment.Exit(CliRunner.Cancelled);
     }

@@ -14,6 +14,12 @@ public static class OptionFuzz
     public static readonly string[] Hostile =
         ["-1", "-2147483648", "2147483647", "2147483648", "99999999999999999999", "NaN", "nan", "Infinity", "-Infinity", "1e40", "-1e-40", "abc", "", "0x10", "1,5"];
 
+    /// <summary>Arguments that keep a verb short when a hostile value happens to be valid (verbs without --device).</summary>
+    private static readonly Dictionary<string, string[]> Short = new() { ["fuzz"] = ["--count", "1", "--nvrtc-every", "0"] };
+
+    /// <summary>Hostile-looking values that are valid for that option (the verb would simply run).</summary>
+    private static readonly HashSet<(string Option, string Value)> Valid = [("--nvrtc-every", "2147483647")];
+
     /// <summary>Options whose every integer is valid.</summary>
     private static readonly string[] AnyValue = ["--seed"];
 
@@ -24,7 +30,7 @@ public static class OptionFuzz
             var numeric = command.Options.Where(IsNumeric).Where(o => !AnyValue.Contains(o.Name)).ToList();
             foreach (var option in numeric)
             {
-                foreach (string value in Hostile)
+                foreach (string value in Hostile.Where(v => !Valid.Contains((option.Name, v))))
                 {
                     yield return [.. path, .. BaseArguments(command, option), option.Name, value];
                 }
@@ -90,6 +96,17 @@ public static class OptionFuzz
         {
             yield return "--device";
             yield return "cuda";
+        }
+        if (Short.TryGetValue(command.Name, out var extra))
+        {
+            for (int i = 0; i < extra.Length; i += 2)
+            {
+                if (extra[i] != tested?.Name)
+                {
+                    yield return extra[i];
+                    yield return extra[i + 1];
+                }
+            }
         }
     }
 }

@@ -107,7 +107,7 @@ internal static class AttackCommand
             {
                 if (p.Step is null)
                 {
-                    Console.Error.WriteLine($"batch {p.Batch}/{p.Batches}: {p.Images} images attacked ({clock.Elapsed.TotalSeconds:F1} s)");
+                    CliConsole.Current.ErrorLine($"batch {p.Batch}/{p.Batches}: {p.Images} images attacked ({clock.Elapsed.TotalSeconds:F1} s)");
                 }
             });
             var result = AttackSetRunner.Run(network, attackSplit, settings, imageLimit, fitSplit, parse.GetValue(gmmLimit), progress, token);
@@ -129,7 +129,7 @@ internal static class AttackCommand
                 ["L2 mean / median", $"{summary.MeanL2.ToString("G4", inv)} / {summary.MedianL2.ToString("G4", inv)}"],
                 ["Linf mean / median", $"{summary.MeanLinf.ToString("G4", inv)} / {summary.MedianLinf.ToString("G4", inv)}"],
             ]);
-            Console.WriteLine($"wrote {Path.Combine(outDir, "adversarial.safetensors")}, per_image.csv, summary.json");
+            CliConsole.Current.WriteLine($"wrote {Path.Combine(outDir, "adversarial.safetensors")}, per_image.csv, summary.json");
             return CliRunner.Ok;
         });
         return command;

@@ -220,15 +220,15 @@ internal static class BenchGemmCommand
     private static void Render(Report report)
     {
         var inv = CultureInfo.InvariantCulture;
-        Console.WriteLine($"device: {report.Device} ({report.DeviceName}); {report.Implementation}" +
+        CliConsole.Current.WriteLine($"device: {report.Device} ({report.DeviceName}); {report.Implementation}" +
             (report.Device == "cpu" ? $"; {report.Threads} threads" : "") + $"; median of {report.Repeat} runs after 1 warm-up");
         if (report.Peak is { } p)
         {
-            Console.WriteLine(string.Create(inv,
+            CliConsole.Current.WriteLine(string.Create(inv,
                 $"FP32 peak: {Math.Min(report.Threads, p.Cores)} cores x {p.Ghz:F2} GHz x {p.FlopsPerCycle} FLOPs/cycle = {p.PeakGflops:F1} GFLOP/s"));
-            Console.WriteLine(string.Create(inv, $"  clock {p.ClockSource}; /proc/cpuinfo says {p.ProcCpuinfoGhz:F3} GHz"));
-            Console.WriteLine($"  cores: {p.CoresSource}");
-            Console.WriteLine("  GFLOP/CPU-s: FLOPs over the process's CPU time (the time its threads actually ran; differs from wall time on a busy machine); of core peak: that per core over one core's peak");
+            CliConsole.Current.WriteLine(string.Create(inv, $"  clock {p.ClockSource}; /proc/cpuinfo says {p.ProcCpuinfoGhz:F3} GHz"));
+            CliConsole.Current.WriteLine($"  cores: {p.CoresSource}");
+            CliConsole.Current.WriteLine("  GFLOP/CPU-s: FLOPs over the process's CPU time (the time its threads actually ran; differs from wall time on a busy machine); of core peak: that per core over one core's peak");
         }
         var headers = new List<string> { "product", "m", "n", "k", "kernel", "median ms", "min ms", "GFLOP/s" };
         if (report.Peak is not null)

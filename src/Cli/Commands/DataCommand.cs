@@ -116,7 +116,7 @@ internal static class DataCommand
             }
             double seconds = clock.Elapsed.TotalSeconds;
             DatasetFile.Write(path, content);
-            Console.WriteLine($"generated {content.ImageCount} images {r}x{r} in {seconds:F2} s ({content.ImageCount / Math.Max(seconds, 1e-9):F0} images/s), wrote {path}");
+            CliConsole.Current.WriteLine($"generated {content.ImageCount} images {r}x{r} in {seconds:F2} s ({content.ImageCount / Math.Max(seconds, 1e-9):F0} images/s), wrote {path}");
             using var file = DatasetFile.Open(path);
             PrintSummary(file, checksumOk: null);
             return CliRunner.Ok;
@@ -177,10 +177,10 @@ internal static class DataCommand
             }
             foreach (var warning in result.Warnings)
             {
-                Console.Error.WriteLine($"warning: {warning.Path}: {warning.Message}");
+                CliConsole.Current.ErrorLine($"warning: {warning.Path}: {warning.Message}");
             }
             DatasetFile.Write(path, result.Content);
-            Console.WriteLine($"imported {result.Content.ImageCount} images from {sourcePath}; {result.Warnings.Count} skipped with warnings; wrote {path}");
+            CliConsole.Current.WriteLine($"imported {result.Content.ImageCount} images from {sourcePath}; {result.Warnings.Count} skipped with warnings; wrote {path}");
             using var file = DatasetFile.Open(path);
             PrintSummary(file, checksumOk: null);
             return CliRunner.Ok;
@@ -252,7 +252,7 @@ internal static class DataCommand
             var (pixels, width, height, channels) = ContactSheet.Build(chosen, parse.GetValue(perClass), parse.GetValue(scale));
             string path = parse.GetValue(output)!;
             Png.Write(path, pixels, width, height, channels);
-            Console.WriteLine($"wrote {path} ({width}x{height}): split '{chosen.Name}', rows top to bottom: {string.Join(", ", file.ClassNames)}");
+            CliConsole.Current.WriteLine($"wrote {path} ({width}x{height}): split '{chosen.Name}', rows top to bottom: {string.Join(", ", file.ClassNames)}");
             return CliRunner.Ok;
         });
         return command;
@@ -260,9 +260,9 @@ internal static class DataCommand
 
     private static void PrintSummary(DatasetFile file, bool? checksumOk)
     {
-        Console.WriteLine($"{file.Path}: {file.ImageCount} images, {file.Channels}x{file.Height}x{file.Width} uint8, {file.ClassCount} classes, format v{file.Version}");
-        Console.WriteLine($"source: {file.Source}");
-        Console.WriteLine($"sha256: {file.Checksum}{checksumOk switch { true => " (verified)", _ => " (not verified)" }}");
+        CliConsole.Current.WriteLine($"{file.Path}: {file.ImageCount} images, {file.Channels}x{file.Height}x{file.Width} uint8, {file.ClassCount} classes, format v{file.Version}");
+        CliConsole.Current.WriteLine($"source: {file.Source}");
+        CliConsole.Current.WriteLine($"sha256: {file.Checksum}{checksumOk switch { true => " (verified)", _ => " (not verified)" }}");
         var headers = new List<string> { "split", "images" };
         headers.AddRange(file.ClassNames);
         Ui.Table(null, headers, file.Splits.Select(s =>
@@ -299,14 +299,14 @@ internal static class DataCommand
                     if (now - _lastDraw > 0.1 || value.Done == value.Total)
                     {
                         _lastDraw = now;
-                        Console.Error.Write($"\r{value.Stage}: {value.Done}/{value.Total}   ");
+                        CliConsole.Current.ErrorWrite($"\r{value.Stage}: {value.Done}/{value.Total}   ");
                         _drew = true;
                     }
                 }
                 else if (decile != _lastDecile)
                 {
                     _lastDecile = decile;
-                    Console.Error.WriteLine($"{value.Stage}: {value.Done}/{value.Total}");
+                    CliConsole.Current.ErrorLine($"{value.Stage}: {value.Done}/{value.Total}");
                 }
             }
         }
@@ -315,7 +315,7 @@ internal static class DataCommand
         {
             if (_drew)
             {
-                Console.Error.WriteLine();
+                CliConsole.Current.ErrorLine();
             }
         }
     }

@@ -54,7 +54,7 @@ internal static class DetectCommand
             }, token);
             string path = parse.GetValue(output)!;
             fitted.Save(path);
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            CliConsole.Current.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{fitted.Name}: {fitted.Classes} classes, {fitted.Features} features, threshold {fitted.Threshold:G6} ({fitted.CleanRejectionRate:P1} clean rejection); wrote {path}"));
             return CliRunner.Ok;
         });

@@ -77,15 +77,15 @@ internal static class DevicesCommand
                 ]));
             if (cudaProblem is not null)
             {
-                Console.WriteLine($"cuda: unavailable: {cudaProblem}");
+                CliConsole.Current.WriteLine($"cuda: unavailable: {cudaProblem}");
             }
             else if (cuda.NvrtcProblem is not null)
             {
-                Console.WriteLine($"cuda: no NVRTC: {cuda.NvrtcProblem}");
+                CliConsole.Current.WriteLine($"cuda: no NVRTC: {cuda.NvrtcProblem}");
             }
             if (cuda.Nvrtc is not null)
             {
-                Console.WriteLine($"NVRTC {cuda.Nvrtc.Version} at {cuda.Nvrtc.LibraryPath}: {string.Join(" ", cuda.Nvrtc.SupportedArchitectures.Select(a => "sm_" + a))}");
+                CliConsole.Current.WriteLine($"NVRTC {cuda.Nvrtc.Version} at {cuda.Nvrtc.LibraryPath}: {string.Join(" ", cuda.Nvrtc.SupportedArchitectures.Select(a => "sm_" + a))}");
             }
             return CliRunner.Ok;
         });

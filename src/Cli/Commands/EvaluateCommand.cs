@@ -49,7 +49,7 @@ internal static class EvaluateCommand
                 AdaptiveLambda = parse.GetValue(lambda),
                 SaveAdversarialPath = parse.GetValue(saveAdv),
                 Seed = parse.GetValue(seed),
-            }, new Reporter(s => Console.Error.WriteLine(s)), token);
+            }, ProgressView.Lines<string>(CliConsole.Current, s => s), token);
             if (parse.GetValue(json))
             {
                 Ui.WriteJson(result);
@@ -58,7 +58,7 @@ internal static class EvaluateCommand
             var inv = CultureInfo.InvariantCulture;
             string P(double v) => double.IsNaN(v) ? "-" : v.ToString("P1", inv);
             string F(double? v) => v is { } x && !double.IsNaN(x) ? x.ToString("F3", inv) : "-";
-            Console.WriteLine($"clean accuracy: {P(result.CleanTestAccuracy)} (test split), {P(result.CleanSubsetAccuracy)} on the attacked images");
+            CliConsole.Current.WriteLine($"clean accuracy: {P(result.CleanTestAccuracy)} (test split), {P(result.CleanSubsetAccuracy)} on the attacked images");
             Ui.Table("attacks", ["attack", "parameter", "images", "accuracy", "successful", "mean L2", "mean Linf"],
                 result.Curve.Select(p => (IReadOnlyList<string>)[p.Attack, $"{p.Parameter} {p.Value.ToString("G4", inv)}", p.Attacked.ToString(inv), P(p.Accuracy),
                     p.Successful.ToString(inv), p.MeanL2.ToString("F4", inv), p.MeanLinf.ToString("F4", inv)]));
@@ -70,10 +70,5 @@ internal static class EvaluateCommand
             return CliRunner.Ok;
         });
         return command;
-    }
-
-    private sealed class Reporter(Action<string> report) : IProgress<string>
-    {
-        public void Report(string value) => report(value);
     }
 }

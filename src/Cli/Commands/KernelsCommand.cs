@@ -88,7 +88,7 @@ internal static class KernelsCommand
                 ?? throw new ArgumentException($"No kernel named '{wanted}'; `ilgpuoct kernels list` shows the {KernelRegistry.All.Count} there are.");
             if (!parse.GetValue(ptx) && !parse.GetValue(sass))
             {
-                Console.Write(kernel.CudaSource);
+                CliConsole.Current.Write(kernel.CudaSource);
                 return CliRunner.Ok;
             }
             int architecture = ParseArch(parse.GetValue(arch)!);
@@ -98,12 +98,12 @@ internal static class KernelsCommand
                 string tool = Disassembler.Find() ?? throw new FileNotFoundException(Disassembler.HowToInstall);
                 var cubin = Nvrtc.Get().Compile(kernel.CudaSource, kernel.Name, new NvrtcTarget(architecture, NvrtcOutput.Cubin));
                 WriteWarnings(kernel.Name, cubin.Log);
-                Console.Write(Disassembler.Disassemble(tool, cubin.Image, kernel.Name));
+                CliConsole.Current.Write(Disassembler.Disassemble(tool, cubin.Image, kernel.Name));
                 return CliRunner.Ok;
             }
             var result = Nvrtc.Get().Compile(kernel.CudaSource, kernel.Name, new NvrtcTarget(architecture, NvrtcOutput.Ptx));
             WriteWarnings(kernel.Name, result.Log);
-            Console.Write(result.PtxText);
+            CliConsole.Current.Write(result.PtxText);
             return CliRunner.Ok;
         });
         return show;
@@ -124,10 +124,10 @@ internal static class KernelsCommand
             var all = KernelAssemblies.LoadKernels();
             if (all.Count == 0)
             {
-                Console.Error.WriteLine("error: no kernels are registered; the source generator emitted none (see `dotnet build` warnings).");
+                CliConsole.Current.ErrorLine("error: no kernels are registered; the source generator emitted none (see `dotnet build` warnings).");
                 return CliRunner.Failed;
             }
-            Console.Error.WriteLine($"{nvrtc}: compiling {all.Count} kernels for {target}");
+            CliConsole.Current.ErrorLine($"{nvrtc}: compiling {all.Count} kernels for {target}");
             var results = new CompileRow[all.Count];
             var options = new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount, CancellationToken = token };
             var watch = Stopwatch.StartNew();
@@ -151,7 +151,7 @@ internal static class KernelsCommand
                     $"NVRTC {nvrtc.Version}, {target}",
                     ["kernel", "ok", "seconds", "image bytes", "warnings"],
                     results.Select(r => (IReadOnlyList<string>)[r.Kernel, r.Ok ? "yes" : "NO", $"{r.Seconds:F2}", r.ImageBytes.ToString(), r.LogLines.ToString()]));
-                Console.WriteLine($"{results.Length - failed.Length}/{results.Length} kernels compiled in {watch.Elapsed.TotalSeconds:F1} s");
+                CliConsole.Current.WriteLine($"{results.Length - failed.Length}/{results.Length} kernels compiled in {watch.Elapsed.TotalSeconds:F1} s");
             }
             foreach (var r in results.Where(r => r.Ok))
             {
@@ -159,11 +159,11 @@ internal static class KernelsCommand
             }
             foreach (var f in failed)
             {
-                Console.Error.WriteLine($"error: kernel {f.Kernel} failed to compile:\n{f.Log.TrimEnd()}\n");
+                CliConsole.Current.ErrorLine($"error: kernel {f.Kernel} failed to compile:\n{f.Log.TrimEnd()}\n");
             }
             if (failed.Length > 0)
             {
-                Console.Error.WriteLine($"error: {failed.Length} of {results.Length} kernels failed: {string.Join(", ", failed.Select(f => f.Kernel))}");
+                CliConsole.Current.ErrorLine($"error: {failed.Length} of {results.Length} kernels failed: {string.Join(", ", failed.Select(f => f.Kernel))}");
                 return CliRunner.Failed;
             }
             return CliRunner.Ok;
@@ -200,12 +200,12 @@ internal static class KernelsCommand
             var failed = result.Kernels.Where(k => k.Error is not null).ToArray();
             foreach (var f in failed)
             {
-                Console.Error.WriteLine($"error: kernel {f.Kernel}: {f.Error}");
+                CliConsole.Current.ErrorLine($"error: kernel {f.Kernel}: {f.Error}");
             }
             var spills = result.Kernels.Where(k => k.UndeclaredSpill).ToArray();
             foreach (var k in spills)
             {
-                Console.Error.WriteLine($"{(parse.GetValue(failOnSpill) ? "error" : "warning")}: kernel {k.Kernel} spills ({k.Resources!.SpillStoreBytes} B stores, {k.Resources.SpillLoadBytes} B loads) on {architecture.Name}: "
+                CliConsole.Current.ErrorLine($"{(parse.GetValue(failOnSpill) ? "error" : "warning")}: kernel {k.Kernel} spills ({k.Resources!.SpillStoreBytes} B stores, {k.Resources.SpillLoadBytes} B loads) on {architecture.Name}: "
                     + "use fewer live values (smaller register tiles, fewer unrolled accumulators) or, if the spill is accepted, declare [Kernel(MaySpill = true)] and say why.");
             }
             return failed.Length > 0 || (parse.GetValue(failOnSpill) && spills.Length > 0) ? CliRunner.Failed : CliRunner.Ok;
@@ -275,9 +275,9 @@ internal static class KernelsCommand
         int warned = report.Kernels.Count(k => k.Warnings.Count > 0);
         foreach (var k in report.Kernels.Where(k => k.Warnings.Count > 0))
         {
-            Console.Error.WriteLine($"NVRTC warnings for {k.Kernel}:\n  {string.Join("\n  ", k.Warnings)}");
+            CliConsole.Current.ErrorLine($"NVRTC warnings for {k.Kernel}:\n  {string.Join("\n  ", k.Warnings)}");
         }
-        Console.WriteLine($"{report.Kernels.Count(k => k.Resources is not null)}/{report.Kernels.Count} kernels compiled, {report.Kernels.Count(k => k.Resources?.Spills == true)} spill, {warned} with NVRTC warnings");
+        CliConsole.Current.WriteLine($"{report.Kernels.Count(k => k.Resources is not null)}/{report.Kernels.Count} kernels compiled, {report.Kernels.Count(k => k.Resources?.Spills == true)} spill, {warned} with NVRTC warnings");
 
         static string[] Shape(ShapeOccupancy s, string cases) =>
         [
@@ -294,7 +294,7 @@ internal static class KernelsCommand
         var warnings = NvrtcLog.Warnings(log);
         if (warnings.Count > 0)
         {
-            Console.Error.WriteLine($"NVRTC warnings for {kernel}:\n  {string.Join("\n  ", warnings)}");
+            CliConsole.Current.ErrorLine($"NVRTC warnings for {kernel}:\n  {string.Join("\n  ", warnings)}");
         }
     }
 

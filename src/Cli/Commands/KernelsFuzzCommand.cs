@@ -13,11 +13,11 @@ internal static class KernelsFuzzCommand
     public static Command Create()
     {
         var command = new Command("fuzz", "Run random kernels through the generator on cpu-kernels and cuda-host; outputs must agree bit for bit (or the generator must refuse them).");
-        var count = new Option<int>("--count") { Description = "Programs to run.", DefaultValueFactory = _ => 100 };
+        var count = new Option<int>("--count") { Description = "Programs to run.", DefaultValueFactory = _ => 100 }.InRange(1, 10_000_000);
         var seed = new Option<long>("--seed") { Description = "Seed of the first program (program i uses seed + i).", DefaultValueFactory = _ => 1 };
         var output = new Option<string?>("--out") { Description = "Folder for minimised reproducers (.cs and .cu) of every disagreement." };
         var without = new Option<string[]>("--without") { Description = $"Leave constructs out: {string.Join(", ", Enum.GetNames<FuzzFeatures>().Where(n => n is not "None" and not "All"))}.", AllowMultipleArgumentsPerToken = true };
-        var nvrtcEvery = new Option<int>("--nvrtc-every") { Description = "Compile every Nth program with NVRTC too (0: never).", DefaultValueFactory = _ => 10 };
+        var nvrtcEvery = new Option<int>("--nvrtc-every") { Description = "Compile every Nth program with NVRTC too (0: never).", DefaultValueFactory = _ => 10 }.InRange(0, int.MaxValue);
         var noMinimise = new Option<bool>("--no-minimise") { Description = "Report disagreements as generated, without shrinking them." };
         var json = CliRunner.JsonOption();
         foreach (var option in new Option[] { count, seed, output, without, nvrtcEvery, noMinimise, json })
@@ -29,7 +29,7 @@ internal static class KernelsFuzzCommand
             int programs = parse.GetValue(count);
             if (programs < 1)
             {
-                Console.Error.WriteLine("error: --count must be at least 1.");
+                CliConsole.Current.ErrorLine("error: --count must be at least 1.");
                 return CliRunner.BadInput;
             }
             var features = FuzzFeatures.All;
@@ -37,7 +37,7 @@ internal static class KernelsFuzzCommand
             {
                 if (!Enum.TryParse<FuzzFeatures>(name, ignoreCase: true, out var feature) || feature is FuzzFeatures.None or FuzzFeatures.All)
                 {
-                    Console.Error.WriteLine($"error: unknown --without {name}; use one of {string.Join(", ", Enum.GetNames<FuzzFeatures>().Where(n => n is not "None" and not "All"))}.");
+                    CliConsole.Current.ErrorLine($"error: unknown --without {name}; use one of {string.Join(", ", Enum.GetNames<FuzzFeatures>().Where(n => n is not "None" and not "All"))}.");
                     return CliRunner.BadInput;
                 }
                 features &= ~feature;
@@ -49,11 +49,11 @@ internal static class KernelsFuzzCommand
             {
                 if (!quiet && p.Last.IsDisagreement)
                 {
-                    Console.Error.WriteLine($"{p.Last.Verdict} seed {p.Last.Program.Seed}: {p.Last.Detail}");
+                    CliConsole.Current.ErrorLine($"{p.Last.Verdict} seed {p.Last.Program.Seed}: {p.Last.Detail}");
                 }
                 else if (!quiet && p.Done % 25 == 0)
                 {
-                    Console.Error.WriteLine($"{p.Done}/{p.Total} programs");
+                    CliConsole.Current.ErrorLine($"{p.Done}/{p.Total} programs");
                 }
             });
             var summary = fuzzer.Run(options, progress, token);
@@ -77,11 +77,11 @@ internal static class KernelsFuzzCommand
                     summary.Counts.Select(kv => (IReadOnlyList<string>)[kv.Key.ToString(), kv.Value.ToString()]));
                 foreach (var d in summary.Disagreements)
                 {
-                    Console.WriteLine($"{d.Verdict} seed {d.Program.Seed} ({d.Program.StatementCount} statements after minimising): {d.Detail}");
+                    CliConsole.Current.WriteLine($"{d.Verdict} seed {d.Program.Seed} ({d.Program.StatementCount} statements after minimising): {d.Detail}");
                 }
                 foreach (var file in summary.ReproducerFiles)
                 {
-                    Console.WriteLine($"reproducer: {file}");
+                    CliConsole.Current.WriteLine($"reproducer: {file}");
                 }
             }
             return summary.Disagreements.Count == 0 ? CliRunner.Ok : CliRunner.Failed;

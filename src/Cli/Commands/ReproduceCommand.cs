@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Defense.Experiments;
 using IlgpuOct.Nn.Training;
+using IlgpuOct.Cli.Rendering;
 
 namespace IlgpuOct.Cli.Commands;
 
@@ -12,7 +13,7 @@ internal static class ReproduceCommand
     public static Command Create()
     {
         var command = new Command("reproduce", "Run the paper's experiment end to end: data, NT/GCE/AT/SSAT training, FGSM/PGD/C&W curves, UAD/Mahalanobis/KDE against plain and adaptive attacks, Tables 1 and 2 (results.md).");
-        var profile = new Option<string>("--profile") { Description = "quick (three seeds of 64x64 synthetic OCT, width 8: at most 15 min on 2 idle CPU cores), pneumonia (three seeds on the real PneumoniaMNIST chest X-rays of ../shared/data), paper (224x224, width 64, for a GPU) or micro (seconds, for tests).", DefaultValueFactory = _ => "quick" };
+        var profile = new Option<string>("--profile") { Description = "quick (three seeds of 64x64 synthetic OCT, width 8: at most 15 min on 2 idle CPU cores), pneumonia (three seeds on the real PneumoniaMNIST chest X-rays of ../shared/data), paper (224x224, width 64, three seeds, for a GPU: an estimated 1-2 hours on one H200) or micro (seconds, for tests).", DefaultValueFactory = _ => "quick" };
         profile.AcceptOnlyFromAmong("quick", "pneumonia", "paper", "micro");
         var data = new Option<string?>("--data") { Description = "Data set file, or a MedMNIST .npz to import (default: the profile's data; synthetic OCT generated into each seed's folder)." };
         var output = new Option<string>("--out") { Description = "Run folder (a rerun with the same folder continues where it stopped).", DefaultValueFactory = _ => "runs/reproduce" };
@@ -35,23 +36,17 @@ internal static class ReproduceCommand
             };
             var seedList = parse.GetValue(seeds) is { } text ? ParseSeeds(text) : chosen.Seeds;
             using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
+            var console = CliConsole.Current;
             var clock = Stopwatch.StartNew();
-            double lastTrainLine = double.NegativeInfinity;
-            var stageProgress = new Reporter<ReproduceProgress>(p =>
-                Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[{clock.Elapsed:mm\\:ss}] {p.Stage}/{p.Stages} {p.What}: {p.Detail}")));
-            var trainProgress = new Reporter<TrainingProgress>(p =>
-            {
-                if (p.Phase != "train" || clock.Elapsed.TotalSeconds - lastTrainLine >= 10)
-                {
-                    lastTrainLine = clock.Elapsed.TotalSeconds;
-                    Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                        $"[{clock.Elapsed:mm\\:ss}]   epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} {p.Phase} loss {p.Loss:F4} acc {p.Accuracy:P1} {p.ImagesPerSecond:F0} img/s"));
-                }
-            });
+            var stageProgress = ProgressView.Lines<ReproduceProgress>(console, p =>
+                string.Create(CultureInfo.InvariantCulture, $"{ProgressView.Elapsed(clock)} {p.Stage}/{p.Stages} {p.What}: {p.Detail}"));
+            // A training line at least every 10 seconds, and at each evaluation.
+            var trainProgress = ProgressView.Throttled<TrainingProgress>(console, TimeSpan.FromSeconds(10), p => p.Phase != "train", p =>
+                string.Create(CultureInfo.InvariantCulture, $"{ProgressView.Elapsed(clock)}   epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} {p.Phase} loss {p.Loss:F4} acc {p.Accuracy:P1} {p.ImagesPerSecond:F0} img/s"));
             var results = ReproduceSeeds.Run(accelerator, options, seedList, stageProgress, trainProgress, token);
             string folder = Path.GetFullPath(options.OutputDirectory);
-            Console.WriteLine(File.ReadAllText(Path.Combine(folder, Reproduce.ResultsMarkdown)));
-            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            console.WriteLine(File.ReadAllText(Path.Combine(folder, Reproduce.ResultsMarkdown)));
+            console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"wrote {Path.Combine(folder, ReproduceSeeds.ResultsHtml)}, {Reproduce.ResultsMarkdown} and {Reproduce.ResultsJson} in {results.WallSeconds:F0} s wall, {results.CpuSeconds:F0} s CPU"));
             return CliRunner.Ok;
         });
@@ -70,11 +65,5 @@ internal static class ReproduceCommand
             }
         }
         return result;
-    }
-
-    /// <summary>Runs the callback on the calling thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class Reporter<T>(Action<T> report) : IProgress<T>
-    {
-        public void Report(T value) => report(value);
     }
 }

@@ -29,7 +29,7 @@ internal static class SelftestCommand
                 .ToArray();
             if (cases.Length == 0)
             {
-                Console.Error.WriteLine(string.IsNullOrEmpty(text)
+                CliConsole.Current.ErrorLine(string.IsNullOrEmpty(text)
                     ? "error: no self-tests were found ([SelfTests] methods in the Kernels, Nn and Defense assemblies)."
                     : $"error: no self-test matches --filter {text}; `ilgpuoct kernels list` shows the kernel names.");
                 return CliRunner.BadInput;
@@ -55,7 +55,7 @@ internal static class SelftestCommand
                 if (!parse.GetValue(json) && !Ui.Interactive)
                 {
                     var r = rows[^1];
-                    Console.Error.WriteLine($"{(r.Passed ? "pass" : "FAIL")} {r.Kernel} {r.Shape}");
+                    CliConsole.Current.ErrorLine($"{(r.Passed ? "pass" : "FAIL")} {r.Kernel} {r.Shape}");
                 }
             }
             var failed = rows.Where(r => !r.Passed).ToArray();
@@ -73,15 +73,15 @@ internal static class SelftestCommand
                         r.Kernel, r.Shape, r.MaxAbsError?.ToString("G3") ?? "error", r.Tolerance?.ToString("G3") ?? "-",
                         r.Passed ? "yes" : "NO", $"{r.Seconds:F2}",
                     ]));
-                Console.WriteLine($"{rows.Count - failed.Length}/{rows.Count} passed on {accelerator.Id}");
+                CliConsole.Current.WriteLine($"{rows.Count - failed.Length}/{rows.Count} passed on {accelerator.Id}");
             }
             foreach (var f in failed.Where(f => f.Error is not null))
             {
-                Console.Error.WriteLine($"error: {f.Kernel} {f.Shape}: {f.Error}");
+                CliConsole.Current.ErrorLine($"error: {f.Kernel} {f.Shape}: {f.Error}");
             }
             if (failed.Length > 0)
             {
-                Console.Error.WriteLine($"error: {failed.Length} self-tests failed: {string.Join(", ", failed.Select(f => $"{f.Kernel} {f.Shape}").Distinct())}");
+                CliConsole.Current.ErrorLine($"error: {failed.Length} self-tests failed: {string.Join(", ", failed.Select(f => $"{f.Kernel} {f.Shape}").Distinct())}");
                 return CliRunner.Failed;
             }
             return CliRunner.Ok;
@@ -97,10 +97,10 @@ internal static class SelftestCommand
         }
         if (CudaProbe.TryOpen(out var cuda, out string reason))
         {
-            Console.Error.WriteLine($"device: cuda ({cuda!.Name}), the default when available");
+            CliConsole.Current.ErrorLine($"device: cuda ({cuda!.Name}), the default when available");
             return cuda;
         }
-        Console.Error.WriteLine($"device: cpu-kernels, because cuda is not available: {reason}");
+        CliConsole.Current.ErrorLine($"device: cpu-kernels, because cuda is not available: {reason}");
         return new HostAccelerator(AcceleratorKind.CpuKernels);
     }
 

@@ -3,7 +3,6 @@ using System.Globalization;
 using IlgpuOct.Cli.Rendering;
 using IlgpuOct.Defense.Training;
 using IlgpuOct.Nn.Training;
-using Spectre.Console;
 
 namespace IlgpuOct.Cli.Commands;
 
@@ -56,10 +55,13 @@ internal static class TrainCommand
             };
             options.Validate();
             using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
-            var result = Ui.Interactive ? RunWithProgressBar(accelerator, options, token) : RunWithPlainLines(accelerator, options, token);
+            var console = CliConsole.Current;
+            // A line at least every 10 seconds, and at each evaluation (the end of an epoch).
+            var lines = ProgressView.Throttled<TrainingProgress>(console, TimeSpan.FromSeconds(10), p => p.Phase != "train", p => $"step {p.Step}/{p.TotalSteps} {Describe(p)}");
+            var result = ProgressView.WithBar(console, p => (p.Step, p.TotalSteps, Describe(p)), lines, progress => Trainer.Run(accelerator, options, progress, token));
             foreach (string notice in result.Notices)
             {
-                Console.Error.WriteLine(notice);
+                CliConsole.Current.ErrorLine(notice);
             }
             if (result.Epochs.Count > 0)
             {
@@ -70,7 +72,7 @@ internal static class TrainCommand
                     F(m.ImagesPerSecond, "F1"), F(m.Lr, "G4"), F(m.Seconds, "F1"),
                 ]));
             }
-            Console.WriteLine($"checkpoint: {result.CheckpointPath}");
+            CliConsole.Current.WriteLine($"checkpoint: {result.CheckpointPath}");
             return result.Cancelled ? CliRunner.Cancelled : CliRunner.Ok;
         });
         return command;
@@ -83,46 +85,4 @@ internal static class TrainCommand
 
     private static string Left(TimeSpan? remaining) =>
         remaining is { } r ? (r.TotalHours >= 1 ? $"{(int)r.TotalHours}h{r.Minutes:D2}m" : $"{r.Minutes}m{r.Seconds:D2}s") : "-";
-
-    private static TrainingResult RunWithProgressBar(Kernels.Accelerator accelerator, TrainingOptions options, CancellationToken token)
-    {
-        TrainingResult? result = null;
-        AnsiConsole.Progress()
-            .AutoClear(false)
-            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn())
-            .Start(ctx =>
-            {
-                var task = ctx.AddTask("starting", maxValue: 1);
-                var progress = new Reporter(p =>
-                {
-                    task.MaxValue = Math.Max(1, p.TotalSteps);
-                    task.Value = p.Step;
-                    task.Description = Markup.Escape(Describe(p));
-                });
-                result = Trainer.Run(accelerator, options, progress, token);
-            });
-        return result!;
-    }
-
-    private static TrainingResult RunWithPlainLines(Kernels.Accelerator accelerator, TrainingOptions options, CancellationToken token)
-    {
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        double lastLine = double.NegativeInfinity;
-        var progress = new Reporter(p =>
-        {
-            // A line at least every 10 seconds, and at each evaluation (the end of an epoch).
-            if (p.Phase != "train" || clock.Elapsed.TotalSeconds - lastLine >= 10)
-            {
-                lastLine = clock.Elapsed.TotalSeconds;
-                Console.Error.WriteLine($"step {p.Step}/{p.TotalSteps} {Describe(p)}");
-            }
-        });
-        return Trainer.Run(accelerator, options, progress, token);
-    }
-
-    /// <summary>Runs the callback on the training thread (Progress&lt;T&gt; would post to the thread pool).</summary>
-    private sealed class Reporter(Action<TrainingProgress> report) : IProgress<TrainingProgress>
-    {
-        public void Report(TrainingProgress value) => report(value);
-    }
 }

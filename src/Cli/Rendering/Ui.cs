@@ -4,15 +4,14 @@ using Spectre.Console;
 
 namespace IlgpuOct.Cli.Rendering;
 
-/// <summary>Tables and progress: Spectre.Console on a terminal, plain aligned text when redirected or in CI.</summary>
+/// <summary>Tables and JSON on the current <see cref="CliConsole"/>: Spectre.Console tables on a terminal, plain aligned text when redirected or in CI.</summary>
 internal static class Ui
 {
-    public static bool Interactive =>
-        !Console.IsOutputRedirected && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("CI")) && Environment.GetEnvironmentVariable("TERM") != "dumb";
+    public static bool Interactive => CliConsole.Current.Interactive;
 
     public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
-    public static void WriteJson<T>(T value) => Console.WriteLine(JsonSerializer.Serialize(value, Json));
+    public static void WriteJson<T>(T value) => CliConsole.Current.WriteLine(JsonSerializer.Serialize(value, Json));
 
     public static void Table(string? title, IReadOnlyList<string> headers, IEnumerable<IReadOnlyList<string>> rows)
     {
@@ -32,10 +31,10 @@ internal static class Ui
             {
                 table.AddRow(r.Select(Markup.Escape).ToArray());
             }
-            AnsiConsole.Write(table);
+            CliConsole.Current.Output.Write(table);
             return;
         }
-        Console.Write(PlainTable(title, headers, materialised));
+        CliConsole.Current.Write(PlainTable(title, headers, materialised));
     }
 
     public static string PlainTable(string? title, IReadOnlyList<string> headers, IReadOnlyList<IReadOnlyList<string>> rows)

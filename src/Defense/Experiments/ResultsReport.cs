@@ -167,7 +167,7 @@ public static class ResultsReport
         lines.Add("Risk: N = clean + adversarial images of the attacked subset; R(f) counts misclassified clean and adversarial images; R(f,g) counts clean accepted-but-wrong, clean rejected, adversarial accepted-but-wrong; unit risks 1; r = R / N.");
         if (p.Name != "paper")
         {
-            lines.Add(string.Create(Inv, $"Profile {p.Name}: {p.Resolution}x{p.Resolution} synthetic data when no --data is given ({p.TrainImages}/{p.UnlabeledImages}/{p.ValImages}/{p.TestImages} train/unlabeled/val/test, lesion severity floor {p.DataMinSeverity}), width {p.Width}, {p.Epochs} epochs, {p.AttackImages} attacked images, PGD eps {string.Join(", ", p.PgdEpsilons)}, C&W c {string.Join(", ", p.CwConstants)} with {p.CwIterations} steps, adaptive attacks at eps {string.Join(", ", p.AdaptiveEpsilons)}: sized to run in about 10 minutes on 2 CPU cores (Release build). The numbers exercise the method on a small model and small data; they are not the paper's values."));
+            lines.Add(string.Create(Inv, $"Profile {p.Name}: {p.Resolution}x{p.Resolution} synthetic data when no --data is given ({p.TrainImages}/{p.UnlabeledImages}/{p.ValImages}/{p.TestImages} train/unlabeled/val/test, lesion severity floor {p.DataMinSeverity}), width {p.Width}, {p.Epochs} epochs, {p.AttackImages} attacked images, PGD eps {string.Join(", ", p.PgdEpsilons)}, C&W c {string.Join(", ", p.CwConstants)} with {p.CwIterations} steps, adaptive attacks at eps {string.Join(", ", p.AdaptiveEpsilons)}, seeds {string.Join(", ", p.Seeds)}: sized for 2 CPU cores (Release build). The numbers exercise the method on a small model and small data; they are not the paper's values."));
         }
         lines.AddRange(r.Notes);
         return lines;

@@ -22,6 +22,10 @@ public static class SeedsReport
         return double.IsNaN(s.Sd) ? mean : mean + " ± " + (percent ? (100 * s.Sd).ToString("F1", Inv) : s.Sd.ToString("F3", Inv));
     }
 
+    /// <summary>"12.3 ± 4.5" for counts and seconds.</summary>
+    public static string FormatCount(SeedStat s) => double.IsNaN(s.Mean) ? "-"
+        : double.IsNaN(s.Sd) ? s.Mean.ToString("F1", Inv) : string.Create(Inv, $"{s.Mean:F1} ± {s.Sd:F1}");
+
     public static string FormatClaim(Claim c, bool percent) => percent
         ? string.Create(Inv, $"{100 * c.Estimate:F1} % [{100 * c.Low:F1}, {100 * c.High:F1}]")
         : string.Create(Inv, $"{c.Estimate:F3} [{c.Low:F3}, {c.High:F3}]");
@@ -34,7 +38,7 @@ public static class SeedsReport
         string seeds = $"mean ± sd over seeds {string.Join(", ", s.Seeds)}";
         tables.Add(new ReportTable("models", "Models", $"Clean accuracy, {seeds}.", ["mode", "clean test accuracy", "accuracy on attacked subset", "train s", "status"],
             [.. s.Models.Select(m => (IReadOnlyList<string>)[m.Mode, Format(m.CleanTestAccuracy, true), Format(m.CleanAttackSubsetAccuracy, true),
-                Format(m.TrainSeconds, false), m.Skipped ?? "trained"])]));
+                FormatCount(m.TrainSeconds), m.Skipped ?? "trained"])]));
 
         var modes = s.Models.Where(m => m.Skipped is null).Select(m => m.Mode).ToList();
         tables.Add(new ReportTable("figure4", "Figure 4 data: accuracy under attack", $"Accuracy on the attacked test images, {seeds}.",
@@ -47,7 +51,7 @@ public static class SeedsReport
             $"AUPRC per predicted class (successful adversarial images as positives, correctly classified clean images as negatives), {seeds}.",
             ["model", "detector", .. s.ClassNames.Select(c => $"AUPRC {c}"), "mean AUPRC", "AUROC", "# successful", "rejected"],
             [.. table1.Select(d => (IReadOnlyList<string>)[d.Mode, d.Detector, .. d.AuprcPerClass.Select(a => Format(a, false)), Format(d.AuprcMean, false),
-                Format(d.Auroc, false), Format(d.Successful, false).Replace(".000", "", StringComparison.Ordinal), Format(d.SuccessfulRejected, true)])]));
+                Format(d.Auroc, false), FormatCount(d.Successful), Format(d.SuccessfulRejected, true)])]));
 
         var detectorNames = s.Risk.Select(r => r.Detector).Where(d => d != "none").Distinct().ToList();
         tables.Add(new ReportTable("table2", "Table 2: risk without and with a detector (PGD)", $"Risk per image r = R / N (N = clean + adversarial attacked images), {seeds}.",

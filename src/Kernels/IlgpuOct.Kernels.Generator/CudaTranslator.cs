@@ -46,6 +46,9 @@ internal sealed class CudaTranslator
 
     public KernelFacts Facts { get; } = new();
 
+    /// <summary>Locals and parameters named like the CPU copy's shuffle temporaries (an error only if the kernel shuffles).</summary>
+    public List<(string Name, SyntaxNode At)> ShuffleTemporaryNames { get; } = new();
+
     /// <summary>The C# element type of the kernel's dynamic shared memory, once declared.</summary>
     public string? DynamicSharedElement { get; set; }
 
@@ -74,6 +77,13 @@ internal sealed class CudaTranslator
         string directive = function.SignatureDirective(syntax);
         string body = function.Body(syntax);
         _callStack.RemoveAt(_callStack.Count - 1);
+        if (Facts.UsesShuffles)
+        {
+            foreach (var (name, at) in ShuffleTemporaryNames)
+            {
+                Report(DiagnosticDescriptors.ReservedName, at, name);
+            }
+        }
 
         var sb = new StringBuilder();
         sb.Append(CudaPrelude.For(PreludeUse));
@@ -148,7 +158,7 @@ internal sealed class CudaTranslator
         string directive = function.SignatureDirective(syntax);
         string body = function.Body(syntax);
         _callStack.RemoveAt(_callStack.Count - 1);
-        _helperBodies.Add(directive + "static __device__ " + returnType + " " + name + "(" + parameters + ")\n" + body);
+        _helperBodies.Add(directive + (function.TakesRegisterArrays ? "static __device__ __forceinline__ " : "static __device__ ") + returnType + " " + name + "(" + parameters + ")\n" + body);
         return name;
     }
 
@@ -163,7 +173,8 @@ internal sealed class CudaTranslator
     public bool HelperWritesParameter(IMethodSymbol method, int ordinal)
     {
         method = method.OriginalDefinition;
-        if (ordinal >= method.Parameters.Length || TypeFacts.ViewElement(method.Parameters[ordinal].Type) is null
+        if (ordinal >= method.Parameters.Length
+            || (TypeFacts.ViewElement(method.Parameters[ordinal].Type) is null && TypeFacts.SpanElement(method.Parameters[ordinal].Type) is null)
             || method.DeclaringSyntaxReferences.Length == 0
             || method.DeclaringSyntaxReferences[0].GetSyntax(_cancellation) is not MethodDeclarationSyntax syntax)
         {

@@ -96,7 +96,7 @@ internal static class DiagnosticDescriptors
         "'{0}' changes a variable or view that it also reads, and C++ does not evaluate left to right as C# does; this is only translated in a statement of its own: move the ++/--/assignment/call into a separate statement before the condition");
 
     public static readonly DiagnosticDescriptor ReservedName = Error("IOCT0030", "Name reserved for generated code",
-        "'{0}' starts with '__', which the generated launcher and CPU iterator use for their own names; rename it");
+        "'{0}' is a name the generated C# uses for itself (the launcher's __ctx and __slots beside the kernel's parameters, the CPU copy's __shfl0, __shfl1, ... in a kernel with shuffles); rename it");
 
     public static readonly DiagnosticDescriptor DivergentSync = Error("IOCT0031", "Barrier or shuffle under a thread-dependent condition",
         "'{0}' is under a condition or loop that depends on the thread index ({1}), so some threads of the block or warp may not reach it (a hang or undefined result on the GPU); compute the condition into a local, run the barrier or shuffle in every thread, and use the local after it");

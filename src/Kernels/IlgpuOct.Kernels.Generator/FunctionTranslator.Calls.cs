@@ -75,7 +75,7 @@ internal sealed partial class FunctionTranslator
                     continue;
                 }
                 var paramType = i < symbol.Parameters.Length ? symbol.Parameters[i].Type : null;
-                if (paramType is not null && TypeFacts.ViewElement(paramType) is not null)
+                if (paramType is not null && (TypeFacts.ViewElement(paramType) is not null || TypeFacts.SpanElement(paramType) is not null))
                 {
                     var arrayName = ArrayName(a.Expression, out var length);
                     if (arrayName is null)

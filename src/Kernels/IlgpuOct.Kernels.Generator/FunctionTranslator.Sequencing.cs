@@ -159,7 +159,7 @@ internal sealed partial class FunctionTranslator
             {
                 Sequence(target.ArgumentList.Arguments[0].Expression);
             }
-            else if (_model.GetTypeInfo(arg.Expression).Type is not { } t || TypeFacts.ViewElement(t) is null)
+            else if (_model.GetTypeInfo(arg.Expression).Type is not { } t || (TypeFacts.ViewElement(t) is null && TypeFacts.SpanElement(t) is null))
             {
                 Sequence(arg.Expression);
             }

@@ -88,6 +88,25 @@ internal sealed partial class FunctionTranslator
         _statementLine = outer;
     }
 
+    /// <summary>
+    /// A loop with a compile-time trip count (<c>for (int i = A; i &lt; B; i++)</c>, A and B constant) whose body
+    /// indexes a register array: fully unrolled, so every index is a constant and the array stays in registers.
+    /// </summary>
+    private bool UnrollsRegisterArray(ForStatementSyntax fs)
+    {
+        if (fs.Declaration is not { Variables.Count: 1 } decl || decl.Variables[0].Initializer is not { } init
+            || !_model.GetConstantValue(init.Value).HasValue
+            || fs.Condition is not BinaryExpressionSyntax cond || !(cond.IsKind(SyntaxKind.LessThanExpression) || cond.IsKind(SyntaxKind.LessThanOrEqualExpression))
+            || cond.Left is not IdentifierNameSyntax counter || counter.Identifier.ValueText != decl.Variables[0].Identifier.ValueText
+            || !_model.GetConstantValue(cond.Right).HasValue
+            || fs.Incrementors.Count != 1 || !(fs.Incrementors[0].IsKind(SyntaxKind.PostIncrementExpression) || fs.Incrementors[0].IsKind(SyntaxKind.PreIncrementExpression)))
+        {
+            return false;
+        }
+        return fs.Statement.DescendantNodesAndSelf().OfType<ElementAccessExpressionSyntax>()
+            .Any(ea => ea.Expression is IdentifierNameSyntax id && _model.GetSymbolInfo(id).Symbol is { } s && _registerArrays.Contains(s));
+    }
+
     private static int LineOf(SyntaxNode node) => node.GetLocation().GetLineSpan().StartLinePosition.Line + 1;
 
     private void StatementBody(StatementSyntax s, bool topLevel)
@@ -159,7 +178,8 @@ internal sealed partial class FunctionTranslator
                     }
                     string cond = fs.Condition is null ? "" : Cond(fs.Condition);
                     string inc = string.Join(", ", fs.Incrementors.Select(e => { RejectUnsequenced(e); return Expr(e, statementLevel: true); }));
-                    Line("for (" + init + "; " + cond + "; " + inc + ")");
+                    // _Pragma on the loop's own line keeps the #line mapping exact.
+                    Line((UnrollsRegisterArray(fs) ? "_Pragma(\"unroll\") " : "") + "for (" + init + "; " + cond + "; " + inc + ")");
                     Embedded(fs.Statement);
                     break;
                 }
@@ -202,7 +222,8 @@ internal sealed partial class FunctionTranslator
                 Line(";");
                 break;
             case CheckedStatementSyntax cs when cs.Keyword.IsKind(SyntaxKind.UncheckedKeyword):
-                Block(cs.Block);
+                // An unchecked block at the top of the kernel is still its top level (shared memory may be declared there).
+                Block(cs.Block, topLevel);
                 break;
             case ForEachStatementSyntax or ForEachVariableStatementSyntax:
                 Report(DiagnosticDescriptors.ForEach, s);
@@ -352,5 +373,6 @@ internal sealed partial class FunctionTranslator
         // stackalloc zero-initialises (no SkipLocalsInit in this project), so the CUDA array does too.
         Line(ct + " " + name + "[" + n + "] = {0};");
         _arrayLengths[local] = n;
+        _registerArrays.Add(local);
     }
 }

@@ -18,6 +18,9 @@ internal sealed partial class FunctionTranslator
     private readonly IMethodSymbol _method;
     private readonly bool _isKernel;
     private readonly Dictionary<ISymbol, string> _arrayLengths = new(SymbolEqualityComparer.Default);
+
+    /// <summary>stackalloc spans and Span parameters: per-thread arrays that must stay in registers.</summary>
+    private readonly HashSet<ISymbol> _registerArrays = new(SymbolEqualityComparer.Default);
     private readonly StringBuilder _out = new();
     private int _indent;
 
@@ -63,6 +66,9 @@ internal sealed partial class FunctionTranslator
 
     private void Report(DiagnosticDescriptor d, SyntaxNode node, params string[] args) => _unit.Report(d, node, args);
 
+    /// <summary>True for a helper with a Span parameter (emitted __forceinline__).</summary>
+    public bool TakesRegisterArrays { get; private set; }
+
     // ---------------------------------------------------------------- signature
 
     public string ParameterList(MethodDeclarationSyntax syntax, bool skipFirst)
@@ -70,14 +76,14 @@ internal sealed partial class FunctionTranslator
         var parts = new List<string>();
         if (skipFirst && _method.Parameters.Length > 0 && syntax.ParameterList.Parameters.Count > 0)
         {
-            CheckReservedName(_method.Parameters[0].Name, syntax.ParameterList.Parameters[0]);
+            CheckReservedName(_method.Parameters[0].Name, syntax.ParameterList.Parameters[0], parameter: true);
         }
         for (int i = skipFirst ? 1 : 0; i < _method.Parameters.Length; i++)
         {
             var p = _method.Parameters[i];
             SyntaxNode at = i < syntax.ParameterList.Parameters.Count ? syntax.ParameterList.Parameters[i] : syntax;
             string name = Names.Local(p.Name);
-            CheckReservedName(p.Name, at);
+            CheckReservedName(p.Name, at, parameter: _isKernel);
             if (p.RefKind != RefKind.None || p.IsParams)
             {
                 Report(DiagnosticDescriptors.ParameterType, at, p.Name, p.Type.ToDisplayString());
@@ -94,6 +100,15 @@ internal sealed partial class FunctionTranslator
                 parts.Add(c + "* " + name + ", int " + Names.Length(name));
                 _arrayLengths[p] = Names.Length(name);
             }
+            else if (!_isKernel && TypeFacts.SpanElement(p.Type) is { } spanElement && TypeFacts.ScalarCType(spanElement) is { } spanC)
+            {
+                // A per-thread register array passed to a helper: a pointer to the caller's array (the helper is
+                // force-inlined, so the array stays in registers) and its length.
+                parts.Add(spanC + "* " + name + ", int " + Names.Length(name));
+                _arrayLengths[p] = Names.Length(name);
+                _registerArrays.Add(p);
+                TakesRegisterArrays = true;
+            }
             else if ((skipFirst ? TypeFacts.ParameterCType(p.Type) : TypeFacts.ScalarCType(p.Type)) is { } scalar)
             {
                 parts.Add(scalar + " " + name);
@@ -106,12 +121,19 @@ internal sealed partial class FunctionTranslator
         return string.Join(", ", parts);
     }
 
-    /// <summary>Names starting with '__' are the generated launcher's and CPU iterator's own (IOCT0030).</summary>
-    private void CheckReservedName(string name, SyntaxNode at)
+    /// <summary>
+    /// The generated C#'s own names (IOCT0030): the launcher's __ctx and __slots (next to the kernel's
+    /// parameters) and the CPU copy's shuffle temporaries __shfl0, __shfl1, ... (in a kernel with shuffles).
+    /// </summary>
+    private void CheckReservedName(string name, SyntaxNode at, bool parameter = false)
     {
-        if (name.StartsWith("__", StringComparison.Ordinal))
+        if (parameter && name is "__ctx" or "__slots")
         {
             Report(DiagnosticDescriptors.ReservedName, at, name);
+        }
+        if (name.StartsWith("__shfl", StringComparison.Ordinal) && name.Length > 6 && name.Skip(6).All(char.IsDigit))
+        {
+            _unit.ShuffleTemporaryNames.Add((name, at));
         }
     }
 

@@ -48,6 +48,7 @@ internal static class IntrinsicMap
         ["System.Math.Round(double)"] = "rint",
         ["System.Math.Pow(double, double)"] = "pow",
         ["System.Math.FusedMultiplyAdd(double, double, double)"] = "fma",
+        ["System.Math.CopySign(double, double)"] = "copysign",
         ["System.Math.Max(double, double)"] = "ioct_max",
         ["System.Math.Min(double, double)"] = "ioct_min",
         ["System.Math.Max(float, float)"] = "ioct_max",

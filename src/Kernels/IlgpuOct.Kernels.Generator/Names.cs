@@ -13,7 +13,7 @@ namespace IlgpuOct.Kernels.Generator;
 /// <summary>
 /// Names: C-safe identifiers and containing-type chains. A user identifier keeps its spelling when it is
 /// "ordinary" (ASCII, not a C/C++/CUDA keyword or a function the generated code calls, not starting with
-/// <c>ioct</c>, not ending with <c>_</c> or <c>_length</c>); any other gets a trailing <c>_</c>. Generated
+/// <c>ioct</c> or <c>__</c>, not ending with <c>_</c> or <c>_length</c>); any other gets a trailing <c>_</c>. Generated
 /// names start with <c>ioct</c> and never end with <c>_</c>, and length companions end with <c>_length</c>,
 /// so the mapping is one-to-one and no user name can alias a generated or reserved one.
 /// </summary>
@@ -52,7 +52,8 @@ internal static class Names
             // Escape '_' too so the spelling is one-to-one; the 'ioctx_' head and '_x' tail keep it apart from the rest.
             return "ioctx_" + Escape(name, escapeUnderscore: true) + "_x";
         }
-        bool ordinary = !Reserved.Contains(name) && !name.StartsWith("ioct", StringComparison.Ordinal)
+        // '__' names belong to C++ and CUDA (__syncthreads, __global__, __shfl_sync).
+        bool ordinary = !Reserved.Contains(name) && !name.StartsWith("ioct", StringComparison.Ordinal) && !name.StartsWith("__", StringComparison.Ordinal)
             && !name.EndsWith("_", StringComparison.Ordinal) && !name.EndsWith(LengthSuffix, StringComparison.Ordinal);
         return ordinary ? name : name + "_";
     }

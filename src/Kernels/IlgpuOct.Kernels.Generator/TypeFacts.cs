@@ -20,7 +20,7 @@ internal static class TypeFacts
             ? n.TypeArguments[0] : null;
 
     public static ITypeSymbol? SpanElement(ITypeSymbol t) =>
-        t is INamedTypeSymbol { IsGenericType: true, Name: "Span", TypeArguments.Length: 1 } n && n.ContainingNamespace.ToDisplayString() == "System"
+        t is INamedTypeSymbol { IsGenericType: true, Name: "Span" or "ReadOnlySpan", TypeArguments.Length: 1 } n && n.ContainingNamespace.ToDisplayString() == "System"
             ? n.TypeArguments[0] : null;
 
     public static string? ScalarCType(ITypeSymbol t) => t.SpecialType switch

@@ -69,7 +69,7 @@ public static partial class Npy
         var shape = ShapePattern().Match(text);
         if (!descr.Success || !fortran.Success || !shape.Success)
         {
-            throw new InvalidFileFormatException($"{name} has a .npy header without 'descr', 'fortran_order' and 'shape': {text.Trim()}");
+            throw new InvalidFileFormatException($"{name} has a .npy header without 'descr', 'fortran_order' and 'shape': {Printable(text)}");
         }
         var dims = shape.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (dims.Length > 8)
@@ -128,6 +128,13 @@ public static partial class Npy
             values[i] = (int)v;
         }
         return values;
+    }
+
+    /// <summary>Header text fit for a one-line message: printable ASCII only, at most 120 characters.</summary>
+    private static string Printable(string text)
+    {
+        var chars = text.Trim().Select(c => c is >= ' ' and < (char)127 ? c : '?').Take(121).ToArray();
+        return chars.Length > 120 ? new string(chars, 0, 120) + "..." : new string(chars);
     }
 
     public static void ReadExactly(Stream stream, Span<byte> buffer, string name, string what)

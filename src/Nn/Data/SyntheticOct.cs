@@ -28,8 +28,9 @@ public static class SyntheticOct
 
     /// <summary>
     /// Renders one grayscale image (H, W) of class <paramref name="label"/> from <paramref name="seed"/>.
-    /// <paramref name="minSeverity"/> in [0, 1) is the floor of the pathology's severity: 0 lets it
-    /// fade to nearly invisible (the hardest set), larger values keep every lesion visible.
+    /// <paramref name="minSeverity"/> in [0, 1) is the floor of the pathology's visibility: 0 lets it
+    /// fade to nearly invisible in heavy speckle (the hardest set); larger values keep every lesion
+    /// visible and scale the speckle down by up to a half.
     /// </summary>
     public static void Render(int label, int seed, int height, int width, Span<byte> destination, float minSeverity = 0f)
     {
@@ -219,6 +220,8 @@ public static class SyntheticOct
             s.ThickenX = U(r, 0.2f, 0.8f);
             s.ThickenWidth = U(r, 0.1f, 0.3f);
 
+            // A visibility floor also means a cleaner scan: less speckle (drawn above, so the random stream is unchanged).
+            s.Speckle *= 1f - 0.5f * minSeverity;
             switch (label)
             {
                 case Cnv:
@@ -310,7 +313,7 @@ public static class SyntheticOct
             {
                 float x = Math.Clamp(s.FoveaX + U(r, -0.35f, 0.35f), 0.05f, 0.95f);
                 float width = U(r, 0.012f, 0.04f) + 0.03f * severity;
-                float height = 0.004f + U(r, 0.3f + 0.6f * minSeverity, 1f) * (0.01f + 0.045f * severity);
+                float height = 0.004f + 0.01f * minSeverity + U(r, 0.3f + 0.6f * minSeverity, 1f) * (0.01f + 0.045f * severity);
                 s.SubRpe.Add((x, width, height, U(r, 0.6f, 1.4f)));
             }
             if (r.NextDouble() < 0.12)

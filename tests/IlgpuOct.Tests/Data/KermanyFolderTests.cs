@@ -54,9 +54,9 @@ public sealed class KermanyFolderTests
         (w, h).Should().Be((40, 24));
         Support.Tolerance.AssertClose(back.Select(b => (float)b).ToArray(), pixels.Select(b => (float)b).ToArray(), atol: 6, rtol: 0, "JPEG q98 round trip");
         var broken = () => TurboJpeg.DecodeGray(jpeg[..(jpeg.Length / 2)], out _, out _);
-        broken.Should().Throw<InvalidFileFormatException>();
+        broken.Should().Throw<InvalidDataException>();
         var garbage = () => TurboJpeg.DecodeGray("definitely not a jpeg"u8, out _, out _);
-        garbage.Should().Throw<InvalidFileFormatException>().WithMessage("*not a readable JPEG*");
+        garbage.Should().Throw<InvalidDataException>().WithMessage("*not a readable JPEG*");
     }
 
     [TurboJpegFact]

@@ -41,7 +41,7 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void MahalanobisScoreMatchesTheQuadraticFormByHand()
+    public void Mahalanobis_score_matches_the_quadratic_form_by_hand()
     {
         // Two classes in 2-D; the pooled within-class covariance is computed here independently.
         float[] x = [0, 0, 2, 0, 0, 2, 2, 2, 10, 10, 12, 10, 10, 13, 12, 13];
@@ -58,7 +58,7 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void KdeScoreMatchesTheKernelSumByHand()
+    public void Kde_score_matches_the_kernel_sum_by_hand()
     {
         float[] x = [0, 0, 1, 0, 5, 5, 6, 5];
         int[] labels = [0, 0, 1, 1];
@@ -73,7 +73,7 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void UadScoresWithTheMixtureOfThePredictedClass()
+    public void Uad_scores_with_the_mixture_of_the_predicted_class()
     {
         var (x, labels) = Clusters(60, 3, 1);
         var detector = new UadDetector();
@@ -88,7 +88,7 @@ public sealed class DetectionTests : IDisposable
     [InlineData("uad")]
     [InlineData("mahalanobis")]
     [InlineData("kde")]
-    public void ThresholdRejectsTheCalibratedShareAndSurvivesSaveLoad(string name)
+    public void Threshold_rejects_the_calibrated_share_and_survives_save_load(string name)
     {
         var (x, labels) = Clusters(80, 4, 2);
         var detector = FeatureDetector.Create(name);
@@ -114,7 +114,7 @@ public sealed class DetectionTests : IDisposable
     [InlineData("uad")]
     [InlineData("mahalanobis")]
     [InlineData("kde")]
-    public void DensityGradientsMatchFiniteDifferences(string name)
+    public void Density_gradients_match_finite_differences(string name)
     {
         var (x, labels) = Clusters(50, 3, 4);
         var detector = FeatureDetector.Create(name);
@@ -137,7 +137,7 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void FitRefusesAClassWithoutFeatures()
+    public void Fit_refuses_a_class_without_features()
     {
         var detector = new MahalanobisDetector();
         var act = () => detector.Fit([1, 2, 3, 4], 2, 2, [0, 0], 2, _cpu);
@@ -145,7 +145,7 @@ public sealed class DetectionTests : IDisposable
     }
 
     [Fact]
-    public void FitScoreAndEvaluateWorkFromFiles()
+    public void Fit_score_and_evaluate_work_from_files()
     {
         using var acc = DeviceSelection.Open("cpu", out _);
         string data = Path.Combine(_dir, "d.dat");

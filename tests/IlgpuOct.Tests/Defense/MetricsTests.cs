@@ -10,7 +10,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
 {
     [Fact]
     [Trait("Category", "Golden")]
-    public void AveragePrecisionAndRocAucMatchScikitLearn()
+    public void Average_precision_and_roc_auc_match_scikit_learn()
     {
         var golden = Golden.Load("metrics.safetensors");
         long[] labels = golden["labels"].ToInt64();
@@ -23,7 +23,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void ScikitLearnDocumentationExample()
+    public void Scikit_learn_documentation_example()
     {
         // average_precision_score and roc_auc_score docstrings: 0.83... and 0.75.
         int[] labels = [0, 0, 1, 1];
@@ -33,7 +33,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void TiedScoresFormOneThreshold()
+    public void Tied_scores_form_one_threshold()
     {
         // Sorted: 0.9 (+), 0.5 (+ and -), 0.1 (-). Points: P 1 R .5; P 2/3 R 1; P 1/2 R 1.
         int[] labels = [1, 0, 1, 0];
@@ -47,7 +47,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void AllTiesGivePrevalenceAndHalf()
+    public void All_ties_give_prevalence_and_half()
     {
         int[] labels = [1, 0, 0, 1, 0];
         double[] scores = [0.3, 0.3, 0.3, 0.3, 0.3];
@@ -56,7 +56,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void PerfectAndReversedRankings()
+    public void Perfect_and_reversed_rankings()
     {
         int[] labels = [0, 1, 0, 1, 1];
         double[] perfect = [0.1, 0.8, 0.2, 0.9, 0.7];
@@ -69,7 +69,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void AllPositivesAndAllNegatives()
+    public void All_positives_and_all_negatives()
     {
         int[] positives = [1, 1, 1];
         double[] scores = [0.2, 0.5, 0.1];
@@ -81,7 +81,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void BadLabelsAreRejected()
+    public void Bad_labels_are_rejected()
     {
         var act = () => RankingMetrics.AveragePrecision([0, 2], [0.1, 0.2]);
         act.Should().Throw<ArgumentException>().WithMessage("*not 0 or 1*");
@@ -90,7 +90,7 @@ public sealed class MetricsTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void PerClassAndMacroAreOneVersusRest()
+    public void Per_class_and_macro_are_one_versus_rest()
     {
         int[] labels = [0, 1, 2, 0, 1, 2];
         double[] scores = // (N, K)

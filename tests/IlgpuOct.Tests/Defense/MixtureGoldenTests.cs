@@ -16,7 +16,7 @@ public sealed class MixtureGoldenTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Types))]
-    public void FitMatchesScikitLearn(string prefix)
+    public void Fit_matches_scikit_learn(string prefix)
     {
         var golden = Golden.Load("gmm.safetensors");
         var x = golden["x"];

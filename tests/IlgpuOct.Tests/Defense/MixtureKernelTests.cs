@@ -21,7 +21,7 @@ public sealed class MixtureKernelTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void SelfTestPassesOnCpuKernels(string kernel, string shape)
+    public void Self_test_passes_on_cpu_kernels(string kernel, string shape)
     {
         var testCase = SelfTestCatalog.Discover(typeof(GaussianMixture).Assembly).Single(c => c.Kernel == kernel && c.Shape == shape);
         using var accelerator = new HostAccelerator(AcceleratorKind.CpuKernels);
@@ -30,7 +30,7 @@ public sealed class MixtureKernelTests
     }
 
     [Fact]
-    public void SelfTestsCoverEveryKernel()
+    public void Self_tests_cover_every_kernel()
     {
         var kernels = SelfTestCatalog.Discover(typeof(GaussianMixture).Assembly).Select(c => c.Kernel).Distinct().Where(k => k.StartsWith("MixtureKernels.", StringComparison.Ordinal));
         // RowLogDensity runs CenterRows and the GEMM before it; FinishCovariance runs ComponentSums,
@@ -39,7 +39,7 @@ public sealed class MixtureKernelTests
     }
 
     [Fact]
-    public void FitOnCpuKernelsFollowsTheHostFit()
+    public void Fit_on_cpu_kernels_follows_the_host_fit()
     {
         var x = MixtureTests.Blobs(40, [[0, 0, 0, 0], [3, 1, 0, 2], [0, 4, -1, 1]], 1.0, 21);
         int n = 120;
@@ -62,7 +62,7 @@ public sealed class MixtureKernelTests
     }
 
     [Fact]
-    public void CpuEngineIsTheHostImplementation()
+    public void Cpu_engine_is_the_host_implementation()
     {
         var x = MixtureTests.Blobs(30, [[0, 0], [4, 4]], 1.0, 22);
         var options = new GaussianMixtureOptions { Components = 2, Seed = 1 };
@@ -74,7 +74,7 @@ public sealed class MixtureKernelTests
     }
 
     [Fact]
-    public void KernelPathRejectsOtherCovarianceTypesWithAdvice()
+    public void Kernel_path_rejects_other_covariance_types_with_advice()
     {
         using var accelerator = new HostAccelerator(AcceleratorKind.CpuKernels);
         var act = () => new GaussianMixture(new GaussianMixtureOptions { Components = 2, CovarianceType = CovarianceType.Diagonal })

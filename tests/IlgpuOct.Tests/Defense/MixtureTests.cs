@@ -33,7 +33,7 @@ public sealed class MixtureTests
     private static readonly double[][] ThreeCentres = [[0, 0, 0], [6, 0, 1], [0, 7, -2]];
 
     [Fact]
-    public void KMeansPlusPlusIsDeterministicBySeed()
+    public void K_means_plus_plus_is_deterministic_by_seed()
     {
         var x = Array.ConvertAll(Blobs(40, ThreeCentres, 0.5, 1), v => (double)v);
         int n = 120;
@@ -59,7 +59,7 @@ public sealed class MixtureTests
     }
 
     [Fact]
-    public void FitIsBitReproducibleAndRecoversSeparatedClusters()
+    public void Fit_is_bit_reproducible_and_recovers_separated_clusters()
     {
         var x = Blobs(60, ThreeCentres, 0.8, 2);
         var options = new GaussianMixtureOptions { Components = 3, Seed = 5 };
@@ -85,7 +85,7 @@ public sealed class MixtureTests
     }
 
     [Fact]
-    public void RestartsKeepTheLargestLowerBound()
+    public void Restarts_keep_the_largest_lower_bound()
     {
         // Five blobs for three components: k-means++ starts land in different local optima.
         double[][] centres = [[0, 0], [4, 0], [0, 4], [4, 4], [2, 2]];
@@ -103,7 +103,7 @@ public sealed class MixtureTests
     }
 
     [Fact]
-    public void TiedCovarianceIsThePooledWithinClusterCovariance()
+    public void Tied_covariance_is_the_pooled_within_cluster_covariance()
     {
         // Clusters 200 apart: from the true means the responsibilities are exactly one-hot.
         double[][] centres = [[0, 0, 0], [200, 0, 0]];
@@ -150,7 +150,7 @@ public sealed class MixtureTests
     }
 
     [Fact]
-    public void SingleComponentFullAndTiedAgree()
+    public void Single_component_full_and_tied_agree()
     {
         var x = Blobs(80, [[1, 2, 3, 4]], 1.5, 5);
         var full = new GaussianMixture(new GaussianMixtureOptions { Components = 1 }).Fit(x, 80, 4);
@@ -172,7 +172,7 @@ public sealed class MixtureTests
     [InlineData(CovarianceType.Diagonal, 3 * 4)]
     [InlineData(CovarianceType.Tied, 4 * 5 / 2)]
     [InlineData(CovarianceType.Spherical, 3)]
-    public void BicAndAicCountParametersAsScikitLearn(CovarianceType type, int covarianceParameters)
+    public void Bic_and_aic_count_parameters_as_scikit_learn(CovarianceType type, int covarianceParameters)
     {
         var x = Blobs(30, [[0, 0, 0, 0], [5, 5, 0, 0], [0, 5, 5, 0]], 1.0, 6);
         int n = 90;
@@ -189,7 +189,7 @@ public sealed class MixtureTests
     [InlineData(CovarianceType.Diagonal)]
     [InlineData(CovarianceType.Tied)]
     [InlineData(CovarianceType.Spherical)]
-    public void SaveAndLoadRoundTrip(CovarianceType type)
+    public void Save_and_load_round_trip(CovarianceType type)
     {
         var x = Blobs(40, ThreeCentres, 1.0, 7);
         var gmm = new GaussianMixture(new GaussianMixtureOptions { Components = 3, CovarianceType = type, Seed = 3 }).Fit(x, 120, 3);
@@ -211,7 +211,7 @@ public sealed class MixtureTests
     }
 
     [Fact]
-    public void LogDensityOfOneComponentIsTheGaussianDensity()
+    public void Log_density_of_one_component_is_the_gaussian_density()
     {
         // One component from an explicit start and no iterations is N(mu, I).
         var gmm = new GaussianMixture(new GaussianMixtureOptions
@@ -227,7 +227,7 @@ public sealed class MixtureTests
     }
 
     [Fact]
-    public void CollapsedDataFailsWithAdvice()
+    public void Collapsed_data_fails_with_advice()
     {
         var x = new float[20]; // ten identical points
         var act = () => new GaussianMixture(new GaussianMixtureOptions { Components = 2, RegCovar = 0 }).Fit(x, 10, 2);

@@ -19,7 +19,7 @@ public sealed class ReproduceTests : IDisposable
     }
 
     [Fact]
-    public void MicroProfileWritesConsistentTablesEndToEnd()
+    public void Micro_profile_writes_consistent_tables_end_to_end()
     {
         var profile = ReproduceProfile.Micro;
         using var acc = DeviceSelection.Open("cpu", out _);
@@ -115,7 +115,7 @@ public sealed class ReproduceTests : IDisposable
     }
 
     [Fact]
-    public void ARerunInTheSameFolderContinuesFromTheCheckpoints()
+    public void A_rerun_in_the_same_folder_continues_from_the_checkpoints()
     {
         var profile = ReproduceProfile.Micro with { Modes = ["nt"], AdaptiveEpsilons = [], CwConstants = [] };
         using var acc = DeviceSelection.Open("cpu", out _);
@@ -126,7 +126,7 @@ public sealed class ReproduceTests : IDisposable
     }
 
     [Fact]
-    public void CancellationStopsTheRun()
+    public void Cancellation_stops_the_run()
     {
         using var acc = DeviceSelection.Open("cpu", out _);
         using var cts = new CancellationTokenSource();
@@ -141,7 +141,7 @@ public sealed class ReproduceTests : IDisposable
     }
 
     [Fact]
-    public void AttackSubsetIsClassBalancedEvenWhenTheSplitIsSortedByClass()
+    public void Attack_subset_is_class_balanced_even_when_the_split_is_sorted_by_class()
     {
         Directory.CreateDirectory(_dir);
         string path = Path.Combine(_dir, "sorted.dat");

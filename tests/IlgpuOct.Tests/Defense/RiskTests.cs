@@ -7,7 +7,7 @@ namespace IlgpuOct.Tests.Defense;
 public sealed class RiskTests
 {
     [Fact]
-    public void CountsFollowThePaperDefinitions()
+    public void Counts_follow_the_paper_definitions()
     {
         // Clean: 6 images; 2 misclassified (one of them rejected), 1 correct but rejected.
         bool[] cleanCorrect = [true, true, true, true, false, false];
@@ -22,7 +22,7 @@ public sealed class RiskTests
     }
 
     [Fact]
-    public void RiskIsTheWeightedSumAndPerImageRiskDividesByAllImages()
+    public void Risk_is_the_weighted_sum_and_per_image_risk_divides_by_all_images()
     {
         var counts = new RiskCounts(100, 100, CleanAcceptedWrong: 7, CleanRejected: 5, AdversarialAcceptedWrong: 12);
         RiskMeasure.Compute(counts).Should().Be(new RiskValue(24, 24 / 200.0));
@@ -32,7 +32,7 @@ public sealed class RiskTests
     }
 
     [Fact]
-    public void RejectionFlagsMustMatchTheImages()
+    public void Rejection_flags_must_match_the_images()
     {
         var act = () => RiskCounts.From([true, false], [true], [true], null);
         act.Should().Throw<ArgumentException>();

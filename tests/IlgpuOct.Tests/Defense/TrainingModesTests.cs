@@ -46,7 +46,7 @@ public sealed class TrainingModesTests : IDisposable
     private static float[][] Gradients(ResNet18 model) => [.. model.Parameters.Select(p => p.Grad.Download())];
 
     [Fact]
-    public void GceStepUsesGuidedComplementEntropyOnTheForwardLogits()
+    public void Gce_step_uses_guided_complement_entropy_on_the_forward_logits()
     {
         var (images, labels) = Batch(8, 1);
         using var model = new ResNet18(_acc, Tiny, 3);
@@ -74,7 +74,7 @@ public sealed class TrainingModesTests : IDisposable
     }
 
     [Fact]
-    public void AtBatchIsHalfCleanHalfFgsmWithEpsilonInRange()
+    public void At_batch_is_half_clean_half_fgsm_with_epsilon_in_range()
     {
         var (images, labels) = Batch(8, 11);
         using var model = new ResNet18(_acc, Tiny, 4);
@@ -110,7 +110,7 @@ public sealed class TrainingModesTests : IDisposable
     }
 
     [Fact]
-    public void FgsmRandomStartStaysInTheEpsilonBall()
+    public void Fgsm_random_start_stays_in_the_epsilon_ball()
     {
         var (images, labels) = Batch(4, 21);
         using var model = new ResNet18(_acc, Tiny, 4);
@@ -122,7 +122,7 @@ public sealed class TrainingModesTests : IDisposable
     }
 
     [Fact]
-    public void SsatLossAndGradientAreSupervisedPlusFiveTimesUnsupervised()
+    public void Ssat_loss_and_gradient_are_supervised_plus_five_times_unsupervised()
     {
         const int b = 4;
         string path = Path.Combine(_dir, "d.dat");
@@ -173,7 +173,7 @@ public sealed class TrainingModesTests : IDisposable
     }
 
     [Fact]
-    public void TrainerRunsEveryModeThroughTheFactory()
+    public void Trainer_runs_every_mode_through_the_factory()
     {
         string path = Path.Combine(_dir, "t.dat");
         DatasetFile.Write(path, SyntheticOct.Generate(Size, Size, [("train", 8), ("unlabeled", 4), ("test", 4)], 1));
@@ -195,7 +195,7 @@ public sealed class TrainingModesTests : IDisposable
     }
 
     [Fact]
-    public void SsatLambdaWarmupRampsLinearlyToLambda()
+    public void Ssat_lambda_warmup_ramps_linearly_to_lambda()
     {
         var options = new AdversarialTrainingOptions { Lambda = 5, LambdaWarmupSteps = 10 };
         options.LambdaAt(0).Should().BeApproximately(0.5f, 1e-6f);
@@ -206,7 +206,7 @@ public sealed class TrainingModesTests : IDisposable
     }
 
     [Fact]
-    public void SsatPseudoLabelThresholdDropsUnconfidentImagesFromTheLoss()
+    public void Ssat_pseudo_label_threshold_drops_unconfident_images_from_the_loss()
     {
         const int b = 4;
         string path = Path.Combine(_dir, "c.dat");

@@ -86,7 +86,7 @@ public sealed class GeneratorDiagnosticTests
         { Kernel("int i = 0; if (y[i++] > i) { y[0] = 1f; }"), "IOCT0029", "move the ++/--/assignment/call into a separate statement" },
         { Kernel("int i = 0; while (i++ < x[i]) { y[0] += 1f; }"), "IOCT0029", "C++ does not evaluate left to right" },
         { Kernel("int i = 0; for (int j = 0; j < n; y[j] = j++) { i++; }"), "IOCT0029", "separate statement" },
-        { Kernel("int __shfl0 = 1; y[0] = __shfl0;"), "IOCT0030", "'__shfl0' starts with '__'" },
+        { Kernel("int __shfl0 = 1; float v = ctx.ShuffleDown(x[0], 1); y[0] = __shfl0 + v;"), "IOCT0030", "'__shfl0' is a name the generated C# uses" },
         { Kernel("y[0] = __slots;", parameters: ", View<float> y, int __slots"), "IOCT0030", "rename it" },
         { Kernel("var s = ctx.Shared<float>(32); if (ctx.ThreadIdx.X < 16) { ctx.Barrier(); } s[0] = 1f; y[0] = s[0];"), "IOCT0031", "ctx.ThreadIdx.X < 16" },
         { Kernel("int t = ctx.LinearThreadIdx; int half = t / 2; if (half > 3) { ctx.Barrier(); }"), "IOCT0031", "half > 3" },

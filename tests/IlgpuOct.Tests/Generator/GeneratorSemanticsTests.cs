@@ -1,4 +1,5 @@
 using FluentAssertions;
+using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Cuda;
 using IlgpuOct.Tests.Cuda;
 using Xunit;
@@ -19,9 +20,11 @@ public sealed class GeneratorSemanticsTests
     {
         ("ShadowedMin", "float min = x[0]; float min_ = x[1]; y[0] = MathF.Min(min, min_);", Parameters, ""),
         ("LengthNames", "int x_length = 5; y[0] = x.Length + x_length;", Parameters, ""),
-        ("DynamicLength", "var d = ctx.DynamicShared<float>(); int d_length = 3; d[0] = d.Length + d_length; y[0] = d[0];", Parameters, ""),
+        ("DynamicLength", "var d = ctx.DynamicShared<float>(); int d_length = 3; if (ctx.ThreadIdx.X == 0) { d[0] = d.Length + d_length; y[0] = d[0]; }", Parameters, ""),
         ("CudaNames", "float expf = x[0]; float @delete = 1f; int @int = 2; int @new = 3; float float2 = 4f; y[0] = MathF.Exp(expf) + @delete + @int + @new + float2;", Parameters, ""),
         ("GeneratedNames", "int ioct_t0 = 1; int ioct_fn_K_Twice = 2; y[0] = ioct_t0 + Twice(ioct_fn_K_Twice);", Parameters, "private static int Twice(int v) => 2 * v;"),
+        ("UnderscoreNames", "var s = ctx.Shared<float>(64); int __syncthreads = 1; int __shfl0 = 2; s[ctx.ThreadIdx.X] = __syncthreads + __shfl0; ctx.Barrier(); y[0] = s[0];", Parameters, ""),
+        ("UncheckedTop", "unchecked { var s = ctx.Shared<int>(64); s[ctx.ThreadIdx.X] = n * 3; ctx.Barrier(); y[0] = s[0] + (float)Math.CopySign(1.0, (double)x[0]); }", Parameters, ""),
         ("LengthParameter", "y[0] = x.Length + x_length;", ", View<float> x, View<float> y, int x_length", ""),
         ("LauncherNames", "y[0] = config[0] + accelerator;", ", View<float> config, View<float> y, int accelerator", ""),
         ("FmodTarget", "int k = n; y[k++] %= 2f; y[k] = k;", Parameters, ""),
@@ -31,8 +34,10 @@ public sealed class GeneratorSemanticsTests
         ("ShortCircuitOrder", "int i = n; bool b = i++ > 0 && i > 1; y[0] = b ? i : -i;", Parameters, ""),
         ("HelperReturnOrder", "y[0] = Next(n);", Parameters, "private static int Next(int i) { return i++ + i; }"),
         ("Shifts", "int s = n; long w = n; w <<= s; int t = n; t >>= s; y[0] = (1 << s) + (n >> s) + (1L << s) + (n << 3) + (n << 33) + w + t;", Parameters, ""),
-        ("FloatToInteger", "byte b = (byte)(x[0] * 255f); int i = (int)x[1]; uint u = (uint)x[2]; long l = (long)(double)x[3]; ulong w = (ulong)x[4]; y[0] = b + i + u + l; y[1] = w;", Parameters, ""),
+        ("FloatToInteger", "byte b = (byte)(x[0] * 255f); int i = (int)x[1]; uint u = (uint)x[2]; long l = (long)(double)x[3]; ulong w = (ulong)x[4]; y[0] = b; y[1] = i; y[2] = u; y[3] = l; y[4] = w;", Parameters, ""),
         ("NaNBits", "y[0] = float.NaN; double d = double.NaN; y[1] = (float)d;", Parameters, ""),
+        ("RegisterArray", "Span<float> acc = stackalloc float[8]; for (int r = 0; r < 4; r++) { Scale(acc, x[r], r); } for (int j = 0; j < 8; j++) { y[j] = acc[j]; } for (int k = 0; k < n; k++) { y[8] += acc[k & 7]; }", Parameters,
+            "private static void Scale(Span<float> acc, float v, int r) { for (int j = 0; j < 8; j++) { acc[j] += v * (j + r); } }"),
     };
 
     private static string Source((string Name, string Body, string Parameters, string Extra) k) => $$"""
@@ -84,6 +89,13 @@ public sealed class GeneratorSemanticsTests
             .And.Contain("int new_ = 3;").And.Contain("float float2_ = 4.0f;").And.Contain("expf(expf_)");
         string generated = Cuda("GeneratedNames");
         generated.Should().Contain("int ioct_t0_ = 1;").And.Contain("int ioct_fn_K_Twice_ = 2;").And.Contain("ioct_fn_K_Twice(ioct_fn_K_Twice_)");
+    }
+
+    [Fact]
+    public void Double_underscore_names_are_escaped_and_an_unchecked_block_keeps_the_top_level()
+    {
+        Cuda("UnderscoreNames").Should().Contain("int __syncthreads_ = 1;").And.Contain("int __shfl0_ = 2;").And.Contain("__syncthreads();");
+        Cuda("UncheckedTop").Should().Contain("__shared__ int s[64];").And.Contain("copysign(1.0, ((double)x[0]))");
     }
 
     [Fact]
@@ -155,6 +167,61 @@ public sealed class GeneratorSemanticsTests
         long doubleBits = BitConverter.DoubleToInt64Bits(double.NaN);
         cuda.Should().Contain($"y[0] = __int_as_float((int)0x{floatBits:x8}u);")
             .And.Contain($"double d = __longlong_as_double((long long)0x{doubleBits:x16}ULL);");
+    }
+
+    [Fact]
+    public void Register_arrays_pass_to_helpers_as_pointers_and_constant_loops_over_them_unroll()
+    {
+        string cuda = Cuda("RegisterArray");
+        cuda.Should().Contain("static __device__ __forceinline__ void ioct_fn_K_Scale(float* acc, int acc_length, float v, int r)")
+            .And.Contain("_Pragma(\"unroll\") for (int j = 0; j < 8; j++)")
+            .And.Contain("float acc[8] = {0};").And.Contain("ioct_fn_K_Scale(acc, 8, x[r], r);")
+            .And.Contain("    for (int r = 0; r < 4; r++)", "the loop only passes the array on; the helper's own loop unrolls");
+        cuda.Should().Contain("    for (int k = 0; k < n; k++)", "a loop without a constant trip count is left to the compiler");
+    }
+
+    /// <summary>Inputs chosen to hit the edges the fixes are about: out-of-range and NaN conversions, shift counts over 31.</summary>
+    private static readonly float[] Inputs = [-0.6f, 3e9f, -5f, 1e19f, float.NaN, 1.5f, -2.25f, 7f];
+
+    [Fact]
+    public void Regression_kernels_compute_the_same_bits_on_cpu_kernels_and_cuda_host()
+    {
+        using var cudaHost = IlgpuOct.Kernels.CudaHost.CudaHostAccelerator.Open(sanitize: false, cache: new KernelCache(enabled: false), maxParallelism: 1);
+        using var cpuKernels = new HostAccelerator(AcceleratorKind.CpuKernels, maxParallelism: 1);
+        foreach (var k in Kernels)
+        {
+            var run = Runs.Value[k.Name];
+            Cuda(k.Name);
+            var assembly = run.Load();
+            var launch = assembly.GetType("Demo.K+" + k.Name + "Kernel")!.GetMethod("Launch")!;
+            float[] expected = Execute(cpuKernels, launch);
+            float[] actual = Execute(cudaHost, launch);
+            for (int i = 0; i < expected.Length; i++)
+            {
+                BitConverter.SingleToInt32Bits(actual[i]).Should().Be(BitConverter.SingleToInt32Bits(expected[i]),
+                    $"{k.Name}: y[{i}] is {expected[i]} on cpu-kernels and {actual[i]} on cuda-host");
+            }
+        }
+    }
+
+    /// <summary>One block of 32 threads (every thread computes the same values), 35 as the int parameter, 256 B of dynamic shared memory.</summary>
+    private static float[] Execute(Accelerator accelerator, System.Reflection.MethodInfo launch)
+    {
+        float[] x = new float[64];
+        Inputs.CopyTo(x, 0);
+        using var first = accelerator.Upload<float>(x);
+        using var second = accelerator.Upload<float>(new float[64]);
+        var config = new LaunchConfig(new Dim3(1), new Dim3(32), DynamicSharedBytes: 256);
+        try
+        {
+            launch.Invoke(null, [accelerator, config, first.View, second.View, 35]);
+        }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+        {
+            throw e.InnerException;
+        }
+        accelerator.Synchronize();
+        return accelerator.Download(second.View);
     }
 
     [Fact]

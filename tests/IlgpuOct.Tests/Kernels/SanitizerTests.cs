@@ -16,7 +16,10 @@ public sealed class SanitizerTests
 {
     private const string Source = """
         namespace SanitizerProbe;
-        public static partial class K
+        public static partial class Host
+        {
+        // Private: the module initializer does not register these kernels with the process-wide registry.
+        private static partial class K
         {
             public const int Block = 64;
 
@@ -158,6 +161,7 @@ public sealed class SanitizerTests
                 y[g] = Offset(g, pitch);
             }
         }
+        }
         """;
 
     private static readonly Lazy<Assembly> Compiled = new(() =>
@@ -170,7 +174,7 @@ public sealed class SanitizerTests
 
     private static void Launch(string kernel, Accelerator acc, LaunchConfig config, params object[] args)
     {
-        var launch = Compiled.Value.GetType($"SanitizerProbe.K+{kernel}Kernel")!.GetMethod("Launch")!;
+        var launch = Compiled.Value.GetType($"SanitizerProbe.Host+K+{kernel}Kernel")!.GetMethod("Launch")!;
         try
         {
             launch.Invoke(null, new object[] { acc, config }.Concat(args).ToArray());
@@ -194,7 +198,7 @@ public sealed class SanitizerTests
         // Thread 0 runs first through every stride, reading partial[1] in the last step; thread 1 then
         // updates it in its stride-32 step of the same phase.
         act.Should().Throw<KernelExecutionException>().Which.Message.Should()
-            .Contain("Kernel SanitizerProbe.K.Reduce").And.Contain("block (0,0,0):").And.Contain("racecheck")
+            .Contain("Kernel SanitizerProbe.Host.K.Reduce").And.Contain("block (0,0,0):").And.Contain("racecheck")
             .And.Contain("thread (0,0,0) reads partial[1]").And.Contain("thread (1,0,0) updates (reads and writes) it");
     }
 
@@ -218,7 +222,7 @@ public sealed class SanitizerTests
         using var acc = Sanitized();
         var act = () => Launch("Shift", acc, new LaunchConfig(2, 64), new View<float>(new float[128]), 0);
         act.Should().Throw<KernelExecutionException>().Which.Message.Should()
-            .Contain("Kernel SanitizerProbe.K.Shift").And.Contain("block (0,0,0):").And.Contain("initcheck")
+            .Contain("Kernel SanitizerProbe.Host.K.Shift").And.Contain("block (0,0,0):").And.Contain("initcheck")
             .And.Contain("thread (63,0,0) reads tile[64]").And.Contain("no thread of the block has written");
     }
 
@@ -240,7 +244,7 @@ public sealed class SanitizerTests
         var values = Enumerable.Range(0, 64).Select(i => i * 7 % 5).ToArray();
         var act = () => Launch("Histogram", acc, new LaunchConfig(1, 64), new View<int>(values), new View<int>(new int[4]), 0);
         act.Should().Throw<KernelExecutionException>().Which.Message.Should()
-            .Contain("Kernel SanitizerProbe.K.Histogram").And.Contain("racecheck").And.Contain("thread (0,0,0) reads counts[0]").And.Contain("thread (2,0,0) updates atomically it");
+            .Contain("Kernel SanitizerProbe.Host.K.Histogram").And.Contain("racecheck").And.Contain("thread (0,0,0) reads counts[0]").And.Contain("thread (2,0,0) updates atomically it");
     }
 
     [Fact]
@@ -259,8 +263,8 @@ public sealed class SanitizerTests
         using var acc = new HostAccelerator(AcceleratorKind.CpuKernels, sanitize: false);
         var act = () => Launch("Divergent", acc, new LaunchConfig(1, 64), new View<float>(new float[64]), 16);
         act.Should().Throw<KernelExecutionException>().Which.Message.Should()
-            .Contain("Kernel SanitizerProbe.K.Divergent").And.Contain("block (0,0,0):").And.Contain("synccheck")
-            .And.Contain("thread (0,0,0) waits at the barrier of line 78 and thread (16,0,0) at the barrier of line 80");
+            .Contain("Kernel SanitizerProbe.Host.K.Divergent").And.Contain("block (0,0,0):").And.Contain("synccheck")
+            .And.Contain("thread (0,0,0) waits at the barrier of line 81 and thread (16,0,0) at the barrier of line 83");
     }
 
     [Fact]
@@ -278,8 +282,8 @@ public sealed class SanitizerTests
         using var acc = Sanitized();
         var act = () => Launch("EarlyExit", acc, new LaunchConfig(2, 64), new View<float>(new float[128]), 100);
         act.Should().Throw<KernelExecutionException>().Which.Message.Should()
-            .Contain("Kernel SanitizerProbe.K.EarlyExit").And.Contain("block (1,0,0):").And.Contain("synccheck")
-            .And.Contain("thread (36,0,0) ended while thread (0,0,0) waits at the barrier of line 94");
+            .Contain("Kernel SanitizerProbe.Host.K.EarlyExit").And.Contain("block (1,0,0):").And.Contain("synccheck")
+            .And.Contain("thread (36,0,0) ended while thread (0,0,0) waits at the barrier of line 97");
         var y = new float[128];
         Launch("EarlyExit", acc, new LaunchConfig(2, 64), new View<float>(y), 128);
         y.Should().Equal(Enumerable.Range(0, 128).Select(g => (float)(g % 64)));
@@ -293,7 +297,7 @@ public sealed class SanitizerTests
         // g * 2^24 first leaves int at g = 128: block 2 (of 64 threads), thread 0.
         var act = () => Launch("Scale", acc, new LaunchConfig(4, 64), new View<int>(y), 1 << 24);
         act.Should().Throw<KernelExecutionException>().Which.Message.Should()
-            .Contain("Kernel SanitizerProbe.K.Scale").And.Contain("block (2,0,0), thread (0,0,0)").And.Contain("signed int overflow in `g * factor (line 104)`")
+            .Contain("Kernel SanitizerProbe.Host.K.Scale").And.Contain("block (2,0,0), thread (0,0,0)").And.Contain("signed int overflow in `g * factor (line 107)`")
             .And.Contain("128 * 16777216");
         Launch("Scale", acc, new LaunchConfig(4, 64), new View<int>(y), 1 << 20);
         y[255].Should().Be(255 << 20);
@@ -306,7 +310,7 @@ public sealed class SanitizerTests
         var y = new int[64];
         var act = () => Launch("Rows", acc, new LaunchConfig(1, 64), new View<int>(y), 1 << 26);
         act.Should().Throw<KernelExecutionException>().Which.Message.Should()
-            .Contain("Kernel SanitizerProbe.K.Rows").And.Contain("thread (32,0,0)").And.Contain("signed int overflow in `row * pitch (line 135)`");
+            .Contain("Kernel SanitizerProbe.Host.K.Rows").And.Contain("thread (32,0,0)").And.Contain("signed int overflow in `row * pitch (line 138)`");
         Launch("Rows", acc, new LaunchConfig(1, 64), new View<int>(y), 1 << 20);
         y[63].Should().Be(63 << 20);
     }
@@ -325,9 +329,9 @@ public sealed class SanitizerTests
             z[g].Should().Be((1L << 40) + g);
         }
         var overflow = () => Launch("Arithmetic", acc, new LaunchConfig(1, 64), new View<int>(y), new View<long>(z), int.MaxValue - 1, 1L);
-        overflow.Should().Throw<KernelExecutionException>().Which.Message.Should().Contain("thread (0,0,0)").And.Contain("`++count (line 115)`");
+        overflow.Should().Throw<KernelExecutionException>().Which.Message.Should().Contain("thread (0,0,0)").And.Contain("`++count (line 118)`");
         var longOverflow = () => Launch("Arithmetic", acc, new LaunchConfig(1, 64), new View<int>(y), new View<long>(z), 0, long.MaxValue / 2 + 1);
-        longOverflow.Should().Throw<KernelExecutionException>().Which.Message.Should().Contain("signed long overflow in `big * 2L (line 121)`");
+        longOverflow.Should().Throw<KernelExecutionException>().Which.Message.Should().Contain("signed long overflow in `big * 2L (line 124)`");
     }
 
     [Fact]

@@ -523,22 +523,7 @@ public static unsafe partial class Conv2d
         int bRow = tid / TileN;
         int aCol = tid % TileK;
         int aRow = tid / TileK;
-        float c00 = 0f;
-        float c01 = 0f;
-        float c02 = 0f;
-        float c03 = 0f;
-        float c10 = 0f;
-        float c11 = 0f;
-        float c12 = 0f;
-        float c13 = 0f;
-        float c20 = 0f;
-        float c21 = 0f;
-        float c22 = 0f;
-        float c23 = 0f;
-        float c30 = 0f;
-        float c31 = 0f;
-        float c32 = 0f;
-        float c33 = 0f;
+        Span<float> acc = stackalloc float[16]; // acc[4 i + j]: rows m0 + 16 i, columns n0 + 16 j
         for (int k0 = 0; k0 < kDim; k0 += TileK)
         {
             if (tid < TileK)
@@ -565,43 +550,15 @@ public static unsafe partial class Conv2d
                 tileB[row * TilePitch + tid % TileN] = inside ? x[columnOffset + rowOffset[row]] : 0f;
             }
             ctx.Barrier();
-            for (int q = 0; q < TileK; q++)
-            {
-                int ra = q * TilePitch + ty;
-                int rb = q * TilePitch + tx;
-                float a0 = tileA[ra];
-                float a1 = tileA[ra + 16];
-                float a2 = tileA[ra + 32];
-                float a3 = tileA[ra + 48];
-                float b0 = tileB[rb];
-                float b1 = tileB[rb + 16];
-                float b2 = tileB[rb + 32];
-                float b3 = tileB[rb + 48];
-                c00 += a0 * b0;
-                c01 += a0 * b1;
-                c02 += a0 * b2;
-                c03 += a0 * b3;
-                c10 += a1 * b0;
-                c11 += a1 * b1;
-                c12 += a1 * b2;
-                c13 += a1 * b3;
-                c20 += a2 * b0;
-                c21 += a2 * b1;
-                c22 += a2 * b2;
-                c23 += a2 * b3;
-                c30 += a3 * b0;
-                c31 += a3 * b1;
-                c32 += a3 * b2;
-                c33 += a3 * b3;
-            }
+            AccumulateTile(tileA, tileB, ty, tx, acc);
             ctx.Barrier();
         }
         int m0 = rowBase + ty;
         int n0 = colBase + tx;
-        StoreImageMajor(y, m0, n0, c00, c10, c20, c30, outC, nDim, outHW);
-        StoreImageMajor(y, m0, n0 + 16, c01, c11, c21, c31, outC, nDim, outHW);
-        StoreImageMajor(y, m0, n0 + 32, c02, c12, c22, c32, outC, nDim, outHW);
-        StoreImageMajor(y, m0, n0 + 48, c03, c13, c23, c33, outC, nDim, outHW);
+        for (int j = 0; j < 4; j++)
+        {
+            StoreImageMajor(y, m0, n0 + 16 * j, acc[j], acc[4 + j], acc[8 + j], acc[12 + j], outC, nDim, outHW);
+        }
     }
 
     [Kernel]
@@ -635,22 +592,7 @@ public static unsafe partial class Conv2d
         int bRow = tid / TileN;
         int aCol = tid % TileK;
         int aRow = tid / TileK;
-        float c00 = 0f;
-        float c01 = 0f;
-        float c02 = 0f;
-        float c03 = 0f;
-        float c10 = 0f;
-        float c11 = 0f;
-        float c12 = 0f;
-        float c13 = 0f;
-        float c20 = 0f;
-        float c21 = 0f;
-        float c22 = 0f;
-        float c23 = 0f;
-        float c30 = 0f;
-        float c31 = 0f;
-        float c32 = 0f;
-        float c33 = 0f;
+        Span<float> acc = stackalloc float[16]; // acc[4 i + j]: rows m0 + 16 i, columns n0 + 16 j
         for (int k0 = 0; k0 < kDim; k0 += TileK)
         {
             if (tid < TileK)
@@ -678,43 +620,15 @@ public static unsafe partial class Conv2d
                 tileB[row * TilePitch + tid % TileN] = hit ? dy[gradBase + rowGrad[row] + oh * outW + ow] : 0f;
             }
             ctx.Barrier();
-            for (int q = 0; q < TileK; q++)
-            {
-                int ra = q * TilePitch + ty;
-                int rb = q * TilePitch + tx;
-                float a0 = tileA[ra];
-                float a1 = tileA[ra + 16];
-                float a2 = tileA[ra + 32];
-                float a3 = tileA[ra + 48];
-                float b0 = tileB[rb];
-                float b1 = tileB[rb + 16];
-                float b2 = tileB[rb + 32];
-                float b3 = tileB[rb + 48];
-                c00 += a0 * b0;
-                c01 += a0 * b1;
-                c02 += a0 * b2;
-                c03 += a0 * b3;
-                c10 += a1 * b0;
-                c11 += a1 * b1;
-                c12 += a1 * b2;
-                c13 += a1 * b3;
-                c20 += a2 * b0;
-                c21 += a2 * b1;
-                c22 += a2 * b2;
-                c23 += a2 * b3;
-                c30 += a3 * b0;
-                c31 += a3 * b1;
-                c32 += a3 * b2;
-                c33 += a3 * b3;
-            }
+            AccumulateTile(tileA, tileB, ty, tx, acc);
             ctx.Barrier();
         }
         int m0 = rowBase + ty;
         int n0 = colBase + tx;
-        StoreImageMajor(dx, m0, n0, c00, c10, c20, c30, inC, nDim, hw);
-        StoreImageMajor(dx, m0, n0 + 16, c01, c11, c21, c31, inC, nDim, hw);
-        StoreImageMajor(dx, m0, n0 + 32, c02, c12, c22, c32, inC, nDim, hw);
-        StoreImageMajor(dx, m0, n0 + 48, c03, c13, c23, c33, inC, nDim, hw);
+        for (int j = 0; j < 4; j++)
+        {
+            StoreImageMajor(dx, m0, n0 + 16 * j, acc[j], acc[4 + j], acc[8 + j], acc[12 + j], inC, nDim, hw);
+        }
     }
 
     [Kernel]
@@ -757,22 +671,7 @@ public static unsafe partial class Conv2d
         int off1 = (j1 / kk * h + kh1) * wd + kw1;
         int off2 = (j2 / kk * h + kh2) * wd + kw2;
         int off3 = (j3 / kk * h + kh3) * wd + kw3;
-        float c00 = 0f;
-        float c01 = 0f;
-        float c02 = 0f;
-        float c03 = 0f;
-        float c10 = 0f;
-        float c11 = 0f;
-        float c12 = 0f;
-        float c13 = 0f;
-        float c20 = 0f;
-        float c21 = 0f;
-        float c22 = 0f;
-        float c23 = 0f;
-        float c30 = 0f;
-        float c31 = 0f;
-        float c32 = 0f;
-        float c33 = 0f;
+        Span<float> acc = stackalloc float[16]; // acc[4 i + j]: rows m0 + 16 i, columns n0 + 16 j
         for (int k0 = kBegin; k0 < kEnd; k0 += TileK)
         {
             if (tid < TileK)
@@ -802,43 +701,40 @@ public static unsafe partial class Conv2d
             tileB[kSlot * TilePitch + nSlot + 32] = LoadTap(x, j2 < nDim, imageBase, off2, ihBase + kh2, iwBase + kw2, h, wd);
             tileB[kSlot * TilePitch + nSlot + 48] = LoadTap(x, j3 < nDim, imageBase, off3, ihBase + kh3, iwBase + kw3, h, wd);
             ctx.Barrier();
-            for (int q = 0; q < TileK; q++)
-            {
-                int ra = q * TilePitch + ty;
-                int rb = q * TilePitch + tx;
-                float a0 = tileA[ra];
-                float a1 = tileA[ra + 16];
-                float a2 = tileA[ra + 32];
-                float a3 = tileA[ra + 48];
-                float b0 = tileB[rb];
-                float b1 = tileB[rb + 16];
-                float b2 = tileB[rb + 32];
-                float b3 = tileB[rb + 48];
-                c00 += a0 * b0;
-                c01 += a0 * b1;
-                c02 += a0 * b2;
-                c03 += a0 * b3;
-                c10 += a1 * b0;
-                c11 += a1 * b1;
-                c12 += a1 * b2;
-                c13 += a1 * b3;
-                c20 += a2 * b0;
-                c21 += a2 * b1;
-                c22 += a2 * b2;
-                c23 += a2 * b3;
-                c30 += a3 * b0;
-                c31 += a3 * b1;
-                c32 += a3 * b2;
-                c33 += a3 * b3;
-            }
+            AccumulateTile(tileA, tileB, ty, tx, acc);
             ctx.Barrier();
         }
         int m0 = rowBase + ty;
         int n0 = colBase + tx;
-        StoreRowMajor(dw, m0, n0, c00, c10, c20, c30, outC, nDim, atomicStore);
-        StoreRowMajor(dw, m0, n0 + 16, c01, c11, c21, c31, outC, nDim, atomicStore);
-        StoreRowMajor(dw, m0, n0 + 32, c02, c12, c22, c32, outC, nDim, atomicStore);
-        StoreRowMajor(dw, m0, n0 + 48, c03, c13, c23, c33, outC, nDim, atomicStore);
+        for (int j = 0; j < 4; j++)
+        {
+            StoreRowMajor(dw, m0, n0 + 16 * j, acc[j], acc[4 + j], acc[8 + j], acc[12 + j], outC, nDim, atomicStore);
+        }
+    }
+
+    /// <summary>
+    /// acc[4 i + j] += A[q][ty + 16 i] * B[q][tx + 16 j] over the TileK staged rows q: this thread's 4 x 4
+    /// block of the 64 x 64 tile, in registers (the loops unroll fully in CUDA).
+    /// </summary>
+    private static void AccumulateTile(View<float> tileA, View<float> tileB, int ty, int tx, Span<float> acc)
+    {
+        Span<float> a = stackalloc float[4];
+        Span<float> b = stackalloc float[4];
+        for (int q = 0; q < TileK; q++)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                a[i] = tileA[q * TilePitch + ty + 16 * i];
+                b[i] = tileB[q * TilePitch + tx + 16 * i];
+            }
+            for (int i = 0; i < 4; i++)
+            {
+                for (int j = 0; j < 4; j++)
+                {
+                    acc[4 * i + j] += a[i] * b[j];
+                }
+            }
+        }
     }
 
     // x at (ih, iw) of the tap, 0 in the padding or for a column past the end.
