@@ -152,7 +152,7 @@ internal static class ProfileCommand
             if (parse.GetValue(common.Svg) is { } svg)
             {
                 AtomicFile.WriteAllText(svg, ProfileSvg.Render(report));
-                Console.Error.WriteLine($"wrote {svg}");
+                CliConsole.Current.ErrorLine($"wrote {svg}");
             }
             if (parse.GetValue(common.Json))
             {
@@ -197,10 +197,10 @@ internal static class ProfileCommand
                 r.Name, r.Count.ToString(inv), r.TotalMilliseconds.ToString("F3", inv), r.MeanMilliseconds.ToString("F4", inv), r.Share.ToString("P1", inv),
                 Opt(r.FlopsPerLaunch / 1e6, "F2"), Opt(r.BytesPerLaunch / 1e6, "F2"), Opt(r.Gflops, "F1"), Opt(r.GBytesPerSecond, "F1"), Opt(r.RooflineFraction, "P1"),
             ]));
-        Console.WriteLine($"roofline: {(report.Roofline is { } roof ? $"{roof.PeakGflops:F0} GFLOP/s" + (roof.PeakGBytesPerSecond is { } b ? $", {b:F0} GB/s" : "") + $" ({rooflineNote})" : rooflineNote)}");
+        CliConsole.Current.WriteLine($"roofline: {(report.Roofline is { } roof ? $"{roof.PeakGflops:F0} GFLOP/s" + (roof.PeakGBytesPerSecond is { } b ? $", {b:F0} GB/s" : "") + $" ({rooflineNote})" : rooflineNote)}");
         if (nvtx.Length > 0)
         {
-            Console.WriteLine(nvtx);
+            CliConsole.Current.WriteLine(nvtx);
         }
     }
 

@@ -53,7 +53,7 @@ internal static class VerifyCommand
             {
                 Ui.Table($"golden checks on {acc.Name}", ["check", "ok", "shape", "max rel L2", "problem"],
                     rows.Select(r => (IReadOnlyList<string>)[r.Check, r.Passed ? "yes" : "NO", r.Shape, r.MaxRelativeL2?.ToString("G3", System.Globalization.CultureInfo.InvariantCulture) ?? "-", r.Problem]));
-                Console.WriteLine($"{rows.Count - failed}/{rows.Count} golden checks passed on {acc.Id}" + (notCovered.Length > 0 ? $"; not checked by verify (xunit golden tests only): {string.Join(", ", notCovered)}" : ""));
+                CliConsole.Current.WriteLine($"{rows.Count - failed}/{rows.Count} golden checks passed on {acc.Id}" + (notCovered.Length > 0 ? $"; not checked by verify (xunit golden tests only): {string.Join(", ", notCovered)}" : ""));
             }
             return failed > 0 ? CliRunner.Failed : CliRunner.Ok;
         });

@@ -74,6 +74,7 @@ public sealed partial class CliOutputTests : IDisposable
         text = Machine().Replace(text, "<cores> CPU cores (<simd>)");
         text = EpochRow().Replace(text, "${head}<n> ${lr} <t>");
         text = ModelRow().Replace(text, "${head}<t>${tail}");
+        text = RunEnvironment().Replace(text, "Wall time <the run's timings, machine and load>");
         return text;
     }
 
@@ -115,6 +116,10 @@ public sealed partial class CliOutputTests : IDisposable
     private static partial Regex EpochRow();
 
     /// <summary>A row of reproduce's models table, whose fourth column is the training time in seconds.</summary>
-    [GeneratedRegex(@"^(?<head>\| \w+ \| [\d.]+ % \| [\d.]+ % \| )\d+(?<tail> \| \w+ \|)$", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^(?<head>\| \w+ \| [\d.]+ % \| [\d.]+ % \| )[\d.]+(?<tail> \| \w+ \|)$", RegexOptions.Multiline)]
     private static partial Regex ModelRow();
+
+    /// <summary>reproduce's line on where and how long it ran.</summary>
+    [GeneratedRegex(@"^Wall time .*$", RegexOptions.Multiline)]
+    private static partial Regex RunEnvironment();
 }
