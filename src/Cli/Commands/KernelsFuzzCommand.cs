@@ -19,8 +19,9 @@ internal static class KernelsFuzzCommand
         var without = new Option<string[]>("--without") { Description = $"Leave constructs out: {string.Join(", ", Enum.GetNames<FuzzFeatures>().Where(n => n is not "None" and not "All"))}.", AllowMultipleArgumentsPerToken = true };
         var nvrtcEvery = new Option<int>("--nvrtc-every") { Description = "Compile every Nth program with NVRTC too (0: never).", DefaultValueFactory = _ => 10 }.InRange(0, int.MaxValue);
         var noMinimise = new Option<bool>("--no-minimise") { Description = "Report disagreements as generated, without shrinking them." };
+        var show = new Option<bool>("--show") { Description = "Print the programs' C# source and their CUDA C (or the generator's diagnostics) instead of running them." };
         var json = CliRunner.JsonOption();
-        foreach (var option in new Option[] { count, seed, output, without, nvrtcEvery, noMinimise, json })
+        foreach (var option in new Option[] { count, seed, output, without, nvrtcEvery, noMinimise, show, json })
         {
             command.Options.Add(option);
         }
@@ -41,6 +42,16 @@ internal static class KernelsFuzzCommand
                     return CliRunner.BadInput;
                 }
                 features &= ~feature;
+            }
+            if (parse.GetValue(show))
+            {
+                for (int i = 0; i < programs; i++)
+                {
+                    var program = FuzzProgramGenerator.Generate(parse.GetValue(seed) + i, features);
+                    Console.WriteLine(program.Source);
+                    Console.WriteLine(DifferentialFuzzer.Translate(program));
+                }
+                return CliRunner.Ok;
             }
             using var fuzzer = new DifferentialFuzzer();
             var options = new FuzzOptions(programs, parse.GetValue(seed), features, parse.GetValue(output), parse.GetValue(nvrtcEvery), !parse.GetValue(noMinimise));
@@ -66,6 +77,7 @@ internal static class KernelsFuzzCommand
                     programs_per_minute = summary.ProgramsPerMinute,
                     nvrtc_checked = summary.NvrtcChecked,
                     verdicts = summary.Counts.ToDictionary(kv => kv.Key.ToString(), kv => kv.Value),
+                    refusals = summary.Refusals,
                     disagreements = summary.Disagreements.Select(d => new { seed = d.Program.Seed, verdict = d.Verdict.ToString(), detail = d.Detail, statements = d.Program.StatementCount }),
                     reproducers = summary.ReproducerFiles,
                 });
@@ -75,6 +87,10 @@ internal static class KernelsFuzzCommand
                 Ui.Table($"Fuzzed {summary.Programs} programs in {summary.Elapsed.TotalSeconds:F1} s ({summary.ProgramsPerMinute:F1} programs/minute; NVRTC compiled {summary.NvrtcChecked}{(fuzzer.HasNvrtc ? "" : ", NVRTC not installed")})",
                     ["verdict", "programs"],
                     summary.Counts.Select(kv => (IReadOnlyList<string>)[kv.Key.ToString(), kv.Value.ToString()]));
+                foreach (var (reason, n) in summary.Refusals.OrderByDescending(kv => kv.Value))
+                {
+                    Console.WriteLine($"refused {n}x: {reason}");
+                }
                 foreach (var d in summary.Disagreements)
                 {
                     CliConsole.Current.WriteLine($"{d.Verdict} seed {d.Program.Seed} ({d.Program.StatementCount} statements after minimising): {d.Detail}");

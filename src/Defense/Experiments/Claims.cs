@@ -101,7 +101,7 @@ public static class Claims
                 continue;
             }
             var adaptiveModes = group.Select(o => o.Mode).ToList();
-            claims.Add(Interval(seeds, string.Create(inv, $"{target.ToUpperInvariant()} withstands {attack} eps {e}: misclassified-and-accepted no more often than under PGD"),
+            claims.Add(Interval(seeds, string.Create(inv, $"Knowing {target.ToUpperInvariant()} does not help the attacker: {attack} eps {e} ends misclassified-and-accepted no more often than PGD"),
                 "system-level success of the adaptive attack minus PGD's",
                 (r, idx) => adaptiveModes.Average(m => SystemSuccess(r, m, attack, e, target, idx) - SystemSuccess(r, m, "pgd", e, target, idx)),
                 (lo, hi) => hi < AccuracyMargin ? Holds : lo > 0 ? DoesNotHold : NotResolved,

@@ -49,6 +49,9 @@ public readonly record struct FuzzProgress(int Done, int Total, FuzzResult Last)
 /// <summary>Totals of a fuzz run.</summary>
 public sealed record FuzzSummary(int Programs, IReadOnlyDictionary<FuzzVerdict, int> Counts, IReadOnlyList<FuzzResult> Disagreements, IReadOnlyList<string> ReproducerFiles, TimeSpan Elapsed, int NvrtcChecked)
 {
+    /// <summary>Why programs were refused or invalid: the first words of each reason, with counts.</summary>
+    public IReadOnlyDictionary<string, int> Refusals { get; init; } = new Dictionary<string, int>();
+
     public double ProgramsPerMinute => Elapsed.TotalMinutes > 0 ? Programs / Elapsed.TotalMinutes : 0;
 }
 
@@ -116,7 +119,10 @@ public sealed class DifferentialFuzzer : IDisposable
                 files.Add(WriteReproducer(options.OutputDirectory, d));
             }
         }
-        return new FuzzSummary(options.Count, counts, disagreements, files, Stopwatch.GetElapsedTime(start), nvrtcChecked);
+        var refusals = results.Where(r => r.Verdict is FuzzVerdict.RejectedAtBuild or FuzzVerdict.RejectedAtRun or FuzzVerdict.InvalidProgram)
+            .GroupBy(r => r.Verdict + " " + (r.Verdict == FuzzVerdict.InvalidProgram ? r.Detail : new string(r.Detail.TakeWhile(c => c != ':').Take(80).ToArray())))
+            .ToDictionary(g => g.Key, g => g.Count());
+        return new FuzzSummary(options.Count, counts, disagreements, files, Stopwatch.GetElapsedTime(start), nvrtcChecked) { Refusals = refusals };
     }
 
     /// <summary>Builds and runs one program on both accelerators.</summary>
@@ -139,7 +145,7 @@ public sealed class DifferentialFuzzer : IDisposable
         var errors = build.Errors;
         if (errors.Count > 0)
         {
-            bool inGenerated = errors.Any(e => e.Location.SourceTree?.FilePath.Contains("IlgpuOct.Kernels.Generator", StringComparison.Ordinal) == true);
+            bool inGenerated = !errors.Any(e => e.Location.SourceTree?.FilePath == "Kernels.cs");
             // The generated launcher or iterator copy not compiling is the generator's fault; the program's own C# is ours.
             return new FuzzResult(program, inGenerated ? FuzzVerdict.CudaBuildFailure : FuzzVerdict.InvalidProgram,
                 (inGenerated ? "generated C# does not compile: " : "") + errors[0].ToString(), null);
@@ -198,6 +204,14 @@ public sealed class DifferentialFuzzer : IDisposable
         {
             context.Unload();
         }
+    }
+
+    /// <summary>The CUDA C the generator makes of <paramref name="program"/>, or its diagnostics.</summary>
+    public static string Translate(FuzzProgram program)
+    {
+        var build = KernelSourceBuild.Run(program.Source, "Fuzz" + program.ClassName);
+        var cuda = build.Compilation.GetTypeByMetadataName("IlgpuOct.Fuzz." + program.ClassName + "+KKernel")?.GetMembers("CudaSource").OfType<IFieldSymbol>().FirstOrDefault()?.ConstantValue as string;
+        return cuda ?? string.Join("\n", build.GeneratorDiagnostics.Concat(build.Errors).Select(d => d.ToString()));
     }
 
     /// <summary>Removes statements and helpers one at a time while the program keeps the same kind of disagreement.</summary>
@@ -285,6 +299,11 @@ public sealed class DifferentialFuzzer : IDisposable
         _cpuKernels.Dispose();
     }
 
+    /// <summary>
+    /// Outputs compared bit for bit, except that any NaN equals any NaN: the sign and payload of a NaN
+    /// made by arithmetic are not portable (x86's default NaN is negative, the GPU's is 0x7fffffff, and
+    /// compilers fold x / -1 into -x). NaN constants are checked through their bits by regression tests.
+    /// </summary>
     private sealed record Outputs(long[] Integers, float[] Floats, double[] Doubles, int[] Atomics)
     {
         public string? FirstDifference(Outputs other)
@@ -298,14 +317,14 @@ public sealed class DifferentialFuzzer : IDisposable
             }
             for (int i = 0; i < Floats.Length; i++)
             {
-                if (BitConverter.SingleToInt32Bits(Floats[i]) != BitConverter.SingleToInt32Bits(other.Floats[i]))
+                if (BitConverter.SingleToInt32Bits(Floats[i]) != BitConverter.SingleToInt32Bits(other.Floats[i]) && !(float.IsNaN(Floats[i]) && float.IsNaN(other.Floats[i])))
                 {
                     return Where("of", i) + $": cpu-kernels {Floats[i].ToString("R", CultureInfo.InvariantCulture)} (0x{BitConverter.SingleToInt32Bits(Floats[i]):x8}), cuda-host {other.Floats[i].ToString("R", CultureInfo.InvariantCulture)} (0x{BitConverter.SingleToInt32Bits(other.Floats[i]):x8})";
                 }
             }
             for (int i = 0; i < Doubles.Length; i++)
             {
-                if (BitConverter.DoubleToInt64Bits(Doubles[i]) != BitConverter.DoubleToInt64Bits(other.Doubles[i]))
+                if (BitConverter.DoubleToInt64Bits(Doubles[i]) != BitConverter.DoubleToInt64Bits(other.Doubles[i]) && !(double.IsNaN(Doubles[i]) && double.IsNaN(other.Doubles[i])))
                 {
                     return Where("od", i) + $": cpu-kernels {Doubles[i].ToString("R", CultureInfo.InvariantCulture)} (0x{BitConverter.DoubleToInt64Bits(Doubles[i]):x16}), cuda-host {other.Doubles[i].ToString("R", CultureInfo.InvariantCulture)} (0x{BitConverter.DoubleToInt64Bits(other.Doubles[i]):x16})";
                 }

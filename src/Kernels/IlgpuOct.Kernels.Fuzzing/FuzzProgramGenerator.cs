@@ -95,9 +95,17 @@ public sealed class FuzzProgram
             sb.Append("    [Kernel]\n");
             sb.Append("    public static void K(KernelContext ctx, View<int> x, View<uint> u, View<long> l, View<float> f, View<double> d, View<long> o, View<float> of, View<double> od, View<int> acc, int ")
                 .Append(ScalarName).Append(")\n    {\n");
+            // Shared arrays must be top-level locals of the kernel body, so they come before the unchecked block.
+            foreach (var s in Statements.Where(s => s.IsSharedDeclaration))
+            {
+                foreach (var line in s.Text.Split('\n'))
+                {
+                    sb.Append("        ").Append(line).Append('\n');
+                }
+            }
             sb.Append("        unchecked\n        {\n");
             sb.Append("            int t = ctx.ThreadIdx.X;\n            int g = ctx.GlobalX;\n");
-            foreach (var s in Statements)
+            foreach (var s in Statements.Where(s => !s.IsSharedDeclaration))
             {
                 foreach (var line in s.Text.Split('\n'))
                 {
@@ -132,7 +140,7 @@ public sealed class FuzzProgram
 }
 
 /// <summary>One top-level statement of a fuzz kernel and the top-level locals it declares.</summary>
-internal sealed record FuzzStatement(string Text, IReadOnlyList<(string Name, string Type)> Declares);
+internal sealed record FuzzStatement(string Text, IReadOnlyList<(string Name, string Type)> Declares, bool IsSharedDeclaration = false);
 
 /// <summary>
 /// Seeded random well-typed kernels over int, uint, long, float, double and bool. Every construct
@@ -170,7 +178,6 @@ public sealed class FuzzProgramGenerator
     private readonly HashSet<string> _usedNames = new(StringComparer.Ordinal);
     private readonly List<(string Name, string ReturnType, string[] Parameters)> _helpers = new();
     private int _nextName;
-    private int _loopDepth;
     private bool _inHelper;
 
     private FuzzProgramGenerator(long seed, FuzzFeatures features)
@@ -204,7 +211,7 @@ public sealed class FuzzProgramGenerator
         bool shared = Has(FuzzFeatures.SharedMemory) && _random.Next(3) == 0;
         if (shared)
         {
-            statements.Add(new FuzzStatement("var sh = ctx.Shared<int>(" + BlockSize + ");\nvar shf = ctx.Shared<float>(" + BlockSize + ");", []));
+            statements.Add(new FuzzStatement("var sh = ctx.Shared<int>(" + BlockSize + ");\nvar shf = ctx.Shared<float>(" + BlockSize + ");", [], IsSharedDeclaration: true));
             _usedNames.UnionWith(["sh", "shf"]);
         }
         // Seed locals from the inputs so values differ per thread.
@@ -363,9 +370,7 @@ public sealed class FuzzProgramGenerator
                 string i = FreshName();
                 int trips = _random.Next(1, 5);
                 _scopes.Add(new List<(string, string, bool)> { (i, "int", false) });
-                _loopDepth++;
                 string body = LoopBody(depth - 1);
-                _loopDepth--;
                 _scopes.RemoveAt(_scopes.Count - 1);
                 return "for (int " + i + " = 0; " + i + " < " + trips + "; " + i + "++)\n" + body;
             }
@@ -374,9 +379,7 @@ public sealed class FuzzProgramGenerator
                 string w = FreshName();
                 int trips = _random.Next(1, 5);
                 _scopes.Add(new List<(string, string, bool)> { (w, "int", false) });
-                _loopDepth++;
                 string body = LoopBody(depth - 1);
-                _loopDepth--;
                 _scopes.RemoveAt(_scopes.Count - 1);
                 return _random.Next(2) == 0
                     ? "{\n    int " + w + " = 0;\n    while (" + w + " < " + trips + ")\n    {\n        " + w + "++;\n        " + Indent(Indent(body)) + "\n    }\n}"
@@ -398,8 +401,9 @@ public sealed class FuzzProgramGenerator
                 string v = FreshName();
                 string op = new[] { "+=", "-=", "*=", "^=", "|=", "%=" }[_random.Next(6)];
                 string rhs = op == "%=" ? "((" + Expr("int", 1) + ") & 7) + 1" : Expr("int", 1);
+                string first = Expr("int", 1);
                 _scopes[^1].Add((v, "int", true));
-                return "Span<int> " + arr + " = stackalloc int[8];\n" + arr + "[(" + k + ") & 7] = " + Expr("int", 1) + ";\n" +
+                return "Span<int> " + arr + " = stackalloc int[8];\n" + arr + "[(" + k + ") & 7] = " + first + ";\n" +
                     arr + "[(" + k + "++) & 7] " + op + " " + rhs + ";\n" +
                     "int " + v + " = " + arr + "[0] ^ " + arr + "[1] ^ " + arr + "[2] ^ " + arr + "[3] ^ " + arr + "[4] ^ " + arr + "[5] ^ " + arr + "[6] ^ " + arr + "[7];";
             }
@@ -593,7 +597,7 @@ public sealed class FuzzProgramGenerator
     }
 
     private string Negate(string type, int depth) =>
-        Has(FuzzFeatures.SignedOverflow) && _random.Next(2) == 0 ? "(-" + Expr(type, depth - 1) + ")" : "(~" + Expr(type, depth - 1) + ")";
+        Has(FuzzFeatures.SignedOverflow) && _random.Next(2) == 0 ? "(-(" + Expr(type, depth - 1) + "))" : "(~" + Expr(type, depth - 1) + ")";
 
     private string MathCall(string type, int depth)
     {
@@ -621,12 +625,12 @@ public sealed class FuzzProgramGenerator
             case 1:
                 return Conversion(type, depth);
             case 2:
-                return "(-" + Expr(type, depth - 1) + ")";
+                return "(-(" + Expr(type, depth - 1) + "))";
             case 3:
                 return m + "." + new[] { "Floor", "Ceiling", "Truncate", "Round", "Sqrt", "Abs" }[_random.Next(6)] + "(" + Expr(type, depth - 1) + ")";
             case 4:
                 return _random.Next(2) == 0
-                    ? m + ".CopySign(" + Expr(type, depth - 1) + ", " + Expr(type, depth - 1) + ")"
+                    ? m + (type == "float" ? ".CopySign(" : ".Max(") + Expr(type, depth - 1) + ", " + Expr(type, depth - 1) + ")"
                     : m + ".FusedMultiplyAdd(" + Expr(type, depth - 1) + ", " + Expr(type, depth - 1) + ", " + Expr(type, depth - 1) + ")";
             case 5:
                 return MathCall(type, depth);

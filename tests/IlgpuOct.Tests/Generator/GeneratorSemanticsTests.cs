@@ -190,10 +190,12 @@ public sealed class GeneratorSemanticsTests
         using var cpuKernels = new HostAccelerator(AcceleratorKind.CpuKernels, maxParallelism: 1);
         foreach (var k in Kernels)
         {
-            var run = Runs.Value[k.Name];
             Cuda(k.Name);
+            // Nested in a private class, the kernel is not registered with KernelRegistry when the assembly loads.
+            var run = GeneratorHarness.Run(Source(k).Replace("public static partial class K", "public static partial class Unregistered\n{\nprivate static partial class K") + "}\n");
+            run.GeneratorDiagnostics.Should().BeEmpty(k.Name);
             var assembly = run.Load();
-            var launch = assembly.GetType("Demo.K+" + k.Name + "Kernel")!.GetMethod("Launch")!;
+            var launch = assembly.GetType("Demo.Unregistered+K+" + k.Name + "Kernel")!.GetMethod("Launch")!;
             float[] expected = Execute(cpuKernels, launch);
             float[] actual = Execute(cudaHost, launch);
             for (int i = 0; i < expected.Length; i++)

@@ -18,9 +18,10 @@ public sealed class BatchNorm2dTests
     [Trait("Category", "Golden")]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Training_forward_backward_and_running_statistics_match_golden(AcceleratorKind kind)
     {
-        using var acc = new HostAccelerator(kind);
+        using var acc = TestDevice.OpenAccelerator(kind);
         var result = GoldenOperators.BatchNorm(acc, Golden.Load("ops.safetensors"));
         _output.WriteLine($"{kind} {result}");
         Tolerance.Require([.. result.Comparisons]);

@@ -22,6 +22,7 @@ public sealed class Conv2dTests
         {
             data.Add(i, AcceleratorKind.Cpu);
             data.Add(i, AcceleratorKind.CpuKernels);
+            data.Add(i, AcceleratorKind.CudaHost);
         }
         return data;
     }
@@ -31,7 +32,7 @@ public sealed class Conv2dTests
     [MemberData(nameof(GoldenCases))]
     public void Forward_and_gradients_match_golden(int index, AcceleratorKind kind)
     {
-        using var acc = new HostAccelerator(kind);
+        using var acc = TestDevice.OpenAccelerator(kind);
         var result = GoldenOperators.Conv(acc, Golden.Load("ops.safetensors"), index);
         _output.WriteLine($"{kind} {result}");
         Tolerance.Require([.. result.Comparisons]);

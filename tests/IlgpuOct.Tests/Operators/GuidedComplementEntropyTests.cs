@@ -18,9 +18,10 @@ public sealed class GuidedComplementEntropyTests
     [Trait("Category", "Golden")]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Loss_and_gradient_match_golden(AcceleratorKind kind)
     {
-        using var acc = new HostAccelerator(kind);
+        using var acc = TestDevice.OpenAccelerator(kind);
         var result = GoldenOperators.GuidedComplement(acc, Golden.Load("ops.safetensors"));
         _output.WriteLine($"{kind} {result}");
         Tolerance.Require([.. result.Comparisons]);

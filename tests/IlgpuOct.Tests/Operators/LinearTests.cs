@@ -18,9 +18,10 @@ public sealed class LinearTests
     [Trait("Category", "Golden")]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Forward_and_backward_match_golden(AcceleratorKind kind)
     {
-        using var acc = new HostAccelerator(kind);
+        using var acc = TestDevice.OpenAccelerator(kind);
         var result = GoldenOperators.LinearLayer(acc, Golden.Load("ops.safetensors"));
         _output.WriteLine($"{kind} {result}");
         Tolerance.Require([.. result.Comparisons]);

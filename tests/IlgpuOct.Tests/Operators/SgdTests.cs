@@ -16,6 +16,7 @@ public sealed class SgdTests
     [Theory]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void Three_steps_follow_the_hand_computation_with_decay_and_momentum(AcceleratorKind kind)
     {
         // w = 1, grad 0.5 every step, lr 0.1, momentum 0.9, weight decay 0.01:
@@ -27,10 +28,12 @@ public sealed class SgdTests
         var settings = new SgdSettings(0.1f, 0.9f, 0.01f);
         double[] expectW = [0.949, 0.852151, 0.714134749];
         double[] expectBuf = [0.51, 0.96849, 1.38016251];
-        using var acc = new HostAccelerator(kind);
+        using var device = TestDevice.Open(kind);
+        var acc = device.Accelerator;
         for (int step = 0; step < 3; step++)
         {
-            Sgd.Step(acc, new View<float>(w), new View<float>([0.5f]), new View<float>(buf), settings);
+            Sgd.Step(acc, device.View<float>(w), device.View<float>([0.5f]), device.View<float>(buf), settings);
+            device.Sync();
             Tolerance.AssertClose([(double)w[0]], [expectW[step]], 0, 1e-6, $"w after step {step + 1}");
             Tolerance.AssertClose([(double)buf[0]], [expectBuf[step]], 0, 1e-6, $"buffer after step {step + 1}");
         }
@@ -66,6 +69,7 @@ public sealed class SgdTests
     [Trait("Category", "Golden")]
     [InlineData(AcceleratorKind.Cpu)]
     [InlineData(AcceleratorKind.CpuKernels)]
+    [InlineData(AcceleratorKind.CudaHost)]
     public void First_step_reproduces_pytorch_after_state_of_resnet18_golden(AcceleratorKind kind)
     {
         var file = Golden.Load("resnet18.safetensors");
@@ -76,14 +80,16 @@ public sealed class SgdTests
             float.Parse(sgd["weight_decay"], CultureInfo.InvariantCulture));
         int checkedParameters = 0;
         double worst = 0;
-        using var acc = new HostAccelerator(kind);
+        using var device = TestDevice.Open(kind);
+        var acc = device.Accelerator;
         foreach (string key in file.Keys.Where(k => k.StartsWith("grad.", StringComparison.Ordinal) && k != "grad.input").ToArray())
         {
             string name = key["grad.".Length..];
             float[] w = file[name].ToFloat();
             float[] grad = file[key].ToFloat();
             var buf = new float[w.Length];
-            Sgd.Step(acc, new View<float>(w), new View<float>(grad), new View<float>(buf), settings);
+            Sgd.Step(acc, device.View<float>(w), device.View<float>(grad), device.View<float>(buf), settings);
+            device.Sync();
             float[] expected = file["after." + name].ToFloat();
             worst = Math.Max(worst, Tolerance.RelativeL2(w, expected));
             Tolerance.AssertClose(w, expected, atol: 1e-7, rtol: 1e-6, "after." + name);

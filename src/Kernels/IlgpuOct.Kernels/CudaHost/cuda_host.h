@@ -688,4 +688,59 @@ IOCT_HOST_UB(alignment_assumption, "alignment assumption violated")
 #undef IOCT_HOST_UB
 #endif
 
+// The C library's object-like macros are not CUDA names: a kernel local called NULL, EOF or M_PI
+// must compile here as it does under NVRTC (which has no system headers).
+#undef NULL
+#undef EOF
+#undef BUFSIZ
+#undef FILENAME_MAX
+#undef FOPEN_MAX
+#undef TMP_MAX
+#undef L_tmpnam
+#undef P_tmpdir
+#undef SEEK_SET
+#undef SEEK_CUR
+#undef SEEK_END
+#undef errno
+#undef stdin
+#undef stdout
+#undef stderr
+#undef INFINITY
+#undef NAN
+#undef HUGE_VAL
+#undef HUGE_VALF
+#undef HUGE_VALL
+#undef MAXFLOAT
+#undef FP_NAN
+#undef FP_INFINITE
+#undef FP_ZERO
+#undef FP_SUBNORMAL
+#undef FP_NORMAL
+#undef FP_ILOGB0
+#undef FP_ILOGBNAN
+#undef MATH_ERRNO
+#undef MATH_ERREXCEPT
+#undef math_errhandling
+#undef EXIT_SUCCESS
+#undef EXIT_FAILURE
+#undef RAND_MAX
+#undef MB_CUR_MAX
+#undef M_E
+#undef M_LOG2E
+#undef M_LOG10E
+#undef M_LN2
+#undef M_LN10
+#undef M_PI
+#undef M_PI_2
+#undef M_PI_4
+#undef M_1_PI
+#undef M_2_PI
+#undef M_2_SQRTPI
+#undef M_SQRT2
+#undef M_SQRT1_2
+#undef va_start
+#undef va_end
+#undef va_arg
+#undef va_copy
+
 #endif // IOCT_CUDA_HOST_H

@@ -33,7 +33,7 @@ public static class KernelDeclarations
         return shapes.OrderBy(s => s.Kernel.Name, StringComparer.Ordinal).ToArray();
     }
 
-    /// <summary>Names (as <see cref="KernelDefinition.Name"/>: containing types and method joined by dots) of the kernels declared <c>[Kernel(MaySpill = true)]</c>.</summary>
+    /// <summary>Names (as <see cref="KernelDefinition.Name"/>: namespace, containing types and method joined by dots) of the kernels declared <c>[Kernel(MaySpill = true)]</c>.</summary>
     public static IReadOnlySet<string> MaySpill(params Assembly[] assemblies)
     {
         var names = new HashSet<string>(StringComparer.Ordinal);
@@ -41,7 +41,7 @@ public static class KernelDeclarations
         {
             if (method.GetCustomAttribute<KernelAttribute>()!.MaySpill)
             {
-                names.Add(TypeChain(type) + "." + method.Name);
+                names.Add((string.IsNullOrEmpty(type.Namespace) ? "" : type.Namespace + ".") + TypeChain(type) + "." + method.Name);
             }
         }
         return names;

@@ -128,14 +128,16 @@ CUresult cuLaunchKernel(function_t *f, unsigned gx, unsigned gy, unsigned gz, un
     if (!stream_ok(s) || extra != NULL) return INVALID_HANDLE;
     if ((unsigned long)bx * by * bz > 1024 || (int)shared > f->max_dynamic_shared) return INVALID_VALUE;
     unsigned long threads = (unsigned long)gx * bx; /* the emulated kernels are 1-d */
-    if (strcmp(f->name, "ioct_Elementwise_Axpy") == 0 || strcmp(f->name, "ioct_Elementwise_Scale") == 0) {
+    /* Entry points carry the namespace: ioct_IlgpuOct_Kernels_Operators_Elementwise_Axpy. */
+    int is_axpy = strcmp(f->name, "ioct_IlgpuOct_Kernels_Operators_Elementwise_Axpy") == 0;
+    if (is_axpy || strcmp(f->name, "ioct_IlgpuOct_Kernels_Operators_Elementwise_Scale") == 0) {
         /* Generated (float a, float* x, int x_length, float* y, int y_length), grid-stride loop over y. */
         float a = *(float *)params[0];
         float *x = *(float **)params[1];
         int x_length = *(int *)params[2];
         float *y = *(float **)params[3];
         int y_length = *(int *)params[4];
-        int axpy = strcmp(f->name, "ioct_Elementwise_Axpy") == 0;
+        int axpy = is_axpy;
         for (unsigned long t = 0; t < threads; t++)
             for (long i = (long)t; i < y_length; i += (long)threads) {
                 if (i >= x_length) return 700; /* CUDA_ERROR_ILLEGAL_ADDRESS */
