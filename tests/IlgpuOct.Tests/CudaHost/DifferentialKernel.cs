@@ -29,6 +29,11 @@ internal static class DifferentialKernel
         return expected;
     }
 
+    /// <summary>The IDs of the generator's errors for the kernel source (empty when it is accepted).</summary>
+    public static IReadOnlyList<string> GeneratorErrors(string source) =>
+        KernelSourceBuild.Run(source, "Regress" + Guid.NewGuid().ToString("N")).GeneratorDiagnostics
+            .Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => d.Id).ToList();
+
     public static (long[] CpuKernels, long[] CudaHost) Run(string source, int dynamicSharedBytes = 0, bool sanitize = false, string type = "IlgpuOct.Regress.C")
     {
         var build = KernelSourceBuild.Run(source, "Regress" + Guid.NewGuid().ToString("N"));

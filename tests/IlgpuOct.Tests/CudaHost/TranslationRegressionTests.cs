@@ -8,7 +8,8 @@ namespace IlgpuOct.Tests.CudaHost;
 /// <summary>
 /// One small kernel per class of translation bug that issue 7 lists or the differential fuzzer
 /// found: each must mean the same on cpu-kernels (C#) and cuda-host (the generated CUDA C).
-/// Classes whose translator fix is not on this branch yet are skipped with the class named.
+/// Classes the generator refuses instead (IOCT0018, IOCT0030) assert the diagnostic; signed overflow,
+/// undefined in CUDA C, asserts that cpu-kernels reports it.
 /// </summary>
 public sealed class TranslationRegressionTests
 {
@@ -36,19 +37,19 @@ public sealed class TranslationRegressionTests
         o[7].Should().Be(7 * 3 + (7 ^ 5) - (7 >> 1));
     }
 
-    [Fact(Skip = "translator fix pending: name aliasing with generated names (min -> min_)")]
+    [Fact]
     public void A_local_named_min_next_to_a_local_named_min_keeps_both()
     {
         DifferentialKernel.AssertSameOnBoth(Kernel("int min = x[t] + 3; int min_ = x[t] * 5; o[t] = min * 1000 + min_;"));
     }
 
-    [Fact(Skip = "translator fix pending: name aliasing with generated names (x_length)")]
+    [Fact]
     public void A_local_named_x_length_next_to_view_x_keeps_both()
     {
         DifferentialKernel.AssertSameOnBoth(Kernel("int x_length = 7 + t; o[t] = x.Length * 1000 + x_length;"));
     }
 
-    [Fact(Skip = "translator fix pending: name aliasing with generated names (d_length next to dynamic shared memory)")]
+    [Fact]
     public void A_local_named_d_length_next_to_dynamic_shared_d_keeps_both()
     {
         string source = """
@@ -76,7 +77,7 @@ public sealed class TranslationRegressionTests
         DifferentialKernel.AssertSameOnBoth(Kernel("Span<int> y = stackalloc int[4]; int k = 0; y[k++] += 5 + t; y[k++] %= 3; o[t] = k * 10000 + y[0] * 100 + y[1];"));
     }
 
-    [Fact(Skip = "translator fix pending: C# left-to-right evaluation order")]
+    [Fact]
     public void Assignment_operands_evaluate_left_to_right()
     {
         DifferentialKernel.AssertSameOnBoth(Kernel("Span<int> a = stackalloc int[4]; int i = 0; a[i++] = i + t; a[i++] += i; o[t] = a[0] * 100 + a[1] * 10 + i;"));
@@ -88,38 +89,34 @@ public sealed class TranslationRegressionTests
         DifferentialKernel.AssertSameOnBoth(Kernel("int i = t; int v = (i++) * 10 + i; o[t] = v * 100 + i;"));
     }
 
-    [Fact(Skip = "translator fix pending: float.NaN bits")]
+    [Fact]
     public void Float_nan_constant_has_the_bits_of_dotnet()
     {
         DifferentialKernel.AssertSameOnBoth(Kernel("o[t] = KernelMath.FloatAsInt(float.NaN) + (long)t;"));
     }
 
-    [Fact(Skip = "translator fix pending: float to byte conversion (sbyte and short are refused by IOCT0019)")]
+    [Fact]
     public void Float_to_byte_conversion_matches_dotnet()
     {
         DifferentialKernel.AssertSameOnBoth(Kernel("float v = -0.6f * 255f * (x[t] + 1); byte b = (byte)v; byte c = (byte)(v * -3f); o[t] = b * 1000L + c;"));
     }
 
-    [Fact(Skip = "translator fix pending: shift-count masking (caught by the cuda-host sanitizer build)")]
+    [Fact]
     public void Shift_counts_are_masked_as_in_csharp()
     {
         // x86 masks shift counts like C#, so only the sanitizer build sees the undefined shift the GPU would get wrong.
         DifferentialKernel.AssertSameOnBoth(Kernel("int s = x[t] + 33; long ls = x[t] + 65; o[t] = (1 << s) + (1L << (int)ls) + (((uint)t) >> s);"), sanitize: true);
     }
 
-    [Fact(Skip = "translator fix pending: signed overflow (detected by cpu-kernels once its overflow check lands)")]
-    public void Signed_overflow_is_not_folded_away()
+    [Fact]
+    public void Signed_overflow_is_reported_by_cpu_kernels()
     {
+        // Signed overflow wraps in C# and is undefined in CUDA C (the translator keeps native arithmetic
+        // for index performance), so cpu-kernels checks it and names kernel, block, thread and expression.
         var act = () => DifferentialKernel.AssertSameOnBoth(Kernel("int n = int.MaxValue - 31 + x[t]; o[t] = (n + 1 > n) ? 1 : 0;"));
-        // Either cpu-kernels reports the overflow (undefined on the GPU), or both agree.
-        try
-        {
-            act();
-        }
-        catch (KernelExecutionException e)
-        {
-            e.Message.Should().Contain("overflow");
-        }
+        act.Should().Throw<KernelExecutionException>()
+            .Which.Message.Should().Contain("IlgpuOct.Regress.C.K").And.Contain("block").And.Contain("thread (31,0,0)")
+            .And.Contain("overflow").And.Contain("`n + 1");
     }
 
     [Fact]
@@ -128,31 +125,35 @@ public sealed class TranslationRegressionTests
         DifferentialKernel.AssertSameOnBoth(Kernel("o[t] = t;", ", int config, int accelerator"));
     }
 
-    [Fact(Skip = "translator fix pending: locals named like CUDA functions or C++ keywords")]
+    [Fact]
     public void Locals_named_like_cuda_functions_and_cpp_keywords_build()
     {
         DifferentialKernel.AssertSameOnBoth(Kernel("float expf = 0.5f * t; int delete = 2; int atomicAdd = 3; o[t] = (long)(MathF.Exp(expf) * 1000f) + delete + atomicAdd;"));
     }
 
-    [Fact(Skip = "translator fix pending: local named like a hoisted shuffle temporary")]
-    public void A_local_named_like_a_shuffle_temporary_builds()
+    [Fact]
+    public void A_local_named_like_a_shuffle_temporary_is_refused_at_build()
     {
-        DifferentialKernel.AssertSameOnBoth(Kernel("int __shfl0 = t * 2; int s = ctx.ShuffleXor(__shfl0, 1); o[t] = s * 100 + __shfl0;"));
+        // The host copy hoists shuffles into __shfl<N> temporaries: such a local is refused, not renamed.
+        DifferentialKernel.GeneratorErrors(Kernel("int __shfl0 = t * 2; int s = ctx.ShuffleXor(__shfl0, 1); o[t] = s * 100 + __shfl0;"))
+            .Should().Contain("IOCT0030");
     }
 
-    [Fact(Skip = "translator fix pending: shuffle operand declared in the same declaration statement")]
-    public void A_shuffle_of_a_local_declared_in_the_same_statement_builds()
+    [Fact]
+    public void A_shuffle_of_a_local_declared_in_the_same_statement_is_refused_at_build()
     {
-        DifferentialKernel.AssertSameOnBoth(Kernel("int a = t * 3, b = ctx.ShuffleDown(a, 1); o[t] = a * 1000 + b;"));
+        // The host copy hoists the shuffle above the declaration, before its operand exists: refused.
+        DifferentialKernel.GeneratorErrors(Kernel("int a = t * 3, b = ctx.ShuffleDown(a, 1); o[t] = a * 1000 + b;"))
+            .Should().Contain("IOCT0018");
     }
 
-    [Fact(Skip = "translator fix pending: a view x next to an int x_length parameter")]
+    [Fact]
     public void A_view_next_to_a_parameter_named_like_its_length_builds()
     {
         DifferentialKernel.AssertSameOnBoth(Kernel("o[t] = x.Length * 1000 + x_length;", ", int x_length"));
     }
 
-    [Fact(Skip = "translator fix pending: kernels of the same class name in two namespaces")]
+    [Fact]
     public void Same_class_name_in_two_namespaces_gives_two_kernels()
     {
         string source = """
