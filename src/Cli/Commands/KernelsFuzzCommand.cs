@@ -48,8 +48,8 @@ internal static class KernelsFuzzCommand
                 for (int i = 0; i < programs; i++)
                 {
                     var program = FuzzProgramGenerator.Generate(parse.GetValue(seed) + i, features);
-                    Console.WriteLine(program.Source);
-                    Console.WriteLine(DifferentialFuzzer.Translate(program));
+                    CliConsole.Current.WriteLine(program.Source);
+                    CliConsole.Current.WriteLine(DifferentialFuzzer.Translate(program));
                 }
                 return CliRunner.Ok;
             }
@@ -89,7 +89,7 @@ internal static class KernelsFuzzCommand
                     summary.Counts.Select(kv => (IReadOnlyList<string>)[kv.Key.ToString(), kv.Value.ToString()]));
                 foreach (var (reason, n) in summary.Refusals.OrderByDescending(kv => kv.Value))
                 {
-                    Console.WriteLine($"refused {n}x: {reason}");
+                    CliConsole.Current.WriteLine($"refused {n}x: {reason}");
                 }
                 foreach (var d in summary.Disagreements)
                 {

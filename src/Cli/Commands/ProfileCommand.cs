@@ -93,9 +93,9 @@ internal static class ProfileCommand
     {
         var command = new Command("gmm", "Profile EM iterations of a full-covariance Gaussian mixture on seeded synthetic features.");
         var common = AddCommon(command);
-        var n = new Option<int>("--n") { Description = "Points.", DefaultValueFactory = _ => 2000 };
-        var d = new Option<int>("--d") { Description = "Features.", DefaultValueFactory = _ => 64 };
-        var k = new Option<int>("--k") { Description = "Components.", DefaultValueFactory = _ => 4 };
+        var n = new Option<int>("--n") { Description = "Points.", DefaultValueFactory = _ => 2000 }.InRange(2, 100_000);
+        var d = new Option<int>("--d") { Description = "Features.", DefaultValueFactory = _ => 64 }.InRange(1, 4096);
+        var k = new Option<int>("--k") { Description = "Components.", DefaultValueFactory = _ => 4 }.InRange(1, 64);
         var iters = new Option<int>("--iters") { Description = "EM iterations.", DefaultValueFactory = _ => 5 };
         foreach (var option in new Option[] { n, d, k, iters })
         {
