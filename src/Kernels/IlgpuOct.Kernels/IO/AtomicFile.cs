@@ -8,12 +8,24 @@ public static class AtomicFile
 {
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> Pending = new(StringComparer.Ordinal);
 
-    /// <summary>Removes the temporary files of writes in progress (called before an abort, so no *.tmp is left behind).</summary>
+    // Creating a temporary and registering it happen under this gate, so an abort either sees the
+    // temporary (and deletes it) or no temporary is created after it.
+    private static readonly Lock Gate = new();
+    private static bool _aborting;
+
+    /// <summary>
+    /// Removes the temporary files of writes in progress and refuses new ones (called before an abort,
+    /// so no *.tmp is left behind).
+    /// </summary>
     public static void DeletePendingTemporaries()
     {
-        foreach (string path in Pending.Keys)
+        lock (Gate)
         {
-            TryDelete(path);
+            _aborting = true;
+            foreach (string path in Pending.Keys)
+            {
+                TryDelete(path);
+            }
         }
     }
 
@@ -65,10 +77,19 @@ public static class AtomicFile
         string directory = Path.GetDirectoryName(fullPath) ?? ".";
         Directory.CreateDirectory(directory);
         string temporary = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-        Pending[temporary] = 0;
+        FileStream created;
+        lock (Gate)
+        {
+            if (_aborting)
+            {
+                throw new OperationCanceledException($"'{fullPath}' was not written: the process is aborting.");
+            }
+            created = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16);
+            Pending[temporary] = 0;
+        }
         try
         {
-            using (var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            using (var stream = created)
             {
                 writeContent(stream);
                 stream.Flush(flushToDisk: true);
