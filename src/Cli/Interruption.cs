@@ -39,7 +39,7 @@ internal static class Interruption
             return;
         }
         CliConsole.Current.ErrorLine("aborted: second interrupt; temporary files removed, nothing else written.");
-        AtomicFile.DeletePendingTemporaries();
+        AtomicFile.DeletePendingTemporaries(refuseNewWrites: true);
         Environment.Exit(CliRunner.Cancelled);
     }
 

@@ -14,14 +14,15 @@ public static class AtomicFile
     private static bool _aborting;
 
     /// <summary>
-    /// Removes the temporary files of writes in progress and refuses new ones (called before an abort,
-    /// so no *.tmp is left behind).
+    /// Removes the temporary files of writes in progress (called on a failure and before an abort, so no
+    /// *.tmp is left behind). With <paramref name="refuseNewWrites"/> (the process is about to exit) every
+    /// later write is refused, so none can create a temporary after this.
     /// </summary>
-    public static void DeletePendingTemporaries()
+    public static void DeletePendingTemporaries(bool refuseNewWrites = false)
     {
         lock (Gate)
         {
-            _aborting = true;
+            _aborting |= refuseNewWrites;
             foreach (string path in Pending.Keys)
             {
                 TryDelete(path);
