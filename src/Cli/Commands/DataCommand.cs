@@ -94,7 +94,7 @@ internal static class DataCommand
         var count = new Option<int?>("--count") { Description = "Total images, spread over train/unlabeled/val/test as 8:2:1:2 (default: the paper's 4000/1000/500/1000)." }.InRange(0, MaxImages);
         var resolution = new Option<int>("--resolution") { Description = "Image height and width in pixels (8..4096).", DefaultValueFactory = _ => 64 }.InRange(8, 4096);
         var seed = new Option<int>("--seed") { Description = "Seed; the same seed gives identical bytes.", DefaultValueFactory = _ => 0 };
-        var minSeverity = new Option<float>("--min-severity") { Description = "Floor of the pathology's severity in [0, 1): 0 lets lesions fade to nearly invisible (hardest); reproduce's quick profile uses 0.35.", DefaultValueFactory = _ => 0f };
+        var minSeverity = new Option<float>("--min-severity") { Description = "Floor of the pathology's severity in [0, 1): 0 lets lesions fade to nearly invisible (hardest); reproduce's quick profile uses 0.75.", DefaultValueFactory = _ => 0f };
         var output = new Option<string>("--out") { Description = "Data set file to write.", Required = true };
         command.Options.Add(classes);
         command.Options.Add(count);

@@ -38,8 +38,9 @@ internal static class ReproduceCommand
             using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
             var console = CliConsole.Current;
             var clock = Stopwatch.StartNew();
+            // Process CPU time beside the wall clock: stages can be sized on a machine that others load.
             var stageProgress = ProgressView.Lines<ReproduceProgress>(console, p =>
-                string.Create(CultureInfo.InvariantCulture, $"{ProgressView.Elapsed(clock)} {p.Stage}/{p.Stages} {p.What}: {p.Detail}"));
+                string.Create(CultureInfo.InvariantCulture, $"{ProgressView.Elapsed(clock)} cpu {Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds:F0} s {p.Stage}/{p.Stages} {p.What}: {p.Detail}"));
             // A training line at least every 10 seconds, and at each evaluation.
             var trainProgress = ProgressView.Throttled<TrainingProgress>(console, TimeSpan.FromSeconds(10), p => p.Phase != "train", p =>
                 string.Create(CultureInfo.InvariantCulture, $"{ProgressView.Elapsed(clock)}   epoch {p.Epoch}/{p.Epochs} step {p.Step}/{p.TotalSteps} {p.Phase} loss {p.Loss:F4} acc {p.Accuracy:P1} {p.ImagesPerSecond:F0} img/s"));

@@ -178,7 +178,6 @@ public static class Reproduce
                 ++stage;
                 continue;
             }
-            var trainClock = Stopwatch.StartNew();
             string modelDir = Path.Combine(outDir, "models", mode);
             var trainOptions = new TrainingOptions
             {
@@ -192,6 +191,9 @@ public static class Reproduce
                 ModeFactory = DefenseTrainingModes.Factory(mode, dataPath, null, new AdversarialTrainingOptions
                 {
                     PseudoLabelThreshold = profile.SsatPseudoLabelThreshold,
+                    PseudoLabelTeacher = mode == "ssat" && models.Any(m => m.Mode == profile.SsatTeacherMode && m.Skipped is null)
+                        ? Path.Combine(outDir, "models", profile.SsatTeacherMode!, Trainer.LastCheckpointName) : null,
+                    NormalizeByLambda = profile.SsatNormalizeByLambda,
                     LambdaWarmupSteps = (long)(profile.SsatWarmupFraction * profile.Epochs * ((data.Split("train").Count + profile.BatchSize - 1) / profile.BatchSize)),
                 }, options.Seed),
                 Seed = options.Seed,
@@ -203,7 +205,7 @@ public static class Reproduce
             {
                 throw new OperationCanceledException($"Cancelled while training {mode}; the run folder keeps a checkpoint and a rerun with the same --out continues.");
             }
-            double trainSeconds = trainClock.Elapsed.TotalSeconds;
+            double trainSeconds = trained.TrainingSeconds; // all sessions, also those before a resume
             progress?.Report(new ReproduceProgress(++stage, stages, $"attack {mode}", $"{attackIdx.Length} test images"));
             var (model, _) = Checkpoint.Open(accelerator, Path.Combine(modelDir, Trainer.LastCheckpointName));
             using (model)

@@ -44,6 +44,16 @@ public sealed record ReproduceProfile
     /// <summary>SSAT pseudo-label confidence threshold (see <see cref="Training.AdversarialTrainingOptions.PseudoLabelThreshold"/>).</summary>
     public float SsatPseudoLabelThreshold { get; init; } = 0.9f;
 
+    /// <summary>
+    /// SSAT: the mode whose trained model of the same seed gives the fixed pseudo-labels (robust self-training,
+    /// see <see cref="Training.AdversarialTrainingOptions.PseudoLabelTeacher"/>); null, or a mode not run, = the
+    /// model being trained labels them (the paper's statement, which collapsed SSAT to one class on the quick profile).
+    /// </summary>
+    public string? SsatTeacherMode { get; init; } = "nt";
+
+    /// <summary>SSAT: divide the loss by 1 + lambda (see <see cref="Training.AdversarialTrainingOptions.NormalizeByLambda"/>).</summary>
+    public bool SsatNormalizeByLambda { get; init; } = true;
+
     public float LearningRate { get; init; } = 0.05f;
 
     /// <summary>Test images attacked (the first ones of the test split, which is shuffled and balanced).</summary>

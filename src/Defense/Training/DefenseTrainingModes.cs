@@ -2,6 +2,7 @@ using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Operators;
 using IlgpuOct.Nn;
+using IlgpuOct.Nn.Checkpoints;
 using IlgpuOct.Nn.Data;
 using IlgpuOct.Nn.Training;
 
@@ -36,6 +37,22 @@ public sealed record AdversarialTrainingOptions
     /// predictions feeds the skew back and collapses training to one class.
     /// </summary>
     public float PseudoLabelThreshold { get; init; }
+
+    /// <summary>
+    /// SSAT: a checkpoint whose (fixed) predictions on the clean unlabeled images are the pseudo-labels,
+    /// as in Carmon et al. (2019)'s robust self-training, where a model trained on the labeled data
+    /// labels the unlabeled data once. Null = the model being trained labels them at every step, as
+    /// the paper states; a model that labels its own training data can feed a class skew back into
+    /// itself (with lambda = 5 it collapsed to one class on the quick profile).
+    /// </summary>
+    public string? PseudoLabelTeacher { get; init; }
+
+    /// <summary>
+    /// SSAT: divide the loss by 1 + lambda, so that lambda sets the unlabeled term's share and a step
+    /// is as large as an AT step at the same learning rate (false = L_sup + lambda L_unsup, as the paper,
+    /// whose gradient is up to 1 + lambda times AT's).
+    /// </summary>
+    public bool NormalizeByLambda { get; init; }
 
     /// <summary>The unlabeled weight at a step (see <see cref="LambdaWarmupSteps"/>).</summary>
     public float LambdaAt(long step) => LambdaWarmupSteps <= 0 ? Lambda : Lambda * Math.Min(1f, (step + 1) / (float)LambdaWarmupSteps);
@@ -171,10 +188,12 @@ public sealed class AdversarialTraining(AdversarialTrainingOptions? options = nu
 }
 
 /// <summary>
-/// SSAT (semi-supervised adversarial training): L = L_sup + lambda L_unsup. L_sup is the AT loss of
+/// SSAT (semi-supervised adversarial training): L = L_sup + lambda L_unsup (divided by 1 + lambda
+/// with <see cref="AdversarialTrainingOptions.NormalizeByLambda"/>). L_sup is the AT loss of
 /// the labeled batch (half clean, half FGSM); for L_unsup a batch of unlabeled images of the same
-/// size gets pseudo-labels = the current model's evaluation-mode prediction on the clean images,
-/// then FGSM images against those pseudo-labels, and L_unsup is their cross-entropy against the
+/// size gets pseudo-labels = the evaluation-mode prediction on the clean images of the current
+/// model, or of a fixed teacher (<see cref="AdversarialTrainingOptions.PseudoLabelTeacher"/>, computed
+/// once), then FGSM images against those pseudo-labels, and L_unsup is their cross-entropy against the
 /// pseudo-labels. Both parts go through one training-mode forward pass (the batch-norm statistics
 /// are those of the joint batch); the loss gradient is dL_sup/dz on the labeled rows and
 /// lambda dL_unsup/dz on the unlabeled rows, each part a mean over its own rows.
@@ -187,6 +206,7 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
     private Tensor? _joint; // (B + U, C, H, W)
     private Tensor? _jointDLogits; // (B + U, K)
     private float[] _unlabeledHost = [];
+    private (int[] Labels, bool[] Confident)? _teacherLabels; // (unlabeled count) each, from PseudoLabelTeacher
 
     /// <param name="unlabeled">Images whose labels are never read.</param>
     public SemiSupervisedAdversarialTraining(DatasetSplit unlabeled, AdversarialTrainingOptions? options = null, int seed = 0)
@@ -240,6 +260,39 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
 
     /// <summary>Unlabeled images of the last step that passed <see cref="AdversarialTrainingOptions.PseudoLabelThreshold"/>.</summary>
     public int LastConfidentCount { get; private set; }
+
+    /// <summary>The predicted class of each row of logits (N, K), and whether its softmax probability reaches <paramref name="threshold"/>.</summary>
+    private static (int[] Labels, bool[] Confident) PseudoLabels(float[] logits, int n, int k, float threshold) =>
+        (Accuracy.ArgMax(logits, n, k), Confident(logits, n, k, threshold));
+
+    /// <summary>The teacher's pseudo-labels of every unlabeled image, 64 images per forward pass.</summary>
+    private static (int[] Labels, bool[] Confident) TeacherPseudoLabels(Accelerator accelerator, string path, DatasetSplit unlabeled, int classes, float threshold)
+    {
+        var (teacher, _) = Checkpoint.Open(accelerator, path);
+        using (teacher)
+        {
+            if (teacher.Config.NumClasses != classes || teacher.Config.InChannels != unlabeled.Channels)
+            {
+                throw new ArgumentException($"The SSAT pseudo-label teacher '{path}' has {teacher.Config.InChannels} input channel(s) and {teacher.Config.NumClasses} classes; "
+                    + $"the data has {unlabeled.Channels} and {classes}. Give a checkpoint trained on this data set.");
+            }
+            using var classifier = new ResNetClassifier(teacher);
+            int n = unlabeled.Count, per = unlabeled.Channels * unlabeled.Height * unlabeled.Width;
+            var labels = new int[n];
+            var confident = new bool[n];
+            const int Chunk = 64;
+            for (int start = 0; start < n; start += Chunk)
+            {
+                int count = Math.Min(Chunk, n - start);
+                var images = new float[count * per];
+                unlabeled.CopyImages([.. Enumerable.Range(start, count)], images);
+                var (l, c) = PseudoLabels(classifier.Logits(images, [count, unlabeled.Channels, unlabeled.Height, unlabeled.Width]), count, classes, threshold);
+                l.CopyTo(labels, start);
+                c.CopyTo(confident, start);
+            }
+            return (labels, confident);
+        }
+    }
 
     private static bool[] Confident(float[] logits, int n, int k, float threshold)
     {
@@ -305,16 +358,24 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         {
             _unlabeledHost = new float[u * per];
         }
-        _unlabeled.CopyImages(UnlabeledIndices(batch.Step, u), _unlabeledHost);
+        int[] unlabeledIdx = UnlabeledIndices(batch.Step, u);
+        _unlabeled.CopyImages(unlabeledIdx, _unlabeledHost);
         int[] shape = [u, c, h, w];
         float[] unlabeledAdv;
         int[] pseudo;
         bool[] confident;
         using (var classifier = new ResNetClassifier(model))
         {
-            float[] cleanLogits = classifier.Logits(_unlabeledHost, shape);
-            pseudo = Accuracy.ArgMax(cleanLogits, u, model.Config.NumClasses);
-            confident = Confident(cleanLogits, u, model.Config.NumClasses, Options.PseudoLabelThreshold);
+            if (Options.PseudoLabelTeacher is { } teacherPath)
+            {
+                var (teacherLabels, teacherConfident) = _teacherLabels ??= TeacherPseudoLabels(accelerator, teacherPath, _unlabeled, model.Config.NumClasses, Options.PseudoLabelThreshold);
+                pseudo = [.. unlabeledIdx.Select(i => teacherLabels[i])];
+                confident = [.. unlabeledIdx.Select(i => teacherConfident[i])];
+            }
+            else
+            {
+                (pseudo, confident) = PseudoLabels(classifier.Logits(_unlabeledHost, shape), u, model.Config.NumClasses, Options.PseudoLabelThreshold);
+            }
             float eps = Options.EpsilonFor(batch.Seed, batch.Step, 1);
             unlabeledAdv = FgsmSamples.Make(classifier, _unlabeledHost, shape, pseudo, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));
         }
@@ -330,9 +391,10 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         int k = logits.Dim(1);
         float[] z = logits.Download();
         var dz = new float[(b + u) * k];
-        double[] sup = AttackMath.CrossEntropySum(z.AsSpan(0, b * k), labels, b, k, dz.AsSpan(0, b * k), 1f / b);
         float lambda = Options.LambdaAt(batch.Step);
-        double[] unsup = AttackMath.CrossEntropySum(z.AsSpan(b * k, u * k), pseudo, u, k, dz.AsSpan(b * k, u * k), lambda / u);
+        float scale = Options.NormalizeByLambda ? 1f / (1f + lambda) : 1f;
+        double[] sup = AttackMath.CrossEntropySum(z.AsSpan(0, b * k), labels, b, k, dz.AsSpan(0, b * k), scale / b);
+        double[] unsup = AttackMath.CrossEntropySum(z.AsSpan(b * k, u * k), pseudo, u, k, dz.AsSpan(b * k, u * k), scale * lambda / u);
         double supMean = sup.Sum() / b;
         for (int i = 0; i < u; i++)
         {
@@ -348,7 +410,7 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         var dLogits = Tensor.Reuse(ref _jointDLogits, accelerator, b + u, k);
         dLogits.Upload(dz);
         model.Backward(dLogits, BackwardMode.Parameters);
-        accelerator.CopyFromHost<float>([(float)(supMean + lambda * unsupMean)], buffers.Loss.View);
+        accelerator.CopyFromHost<float>([(float)(scale * (supMean + lambda * unsupMean))], buffers.Loss.View);
         // The trainer reports accuracy against the labeled batch: hand back the labeled rows' logits.
         var labeledLogits = buffers.DLogits(b, k);
         labeledLogits.Upload(z.AsSpan(0, b * k));

@@ -29,6 +29,9 @@ public static class Trainer
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
+    /// <summary>Checkpoint metadata: wall seconds of training (steps and per-epoch evaluation) over every session up to this checkpoint.</summary>
+    public const string TrainingSecondsKey = "training_seconds";
+
     public static string EpochCheckpointName(int epoch) => $"epoch-{epoch:D3}.safetensors";
 
     public static TrainingResult Run(Accelerator accelerator, TrainingOptions options, IProgress<TrainingProgress>? progress = null, CancellationToken cancellationToken = default)
@@ -59,6 +62,7 @@ public static class Trainer
         long startStep = 0;
         var accumulator = new EpochAccumulator();
         var history = new List<EpochMetrics>();
+        double earlierSessionsSeconds = 0; // training wall time of the sessions before a resume
         if (options.Resume)
         {
             var (file, info, resumePath) = ResumePoint(outDir, lastPath, notices);
@@ -68,6 +72,7 @@ public static class Trainer
             startStep = info.Step;
             accumulator = EpochAccumulator.FromMetadata(file);
             history.AddRange(ReadMetrics(metricsPath).Where(m => m.Epoch <= info.Epoch));
+            earlierSessionsSeconds = TrainingSecondsOf(file, history, accumulator);
             WriteMetrics(metricsPath, history);
             notices.Add($"resumed from {resumePath} at epoch {info.Epoch + 1}, step {info.Step}");
         }
@@ -107,9 +112,10 @@ public static class Trainer
                     if (cancellationToken.IsCancellationRequested)
                     {
                         accumulator.Seconds += epochClock.Elapsed.TotalSeconds;
-                        SaveCheckpoint(lastPath, model, epoch, step, data.Checksum, settings, accumulator);
+                        double secondsSoFar = earlierSessionsSeconds + runClock.Elapsed.TotalSeconds;
+                        SaveCheckpoint(lastPath, model, epoch, step, data.Checksum, settings, accumulator, secondsSoFar);
                         notices.Add($"cancelled: checkpoint written at epoch {epoch + 1}, step {step} ({lastPath}); continue with --resume");
-                        return new TrainingResult(history, true, lastPath, epoch, step, notices);
+                        return new TrainingResult(history, true, lastPath, epoch, step, notices) { TrainingSeconds = secondsSoFar };
                     }
                     var (images, labels, hostLabels) = staging.Load(train, indices.Span);
                     lr = schedule.At(step);
@@ -147,7 +153,7 @@ public static class Trainer
                 WriteMetrics(metricsPath, history);
                 accumulator = new EpochAccumulator();
                 lastCheckpoint = Path.Combine(outDir, EpochCheckpointName(epoch + 1));
-                SaveCheckpoint(lastCheckpoint, model, epoch + 1, step, data.Checksum, settings, accumulator);
+                SaveCheckpoint(lastCheckpoint, model, epoch + 1, step, data.Checksum, settings, accumulator, earlierSessionsSeconds + runClock.Elapsed.TotalSeconds);
                 string epochCheckpoint = lastCheckpoint;
                 AtomicFile.Write(lastPath, stream =>
                 {
@@ -155,7 +161,7 @@ public static class Trainer
                     source.CopyTo(stream);
                 });
             }
-            return new TrainingResult(history, false, lastCheckpoint, options.Epochs, step, notices);
+            return new TrainingResult(history, false, lastCheckpoint, options.Epochs, step, notices) { TrainingSeconds = earlierSessionsSeconds + runClock.Elapsed.TotalSeconds };
         }
     }
 
@@ -261,9 +267,14 @@ public static class Trainer
         }
     }
 
-    private static void SaveCheckpoint(string path, ResNet18 model, int epoch, long step, string checksum, string settings, EpochAccumulator accumulator)
+    private static void SaveCheckpoint(string path, ResNet18 model, int epoch, long step, string checksum, string settings, EpochAccumulator accumulator,
+        double trainingSeconds)
     {
-        var meta = new Dictionary<string, string>(StringComparer.Ordinal) { ["training"] = settings };
+        var meta = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["training"] = settings,
+            [TrainingSecondsKey] = trainingSeconds.ToString("R", CultureInfo.InvariantCulture),
+        };
         accumulator.WriteTo(meta);
         Checkpoint.Save(path, model, epoch, step, checksum, meta);
     }
@@ -316,6 +327,18 @@ public static class Trainer
     }
 
     /// <summary>Running sums of the epoch in progress; saved with a mid-epoch checkpoint so a resumed epoch reports the same figures.</summary>
+    /// <summary>
+    /// The training time stored in a checkpoint; checkpoints written before it was stored give the
+    /// epochs' own seconds (steps only) plus the unfinished epoch's.
+    /// </summary>
+    private static double TrainingSecondsOf(SafeTensorFile file, IReadOnlyList<EpochMetrics> history, EpochAccumulator unfinishedEpoch)
+    {
+        var fields = new SafeTensorFields(file, Checkpoint.FormatName);
+        return fields.Has(TrainingSecondsKey)
+            ? fields.Double(TrainingSecondsKey, 0, double.MaxValue)
+            : history.Sum(m => m.Seconds) + unfinishedEpoch.Seconds;
+    }
+
     private sealed class EpochAccumulator
     {
         public double LossSum { get; private set; }

@@ -107,7 +107,11 @@ public sealed record TrainingResult(
     string CheckpointPath,
     int Epoch,
     long Step,
-    IReadOnlyList<string> Notices);
+    IReadOnlyList<string> Notices)
+{
+    /// <summary>Wall seconds of training over every session of the run (a resumed run adds the time stored in its checkpoint).</summary>
+    public double TrainingSeconds { get; init; }
+}
 
 /// <summary>The loss became NaN or infinite; the message names the epoch and step.</summary>
 public sealed class TrainingDivergedException(string message) : InvalidOperationException(message);

@@ -4,6 +4,7 @@ using IlgpuOct.Defense.Training;
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Operators;
 using IlgpuOct.Nn;
+using IlgpuOct.Nn.Checkpoints;
 using IlgpuOct.Nn.Data;
 using IlgpuOct.Nn.Training;
 using IlgpuOct.Tests.Support;
@@ -169,6 +170,53 @@ public sealed class TrainingModesTests : IDisposable
         for (int i = 0; i < g.Length; i++)
         {
             Tolerance.AssertClose(g[i], e[i], 1e-5, 1e-3, model.Parameters[i].Name);
+        }
+    }
+
+    [Fact]
+    public void Ssat_teacher_gives_the_pseudo_labels_and_the_normalised_loss_is_divided_by_one_plus_lambda()
+    {
+        const int b = 4;
+        string path = Path.Combine(_dir, "t.dat");
+        DatasetFile.Write(path, SyntheticOct.Generate(Size, Size, [("train", 8), ("unlabeled", 8)], 3));
+        string teacherPath = Path.Combine(_dir, "teacher.safetensors");
+        using (var teacher = new ResNet18(_acc, Tiny, 99))
+        {
+            Checkpoint.Save(teacherPath, teacher, 1, 1, "none");
+        }
+        var (images, labels) = Batch(b, 51);
+        using var y = _acc.Allocate<int>(b);
+        _acc.CopyFromHost<int>(labels, y.View);
+        const long step = 3;
+        (float Loss, int[] Pseudo, float[][] Gradients, int[] Indices) Step(bool normalise)
+        {
+            using var model = new ResNet18(_acc, Tiny, 6);
+            using var x = Tensor.FromHost(_acc, images, b, 1, Size, Size);
+            using var buffers = new StepBuffers(_acc);
+            var options = new AdversarialTrainingOptions { PseudoLabelTeacher = teacherPath, NormalizeByLambda = normalise };
+            using var mode = SemiSupervisedAdversarialTraining.Open(path, null, options, 0);
+            mode.ComputeGradients(new TrainingBatch(model, x, y.View, 0, step, 13), buffers);
+            return (_acc.Download(buffers.Loss.View)[0], mode.LastPseudoLabels, Gradients(model), mode.UnlabeledIndices(step, b));
+        }
+        var plain = Step(false);
+        var normalised = Step(true);
+
+        // The teacher's evaluation-mode predictions on the clean unlabeled images of the step.
+        using var file = DatasetFile.Open(path);
+        var unlabeled = new float[b * Size * Size];
+        file.Split("unlabeled").CopyImages(plain.Indices, unlabeled);
+        var (reloaded, _) = Checkpoint.Open(_acc, teacherPath);
+        using (reloaded)
+        using (var classifier = new ResNetClassifier(reloaded))
+        {
+            int[] expected = Accuracy.ArgMax(classifier.Logits(unlabeled, [b, 1, Size, Size]), b, 4);
+            plain.Pseudo.Should().Equal(expected);
+            normalised.Pseudo.Should().Equal(expected);
+        }
+        Tolerance.AssertClose([normalised.Loss], [plain.Loss / 6], 1e-6, 1e-5, "loss / (1 + lambda)");
+        for (int i = 0; i < plain.Gradients.Length; i++)
+        {
+            Tolerance.AssertClose(normalised.Gradients[i], [.. plain.Gradients[i].Select(g => g / 6)], 1e-6, 1e-3, $"gradient {i} / (1 + lambda)");
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using FluentAssertions;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
@@ -120,6 +121,33 @@ public sealed class TrainingTests : IDisposable
         var mb = Trainer.ReadMetrics(Path.Combine(_root, "resumed", Trainer.MetricsName));
         mb.Select(m => (m.Epoch, m.TrainLoss, m.TrainAccuracy, m.TestAccuracy, m.Lr, m.Step))
             .Should().Equal(ma.Select(m => (m.Epoch, m.TrainLoss, m.TrainAccuracy, m.TestAccuracy, m.Lr, m.Step)));
+    }
+
+    [Fact]
+    public void Training_time_is_kept_in_the_checkpoint_and_adds_up_over_resumed_sessions()
+    {
+        using var acc = DeviceSelection.Open("cpu", out _);
+        using var cts = new CancellationTokenSource();
+        var interrupted = Trainer.Run(acc, Options("timed"), new SyncProgress(p =>
+        {
+            if (p.Phase == "train" && p.Step == 6)
+            {
+                cts.Cancel();
+            }
+        }), cts.Token);
+        interrupted.TrainingSeconds.Should().BePositive();
+        double stored = double.Parse(SafeTensorFile.Read(interrupted.CheckpointPath).Metadata[Trainer.TrainingSecondsKey], CultureInfo.InvariantCulture);
+        stored.Should().Be(interrupted.TrainingSeconds);
+
+        var resumed = Trainer.Run(acc, Options("timed") with { Resume = true });
+        resumed.TrainingSeconds.Should().BeGreaterThan(interrupted.TrainingSeconds, "the second session trains steps 7 and 8 on top of the first");
+        double final = double.Parse(SafeTensorFile.Read(resumed.CheckpointPath).Metadata[Trainer.TrainingSecondsKey], CultureInfo.InvariantCulture);
+
+        // A finished run opened again (what reproduce does on a rerun) trains nothing and reports the stored total.
+        var reopened = Trainer.Run(acc, Options("timed") with { Resume = true });
+        reopened.Step.Should().Be(resumed.Step);
+        reopened.TrainingSeconds.Should().BeApproximately(final, 0.5);
+        reopened.TrainingSeconds.Should().BeGreaterThanOrEqualTo(final);
     }
 
     [Fact]
