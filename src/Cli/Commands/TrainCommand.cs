@@ -28,12 +28,13 @@ internal static class TrainCommand
         var threshold = new Option<float>("--pseudo-threshold") { Description = "ssat: only unlabeled images predicted with at least this softmax probability get a pseudo-label term (0 = all, as the paper).", DefaultValueFactory = _ => 0f }.InRange(0f, 1f);
         var teacher = new Option<string?>("--teacher") { Description = "ssat: checkpoint of a model trained on the labeled data (e.g. an nt run's last.safetensors) whose fixed predictions are the pseudo-labels (robust self-training, Carmon et al. 2019); default: the model being trained labels them at each step, as the paper." };
         var normalizeLambda = new Option<bool>("--normalize-lambda") { Description = "ssat: divide the loss by 1 + lambda, so a step is as large as an AT step (default: L_sup + lambda L_unsup, as the paper)." };
+        var unlabeledShare = new Option<float>("--unlabeled-per-labeled") { Description = "ssat: unlabeled images per step as a share of the labeled batch.", DefaultValueFactory = _ => 1f }.InRange(1e-3f, 16f);
         var randomStart = new Option<bool>("--fgsm-random-start") { Description = "at/ssat: FGSM from a uniform random start with step 1.25 eps (Wong et al. 2020)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the initialisation and the batch order.", DefaultValueFactory = _ => 0 };
         var width = new Option<int>("--width") { Description = "Base width of the ResNet-18 (64 = torchvision).", DefaultValueFactory = _ => 64 }.InRange(1, 4096);
         var schedule = new Option<string>("--schedule") { Description = "cosine (per step) or step (x0.1 after each third of the steps).", DefaultValueFactory = _ => "cosine" };
         schedule.AcceptOnlyFromAmong("cosine", "step");
-        foreach (var option in new Option[] { noVerify, data, epochs, batch, lr, device, output, resume, mode, seed, width, schedule, unlabeled, lambda, warmup, threshold, teacher, normalizeLambda, randomStart })
+        foreach (var option in new Option[] { noVerify, data, epochs, batch, lr, device, output, resume, mode, seed, width, schedule, unlabeled, lambda, warmup, threshold, teacher, normalizeLambda, unlabeledShare, randomStart })
         {
             command.Options.Add(option);
         }
@@ -54,7 +55,8 @@ internal static class TrainCommand
                 VerifyData = !parse.GetValue(noVerify),
                 ModeFactory = DefenseTrainingModes.Factory(parse.GetValue(mode)!, parse.GetValue(data)!, parse.GetValue(unlabeled),
                     new AdversarialTrainingOptions { Lambda = parse.GetValue(lambda), LambdaWarmupSteps = parse.GetValue(warmup), PseudoLabelThreshold = parse.GetValue(threshold),
-                        PseudoLabelTeacher = parse.GetValue(teacher) is { } t ? Path.GetFullPath(t) : null, NormalizeByLambda = parse.GetValue(normalizeLambda), RandomStart = parse.GetValue(randomStart) }, parse.GetValue(seed)),
+                        PseudoLabelTeacher = parse.GetValue(teacher) is { } t ? Path.GetFullPath(t) : null, NormalizeByLambda = parse.GetValue(normalizeLambda),
+                        UnlabeledPerLabeled = parse.GetValue(unlabeledShare), RandomStart = parse.GetValue(randomStart) }, parse.GetValue(seed)),
             };
             options.Validate();
             using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);

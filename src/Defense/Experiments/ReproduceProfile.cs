@@ -54,6 +54,9 @@ public sealed record ReproduceProfile
     /// <summary>SSAT: divide the loss by 1 + lambda (see <see cref="Training.AdversarialTrainingOptions.NormalizeByLambda"/>).</summary>
     public bool SsatNormalizeByLambda { get; init; } = true;
 
+    /// <summary>SSAT: unlabeled images per step as a share of the labeled batch (see <see cref="Training.AdversarialTrainingOptions.UnlabeledPerLabeled"/>).</summary>
+    public float SsatUnlabeledPerLabeled { get; init; } = 1f;
+
     public float LearningRate { get; init; } = 0.05f;
 
     /// <summary>Test images attacked (the first ones of the test split, which is shuffled and balanced).</summary>
@@ -103,21 +106,38 @@ public sealed record ReproduceProfile
 
     public UnitRisks UnitRisks { get; init; } = new();
 
-    /// <summary>Three seeds in at most 15 minutes on 2 idle CPU cores: see the defaults above and the overrides here.</summary>
+    /// <summary>
+    /// Three seeds in at most 15 minutes on 2 idle CPU cores (a budget of about 1500 CPU-s, 500 per seed).
+    /// Sized from CPU time measured on a loaded machine (load 40-57, so CPU-s are inflated; to be timed on a quiet one):
+    /// <list type="bullet">
+    /// <item>Data: 64x64 synthetic OCT with visibility floor 0.75, 3200/800/400/400 (NT reaches 90-95 % on it; floor 0 is far harder).</item>
+    /// <item>Training, width 8, batch 32, lr 0.05 cosine: 6 epochs (8 cost about 75 CPU-s per NT model, 500 for the four
+    /// models of a seed; 6 epochs cost three quarters). GCE costs what NT costs, AT about 1.4 times (FGSM on half of each
+    /// batch), SSAT about 3.2 times with an unlabeled batch as large as the labeled one, so it draws half as many
+    /// (<see cref="SsatUnlabeledPerLabeled"/> 0.5, about 2.3 times NT; the unlabeled split is a quarter of the labeled one,
+    /// so each epoch still sees every unlabeled image twice).</item>
+    /// <item>Attacks, 160 images per model (200 before): PGD-10 on 200 images costs about 5 CPU-s and fitting the three
+    /// detectors about 7, so FGSM x3, PGD-10 x3 and C&amp;W (10 steps) x2 cost about 30 CPU-s per model at 200 images; the
+    /// adaptive attacks (HFC and density-PGD against each detector at eps 0.005) run on NT and AT only, with the lambda
+    /// sweep cut to [0, 0.1, 1] on 32 held-out images.</item>
+    /// </list>
+    /// Estimated total: about 320 CPU-s of training and 170 of attacks per seed, about 1500 for three on the loaded machine.
+    /// </summary>
     public static ReproduceProfile Quick { get; } = new()
     {
         Name = "quick",
         Seeds = [0, 1, 2],
         DataMinSeverity = 0.75f,
-        AdaptiveLambdas = [0, 0.01, 0.1, 1],
+        AdaptiveLambdas = [0, 0.1, 1],
         LambdaSweepImages = 32,
         AdaptiveModes = ["nt", "at"],
         TrainImages = 3200,
         UnlabeledImages = 800,
         ValImages = 400,
         TestImages = 400,
-        Epochs = 8,
-        AttackImages = 200,
+        Epochs = 6,
+        SsatUnlabeledPerLabeled = 0.5f,
+        AttackImages = 160,
         FgsmEpsilons = [0.002f, 0.005f, 0.01f],
         PgdEpsilons = [0.002f, 0.005f, 0.01f],
         CwConstants = [0.1, 1.0],
@@ -129,12 +149,14 @@ public sealed record ReproduceProfile
     /// <summary>
     /// The same experiment on the real paediatric chest X-rays of PneumoniaMNIST (28x28, 2 classes,
     /// upsampled to 32x32; GCE is not applicable to 2 classes); three seeds in about 15 minutes on 2 CPU cores.
+    /// A 32x32 image costs about a quarter of a 64x64 one, so it keeps 8 epochs and 200 attacked images.
     /// </summary>
     public static ReproduceProfile Pneumonia { get; } = Quick with
     {
         Name = "pneumonia",
         DefaultDataPath = "../shared/data/pneumoniamnist.npz",
         Resolution = 32,
+        Epochs = 8,
         AttackImages = 200,
     };
 

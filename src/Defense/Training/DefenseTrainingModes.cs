@@ -54,6 +54,12 @@ public sealed record AdversarialTrainingOptions
     /// </summary>
     public bool NormalizeByLambda { get; init; }
 
+    /// <summary>SSAT: unlabeled images per step as a share of the labeled batch (1 = a batch of the same size).</summary>
+    public float UnlabeledPerLabeled { get; init; } = 1f;
+
+    /// <summary>SSAT: the unlabeled images of a step for a labeled batch of <paramref name="labeled"/> (at least 1).</summary>
+    public int UnlabeledBatch(int labeled) => Math.Max(1, (int)MathF.Round(labeled * UnlabeledPerLabeled));
+
     /// <summary>The unlabeled weight at a step (see <see cref="LambdaWarmupSteps"/>).</summary>
     public float LambdaAt(long step) => LambdaWarmupSteps <= 0 ? Lambda : Lambda * Math.Min(1f, (step + 1) / (float)LambdaWarmupSteps);
 
@@ -66,6 +72,10 @@ public sealed record AdversarialTrainingOptions
         if (!(PseudoLabelThreshold >= 0 && PseudoLabelThreshold <= 1))
         {
             throw new ArgumentException($"The pseudo-label confidence threshold must lie in [0, 1]; got {PseudoLabelThreshold}.");
+        }
+        if (!(UnlabeledPerLabeled > 0 && UnlabeledPerLabeled <= 16))
+        {
+            throw new ArgumentException($"SSAT's unlabeled images per labeled image must lie in (0, 16]; got {UnlabeledPerLabeled}.");
         }
         if (LambdaWarmupSteps < 0)
         {
@@ -190,8 +200,8 @@ public sealed class AdversarialTraining(AdversarialTrainingOptions? options = nu
 /// <summary>
 /// SSAT (semi-supervised adversarial training): L = L_sup + lambda L_unsup (divided by 1 + lambda
 /// with <see cref="AdversarialTrainingOptions.NormalizeByLambda"/>). L_sup is the AT loss of
-/// the labeled batch (half clean, half FGSM); for L_unsup a batch of unlabeled images of the same
-/// size gets pseudo-labels = the evaluation-mode prediction on the clean images of the current
+/// the labeled batch (half clean, half FGSM); for L_unsup a batch of unlabeled images (of the same
+/// size, or <see cref="AdversarialTrainingOptions.UnlabeledPerLabeled"/> times it) gets pseudo-labels = the evaluation-mode prediction on the clean images of the current
 /// model, or of a fixed teacher (<see cref="AdversarialTrainingOptions.PseudoLabelTeacher"/>, computed
 /// once), then FGSM images against those pseudo-labels, and L_unsup is their cross-entropy against the
 /// pseudo-labels. Both parts go through one training-mode forward pass (the batch-norm statistics
@@ -352,7 +362,7 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         AdversarialTraining.ReplaceSecondHalf(model, batch.Images, labels, Options, batch.Seed, batch.Step, 0);
 
         // Unsupervised part: pseudo-labels from the clean images, then FGSM against them.
-        int u = b;
+        int u = Options.UnlabeledBatch(b);
         int per = c * h * w;
         if (_unlabeledHost.Length != u * per)
         {
