@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using IlgpuOct.Kernels.Cpu;
 
 namespace IlgpuOct.Defense.Density;
 
@@ -149,7 +150,7 @@ internal static class GaussianMixtureHost
         int o0 = row * d;
         int o1 = count > 1 ? (row + 1) * d : o0;
         int o2 = count > 2 ? (row + 2) * d : o0;
-        MultiplyTile(a, o0, o1, o2, 1, b, ldb, j0, i0, i1, out var t);
+        DgemmMicroKernel.MultiplyTile(a, o0, o1, o2, 1, b, ldb, j0, i0, i1, out var t);
         sums[0] += Vector.Sum(t.R00 * t.R00 + t.R01 * t.R01 + t.R02 * t.R02 + t.R03 * t.R03);
         if (count > 1)
         {
@@ -159,53 +160,6 @@ internal static class GaussianMixtureHost
         {
             sums[2] += Vector.Sum(t.R20 * t.R20 + t.R21 * t.R21 + t.R22 * t.R22 + t.R23 * t.R23);
         }
-    }
-
-    // The MicroRows x 4-vector register tile that both products above and below share.
-    private struct RegisterTile
-    {
-        public Vector<double> R00, R01, R02, R03, R10, R11, R12, R13, R20, R21, R22, R23;
-    }
-
-    // tile[r][v] = sum_{k in [k0, k1)} a[o_r + k * aStep] * b[k * ldb + j0 + v * Vector.Count ..]: the one float64
-    // FMA micro-kernel of this file. The accumulators stay locals so the JIT keeps them in registers.
-    private static void MultiplyTile(double[] a, int o0, int o1, int o2, int aStep, double[] b, int ldb, int j0, int k0, int k1, out RegisterTile tile)
-    {
-        int vc = Vector<double>.Count;
-        Vector<double> a00 = default, a01 = default, a02 = default, a03 = default;
-        Vector<double> a10 = default, a11 = default, a12 = default, a13 = default;
-        Vector<double> a20 = default, a21 = default, a22 = default, a23 = default;
-        var bSpan = b.AsSpan();
-        for (int k = k0; k < k1; k++)
-        {
-            var bRow = bSpan.Slice(k * ldb + j0, 4 * vc);
-            var b0 = new Vector<double>(bRow);
-            var b1 = new Vector<double>(bRow[vc..]);
-            var b2 = new Vector<double>(bRow[(2 * vc)..]);
-            var b3 = new Vector<double>(bRow[(3 * vc)..]);
-            int ka = k * aStep;
-            var x0 = new Vector<double>(a[o0 + ka]);
-            var x1 = new Vector<double>(a[o1 + ka]);
-            var x2 = new Vector<double>(a[o2 + ka]);
-            a00 = Vector.FusedMultiplyAdd(x0, b0, a00);
-            a01 = Vector.FusedMultiplyAdd(x0, b1, a01);
-            a02 = Vector.FusedMultiplyAdd(x0, b2, a02);
-            a03 = Vector.FusedMultiplyAdd(x0, b3, a03);
-            a10 = Vector.FusedMultiplyAdd(x1, b0, a10);
-            a11 = Vector.FusedMultiplyAdd(x1, b1, a11);
-            a12 = Vector.FusedMultiplyAdd(x1, b2, a12);
-            a13 = Vector.FusedMultiplyAdd(x1, b3, a13);
-            a20 = Vector.FusedMultiplyAdd(x2, b0, a20);
-            a21 = Vector.FusedMultiplyAdd(x2, b1, a21);
-            a22 = Vector.FusedMultiplyAdd(x2, b2, a22);
-            a23 = Vector.FusedMultiplyAdd(x2, b3, a23);
-        }
-        tile = new RegisterTile
-        {
-            R00 = a00, R01 = a01, R02 = a02, R03 = a03,
-            R10 = a10, R11 = a11, R12 = a12, R13 = a13,
-            R20 = a20, R21 = a21, R22 = a22, R23 = a23,
-        };
     }
 
     // For each column tile of m (D, ldm): the range of rows [start, end) that holds its non-zeros.
@@ -503,7 +457,7 @@ internal static class GaussianMixtureHost
     // result[r * ldr + col + j] += sum_{p in [p0, p1)} a[p * lda + i0 + r] * b[p * ldb + j0 + j] for a tile of MicroRows x 4 vectors.
     private static void GramTile(double[] a, int i0, int count, int lda, double[] b, int ldb, int j0, int p0, int p1, Span<double> result, int ldr, int col)
     {
-        MultiplyTile(a, i0, i0 + (count > 1 ? 1 : 0), i0 + (count > 2 ? 2 : 0), lda, b, ldb, j0, p0, p1, out var t);
+        DgemmMicroKernel.MultiplyTile(a, i0, i0 + (count > 1 ? 1 : 0), i0 + (count > 2 ? 2 : 0), lda, b, ldb, j0, p0, p1, out var t);
         AddRow(result.Slice(col, 4 * Vector<double>.Count), t.R00, t.R01, t.R02, t.R03);
         if (count > 1)
         {
