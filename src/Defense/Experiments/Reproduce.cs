@@ -193,7 +193,6 @@ public static class Reproduce
                     PseudoLabelThreshold = profile.SsatPseudoLabelThreshold,
                     PseudoLabelTeacher = mode == "ssat" && models.Any(m => m.Mode == profile.SsatTeacherMode && m.Skipped is null)
                         ? Path.Combine(outDir, "models", profile.SsatTeacherMode!, Trainer.LastCheckpointName) : null,
-                    NormalizeByLambda = profile.SsatNormalizeByLambda,
                     UnlabeledPerLabeled = profile.SsatUnlabeledPerLabeled,
                     LambdaWarmupSteps = (long)(profile.SsatWarmupFraction * profile.Epochs * ((data.Split("train").Count + profile.BatchSize - 1) / profile.BatchSize)),
                 }, options.Seed),

@@ -51,9 +51,6 @@ public sealed record ReproduceProfile
     /// </summary>
     public string? SsatTeacherMode { get; init; } = "nt";
 
-    /// <summary>SSAT: divide the loss by 1 + lambda (see <see cref="Training.AdversarialTrainingOptions.NormalizeByLambda"/>).</summary>
-    public bool SsatNormalizeByLambda { get; init; } = true;
-
     /// <summary>SSAT: unlabeled images per step as a share of the labeled batch (see <see cref="Training.AdversarialTrainingOptions.UnlabeledPerLabeled"/>).</summary>
     public float SsatUnlabeledPerLabeled { get; init; } = 1f;
 

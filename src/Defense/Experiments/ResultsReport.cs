@@ -162,7 +162,6 @@ public static class ResultsReport
         string ssatDeviations = (p.SsatTeacherMode is { } teacher
                 ? $"the pseudo-labels are the fixed predictions of the seed's {teacher.ToUpperInvariant()} model (robust self-training, Carmon et al. 2019), not the model's own at each step (which collapsed SSAT to one or two classes, 25-54% accuracy); "
                 : "")
-            + (p.SsatNormalizeByLambda ? "the loss is divided by 1 + lambda, so a step is as large as an AT step; " : "")
             + string.Create(Inv, $"lambda ramps up linearly over the first {p.SsatWarmupFraction:P0} of the steps; only unlabeled images predicted with softmax probability >= {p.SsatPseudoLabelThreshold} get a pseudo-label term.");
         lines.Add("NT: cross-entropy. GCE: guided complement entropy (alpha 1/3). AT: each batch half clean, half FGSM, eps uniform in [0.001, 0.003] drawn once per batch, FGSM from the model in evaluation mode. "
             + "SSAT: AT loss + 5 x CE of FGSM'd unlabeled images against pseudo-labels (one joint forward pass). Documented deviations: " + ssatDeviations);

@@ -371,10 +371,10 @@ public static class Trainer
         public static EpochAccumulator FromMetadata(SafeTensorFile file)
         {
             var fields = new SafeTensorFields(file, Checkpoint.FormatName);
-            double D(string k) => fields.Has(k) ? fields.Double(k, 0, double.MaxValue) : 0;
+            double D(string k, double min = 0) => fields.Has(k) ? fields.Double(k, min, double.MaxValue) : 0;
             return new EpochAccumulator
             {
-                LossSum = D("epoch_loss_sum"),
+                LossSum = D("epoch_loss_sum", -double.MaxValue), // GCE's loss is negative
                 Correct = fields.OptionalLong("epoch_correct", 0, long.MaxValue, 0),
                 Seen = fields.OptionalLong("epoch_seen", 0, long.MaxValue, 0),
                 Seconds = D("epoch_seconds"),

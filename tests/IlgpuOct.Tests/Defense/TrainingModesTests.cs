@@ -243,6 +243,44 @@ public sealed class TrainingModesTests : IDisposable
     }
 
     [Fact]
+    public void Gce_cancelled_mid_epoch_resumes_although_its_loss_is_negative()
+    {
+        string path = Path.Combine(_dir, "g.dat");
+        DatasetFile.Write(path, SyntheticOct.Generate(Size, Size, [("train", 16), ("test", 4)], 2));
+        TrainingOptions Options() => new()
+        {
+            DataPath = path,
+            OutputDirectory = Path.Combine(_dir, "gce"),
+            Epochs = 2,
+            BatchSize = 4,
+            Width = 2,
+            Mode = "gce",
+            ModeFactory = DefenseTrainingModes.Factory("gce", path, null, new AdversarialTrainingOptions(), 0),
+        };
+        using var cts = new CancellationTokenSource();
+        var interrupted = Trainer.Run(_acc, Options(), new ReportingProgress(p =>
+        {
+            if (p.Phase == "train" && p.Step == 6)
+            {
+                cts.Cancel(); // mid-way through epoch 2
+            }
+        }), cts.Token);
+        interrupted.Cancelled.Should().BeTrue();
+        double stored = double.Parse(IlgpuOct.Nn.IO.SafeTensorFile.Read(interrupted.CheckpointPath).Metadata["epoch_loss_sum"], System.Globalization.CultureInfo.InvariantCulture);
+        stored.Should().BeNegative("GCE's loss is negative, which is what this test resumes from");
+
+        var resumed = Trainer.Run(_acc, Options() with { Resume = true });
+        resumed.Cancelled.Should().BeFalse();
+        resumed.Epochs.Should().HaveCount(2);
+        resumed.Epochs[1].TrainLoss.Should().BeNegative();
+    }
+
+    private sealed class ReportingProgress(Action<TrainingProgress> onReport) : IProgress<TrainingProgress>
+    {
+        public void Report(TrainingProgress value) => onReport(value);
+    }
+
+    [Fact]
     public void Ssat_lambda_warmup_ramps_linearly_to_lambda()
     {
         var options = new AdversarialTrainingOptions { Lambda = 5, LambdaWarmupSteps = 10 };
