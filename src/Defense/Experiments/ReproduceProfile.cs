@@ -111,10 +111,10 @@ public sealed record ReproduceProfile
     /// <item>Data: 64x64 synthetic OCT with visibility floor 0.75, 3200/800/400/400. With the recipe below NT reaches
     /// 94.75 % (seed 0), 95.0 % (seed 1) and 94.75 % (seed 2) clean test accuracy.</item>
     /// <item>Training, width 8, batch 32, lr 0.05 cosine, 6 epochs (8 before: 95.25-95.5 %, a quarter more time).
-    /// Measured for 6 epochs: NT 45-56 CPU-s, AT 66 (FGSM on half of each batch), SSAT 109. SSAT draws half a labeled
+    /// Measured for 6 epochs: NT 45-56 CPU-s, AT 66 (FGSM on half of each batch), SSAT 109-116. SSAT draws half a labeled
     /// batch of unlabeled images per step (<see cref="SsatUnlabeledPerLabeled"/> 0.5; the unlabeled split is a quarter
     /// of the labeled one, so an epoch still sees each unlabeled image twice). With a full batch it cost 3.2 times NT.
-    /// GCE costs what NT costs. That is about 285 CPU-s of training per seed.</item>
+    /// GCE costs what NT costs. That is about 290 CPU-s of training per seed.</item>
     /// <item>Attacks on 160 test images per model (200 before), measured in a run: fitting the three detectors 5 CPU-s,
     /// FGSM under 1 each, PGD-10 3 each, C&amp;W (2 constants x 10 steps) about 2: about 16 CPU-s per model.
     /// The adaptive attacks (HFC and density-PGD against each of the three detectors at eps 0.005) run on NT and AT
