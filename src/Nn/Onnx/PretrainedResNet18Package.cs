@@ -1,5 +1,8 @@
 namespace IlgpuOct.Nn.Onnx;
 
+/// <summary>An ONNX ResNet-18 to initialise from, and the preprocessing graph to fold into its stem (null: none).</summary>
+public sealed record PretrainedSource(string ModelPath, string? PreprocessingPath);
+
 /// <summary>
 /// Where the ImageNet ResNet-18 of NuGet package Microsoft.ML.DnnImageFeaturizer.ResNet18 lies:
 /// the CLI and test projects download the package (PackageDownload, no assemblies referenced) into
@@ -36,16 +39,17 @@ public static class PretrainedResNet18Package
     }
 
     /// <summary>
-    /// The model file for <c>--pretrained</c>: the explicit path, or the package's when none is
-    /// given. A missing file is a one-line error that says how to get it.
+    /// The model for <c>--pretrained</c>: the explicit path, or the package's when none is given,
+    /// with the package's preprocessing when it lies beside the model as in the package. A missing
+    /// file is a one-line error that says how to get it.
     /// </summary>
-    public static string Resolve(string? explicitPath)
+    public static PretrainedSource Resolve(string? explicitPath)
     {
         string path = string.IsNullOrEmpty(explicitPath) ? ModelPath : explicitPath;
         if (!File.Exists(path))
         {
             throw new FileNotFoundException($"The pretrained ResNet-18 '{path}' does not exist: {HowToGet}.", path);
         }
-        return path;
+        return new PretrainedSource(path, PreprocessingFor(path));
     }
 }

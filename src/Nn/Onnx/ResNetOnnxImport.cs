@@ -149,17 +149,17 @@ public static class ResNetOnnxImport
 
     /// <summary>
     /// Loads an ImageNet ResNet-18 from ONNX into <paramref name="model"/> (width 64): maps the graph,
-    /// folds <paramref name="preprocessingPath"/>'s pixel transform into the stem when given, then
+    /// folds the source's preprocessing pixel transform into the stem when given, then
     /// adapts channels and classifier as <see cref="Checkpoint.LoadPretrained"/> does (RGB filters
     /// summed for a gray model, fc kept at the model's seeded initialisation). Returns what was adapted.
     /// </summary>
-    public static IReadOnlyList<string> LoadPretrained(ResNet18 model, string onnxPath, string? preprocessingPath)
+    public static IReadOnlyList<string> LoadPretrained(ResNet18 model, PretrainedSource source)
     {
         ArgumentNullException.ThrowIfNull(model);
-        if (model.Config.Width != PretrainedWidth)
-        {
-            throw new ArgumentException($"Pretrained ImageNet weights are ResNet-18 width {PretrainedWidth}; the model asked for has width {model.Config.Width}. Use --width {PretrainedWidth} with --pretrained, or train without --pretrained.");
-        }
+        ArgumentNullException.ThrowIfNull(source);
+        RequirePretrainedWidth(model.Config.Width);
+        string onnxPath = source.ModelPath;
+        string? preprocessingPath = source.PreprocessingPath;
         var weights = Map(OnnxFile.Read(onnxPath), onnxPath);
         if (weights.InChannels != 3 && model.Config.InChannels == 3)
         {
@@ -178,6 +178,15 @@ public static class ResNetOnnxImport
         }
         notices.AddRange(Checkpoint.LoadPretrained(model, weights.State));
         return notices;
+    }
+
+    /// <summary>Refuses a model width other than the pretrained weights' (64) with a one-line error.</summary>
+    public static void RequirePretrainedWidth(int width, string what = "the model asked for")
+    {
+        if (width != PretrainedWidth)
+        {
+            throw new ArgumentException($"--pretrained loads ImageNet weights of a width-{PretrainedWidth} ResNet-18, but {what} has width {width}; use width {PretrainedWidth} or leave out --pretrained.");
+        }
     }
 
     private sealed class Walker(GraphProto graph, string source)
