@@ -26,7 +26,7 @@ internal static class ExportCommand
                 var exported = ResNetOnnxExport.Export(network);
                 OnnxFile.Write(output, exported);
                 CliConsole.Current.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"wrote {Path.GetFullPath(output)}: ResNet-18 width {info.Config.Width}, {info.Config.InChannels} channel(s), {info.Config.NumClasses} classes, opset {ResNetOnnxExport.Opset}, {new FileInfo(output).Length} bytes"));
+                    $"wrote {Path.GetFullPath(output)}: ResNet-18 width {info.Config.Width}, {info.Config.InChannels} channel(s), {info.Config.NumClasses} classes, opset {ResNetOnnxExport.Opset}"));
             }
             return CliRunner.Ok;
         });
