@@ -25,33 +25,20 @@ internal static class BenchInferCommand
         var engine = new Option<string>("--engine") { Description = "cpu: this project's engine on --device; onnxruntime: ONNX Runtime (CPU, sequential execution) on the same model exported to ONNX in memory.", DefaultValueFactory = _ => "cpu" };
         engine.AcceptOnlyFromAmong("cpu", "onnxruntime");
         var device = CliRunner.DeviceOption("cpu");
-        var resolution = new Option<int>("--resolution") { Description = "Image height and width.", DefaultValueFactory = _ => 64 }.InRange(16, 4096);
-        var batch = new Option<int>("--batch") { Description = "Images per forward pass.", DefaultValueFactory = _ => 32 }.InRange(1, 65_536);
-        var width = new Option<int>("--width") { Description = "Base width (64 = torchvision).", DefaultValueFactory = _ => 64 }.InRange(1, 4096);
-        var channels = new Option<int>("--channels") { Description = "Input channels (1 or 3).", DefaultValueFactory = _ => 1 };
-        channels.AcceptOnlyFromAmong("1", "3");
-        var classes = new Option<int>("--classes") { Description = "Classes.", DefaultValueFactory = _ => 4 }.InRange(2, 65_536);
-        var steps = new Option<int>("--steps") { Description = "Timed forward passes.", DefaultValueFactory = _ => 5 }.InRange(1, 100_000);
-        var warmup = new Option<int>("--warmup") { Description = "Untimed forward passes first (buffers, JIT, caches).", DefaultValueFactory = _ => 2 }.InRange(0, 100_000);
+        var shape = new BenchModelOptions(minBatch: 1, "forward pass", "forward passes");
         var threads = new Option<int>("--threads") { Description = "CPU threads of either engine (the cpu engine's threads, ONNX Runtime's intra-op threads).", DefaultValueFactory = _ => 2 }.InRange(1, 1024);
         var json = CliRunner.JsonOption();
-        foreach (var option in new Option[] { engine, device, resolution, batch, width, channels, classes, steps, warmup, threads, json })
-        {
-            command.Options.Add(option);
-        }
-        command.Require(r =>
-        {
-            long elements = (long)r.GetValue(batch) * r.GetValue(width) * ((r.GetValue(resolution) + 1) / 2) * ((r.GetValue(resolution) + 1) / 2);
-            return elements > int.MaxValue
-                ? $"--batch {r.GetValue(batch)} x --width {r.GetValue(width)} x (--resolution {r.GetValue(resolution)} / 2)^2 = {elements} activations, more than one tensor may hold ({int.MaxValue}); lower --batch, --width or --resolution."
-                : null;
-        });
+        command.Options.Add(engine);
+        command.Options.Add(device);
+        shape.AddTo(command);
+        command.Options.Add(threads);
+        command.Options.Add(json);
         CliRunner.SetAction(command, (parse, token) =>
         {
             string engineName = parse.GetValue(engine)!;
-            int res = parse.GetValue(resolution), n = parse.GetValue(batch), stepCount = parse.GetValue(steps), warm = parse.GetValue(warmup);
+            int res = parse.GetValue(shape.Resolution), n = parse.GetValue(shape.Batch), stepCount = parse.GetValue(shape.Steps), warm = parse.GetValue(shape.Warmup);
             int threadCount = parse.GetValue(threads);
-            var config = new ResNetConfig(parse.GetValue(width), parse.GetValue(channels), parse.GetValue(classes));
+            var config = shape.Config(parse);
             bool onnxRuntime = engineName == "onnxruntime";
             if (onnxRuntime && parse.GetValue(device) != "cpu")
             {
@@ -59,7 +46,7 @@ internal static class BenchInferCommand
             }
             using var acc = CliRunner.OpenDevice(parse.GetValue(device)!);
             using var model = new ResNet18(acc, config, seed: 0);
-            long[] shape = [n, config.InChannels, res, res];
+            long[] dims = [n, config.InChannels, res, res];
             var images = new float[n * config.InChannels * res * res];
             var random = new Random(1);
             for (int i = 0; i < images.Length; i++)
@@ -73,7 +60,7 @@ internal static class BenchInferCommand
             {
                 var session = new OnnxRuntimeSession(OnnxFile.ToBytes(ResNetOnnxExport.Export(model)), threadCount);
                 owned = session;
-                forward = () => session.Run(images, shape);
+                forward = () => session.Run(images, dims);
             }
             else
             {
