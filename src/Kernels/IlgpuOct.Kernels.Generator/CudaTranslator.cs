@@ -18,6 +18,8 @@ internal sealed class KernelFacts
     public int StaticSharedBytes;
     public readonly HashSet<StatementSyntax> BarrierStatements = new();
     public readonly Dictionary<InvocationExpressionSyntax, (string Mode, string CsType)> Shuffles = new();
+    /// <summary>mma statements and the KernelContext deposit hook the iterator copy calls for each.</summary>
+    public readonly Dictionary<StatementSyntax, string> MmaStatements = new();
 }
 
 /// <summary>

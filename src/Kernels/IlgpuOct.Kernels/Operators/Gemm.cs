@@ -376,6 +376,11 @@ public static partial class Gemm
                 {
                     return;
                 }
+                if (acc.Precision != MatmulPrecision.Fp32)
+                {
+                    RunTensorCore(acc, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+                    return;
+                }
                 // k == 0 or alpha == 0 need no special case: the kernels' sums are 0 and C is only scaled
                 // (beta == 0 writes 0). They do read A and B when alpha == 0 (0 * NaN is NaN), as a GPU BLAS may.
                 switch (ResolveVariant(variant, m, n))
@@ -497,4 +502,218 @@ public enum GemmVariant
 
     /// <summary>Gemm3: 128 x 128 block tile, BK 8, 8 x 8 per thread.</summary>
     Gemm3Tiled128 = 3,
+}
+
+// ====================================================================== tensor-core variants (TF32, BF16)
+// Kept apart from the FP32 kernels above: selected by Accelerator.Precision, not by GemmVariant.
+
+public static partial class Gemm
+{
+    /// <summary>Block tile (rows and columns of C) of the tensor-core kernels: 4 warps, each 32 x 32 (2 x 4 mma tiles).</summary>
+    internal const int TcTile = 64;
+
+    /// <summary>k units (TF32 values, or BF16 pairs) per shared-memory slice: two mma k-steps of 8 units.</summary>
+    internal const int TcUnits = 16;
+
+    /// <summary>Row pitch of the shared slices in 32-bit words: 20 puts the 8 x 4 fragment reads of a warp on 32 distinct banks.</summary>
+    internal const int TcPitch = TcUnits + 4;
+
+    /// <summary>Threads of a tensor-core block: 4 warps.</summary>
+    internal const int TcThreads = 128;
+
+    /// <summary>
+    /// GemmTensorCore1: C = alpha op(A) op(B) + beta C with mma.sync, TF32 m16n8k8 or (bf16) BF16 m16n8k16,
+    /// FP32 accumulation. 64 x 64 block tile, 4 warps of 32 x 32; k in slices of 16 units staged in
+    /// shared memory as 32-bit words (a TF32 value, or two BF16 packed by cvt.rn.bf16x2), rounded once
+    /// on the way in; rows of both slices are k-contiguous so a fragment register is one word.
+    /// </summary>
+    [Kernel]
+    private static void GemmTensorCore1(KernelContext ctx, bool bf16, int m, int n, int k, float alpha,
+        View<float> a, int lda, bool transA, View<float> b, int ldb, bool transB, float beta, View<float> c, int ldc)
+    {
+        var tileA = ctx.Shared<uint>(TcTile * TcPitch);  // [row][k unit]
+        var tileB = ctx.Shared<uint>(TcTile * TcPitch);  // [col][k unit]
+        Span<float> acc = stackalloc float[32];          // tile (mi, ni) at 4 (4 mi + ni): 2 x 4 mma tiles
+        Span<float> d = stackalloc float[4];
+        Span<float> fa = stackalloc float[4];
+        Span<float> fb = stackalloc float[2];
+        Span<uint> ua = stackalloc uint[4];
+        Span<uint> ub = stackalloc uint[2];
+        int tid = ctx.ThreadIdx.X;
+        int g = ctx.LaneIdx >> 2;
+        int t = ctx.LaneIdx & 3;
+        int warpRow = (ctx.WarpIdx >> 1) * 32;
+        int warpCol = (ctx.WarpIdx & 1) * 32;
+        int rowBase = ctx.BlockIdx.Y * TcTile;
+        int colBase = ctx.BlockIdx.X * TcTile;
+        int units = bf16 ? (k + 1) / 2 : k;
+        for (int u0 = 0; u0 < units; u0 += TcUnits)
+        {
+            for (int e = tid; e < TcTile * TcUnits; e += TcThreads)
+            {
+                int r = e / TcUnits;
+                int u = e % TcUnits;
+                tileA[r * TcPitch + u] = TcUnit(a, lda, !transA, rowBase + r, u0 + u, m, k, bf16);
+                tileB[r * TcPitch + u] = TcUnit(b, ldb, transB, colBase + r, u0 + u, n, k, bf16);
+            }
+            ctx.Barrier();
+            for (int ks = 0; ks < TcUnits; ks += 8)
+            {
+                for (int tile = 0; tile < 8; tile++)
+                {
+                    TcFragments(tileA, tileB, (warpRow + (tile >> 2) * 16 + g) * TcPitch + ks + t, (warpCol + (tile & 3) * 8 + g) * TcPitch + ks + t, ua, fa, ub, fb);
+                    TcTake(acc, tile, d);
+                    if (bf16)
+                    {
+                        ctx.MmaBf16(d, ua, ub);
+                    }
+                    else
+                    {
+                        ctx.MmaTf32(d, fa, fb);
+                    }
+                    TcPut(acc, tile, d);
+                }
+            }
+            ctx.Barrier();
+        }
+        for (int q = 0; q < 32; q++)
+        {
+            int row = rowBase + warpRow + TcRow(q, g);
+            int col = colBase + warpCol + TcCol(q, t);
+            if (row < m && col < n)
+            {
+                int at = row * ldc + col;
+                float v = alpha * acc[q];
+                c[at] = beta == 0f ? v : MathF.FusedMultiplyAdd(beta, c[at], v);
+            }
+        }
+    }
+
+    /// <summary>
+    /// This lane's fragments of one mma k-step from the shared slices (rows k-contiguous, pitch
+    /// <see cref="TcPitch"/>): A register i at row g + 8 (i % 2), unit t + 4 (i / 2) (<paramref name="aAt"/>
+    /// is row g, unit t of the mma tile); B register i at unit t + 4 i of column g (<paramref name="bAt"/>).
+    /// The same words serve both formats: TF32 values, or BF16 pairs (then a unit is 2 k).
+    /// </summary>
+    internal static void TcFragments(View<uint> tileA, View<uint> tileB, int aAt, int bAt, Span<uint> ua, Span<float> fa, Span<uint> ub, Span<float> fb)
+    {
+        for (int i = 0; i < 4; i++)
+        {
+            ua[i] = tileA[aAt + (i & 1) * 8 * TcPitch + (i >> 1) * 4];
+            fa[i] = KernelMath.IntAsFloat((int)ua[i]);
+        }
+        for (int i = 0; i < 2; i++)
+        {
+            ub[i] = tileB[bAt + 4 * i];
+            fb[i] = KernelMath.IntAsFloat((int)ub[i]);
+        }
+    }
+
+    /// <summary>d = accumulator fragment of mma tile <paramref name="tile"/> (tile (mi, ni) = 4 mi + ni of a warp's 2 x 4).</summary>
+    internal static void TcTake(Span<float> acc, int tile, Span<float> d)
+    {
+        for (int i = 0; i < 4; i++)
+        {
+            d[i] = acc[tile * 4 + i];
+        }
+    }
+
+    /// <summary>Stores d back as the accumulator fragment of mma tile <paramref name="tile"/>.</summary>
+    internal static void TcPut(Span<float> acc, int tile, Span<float> d)
+    {
+        for (int i = 0; i < 4; i++)
+        {
+            acc[tile * 4 + i] = d[i];
+        }
+    }
+
+    /// <summary>Row within the warp's 32 x 32 of accumulator q (element q % 4 of tile q / 4): 16 mi + g + 8 ((q % 4) / 2).</summary>
+    internal static int TcRow(int q, int g) => (q >> 4) * 16 + g + ((q >> 1) & 1) * 8;
+
+    /// <summary>Column within the warp's 32 x 32 of accumulator q: 8 ni + 2 t + q % 2.</summary>
+    internal static int TcCol(int q, int t) => ((q >> 2) & 3) * 8 + 2 * t + (q & 1);
+
+    /// <summary>One shared word: <paramref name="low"/> rounded to TF32, or low and high rounded to BF16 and packed (low first).</summary>
+    internal static uint TcWord(float low, float high, bool bf16) =>
+        bf16 ? KernelMath.PackBf16x2(low, high) : (uint)KernelMath.FloatAsInt(KernelMath.RoundToTf32(low));
+
+    /// <summary>
+    /// One 32-bit k unit of a tensor-core operand row: element (row, unit) rounded to TF32, or elements
+    /// (row, 2 unit) and (row, 2 unit + 1) rounded to BF16 and packed (low first); zeros outside the
+    /// matrix. kContiguous: element (r, q) is v[r ld + q], else v[q ld + r].
+    /// </summary>
+    private static uint TcUnit(View<float> v, int ld, bool kContiguous, int row, int unit, int rows, int kDim, bool bf16)
+    {
+        int q = bf16 ? 2 * unit : unit;
+        return TcWord(TcElement(v, ld, kContiguous, row, q, rows, kDim), bf16 ? TcElement(v, ld, kContiguous, row, q + 1, rows, kDim) : 0f, bf16);
+    }
+
+    private static float TcElement(View<float> v, int ld, bool kContiguous, int row, int q, int rows, int kDim)
+    {
+        if (row >= rows || q >= kDim)
+        {
+            return 0f;
+        }
+        return kContiguous ? v[row * ld + q] : v[q * ld + row];
+    }
+
+    /// <summary>The grid of the tensor-core kernels for an m x n output.</summary>
+    internal static LaunchConfig TensorCoreConfig(int m, int n) =>
+        new(new Dim3((n + TcTile - 1) / TcTile, (m + TcTile - 1) / TcTile), TcThreads);
+
+    private static void RunTensorCore(Accelerator acc, bool transA, bool transB, int m, int n, int k, float alpha,
+        View<float> a, int lda, View<float> b, int ldb, float beta, View<float> c, int ldc) =>
+        GemmTensorCore1Kernel.Launch(acc, TensorCoreConfig(m, n), acc.Precision == MatmulPrecision.Bf16,
+            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> TensorCoreLaunchShapes()
+    {
+        var fc = ResNet18Shapes.Fc;
+        foreach (var (name, m, n) in new (string, int, int)[] { ("fc forward", fc.N, fc.Out), ("fc backward weight", fc.Out, fc.In), ("bench 1024^3", 1024, 1024) })
+        {
+            yield return new LaunchShape(GemmTensorCore1Kernel.Definition, name, TensorCoreConfig(m, n));
+        }
+    }
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> TensorCoreSelfTests()
+    {
+        foreach (var precision in new[] { MatmulPrecision.Tf32, MatmulPrecision.Bf16 })
+        {
+            foreach (var (m, n, k) in new[] { (1, 1, 1), (67, 45, 33), (130, 70, 97) })
+            {
+                foreach (bool transA in new[] { false, true })
+                {
+                    foreach (bool transB in new[] { false, true })
+                    {
+                        string shape = $"{(transA ? "T" : "N")}{(transB ? "T" : "N")} m={m} n={n} k={k}";
+                        yield return new SelfTestCase($"Gemm.TensorCore1.{Accelerator.PrecisionName(precision)}", shape,
+                            (acc, seed) => TensorCoreSelfCheck(acc, seed, precision, transA, transB, m, n, k));
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Tolerance of a reduced-precision product against the FP32 reference, for operands of magnitude at
+    /// most <paramref name="scale"/>: rounding each input costs a relative u (2^-11 TF32, 2^-8 BF16), so a
+    /// product a b is off by at most 2u |a b|; summed over k terms with random signs the errors grow like
+    /// sqrt(k), bounded by k. The bound used is 2u scale^2 k (worst case, no cancellation assumed) plus
+    /// FP32 accumulation differences.
+    /// </summary>
+    public static double TensorCoreTolerance(MatmulPrecision precision, int k, double scale)
+    {
+        double u = precision switch { MatmulPrecision.Tf32 => Math.Pow(2, -11), MatmulPrecision.Bf16 => Math.Pow(2, -8), _ => 0 };
+        return 2 * u * scale * scale * Math.Max(k, 1) + 1e-5 + 1e-6 * k * scale * scale;
+    }
+
+    internal static SelfTestResult TensorCoreSelfCheck(Accelerator acc, int seed, MatmulPrecision precision, bool transA, bool transB, int m, int n, int k) =>
+        OperatorSelfTest.WithPrecision(acc, precision, () =>
+        {
+            var result = SelfCheck(acc, seed, GemmVariant.Auto, transA, transB, m, n, k);
+            // SelfCheck computes 1.5 A B - 0.5 C with entries in [-1, 1).
+            return new SelfTestResult(result.MaxAbsError, 1.5 * TensorCoreTolerance(precision, k, 1));
+        });
 }
