@@ -56,6 +56,7 @@ internal static class BenchGemmCommand
     public static Command Create()
     {
         var device = CliRunner.DeviceOption("cpu");
+        var precision = CliRunner.PrecisionOption();
         var sizes = new Option<int[]>("--sizes")
         {
             Description = "Square sizes n for n x n x n products (default 256 512 1024 2048; 32 64 on cpu-kernels).",
@@ -77,7 +78,7 @@ internal static class BenchGemmCommand
         var json = CliRunner.JsonOption();
         var command = new Command("gemm", "SGEMM GFLOP/s: square and ResNet-18 im2col shapes, with the fraction of FP32 peak on cpu.")
         {
-            device, sizes, shapesOption, repeat, threads, variantOption, json,
+            device, precision, sizes, shapesOption, repeat, threads, variantOption, json,
         };
         CliRunner.SetAction(command, (parse, token) =>
         {
@@ -91,7 +92,7 @@ internal static class BenchGemmCommand
             {
                 throw new ArgumentException($"--threads {threadCount}: give at least 1 thread.");
             }
-            using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
+            using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!, parse.GetValue(precision)!);
             bool checker = accelerator.Kind == AcceleratorKind.CpuKernels;
             int[] squares = parse.GetValue(sizes) is { Length: > 0 } given ? given : checker ? [32, 64] : [256, 512, 1024, 2048];
             if (squares.Any(s => s < 1))
@@ -154,10 +155,12 @@ internal static class BenchGemmCommand
             peak = new PeakInfo(estimate.Cores, estimate.CoresSource, Math.Round(estimate.Ghz, 3), estimate.ClockSource,
                 estimate.ProcCpuinfoGhz, estimate.FlopsPerCycle, Math.Round(estimate.PeakGflopsFor(threads), 1));
         }
-        string implementation = cpu ? $"Gemm.Cpu, {Gemm.CpuMicroKernel} micro-kernel" : $"GEMM kernels ({string.Join(", ", variants)})";
-        if (cpu)
+        string implementation = cpu ? $"Gemm.Cpu, {Gemm.CpuMicroKernel} micro-kernel"
+            : accelerator.Precision != MatmulPrecision.Fp32 ? $"GemmTensorCore1 ({Accelerator.PrecisionName(accelerator.Precision)} mma.sync, FP32 accumulation)"
+            : $"GEMM kernels ({string.Join(", ", variants)})";
+        if (cpu || accelerator.Precision != MatmulPrecision.Fp32)
         {
-            variants = [GemmVariant.Auto]; // the cpu engine has one implementation
+            variants = [GemmVariant.Auto]; // the cpu engine and each tensor-core precision have one implementation
         }
         var rows = new List<Row>();
         var rng = new Random(1234);
@@ -210,7 +213,7 @@ internal static class BenchGemmCommand
         double median = repeats % 2 == 1 ? times[repeats / 2] : (times[repeats / 2 - 1] + times[repeats / 2]) / 2;
         double gflops = shape.Flops / (median * 1e-3) / 1e9;
         return new Row(shape.Name, shape.M, shape.N, shape.K, shape.TransA, shape.TransB,
-            cpu ? Gemm.CpuMicroKernel.ToString() : Gemm.ResolveVariant(variant, shape.M, shape.N).ToString(),
+            cpu ? Gemm.CpuMicroKernel.ToString() : accelerator.Precision != MatmulPrecision.Fp32 ? "TensorCore1." + Accelerator.PrecisionName(accelerator.Precision) : Gemm.ResolveVariant(variant, shape.M, shape.N).ToString(),
             Math.Round(median, 3), Math.Round(times[0], 3), Math.Round(gflops, gflops < 1 ? 5 : 2),
             peak is null ? null : Math.Round(gflops / peak.PeakGflops, 3),
             perCpuSecond is { } g ? Math.Round(g, 2) : null,

@@ -17,6 +17,7 @@ internal static class BenchTrainCommand
     {
         var command = new Command("train", "Time full training steps (forward, cross-entropy, backward, SGD) of a ResNet-18 on random images.");
         var device = CliRunner.DeviceOption("cpu");
+        var precision = CliRunner.PrecisionOption();
         var resolution = new Option<int>("--resolution") { Description = "Image height and width.", DefaultValueFactory = _ => 64 }.InRange(16, 4096);
         var batch = new Option<int>("--batch") { Description = "Images per step.", DefaultValueFactory = _ => 32 }.InRange(2, 65_536);
         var width = new Option<int>("--width") { Description = "Base width (64 = torchvision).", DefaultValueFactory = _ => 64 }.InRange(1, 4096);
@@ -26,7 +27,7 @@ internal static class BenchTrainCommand
         var steps = new Option<int>("--steps") { Description = "Timed steps.", DefaultValueFactory = _ => 5 }.InRange(1, 100_000);
         var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (buffers, JIT, caches).", DefaultValueFactory = _ => 2 }.InRange(0, 100_000);
         var json = CliRunner.JsonOption();
-        foreach (var option in new Option[] { device, resolution, batch, width, channels, classes, steps, warmup, json })
+        foreach (var option in new Option[] { device, precision, resolution, batch, width, channels, classes, steps, warmup, json })
         {
             command.Options.Add(option);
         }
@@ -49,7 +50,7 @@ internal static class BenchTrainCommand
                 throw new ArgumentException("Use --resolution >= 16, --batch >= 2, --steps >= 1 and --warmup >= 0.");
             }
             var config = new ResNetConfig(parse.GetValue(width), parse.GetValue(channels), parse.GetValue(classes));
-            using var acc = CliRunner.OpenDevice(parse.GetValue(device)!);
+            using var acc = CliRunner.OpenDevice(parse.GetValue(device)!, parse.GetValue(precision)!);
             using var workload = new TrainStepWorkload(acc, config, res, n);
             void Step(int i)
             {
