@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 
-STEPS = ["devices", "selftest", "verify", "kernels_report", "bench_gemm", "torch_gemm",
+STEPS = ["devices", "selftest", "verify", "kernels_report", "bench_gemm", "torch_gemm", "bench_gemm_tf32", "torch_gemm_tf32",
          "bench_train_64", "torch_train_eager_64", "torch_train_amp_64",
          "bench_train_224", "torch_train_eager_224", "torch_train_amp_224",
          "sklearn_em", "bench_gmm", "bench_pgd", "torch_pgd", "profile_train"]
@@ -70,6 +70,13 @@ def main():
             t = ref.get((r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]))
             if t:
                 compare(f"SGEMM {r['name']} ({r['variant']}) vs torch.matmul FP32, TF32 off", r["gflops"], t["gflops"], "GFLOP/s")
+    gemm_tf32, tgemm_tf32 = result("bench_gemm_tf32"), result("torch_gemm_tf32")
+    if gemm_tf32 and tgemm_tf32:
+        ref = {(r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]): r for r in tgemm_tf32["results"]}
+        for r in gemm_tf32["results"]:
+            t = ref.get((r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]))
+            if t:
+                compare(f"TF32 GEMM {r['name']} ({r['variant']}) vs torch.matmul, TF32 on", r["gflops"], t["gflops"], "GFLOP/s")
     for res in (64, 224):
         ours = result(f"bench_train_{res}")
         for mode in ("eager", "amp"):

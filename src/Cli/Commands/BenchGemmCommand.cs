@@ -23,7 +23,7 @@ internal static class BenchGemmCommand
     internal sealed record Row(string Name, int M, int N, int K, bool TransA, bool TransB, string Variant,
         double MedianMs, double MinMs, double Gflops, double? FractionOfPeak, double? GflopsPerCpuSecond, double? CpuFractionOfPeak);
 
-    internal sealed record Report(string Device, string DeviceName, string Implementation, int Threads, int Repeat,
+    internal sealed record Report(string Device, string DeviceName, string Precision, string Implementation, int Threads, int Repeat,
         PeakInfo? Peak, IReadOnlyList<Row> Results);
 
     internal sealed record PeakInfo(int Cores, string CoresSource, double Ghz, string ClockSource, double ProcCpuinfoGhz,
@@ -180,7 +180,7 @@ internal static class BenchGemmCommand
                 rows.Add(TimeOne(accelerator, shape, variant, a, lda, b, ldb, c, repeats, threads, peak, token));
             }
         }
-        return new Report(accelerator.Id, accelerator.Name, implementation, cpu ? threads : 0, repeats, peak, rows);
+        return new Report(accelerator.Id, accelerator.Name, Accelerator.PrecisionName(accelerator.Precision), implementation, cpu ? threads : 0, repeats, peak, rows);
     }
 
     private static Row TimeOne(Accelerator accelerator, Shape shape, GemmVariant variant, View<float> a, int lda, View<float> b, int ldb, View<float> c,

@@ -2,13 +2,14 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
+using IlgpuOct.Kernels;
 
 namespace IlgpuOct.Cli.Commands;
 
 /// <summary><c>ilgpuoct bench pgd</c>: images/s of an untargeted L-infinity PGD attack on a ResNet-18.</summary>
 internal static class BenchPgdCommand
 {
-    public sealed record Result(string Device, int Resolution, int Batch, int Width, int PgdSteps, int Repeat, double Seconds, double ImagesPerSecond);
+    public sealed record Result(string Device, string Precision, int Resolution, int Batch, int Width, int PgdSteps, int Repeat, double Seconds, double ImagesPerSecond);
 
     public static Command Create()
     {
@@ -39,7 +40,7 @@ internal static class BenchPgdCommand
             }
             acc.Synchronize();
             double seconds = clock.Elapsed.TotalSeconds;
-            var result = new Result(acc.Id, parse.GetValue(resolution), workload.Batch, parse.GetValue(width), workload.Options.Steps, repeats, seconds, workload.Batch * repeats / seconds);
+            var result = new Result(acc.Id, Accelerator.PrecisionName(acc.Precision), parse.GetValue(resolution), workload.Batch, parse.GetValue(width), workload.Options.Steps, repeats, seconds, workload.Batch * repeats / seconds);
             if (parse.GetValue(json))
             {
                 Ui.WriteJson(result);

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
+using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
 
 namespace IlgpuOct.Cli.Commands;
@@ -10,7 +11,7 @@ namespace IlgpuOct.Cli.Commands;
 internal static class BenchTrainCommand
 {
     public sealed record Result(
-        string Device, int Resolution, int Batch, int Width, int Channels, int Classes, int WarmupSteps, int Steps,
+        string Device, string Precision, int Resolution, int Batch, int Width, int Channels, int Classes, int WarmupSteps, int Steps,
         double Seconds, double MillisecondsPerStep, double ImagesPerSecond);
 
     public static Command Create()
@@ -69,7 +70,7 @@ internal static class BenchTrainCommand
             }
             acc.Synchronize();
             double seconds = clock.Elapsed.TotalSeconds;
-            var result = new Result(acc.Id, res, n, config.Width, config.InChannels, config.NumClasses, warm, stepCount,
+            var result = new Result(acc.Id, Accelerator.PrecisionName(acc.Precision), res, n, config.Width, config.InChannels, config.NumClasses, warm, stepCount,
                 seconds, seconds * 1000 / stepCount, n * stepCount / seconds);
             if (parse.GetValue(json))
             {

@@ -289,6 +289,7 @@ public static class Trainer
             ["num_classes"] = config.NumClasses,
             ["classes"] = data.ClassNames,
             ["device"] = accelerator.ToString(),
+            ["precision"] = Accelerator.PrecisionName(accelerator.Precision),
         };
         AtomicFile.WriteAllText(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }

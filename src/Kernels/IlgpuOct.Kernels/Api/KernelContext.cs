@@ -169,19 +169,15 @@ public sealed class KernelContext
 
     /// <summary>First half of <see cref="MmaTf32"/> in a generated iterator: deposit this lane's fragments, then yield WarpSync.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
-    public void MmaTf32Deposit(float[] acc, float[] a, float[] b)
-    {
-        MmaShape = MmaKind.M16N8K8Tf32;
-        MmaAccumulator = acc;
-        MmaA = a;
-        MmaB = b;
-    }
+    public void MmaTf32Deposit(float[] acc, float[] a, float[] b) => MmaDeposit(MmaKind.M16N8K8Tf32, acc, a, b);
 
     /// <summary>First half of <see cref="MmaBf16"/> in a generated iterator: deposit this lane's fragments, then yield WarpSync.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
-    public void MmaBf16Deposit(float[] acc, uint[] a, uint[] b)
+    public void MmaBf16Deposit(float[] acc, uint[] a, uint[] b) => MmaDeposit(MmaKind.M16N8K16Bf16, acc, a, b);
+
+    private void MmaDeposit(MmaKind shape, float[] acc, Array a, Array b)
     {
-        MmaShape = MmaKind.M16N8K16Bf16;
+        MmaShape = shape;
         MmaAccumulator = acc;
         MmaA = a;
         MmaB = b;
