@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using IlgpuOct.Kernels.Profiling;
 
@@ -61,6 +62,43 @@ public static unsafe partial class BatchNorm2d
             () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon));
     }
 
+    /// <summary>
+    /// Training forward followed by ReLU (y = max(BN(x), 0)) as one operator: on <c>cpu</c> each plane is
+    /// rectified while it is still in cache; on kernel accelerators the training-forward kernels then the
+    /// ReLU kernel in place. Bit-identical to <see cref="ForwardTraining"/> then Elementwise.ReluForward.
+    /// Shapes as <see cref="ForwardReluCpu"/>.
+    /// </summary>
+    public static void ForwardRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+        View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd,
+        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
+    {
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardRelu", Cost(s, flopsPerElement: 8, passes: 3),
+            () => ForwardReluCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon),
+            () =>
+            {
+                ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon);
+                Elementwise.ReluForward(accelerator, y, y);
+            });
+    }
+
+    /// <summary>
+    /// Backward of <see cref="ForwardRelu"/>: the ReLU's mask is read from its output y (y &gt; 0), then as
+    /// <see cref="BackwardTraining"/>. On kernel accelerators: the ReLU-backward kernel into dx, then the
+    /// training-backward kernels with dx as their dy (each element is read before it is written).
+    /// Shapes as <see cref="BackwardReluCpu"/>.
+    /// </summary>
+    public static void BackwardRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> y, View<float> dy, View<float> gamma,
+        View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
+    {
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardRelu", Cost(s, flopsPerElement: 11, passes: 6),
+            () => BackwardReluCpu(s, x.AsSpan(), y.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
+            () =>
+            {
+                Elementwise.ReluBackward(accelerator, y, dy, dx);
+                BackwardTrainingKernels(accelerator, s, x, dx, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+            });
+    }
+
     /// <summary>Evaluation forward on the accelerator. Shapes as <see cref="ForwardInferenceCpu"/>.</summary>
     public static void ForwardInference(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, float epsilon = DefaultEpsilon)
@@ -97,7 +135,21 @@ public static unsafe partial class BatchNorm2d
     /// </summary>
     public static void ForwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
         Span<float> runningMean, Span<float> runningVar, Span<float> y, Span<float> saveMean, Span<float> saveInvStd,
-        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
+        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon) =>
+        ForwardTrainingCpu(s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon, relu: false);
+
+    /// <summary>
+    /// <see cref="ForwardTrainingCpu(in BatchNorm2dShape, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float)"/>
+    /// then y = max(y, 0), each plane rectified right after it is normalised. Same shapes.
+    /// </summary>
+    public static void ForwardReluCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        Span<float> runningMean, Span<float> runningVar, Span<float> y, Span<float> saveMean, Span<float> saveInvStd,
+        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon) =>
+        ForwardTrainingCpu(s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon, relu: true);
+
+    private static void ForwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        Span<float> runningMean, Span<float> runningVar, Span<float> y, Span<float> saveMean, Span<float> saveInvStd,
+        float momentum, float epsilon, bool relu)
     {
         s.Validate();
         if (s.CountPerChannel < 2)
@@ -145,7 +197,12 @@ public static unsafe partial class BatchNorm2d
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    Normalize(new ReadOnlySpan<float>((float*)ax + offset, hw), meanF, scale, shift, new Span<float>((float*)ay + offset, hw));
+                    var plane = new Span<float>((float*)ay + offset, hw);
+                    Normalize(new ReadOnlySpan<float>((float*)ax + offset, hw), meanF, scale, shift, plane);
+                    if (relu)
+                    {
+                        Elementwise.ReluForwardCpu(plane, plane);
+                    }
                 }
             });
         }
@@ -187,7 +244,23 @@ public static unsafe partial class BatchNorm2d
     /// saveInvStd (C) as the training forward left them.
     /// </summary>
     public static void BackwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta) =>
+        BackwardTrainingCpu(s, x, default, relu: false, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+
+    /// <summary>
+    /// Backward of <see cref="ForwardReluCpu"/>: dy is zeroed where y (the fused output) is not positive,
+    /// plane by plane as it is read, then as <see cref="BackwardTrainingCpu(in BatchNorm2dShape, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float})"/>.
+    /// x, y, dy, dx (N, C, H, W); the rest (C).
+    /// </summary>
+    public static void BackwardReluCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
         ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta)
+    {
+        RequireLength(y.Length, s.Length, nameof(y), "(N, C, H, W)");
+        BackwardTrainingCpu(s, x, y, relu: true, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+    }
+
+    private static void BackwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> reluOutput, bool relu, ReadOnlySpan<float> dy,
+        ReadOnlySpan<float> gamma, ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta)
     {
         s.Validate();
         RequireLength(x.Length, s.Length, nameof(x), "(N, C, H, W)");
@@ -199,9 +272,9 @@ public static unsafe partial class BatchNorm2d
         RequireLength(dgamma.Length, s.C, nameof(dgamma), "(C)");
         RequireLength(dbeta.Length, s.C, nameof(dbeta), "(C)");
         var shape = s;
-        fixed (float* px = x, pdy = dy, pdx = dx, pg = gamma, psm = saveMean, psi = saveInvStd, pdg = dgamma, pdb = dbeta)
+        fixed (float* px = x, pyr = reluOutput, pdy = dy, pdx = dx, pg = gamma, psm = saveMean, psi = saveInvStd, pdg = dgamma, pdb = dbeta)
         {
-            nint ax = (nint)px, ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, asm = (nint)psm, asi = (nint)psi, adg = (nint)pdg, adb = (nint)pdb;
+            nint ax = (nint)px, ayr = (nint)pyr, ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, asm = (nint)psm, asi = (nint)psi, adg = (nint)pdg, adb = (nint)pdb;
             ForEachChannel(shape, c =>
             {
                 int hw = shape.HW;
@@ -209,10 +282,23 @@ public static unsafe partial class BatchNorm2d
                 float invStd = ((float*)asi)[c];
                 double sumDy = 0;
                 double sumDyCentered = 0;
+                // With the ReLU fused, dy is masked one plane at a time into a scratch plane (the same values
+                // Elementwise.ReluBackward would write), so the arithmetic below is the unfused pair's.
+                float[]? masked = relu ? ArrayPool<float>.Shared.Rent(hw) : null;
+                ReadOnlySpan<float> GradientPlane(long offset)
+                {
+                    var plane = new ReadOnlySpan<float>((float*)ady + offset, hw);
+                    if (masked is null)
+                    {
+                        return plane;
+                    }
+                    Elementwise.ReluBackwardCpu(new ReadOnlySpan<float>((float*)ayr + offset, hw), plane, masked.AsSpan(0, hw));
+                    return masked.AsSpan(0, hw);
+                }
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    SumAndCenteredDot(new ReadOnlySpan<float>((float*)ady + offset, hw), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, out double sd, out double sdc);
+                    SumAndCenteredDot(GradientPlane(offset), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, out double sd, out double sdc);
                     sumDy += sd;
                     sumDyCentered += sdc;
                 }
@@ -228,8 +314,12 @@ public static unsafe partial class BatchNorm2d
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    AffineCombine(new ReadOnlySpan<float>((float*)ady + offset, hw), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, a, b, k,
+                    AffineCombine(GradientPlane(offset), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, a, b, k,
                         new Span<float>((float*)adx + offset, hw));
+                }
+                if (masked is not null)
+                {
+                    ArrayPool<float>.Shared.Return(masked);
                 }
             });
         }
@@ -388,7 +478,7 @@ public static unsafe partial class BatchNorm2d
         }
         else
         {
-            Parallel.For(0, s.C, body);
+            Parallel.For(0, s.C, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, body);
         }
     }
 
