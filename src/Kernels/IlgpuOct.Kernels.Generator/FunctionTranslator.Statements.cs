@@ -90,7 +90,7 @@ internal sealed partial class FunctionTranslator
 
     /// <summary>
     /// A loop with a compile-time trip count (<c>for (int i = A; i &lt; B; i++)</c>, A and B constant) whose body
-    /// indexes a register array or passes one to a helper: fully unrolled, so every index is a constant and the array stays in registers.
+    /// indexes a register array: fully unrolled, so every index is a constant and the array stays in registers.
     /// </summary>
     private bool UnrollsRegisterArray(ForStatementSyntax fs)
     {
@@ -103,14 +103,8 @@ internal sealed partial class FunctionTranslator
         {
             return false;
         }
-        // Indexed in the body, or handed to a (forceinline) helper or an mma whose indices then depend on the counter.
-        bool IsRegisterArray(ExpressionSyntax e) => e is IdentifierNameSyntax id && _model.GetSymbolInfo(id).Symbol is { } s && _registerArrays.Contains(s);
-        return fs.Statement.DescendantNodesAndSelf().Any(n => n switch
-        {
-            ElementAccessExpressionSyntax ea => IsRegisterArray(ea.Expression),
-            ArgumentSyntax arg => IsRegisterArray(arg.Expression),
-            _ => false,
-        });
+        return fs.Statement.DescendantNodesAndSelf().OfType<ElementAccessExpressionSyntax>()
+            .Any(ea => ea.Expression is IdentifierNameSyntax id && _model.GetSymbolInfo(id).Symbol is { } s && _registerArrays.Contains(s));
     }
 
     private static int LineOf(SyntaxNode node) => node.GetLocation().GetLineSpan().StartLinePosition.Line + 1;

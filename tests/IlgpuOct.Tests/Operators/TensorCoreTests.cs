@@ -193,6 +193,22 @@ public sealed class TensorCoreTests
         }
     }
 
+    /// <summary>What <c>ilgpuoct selftest</c> runs for the tensor-core kernels passes on cpu-kernels.</summary>
+    [Fact]
+    public void Tensor_core_self_tests_pass_on_cpu_kernels()
+    {
+        var cases = SelfTestCatalog.Discover(typeof(Gemm).Assembly)
+            .Where(c => c.Kernel.StartsWith("GemmTensorCore1.", StringComparison.Ordinal) || c.Kernel.StartsWith("ConvTensorCore1.", StringComparison.Ordinal) || c.Kernel.StartsWith("MmaTile.", StringComparison.Ordinal))
+            .ToList();
+        cases.Should().HaveCount(2 * 3 * 4 + 2 * 3 * 3 + 2, "GEMM: 2 precisions x 3 shapes x 4 transposes; convolutions: 2 x 3 shapes x 3 passes; MmaTile: 2");
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        foreach (var c in cases)
+        {
+            var result = c.Run(acc, 5);
+            result.Passed.Should().BeTrue($"{c.Kernel} {c.Shape}: max error {result.MaxAbsError} > {result.Tolerance}");
+        }
+    }
+
     // ---- the variants against the FP32 CPU reference ----
 
     public static TheoryData<AcceleratorKind, MatmulPrecision, int, int, int, bool, bool> GemmCases()

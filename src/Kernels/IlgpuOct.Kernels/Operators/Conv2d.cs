@@ -995,7 +995,10 @@ public static partial class Conv2d
                 for (int tile = 0; tile < 8; tile++)
                 {
                     Gemm.TcFragments(tileA, tileB, (warpRow + (tile >> 2) * 16 + g) * Gemm.TcPitch + ks + t, (warpCol + (tile & 3) * 8 + g) * Gemm.TcPitch + ks + t, ua, fa, ub, fb);
-                    Gemm.TcTake(acc, tile, d);
+                    for (int i = 0; i < 4; i++)
+                    {
+                        d[i] = acc[tile * 4 + i];
+                    }
                     if (bf16)
                     {
                         ctx.MmaBf16(d, ua, ub);
@@ -1004,7 +1007,10 @@ public static partial class Conv2d
                     {
                         ctx.MmaTf32(d, fa, fb);
                     }
-                    Gemm.TcPut(acc, tile, d);
+                    for (int i = 0; i < 4; i++)
+                    {
+                        acc[tile * 4 + i] = d[i];
+                    }
                 }
             }
             ctx.Barrier();
@@ -1118,13 +1124,13 @@ public static partial class Conv2d
             {
                 string name = Accelerator.PrecisionName(precision);
                 string shape = $"x({s.N},{s.InC},{s.H},{s.W}) w({s.OutC},{s.InC},{s.Kernel},{s.Kernel}) s{s.Stride} p{s.Padding}";
-                yield return new SelfTestCase($"Conv2d.TensorCore1.Forward.{name}", shape, (acc, seed) => OperatorSelfTest.WithPrecision(acc, precision, () => OperatorSelfTest.Compare(acc,
+                yield return new SelfTestCase($"ConvTensorCore1.Forward.{name}", shape, (acc, seed) => OperatorSelfTest.WithPrecision(acc, precision, () => OperatorSelfTest.Compare(acc,
                     [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.WeightLength), new float[s.OutputLength]], [2],
                     (a, v) => Forward(a, s, v[0], v[1], v[2]), hst => ForwardCpu(s, hst[0], hst[1], hst[2]), Gemm.TensorCoreTolerance(precision, s.ColumnRows, 1))));
-                yield return new SelfTestCase($"Conv2d.TensorCore1.BackwardData.{name}", shape, (acc, seed) => OperatorSelfTest.WithPrecision(acc, precision, () => OperatorSelfTest.Compare(acc,
+                yield return new SelfTestCase($"ConvTensorCore1.BackwardData.{name}", shape, (acc, seed) => OperatorSelfTest.WithPrecision(acc, precision, () => OperatorSelfTest.Compare(acc,
                     [OperatorSelfTest.Random(seed, s.WeightLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), new float[s.InputLength]], [2],
                     (a, v) => BackwardData(a, s, v[0], v[1], v[2]), hst => BackwardDataCpu(s, hst[0], hst[1], hst[2]), Gemm.TensorCoreTolerance(precision, s.OutC * s.Kernel * s.Kernel, 1))));
-                yield return new SelfTestCase($"Conv2d.TensorCore1.BackwardWeight.{name}", shape, (acc, seed) => OperatorSelfTest.WithPrecision(acc, precision, () => OperatorSelfTest.Compare(acc,
+                yield return new SelfTestCase($"ConvTensorCore1.BackwardWeight.{name}", shape, (acc, seed) => OperatorSelfTest.WithPrecision(acc, precision, () => OperatorSelfTest.Compare(acc,
                     [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), OperatorSelfTest.Random(seed + 2, s.WeightLength)], [2],
                     (a, v) => BackwardWeight(a, s, v[0], v[1], v[2]), hst => BackwardWeightCpu(s, hst[0], hst[1], hst[2]), Gemm.TensorCoreTolerance(precision, s.N * s.ColumnCols, 1))));
             }

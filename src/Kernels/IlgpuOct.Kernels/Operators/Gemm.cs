@@ -562,7 +562,10 @@ public static partial class Gemm
                 for (int tile = 0; tile < 8; tile++)
                 {
                     TcFragments(tileA, tileB, (warpRow + (tile >> 2) * 16 + g) * TcPitch + ks + t, (warpCol + (tile & 3) * 8 + g) * TcPitch + ks + t, ua, fa, ub, fb);
-                    TcTake(acc, tile, d);
+                    for (int i = 0; i < 4; i++)
+                    {
+                        d[i] = acc[tile * 4 + i];
+                    }
                     if (bf16)
                     {
                         ctx.MmaBf16(d, ua, ub);
@@ -571,7 +574,10 @@ public static partial class Gemm
                     {
                         ctx.MmaTf32(d, fa, fb);
                     }
-                    TcPut(acc, tile, d);
+                    for (int i = 0; i < 4; i++)
+                    {
+                        acc[tile * 4 + i] = d[i];
+                    }
                 }
             }
             ctx.Barrier();
@@ -606,24 +612,6 @@ public static partial class Gemm
         {
             ub[i] = tileB[bAt + 4 * i];
             fb[i] = KernelMath.IntAsFloat((int)ub[i]);
-        }
-    }
-
-    /// <summary>d = accumulator fragment of mma tile <paramref name="tile"/> (tile (mi, ni) = 4 mi + ni of a warp's 2 x 4).</summary>
-    internal static void TcTake(Span<float> acc, int tile, Span<float> d)
-    {
-        for (int i = 0; i < 4; i++)
-        {
-            d[i] = acc[tile * 4 + i];
-        }
-    }
-
-    /// <summary>Stores d back as the accumulator fragment of mma tile <paramref name="tile"/>.</summary>
-    internal static void TcPut(Span<float> acc, int tile, Span<float> d)
-    {
-        for (int i = 0; i < 4; i++)
-        {
-            acc[tile * 4 + i] = d[i];
         }
     }
 
@@ -688,7 +676,7 @@ public static partial class Gemm
                     foreach (bool transB in new[] { false, true })
                     {
                         string shape = $"{(transA ? "T" : "N")}{(transB ? "T" : "N")} m={m} n={n} k={k}";
-                        yield return new SelfTestCase($"Gemm.TensorCore1.{Accelerator.PrecisionName(precision)}", shape,
+                        yield return new SelfTestCase($"GemmTensorCore1.{Accelerator.PrecisionName(precision)}", shape,
                             (acc, seed) => TensorCoreSelfCheck(acc, seed, precision, transA, transB, m, n, k));
                     }
                 }
