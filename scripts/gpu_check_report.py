@@ -63,20 +63,18 @@ def main():
         comparisons.append({"what": what, "ilgpuoct": ours, "reference": theirs, "unit": unit,
                             "ratio_ilgpuoct_over_reference": ratio(ours, theirs), "note": note or None})
 
-    gemm, tgemm = result("bench_gemm"), result("torch_gemm")
-    if gemm and tgemm:
-        ref = {(r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]): r for r in tgemm["results"]}
-        for r in gemm["results"]:
+    def compare_gemm(ours_step, torch_step, label):
+        ours, theirs = result(ours_step), result(torch_step)
+        if not (ours and theirs):
+            return
+        ref = {(r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]): r for r in theirs["results"]}
+        for r in ours["results"]:
             t = ref.get((r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]))
             if t:
-                compare(f"SGEMM {r['name']} ({r['variant']}) vs torch.matmul FP32, TF32 off", r["gflops"], t["gflops"], "GFLOP/s")
-    gemm_tf32, tgemm_tf32 = result("bench_gemm_tf32"), result("torch_gemm_tf32")
-    if gemm_tf32 and tgemm_tf32:
-        ref = {(r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]): r for r in tgemm_tf32["results"]}
-        for r in gemm_tf32["results"]:
-            t = ref.get((r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]))
-            if t:
-                compare(f"TF32 GEMM {r['name']} ({r['variant']}) vs torch.matmul, TF32 on", r["gflops"], t["gflops"], "GFLOP/s")
+                compare(label.format(name=r["name"], variant=r["variant"]), r["gflops"], t["gflops"], "GFLOP/s")
+
+    compare_gemm("bench_gemm", "torch_gemm", "SGEMM {name} ({variant}) vs torch.matmul FP32, TF32 off")
+    compare_gemm("bench_gemm_tf32", "torch_gemm_tf32", "TF32 GEMM {name} ({variant}) vs torch.matmul, TF32 on")
     for res in (64, 224):
         ours = result(f"bench_train_{res}")
         for mode in ("eager", "amp"):
