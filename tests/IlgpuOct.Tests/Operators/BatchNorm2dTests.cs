@@ -153,6 +153,79 @@ public sealed class BatchNorm2dTests
         Tolerance.AssertClose(kdxi, dxi, 1e-6, 1e-6, "inference dx");
     }
 
+    [Theory]
+    [InlineData(AcceleratorKind.CpuKernels, 4, 6, 5, 7)]
+    [InlineData(AcceleratorKind.CpuKernels, 3, 2, 17, 19)]   // 969 per channel: ragged warps and block stride
+    [InlineData(AcceleratorKind.CpuKernels, 2, 1, 1, 1)]     // 2 values: 30 idle lanes in the first warp
+    [InlineData(AcceleratorKind.CudaHost, 4, 6, 5, 7)]
+    [InlineData(AcceleratorKind.CudaHost, 3, 2, 17, 19)]
+    [InlineData(AcceleratorKind.CudaHost, 2, 1, 1, 1)]
+    public void Fused_bn_relu_kernels_match_the_cpu_reference(AcceleratorKind kind, int n, int c, int h, int w)
+    {
+        var s = new BatchNorm2dShape(n, c, h, w);
+        var random = new Random(n * 11 + c * 3 + h);
+        float[] x = GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.3));
+        float[] gamma = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] beta = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length));
+        float[] rm0 = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] rv0 = Array.ConvertAll(GradientCheck.ToFloat(GradientCheck.Random(random, c)), v => 0.5f + Math.Abs(v));
+
+        float[] rm = (float[])rm0.Clone(), rv = (float[])rv0.Clone();
+        float[] y = new float[s.Length], mean = new float[c], invStd = new float[c], dx = new float[s.Length], dgamma = new float[c], dbeta = new float[c];
+        BatchNorm2d.ForwardReluCpu(s, x, gamma, beta, rm, rv, y, mean, invStd);
+        BatchNorm2d.BackwardReluCpu(s, x, y, dy, gamma, mean, invStd, dx, dgamma, dbeta);
+        Assert.Contains(y, v => v == 0f);   // the mask is exercised
+        Assert.Contains(y, v => v > 0f);
+
+        using var device = TestDevice.Open(kind);
+        float[] krm = (float[])rm0.Clone(), krv = (float[])rv0.Clone();
+        float[] ky = new float[s.Length], kmean = new float[c], kinv = new float[c], kdx = new float[s.Length], kdg = new float[c], kdb = new float[c];
+        var vy = device.V(ky);
+        var vmean = device.V(kmean);
+        var vinv = device.V(kinv);
+        BatchNorm2d.ForwardRelu(device.Accelerator, s, device.V(x), device.V(gamma), device.V(beta), device.V(krm), device.V(krv), vy, vmean, vinv);
+        BatchNorm2d.BackwardRelu(device.Accelerator, s, device.V(x), vy, device.V(dy), device.V(gamma), vmean, vinv, device.V(kdx), device.V(kdg), device.V(kdb));
+        device.Sync();
+
+        Tolerance.AssertClose(kmean, mean, 1e-6, 1e-6, $"{kind} saved mean");
+        Tolerance.AssertClose(kinv, invStd, 1e-6, 1e-6, $"{kind} saved inverse std");
+        Tolerance.AssertClose(krm, rm, 1e-6, 1e-6, $"{kind} running mean");
+        Tolerance.AssertClose(krv, rv, 1e-6, 1e-6, $"{kind} running var");
+        Tolerance.AssertClose(ky, y, 1e-5, 1e-5, $"{kind} fused y");
+        Tolerance.AssertClose(kdg, dgamma, 1e-5, 1e-5, $"{kind} dgamma");
+        Tolerance.AssertClose(kdb, dbeta, 1e-5, 1e-5, $"{kind} dbeta");
+        Tolerance.AssertClose(kdx, dx, 1e-5, 1e-4, $"{kind} fused dx");
+    }
+
+    [Fact]
+    public void Fused_bn_relu_backward_matches_central_differences_of_double_forward()
+    {
+        var s = new BatchNorm2dShape(3, 2, 2, 3);
+        var random = new Random(9);
+        double[] x = Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.7);
+        double[] gamma = GradientCheck.Random(random, s.C, 1.5);
+        double[] beta = GradientCheck.Random(random, s.C);
+        double[] dy = GradientCheck.Random(random, s.Length);
+        const float eps = 1e-5f;
+        double[] Relu(double[] v) => Array.ConvertAll(v, e => Math.Max(e, 0));
+
+        float[] xf = GradientCheck.ToFloat(x), gf = GradientCheck.ToFloat(gamma), bf = GradientCheck.ToFloat(beta);
+        var y = new float[s.Length];
+        var saveMean = new float[s.C];
+        var saveInvStd = new float[s.C];
+        BatchNorm2d.ForwardReluCpu(s, xf, gf, bf, new float[s.C], new float[s.C], y, saveMean, saveInvStd, 0.1f, eps);
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(Relu(TrainingDouble(s, x, gamma, beta, eps))), atol: 1e-5, rtol: 1e-5, "y vs double reference");
+
+        var dx = new float[s.Length];
+        var dgamma = new float[s.C];
+        var dbeta = new float[s.C];
+        BatchNorm2d.BackwardReluCpu(s, xf, y, GradientCheck.ToFloat(dy), gf, saveMean, saveInvStd, dx, dgamma, dbeta);
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Relu(TrainingDouble(s, v, gamma, beta, eps))), x), 1e-5, 1e-4, "dx vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dgamma), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Relu(TrainingDouble(s, x, v, beta, eps))), gamma), 1e-5, 1e-4, "dgamma vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dbeta), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Relu(TrainingDouble(s, x, gamma, v, eps))), beta), 1e-5, 1e-4, "dbeta vs central differences");
+    }
+
     private static View<float> V(float[] array) => new(array);
 
     private static double[] Shifted(double[] values, double shift) => Array.ConvertAll(values, v => (double)(float)(v + shift));
