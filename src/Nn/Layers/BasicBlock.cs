@@ -9,7 +9,6 @@ namespace IlgpuOct.Nn;
 /// </summary>
 public sealed class BasicBlock : Layer
 {
-    private readonly ReluLayer _relu1;
     private readonly ReluLayer _relu2;
     private Tensor? _sum; // (N, K, P, Q) residual sum before the last relu
     private Tensor? _inputGrad; // (N, C, H, W) main path plus shortcut gradient
@@ -18,7 +17,7 @@ public sealed class BasicBlock : Layer
     {
         Name = name;
         Conv1 = new Conv2dLayer(accelerator, name + ".conv1", inChannels, outChannels, 3, stride, 1);
-        Bn1 = new BatchNorm2dLayer(accelerator, name + ".bn1", outChannels);
+        Bn1 = new BatchNorm2dLayer(accelerator, name + ".bn1", outChannels, fuseRelu: true); // bn1 + relu: one fused operator
         Conv2 = new Conv2dLayer(accelerator, name + ".conv2", outChannels, outChannels, 3, 1, 1);
         Bn2 = new BatchNorm2dLayer(accelerator, name + ".bn2", outChannels);
         if (stride != 1 || inChannels != outChannels)
@@ -26,7 +25,6 @@ public sealed class BasicBlock : Layer
             DownsampleConv = new Conv2dLayer(accelerator, name + ".downsample.0", inChannels, outChannels, 1, stride, 0);
             DownsampleBn = new BatchNorm2dLayer(accelerator, name + ".downsample.1", outChannels);
         }
-        _relu1 = new ReluLayer(accelerator);
         _relu2 = new ReluLayer(accelerator);
     }
 
@@ -67,7 +65,7 @@ public sealed class BasicBlock : Layer
 
     public override Tensor Forward(Tensor x, bool training)
     {
-        var h = _relu1.Forward(Bn1.Forward(Conv1.Forward(x, training), training), training);
+        var h = Bn1.Forward(Conv1.Forward(x, training), training);
         var main = Bn2.Forward(Conv2.Forward(h, training), training);
         var shortcut = DownsampleConv is null ? x : DownsampleBn!.Forward(DownsampleConv.Forward(x, training), training);
         var sum = Tensor.Reuse(ref _sum, Accelerator, main.Shape);
@@ -79,7 +77,7 @@ public sealed class BasicBlock : Layer
     {
         var dSum = _relu2.Backward(dy, weightGradients)!;
         var dMain = Conv2.Backward(Bn2.Backward(dSum, weightGradients)!, weightGradients)!;
-        var dx = Conv1.Backward(Bn1.Backward(_relu1.Backward(dMain, weightGradients)!, weightGradients)!, weightGradients)!;
+        var dx = Conv1.Backward(Bn1.Backward(dMain, weightGradients)!, weightGradients)!;
         var dShortcut = DownsampleConv is null ? dSum : DownsampleConv.Backward(DownsampleBn!.Backward(dSum, weightGradients)!, weightGradients)!;
         var total = Tensor.Reuse(ref _inputGrad, Accelerator, dx.Shape);
         Elementwise.Add(Accelerator, dx.View, dShortcut.View, total.View);
@@ -92,7 +90,6 @@ public sealed class BasicBlock : Layer
         {
             child.Dispose();
         }
-        _relu1.Dispose();
         _relu2.Dispose();
         _sum?.Dispose();
         _inputGrad?.Dispose();

@@ -6,6 +6,9 @@ namespace IlgpuOct.Nn;
 /// <summary>
 /// 2-d batch normalisation as PyTorch: training mode normalises with the batch statistics and
 /// updates the running ones (momentum 0.1, unbiased variance); evaluation mode uses the running ones.
+/// With <c>fuseRelu</c> the layer is BN followed by ReLU (ResNet's conv-bn-relu sites): one fused
+/// operator in training mode (<see cref="BatchNorm2d.ForwardRelu"/>, <see cref="BatchNorm2d.BackwardRelu"/>),
+/// BN then an in-place ReLU in evaluation mode; backward masks by the cached output.
 /// </summary>
 public sealed class BatchNorm2dLayer : Layer
 {
@@ -18,9 +21,10 @@ public sealed class BatchNorm2dLayer : Layer
     private Tensor? _inputGrad; // (N, C, H, W)
     private bool _lastForwardTraining;
 
-    public BatchNorm2dLayer(Accelerator accelerator, string name, int channels, float eps = 1e-5f, float momentum = 0.1f)
+    public BatchNorm2dLayer(Accelerator accelerator, string name, int channels, float eps = 1e-5f, float momentum = 0.1f, bool fuseRelu = false)
         : base(accelerator)
     {
+        FusedRelu = fuseRelu;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
         Channels = channels;
         Eps = eps;
@@ -44,6 +48,9 @@ public sealed class BatchNorm2dLayer : Layer
     public float Eps { get; }
 
     public float Momentum { get; }
+
+    /// <summary>True when the layer's output is ReLU(BN(x)).</summary>
+    public bool FusedRelu { get; }
 
     public Parameter Weight { get; } // (C) gamma
 
@@ -87,13 +94,25 @@ public sealed class BatchNorm2dLayer : Layer
             {
                 throw new ArgumentException($"{Name}: training-mode batch norm needs more than one value per channel; got shape {Tensor.ShapeText(x.Shape)}. Use a batch of 2 or more.", nameof(x));
             }
-            BatchNorm2d.ForwardTraining(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View,
-                y.View, _savedMean.View, _savedInvStd.View, Momentum, Eps);
+            if (FusedRelu)
+            {
+                BatchNorm2d.ForwardRelu(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View,
+                    y.View, _savedMean.View, _savedInvStd.View, Momentum, Eps);
+            }
+            else
+            {
+                BatchNorm2d.ForwardTraining(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View,
+                    y.View, _savedMean.View, _savedInvStd.View, Momentum, Eps);
+            }
             BatchesTracked++;
         }
         else
         {
             BatchNorm2d.ForwardInference(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View, y.View, Eps);
+            if (FusedRelu)
+            {
+                Elementwise.ReluForward(Accelerator, y.View, y.View);
+            }
         }
         _input = x;
         _lastForwardTraining = training;
@@ -108,8 +127,16 @@ public sealed class BatchNorm2dLayer : Layer
         if (_lastForwardTraining)
         {
             // dgamma and dbeta fall out of the same two reductions dx needs, so they are always computed.
-            BatchNorm2d.BackwardTraining(Accelerator, s, x.View, dy.View, Weight.Value.View, _savedMean.View, _savedInvStd.View, dx.View,
-                (weightGradients ? Weight.Grad : _scratchGamma).View, (weightGradients ? Bias.Grad : _scratchBeta).View);
+            var dgamma = (weightGradients ? Weight.Grad : _scratchGamma).View;
+            var dbeta = (weightGradients ? Bias.Grad : _scratchBeta).View;
+            if (FusedRelu)
+            {
+                BatchNorm2d.BackwardRelu(Accelerator, s, x.View, _output!.View, dy.View, Weight.Value.View, _savedMean.View, _savedInvStd.View, dx.View, dgamma, dbeta);
+            }
+            else
+            {
+                BatchNorm2d.BackwardTraining(Accelerator, s, x.View, dy.View, Weight.Value.View, _savedMean.View, _savedInvStd.View, dx.View, dgamma, dbeta);
+            }
         }
         else
         {
@@ -117,7 +144,14 @@ public sealed class BatchNorm2dLayer : Layer
             {
                 throw new InvalidOperationException($"{Name}: parameter gradients after an evaluation-mode forward are not supported; train with a training-mode forward, or ask for the input gradient only.");
             }
-            BatchNorm2d.BackwardInference(Accelerator, s, dy.View, Weight.Value.View, RunningVar.Value.View, dx.View, Eps);
+            var gradient = dy;
+            if (FusedRelu)
+            {
+                // ReLU's mask first (into dx), then the per-channel scale in place.
+                Elementwise.ReluBackward(Accelerator, _output!.View, dy.View, dx.View);
+                gradient = dx;
+            }
+            BatchNorm2d.BackwardInference(Accelerator, s, gradient.View, Weight.Value.View, RunningVar.Value.View, dx.View, Eps);
         }
         return inputGradient ? dx : null;
     }

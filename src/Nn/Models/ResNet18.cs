@@ -57,7 +57,6 @@ public sealed class ResNet18 : IDisposable
 {
     private readonly Conv2dLayer _conv1;
     private readonly BatchNorm2dLayer _bn1;
-    private readonly ReluLayer _relu;
     private readonly MaxPool2dLayer _maxpool;
     private readonly BasicBlock[] _blocks; // layer1.0, layer1.1, ..., layer4.1
     private readonly GlobalAvgPoolLayer _avgpool;
@@ -73,8 +72,7 @@ public sealed class ResNet18 : IDisposable
         Config = config;
         int w = config.Width;
         _conv1 = new Conv2dLayer(accelerator, "conv1", config.InChannels, w, 7, 2, 3);
-        _bn1 = new BatchNorm2dLayer(accelerator, "bn1", w);
-        _relu = new ReluLayer(accelerator);
+        _bn1 = new BatchNorm2dLayer(accelerator, "bn1", w, fuseRelu: true); // bn1 + relu: one fused operator
         _maxpool = new MaxPool2dLayer(accelerator);
         var blocks = new List<BasicBlock>();
         int inChannels = w;
@@ -165,7 +163,7 @@ public sealed class ResNet18 : IDisposable
         {
             throw new ArgumentException($"The model expects images (N, {Config.InChannels}, H, W); got {Tensor.ShapeText(input.Shape)}.", nameof(input));
         }
-        var x = _maxpool.Forward(_relu.Forward(_bn1.Forward(_conv1.Forward(input, training), training), training), training);
+        var x = _maxpool.Forward(_bn1.Forward(_conv1.Forward(input, training), training), training);
         for (int i = 0; i < _blocks.Length; i++)
         {
             x = _blocks[i].Forward(x, training);
@@ -213,7 +211,7 @@ public sealed class ResNet18 : IDisposable
             }
             d = _blocks[i].Backward(d, weights)!;
         }
-        d = _bn1.Backward(_relu.Backward(_maxpool.Backward(d, weights)!, weights)!, weights)!;
+        d = _bn1.Backward(_maxpool.Backward(d, weights)!, weights)!;
         return _conv1.Backward(d, weights, input);
     }
 
@@ -229,7 +227,6 @@ public sealed class ResNet18 : IDisposable
     {
         _conv1.Dispose();
         _bn1.Dispose();
-        _relu.Dispose();
         _maxpool.Dispose();
         foreach (var b in _blocks)
         {

@@ -314,6 +314,7 @@ public sealed class GemmKernelTests
     [InlineData(GemmVariant.Gemm1Naive)]
     [InlineData(GemmVariant.Gemm2Tiled64)]
     [InlineData(GemmVariant.Gemm3Tiled128)]
+    [InlineData(GemmVariant.Gemm4WarpTiled)]
     public void Beta_zero_ignores_NaN_in_C_and_k_zero_only_scales(GemmVariant variant)
     {
         Check(variant, false, true, 17, 20, 11, 1f, 0f, nanInC: true, seed: 1);
@@ -324,8 +325,9 @@ public sealed class GemmKernelTests
     public void Auto_picks_the_128_tile_kernel_only_for_grids_that_fill_a_GPU()
     {
         Gemm.ResolveVariant(GemmVariant.Auto, 1024, 1024).Should().Be(GemmVariant.Gemm2Tiled64);   // 8 x 8 = 64 blocks of 128 < 66
-        Gemm.ResolveVariant(GemmVariant.Auto, 2048, 2048).Should().Be(GemmVariant.Gemm3Tiled128);  // 256 blocks
-        Gemm.ResolveVariant(GemmVariant.Auto, 64, 100352).Should().Be(GemmVariant.Gemm3Tiled128);
+        Gemm.ResolveVariant(GemmVariant.Auto, 2048, 2048).Should().Be(GemmVariant.Gemm4WarpTiled); // 256 blocks
+        Gemm.ResolveVariant(GemmVariant.Auto, 64, 100352).Should().Be(GemmVariant.Gemm4WarpTiled);
+        Gemm.ResolveVariant(GemmVariant.Gemm3Tiled128, 64, 100352).Should().Be(GemmVariant.Gemm3Tiled128); // older variants stay selectable
         Gemm.ResolveVariant(GemmVariant.Auto, 512, 128).Should().Be(GemmVariant.Gemm2Tiled64);
         Gemm.ResolveVariant(GemmVariant.Gemm1Naive, 4096, 4096).Should().Be(GemmVariant.Gemm1Naive);
     }

@@ -353,7 +353,8 @@ public static partial class Gemm
     private const int WarpSubN = 16;
 
     /// <summary>Gemm4: warp-tiled 128 x 128 block tile, BK 8, Float4 global loads, double-buffered shared tiles, 8 x 8 outputs per thread.</summary>
-    [Kernel]
+    /// <remarks>Launch bounds (256 threads, 2 blocks per SM): at most 128 registers, so two blocks (16 warps) stay resident, as with Gemm3.</remarks>
+    [Kernel(MaxThreadsPerBlock = TiledThreads, MinBlocksPerMultiprocessor = 2)]
     private static void Gemm4WarpTiled(KernelContext ctx, int m, int n, int k, float alpha,
         View<float> a, int lda, bool transA, bool vectorA, View<float> b, int ldb, bool transB, bool vectorB,
         float beta, View<float> c, int ldc, bool vectorC)
@@ -519,15 +520,17 @@ public static partial class Gemm
     // ================================================================== dispatcher
 
     /// <summary>
-    /// Kernel choice when <see cref="Run"/> is given <see cref="GemmVariant.Auto"/>: Gemm3 (128 x 128
-    /// tiles) when its grid has at least this many blocks, else Gemm2 (64 x 64), whose 4x more blocks
-    /// keep more SMs busy on small products. Expectation, not yet measured on a GPU: Gemm3 is the
-    /// fastest on large products (8 x 8 register tiles: 2 shared loads per 4 FMAs where Gemm2 needs 2
-    /// per 2), Gemm2 on products too small to fill an H100's 132 SMs with 128 x 128 tiles.
+    /// Kernel choice when <see cref="Run"/> is given <see cref="GemmVariant.Auto"/> off cuda (cuda times
+    /// <see cref="TunedVariants"/> per shape instead): Gemm4 (warp-tiled 128 x 128 tiles) when its grid
+    /// has at least this many blocks, else Gemm2 (64 x 64), whose 4x more blocks keep more SMs busy on
+    /// small products. Static figures (sm_90, NVRTC 11.8): Gemm4 holds 128 registers under its launch
+    /// bounds, no spill, 2 blocks = 16 warps per SM as Gemm3, with one Float4 load per operand per
+    /// slice where Gemm3 issues 4 scalar loads, and one barrier per k-slice where Gemm3 has two.
+    /// Not yet measured on a GPU.
     /// </summary>
     public const int Tiled128MinBlocks = 66;
 
-    /// <summary>The kernel <see cref="Run"/> would launch for an m x n product with <see cref="GemmVariant.Auto"/>.</summary>
+    /// <summary>The kernel <see cref="Run"/> would launch off cuda for an m x n product with <see cref="GemmVariant.Auto"/>.</summary>
     public static GemmVariant ResolveVariant(GemmVariant variant, int m, int n)
     {
         if (variant != GemmVariant.Auto)
@@ -535,7 +538,7 @@ public static partial class Gemm
             return variant;
         }
         long blocks128 = (long)((m + Tile128 - 1) / Tile128) * ((n + Tile128 - 1) / Tile128);
-        return blocks128 >= Tiled128MinBlocks ? GemmVariant.Gemm3Tiled128 : GemmVariant.Gemm2Tiled64;
+        return blocks128 >= Tiled128MinBlocks ? GemmVariant.Gemm4WarpTiled : GemmVariant.Gemm2Tiled64;
     }
 
     /// <summary>Cost model: 2 m n k FLOPs (plus 2 m n for a non-zero beta); A, B and C read once, C written once (the minimum traffic).</summary>
@@ -562,30 +565,71 @@ public static partial class Gemm
                 }
                 // k == 0 or alpha == 0 need no special case: the kernels' sums are 0 and C is only scaled
                 // (beta == 0 writes 0). They do read A and B when alpha == 0 (0 * NaN is NaN), as a GPU BLAS may.
-                switch (ResolveVariant(variant, m, n))
-                {
-                    case GemmVariant.Gemm1Naive:
-                        Gemm1NaiveKernel.Launch(acc, Config(GemmVariant.Gemm1Naive, m, n),
-                            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
-                        break;
-                    case GemmVariant.Gemm2Tiled64:
-                        Gemm2Tiled64Kernel.Launch(acc, Config(GemmVariant.Gemm2Tiled64, m, n),
-                            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
-                        break;
-                    case GemmVariant.Gemm3Tiled128:
-                        Gemm3Tiled128Kernel.Launch(acc, Config(GemmVariant.Gemm3Tiled128, m, n),
-                            m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
-                        break;
-                    case GemmVariant.Gemm4WarpTiled:
-                        // Float4 paths only where every row of the operand starts 16-byte aligned; otherwise scalar loads.
-                        Gemm4WarpTiledKernel.Launch(acc, Config(GemmVariant.Gemm4WarpTiled, m, n),
-                            m, n, k, alpha, a, lda, transA, Float4.IsAligned(a, lda), b, ldb, transB, Float4.IsAligned(b, ldb),
-                            beta, c, ldc, Float4.IsAligned(c, ldc));
-                        break;
-                    default:
-                        throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use {VariantNames}.");
-                }
+                var resolved = variant == GemmVariant.Auto && acc.Kind == AcceleratorKind.Cuda
+                    ? Tuned(acc, transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+                    : ResolveVariant(variant, m, n);
+                Launch(acc, resolved, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             });
+    }
+
+    private static void Launch(Accelerator acc, GemmVariant variant, bool transA, bool transB, int m, int n, int k, float alpha,
+        View<float> a, int lda, View<float> b, int ldb, float beta, View<float> c, int ldc)
+    {
+        switch (variant)
+        {
+            case GemmVariant.Gemm1Naive:
+                Gemm1NaiveKernel.Launch(acc, Config(GemmVariant.Gemm1Naive, m, n),
+                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                break;
+            case GemmVariant.Gemm2Tiled64:
+                Gemm2Tiled64Kernel.Launch(acc, Config(GemmVariant.Gemm2Tiled64, m, n),
+                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                break;
+            case GemmVariant.Gemm3Tiled128:
+                Gemm3Tiled128Kernel.Launch(acc, Config(GemmVariant.Gemm3Tiled128, m, n),
+                    m, n, k, alpha, a, lda, transA, b, ldb, transB, beta, c, ldc);
+                break;
+            case GemmVariant.Gemm4WarpTiled:
+                // Float4 paths only where every row of the operand starts 16-byte aligned; otherwise scalar loads.
+                Gemm4WarpTiledKernel.Launch(acc, Config(GemmVariant.Gemm4WarpTiled, m, n),
+                    m, n, k, alpha, a, lda, transA, Float4.IsAligned(a, lda), b, ldb, transB, Float4.IsAligned(b, ldb),
+                    beta, c, ldc, Float4.IsAligned(c, ldc));
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(variant), $"Unknown GEMM variant {variant}; use {VariantNames}.");
+        }
+    }
+
+    /// <summary>The variants the cuda autotuner times for <see cref="GemmVariant.Auto"/> (Gemm1 is never competitive).</summary>
+    public static IReadOnlyList<GemmVariant> TunedVariants { get; } = [GemmVariant.Gemm2Tiled64, GemmVariant.Gemm3Tiled128, GemmVariant.Gemm4WarpTiled];
+
+    private static readonly Lazy<Autotuner> Tuner = new(() => Autotuner.InKernelCache("autotune-gemm.json"));
+
+    /// <summary>The autotuner's key of a product: transposes, sizes and which operands can take Float4 accesses.</summary>
+    public static string TuningProblem(bool transA, bool transB, int m, int n, int k, bool vectorA, bool vectorB, bool vectorC) =>
+        $"sgemm {(transA ? "T" : "N")}{(transB ? "T" : "N")} m={m} n={n} k={k} float4={(vectorA ? 1 : 0)}{(vectorB ? 1 : 0)}{(vectorC ? 1 : 0)}";
+
+    /// <summary>
+    /// Auto on cuda: each of <see cref="TunedVariants"/> launched once untimed (module load) and once
+    /// between CUDA events, into a scratch C with beta 0 so the caller's C is untouched; the winner is
+    /// cached per device and problem (<see cref="Autotuner"/>).
+    /// </summary>
+    private static GemmVariant Tuned(Accelerator acc, bool transA, bool transB, int m, int n, int k,
+        View<float> a, int lda, View<float> b, int ldb, View<float> c, int ldc)
+    {
+        string problem = TuningProblem(transA, transB, m, n, k, Float4.IsAligned(a, lda), Float4.IsAligned(b, ldb), Float4.IsAligned(c, ldc));
+        string winner = Tuner.Value.Choose(acc.Name, problem, [.. TunedVariants.Select(v => v.ToString())], name =>
+        {
+            var candidate = Enum.Parse<GemmVariant>(name);
+            using var scratch = acc.Allocate<float>(c.Length);
+            Launch(acc, candidate, transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, scratch.View, ldc);
+            using var timer = acc.CreateTimer();
+            timer.Start();
+            Launch(acc, candidate, transA, transB, m, n, k, 1f, a, lda, b, ldb, 0f, scratch.View, ldc);
+            timer.Stop();
+            return timer.ElapsedMilliseconds;
+        });
+        return Enum.Parse<GemmVariant>(winner);
     }
 
     /// <summary>The grid of one output tile per block for an m x n product with a resolved variant.</summary>
@@ -677,10 +721,10 @@ public static partial class Gemm
     }
 }
 
-/// <summary>The GEMM kernels, numbered slowest to (expected) fastest; Auto picks by product size.</summary>
+/// <summary>The GEMM kernels, numbered slowest to (expected) fastest; Auto tunes on cuda and picks by product size elsewhere.</summary>
 public enum GemmVariant
 {
-    /// <summary>Gemm3 for products that fill a GPU with 128 x 128 tiles, Gemm2 below (see <see cref="Gemm.Tiled128MinBlocks"/>).</summary>
+    /// <summary>On cuda: the fastest of <see cref="Gemm.TunedVariants"/> for the shape, timed once and cached. Elsewhere: Gemm4 for products that fill a GPU with 128 x 128 tiles, Gemm2 below (see <see cref="Gemm.Tiled128MinBlocks"/>).</summary>
     Auto = 0,
 
     /// <summary>Gemm1: one thread per output, global memory only (baseline).</summary>
