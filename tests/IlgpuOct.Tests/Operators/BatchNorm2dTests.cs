@@ -28,15 +28,26 @@ public sealed class BatchNorm2dTests
     }
 
     [Fact]
-    public void Training_backward_matches_central_differences_of_double_forward()
+    public void Training_backward_matches_central_differences_of_double_forward() => CheckAgainstCentralDifferences(relu: false, seed: 5);
+
+    [Fact]
+    public void Fused_bn_relu_backward_matches_central_differences_of_double_forward() => CheckAgainstCentralDifferences(relu: true, seed: 9);
+
+    /// <summary>Forward against the double reference, backward against central differences of it (ReLU after BN when <paramref name="relu"/>).</summary>
+    private static void CheckAgainstCentralDifferences(bool relu, int seed)
     {
         var s = new BatchNorm2dShape(3, 2, 2, 3);
-        var random = new Random(5);
+        var random = new Random(seed);
         double[] x = Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.7);
         double[] gamma = GradientCheck.Random(random, s.C, 1.5);
         double[] beta = GradientCheck.Random(random, s.C);
         double[] dy = GradientCheck.Random(random, s.Length);
         const float eps = 1e-5f;
+        double[] Forward(double[] xs, double[] g, double[] b)
+        {
+            var y = TrainingDouble(s, xs, g, b, eps);
+            return relu ? Array.ConvertAll(y, e => Math.Max(e, 0)) : y;
+        }
 
         float[] xf = GradientCheck.ToFloat(x), gf = GradientCheck.ToFloat(gamma), bf = GradientCheck.ToFloat(beta);
         var y = new float[s.Length];
@@ -44,16 +55,30 @@ public sealed class BatchNorm2dTests
         var saveInvStd = new float[s.C];
         var rm = new float[s.C];
         var rv = new float[s.C];
-        BatchNorm2d.ForwardTrainingCpu(s, xf, gf, bf, rm, rv, y, saveMean, saveInvStd, 0.1f, eps);
-        Tolerance.AssertClose(y, GradientCheck.ToFloat(TrainingDouble(s, x, gamma, beta, eps)), atol: 1e-5, rtol: 1e-5, "y vs double reference");
+        if (relu)
+        {
+            BatchNorm2d.ForwardReluCpu(s, xf, gf, bf, rm, rv, y, saveMean, saveInvStd, 0.1f, eps);
+        }
+        else
+        {
+            BatchNorm2d.ForwardTrainingCpu(s, xf, gf, bf, rm, rv, y, saveMean, saveInvStd, 0.1f, eps);
+        }
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(Forward(x, gamma, beta)), atol: 1e-5, rtol: 1e-5, "y vs double reference");
 
         var dx = new float[s.Length];
         var dgamma = new float[s.C];
         var dbeta = new float[s.C];
-        BatchNorm2d.BackwardTrainingCpu(s, xf, GradientCheck.ToFloat(dy), gf, saveMean, saveInvStd, dx, dgamma, dbeta);
-        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, TrainingDouble(s, v, gamma, beta, eps)), x), 1e-5, 1e-4, "dx vs central differences");
-        Tolerance.AssertClose(GradientCheck.ToDouble(dgamma), GradientCheck.Numeric(v => GradientCheck.Dot(dy, TrainingDouble(s, x, v, beta, eps)), gamma), 1e-5, 1e-4, "dgamma vs central differences");
-        Tolerance.AssertClose(GradientCheck.ToDouble(dbeta), GradientCheck.Numeric(v => GradientCheck.Dot(dy, TrainingDouble(s, x, gamma, v, eps)), beta), 1e-5, 1e-4, "dbeta vs central differences");
+        if (relu)
+        {
+            BatchNorm2d.BackwardReluCpu(s, xf, y, GradientCheck.ToFloat(dy), gf, saveMean, saveInvStd, dx, dgamma, dbeta);
+        }
+        else
+        {
+            BatchNorm2d.BackwardTrainingCpu(s, xf, GradientCheck.ToFloat(dy), gf, saveMean, saveInvStd, dx, dgamma, dbeta);
+        }
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Forward(v, gamma, beta)), x), 1e-5, 1e-4, "dx vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dgamma), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Forward(x, v, beta)), gamma), 1e-5, 1e-4, "dgamma vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dbeta), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Forward(x, gamma, v)), beta), 1e-5, 1e-4, "dbeta vs central differences");
     }
 
     [Fact]
@@ -196,34 +221,6 @@ public sealed class BatchNorm2dTests
         Tolerance.AssertClose(kdg, dgamma, 1e-5, 1e-5, $"{kind} dgamma");
         Tolerance.AssertClose(kdb, dbeta, 1e-5, 1e-5, $"{kind} dbeta");
         Tolerance.AssertClose(kdx, dx, 1e-5, 1e-4, $"{kind} fused dx");
-    }
-
-    [Fact]
-    public void Fused_bn_relu_backward_matches_central_differences_of_double_forward()
-    {
-        var s = new BatchNorm2dShape(3, 2, 2, 3);
-        var random = new Random(9);
-        double[] x = Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.7);
-        double[] gamma = GradientCheck.Random(random, s.C, 1.5);
-        double[] beta = GradientCheck.Random(random, s.C);
-        double[] dy = GradientCheck.Random(random, s.Length);
-        const float eps = 1e-5f;
-        double[] Relu(double[] v) => Array.ConvertAll(v, e => Math.Max(e, 0));
-
-        float[] xf = GradientCheck.ToFloat(x), gf = GradientCheck.ToFloat(gamma), bf = GradientCheck.ToFloat(beta);
-        var y = new float[s.Length];
-        var saveMean = new float[s.C];
-        var saveInvStd = new float[s.C];
-        BatchNorm2d.ForwardReluCpu(s, xf, gf, bf, new float[s.C], new float[s.C], y, saveMean, saveInvStd, 0.1f, eps);
-        Tolerance.AssertClose(y, GradientCheck.ToFloat(Relu(TrainingDouble(s, x, gamma, beta, eps))), atol: 1e-5, rtol: 1e-5, "y vs double reference");
-
-        var dx = new float[s.Length];
-        var dgamma = new float[s.C];
-        var dbeta = new float[s.C];
-        BatchNorm2d.BackwardReluCpu(s, xf, y, GradientCheck.ToFloat(dy), gf, saveMean, saveInvStd, dx, dgamma, dbeta);
-        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Relu(TrainingDouble(s, v, gamma, beta, eps))), x), 1e-5, 1e-4, "dx vs central differences");
-        Tolerance.AssertClose(GradientCheck.ToDouble(dgamma), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Relu(TrainingDouble(s, x, v, beta, eps))), gamma), 1e-5, 1e-4, "dgamma vs central differences");
-        Tolerance.AssertClose(GradientCheck.ToDouble(dbeta), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Relu(TrainingDouble(s, x, gamma, v, eps))), beta), 1e-5, 1e-4, "dbeta vs central differences");
     }
 
     private static View<float> V(float[] array) => new(array);

@@ -23,10 +23,11 @@ public sealed class Autotuner
         _path = path;
     }
 
-    /// <summary>The tuner of <paramref name="fileName"/> in the kernel cache directory (<see cref="KernelCache.DefaultDirectory"/>).</summary>
-    public static Autotuner InKernelCache(string fileName) => new(Path.Combine(KernelCache.DefaultDirectory(), fileName));
+    /// <summary>The tuner of <paramref name="fileName"/> in the kernel cache directory (<see cref="Cuda.KernelCache.DefaultDirectory"/>).</summary>
+    public static Autotuner InKernelCache(string fileName) => new(System.IO.Path.Combine(Cuda.KernelCache.DefaultDirectory(), fileName));
 
-    public string Path => _path;
+    /// <summary>The cache file.</summary>
+    public string CachePath => _path;
 
     /// <summary>
     /// The winner among <paramref name="candidates"/> for <paramref name="device"/> and <paramref name="problem"/>;
