@@ -1,52 +1,51 @@
 #!/usr/bin/env bash
-# Compares a full ResNet-18 training step (forward, cross-entropy, backward, SGD) in PyTorch on the
-# CPU (2 threads) with `ilgpuoct bench train --device cpu`, at 64x64 and 224x224, batch 32,
-# 1 input channel, 4 classes. Prints both images/s figures and their ratio (ours / PyTorch).
-# Usage: benchmarks/compare-pytorch-cpu.sh [--batch 32] [--steps 5] [--warmup 2] [--resolutions "64 224"]
+# The cpu engine against PyTorch on the CPU (Debian's build: oneDNN, OpenBLAS), ONNX Runtime
+# (inference) and scikit-learn (EM), measured fairly: before EACH measurement the machine must be
+# quiet (1-minute load average, less this script's own recent runs, below --max-load, and no other
+# process above --max-process-cpu % of a CPU), else it waits up to --wait seconds and refuses;
+# engines alternate (ours, PyTorch, ours, PyTorch, ...) for --pairs pairs; it prints a markdown
+# table (median, min-max, ratio) and writes JSON with the PyTorch build, the BLAS actually loaded,
+# the CPU model, its SIMD width, the thread counts and the load before every measurement.
+#
+# Rows: training step at 64x64 and 224x224 (batch 32, 1 channel, 4 classes, width 64), eval-mode
+# inference at both (needs `ilgpuoct bench infer --engine cpu|onnxruntime`; skipped with a note when
+# the build lacks it), PGD-10 at 64x64 (same model and step rule as `ilgpuoct bench pgd`), EM of a
+# full-covariance mixture 4000x512, K=4, 10 iterations (scikit-learn GaussianMixture).
+#
+# Usage: benchmarks/compare-pytorch-cpu.sh [--quick] [--pairs 5] [--threads 2] [--max-load 0.6]
+#          [--max-process-cpu 10] [--wait 600] [--only train,infer,pgd,gmm] [--json FILE] [--no-build]
+# --quick is a smoke test (1 pair, batch 8, 64x64 only, tiny EM); its figures mean nothing.
+# A --max-load above 0.6 (or --max-process-cpu above 10) marks the figures LOADED.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-batch=32
-steps=5
-warmup=2
-resolutions="64 224"
+json="$root/benchmarks/compare-pytorch-cpu.json"
+build=1
+pass=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --batch) batch="$2"; shift 2 ;;
-    --steps) steps="$2"; shift 2 ;;
-    --warmup) warmup="$2"; shift 2 ;;
-    --resolutions) resolutions="$2"; shift 2 ;;
-    *) echo "unknown option $1" >&2; exit 2 ;;
+    --json) json="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --quick|--swap-order) pass+=("$1"); shift ;;
+    --pairs|--threads|--batch|--max-load|--max-process-cpu|--wait|--only) pass+=("$1" "$2"); shift 2 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 # Debian's packages install into the system interpreter (/usr/bin/python3), which a pyenv shim may hide.
-find_python() {
-  for candidate in python3 /usr/bin/python3; do
-    if command -v "$candidate" >/dev/null && "$candidate" -c "import torch, torchvision" 2>/dev/null; then
-      echo "$candidate"; return 0
-    fi
-  done
-  return 1
-}
-if ! py=$(find_python); then
-  echo "installing Debian's python3-torch and python3-torchvision" >&2
-  if [[ $(id -u) -eq 0 ]]; then apt-get install -y python3-torch python3-torchvision >&2
-  else sudo apt-get install -y python3-torch python3-torchvision >&2; fi
-  py=$(find_python) || { echo "torch is still not importable after the install" >&2; exit 1; }
+py=""
+for candidate in /usr/bin/python3 python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c "import torch, torchvision, sklearn" 2>/dev/null; then
+    py="$candidate"; break
+  fi
+done
+if [[ -z "$py" ]]; then
+  echo "no python3 imports torch, torchvision and sklearn; install them with: apt-get install python3-torch python3-torchvision python3-sklearn libopenblas0-pthread" >&2
+  exit 2
 fi
 
-dotnet build "$root/src/Cli" -c Release -v q >&2
-ours_bin="$root/src/Cli/bin/Release/net10.0/ilgpuoct.dll"
-
-field() { python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
-
-printf "%-10s %-6s %-16s %-16s %-8s\n" resolution batch "pytorch img/s" "ilgpuoct img/s" ratio
-for r in $resolutions; do
-  torch_json=$("$py" "$here/pytorch_train_step.py" --resolution "$r" --batch "$batch" --steps "$steps" --warmup "$warmup" --threads 2)
-  ours_json=$(dotnet "$ours_bin" bench train --device cpu --resolution "$r" --batch "$batch" --width 64 --channels 1 --classes 4 --steps "$steps" --warmup "$warmup" --json 2>/dev/null)
-  torch_ips=$(echo "$torch_json" | field images_per_second)
-  ours_ips=$(echo "$ours_json" | field images_per_second)
-  ratio=$(python3 -c "print(f'{$ours_ips / $torch_ips:.2f}')")
-  printf "%-10s %-6s %-16.2f %-16.2f %-8s\n" "${r}x${r}" "$batch" "$torch_ips" "$ours_ips" "$ratio"
-done
+if [[ $build -eq 1 ]]; then
+  dotnet build "$root/src/Cli" -c Release -v q >&2
+fi
+exec "$py" "$here/compare_pytorch_cpu.py" --python "$py" --ours-dll "$root/src/Cli/bin/Release/net10.0/ilgpuoct.dll" --json "$json" "${pass[@]}"

@@ -42,6 +42,7 @@ internal static class CommandCatalog
         yield return TrainCommand.Create();
         yield return DetectCommand.Create();
         yield return EvaluateCommand.Create();
+        yield return ExportCommand.Create();
         yield return ReproduceCommand.Create();
     }
 }

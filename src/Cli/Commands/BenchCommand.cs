@@ -9,6 +9,7 @@ internal static class BenchCommand
     {
         var bench = new Command("bench", "Measure kernel and engine speed (GFLOP/s, images/s).");
         bench.Subcommands.Add(BenchTrainCommand.Create());
+        bench.Subcommands.Add(BenchInferCommand.Create());
         bench.Subcommands.Add(BenchGmmCommand.Create());
         bench.Subcommands.Add(BenchGemmCommand.Create());
         bench.Subcommands.Add(BenchPgdCommand.Create());

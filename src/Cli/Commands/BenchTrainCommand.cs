@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
+using IlgpuOct.Kernels.Cpu;
 using IlgpuOct.Nn;
 
 namespace IlgpuOct.Cli.Commands;
@@ -11,44 +12,28 @@ internal static class BenchTrainCommand
 {
     public sealed record Result(
         string Device, int Resolution, int Batch, int Width, int Channels, int Classes, int WarmupSteps, int Steps,
-        double Seconds, double MillisecondsPerStep, double ImagesPerSecond);
+        double Seconds, double MillisecondsPerStep, double ImagesPerSecond, double CpuSeconds);
 
     public static Command Create()
     {
         var command = new Command("train", "Time full training steps (forward, cross-entropy, backward, SGD) of a ResNet-18 on random images.");
         var device = CliRunner.DeviceOption("cpu");
-        var resolution = new Option<int>("--resolution") { Description = "Image height and width.", DefaultValueFactory = _ => 64 }.InRange(16, 4096);
-        var batch = new Option<int>("--batch") { Description = "Images per step.", DefaultValueFactory = _ => 32 }.InRange(2, 65_536);
-        var width = new Option<int>("--width") { Description = "Base width (64 = torchvision).", DefaultValueFactory = _ => 64 }.InRange(1, 4096);
-        var channels = new Option<int>("--channels") { Description = "Input channels (1 or 3).", DefaultValueFactory = _ => 1 };
-        channels.AcceptOnlyFromAmong("1", "3");
-        var classes = new Option<int>("--classes") { Description = "Classes.", DefaultValueFactory = _ => 4 }.InRange(2, 65_536);
-        var steps = new Option<int>("--steps") { Description = "Timed steps.", DefaultValueFactory = _ => 5 }.InRange(1, 100_000);
-        var warmup = new Option<int>("--warmup") { Description = "Untimed steps first (buffers, JIT, caches).", DefaultValueFactory = _ => 2 }.InRange(0, 100_000);
+        var shape = new BenchModelOptions(minBatch: 2, "step", "steps");
         var json = CliRunner.JsonOption();
-        foreach (var option in new Option[] { device, resolution, batch, width, channels, classes, steps, warmup, json })
-        {
-            command.Options.Add(option);
-        }
-        // The largest activation is conv1's output, batch x width x (resolution / 2)^2 floats.
-        command.Require(r =>
-        {
-            long elements = (long)r.GetValue(batch) * r.GetValue(width) * ((r.GetValue(resolution) + 1) / 2) * ((r.GetValue(resolution) + 1) / 2);
-            return elements > int.MaxValue
-                ? $"--batch {r.GetValue(batch)} x --width {r.GetValue(width)} x (--resolution {r.GetValue(resolution)} / 2)^2 = {elements} activations, more than one tensor may hold ({int.MaxValue}); lower --batch, --width or --resolution."
-                : null;
-        });
+        command.Options.Add(device);
+        shape.AddTo(command);
+        command.Options.Add(json);
         CliRunner.SetAction(command, (parse, token) =>
         {
-            int res = parse.GetValue(resolution);
-            int n = parse.GetValue(batch);
-            int stepCount = parse.GetValue(steps);
-            int warm = parse.GetValue(warmup);
+            int res = parse.GetValue(shape.Resolution);
+            int n = parse.GetValue(shape.Batch);
+            int stepCount = parse.GetValue(shape.Steps);
+            int warm = parse.GetValue(shape.Warmup);
             if (res < 16 || n < 2 || stepCount < 1 || warm < 0)
             {
                 throw new ArgumentException("Use --resolution >= 16, --batch >= 2, --steps >= 1 and --warmup >= 0.");
             }
-            var config = new ResNetConfig(parse.GetValue(width), parse.GetValue(channels), parse.GetValue(classes));
+            var config = shape.Config(parse);
             using var acc = CliRunner.OpenDevice(parse.GetValue(device)!);
             using var workload = new TrainStepWorkload(acc, config, res, n);
             void Step(int i)
@@ -61,6 +46,9 @@ internal static class BenchTrainCommand
                 Step(i);
             }
             acc.Synchronize();
+            // CPU time of the process over the timed steps: on a shared machine it shows what the steps cost
+            // per core they actually got (wall time also measures the other work).
+            double cpuBefore = CpuTime.ProcessSeconds();
             var clock = Stopwatch.StartNew();
             for (int i = 0; i < stepCount; i++)
             {
@@ -68,18 +56,20 @@ internal static class BenchTrainCommand
             }
             acc.Synchronize();
             double seconds = clock.Elapsed.TotalSeconds;
+            double cpuSeconds = CpuTime.ProcessSeconds() - cpuBefore;
             var result = new Result(acc.Id, res, n, config.Width, config.InChannels, config.NumClasses, warm, stepCount,
-                seconds, seconds * 1000 / stepCount, n * stepCount / seconds);
+                seconds, seconds * 1000 / stepCount, n * stepCount / seconds, cpuSeconds);
             if (parse.GetValue(json))
             {
                 Ui.WriteJson(result);
             }
             else
             {
-                Ui.Table($"ResNet-18 training step on {acc.Id}", ["resolution", "batch", "width", "ms/step", "images/s"],
+                Ui.Table($"ResNet-18 training step on {acc.Id}", ["resolution", "batch", "width", "ms/step", "images/s", "CPU s"],
                 [[
                     $"{res}x{res}", n.ToString(CultureInfo.InvariantCulture), config.Width.ToString(CultureInfo.InvariantCulture),
                     result.MillisecondsPerStep.ToString("F1", CultureInfo.InvariantCulture), result.ImagesPerSecond.ToString("F2", CultureInfo.InvariantCulture),
+                    cpuSeconds.ToString("F2", CultureInfo.InvariantCulture),
                 ]]);
             }
             return CliRunner.Ok;

@@ -109,11 +109,7 @@ internal static class DataCommand
             var sizes = splits.Resolve(parse, parse.GetValue(count), (long)r * r);
             string path = parse.GetValue(output)!;
             var clock = Stopwatch.StartNew();
-            DatasetContent content;
-            using (var progress = new ConsoleProgress())
-            {
-                content = SyntheticOct.Generate(r, r, sizes, parse.GetValue(seed), progress, token, parse.GetValue(minSeverity));
-            }
+            var content = WithProgress(progress => SyntheticOct.Generate(r, r, sizes, parse.GetValue(seed), progress, token, parse.GetValue(minSeverity)));
             double seconds = clock.Elapsed.TotalSeconds;
             DatasetFile.Write(path, content);
             CliConsole.Current.WriteLine($"generated {content.ImageCount} images {r}x{r} in {seconds:F2} s ({content.ImageCount / Math.Max(seconds, 1e-9):F0} images/s), wrote {path}");
@@ -157,23 +153,20 @@ internal static class DataCommand
             string path = parse.GetValue(output)!;
             int seedValue = parse.GetValue(seed);
             ImportResult result;
-            using (var progress = new ConsoleProgress())
+            if (File.Exists(sourcePath))
             {
-                if (File.Exists(sourcePath))
-                {
-                    string? names = parse.GetValue(classNames);
-                    var options = new NpzImportOptions(preprocess, parse.GetValue(unlabeledFraction), seedValue, names?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
-                    result = NpzImport.Import(sourcePath, options, progress, token);
-                }
-                else if (Directory.Exists(sourcePath))
-                {
-                    var options = new KermanyImportOptions(preprocess, splits.Resolve(parse, null, (long)preprocess.Channels * preprocess.Resolution * preprocess.Resolution), seedValue, parse.GetValue(strict));
-                    result = KermanyFolder.Import(sourcePath, options, progress, token);
-                }
-                else
-                {
-                    throw new FileNotFoundException($"--source '{sourcePath}' is neither a file nor a folder.", sourcePath);
-                }
+                string? names = parse.GetValue(classNames);
+                var options = new NpzImportOptions(preprocess, parse.GetValue(unlabeledFraction), seedValue, names?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+                result = WithProgress(progress => NpzImport.Import(sourcePath, options, progress, token));
+            }
+            else if (Directory.Exists(sourcePath))
+            {
+                var options = new KermanyImportOptions(preprocess, splits.Resolve(parse, null, (long)preprocess.Channels * preprocess.Resolution * preprocess.Resolution), seedValue, parse.GetValue(strict));
+                result = WithProgress(progress => KermanyFolder.Import(sourcePath, options, progress, token));
+            }
+            else
+            {
+                throw new FileNotFoundException($"--source '{sourcePath}' is neither a file nor a folder.", sourcePath);
             }
             foreach (var warning in result.Warnings)
             {
@@ -273,50 +266,17 @@ internal static class DataCommand
         }));
     }
 
-    /// <summary>Renders <see cref="DataProgress"/> on stderr: one updating line on a terminal, a line per 10% otherwise.</summary>
-    private sealed class ConsoleProgress : IProgress<DataProgress>, IDisposable
+    /// <summary>Runs a data operation with the CLI's progress view: a bar on a terminal, a line per stage and per 5 s otherwise.</summary>
+    private static T WithProgress<T>(Func<IProgress<DataProgress>, T> run)
     {
-        private readonly object _gate = new();
-        private readonly Stopwatch _clock = Stopwatch.StartNew();
-        private string? _stage;
-        private long _lastDecile = -1;
-        private double _lastDraw = -1;
-        private bool _drew;
-
-        public void Report(DataProgress value)
+        var console = CliConsole.Current;
+        string? lastStage = null;
+        var lines = ProgressView.Throttled<DataProgress>(console, TimeSpan.FromSeconds(5), p =>
         {
-            lock (_gate)
-            {
-                if (value.Stage != _stage)
-                {
-                    _stage = value.Stage;
-                    _lastDecile = -1;
-                }
-                long decile = value.Total > 0 ? value.Done * 10 / value.Total : 0;
-                if (Ui.Interactive)
-                {
-                    double now = _clock.Elapsed.TotalSeconds;
-                    if (now - _lastDraw > 0.1 || value.Done == value.Total)
-                    {
-                        _lastDraw = now;
-                        CliConsole.Current.ErrorWrite($"\r{value.Stage}: {value.Done}/{value.Total}   ");
-                        _drew = true;
-                    }
-                }
-                else if (decile != _lastDecile)
-                {
-                    _lastDecile = decile;
-                    CliConsole.Current.ErrorLine($"{value.Stage}: {value.Done}/{value.Total}");
-                }
-            }
-        }
-
-        public void Dispose()
-        {
-            if (_drew)
-            {
-                CliConsole.Current.ErrorLine();
-            }
-        }
+            bool newStage = p.Stage != lastStage;
+            lastStage = p.Stage;
+            return newStage || p.Done == p.Total;
+        }, p => $"{p.Stage}: {p.Done}/{p.Total}");
+        return ProgressView.WithBar(console, p => (p.Done, p.Total, p.Stage), lines, run);
     }
 }

@@ -20,7 +20,8 @@ internal static class ReproduceCommand
         var device = CliRunner.DeviceOption();
         var noVerify = CliRunner.NoVerifyOption();
         var seeds = new Option<string?>("--seeds") { Description = "Comma-separated seeds, each a full run (data, initialisation, batches, attacks) in its own folder seed-S (default: the profile's, quick 0,1,2)." };
-        foreach (var option in new Option[] { noVerify, profile, data, output, device, seeds })
+        var pretrained = PretrainedOption.Create();
+        foreach (var option in new Option[] { noVerify, profile, data, output, device, seeds, pretrained })
         {
             command.Options.Add(option);
         }
@@ -33,6 +34,7 @@ internal static class ReproduceCommand
                 DataPath = parse.GetValue(data) ?? (chosen.DefaultDataPath is { } relative ? ReproduceProfile.LocateData(relative, Environment.CurrentDirectory, AppContext.BaseDirectory) : null),
                 OutputDirectory = parse.GetValue(output)!,
                 VerifyData = !parse.GetValue(noVerify),
+                Pretrained = PretrainedOption.Resolve(parse, pretrained),
             };
             var seedList = parse.GetValue(seeds) is { } text ? ParseSeeds(text) : chosen.Seeds;
             using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);

@@ -31,7 +31,8 @@ internal static class TrainCommand
         var width = new Option<int>("--width") { Description = "Base width of the ResNet-18 (64 = torchvision).", DefaultValueFactory = _ => 64 }.InRange(1, 4096);
         var schedule = new Option<string>("--schedule") { Description = "cosine (per step) or step (x0.1 after each third of the steps).", DefaultValueFactory = _ => "cosine" };
         schedule.AcceptOnlyFromAmong("cosine", "step");
-        foreach (var option in new Option[] { noVerify, data, epochs, batch, lr, device, output, resume, mode, seed, width, schedule, unlabeled, lambda, warmup, threshold, randomStart })
+        var pretrained = PretrainedOption.Create();
+        foreach (var option in new Option[] { noVerify, data, epochs, batch, lr, device, output, resume, mode, seed, width, schedule, unlabeled, lambda, warmup, threshold, randomStart, pretrained })
         {
             command.Options.Add(option);
         }
@@ -48,6 +49,7 @@ internal static class TrainCommand
                 Mode = parse.GetValue(mode)!,
                 Seed = parse.GetValue(seed),
                 Width = parse.GetValue(width),
+                Pretrained = PretrainedOption.Resolve(parse, pretrained),
                 Schedule = parse.GetValue(schedule)!,
                 VerifyData = !parse.GetValue(noVerify),
                 ModeFactory = DefenseTrainingModes.Factory(parse.GetValue(mode)!, parse.GetValue(data)!, parse.GetValue(unlabeled),

@@ -6,7 +6,8 @@ namespace IlgpuOct.Cli.Rendering;
 /// <summary>
 /// The one place that renders library progress (IProgress&lt;T&gt;): lines on standard error, at
 /// most one per interval unless a report says it must be shown, or a live progress bar on a terminal.
-/// Reports run on the reporting thread (Progress&lt;T&gt; would post them to the thread pool).
+/// Reports run on the reporting thread (Progress&lt;T&gt; would post them to the thread pool), one at a
+/// time: data generation and import report from worker threads.
 /// </summary>
 internal static class ProgressView
 {
@@ -66,6 +67,14 @@ internal static class ProgressView
 
     private sealed class Reporter<T>(Action<T> report) : IProgress<T>
     {
-        public void Report(T value) => report(value);
+        private readonly Lock _gate = new();
+
+        public void Report(T value)
+        {
+            lock (_gate)
+            {
+                report(value);
+            }
+        }
     }
 }

@@ -195,14 +195,11 @@ public sealed class AttackSetResult
         ArgumentNullException.ThrowIfNull(summary);
         Directory.CreateDirectory(directory);
         int n = Count;
-        var file = new SafeTensorFile(new Dictionary<string, string>
+        var file = AdversarialFile.Create(Adversarial, [n, .. ImageShape], Labels, new Dictionary<string, string>
         {
-            ["format"] = "ilgpuoct.adversarial.v1",
             ["attack"] = summary.Attack,
             ["settings"] = JsonSerializer.Serialize(Settings, AttackSummary.JsonOptions),
         });
-        file.Add("adv", Adversarial, [n, .. ImageShape]);
-        file.Add("labels", Array.ConvertAll(Labels, v => (long)v), n);
         if (Targets is not null)
         {
             file.Add("targets", Array.ConvertAll(Targets, v => (long)v), n);

@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
+using IlgpuOct.Kernels.Cpu;
 
 namespace IlgpuOct.Defense.Density;
 
@@ -146,45 +147,18 @@ internal static class GaussianMixtureHost
     // sums[r] += sum_j (sum_{i in [i0, i1)} a[(row + r) * d + i] * b[i * ldb + j0 + j])^2 over a tile of 4 vectors.
     private static void ProductTileSquares(double[] a, int row, int count, int d, double[] b, int ldb, int j0, int i0, int i1, Span<double> sums)
     {
-        int vc = Vector<double>.Count;
-        Vector<double> a00 = default, a01 = default, a02 = default, a03 = default;
-        Vector<double> a10 = default, a11 = default, a12 = default, a13 = default;
-        Vector<double> a20 = default, a21 = default, a22 = default, a23 = default;
-        var bSpan = b.AsSpan();
         int o0 = row * d;
         int o1 = count > 1 ? (row + 1) * d : o0;
         int o2 = count > 2 ? (row + 2) * d : o0;
-        for (int i = i0; i < i1; i++)
-        {
-            var bRow = bSpan.Slice(i * ldb + j0, 4 * vc);
-            var b0 = new Vector<double>(bRow);
-            var b1 = new Vector<double>(bRow[vc..]);
-            var b2 = new Vector<double>(bRow[(2 * vc)..]);
-            var b3 = new Vector<double>(bRow[(3 * vc)..]);
-            var x0 = new Vector<double>(a[o0 + i]);
-            var x1 = new Vector<double>(a[o1 + i]);
-            var x2 = new Vector<double>(a[o2 + i]);
-            a00 = Vector.FusedMultiplyAdd(x0, b0, a00);
-            a01 = Vector.FusedMultiplyAdd(x0, b1, a01);
-            a02 = Vector.FusedMultiplyAdd(x0, b2, a02);
-            a03 = Vector.FusedMultiplyAdd(x0, b3, a03);
-            a10 = Vector.FusedMultiplyAdd(x1, b0, a10);
-            a11 = Vector.FusedMultiplyAdd(x1, b1, a11);
-            a12 = Vector.FusedMultiplyAdd(x1, b2, a12);
-            a13 = Vector.FusedMultiplyAdd(x1, b3, a13);
-            a20 = Vector.FusedMultiplyAdd(x2, b0, a20);
-            a21 = Vector.FusedMultiplyAdd(x2, b1, a21);
-            a22 = Vector.FusedMultiplyAdd(x2, b2, a22);
-            a23 = Vector.FusedMultiplyAdd(x2, b3, a23);
-        }
-        sums[0] += Vector.Sum(a00 * a00 + a01 * a01 + a02 * a02 + a03 * a03);
+        DgemmMicroKernel.MultiplyTile(a, o0, o1, o2, 1, b, ldb, j0, i0, i1, out var t);
+        sums[0] += Vector.Sum(t.R00 * t.R00 + t.R01 * t.R01 + t.R02 * t.R02 + t.R03 * t.R03);
         if (count > 1)
         {
-            sums[1] += Vector.Sum(a10 * a10 + a11 * a11 + a12 * a12 + a13 * a13);
+            sums[1] += Vector.Sum(t.R10 * t.R10 + t.R11 * t.R11 + t.R12 * t.R12 + t.R13 * t.R13);
         }
         if (count > 2)
         {
-            sums[2] += Vector.Sum(a20 * a20 + a21 * a21 + a22 * a22 + a23 * a23);
+            sums[2] += Vector.Sum(t.R20 * t.R20 + t.R21 * t.R21 + t.R22 * t.R22 + t.R23 * t.R23);
         }
     }
 
@@ -483,45 +457,15 @@ internal static class GaussianMixtureHost
     // result[r * ldr + col + j] += sum_{p in [p0, p1)} a[p * lda + i0 + r] * b[p * ldb + j0 + j] for a tile of MicroRows x 4 vectors.
     private static void GramTile(double[] a, int i0, int count, int lda, double[] b, int ldb, int j0, int p0, int p1, Span<double> result, int ldr, int col)
     {
-        int vc = Vector<double>.Count;
-        Vector<double> a00 = default, a01 = default, a02 = default, a03 = default;
-        Vector<double> a10 = default, a11 = default, a12 = default, a13 = default;
-        Vector<double> a20 = default, a21 = default, a22 = default, a23 = default;
-        var bSpan = b.AsSpan();
-        int c1 = count > 1 ? 1 : 0;
-        int c2 = count > 2 ? 2 : 0;
-        for (int p = p0; p < p1; p++)
-        {
-            var bRow = bSpan.Slice(p * ldb + j0, 4 * vc);
-            var b0 = new Vector<double>(bRow);
-            var b1 = new Vector<double>(bRow[vc..]);
-            var b2 = new Vector<double>(bRow[(2 * vc)..]);
-            var b3 = new Vector<double>(bRow[(3 * vc)..]);
-            int o = p * lda + i0;
-            var x0 = new Vector<double>(a[o]);
-            var x1 = new Vector<double>(a[o + c1]);
-            var x2 = new Vector<double>(a[o + c2]);
-            a00 = Vector.FusedMultiplyAdd(x0, b0, a00);
-            a01 = Vector.FusedMultiplyAdd(x0, b1, a01);
-            a02 = Vector.FusedMultiplyAdd(x0, b2, a02);
-            a03 = Vector.FusedMultiplyAdd(x0, b3, a03);
-            a10 = Vector.FusedMultiplyAdd(x1, b0, a10);
-            a11 = Vector.FusedMultiplyAdd(x1, b1, a11);
-            a12 = Vector.FusedMultiplyAdd(x1, b2, a12);
-            a13 = Vector.FusedMultiplyAdd(x1, b3, a13);
-            a20 = Vector.FusedMultiplyAdd(x2, b0, a20);
-            a21 = Vector.FusedMultiplyAdd(x2, b1, a21);
-            a22 = Vector.FusedMultiplyAdd(x2, b2, a22);
-            a23 = Vector.FusedMultiplyAdd(x2, b3, a23);
-        }
-        AddRow(result.Slice(col, 4 * vc), a00, a01, a02, a03);
+        DgemmMicroKernel.MultiplyTile(a, i0, i0 + (count > 1 ? 1 : 0), i0 + (count > 2 ? 2 : 0), lda, b, ldb, j0, p0, p1, out var t);
+        AddRow(result.Slice(col, 4 * Vector<double>.Count), t.R00, t.R01, t.R02, t.R03);
         if (count > 1)
         {
-            AddRow(result.Slice(ldr + col, 4 * vc), a10, a11, a12, a13);
+            AddRow(result.Slice(ldr + col, 4 * Vector<double>.Count), t.R10, t.R11, t.R12, t.R13);
         }
         if (count > 2)
         {
-            AddRow(result.Slice(2 * ldr + col, 4 * vc), a20, a21, a22, a23);
+            AddRow(result.Slice(2 * ldr + col, 4 * Vector<double>.Count), t.R20, t.R21, t.R22, t.R23);
         }
     }
 

@@ -1,5 +1,4 @@
 using IlgpuOct.Defense.Density;
-using IlgpuOct.Defense.Attacks;
 using IlgpuOct.Kernels;
 using IlgpuOct.Nn;
 using IlgpuOct.Nn.Checkpoints;

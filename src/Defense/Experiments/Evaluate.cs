@@ -99,10 +99,7 @@ public static class Evaluate
 
     internal static void SaveAdversarial(string path, float[] images, int[] shape, int[] labels)
     {
-        var file = new SafeTensorFile(new Dictionary<string, string> { ["format"] = "ilgpuoct.adversarial.v1" });
-        // The same layout as `ilgpuoct attack` writes (AttackSet.Write), so `detect score --adv` reads both.
-        file.Add("adv", images, shape);
-        file.Add("labels", Array.ConvertAll(labels, v => (long)v), labels.Length);
+        var file = AdversarialFile.Create(images, shape, labels);
         file.Write(path);
     }
 }

@@ -29,6 +29,9 @@ public sealed record ReproduceOptions
 
     /// <summary>Recompute the data set's SHA-256 once at the start (off: --no-verify); the training stages then skip it.</summary>
     public bool VerifyData { get; init; } = true;
+
+    /// <summary>ImageNet weights every trained model starts from (the profile must train width 64); null = seeded initialisation.</summary>
+    public Nn.Onnx.PretrainedSource? Pretrained { get; init; }
 }
 
 /// <summary>What the run is doing (stage i of n, and a line about it).</summary>
@@ -111,6 +114,10 @@ public static class Reproduce
         ArgumentNullException.ThrowIfNull(options);
         var profile = options.Profile;
         profile.Validate();
+        if (options.Pretrained is not null)
+        {
+            Nn.Onnx.ResNetOnnxImport.RequirePretrainedWidth(profile.Width, $"profile '{profile.Name}'");
+        }
         var clock = Stopwatch.StartNew();
         var cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
         string outDir = Path.GetFullPath(options.OutputDirectory);
@@ -196,6 +203,7 @@ public static class Reproduce
                 }, options.Seed),
                 Seed = options.Seed,
                 Width = profile.Width,
+                Pretrained = options.Pretrained,
                 Resume = File.Exists(Path.Combine(modelDir, Trainer.LastCheckpointName)),
             };
             var trained = Trainer.Run(accelerator, trainOptions, trainingProgress, cancellationToken);

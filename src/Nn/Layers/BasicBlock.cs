@@ -5,7 +5,8 @@ namespace IlgpuOct.Nn;
 
 /// <summary>
 /// torchvision's BasicBlock: conv3x3(stride)-bn-relu-conv3x3-bn, plus the identity or a
-/// downsample (conv1x1(stride)-bn) when the shape changes, then add and relu.
+/// downsample (conv1x1(stride)-bn) when the shape changes, then add and relu. bn1 carries the first
+/// relu (<see cref="BatchNorm2dLayer.FusedRelu"/>).
 /// </summary>
 public sealed class BasicBlock : Layer
 {
@@ -17,7 +18,7 @@ public sealed class BasicBlock : Layer
     {
         Name = name;
         Conv1 = new Conv2dLayer(accelerator, name + ".conv1", inChannels, outChannels, 3, stride, 1);
-        Bn1 = new BatchNorm2dLayer(accelerator, name + ".bn1", outChannels, fuseRelu: true); // bn1 + relu: one fused operator
+        Bn1 = new BatchNorm2dLayer(accelerator, name + ".bn1", outChannels, fusedRelu: true);
         Conv2 = new Conv2dLayer(accelerator, name + ".conv2", outChannels, outChannels, 3, 1, 1);
         Bn2 = new BatchNorm2dLayer(accelerator, name + ".bn2", outChannels);
         if (stride != 1 || inChannels != outChannels)

@@ -6,9 +6,9 @@ namespace IlgpuOct.Nn;
 /// <summary>
 /// 2-d batch normalisation as PyTorch: training mode normalises with the batch statistics and
 /// updates the running ones (momentum 0.1, unbiased variance); evaluation mode uses the running ones.
-/// With <c>fuseRelu</c> the layer is BN followed by ReLU (ResNet's conv-bn-relu sites): one fused
-/// operator in training mode (<see cref="BatchNorm2d.ForwardRelu"/>, <see cref="BatchNorm2d.BackwardRelu"/>),
-/// BN then an in-place ReLU in evaluation mode; backward masks by the cached output.
+/// With <see cref="FusedRelu"/> the layer is BN followed by ReLU (its output is max(BN(x), 0)): one
+/// operator in training (<see cref="BatchNorm2d.ForwardRelu"/>, <see cref="BatchNorm2d.BackwardRelu"/>),
+/// and in evaluation mode the ReLU runs in place on the output, so no separate activation buffer exists.
 /// </summary>
 public sealed class BatchNorm2dLayer : Layer
 {
@@ -17,14 +17,14 @@ public sealed class BatchNorm2dLayer : Layer
     private readonly Tensor _scratchGamma; // (C) dgamma sink when parameter gradients are not wanted
     private readonly Tensor _scratchBeta; // (C) dbeta sink when parameter gradients are not wanted
     private Tensor? _input; // (N, C, H, W), not owned
-    private Tensor? _output; // (N, C, H, W)
+    private Tensor? _output; // (N, C, H, W), rectified when FusedRelu
     private Tensor? _inputGrad; // (N, C, H, W)
     private bool _lastForwardTraining;
 
-    public BatchNorm2dLayer(Accelerator accelerator, string name, int channels, float eps = 1e-5f, float momentum = 0.1f, bool fuseRelu = false)
+    public BatchNorm2dLayer(Accelerator accelerator, string name, int channels, float eps = 1e-5f, float momentum = 0.1f, bool fusedRelu = false)
         : base(accelerator)
     {
-        FusedRelu = fuseRelu;
+        FusedRelu = fusedRelu;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(channels);
         Channels = channels;
         Eps = eps;
@@ -49,7 +49,7 @@ public sealed class BatchNorm2dLayer : Layer
 
     public float Momentum { get; }
 
-    /// <summary>True when the layer's output is ReLU(BN(x)).</summary>
+    /// <summary>Whether a ReLU follows the normalisation inside this layer (torchvision's bn1 + relu).</summary>
     public bool FusedRelu { get; }
 
     public Parameter Weight { get; } // (C) gamma
@@ -147,7 +147,7 @@ public sealed class BatchNorm2dLayer : Layer
             var gradient = dy;
             if (FusedRelu)
             {
-                // ReLU's mask first (into dx), then the per-channel scale in place.
+                // The output is rectified: y > 0 exactly where the ReLU passed its input.
                 Elementwise.ReluBackward(Accelerator, _output!.View, dy.View, dx.View);
                 gradient = dx;
             }

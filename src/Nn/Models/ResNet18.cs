@@ -56,7 +56,7 @@ public sealed class EvalOutputs(Tensor logits, Tensor features, IReadOnlyList<Te
 public sealed class ResNet18 : IDisposable
 {
     private readonly Conv2dLayer _conv1;
-    private readonly BatchNorm2dLayer _bn1;
+    private readonly BatchNorm2dLayer _bn1; // bn1 followed by torchvision's relu (fused)
     private readonly MaxPool2dLayer _maxpool;
     private readonly BasicBlock[] _blocks; // layer1.0, layer1.1, ..., layer4.1
     private readonly GlobalAvgPoolLayer _avgpool;
@@ -72,7 +72,7 @@ public sealed class ResNet18 : IDisposable
         Config = config;
         int w = config.Width;
         _conv1 = new Conv2dLayer(accelerator, "conv1", config.InChannels, w, 7, 2, 3);
-        _bn1 = new BatchNorm2dLayer(accelerator, "bn1", w, fuseRelu: true); // bn1 + relu: one fused operator
+        _bn1 = new BatchNorm2dLayer(accelerator, "bn1", w, fusedRelu: true);
         _maxpool = new MaxPool2dLayer(accelerator);
         var blocks = new List<BasicBlock>();
         int inChannels = w;

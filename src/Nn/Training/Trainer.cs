@@ -78,6 +78,19 @@ public static class Trainer
                 throw new ArgumentException($"'{outDir}' already holds a run ({LastCheckpointName}); continue it with --resume or choose another --out.");
             }
             model = new ResNet18(accelerator, config, options.Seed);
+            if (options.Pretrained is not null)
+            {
+                try
+                {
+                    notices.AddRange(Onnx.ResNetOnnxImport.LoadPretrained(model, options.Pretrained));
+                }
+                catch
+                {
+                    model.Dispose();
+                    throw;
+                }
+                notices.Add($"initialised from {options.Pretrained.ModelPath}");
+            }
             WriteConfig(Path.Combine(outDir, ConfigName), options, mode.Name, config, data, accelerator);
             WriteMetrics(metricsPath, history);
         }
@@ -237,7 +250,7 @@ public static class Trainer
 
     /// <summary>The settings a resumed run must share with the original, one canonical line.</summary>
     private static string SettingsText(TrainingOptions o, string mode) => string.Create(CultureInfo.InvariantCulture,
-        $"mode={mode},epochs={o.Epochs},batch={o.BatchSize},lr={o.LearningRate:R},momentum={o.Momentum:R},weight_decay={o.WeightDecay:R},schedule={o.Schedule},width={o.Width},seed={o.Seed},train={o.TrainSplit},test={o.TestSplit}");
+        $"mode={mode},epochs={o.Epochs},batch={o.BatchSize},lr={o.LearningRate:R},momentum={o.Momentum:R},weight_decay={o.WeightDecay:R},schedule={o.Schedule},width={o.Width},seed={o.Seed},train={o.TrainSplit},test={o.TestSplit}{(o.Pretrained is null ? "" : ",pretrained=" + Path.GetFileName(o.Pretrained.ModelPath))}");
 
     private static void CheckResumable(SafeTensorFile file, CheckpointInfo info, ResNetConfig config, string checksum, string settings, string path)
     {
@@ -289,6 +302,7 @@ public static class Trainer
             ["num_classes"] = config.NumClasses,
             ["classes"] = data.ClassNames,
             ["device"] = accelerator.ToString(),
+            ["pretrained"] = o.Pretrained?.ModelPath,
         };
         AtomicFile.WriteAllText(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n");
     }

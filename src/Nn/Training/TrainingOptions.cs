@@ -29,6 +29,9 @@ public sealed record TrainingOptions
 
     public int Width { get; init; } = 64;
 
+    /// <summary>ImageNet weights to start from (ONNX, width 64; fc keeps its seeded initialisation); null = the seeded initialisation.</summary>
+    public Onnx.PretrainedSource? Pretrained { get; init; }
+
     /// <summary>Continue from the output folder's last checkpoint.</summary>
     public bool Resume { get; init; }
 
@@ -71,6 +74,10 @@ public sealed record TrainingOptions
         if (Width < 1 || Width > Checkpoints.Checkpoint.MaxWidth)
         {
             throw new ArgumentException($"--width must be in 1..{Checkpoints.Checkpoint.MaxWidth} (64 is torchvision's ResNet-18); got {Width}.");
+        }
+        if (Pretrained is not null)
+        {
+            Onnx.ResNetOnnxImport.RequirePretrainedWidth(Width);
         }
     }
 }

@@ -46,6 +46,22 @@ public sealed partial class CliOutputTests : IDisposable
     }
 
     [Fact]
+    public void Export_prints_the_approved_summary_and_a_missing_checkpoint_as_one_line()
+    {
+        using (var acc = IlgpuOct.Kernels.DeviceSelection.Open("cpu", out _))
+        using (var model = new IlgpuOct.Nn.ResNet18(acc, new IlgpuOct.Nn.ResNetConfig(2, 1, 3), seed: 4))
+        {
+            IlgpuOct.Nn.Checkpoints.Checkpoint.Save(Path.Combine(_dir, "model.safetensors"), model, 1, 10, "sum");
+        }
+        var export = Invoke("export", "--model", Path.Combine(_dir, "model.safetensors"), "--onnx", Path.Combine(_dir, "model.onnx"));
+        export.Code.Should().Be(0, export.Text);
+        var missing = Invoke("export", "--model", Path.Combine(_dir, "missing.safetensors"), "--onnx", Path.Combine(_dir, "missing.onnx"));
+        missing.Code.Should().Be(CliRunner.NotFound);
+        File.Exists(Path.Combine(_dir, "missing.onnx")).Should().BeFalse();
+        Approve("export", export.Text + missing.Text);
+    }
+
+    [Fact]
     public void An_error_goes_to_standard_error_as_one_line()
     {
         var missing = Invoke("train", "--data", Path.Combine(_dir, "missing.ioct"), "--device", "cpu", "--out", Path.Combine(_dir, "r"));

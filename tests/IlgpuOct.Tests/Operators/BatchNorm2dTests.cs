@@ -223,6 +223,51 @@ public sealed class BatchNorm2dTests
         Tolerance.AssertClose(kdx, dx, 1e-5, 1e-4, $"{kind} fused dx");
     }
 
+    [Theory]
+    [InlineData(4, 6, 5, 7)]
+    [InlineData(32, 64, 8, 8)]
+    public void Fused_relu_forward_and_backward_are_bit_identical_to_the_unfused_pair(int n, int c, int h, int w)
+    {
+        var s = new BatchNorm2dShape(n, c, h, w);
+        var random = new Random(n + c);
+        float[] x = GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.3));
+        float[] gamma = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] beta = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length));
+
+        // The pair: BN, ReLU forward; ReLU backward (mask from the output), BN backward.
+        float[] rm = new float[c], rv = new float[c], y = new float[s.Length], mean = new float[c], invStd = new float[c];
+        BatchNorm2d.ForwardTrainingCpu(s, x, gamma, beta, rm, rv, y, mean, invStd);
+        Elementwise.ReluForwardCpu(y, y);
+        float[] dMasked = new float[s.Length], dx = new float[s.Length], dgamma = new float[c], dbeta = new float[c];
+        Elementwise.ReluBackwardCpu(y, dy, dMasked);
+        BatchNorm2d.BackwardTrainingCpu(s, x, dMasked, gamma, mean, invStd, dx, dgamma, dbeta);
+
+        float[] frm = new float[c], frv = new float[c], fy = new float[s.Length], fmean = new float[c], finv = new float[c];
+        BatchNorm2d.ForwardReluCpu(s, x, gamma, beta, frm, frv, fy, fmean, finv);
+        float[] fdx = new float[s.Length], fdg = new float[c], fdb = new float[c];
+        BatchNorm2d.BackwardReluCpu(s, x, fy, dy, gamma, fmean, finv, fdx, fdg, fdb);
+
+        Assert.True(y.Any(v => v == 0f) && y.Any(v => v > 0f), "the test data must exercise both sides of the ReLU");
+        Tolerance.AssertClose(fy, y, 0, 0, "fused y");
+        Tolerance.AssertClose(frm, rm, 0, 0, "fused running mean");
+        Tolerance.AssertClose(frv, rv, 0, 0, "fused running var");
+        Tolerance.AssertClose(fdx, dx, 0, 0, "fused dx");
+        Tolerance.AssertClose(fdg, dgamma, 0, 0, "fused dgamma");
+        Tolerance.AssertClose(fdb, dbeta, 0, 0, "fused dbeta");
+
+        // The dispatcher on a kernel accelerator (cpu-kernels) matches the CPU implementation at the kernels' tolerances.
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        float[] krm = new float[c], krv = new float[c], ky = new float[s.Length], kmean = new float[c], kinv = new float[c];
+        BatchNorm2d.ForwardRelu(acc, s, V(x), V(gamma), V(beta), V(krm), V(krv), V(ky), V(kmean), V(kinv));
+        float[] kdx = new float[s.Length], kdg = new float[c], kdb = new float[c];
+        BatchNorm2d.BackwardRelu(acc, s, V(x), V(ky), V(dy), V(gamma), V(kmean), V(kinv), V(kdx), V(kdg), V(kdb));
+        Tolerance.AssertClose(ky, fy, 1e-5, 1e-5, "kernels fused y");
+        Tolerance.AssertClose(kdg, fdg, 1e-5, 1e-4, "kernels fused dgamma");
+        Tolerance.AssertClose(kdb, fdb, 1e-5, 1e-4, "kernels fused dbeta");
+        Tolerance.AssertClose(kdx, fdx, 1e-5, 1e-4, "kernels fused dx");
+    }
+
     private static View<float> V(float[] array) => new(array);
 
     private static double[] Shifted(double[] values, double shift) => Array.ConvertAll(values, v => (double)(float)(v + shift));

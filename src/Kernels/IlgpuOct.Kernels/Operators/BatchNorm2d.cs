@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics;
 using IlgpuOct.Kernels.Profiling;
 
@@ -61,6 +62,34 @@ public static unsafe partial class BatchNorm2d
             () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon, relu: false));
     }
 
+    /// <summary>
+    /// Training forward followed by ReLU (y = max(BN(x), 0)) as one operator: on <c>cpu</c> each plane is
+    /// rectified while it is still in cache; on kernel accelerators one fused kernel (statistics, normalise
+    /// and rectify per channel block). On cpu bit-identical to <see cref="ForwardTraining"/> then
+    /// Elementwise.ReluForward. Shapes as <see cref="ForwardReluCpu"/>.
+    /// </summary>
+    public static void ForwardRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+        View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd,
+        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
+    {
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardRelu", Cost(s, flopsPerElement: 8, passes: 3),
+            () => ForwardReluCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon),
+            () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon, relu: true));
+    }
+
+    /// <summary>
+    /// Backward of <see cref="ForwardRelu"/>: the ReLU's mask is read from its output y (y &gt; 0), then as
+    /// <see cref="BackwardTraining"/>. On kernel accelerators one fused kernel masks dy by y while it reduces
+    /// and again while it writes dx. Shapes as <see cref="BackwardReluCpu"/>.
+    /// </summary>
+    public static void BackwardRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> y, View<float> dy, View<float> gamma,
+        View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
+    {
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardRelu", Cost(s, flopsPerElement: 11, passes: 6),
+            () => BackwardReluCpu(s, x.AsSpan(), y.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
+            () => BackwardTrainingKernels(accelerator, s, x, y, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, relu: true));
+    }
+
     /// <summary>Evaluation forward on the accelerator. Shapes as <see cref="ForwardInferenceCpu"/>.</summary>
     public static void ForwardInference(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, float epsilon = DefaultEpsilon)
@@ -77,28 +106,6 @@ public static unsafe partial class BatchNorm2d
         OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardTraining", Cost(s, flopsPerElement: 10, passes: 5),
             () => BackwardTrainingCpu(s, x.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
             () => BackwardTrainingKernels(accelerator, s, x, dy, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, relu: false));
-    }
-
-    /// <summary>Training forward fused with ReLU (y = max(0, BN(x))), the ResNet conv-bn-relu site. Shapes as <see cref="ForwardTrainingCpu"/>.</summary>
-    public static void ForwardRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
-        View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd,
-        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
-    {
-        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardRelu", Cost(s, flopsPerElement: 8, passes: 3),
-            () => ForwardReluCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon),
-            () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon, relu: true));
-    }
-
-    /// <summary>
-    /// Backward of <see cref="ForwardRelu"/>: the ReLU's mask is read from its output y (y &gt; 0), then as
-    /// <see cref="BackwardTraining"/>. Shapes as <see cref="BackwardReluCpu"/>.
-    /// </summary>
-    public static void BackwardRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> y, View<float> dy, View<float> gamma,
-        View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
-    {
-        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardRelu", Cost(s, flopsPerElement: 11, passes: 6),
-            () => BackwardReluCpu(s, x.AsSpan(), y.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
-            () => BackwardTrainingKernels(accelerator, s, x, y, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, relu: true));
     }
 
     /// <summary>Evaluation-mode input gradient on the accelerator. Shapes as <see cref="BackwardInferenceCpu"/>.</summary>
@@ -119,7 +126,21 @@ public static unsafe partial class BatchNorm2d
     /// </summary>
     public static void ForwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
         Span<float> runningMean, Span<float> runningVar, Span<float> y, Span<float> saveMean, Span<float> saveInvStd,
-        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
+        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon) =>
+        ForwardTrainingCpu(s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon, relu: false);
+
+    /// <summary>
+    /// <see cref="ForwardTrainingCpu(in BatchNorm2dShape, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float}, Span{float}, Span{float}, float, float)"/>
+    /// then y = max(y, 0), each plane rectified right after it is normalised. Same shapes.
+    /// </summary>
+    public static void ForwardReluCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        Span<float> runningMean, Span<float> runningVar, Span<float> y, Span<float> saveMean, Span<float> saveInvStd,
+        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon) =>
+        ForwardTrainingCpu(s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon, relu: true);
+
+    private static void ForwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        Span<float> runningMean, Span<float> runningVar, Span<float> y, Span<float> saveMean, Span<float> saveInvStd,
+        float momentum, float epsilon, bool relu)
     {
         s.Validate();
         if (s.CountPerChannel < 2)
@@ -167,40 +188,15 @@ public static unsafe partial class BatchNorm2d
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    Normalize(new ReadOnlySpan<float>((float*)ax + offset, hw), meanF, scale, shift, new Span<float>((float*)ay + offset, hw));
+                    var plane = new Span<float>((float*)ay + offset, hw);
+                    Normalize(new ReadOnlySpan<float>((float*)ax + offset, hw), meanF, scale, shift, plane);
+                    if (relu)
+                    {
+                        Elementwise.ReluForwardCpu(plane, plane);
+                    }
                 }
             });
         }
-    }
-
-    /// <summary>
-    /// <see cref="ForwardTrainingCpu"/> followed by ReLU on y: the reference of the fused kernel
-    /// (written here by this engine's kernels work; a fused CPU pass may replace the body).
-    /// </summary>
-    public static void ForwardReluCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
-        Span<float> runningMean, Span<float> runningVar, Span<float> y, Span<float> saveMean, Span<float> saveInvStd,
-        float momentum = DefaultMomentum, float epsilon = DefaultEpsilon)
-    {
-        ForwardTrainingCpu(s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon);
-        System.Numerics.Tensors.TensorPrimitives.Max(y, 0f, y);
-    }
-
-    /// <summary>
-    /// Backward of <see cref="ForwardReluCpu"/>: dy is zeroed where y (the fused output) is not positive,
-    /// then <see cref="BackwardTrainingCpu"/>. x, y, dy, dx (N, C, H, W); the rest (C).
-    /// </summary>
-    public static void BackwardReluCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
-        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta)
-    {
-        s.Validate();
-        RequireLength(y.Length, s.Length, nameof(y), "(N, C, H, W)");
-        RequireLength(dy.Length, s.Length, nameof(dy), "(N, C, H, W)");
-        var masked = new float[s.Length];
-        for (int i = 0; i < masked.Length; i++)
-        {
-            masked[i] = y[i] > 0f ? dy[i] : 0f;
-        }
-        BackwardTrainingCpu(s, x, masked, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
     }
 
     /// <summary>Evaluation forward: y = (x - runningMean) * gamma / sqrt(runningVar + eps) + beta. x, y (N, C, H, W); the rest (C).</summary>
@@ -239,7 +235,23 @@ public static unsafe partial class BatchNorm2d
     /// saveInvStd (C) as the training forward left them.
     /// </summary>
     public static void BackwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta) =>
+        BackwardTrainingCpu(s, x, default, relu: false, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+
+    /// <summary>
+    /// Backward of <see cref="ForwardReluCpu"/>: dy is zeroed where y (the fused output) is not positive,
+    /// plane by plane as it is read, then as <see cref="BackwardTrainingCpu(in BatchNorm2dShape, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, Span{float}, Span{float})"/>.
+    /// x, y, dy, dx (N, C, H, W); the rest (C).
+    /// </summary>
+    public static void BackwardReluCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
         ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta)
+    {
+        RequireLength(y.Length, s.Length, nameof(y), "(N, C, H, W)");
+        BackwardTrainingCpu(s, x, y, relu: true, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
+    }
+
+    private static void BackwardTrainingCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> reluOutput, bool relu, ReadOnlySpan<float> dy,
+        ReadOnlySpan<float> gamma, ReadOnlySpan<float> saveMean, ReadOnlySpan<float> saveInvStd, Span<float> dx, Span<float> dgamma, Span<float> dbeta)
     {
         s.Validate();
         RequireLength(x.Length, s.Length, nameof(x), "(N, C, H, W)");
@@ -251,9 +263,9 @@ public static unsafe partial class BatchNorm2d
         RequireLength(dgamma.Length, s.C, nameof(dgamma), "(C)");
         RequireLength(dbeta.Length, s.C, nameof(dbeta), "(C)");
         var shape = s;
-        fixed (float* px = x, pdy = dy, pdx = dx, pg = gamma, psm = saveMean, psi = saveInvStd, pdg = dgamma, pdb = dbeta)
+        fixed (float* px = x, pyr = reluOutput, pdy = dy, pdx = dx, pg = gamma, psm = saveMean, psi = saveInvStd, pdg = dgamma, pdb = dbeta)
         {
-            nint ax = (nint)px, ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, asm = (nint)psm, asi = (nint)psi, adg = (nint)pdg, adb = (nint)pdb;
+            nint ax = (nint)px, ayr = (nint)pyr, ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, asm = (nint)psm, asi = (nint)psi, adg = (nint)pdg, adb = (nint)pdb;
             ForEachChannel(shape, c =>
             {
                 int hw = shape.HW;
@@ -261,10 +273,23 @@ public static unsafe partial class BatchNorm2d
                 float invStd = ((float*)asi)[c];
                 double sumDy = 0;
                 double sumDyCentered = 0;
+                // With the ReLU fused, dy is masked one plane at a time into a scratch plane (the same values
+                // Elementwise.ReluBackward would write), so the arithmetic below is the unfused pair's.
+                float[]? masked = relu ? ArrayPool<float>.Shared.Rent(hw) : null;
+                ReadOnlySpan<float> GradientPlane(long offset)
+                {
+                    var plane = new ReadOnlySpan<float>((float*)ady + offset, hw);
+                    if (masked is null)
+                    {
+                        return plane;
+                    }
+                    Elementwise.ReluBackwardCpu(new ReadOnlySpan<float>((float*)ayr + offset, hw), plane, masked.AsSpan(0, hw));
+                    return masked.AsSpan(0, hw);
+                }
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    SumAndCenteredDot(new ReadOnlySpan<float>((float*)ady + offset, hw), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, out double sd, out double sdc);
+                    SumAndCenteredDot(GradientPlane(offset), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, out double sd, out double sdc);
                     sumDy += sd;
                     sumDyCentered += sdc;
                 }
@@ -280,8 +305,12 @@ public static unsafe partial class BatchNorm2d
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    AffineCombine(new ReadOnlySpan<float>((float*)ady + offset, hw), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, a, b, k,
+                    AffineCombine(GradientPlane(offset), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, a, b, k,
                         new Span<float>((float*)adx + offset, hw));
+                }
+                if (masked is not null)
+                {
+                    ArrayPool<float>.Shared.Return(masked);
                 }
             });
         }
@@ -440,7 +469,7 @@ public static unsafe partial class BatchNorm2d
         }
         else
         {
-            Parallel.For(0, s.C, body);
+            Parallel.For(0, s.C, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, body);
         }
     }
 

@@ -210,7 +210,7 @@ public static partial class Elementwise
             return;
         }
         int chunks = (length + ChunkSize - 1) / ChunkSize;
-        Parallel.For(0, chunks, c =>
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, c =>
         {
             int start = c * ChunkSize;
             body(start, Math.Min(ChunkSize, length - start));

@@ -168,7 +168,7 @@ public static unsafe partial class MaxPool2d
         }
         else
         {
-            Parallel.For(0, planes, body);
+            Parallel.For(0, planes, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, body);
         }
     }
 

@@ -142,7 +142,7 @@ public static partial class Reduction
         var array = x.ToArray();
         int chunks = (array.Length + ChunkSize - 1) / ChunkSize;
         var partial = new double[chunks];
-        Parallel.For(0, chunks, c =>
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, c =>
         {
             int s = c * ChunkSize;
             partial[c] = TensorPrimitives.Sum(new ReadOnlySpan<float>(array, s, Math.Min(ChunkSize, array.Length - s)));

@@ -63,7 +63,7 @@ public static unsafe partial class Sgd
         {
             nint aw = (nint)pw, ag = (nint)pg, ab = (nint)pb;
             int chunks = (length + ParallelChunk - 1) / ParallelChunk;
-            Parallel.For(0, chunks, chunk =>
+            Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, chunk =>
             {
                 int start = chunk * ParallelChunk;
                 int count = Math.Min(ParallelChunk, length - start);

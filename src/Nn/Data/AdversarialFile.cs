@@ -1,6 +1,6 @@
 using IlgpuOct.Nn.IO;
 
-namespace IlgpuOct.Defense.Attacks;
+namespace IlgpuOct.Nn.Data;
 
 /// <summary>Adversarial images read back from `attack` or `evaluate --save-adv` output: images (N, C, H, W) and optional labels (N).</summary>
 public sealed record AdversarialImages(float[] Images, int Count, int Channels, int Height, int Width, int[]? Labels);
@@ -14,9 +14,32 @@ public static class AdversarialFile
 {
     public const string FormatName = "adversarial-image file";
 
+    /// <summary>The "format" metadata value every writer of this file sets.</summary>
+    public const string FormatTag = "ilgpuoct.adversarial.v1";
+
     /// <summary>Smallest and largest image side accepted (the network's stem needs 8 pixels; 4096 is the data sets' limit).</summary>
     public const int MinSide = 8;
     public const int MaxSide = 4096;
+
+    /// <summary>
+    /// A new file holding "adv" (N, C, H, W) and "labels" (N): the part every writer shares (`attack`, `evaluate
+    /// --save-adv`); callers add their own tensors and metadata before writing it.
+    /// </summary>
+    public static SafeTensorFile Create(float[] images, int[] shape, int[] labels, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(labels);
+        var header = new Dictionary<string, string> { ["format"] = FormatTag };
+        foreach (var (key, value) in metadata ?? new Dictionary<string, string>())
+        {
+            header[key] = value;
+        }
+        var file = new SafeTensorFile(header);
+        file.Add("adv", images, shape);
+        file.Add("labels", Array.ConvertAll(labels, v => (long)v), labels.Length);
+        return file;
+    }
 
     public static AdversarialImages Read(string path, int channels, int classes)
     {
