@@ -141,13 +141,7 @@ public sealed class BatchNorm2dTests
     public void Kernels_on_cpu_kernels_match_the_cpu_implementation(int n, int c, int h, int w)
     {
         var s = new BatchNorm2dShape(n, c, h, w);
-        var random = new Random(n * 7 + c);
-        float[] x = GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.3));
-        float[] gamma = GradientCheck.ToFloat(GradientCheck.Random(random, c));
-        float[] beta = GradientCheck.ToFloat(GradientCheck.Random(random, c));
-        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length));
-        float[] rm0 = GradientCheck.ToFloat(GradientCheck.Random(random, c));
-        float[] rv0 = Array.ConvertAll(GradientCheck.ToFloat(GradientCheck.Random(random, c)), v => 0.5f + Math.Abs(v));
+        var (x, gamma, beta, dy, rm0, rv0) = KernelInputs(s, new Random(n * 7 + c));
 
         float[] rm = (float[])rm0.Clone(), rv = (float[])rv0.Clone();
         float[] y = new float[s.Length], mean = new float[c], invStd = new float[c], dx = new float[s.Length], dgamma = new float[c], dbeta = new float[c];
@@ -188,13 +182,7 @@ public sealed class BatchNorm2dTests
     public void Fused_bn_relu_kernels_match_the_cpu_reference(AcceleratorKind kind, int n, int c, int h, int w)
     {
         var s = new BatchNorm2dShape(n, c, h, w);
-        var random = new Random(n * 11 + c * 3 + h);
-        float[] x = GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.3));
-        float[] gamma = GradientCheck.ToFloat(GradientCheck.Random(random, c));
-        float[] beta = GradientCheck.ToFloat(GradientCheck.Random(random, c));
-        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length));
-        float[] rm0 = GradientCheck.ToFloat(GradientCheck.Random(random, c));
-        float[] rv0 = Array.ConvertAll(GradientCheck.ToFloat(GradientCheck.Random(random, c)), v => 0.5f + Math.Abs(v));
+        var (x, gamma, beta, dy, rm0, rv0) = KernelInputs(s, new Random(n * 11 + c * 3 + h));
 
         float[] rm = (float[])rm0.Clone(), rv = (float[])rv0.Clone();
         float[] y = new float[s.Length], mean = new float[c], invStd = new float[c], dx = new float[s.Length], dgamma = new float[c], dbeta = new float[c];
@@ -267,6 +255,15 @@ public sealed class BatchNorm2dTests
         Tolerance.AssertClose(kdb, fdb, 1e-5, 1e-4, "kernels fused dbeta");
         Tolerance.AssertClose(kdx, fdx, 1e-5, 1e-4, "kernels fused dx");
     }
+
+    /// <summary>Seeded x (N, C, H, W) shifted off zero, gamma, beta (C), dy (N, C, H, W), running mean and a positive running variance (C).</summary>
+    private static (float[] X, float[] Gamma, float[] Beta, float[] Dy, float[] RunningMean, float[] RunningVar) KernelInputs(in BatchNorm2dShape s, Random random) =>
+        (GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.3)),
+         GradientCheck.ToFloat(GradientCheck.Random(random, s.C)),
+         GradientCheck.ToFloat(GradientCheck.Random(random, s.C)),
+         GradientCheck.ToFloat(GradientCheck.Random(random, s.Length)),
+         GradientCheck.ToFloat(GradientCheck.Random(random, s.C)),
+         Array.ConvertAll(GradientCheck.ToFloat(GradientCheck.Random(random, s.C)), v => 0.5f + Math.Abs(v)));
 
     private static View<float> V(float[] array) => new(array);
 
