@@ -202,6 +202,7 @@ def measure(args, gate: QuietGate, rows: list, python_env: dict) -> list:
     results = []
     for name, metric, engines in rows:
         samples = {engine: [] for engine, _, _ in engines}
+        cpu_seconds = {engine: [] for engine, _, _ in engines}  # where the engine reports it (a check on load)
         conditions = []
         extra = {}
         print(f"== {name}", file=sys.stderr)
@@ -214,12 +215,15 @@ def measure(args, gate: QuietGate, rows: list, python_env: dict) -> list:
                 gate.record(time.monotonic() - start)
                 value = extract(payload)
                 samples[engine].append(value)
+                if "cpu_seconds" in payload:
+                    cpu_seconds[engine].append(payload["cpu_seconds"])
                 if engine == "scikit-learn":
                     extra["scikit_learn_blas"] = payload.get("blas")
                 print(f"  {engine}: {value:.3f} {metric}", file=sys.stderr)
         summary = {}
         for engine, values in samples.items():
-            summary[engine] = {"median": statistics.median(values), "min": min(values), "max": max(values), "samples": values}
+            summary[engine] = {"median": statistics.median(values), "min": min(values), "max": max(values), "samples": values,
+                               "cpu_seconds": cpu_seconds[engine]}
         results.append({"row": name, "metric": metric, "engines": summary, "conditions": conditions, **extra})
     return results
 

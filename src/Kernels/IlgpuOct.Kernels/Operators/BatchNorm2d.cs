@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
@@ -159,7 +160,7 @@ public static unsafe partial class BatchNorm2d
         fixed (float* px = x, py = y, pg = gamma, pb = beta, prm = runningMean, prv = runningVar, psm = saveMean, psi = saveInvStd)
         {
             nint ax = (nint)px, ay = (nint)py, ag = (nint)pg, ab = (nint)pb, arm = (nint)prm, arv = (nint)prv, asm = (nint)psm, asi = (nint)psi;
-            ForEachChannel(shape, c =>
+            ForEachChannel(shape, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c) =>
             {
                 int hw = shape.HW;
                 long count = shape.CountPerChannel;
@@ -214,7 +215,7 @@ public static unsafe partial class BatchNorm2d
         fixed (float* px = x, py = y, pg = gamma, pb = beta, prm = runningMean, prv = runningVar)
         {
             nint ax = (nint)px, ay = (nint)py, ag = (nint)pg, ab = (nint)pb, arm = (nint)prm, arv = (nint)prv;
-            ForEachChannel(shape, c =>
+            ForEachChannel(shape, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c) =>
             {
                 int hw = shape.HW;
                 float scale = (float)(((float*)ag)[c] / Math.Sqrt(((float*)arv)[c] + (double)epsilon));
@@ -266,7 +267,7 @@ public static unsafe partial class BatchNorm2d
         fixed (float* px = x, pyr = reluOutput, pdy = dy, pdx = dx, pg = gamma, psm = saveMean, psi = saveInvStd, pdg = dgamma, pdb = dbeta)
         {
             nint ax = (nint)px, ayr = (nint)pyr, ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, asm = (nint)psm, asi = (nint)psi, adg = (nint)pdg, adb = (nint)pdb;
-            ForEachChannel(shape, c =>
+            ForEachChannel(shape, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c) =>
             {
                 int hw = shape.HW;
                 float mean = ((float*)asm)[c];
@@ -329,7 +330,7 @@ public static unsafe partial class BatchNorm2d
         fixed (float* pdy = dy, pdx = dx, pg = gamma, prv = runningVar)
         {
             nint ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, arv = (nint)prv;
-            ForEachChannel(shape, c =>
+            ForEachChannel(shape, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c) =>
             {
                 int hw = shape.HW;
                 float scale = (float)(((float*)ag)[c] / Math.Sqrt(((float*)arv)[c] + (double)epsilon));
@@ -458,6 +459,8 @@ public static unsafe partial class BatchNorm2d
         }
     }
 
+    // The bodies passed here are marked AggressiveOptimization: tiered compilation would otherwise run them
+    // unoptimised through short runs (benchmarks, the first training steps), where they dominate their operator.
     private static void ForEachChannel(in BatchNorm2dShape s, Action<int> body)
     {
         if (s.C == 1 || (long)s.Length < ParallelWorkThreshold)

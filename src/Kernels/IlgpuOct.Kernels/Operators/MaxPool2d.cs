@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
@@ -83,7 +84,7 @@ public static unsafe partial class MaxPool2d
         fixed (int* pi = indices)
         {
             nint ax = (nint)px, ay = (nint)py, ai = (nint)pi;
-            ForEachPlane(shape, plane =>
+            ForEachPlane(shape, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (plane) =>
             {
                 int h = shape.H, w = shape.W, outH = shape.OutH, outW = shape.OutW;
                 float* input = (float*)ax + (long)plane * h * w;
@@ -103,19 +104,15 @@ public static unsafe partial class MaxPool2d
                         {
                             for (int iw = wStart; iw < wEnd; iw++)
                             {
+                                // Branch-free (conditional moves): which value wins is data-dependent and
+                                // unpredictable. A larger value wins; the first NaN wins and then stays
+                                // (nothing replaces a NaN maximum).
                                 float v = input[ih * w + iw];
-                                if (v > max || float.IsNaN(v))
-                                {
-                                    max = v;
-                                    best = ih * w + iw;
-                                    if (float.IsNaN(v))
-                                    {
-                                        goto found;
-                                    }
-                                }
+                                bool take = (v > max | float.IsNaN(v)) & !float.IsNaN(max);
+                                max = take ? v : max;
+                                best = take ? ih * w + iw : best;
                             }
                         }
-                    found:
                         output[oh * outW + ow] = input[best];
                         index[oh * outW + ow] = best;
                     }
@@ -136,7 +133,7 @@ public static unsafe partial class MaxPool2d
         fixed (int* pi = indices)
         {
             nint ady = (nint)pdy, adx = (nint)pdx, ai = (nint)pi;
-            ForEachPlane(shape, plane =>
+            ForEachPlane(shape, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (plane) =>
             {
                 int planeIn = shape.H * shape.W, planeOut = shape.OutH * shape.OutW;
                 var gradIn = new Span<float>((float*)adx + (long)plane * planeIn, planeIn);
@@ -156,6 +153,8 @@ public static unsafe partial class MaxPool2d
         }
     }
 
+    // The bodies passed here are marked AggressiveOptimization: tiered compilation would otherwise run them
+    // unoptimised through short runs (benchmarks, the first training steps), where they dominate their operator.
     private static void ForEachPlane(in MaxPool2dShape s, Action<int> body)
     {
         int planes = s.N * s.C;
