@@ -71,10 +71,10 @@ internal static class BenchGemmCommand
         var threads = CliRunner.ThreadsOption();
         var variantOption = new Option<string>("--variant")
         {
-            Description = "Kernel on cpu-kernels/cuda: auto | 1 (naive) | 2 (64x64 tiles) | 3 (128x128 tiles) | all (each in turn).",
+            Description = "Kernel on cpu-kernels/cuda: auto (tuned per shape on cuda) | 1 (naive) | 2 (64x64 tiles) | 3 (128x128 tiles) | 4 (warp tiles, Float4, double-buffered) | all (each in turn).",
             DefaultValueFactory = _ => "auto",
         };
-        variantOption.AcceptOnlyFromAmong("auto", "1", "2", "3", "all");
+        variantOption.AcceptOnlyFromAmong("auto", "1", "2", "3", "4", "all");
         var json = CliRunner.JsonOption();
         var command = new Command("gemm", "SGEMM GFLOP/s: square and ResNet-18 im2col shapes, with the fraction of FP32 peak on cpu.")
         {
@@ -123,7 +123,8 @@ internal static class BenchGemmCommand
                     "1" => [GemmVariant.Gemm1Naive],
                     "2" => [GemmVariant.Gemm2Tiled64],
                     "3" => [GemmVariant.Gemm3Tiled128],
-                    "all" => [GemmVariant.Gemm1Naive, GemmVariant.Gemm2Tiled64, GemmVariant.Gemm3Tiled128],
+                    "4" => [GemmVariant.Gemm4WarpTiled],
+                    "all" => [GemmVariant.Gemm1Naive, GemmVariant.Gemm2Tiled64, GemmVariant.Gemm3Tiled128, GemmVariant.Gemm4WarpTiled],
                     _ => [GemmVariant.Auto],
                 };
                 var report = Measure(accelerator, shapes, variants, repeats, threadCount, token);

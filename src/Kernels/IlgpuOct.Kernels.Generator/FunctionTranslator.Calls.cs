@@ -37,6 +37,10 @@ internal sealed partial class FunctionTranslator
         {
             return AtomicCall(inv, symbol);
         }
+        if (TypeFacts.IsFloat4(type))
+        {
+            return Float4Call(inv, symbol);
+        }
         if (IntrinsicMap.Lookup(symbol) is { } intrinsic)
         {
             foreach (var a in args)
@@ -293,5 +297,24 @@ internal sealed partial class FunctionTranslator
                 Report(DiagnosticDescriptors.UnsupportedCall, inv, m.ToDisplayString(), "no CUDA mapping");
                 return "0";
         }
+    }
+
+    /// <summary>Float4.LoadAligned(v, i) / StoreAligned(v, i, x, y, z, w): one 128-bit access through the prelude's ioct_float4.</summary>
+    private string Float4Call(InvocationExpressionSyntax inv, IMethodSymbol m)
+    {
+        var args = inv.ArgumentList.Arguments;
+        if (m.Name is not ("LoadAligned" or "StoreAligned") || args.Count < 2 || args.Any(a => a.NameColon is not null || !a.RefKindKeyword.IsKind(SyntaxKind.None)))
+        {
+            Report(DiagnosticDescriptors.UnsupportedCall, inv, m.ToDisplayString(), "kernels call Float4.LoadAligned(view, index) and Float4.StoreAligned(view, index, x, y, z, w) with positional arguments");
+            return "0";
+        }
+        var view = ArrayName(args[0].Expression, out _);
+        if (view is null)
+        {
+            Report(DiagnosticDescriptors.ViewMisuse, args[0], args[0].ToString());
+            return "0";
+        }
+        string rest = string.Join(", ", args.Skip(1).Select(a => Expr(a.Expression)));
+        return _unit.Use("float4", m.Name == "LoadAligned" ? "ioct_load_float4(" : "ioct_store_float4(") + view + ", " + rest + ")";
     }
 }

@@ -113,6 +113,11 @@ internal static class CudaPrelude
         ("dynamic_shared",
             "__device__ __forceinline__ unsigned int ioct_dynamic_shared_bytes() { unsigned int r; asm volatile(\"mov.u32 %0, %%dynamic_smem_size;\" : \"=r\"(r)); return r; }\n" +
             "extern __shared__ __align__(16) unsigned char ioct_dynamic_shared[];\n"),
+        ("float4",
+            "// Float4: 16-byte-aligned four floats, so a load or store is one 128-bit access (the launcher checks alignment).\n" +
+            "struct __align__(16) ioct_float4 { float x, y, z, w; };\n" +
+            "__device__ __forceinline__ ioct_float4 ioct_load_float4(const float* v, int index) { return *reinterpret_cast<const ioct_float4*>(v + index); }\n" +
+            "__device__ __forceinline__ void ioct_store_float4(float* v, int index, float x, float y, float z, float w) { ioct_float4 f; f.x = x; f.y = y; f.z = z; f.w = w; *reinterpret_cast<ioct_float4*>(v + index) = f; }\n"),
         ("isnan",
             "__device__ __forceinline__ bool ioct_isnan(float x) { return x != x; }\n" +
             "__device__ __forceinline__ bool ioct_isnan(double x) { return x != x; }\n"),

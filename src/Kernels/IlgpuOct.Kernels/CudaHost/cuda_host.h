@@ -26,6 +26,7 @@
 #define __noinline__ __attribute__((noinline))
 #define __restrict__ __restrict
 #define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
 // Block-scope thread_local is static storage per OS thread; one OS thread runs one block at a
 // time, so a __shared__ array is private to the running block and shared by its fibers.
 #define __shared__ thread_local
