@@ -53,7 +53,8 @@ def gemm(args):
         ms = statistics.median(times)
         rows.append({"name": r["name"], "m": m, "n": n, "k": k, "trans_a": r["trans_a"], "trans_b": r["trans_b"],
                      "median_ms": ms, "gflops": 2.0 * m * n * k / (ms / 1e3) / 1e9})
-    print(json.dumps({"engine": "torch.matmul fp32 (tf32 off)", "torch": torch.__version__, "results": rows}))
+    engine = "torch.matmul tf32 (tf32 on)" if args.tf32 else "torch.matmul fp32 (tf32 off)"
+    print(json.dumps({"engine": engine, "torch": torch.__version__, "results": rows}))
 
 
 def train(args):
@@ -126,6 +127,7 @@ def main():
     g = sub.add_parser("gemm")
     g.add_argument("--shapes-from", required=True)
     g.add_argument("--repeat", type=int, default=5)
+    g.add_argument("--tf32", action="store_true", help="torch.backends.cuda.matmul.allow_tf32 = True (for the TF32 variant)")
     t = sub.add_parser("train")
     for name, default in (("--resolution", 64), ("--batch", 64), ("--channels", 1), ("--classes", 2), ("--width", 64), ("--steps", 5), ("--warmup", 2)):
         t.add_argument(name, type=int, default=default)
@@ -137,6 +139,8 @@ def main():
     if not torch.cuda.is_available():
         raise SystemExit("torch.cuda.is_available() is False")
     fp32_only()
+    if getattr(args, "tf32", False):
+        torch.backends.cuda.matmul.allow_tf32 = True
     {"gemm": gemm, "train": train, "pgd": pgd}[args.what](args)
 
 

@@ -6,7 +6,7 @@
 #
 # Steps: devices; selftest --device cuda; verify --golden (the golden operator checks) on cuda;
 # kernels report for the device's architecture; bench gemm beside torch.matmul FP32 (TF32 off) on the
-# same shapes; bench train at 64x64 and 224x224 beside PyTorch eager FP32 (TF32 off) and AMP; EM
+# same shapes, and bench gemm --precision tf32 beside torch.matmul with TF32 on; bench train at 64x64 and 224x224 beside PyTorch eager FP32 (TF32 off) and AMP; EM
 # beside scikit-learn (same data and start; skipped with a note without scikit-learn); PGD-10
 # images/s beside a plain PyTorch PGD loop; profile train on cuda. Every ratio is measured in this run.
 #
@@ -98,6 +98,17 @@ if step bench_gemm 90 "${bin[@]}" bench gemm --device cuda --shapes square --siz
   fi
 else
   skip torch_gemm "bench gemm failed, so there are no shapes to compare"
+fi
+
+# The TF32 tensor-core variant against torch.matmul with TF32 on, same shapes.
+if step bench_gemm_tf32 90 "${bin[@]}" bench gemm --device cuda --precision tf32 --shapes square --sizes 1024 2048 4096 --repeat 5 --json; then
+  if (( have_torch )); then
+    step torch_gemm_tf32 60 "$python" "$root/benchmarks/torch_gpu_bench.py" gemm --tf32 --shapes-from "$out/steps/bench_gemm_tf32.out" --repeat 5
+  else
+    skip torch_gemm_tf32 "$torch_reason"
+  fi
+else
+  skip torch_gemm_tf32 "bench gemm --precision tf32 failed, so there are no shapes to compare"
 fi
 
 for res in 64 224; do

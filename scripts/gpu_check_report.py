@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 
-STEPS = ["devices", "selftest", "verify", "kernels_report", "bench_gemm", "torch_gemm",
+STEPS = ["devices", "selftest", "verify", "kernels_report", "bench_gemm", "torch_gemm", "bench_gemm_tf32", "torch_gemm_tf32",
          "bench_train_64", "torch_train_eager_64", "torch_train_amp_64",
          "bench_train_224", "torch_train_eager_224", "torch_train_amp_224",
          "sklearn_em", "bench_gmm", "bench_pgd", "torch_pgd", "profile_train"]
@@ -63,13 +63,18 @@ def main():
         comparisons.append({"what": what, "ilgpuoct": ours, "reference": theirs, "unit": unit,
                             "ratio_ilgpuoct_over_reference": ratio(ours, theirs), "note": note or None})
 
-    gemm, tgemm = result("bench_gemm"), result("torch_gemm")
-    if gemm and tgemm:
-        ref = {(r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]): r for r in tgemm["results"]}
-        for r in gemm["results"]:
+    def compare_gemm(ours_step, torch_step, label):
+        ours, theirs = result(ours_step), result(torch_step)
+        if not (ours and theirs):
+            return
+        ref = {(r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]): r for r in theirs["results"]}
+        for r in ours["results"]:
             t = ref.get((r["m"], r["n"], r["k"], r["trans_a"], r["trans_b"]))
             if t:
-                compare(f"SGEMM {r['name']} ({r['variant']}) vs torch.matmul FP32, TF32 off", r["gflops"], t["gflops"], "GFLOP/s")
+                compare(label.format(name=r["name"], variant=r["variant"]), r["gflops"], t["gflops"], "GFLOP/s")
+
+    compare_gemm("bench_gemm", "torch_gemm", "SGEMM {name} ({variant}) vs torch.matmul FP32, TF32 off")
+    compare_gemm("bench_gemm_tf32", "torch_gemm_tf32", "TF32 GEMM {name} ({variant}) vs torch.matmul, TF32 on")
     for res in (64, 224):
         ours = result(f"bench_train_{res}")
         for mode in ("eager", "amp"):

@@ -47,6 +47,18 @@ internal static class CliRunner
         return option;
     }
 
+    /// <summary>--precision fp32|tf32|bf16: the arithmetic of matrix products (GEMM, convolutions); read by the operators through <see cref="Accelerator.Precision"/>.</summary>
+    public static Option<string> PrecisionOption()
+    {
+        var option = new Option<string>("--precision")
+        {
+            Description = "Matrix products: fp32 (default, the golden path) | tf32 | bf16 (tensor cores, FP32 accumulation; cuda sm_80+, checked on cpu-kernels and cuda-host; refused on cpu).",
+            DefaultValueFactory = _ => "fp32",
+        };
+        option.AcceptOnlyFromAmong("fp32", "tf32", "bf16");
+        return option;
+    }
+
     public static Option<bool> JsonOption() => new("--json") { Description = "Print the result as JSON instead of a table." };
 
     /// <summary>Skip the data set's SHA-256 check (it reads the whole file once).</summary>
@@ -151,6 +163,26 @@ internal static class CliRunner
     }
 
     /// <summary>Opens the device and prints the one-line notice of what was chosen and why (to stderr, so --json stays clean).</summary>
+    /// <summary>Opens the device and sets its matrix-product precision (a one-line error where the device cannot run it).</summary>
+    public static Accelerator OpenDevice(string name, string precision)
+    {
+        var accelerator = OpenDevice(name);
+        try
+        {
+            accelerator.Precision = Accelerator.ParsePrecision(precision);
+        }
+        catch
+        {
+            accelerator.Dispose();
+            throw;
+        }
+        if (accelerator.Precision != MatmulPrecision.Fp32)
+        {
+            CliConsole.Current.ErrorLine($"precision: {Accelerator.PrecisionName(accelerator.Precision)} matrix products on tensor cores (FP32 accumulation); results differ from fp32 within the format's rounding");
+        }
+        return accelerator;
+    }
+
     public static Accelerator OpenDevice(string name)
     {
         var accelerator = DeviceSelection.Open(name, out string notice);

@@ -23,7 +23,7 @@ internal static class BenchGemmCommand
     internal sealed record Row(string Name, int M, int N, int K, bool TransA, bool TransB, string Variant,
         double MedianMs, double MinMs, double Gflops, double? FractionOfPeak, double? GflopsPerCpuSecond, double? CpuFractionOfPeak);
 
-    internal sealed record Report(string Device, string DeviceName, string Implementation, int Threads, int Repeat,
+    internal sealed record Report(string Device, string DeviceName, string Precision, string Implementation, int Threads, int Repeat,
         PeakInfo? Peak, IReadOnlyList<Row> Results);
 
     internal sealed record PeakInfo(int Cores, string CoresSource, double Ghz, string ClockSource, double ProcCpuinfoGhz,
@@ -56,6 +56,7 @@ internal static class BenchGemmCommand
     public static Command Create()
     {
         var device = CliRunner.DeviceOption("cpu");
+        var precision = CliRunner.PrecisionOption();
         var sizes = new Option<int[]>("--sizes")
         {
             Description = "Square sizes n for n x n x n products (default 256 512 1024 2048; 32 64 on cpu-kernels).",
@@ -70,14 +71,14 @@ internal static class BenchGemmCommand
         var threads = CliRunner.ThreadsOption();
         var variantOption = new Option<string>("--variant")
         {
-            Description = "Kernel on cpu-kernels/cuda: auto | 1 (naive) | 2 (64x64 tiles) | 3 (128x128 tiles) | all (each in turn).",
+            Description = "Kernel on cpu-kernels/cuda: auto (tuned per shape on cuda) | 1 (naive) | 2 (64x64 tiles) | 3 (128x128 tiles) | 4 (warp tiles, Float4, double-buffered) | all (each in turn).",
             DefaultValueFactory = _ => "auto",
         };
-        variantOption.AcceptOnlyFromAmong("auto", "1", "2", "3", "all");
+        variantOption.AcceptOnlyFromAmong("auto", "1", "2", "3", "4", "all");
         var json = CliRunner.JsonOption();
         var command = new Command("gemm", "SGEMM GFLOP/s: square and ResNet-18 im2col shapes, with the fraction of FP32 peak on cpu.")
         {
-            device, sizes, shapesOption, repeat, threads, variantOption, json,
+            device, precision, sizes, shapesOption, repeat, threads, variantOption, json,
         };
         CliRunner.SetAction(command, (parse, token) =>
         {
@@ -91,7 +92,7 @@ internal static class BenchGemmCommand
             {
                 throw new ArgumentException($"--threads {threadCount}: give at least 1 thread.");
             }
-            using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
+            using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!, parse.GetValue(precision)!);
             bool checker = accelerator.Kind == AcceleratorKind.CpuKernels;
             int[] squares = parse.GetValue(sizes) is { Length: > 0 } given ? given : checker ? [32, 64] : [256, 512, 1024, 2048];
             if (squares.Any(s => s < 1))
@@ -122,7 +123,8 @@ internal static class BenchGemmCommand
                     "1" => [GemmVariant.Gemm1Naive],
                     "2" => [GemmVariant.Gemm2Tiled64],
                     "3" => [GemmVariant.Gemm3Tiled128],
-                    "all" => [GemmVariant.Gemm1Naive, GemmVariant.Gemm2Tiled64, GemmVariant.Gemm3Tiled128],
+                    "4" => [GemmVariant.Gemm4WarpTiled],
+                    "all" => [GemmVariant.Gemm1Naive, GemmVariant.Gemm2Tiled64, GemmVariant.Gemm3Tiled128, GemmVariant.Gemm4WarpTiled],
                     _ => [GemmVariant.Auto],
                 };
                 var report = Measure(accelerator, shapes, variants, repeats, threadCount, token);
@@ -154,10 +156,12 @@ internal static class BenchGemmCommand
             peak = new PeakInfo(estimate.Cores, estimate.CoresSource, Math.Round(estimate.Ghz, 3), estimate.ClockSource,
                 estimate.ProcCpuinfoGhz, estimate.FlopsPerCycle, Math.Round(estimate.PeakGflopsFor(threads), 1));
         }
-        string implementation = cpu ? $"Gemm.Cpu, {Gemm.CpuMicroKernel} micro-kernel" : $"GEMM kernels ({string.Join(", ", variants)})";
-        if (cpu)
+        string implementation = cpu ? $"Gemm.Cpu, {Gemm.CpuMicroKernel} micro-kernel"
+            : accelerator.Precision != MatmulPrecision.Fp32 ? $"GemmTensorCore1 ({Accelerator.PrecisionName(accelerator.Precision)} mma.sync, FP32 accumulation)"
+            : $"GEMM kernels ({string.Join(", ", variants)})";
+        if (cpu || accelerator.Precision != MatmulPrecision.Fp32)
         {
-            variants = [GemmVariant.Auto]; // the cpu engine has one implementation
+            variants = [GemmVariant.Auto]; // the cpu engine and each tensor-core precision have one implementation
         }
         var rows = new List<Row>();
         var rng = new Random(1234);
@@ -177,7 +181,7 @@ internal static class BenchGemmCommand
                 rows.Add(TimeOne(accelerator, shape, variant, a, lda, b, ldb, c, repeats, threads, peak, token));
             }
         }
-        return new Report(accelerator.Id, accelerator.Name, implementation, cpu ? threads : 0, repeats, peak, rows);
+        return new Report(accelerator.Id, accelerator.Name, Accelerator.PrecisionName(accelerator.Precision), implementation, cpu ? threads : 0, repeats, peak, rows);
     }
 
     private static Row TimeOne(Accelerator accelerator, Shape shape, GemmVariant variant, View<float> a, int lda, View<float> b, int ldb, View<float> c,
@@ -210,7 +214,7 @@ internal static class BenchGemmCommand
         double median = repeats % 2 == 1 ? times[repeats / 2] : (times[repeats / 2 - 1] + times[repeats / 2]) / 2;
         double gflops = shape.Flops / (median * 1e-3) / 1e9;
         return new Row(shape.Name, shape.M, shape.N, shape.K, shape.TransA, shape.TransB,
-            cpu ? Gemm.CpuMicroKernel.ToString() : Gemm.ResolveVariant(variant, shape.M, shape.N).ToString(),
+            cpu ? Gemm.CpuMicroKernel.ToString() : accelerator.Precision != MatmulPrecision.Fp32 ? "TensorCore1." + Accelerator.PrecisionName(accelerator.Precision) : Gemm.ResolveVariant(variant, shape.M, shape.N).ToString(),
             Math.Round(median, 3), Math.Round(times[0], 3), Math.Round(gflops, gflops < 1 ? 5 : 2),
             peak is null ? null : Math.Round(gflops / peak.PeakGflops, 3),
             perCpuSecond is { } g ? Math.Round(g, 2) : null,

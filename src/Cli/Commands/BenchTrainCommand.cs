@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
+using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Cpu;
 using IlgpuOct.Nn;
 
@@ -11,16 +12,18 @@ namespace IlgpuOct.Cli.Commands;
 internal static class BenchTrainCommand
 {
     public sealed record Result(
-        string Device, int Resolution, int Batch, int Width, int Channels, int Classes, int WarmupSteps, int Steps,
+        string Device, string Precision, int Resolution, int Batch, int Width, int Channels, int Classes, int WarmupSteps, int Steps,
         double Seconds, double MillisecondsPerStep, double ImagesPerSecond, double CpuSeconds);
 
     public static Command Create()
     {
         var command = new Command("train", "Time full training steps (forward, cross-entropy, backward, SGD) of a ResNet-18 on random images.");
         var device = CliRunner.DeviceOption("cpu");
+        var precision = CliRunner.PrecisionOption();
         var shape = new BenchModelOptions(minBatch: 2, "step", "steps");
         var json = CliRunner.JsonOption();
         command.Options.Add(device);
+        command.Options.Add(precision);
         shape.AddTo(command);
         command.Options.Add(json);
         CliRunner.SetAction(command, (parse, token) =>
@@ -34,7 +37,7 @@ internal static class BenchTrainCommand
                 throw new ArgumentException("Use --resolution >= 16, --batch >= 2, --steps >= 1 and --warmup >= 0.");
             }
             var config = shape.Config(parse);
-            using var acc = CliRunner.OpenDevice(parse.GetValue(device)!);
+            using var acc = CliRunner.OpenDevice(parse.GetValue(device)!, parse.GetValue(precision)!);
             using var workload = new TrainStepWorkload(acc, config, res, n);
             void Step(int i)
             {
@@ -57,7 +60,7 @@ internal static class BenchTrainCommand
             acc.Synchronize();
             double seconds = clock.Elapsed.TotalSeconds;
             double cpuSeconds = CpuTime.ProcessSeconds() - cpuBefore;
-            var result = new Result(acc.Id, res, n, config.Width, config.InChannels, config.NumClasses, warm, stepCount,
+            var result = new Result(acc.Id, Accelerator.PrecisionName(acc.Precision), res, n, config.Width, config.InChannels, config.NumClasses, warm, stepCount,
                 seconds, seconds * 1000 / stepCount, n * stepCount / seconds, cpuSeconds);
             if (parse.GetValue(json))
             {

@@ -18,10 +18,11 @@ internal static class ReproduceCommand
         var data = new Option<string?>("--data") { Description = "Data set file, or a MedMNIST .npz to import (default: the profile's data; synthetic OCT generated into each seed's folder)." };
         var output = new Option<string>("--out") { Description = "Run folder (a rerun with the same folder continues where it stopped).", DefaultValueFactory = _ => "runs/reproduce" };
         var device = CliRunner.DeviceOption();
+        var precision = CliRunner.PrecisionOption();
         var noVerify = CliRunner.NoVerifyOption();
         var seeds = new Option<string?>("--seeds") { Description = "Comma-separated seeds, each a full run (data, initialisation, batches, attacks) in its own folder seed-S (default: the profile's, quick 0,1,2)." };
         var pretrained = PretrainedOption.Create();
-        foreach (var option in new Option[] { noVerify, profile, data, output, device, seeds, pretrained })
+        foreach (var option in new Option[] { noVerify, profile, data, output, device, precision, seeds, pretrained })
         {
             command.Options.Add(option);
         }
@@ -37,7 +38,7 @@ internal static class ReproduceCommand
                 Pretrained = PretrainedOption.Resolve(parse, pretrained),
             };
             var seedList = parse.GetValue(seeds) is { } text ? ParseSeeds(text) : chosen.Seeds;
-            using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
+            using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!, parse.GetValue(precision)!);
             var console = CliConsole.Current;
             var clock = Stopwatch.StartNew();
             // Process CPU time beside the wall clock: stages can be sized on a machine that others load.

@@ -17,6 +17,7 @@ internal static class TrainCommand
         var batch = new Option<int>("--batch") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 }.InRange(2, 65_536);
         var lr = new Option<float>("--lr") { Description = "Base learning rate.", DefaultValueFactory = _ => 0.05f }.InRange(1e-9f, 1e3f);
         var device = CliRunner.DeviceOption();
+        var precision = CliRunner.PrecisionOption();
         var noVerify = CliRunner.NoVerifyOption();
         var output = new Option<string>("--out") { Description = "Run folder: config.json, metrics.jsonl, checkpoints.", Required = true };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --out from its last checkpoint (same options)." };
@@ -35,7 +36,7 @@ internal static class TrainCommand
         var schedule = new Option<string>("--schedule") { Description = "cosine (per step) or step (x0.1 after each third of the steps).", DefaultValueFactory = _ => "cosine" };
         schedule.AcceptOnlyFromAmong("cosine", "step");
         var pretrained = PretrainedOption.Create();
-        foreach (var option in new Option[] { noVerify, data, epochs, batch, lr, device, output, resume, mode, seed, width, schedule, unlabeled, lambda, warmup, threshold, teacher, normalizeLambda, unlabeledShare, randomStart, pretrained })
+        foreach (var option in new Option[] { noVerify, data, epochs, batch, lr, device, precision, output, resume, mode, seed, width, schedule, unlabeled, lambda, warmup, threshold, teacher, normalizeLambda, unlabeledShare, randomStart, pretrained })
         {
             command.Options.Add(option);
         }
@@ -61,7 +62,7 @@ internal static class TrainCommand
                         UnlabeledPerLabeled = parse.GetValue(unlabeledShare), RandomStart = parse.GetValue(randomStart) }, parse.GetValue(seed)),
             };
             options.Validate();
-            using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!);
+            using var accelerator = CliRunner.OpenDevice(parse.GetValue(device)!, parse.GetValue(precision)!);
             var console = CliConsole.Current;
             // A line at least every 10 seconds, and at each evaluation (the end of an epoch).
             var lines = ProgressView.Throttled<TrainingProgress>(console, TimeSpan.FromSeconds(10), p => p.Phase != "train", p => $"step {p.Step}/{p.TotalSteps} {Describe(p)}");

@@ -293,6 +293,7 @@ public static class Reproduce
             ["data_source"] = data.Source,
             ["seed"] = options.Seed,
             ["device"] = accelerator.ToString(),
+            ["precision"] = Accelerator.PrecisionName(accelerator.Precision),
             ["detectors"] = DetectorNames,
             ["clean_rejection_rate"] = options.Profile.CleanRejectionRate,
         };

@@ -18,6 +18,8 @@ internal sealed class KernelFacts
     public int StaticSharedBytes;
     public readonly HashSet<StatementSyntax> BarrierStatements = new();
     public readonly Dictionary<InvocationExpressionSyntax, (string Mode, string CsType)> Shuffles = new();
+    /// <summary>mma statements and the KernelContext deposit hook the iterator copy calls for each.</summary>
+    public readonly Dictionary<StatementSyntax, string> MmaStatements = new();
 }
 
 /// <summary>
@@ -92,9 +94,38 @@ internal sealed class CudaTranslator
             sb.Append(helper).Append('\n');
         }
         sb.Append(directive);
-        sb.Append("extern \"C\" __global__ void ").Append(entryPoint).Append('(').Append(parameters).Append(")\n");
+        sb.Append("extern \"C\" __global__ void ").Append(LaunchBounds(kernel)).Append(entryPoint).Append('(').Append(parameters).Append(")\n");
         sb.Append(body);
         return (sb.ToString(), parameters);
+    }
+
+    /// <summary><c>__launch_bounds__(threads, blocks) </c> from [Kernel(MaxThreadsPerBlock = .., MinBlocksPerMultiprocessor = ..)], else empty.</summary>
+    private static string LaunchBounds(IMethodSymbol kernel)
+    {
+        var attribute = kernel.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == KernelsNamespace + ".KernelAttribute");
+        if (attribute is null)
+        {
+            return "";
+        }
+        int threads = 0, blocks = 0;
+        foreach (var named in attribute.NamedArguments)
+        {
+            if (named.Key == "MaxThreadsPerBlock" && named.Value.Value is int t)
+            {
+                threads = t;
+            }
+            else if (named.Key == "MinBlocksPerMultiprocessor" && named.Value.Value is int b)
+            {
+                blocks = b;
+            }
+        }
+        if (threads <= 0)
+        {
+            return "";
+        }
+        return blocks > 0
+            ? "__launch_bounds__(" + threads.ToString(CultureInfo.InvariantCulture) + ", " + blocks.ToString(CultureInfo.InvariantCulture) + ") "
+            : "__launch_bounds__(" + threads.ToString(CultureInfo.InvariantCulture) + ") ";
     }
 
     /// <summary>The CUDA name of a source helper, translating it (and its callees) on first use.</summary>

@@ -107,6 +107,9 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor LocalFunctionKernel = Error("IOCT0033", "[Kernel] on a local function",
         "Local function '{0}' is marked [Kernel], which the generator ignores; move it to a static method of a partial class");
 
+    public static readonly DiagnosticDescriptor MmaFragment = Error("IOCT0040", "mma fragment is not a register array of the right size",
+        "'{0}' is the {2} fragment of ctx.{1}, which must be a register array declared in the kernel body as '{3}' (the PTX fragment of one lane)");
+
     private static readonly Dictionary<string, DiagnosticDescriptor> Map = new()
     {
         [NotPartial.Id] = NotPartial, [NotStatic.Id] = NotStatic, [FirstParameter.Id] = FirstParameter,
@@ -120,6 +123,7 @@ internal static class DiagnosticDescriptors
         [ViewMisuse.Id] = ViewMisuse, [ExpressionBody.Id] = ExpressionBody, [SharedTooLarge.Id] = SharedTooLarge,
         [UnsequencedSideEffect.Id] = UnsequencedSideEffect, [ReservedName.Id] = ReservedName, [DivergentSync.Id] = DivergentSync,
         [DynamicSharedTypes.Id] = DynamicSharedTypes, [LocalFunctionKernel.Id] = LocalFunctionKernel,
+        [MmaFragment.Id] = MmaFragment,
     };
 
     public static DiagnosticDescriptor ById(string id) => Map[id];

@@ -37,6 +37,10 @@ internal sealed partial class FunctionTranslator
         {
             return AtomicCall(inv, symbol);
         }
+        if (TypeFacts.IsFloat4(type))
+        {
+            return Float4Call(inv, symbol);
+        }
         if (IntrinsicMap.Lookup(symbol) is { } intrinsic)
         {
             foreach (var a in args)
@@ -113,6 +117,10 @@ internal sealed partial class FunctionTranslator
             "Shuffle" => "__shfl_sync",
             _ => null,
         };
+        if (m.Name is "MmaTf32" or "MmaBf16")
+        {
+            return MmaCall(inv, m);
+        }
         if (shfl is null)
         {
             if (m.Name is "Shared" or "DynamicShared")
@@ -149,6 +157,51 @@ internal sealed partial class FunctionTranslator
         string mode = m.Name switch { "ShuffleDown" => "Down", "ShuffleUp" => "Up", "ShuffleXor" => "Xor", _ => "Index" };
         _unit.Facts.Shuffles[inv] = (mode, elementType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat));
         return shfl + "(0xffffffffu, " + Expr(args[0].Expression) + ", " + Expr(args[1].Expression) + ")";
+    }
+
+    /// <summary>
+    /// ctx.MmaTf32 / ctx.MmaBf16: a statement of the kernel body whose arguments are this lane's register
+    /// arrays of the fragment sizes (IOCT0040), reached by every lane of the warp (IOCT0031).
+    /// </summary>
+    private string MmaCall(InvocationExpressionSyntax inv, IMethodSymbol m)
+    {
+        if (!_isKernel)
+        {
+            Report(DiagnosticDescriptors.SyncInHelper, inv, inv.ToString(), _method.Name);
+            return "0";
+        }
+        if (inv.Parent is not ExpressionStatementSyntax statement)
+        {
+            Report(DiagnosticDescriptors.Unsupported, inv, inv.ToString(), "an mma must be a statement of its own: 'ctx.MmaTf32(acc, a, b);'");
+            return "0";
+        }
+        bool tf32 = m.Name == "MmaTf32";
+        var args = inv.ArgumentList.Arguments;
+        var want = new[] { ("acc", "float", 4), ("a", tf32 ? "float" : "uint", 4), ("b", tf32 ? "float" : "uint", 2) };
+        var names = new List<string>();
+        for (int i = 0; i < args.Count && i < want.Length; i++)
+        {
+            var (role, element, length) = want[i];
+            var arg = args[i].Expression;
+            string? name = ArrayName(arg, out var lengthText);
+            bool isRegisterArray = name is not null && arg is IdentifierNameSyntax id && _model.GetSymbolInfo(id).Symbol is ILocalSymbol local
+                && _registerArrays.Contains(local) && TypeFacts.SpanElement(local.Type)?.ToDisplayString() == element;
+            if (!isRegisterArray || lengthText != length.ToString(CultureInfo.InvariantCulture) || args[i].NameColon is not null)
+            {
+                Report(DiagnosticDescriptors.MmaFragment, args[i], args[i].ToString(), m.Name, role, $"Span<{element}> {role} = stackalloc {element}[{length}];");
+                continue;
+            }
+            names.Add(name!);
+        }
+        if (names.Count != want.Length)
+        {
+            return "0";
+        }
+        CheckConvergent(inv, isBarrier: false);
+        _unit.Facts.UsesShuffles = true;
+        _unit.Facts.MmaStatements[statement] = tf32 ? "MmaTf32Deposit" : "MmaBf16Deposit";
+        string function = tf32 ? "ioct_mma_m16n8k8_tf32" : "ioct_mma_m16n8k16_bf16";
+        return _unit.Use(tf32 ? "mma_tf32" : "mma_bf16", function) + "(" + string.Join(", ", names) + ")";
     }
 
     /// <summary>The iterator copy hoists a shuffle before its statement, so the statement must evaluate it unconditionally.</summary>
@@ -244,5 +297,24 @@ internal sealed partial class FunctionTranslator
                 Report(DiagnosticDescriptors.UnsupportedCall, inv, m.ToDisplayString(), "no CUDA mapping");
                 return "0";
         }
+    }
+
+    /// <summary>Float4.LoadAligned(v, i) / StoreAligned(v, i, x, y, z, w): one 128-bit access through the prelude's ioct_float4.</summary>
+    private string Float4Call(InvocationExpressionSyntax inv, IMethodSymbol m)
+    {
+        var args = inv.ArgumentList.Arguments;
+        if (m.Name is not ("LoadAligned" or "StoreAligned") || args.Count < 2 || args.Any(a => a.NameColon is not null || !a.RefKindKeyword.IsKind(SyntaxKind.None)))
+        {
+            Report(DiagnosticDescriptors.UnsupportedCall, inv, m.ToDisplayString(), "kernels call Float4.LoadAligned(view, index) and Float4.StoreAligned(view, index, x, y, z, w) with positional arguments");
+            return "0";
+        }
+        var view = ArrayName(args[0].Expression, out _);
+        if (view is null)
+        {
+            Report(DiagnosticDescriptors.ViewMisuse, args[0], args[0].ToString());
+            return "0";
+        }
+        string rest = string.Join(", ", args.Skip(1).Select(a => Expr(a.Expression)));
+        return _unit.Use("float4", m.Name == "LoadAligned" ? "ioct_load_float4(" : "ioct_store_float4(") + view + ", " + rest + ")";
     }
 }

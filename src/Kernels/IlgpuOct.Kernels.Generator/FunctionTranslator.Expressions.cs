@@ -288,6 +288,10 @@ internal sealed partial class FunctionTranslator
         {
             return length!;
         }
+        if (symbol is IFieldSymbol { Name: "X" or "Y" or "Z" or "W" } lane && TypeFacts.IsFloat4(lane.ContainingType))
+        {
+            return "(" + Expr(ma.Expression) + ")." + lane.Name.ToLowerInvariant();
+        }
         if (symbol is IFieldSymbol or IPropertySymbol)
         {
             Report(DiagnosticDescriptors.FieldAccess, ma, ma.ToString());

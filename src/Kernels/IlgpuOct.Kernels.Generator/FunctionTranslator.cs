@@ -109,6 +109,10 @@ internal sealed partial class FunctionTranslator
                 _registerArrays.Add(p);
                 TakesRegisterArrays = true;
             }
+            else if (!skipFirst && TypeFacts.IsFloat4(p.Type))
+            {
+                parts.Add(_unit.Use("float4", TypeFacts.Float4CType) + " " + name);
+            }
             else if ((skipFirst ? TypeFacts.ParameterCType(p.Type) : TypeFacts.ScalarCType(p.Type)) is { } scalar)
             {
                 parts.Add(scalar + " " + name);
@@ -139,6 +143,10 @@ internal sealed partial class FunctionTranslator
 
     public string ScalarType(ITypeSymbol type, SyntaxNode at)
     {
+        if (TypeFacts.IsFloat4(type))
+        {
+            return _unit.Use("float4", TypeFacts.Float4CType);
+        }
         var c = TypeFacts.ScalarCType(type);
         if (c is null)
         {

@@ -67,6 +67,8 @@ internal static class IntrinsicMap
         ["IlgpuOct.Kernels.KernelMath.Rsqrt(double)"] = "rsqrt",
         ["IlgpuOct.Kernels.KernelMath.FloatAsInt(float)"] = "__float_as_int",
         ["IlgpuOct.Kernels.KernelMath.IntAsFloat(int)"] = "__int_as_float",
+        ["IlgpuOct.Kernels.KernelMath.RoundToTf32(float)"] = "ioct_cvt_rna_tf32",
+        ["IlgpuOct.Kernels.KernelMath.PackBf16x2(float, float)"] = "ioct_cvt_rn_bf16x2",
         // float/double predicates
         ["float.IsNaN(float)"] = "ioct_isnan",
         ["float.IsInfinity(float)"] = "ioct_isinf",
@@ -111,6 +113,11 @@ internal static class CudaPrelude
         ("dynamic_shared",
             "__device__ __forceinline__ unsigned int ioct_dynamic_shared_bytes() { unsigned int r; asm volatile(\"mov.u32 %0, %%dynamic_smem_size;\" : \"=r\"(r)); return r; }\n" +
             "extern __shared__ __align__(16) unsigned char ioct_dynamic_shared[];\n"),
+        ("float4",
+            "// Float4: 16-byte-aligned four floats, so a load or store is one 128-bit access (the launcher checks alignment).\n" +
+            "struct __align__(16) ioct_float4 { float x, y, z, w; };\n" +
+            "__device__ __forceinline__ ioct_float4 ioct_load_float4(const float* v, int index) { return *reinterpret_cast<const ioct_float4*>(v + index); }\n" +
+            "__device__ __forceinline__ void ioct_store_float4(float* v, int index, float x, float y, float z, float w) { ioct_float4 f; f.x = x; f.y = y; f.z = z; f.w = w; *reinterpret_cast<ioct_float4*>(v + index) = f; }\n"),
         ("isnan",
             "__device__ __forceinline__ bool ioct_isnan(float x) { return x != x; }\n" +
             "__device__ __forceinline__ bool ioct_isnan(double x) { return x != x; }\n"),
@@ -157,6 +164,32 @@ internal static class CudaPrelude
             "        int seen = atomicCAS((int*)address, old, __float_as_int(value));\n" +
             "        if (seen == old) return __int_as_float(old);\n" +
             "        old = seen;\n    }\n    return __int_as_float(old);\n}\n"),
+        // Tensor cores (sm_80+). cuda-host cannot run PTX: its header (CudaHost/cuda_host.h) supplies
+        // exact emulations under the ioct_host_ names, chosen here by its include guard.
+        ("cvt_tf32",
+            "#if defined(IOCT_CUDA_HOST_H)\n#define ioct_cvt_rna_tf32 ioct_host_cvt_rna_tf32\n#else\n" +
+            "// cvt.rna.tf32.f32; the low 13 bits, unspecified by PTX, are cleared so the value is the same everywhere.\n" +
+            "__device__ __forceinline__ float ioct_cvt_rna_tf32(float x) { unsigned int r; asm(\"cvt.rna.tf32.f32 %0, %1;\" : \"=r\"(r) : \"f\"(x)); return __uint_as_float(r & 0xffffe000u); }\n" +
+            "#endif\n"),
+        ("cvt_bf16x2",
+            "#if defined(IOCT_CUDA_HOST_H)\n#define ioct_cvt_rn_bf16x2 ioct_host_cvt_rn_bf16x2\n#else\n" +
+            "// cvt.rn.bf16x2.f32 d, a, b puts a in the upper half: low goes second.\n" +
+            "__device__ __forceinline__ unsigned int ioct_cvt_rn_bf16x2(float low, float high) { unsigned int r; asm(\"cvt.rn.bf16x2.f32 %0, %1, %2;\" : \"=r\"(r) : \"f\"(high), \"f\"(low)); return r; }\n" +
+            "#endif\n"),
+        ("mma_tf32",
+            "#if defined(IOCT_CUDA_HOST_H)\n#define ioct_mma_m16n8k8_tf32 ioct_host_mma_m16n8k8_tf32\n#else\n" +
+            "__device__ __forceinline__ void ioct_mma_m16n8k8_tf32(float* acc, const float* a, const float* b)\n{\n" +
+            "    asm volatile(\"mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\"\n" +
+            "        : \"+f\"(acc[0]), \"+f\"(acc[1]), \"+f\"(acc[2]), \"+f\"(acc[3])\n" +
+            "        : \"r\"(__float_as_uint(a[0])), \"r\"(__float_as_uint(a[1])), \"r\"(__float_as_uint(a[2])), \"r\"(__float_as_uint(a[3])), \"r\"(__float_as_uint(b[0])), \"r\"(__float_as_uint(b[1])));\n" +
+            "}\n#endif\n"),
+        ("mma_bf16",
+            "#if defined(IOCT_CUDA_HOST_H)\n#define ioct_mma_m16n8k16_bf16 ioct_host_mma_m16n8k16_bf16\n#else\n" +
+            "__device__ __forceinline__ void ioct_mma_m16n8k16_bf16(float* acc, const unsigned int* a, const unsigned int* b)\n{\n" +
+            "    asm volatile(\"mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\"\n" +
+            "        : \"+f\"(acc[0]), \"+f\"(acc[1]), \"+f\"(acc[2]), \"+f\"(acc[3])\n" +
+            "        : \"r\"(a[0]), \"r\"(a[1]), \"r\"(a[2]), \"r\"(a[3]), \"r\"(b[0]), \"r\"(b[1]));\n" +
+            "}\n#endif\n"),
         ("atomic_cas_f32",
             "// Bitwise float compare-and-swap, CUDA argument order (address, expected, desired).\n" +
             "__device__ __forceinline__ float ioct_atomic_cas_f32(float* address, float expected, float desired)\n{\n" +
@@ -189,6 +222,8 @@ internal static class CudaPrelude
         "ioct_atomic_max_f32" => "atomic_max_f32",
         "ioct_atomic_min_f32" => "atomic_min_f32",
         "ioct_atomic_cas_f32" => "atomic_cas_f32",
+        "ioct_cvt_rna_tf32" => "cvt_tf32",
+        "ioct_cvt_rn_bf16x2" => "cvt_bf16x2",
         _ => null,
     };
 }

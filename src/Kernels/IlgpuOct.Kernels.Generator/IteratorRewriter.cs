@@ -76,6 +76,14 @@ internal sealed class IteratorRewriter
             case ExpressionStatementSyntax es when _facts.BarrierStatements.Contains(es):
                 int line = es.GetLocation().GetLineSpan().StartLinePosition.Line + 1;
                 return new[] { YieldStatement(SyntaxKind.YieldReturnStatement, ParseExpression($"{Yield}.BarrierAt({line})")) };
+            case ExpressionStatementSyntax es when _facts.MmaStatements.TryGetValue(es, out string? deposit):
+                // The lane's register arrays (arrays in the iterator copy) are handed over; the warp sync computes D into acc.
+                var mma = (InvocationExpressionSyntax)es.Expression;
+                return new[]
+                {
+                    ParseStatement($"{_ctx}.{deposit}({string.Join(", ", mma.ArgumentList.Arguments.Select(a => a.Expression.ToString()))});"),
+                    YieldReturn("WarpSync"),
+                };
             case ReturnStatementSyntax { Expression: null } when _iterator:
                 return new StatementSyntax[] { YieldStatement(SyntaxKind.YieldBreakStatement) };
             case IfStatementSyntax ifs:

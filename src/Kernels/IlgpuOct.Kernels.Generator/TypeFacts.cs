@@ -51,6 +51,12 @@ internal static class TypeFacts
         _ => null,
     };
 
+    /// <summary>The kernel API's 128-bit vector (<c>IlgpuOct.Kernels.Float4</c>): a local, helper parameter or return value, never a view element.</summary>
+    public static bool IsFloat4(ITypeSymbol? t) => t?.ToDisplayString() == CudaTranslator.KernelsNamespace + ".Float4";
+
+    /// <summary>The CUDA spelling of <see cref="IsFloat4"/> (defined by the prelude piece "float4").</summary>
+    public const string Float4CType = "ioct_float4";
+
     public static int SizeOf(ITypeSymbol t) => t.SpecialType switch
     {
         SpecialType.System_Double or SpecialType.System_Int64 or SpecialType.System_UInt64 => 8,

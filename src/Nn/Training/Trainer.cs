@@ -313,6 +313,7 @@ public static class Trainer
             ["num_classes"] = config.NumClasses,
             ["classes"] = data.ClassNames,
             ["device"] = accelerator.ToString(),
+            ["precision"] = Accelerator.PrecisionName(accelerator.Precision),
             ["pretrained"] = o.Pretrained?.ModelPath,
         };
         AtomicFile.WriteAllText(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }) + "\n");

@@ -96,6 +96,10 @@ public sealed class GeneratorDiagnosticTests
         { Kernel("if (ctx.WarpIdx == 0) { ctx.Barrier(); }"), "IOCT0031", "some threads of the block or warp may not reach it" },
         { Kernel("float v = x[0]; if (ctx.LaneIdx < 16) { v = ctx.ShuffleDown(v, 1); } y[0] = v;"), "IOCT0031", "ctx.LaneIdx < 16" },
         { Kernel("var a = ctx.DynamicShared<float>(); var b = ctx.DynamicShared<int>(); a[0] = b[0]; y[0] = a[0];"), "IOCT0032", "already takes it as float" },
+        { Kernel("Span<float> acc = stackalloc float[3]; Span<float> a = stackalloc float[4]; Span<float> b = stackalloc float[2]; ctx.MmaTf32(acc, a, b); y[0] = acc[0];"), "IOCT0040", "'acc' is the acc fragment of ctx.MmaTf32" },
+        { Kernel("Span<float> acc = stackalloc float[8]; Span<uint> a = stackalloc uint[4]; Span<uint> b = stackalloc uint[4]; ctx.MmaBf16(acc.Slice(4, 4), a, b); y[0] = acc[0];"), "IOCT0040", "stackalloc float[4]" },
+        { Kernel("Span<float> acc = stackalloc float[4]; Span<uint> a = stackalloc uint[4]; Span<uint> b = stackalloc uint[4]; ctx.MmaBf16(acc, a, b); y[0] = acc[0];"), "IOCT0040", "Span<uint> b = stackalloc uint[2];" },
+        { Kernel("Span<float> acc = stackalloc float[4]; Span<float> a = stackalloc float[4]; Span<float> b = stackalloc float[2]; if (ctx.LaneIdx < 16) { ctx.MmaTf32(acc, a, b); } y[0] = acc[0];"), "IOCT0031", "ctx.LaneIdx < 16" },
         { "public static partial class K { public static void Host() { [Kernel] static void Inner(KernelContext ctx, View<float> y) { y[0] = 1f; } } }", "IOCT0033", "Local function 'Inner' is marked [Kernel]" },
     };
 

@@ -28,15 +28,26 @@ public sealed class BatchNorm2dTests
     }
 
     [Fact]
-    public void Training_backward_matches_central_differences_of_double_forward()
+    public void Training_backward_matches_central_differences_of_double_forward() => CheckAgainstCentralDifferences(relu: false, seed: 5);
+
+    [Fact]
+    public void Fused_bn_relu_backward_matches_central_differences_of_double_forward() => CheckAgainstCentralDifferences(relu: true, seed: 9);
+
+    /// <summary>Forward against the double reference, backward against central differences of it (ReLU after BN when <paramref name="relu"/>).</summary>
+    private static void CheckAgainstCentralDifferences(bool relu, int seed)
     {
         var s = new BatchNorm2dShape(3, 2, 2, 3);
-        var random = new Random(5);
+        var random = new Random(seed);
         double[] x = Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.7);
         double[] gamma = GradientCheck.Random(random, s.C, 1.5);
         double[] beta = GradientCheck.Random(random, s.C);
         double[] dy = GradientCheck.Random(random, s.Length);
         const float eps = 1e-5f;
+        double[] Forward(double[] xs, double[] g, double[] b)
+        {
+            var y = TrainingDouble(s, xs, g, b, eps);
+            return relu ? Array.ConvertAll(y, e => Math.Max(e, 0)) : y;
+        }
 
         float[] xf = GradientCheck.ToFloat(x), gf = GradientCheck.ToFloat(gamma), bf = GradientCheck.ToFloat(beta);
         var y = new float[s.Length];
@@ -44,16 +55,30 @@ public sealed class BatchNorm2dTests
         var saveInvStd = new float[s.C];
         var rm = new float[s.C];
         var rv = new float[s.C];
-        BatchNorm2d.ForwardTrainingCpu(s, xf, gf, bf, rm, rv, y, saveMean, saveInvStd, 0.1f, eps);
-        Tolerance.AssertClose(y, GradientCheck.ToFloat(TrainingDouble(s, x, gamma, beta, eps)), atol: 1e-5, rtol: 1e-5, "y vs double reference");
+        if (relu)
+        {
+            BatchNorm2d.ForwardReluCpu(s, xf, gf, bf, rm, rv, y, saveMean, saveInvStd, 0.1f, eps);
+        }
+        else
+        {
+            BatchNorm2d.ForwardTrainingCpu(s, xf, gf, bf, rm, rv, y, saveMean, saveInvStd, 0.1f, eps);
+        }
+        Tolerance.AssertClose(y, GradientCheck.ToFloat(Forward(x, gamma, beta)), atol: 1e-5, rtol: 1e-5, "y vs double reference");
 
         var dx = new float[s.Length];
         var dgamma = new float[s.C];
         var dbeta = new float[s.C];
-        BatchNorm2d.BackwardTrainingCpu(s, xf, GradientCheck.ToFloat(dy), gf, saveMean, saveInvStd, dx, dgamma, dbeta);
-        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, TrainingDouble(s, v, gamma, beta, eps)), x), 1e-5, 1e-4, "dx vs central differences");
-        Tolerance.AssertClose(GradientCheck.ToDouble(dgamma), GradientCheck.Numeric(v => GradientCheck.Dot(dy, TrainingDouble(s, x, v, beta, eps)), gamma), 1e-5, 1e-4, "dgamma vs central differences");
-        Tolerance.AssertClose(GradientCheck.ToDouble(dbeta), GradientCheck.Numeric(v => GradientCheck.Dot(dy, TrainingDouble(s, x, gamma, v, eps)), beta), 1e-5, 1e-4, "dbeta vs central differences");
+        if (relu)
+        {
+            BatchNorm2d.BackwardReluCpu(s, xf, y, GradientCheck.ToFloat(dy), gf, saveMean, saveInvStd, dx, dgamma, dbeta);
+        }
+        else
+        {
+            BatchNorm2d.BackwardTrainingCpu(s, xf, GradientCheck.ToFloat(dy), gf, saveMean, saveInvStd, dx, dgamma, dbeta);
+        }
+        Tolerance.AssertClose(GradientCheck.ToDouble(dx), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Forward(v, gamma, beta)), x), 1e-5, 1e-4, "dx vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dgamma), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Forward(x, v, beta)), gamma), 1e-5, 1e-4, "dgamma vs central differences");
+        Tolerance.AssertClose(GradientCheck.ToDouble(dbeta), GradientCheck.Numeric(v => GradientCheck.Dot(dy, Forward(x, gamma, v)), beta), 1e-5, 1e-4, "dbeta vs central differences");
     }
 
     [Fact]
@@ -116,13 +141,7 @@ public sealed class BatchNorm2dTests
     public void Kernels_on_cpu_kernels_match_the_cpu_implementation(int n, int c, int h, int w)
     {
         var s = new BatchNorm2dShape(n, c, h, w);
-        var random = new Random(n * 7 + c);
-        float[] x = GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.3));
-        float[] gamma = GradientCheck.ToFloat(GradientCheck.Random(random, c));
-        float[] beta = GradientCheck.ToFloat(GradientCheck.Random(random, c));
-        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length));
-        float[] rm0 = GradientCheck.ToFloat(GradientCheck.Random(random, c));
-        float[] rv0 = Array.ConvertAll(GradientCheck.ToFloat(GradientCheck.Random(random, c)), v => 0.5f + Math.Abs(v));
+        var (x, gamma, beta, dy, rm0, rv0) = KernelInputs(s, new Random(n * 7 + c));
 
         float[] rm = (float[])rm0.Clone(), rv = (float[])rv0.Clone();
         float[] y = new float[s.Length], mean = new float[c], invStd = new float[c], dx = new float[s.Length], dgamma = new float[c], dbeta = new float[c];
@@ -151,6 +170,45 @@ public sealed class BatchNorm2dTests
         Tolerance.AssertClose(kdx, dx, 1e-5, 1e-4, "training dx");
         Tolerance.AssertClose(kyi, yi, 1e-6, 1e-6, "inference y");
         Tolerance.AssertClose(kdxi, dxi, 1e-6, 1e-6, "inference dx");
+    }
+
+    [Theory]
+    [InlineData(AcceleratorKind.CpuKernels, 4, 6, 5, 7)]
+    [InlineData(AcceleratorKind.CpuKernels, 3, 2, 17, 19)]   // 969 per channel: ragged warps and block stride
+    [InlineData(AcceleratorKind.CpuKernels, 2, 1, 1, 1)]     // 2 values: 30 idle lanes in the first warp
+    [InlineData(AcceleratorKind.CudaHost, 4, 6, 5, 7)]
+    [InlineData(AcceleratorKind.CudaHost, 3, 2, 17, 19)]
+    [InlineData(AcceleratorKind.CudaHost, 2, 1, 1, 1)]
+    public void Fused_bn_relu_kernels_match_the_cpu_reference(AcceleratorKind kind, int n, int c, int h, int w)
+    {
+        var s = new BatchNorm2dShape(n, c, h, w);
+        var (x, gamma, beta, dy, rm0, rv0) = KernelInputs(s, new Random(n * 11 + c * 3 + h));
+
+        float[] rm = (float[])rm0.Clone(), rv = (float[])rv0.Clone();
+        float[] y = new float[s.Length], mean = new float[c], invStd = new float[c], dx = new float[s.Length], dgamma = new float[c], dbeta = new float[c];
+        BatchNorm2d.ForwardReluCpu(s, x, gamma, beta, rm, rv, y, mean, invStd);
+        BatchNorm2d.BackwardReluCpu(s, x, y, dy, gamma, mean, invStd, dx, dgamma, dbeta);
+        Assert.Contains(y, v => v == 0f);   // the mask is exercised
+        Assert.Contains(y, v => v > 0f);
+
+        using var device = TestDevice.Open(kind);
+        float[] krm = (float[])rm0.Clone(), krv = (float[])rv0.Clone();
+        float[] ky = new float[s.Length], kmean = new float[c], kinv = new float[c], kdx = new float[s.Length], kdg = new float[c], kdb = new float[c];
+        var vy = device.V(ky);
+        var vmean = device.V(kmean);
+        var vinv = device.V(kinv);
+        BatchNorm2d.ForwardRelu(device.Accelerator, s, device.V(x), device.V(gamma), device.V(beta), device.V(krm), device.V(krv), vy, vmean, vinv);
+        BatchNorm2d.BackwardRelu(device.Accelerator, s, device.V(x), vy, device.V(dy), device.V(gamma), vmean, vinv, device.V(kdx), device.V(kdg), device.V(kdb));
+        device.Sync();
+
+        Tolerance.AssertClose(kmean, mean, 1e-6, 1e-6, $"{kind} saved mean");
+        Tolerance.AssertClose(kinv, invStd, 1e-6, 1e-6, $"{kind} saved inverse std");
+        Tolerance.AssertClose(krm, rm, 1e-6, 1e-6, $"{kind} running mean");
+        Tolerance.AssertClose(krv, rv, 1e-6, 1e-6, $"{kind} running var");
+        Tolerance.AssertClose(ky, y, 1e-5, 1e-5, $"{kind} fused y");
+        Tolerance.AssertClose(kdg, dgamma, 1e-5, 1e-5, $"{kind} dgamma");
+        Tolerance.AssertClose(kdb, dbeta, 1e-5, 1e-5, $"{kind} dbeta");
+        Tolerance.AssertClose(kdx, dx, 1e-5, 1e-4, $"{kind} fused dx");
     }
 
     [Theory]
@@ -197,6 +255,15 @@ public sealed class BatchNorm2dTests
         Tolerance.AssertClose(kdb, fdb, 1e-5, 1e-4, "kernels fused dbeta");
         Tolerance.AssertClose(kdx, fdx, 1e-5, 1e-4, "kernels fused dx");
     }
+
+    /// <summary>Seeded x (N, C, H, W) shifted off zero, gamma, beta (C), dy (N, C, H, W), running mean and a positive running variance (C).</summary>
+    private static (float[] X, float[] Gamma, float[] Beta, float[] Dy, float[] RunningMean, float[] RunningVar) KernelInputs(in BatchNorm2dShape s, Random random) =>
+        (GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, s.Length, 2.0), 0.3)),
+         GradientCheck.ToFloat(GradientCheck.Random(random, s.C)),
+         GradientCheck.ToFloat(GradientCheck.Random(random, s.C)),
+         GradientCheck.ToFloat(GradientCheck.Random(random, s.Length)),
+         GradientCheck.ToFloat(GradientCheck.Random(random, s.C)),
+         Array.ConvertAll(GradientCheck.ToFloat(GradientCheck.Random(random, s.C)), v => 0.5f + Math.Abs(v)));
 
     private static View<float> V(float[] array) => new(array);
 

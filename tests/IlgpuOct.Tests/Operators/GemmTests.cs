@@ -314,6 +314,7 @@ public sealed class GemmKernelTests
     [InlineData(GemmVariant.Gemm1Naive)]
     [InlineData(GemmVariant.Gemm2Tiled64)]
     [InlineData(GemmVariant.Gemm3Tiled128)]
+    [InlineData(GemmVariant.Gemm4WarpTiled)]
     public void Beta_zero_ignores_NaN_in_C_and_k_zero_only_scales(GemmVariant variant)
     {
         Check(variant, false, true, 17, 20, 11, 1f, 0f, nanInC: true, seed: 1);
@@ -324,8 +325,9 @@ public sealed class GemmKernelTests
     public void Auto_picks_the_128_tile_kernel_only_for_grids_that_fill_a_GPU()
     {
         Gemm.ResolveVariant(GemmVariant.Auto, 1024, 1024).Should().Be(GemmVariant.Gemm2Tiled64);   // 8 x 8 = 64 blocks of 128 < 66
-        Gemm.ResolveVariant(GemmVariant.Auto, 2048, 2048).Should().Be(GemmVariant.Gemm3Tiled128);  // 256 blocks
-        Gemm.ResolveVariant(GemmVariant.Auto, 64, 100352).Should().Be(GemmVariant.Gemm3Tiled128);
+        Gemm.ResolveVariant(GemmVariant.Auto, 2048, 2048).Should().Be(GemmVariant.Gemm4WarpTiled); // 256 blocks
+        Gemm.ResolveVariant(GemmVariant.Auto, 64, 100352).Should().Be(GemmVariant.Gemm4WarpTiled);
+        Gemm.ResolveVariant(GemmVariant.Gemm3Tiled128, 64, 100352).Should().Be(GemmVariant.Gemm3Tiled128); // older variants stay selectable
         Gemm.ResolveVariant(GemmVariant.Auto, 512, 128).Should().Be(GemmVariant.Gemm2Tiled64);
         Gemm.ResolveVariant(GemmVariant.Gemm1Naive, 4096, 4096).Should().Be(GemmVariant.Gemm1Naive);
     }
@@ -346,12 +348,82 @@ public sealed class GemmKernelTests
     {
         using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
         var cases = SelfTestCatalog.Discover(typeof(Gemm).Assembly).Where(c => c.Kernel.StartsWith("Gemm.", StringComparison.Ordinal)).ToList();
-        cases.Should().HaveCount(3 * 3 * 4);
+        cases.Should().HaveCount(4 * 4 * 4);
         foreach (var selfTest in cases.Where(c => !c.Shape.Contains("m=300", StringComparison.Ordinal)))
         {
             var result = selfTest.Run(acc, 42);
             result.Passed.Should().BeTrue($"{selfTest.Kernel} {selfTest.Shape}: max error {result.MaxAbsError} > {result.Tolerance}");
         }
+    }
+}
+
+/// <summary>
+/// Gemm4 (warp tiles, Float4 loads and stores, double-buffered shared tiles) on cpu-kernels and on
+/// its CUDA C (cuda-host) against the double-precision reference: whole aligned tiles (every Float4
+/// path), ragged edges with aligned strides (Float4 inside, scalars at the edges), odd strides and a
+/// view that starts one float into its buffer (scalar paths), in every transpose.
+/// </summary>
+public sealed class Gemm4WarpTiledTests
+{
+    public static TheoryData<AcceleratorKind, int, int, int, int, int> Cases()
+    {
+        var data = new TheoryData<AcceleratorKind, int, int, int, int, int>();
+        foreach (var kind in new[] { AcceleratorKind.CpuKernels, AcceleratorKind.CudaHost })
+        {
+            data.Add(kind, 128, 256, 64, 0, 0);  // 1 x 2 blocks, 8 k-slices, aligned: all Float4
+            data.Add(kind, 132, 136, 20, 4, 0);  // 4 rows/columns past a tile, k 2.5 slices; strides multiples of 4: Float4 up to the k edge
+            data.Add(kind, 130, 129, 20, 4, 0);  // partial Float4s at the m/n edges (scalar there), some strides odd
+            data.Add(kind, 67, 45, 33, 1, 0);    // odd strides: scalar loads and stores
+            data.Add(kind, 40, 36, 16, 0, 1);    // views one float into their buffers: misaligned starts
+            data.Add(kind, 5, 3, 0, 0, 0);       // k == 0: C only scaled
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Gemm4_matches_the_double_reference(AcceleratorKind kind, int m, int n, int k, int pad, int offset)
+    {
+        foreach (bool transA in new[] { false, true })
+        {
+            foreach (bool transB in new[] { false, true })
+            {
+                var rng = new Random(m * 131 + n * 17 + k + pad);
+                // pad 4 keeps strides multiples of 4 when the widths are; pad 0 uses the widths themselves.
+                var a = transA ? GemmTests.Random(k, m, pad, rng) : GemmTests.Random(m, k, pad, rng);
+                var b = transB ? GemmTests.Random(n, k, pad, rng) : GemmTests.Random(k, n, pad, rng);
+                var c = GemmTests.Random(m, n, pad, rng);
+                var expected = GemmTests.Reference(transA, transB, m, n, k, 1.25f, a.Data, a.Ld, b.Data, b.Ld, -0.5f, c.Data, c.Ld);
+                using var device = TestDevice.Open(kind);
+                float[] Shifted(float[] data) => offset == 0 ? data : [0f, .. data];
+                var ca = Shifted(c.Data);
+                var va = device.V(Shifted(a.Data));
+                var vb = device.V(Shifted(b.Data));
+                var vc = device.V(ca);
+                Gemm.Run(device.Accelerator, transA, transB, m, n, k, 1.25f,
+                    va.Slice(offset, va.Length - offset), a.Ld, vb.Slice(offset, vb.Length - offset), b.Ld, -0.5f, vc.Slice(offset, vc.Length - offset), c.Ld,
+                    GemmVariant.Gemm4WarpTiled);
+                device.Sync();
+                Tolerance.AssertClose(ca.AsSpan(offset), expected, GemmTests.AbsTolerance(k), 1e-5,
+                    $"Gemm4 on {kind} {(transA ? "T" : "N")}{(transB ? "T" : "N")} m={m} n={n} k={k} pad={pad} offset={offset}");
+            }
+        }
+    }
+
+    [Fact]
+    public void Float4_alignment_follows_the_view_start_and_the_row_stride()
+    {
+        var data = new float[16];
+        Float4.IsAligned(new View<float>(data), 8).Should().BeTrue();
+        Float4.IsAligned(new View<float>(data), 6).Should().BeFalse();
+        Float4.IsAligned(new View<float>(data, 4, 12), 4).Should().BeTrue();
+        Float4.IsAligned(new View<float>(data, 1, 12), 4).Should().BeFalse();
+        Float4.IsAligned(new View<float>(0x1000UL, 4), 4).Should().BeTrue();
+        Float4.IsAligned(new View<float>(0x1004UL, 4), 4).Should().BeFalse();
+        var misaligned = () => Float4.LoadAligned(new View<float>(data, 1, 12), 4);
+        misaligned.Should().Throw<InvalidOperationException>().WithMessage("*not 16-byte aligned*IsAligned*");
+        var past = () => Float4.LoadAligned(new View<float>(data), 16);
+        past.Should().Throw<IndexOutOfRangeException>();
     }
 }
 

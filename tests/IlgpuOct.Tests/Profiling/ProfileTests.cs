@@ -55,11 +55,11 @@ public sealed class ProfileTests
 
         var report = ProfileReport.Build("test", acc.Name, 1, 1.0, profiler, new Roofline(100, 10, "test"));
         report.Granularity.Should().Be("kernel");
-        report.Rows.Select(r => r.Name).Should().BeEquivalentTo(new[] { "BatchNorm2d.BnStatistics", "BatchNorm2d.BnNormalize", "Elementwise.ReluForward" }.Select(k => KernelRegistry.Find(k)!.Name));
+        report.Rows.Select(r => r.Name).Should().BeEquivalentTo(new[] { "BatchNorm2d.BnForwardFused", "Elementwise.ReluForward" }.Select(k => KernelRegistry.Find(k)!.Name));
         report.Rows.Should().OnlyContain(r => r.Count == 1);
         report.Rows.Sum(r => r.Share).Should().BeApproximately(1.0, 1e-12);
         var bnCost = BatchNorm2d.Cost(s, flopsPerElement: 7, passes: 3);
-        // The two batch-norm kernels share the operator's cost in proportion to their time.
+        // The operator's kernels share its cost in proportion to their time (one fused kernel: all of it).
         report.Rows.Where(r => r.Operators == "BatchNorm2d.ForwardTraining").Sum(r => r.FlopsPerLaunch!.Value).Should().BeApproximately(bnCost.Flops, 1e-6);
         var relu = report.Rows.Single(r => r.Name == KernelRegistry.Find("Elementwise.ReluForward")!.Name);
         relu.FlopsPerLaunch.Should().Be(s.Length);

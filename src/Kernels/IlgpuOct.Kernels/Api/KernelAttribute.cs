@@ -17,4 +17,15 @@ public sealed class KernelAttribute : Attribute
     /// other kernel that spills.
     /// </summary>
     public bool MaySpill { get; set; }
+
+    /// <summary>
+    /// With <see cref="MinBlocksPerMultiprocessor"/>: CUDA's <c>__launch_bounds__(MaxThreadsPerBlock,
+    /// MinBlocksPerMultiprocessor)</c>, so ptxas caps registers at what that many resident blocks allow
+    /// (e.g. 256 and 2: 128 registers per thread). 0 (the default) emits no bound. Launches with
+    /// more threads per block than this fail on the GPU; check <c>kernels report</c> for spills.
+    /// </summary>
+    public int MaxThreadsPerBlock { get; set; }
+
+    /// <summary>The second argument of <c>__launch_bounds__</c> (see <see cref="MaxThreadsPerBlock"/>); 0: none.</summary>
+    public int MinBlocksPerMultiprocessor { get; set; }
 }

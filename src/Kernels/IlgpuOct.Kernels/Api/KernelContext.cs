@@ -13,6 +13,14 @@ public enum ShuffleMode
     Xor,
 }
 
+/// <summary>The mma.sync shape a lane waits at in a generated iterator (None: a shuffle or __syncwarp).</summary>
+internal enum MmaKind : byte
+{
+    None,
+    M16N8K8Tf32,
+    M16N8K16Bf16,
+}
+
 /// <summary>Values a generated kernel iterator yields at a synchronisation point.</summary>
 public static class KernelYield
 {
@@ -116,6 +124,23 @@ public sealed class KernelContext
     /// <summary>__shfl_sync(0xffffffff, value, sourceLane): the value of lane sourceLane mod 32.</summary>
     public T Shuffle<T>(T value, int sourceLane) where T : unmanaged => throw NotThroughLauncher(nameof(Shuffle));
 
+    /// <summary>
+    /// <c>mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32</c>: acc = A B + acc for the warp's 16 x 8 x 8
+    /// tile. Arguments are this lane's register arrays (<c>stackalloc</c>): <paramref name="acc"/> 4 floats
+    /// (C in, D out), <paramref name="a"/> 4 and <paramref name="b"/> 2 TF32 values
+    /// (<see cref="KernelMath.RoundToTf32"/>), laid out as <see cref="TensorCore"/> describes. Every lane of
+    /// the warp must reach the call (a warp-wide synchronisation, like a shuffle). Needs sm_80 or later.
+    /// </summary>
+    public void MmaTf32(Span<float> acc, ReadOnlySpan<float> a, ReadOnlySpan<float> b) => throw NotThroughLauncher(nameof(MmaTf32));
+
+    /// <summary>
+    /// <c>mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32</c>: acc = A B + acc for the warp's 16 x 8 x 16
+    /// tile. <paramref name="acc"/> 4 floats, <paramref name="a"/> 4 and <paramref name="b"/> 2 registers of
+    /// two BF16 each (<see cref="KernelMath.PackBf16x2"/>), laid out as <see cref="TensorCore"/> describes.
+    /// Every lane of the warp must reach the call. Needs sm_80 or later.
+    /// </summary>
+    public void MmaBf16(Span<float> acc, ReadOnlySpan<uint> a, ReadOnlySpan<uint> b) => throw NotThroughLauncher(nameof(MmaBf16));
+
     // ---- Hooks for generated iterator code (not for kernel authors) ----
 
     /// <summary>First half of a shuffle in a generated iterator: deposit, then yield WarpSync.</summary>
@@ -140,6 +165,22 @@ public sealed class KernelContext
     {
         ulong bits = ShuffleOutput;
         return Unsafe.As<ulong, T>(ref bits);
+    }
+
+    /// <summary>First half of <see cref="MmaTf32"/> in a generated iterator: deposit this lane's fragments, then yield WarpSync.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public void MmaTf32Deposit(float[] acc, float[] a, float[] b) => MmaDeposit(MmaKind.M16N8K8Tf32, acc, a, b);
+
+    /// <summary>First half of <see cref="MmaBf16"/> in a generated iterator: deposit this lane's fragments, then yield WarpSync.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public void MmaBf16Deposit(float[] acc, uint[] a, uint[] b) => MmaDeposit(MmaKind.M16N8K16Bf16, acc, a, b);
+
+    private void MmaDeposit(MmaKind shape, float[] acc, Array a, Array b)
+    {
+        MmaShape = shape;
+        MmaAccumulator = acc;
+        MmaA = a;
+        MmaB = b;
     }
 
     /// <summary>
@@ -169,6 +210,10 @@ public sealed class KernelContext
     internal int ShuffleArgument;
     internal bool ShufflePending;
     internal ulong ShuffleOutput;
+    internal MmaKind MmaShape;
+    internal float[]? MmaAccumulator;
+    internal Array? MmaA;
+    internal Array? MmaB;
 
     private readonly KernelSanitizer? _sanitizer;
     private int _sharedCursor;

@@ -403,6 +403,14 @@ internal sealed class BlockStepper
     {
         for (int t = first; t < end; t++)
         {
+            if (_states[t] == State.AtWarpSync && _threads[t].MmaShape != MmaKind.None)
+            {
+                ResolveMma(first, end, _threads[t].MmaShape);
+                return;
+            }
+        }
+        for (int t = first; t < end; t++)
+        {
             if (_states[t] != State.AtWarpSync)
             {
                 continue;
@@ -435,6 +443,64 @@ internal sealed class BlockStepper
                 _states[t] = State.Running;
             }
         }
+    }
+
+    // mma.sync is warp-wide: all 32 lanes must be there, at the same shape, and none at a shuffle.
+    private void ResolveMma(int first, int end, MmaKind shape)
+    {
+        if (end - first != KernelContext.WarpSize)
+        {
+            throw Diverged(first, $"mma.sync needs a full warp of {KernelContext.WarpSize} lanes, but this warp has {end - first} threads (make the block size a multiple of 32)");
+        }
+        for (int t = first; t < end; t++)
+        {
+            if (_states[t] != State.AtWarpSync)
+            {
+                throw Diverged(first, $"lane {t - first} has exited while other lanes wait at mma.sync; all {KernelContext.WarpSize} lanes must execute it");
+            }
+            if (_threads[t].MmaShape != shape)
+            {
+                throw Diverged(first, $"lane {t - first} waits at {(_threads[t].MmaShape == MmaKind.None ? "a shuffle" : _threads[t].MmaShape.ToString())} while lane {Array.FindIndex(_threads, first, end - first, c => c.MmaShape == shape) - first} waits at mma.sync {shape}");
+            }
+        }
+        var d = new float[KernelContext.WarpSize][];
+        for (int lane = 0; lane < d.Length; lane++)
+        {
+            d[lane] = _threads[first + lane].MmaAccumulator!;
+        }
+        try
+        {
+            if (shape == MmaKind.M16N8K8Tf32)
+            {
+                TensorCore.MmaM16N8K8Tf32(d, Fragments<float>(first), Fragments<float>(first, b: true));
+            }
+            else
+            {
+                TensorCore.MmaM16N8K16Bf16(d, Fragments<uint>(first), Fragments<uint>(first, b: true));
+            }
+        }
+        catch (ArgumentException e)
+        {
+            throw Diverged(first, e.Message);
+        }
+        for (int t = first; t < end; t++)
+        {
+            var ctx = _threads[t];
+            ctx.MmaShape = MmaKind.None;
+            ctx.MmaAccumulator = null;
+            ctx.MmaA = ctx.MmaB = null;
+            _states[t] = State.Running;
+        }
+    }
+
+    private T[][] Fragments<T>(int first, bool b = false)
+    {
+        var result = new T[KernelContext.WarpSize][];
+        for (int lane = 0; lane < result.Length; lane++)
+        {
+            result[lane] = (T[])(b ? _threads[first + lane].MmaB! : _threads[first + lane].MmaA!);
+        }
+        return result;
     }
 
     private KernelExecutionException Unsynchronised(string what) =>

@@ -76,6 +76,8 @@ public sealed partial class HostCompiler
     public static string Wrap(KernelDefinition kernel)
     {
         string source = DynamicSmemAsm().Replace(kernel.CudaSource, m => "(" + m.Groups[1].Value + " = ioct_host_dynamic_smem_size())");
+        // Prelude pieces with a host form (tensor cores): keep the cuda_host.h branch, drop the inline PTX one.
+        source = HostBranch().Replace(source, m => m.Groups[1].Value);
         var asm = InlineAsm().Match(source);
         if (asm.Success)
         {
@@ -232,6 +234,9 @@ public sealed partial class HostCompiler
 
     [GeneratedRegex("""asm\s+volatile\s*\(\s*"mov\.u32 %0, %%dynamic_smem_size;"\s*:\s*"=r"\s*\(\s*(\w+)\s*\)\s*\)""")]
     private static partial Regex DynamicSmemAsm();
+
+    [GeneratedRegex(@"#if defined\(IOCT_CUDA_HOST_H\)\n(.*?)#else\n.*?#endif\n", RegexOptions.Singleline)]
+    private static partial Regex HostBranch();
 
     [GeneratedRegex(@"\basm\b")]
     private static partial Regex InlineAsm();

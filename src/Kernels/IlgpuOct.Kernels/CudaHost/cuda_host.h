@@ -26,6 +26,7 @@
 #define __noinline__ __attribute__((noinline))
 #define __restrict__ __restrict
 #define __align__(n) __attribute__((aligned(n)))
+#define __launch_bounds__(...)
 // Block-scope thread_local is static storage per OS thread; one OS thread runs one block at a
 // time, so a __shared__ array is private to the running block and shared by its fibers.
 #define __shared__ thread_local
@@ -43,7 +44,7 @@ static const int warpSize = 32;
 
 namespace ioct_host {
 
-enum FiberState { Runnable, AtBarrier, AtShuffle, AtWarpSync, Finished };
+enum FiberState { Runnable, AtBarrier, AtShuffle, AtWarpSync, AtMma, Finished };
 
 struct Fiber {
     void* sp;                 // saved stack pointer while switched out
@@ -55,6 +56,10 @@ struct Fiber {
     unsigned long long result;
     int source;               // shuffle: lane index (within the warp) this lane reads
     unsigned mask;
+    int mma_shape;            // mma.sync: 1 m16n8k8.tf32, 2 m16n8k16.bf16
+    float* mma_acc;           // this lane's C/D fragment (4 floats on its fiber stack)
+    const unsigned* mma_a;    // A fragment registers (4)
+    const unsigned* mma_b;    // B fragment registers (2)
 #if defined(__SANITIZE_ADDRESS__)
     void* fake_stack;
 #endif
@@ -227,18 +232,90 @@ static void report(const char* format, ...)
 
 static inline int lane_of(const Fiber& f) { return f.linear & 31; }
 
+// mma.sync for the 32 lanes of a warp, exactly as TensorCore.cs on cpu-kernels: operands as the
+// hardware reads them (TF32: top 19 bits of the register; BF16: the 16-bit halves), then per output
+// d = c and d = fma(a[k], b[k], d) in k order in FP32 (the PTX ISA does not fix the hardware's order).
+static inline float bits_to_float(unsigned bits) { float f; memcpy(&f, &bits, 4); return f; }
+static inline float tf32_operand(unsigned bits) { return bits_to_float(bits & 0xffffe000u); }
+static inline float bf16_operand(unsigned bits) { return bits_to_float((bits & 0xffffu) << 16); }
+
+static void mma_warp(Fiber* lanes, int shape)
+{
+    int k = shape == 1 ? 8 : 16;
+    float a[16 * 16];  // [row][k]
+    float b[16 * 8];   // [k][col]
+    for (int lane = 0; lane < 32; lane++)
+    {
+        int g = lane >> 2, t = lane & 3;
+        const unsigned* fa = lanes[lane].mma_a;
+        const unsigned* fb = lanes[lane].mma_b;
+        if (shape == 1)
+        {
+            for (int i = 0; i < 4; i++) a[(g + 8 * (i & 1)) * k + t + 4 * (i >> 1)] = tf32_operand(fa[i]);
+            for (int i = 0; i < 2; i++) b[(t + 4 * i) * 8 + g] = tf32_operand(fb[i]);
+        }
+        else
+        {
+            for (int r = 0; r < 4; r++)
+                for (int h = 0; h < 2; h++) a[(g + 8 * (r & 1)) * k + 2 * t + h + 8 * (r >> 1)] = bf16_operand(fa[r] >> (16 * h));
+            for (int r = 0; r < 2; r++)
+                for (int h = 0; h < 2; h++) b[(2 * t + h + 8 * r) * 8 + g] = bf16_operand(fb[r] >> (16 * h));
+        }
+    }
+    for (int lane = 0; lane < 32; lane++)
+    {
+        int g = lane >> 2, t = lane & 3;
+        for (int i = 0; i < 4; i++)
+        {
+            int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+            float sum = lanes[lane].mma_acc[i];
+            for (int p = 0; p < k; p++) sum = fmaf(a[row * k + p], b[p * 8 + col], sum);
+            lanes[lane].mma_acc[i] = sum;
+        }
+    }
+}
+
+// Resolves an mma.sync of warp w: all 32 lanes must be there, at the same shape.
+static bool try_resolve_mma(BlockRun* run, int w, int first, int last)
+{
+    const char* why = nullptr;
+    int lane = 0;
+    if (last - first != 32) why = "the warp has fewer than 32 threads (make the block size a multiple of 32)";
+    for (int i = first; why == nullptr && i < last; i++)
+    {
+        lane = i - first;
+        if (run->fibers[i].state != AtMma) why = "a lane has exited or waits at another warp operation";
+        else if (run->fibers[i].mma_shape != run->fibers[first].mma_shape) why = "lanes wait at mma.sync of different shapes";
+    }
+    if (why != nullptr)
+    {
+        run->current = first + lane;
+        threadIdx = run->fibers[first + lane].tid;
+        report("mma.sync: warp %d, lane %d: %s; every lane of the warp must execute the same mma.sync", w, lane, why);
+        return false;
+    }
+    mma_warp(run->fibers + first, run->fibers[first].mma_shape);
+    for (int i = first; i < last; i++) run->fibers[i].state = Runnable;
+    return true;
+}
+
 // Resolves the shuffles of warp w once every live lane has arrived: returns true when it did.
 static bool try_resolve_warp(BlockRun* run, int w, bool* blocked_mixed)
 {
     int first = w * 32;
     int last = first + 32 < run->count ? first + 32 : run->count;
-    int shuffling = 0, syncing = 0, other = 0;
+    int shuffling = 0, syncing = 0, other = 0, mma = 0;
     for (int i = first; i < last; i++)
     {
         FiberState s = run->fibers[i].state;
         if (s == AtShuffle) shuffling++;
         else if (s == AtWarpSync) syncing++;
+        else if (s == AtMma) mma++;
         else if (s != Finished) other++;
+    }
+    if (mma > 0)
+    {
+        return other > 0 ? false : try_resolve_mma(run, w, first, last);
     }
     if (shuffling + syncing == 0 || other > 0)
     {
@@ -330,7 +407,7 @@ static bool run_block_fibers(BlockRun* run)
                 {
                     FiberState s = run->fibers[i].state;
                     if (s == AtBarrier && waiting_barrier < 0) waiting_barrier = i;
-                    if ((s == AtShuffle || s == AtWarpSync) && waiting_warp < 0) waiting_warp = i;
+                    if ((s == AtShuffle || s == AtWarpSync || s == AtMma) && waiting_warp < 0) waiting_warp = i;
                 }
                 int blame = waiting_warp >= 0 ? waiting_warp : (waiting_barrier >= 0 ? waiting_barrier : 0);
                 run->current = blame;
@@ -394,7 +471,55 @@ static T shuffle(unsigned mask, T value, int b, int width, ShuffleMode mode)
     return from_bits<T>(self().result);
 }
 
+static inline void mma_arrive(int shape, float* acc, const unsigned* a, const unsigned* b)
+{
+    Fiber& f = self();
+    f.mma_shape = shape;
+    f.mma_acc = acc;
+    f.mma_a = a;
+    f.mma_b = b;
+    f.state = AtMma;
+    switch_to_scheduler();
+}
+
 } // namespace ioct_host
+
+// ---- tensor cores: what the prelude's inline PTX does, emulated (see TensorCore.cs) -------------
+static inline void ioct_host_mma_m16n8k8_tf32(float* acc, const float* a, const float* b)
+{
+    unsigned ra[4], rb[2];
+    memcpy(ra, a, sizeof ra);
+    memcpy(rb, b, sizeof rb);
+    ioct_host::mma_arrive(1, acc, ra, rb);
+}
+
+static inline void ioct_host_mma_m16n8k16_bf16(float* acc, const unsigned int* a, const unsigned int* b)
+{
+    ioct_host::mma_arrive(2, acc, a, b);
+}
+
+// cvt.rna.tf32.f32 (ties away from zero), low 13 bits cleared; NaN -> 0x7fffe000.
+static inline float ioct_host_cvt_rna_tf32(float x)
+{
+    unsigned bits;
+    memcpy(&bits, &x, 4);
+    if ((bits & 0x7f800000u) == 0x7f800000u) bits = (bits & 0x007fffffu) != 0 ? 0x7fffe000u : bits;
+    else bits = (bits + 0x1000u) & 0xffffe000u;
+    float r;
+    memcpy(&r, &bits, 4);
+    return r;
+}
+
+// cvt.rn.bf16.f32 (ties to even); NaN -> 0x7fff.
+static inline unsigned ioct_host_bf16_rn(float x)
+{
+    unsigned bits;
+    memcpy(&bits, &x, 4);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) return 0x7fffu;
+    return (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+}
+
+static inline unsigned int ioct_host_cvt_rn_bf16x2(float low, float high) { return ioct_host_bf16_rn(low) | (ioct_host_bf16_rn(high) << 16); }
 
 static inline unsigned int ioct_host_dynamic_smem_size() { return ioct_host::tl_dynamic_shared_bytes; }
 

@@ -60,14 +60,14 @@ public static unsafe partial class BatchNorm2d
     {
         OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardTraining", Cost(s, flopsPerElement: 7, passes: 3),
             () => ForwardTrainingCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon),
-            () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon));
+            () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon, relu: false));
     }
 
     /// <summary>
     /// Training forward followed by ReLU (y = max(BN(x), 0)) as one operator: on <c>cpu</c> each plane is
-    /// rectified while it is still in cache; on kernel accelerators the training-forward kernels then the
-    /// ReLU kernel in place. Bit-identical to <see cref="ForwardTraining"/> then Elementwise.ReluForward.
-    /// Shapes as <see cref="ForwardReluCpu"/>.
+    /// rectified while it is still in cache; on kernel accelerators one fused kernel (statistics, normalise
+    /// and rectify per channel block). On cpu bit-identical to <see cref="ForwardTraining"/> then
+    /// Elementwise.ReluForward. Shapes as <see cref="ForwardReluCpu"/>.
     /// </summary>
     public static void ForwardRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
         View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd,
@@ -75,29 +75,20 @@ public static unsafe partial class BatchNorm2d
     {
         OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardRelu", Cost(s, flopsPerElement: 8, passes: 3),
             () => ForwardReluCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), momentum, epsilon),
-            () =>
-            {
-                ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon);
-                Elementwise.ReluForward(accelerator, y, y);
-            });
+            () => ForwardTrainingKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, momentum, epsilon, relu: true));
     }
 
     /// <summary>
     /// Backward of <see cref="ForwardRelu"/>: the ReLU's mask is read from its output y (y &gt; 0), then as
-    /// <see cref="BackwardTraining"/>. On kernel accelerators: the ReLU-backward kernel into dx, then the
-    /// training-backward kernels with dx as their dy (each element is read before it is written).
-    /// Shapes as <see cref="BackwardReluCpu"/>.
+    /// <see cref="BackwardTraining"/>. On kernel accelerators one fused kernel masks dy by y while it reduces
+    /// and again while it writes dx. Shapes as <see cref="BackwardReluCpu"/>.
     /// </summary>
     public static void BackwardRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> y, View<float> dy, View<float> gamma,
         View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
     {
         OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardRelu", Cost(s, flopsPerElement: 11, passes: 6),
             () => BackwardReluCpu(s, x.AsSpan(), y.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
-            () =>
-            {
-                Elementwise.ReluBackward(accelerator, y, dy, dx);
-                BackwardTrainingKernels(accelerator, s, x, dx, gamma, saveMean, saveInvStd, dx, dgamma, dbeta);
-            });
+            () => BackwardTrainingKernels(accelerator, s, x, y, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, relu: true));
     }
 
     /// <summary>Evaluation forward on the accelerator. Shapes as <see cref="ForwardInferenceCpu"/>.</summary>
@@ -115,7 +106,7 @@ public static unsafe partial class BatchNorm2d
     {
         OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardTraining", Cost(s, flopsPerElement: 10, passes: 5),
             () => BackwardTrainingCpu(s, x.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
-            () => BackwardTrainingKernels(accelerator, s, x, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta));
+            () => BackwardTrainingKernels(accelerator, s, x, dy, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, relu: false));
     }
 
     /// <summary>Evaluation-mode input gradient on the accelerator. Shapes as <see cref="BackwardInferenceCpu"/>.</summary>
@@ -490,22 +481,29 @@ public static unsafe partial class BatchNorm2d
 
     // ---- Kernels ----
     //
-    // Statistics: one block per channel reduces in double through shared memory (two passes: mean,
-    // then squared deviations), thread 0 writes the saved and running statistics. Normalisation and
-    // the input gradient are grid-stride element-wise kernels in float (per-channel factors are
-    // recomputed per element rather than staged: a few flops against a memory-bound pass).
+    // Training forward and backward are one kernel each, one block per channel: the per-channel sums
+    // are reduced in double by warp shuffles (5 steps per warp), then the 8 warp totals through
+    // shared memory, each thread adding them in the same order (so every thread holds the same total
+    // without a broadcast); the block then runs the element-wise pass of its channel (normalise, +ReLU;
+    // or the input gradient, masked by ReLU's output) while the channel is still in L2. Statistics in
+    // two passes (mean, then squared deviations) as the CPU reference. Evaluation-mode kernels are
+    // grid-stride element-wise passes in float.
 
     private const int ReduceThreads = 256;
+    private const int ReduceWarps = ReduceThreads / KernelContext.WarpSize;
     private const int ElementThreads = 256;
     private const int MaxElementBlocks = 4096;
 
+    /// <summary>Training forward of one channel per block: statistics, running statistics, y = BN(x) (and max(0, .) when relu).</summary>
     [Kernel]
-    private static void BnStatistics(KernelContext ctx, View<float> x, View<float> runningMean, View<float> runningVar,
-        View<float> saveMean, View<float> saveInvStd, int n, int channels, int hw, float momentum, float epsilon)
+    private static void BnForwardFused(KernelContext ctx, View<float> x, View<float> gamma, View<float> beta, View<float> runningMean, View<float> runningVar,
+        View<float> y, View<float> saveMean, View<float> saveInvStd, int n, int channels, int hw, float momentum, float epsilon, bool relu)
     {
-        var partial = ctx.Shared<double>(ReduceThreads);
+        var warpSums = ctx.Shared<double>(ReduceWarps);
+        var warpSquares = ctx.Shared<double>(ReduceWarps);
         int c = ctx.BlockIdx.X;
         int t = ctx.ThreadIdx.X;
+        int lane = ctx.LaneIdx;
         int count = n * hw;
         double sum = 0.0;
         for (int i = t; i < count; i += ReduceThreads)
@@ -513,18 +511,22 @@ public static unsafe partial class BatchNorm2d
             int image = i / hw;
             sum += x[(image * channels + c) * hw + (i - image * hw)];
         }
-        partial[t] = sum;
-        ctx.Barrier();
-        for (int stride = ReduceThreads / 2; stride > 0; stride >>= 1)
+        for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
         {
-            if (t < stride)
-            {
-                partial[t] += partial[t + stride];
-            }
-            ctx.Barrier();
+            double other = ctx.ShuffleDown(sum, offset);
+            sum += other;
         }
-        double mean = partial[0] / count;
+        if (lane == 0)
+        {
+            warpSums[ctx.WarpIdx] = sum;
+        }
         ctx.Barrier();
+        double total = 0.0;
+        for (int w = 0; w < ReduceWarps; w++)
+        {
+            total += warpSums[w];
+        }
+        double mean = total / count;
         double squares = 0.0;
         for (int i = t; i < count; i += ReduceThreads)
         {
@@ -532,34 +534,40 @@ public static unsafe partial class BatchNorm2d
             double d = x[(image * channels + c) * hw + (i - image * hw)] - mean;
             squares += d * d;
         }
-        partial[t] = squares;
-        ctx.Barrier();
-        for (int stride = ReduceThreads / 2; stride > 0; stride >>= 1)
+        for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
         {
-            if (t < stride)
-            {
-                partial[t] += partial[t + stride];
-            }
-            ctx.Barrier();
+            double other = ctx.ShuffleDown(squares, offset);
+            squares += other;
         }
+        if (lane == 0)
+        {
+            warpSquares[ctx.WarpIdx] = squares;
+        }
+        ctx.Barrier();
+        double totalSquares = 0.0;
+        for (int w = 0; w < ReduceWarps; w++)
+        {
+            totalSquares += warpSquares[w];
+        }
+        double variance = totalSquares / count;
+        double invStd = 1.0 / Math.Sqrt(variance + epsilon);
         if (t == 0)
         {
-            double variance = partial[0] / count;
             saveMean[c] = (float)mean;
-            saveInvStd[c] = (float)(1.0 / Math.Sqrt(variance + epsilon));
+            saveInvStd[c] = (float)invStd;
             runningMean[c] = (float)((1.0 - momentum) * runningMean[c] + momentum * mean);
             runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * (variance * count / (count - 1)));
         }
-    }
-
-    [Kernel]
-    private static void BnNormalize(KernelContext ctx, View<float> x, View<float> mean, View<float> invStd, View<float> gamma, View<float> beta,
-        View<float> y, int channels, int hw)
-    {
-        for (int i = ctx.GlobalX; i < y.Length; i += ctx.GridStrideX)
+        // The CPU reference's float factors: scale = (float)(gamma * invStd), mean rounded to float.
+        float scale = (float)(gamma[c] * invStd);
+        float shift = beta[c];
+        float meanF = (float)mean;
+        for (int i = t; i < count; i += ReduceThreads)
         {
-            int c = i / hw % channels;
-            y[i] = (x[i] - mean[c]) * (gamma[c] * invStd[c]) + beta[c];
+            int image = i / hw;
+            int at = (image * channels + c) * hw + (i - image * hw);
+            float v = (x[at] - meanF) * scale + shift;
+            y[at] = relu ? MathF.Max(v, 0f) : v;
         }
     }
 
@@ -575,56 +583,69 @@ public static unsafe partial class BatchNorm2d
         }
     }
 
+    /// <summary>
+    /// Training backward of one channel per block: dbeta = sum(g), dgamma = invStd * sum(g (x - mean)),
+    /// dx = a g + b (x - mean) + k, where g = dy, or dy masked by y &gt; 0 when relu (y: the fused forward's output).
+    /// </summary>
     [Kernel]
-    private static void BnBackwardReduce(KernelContext ctx, View<float> x, View<float> dy, View<float> mean, View<float> invStd,
-        View<float> dgamma, View<float> dbeta, int n, int channels, int hw)
+    private static void BnBackwardFused(KernelContext ctx, View<float> x, View<float> y, View<float> dy, View<float> gamma, View<float> mean, View<float> invStd,
+        View<float> dx, View<float> dgamma, View<float> dbeta, int n, int channels, int hw, bool relu)
     {
-        var partialDy = ctx.Shared<double>(ReduceThreads);
-        var partialDot = ctx.Shared<double>(ReduceThreads);
+        var warpDy = ctx.Shared<double>(ReduceWarps);
+        var warpDot = ctx.Shared<double>(ReduceWarps);
         int c = ctx.BlockIdx.X;
         int t = ctx.ThreadIdx.X;
+        int lane = ctx.LaneIdx;
         int count = n * hw;
-        double m = mean[c];
+        float meanF = mean[c];
         double sumDy = 0.0;
         double sumDot = 0.0;
         for (int i = t; i < count; i += ReduceThreads)
         {
             int image = i / hw;
             int at = (image * channels + c) * hw + (i - image * hw);
-            double g = dy[at];
+            double g = relu && y[at] <= 0f ? 0.0 : dy[at];
             sumDy += g;
-            sumDot += g * (x[at] - m);
+            sumDot += g * ((double)x[at] - meanF);
         }
-        partialDy[t] = sumDy;
-        partialDot[t] = sumDot;
-        ctx.Barrier();
-        for (int stride = ReduceThreads / 2; stride > 0; stride >>= 1)
+        for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
         {
-            if (t < stride)
-            {
-                partialDy[t] += partialDy[t + stride];
-                partialDot[t] += partialDot[t + stride];
-            }
-            ctx.Barrier();
+            double otherDy = ctx.ShuffleDown(sumDy, offset);
+            double otherDot = ctx.ShuffleDown(sumDot, offset);
+            sumDy += otherDy;
+            sumDot += otherDot;
         }
+        if (lane == 0)
+        {
+            warpDy[ctx.WarpIdx] = sumDy;
+            warpDot[ctx.WarpIdx] = sumDot;
+        }
+        ctx.Barrier();
+        double totalDy = 0.0;
+        double totalDot = 0.0;
+        for (int w = 0; w < ReduceWarps; w++)
+        {
+            totalDy += warpDy[w];
+            totalDot += warpDot[w];
+        }
+        double istd = invStd[c];
+        double sumDyXhat = totalDot * istd;
         if (t == 0)
         {
-            dgamma[c] = (float)(partialDot[0] * invStd[c]);
-            dbeta[c] = (float)partialDy[0];
+            dgamma[c] = (float)sumDyXhat;
+            dbeta[c] = (float)totalDy;
         }
-    }
-
-    [Kernel]
-    private static void BnBackwardData(KernelContext ctx, View<float> x, View<float> dy, View<float> gamma, View<float> mean, View<float> invStd,
-        View<float> dgamma, View<float> dbeta, View<float> dx, int channels, int hw, int count)
-    {
-        for (int i = ctx.GlobalX; i < dx.Length; i += ctx.GridStrideX)
+        // The CPU reference's factors: dx = a dy + b (x - mean) + k, each rounded to float.
+        double gm = gamma[c];
+        float a = (float)(gm * istd);
+        float b = (float)(-gm * istd * istd * sumDyXhat / count);
+        float k = (float)(-gm * istd * totalDy / count);
+        for (int i = t; i < count; i += ReduceThreads)
         {
-            int c = i / hw % channels;
-            float a = gamma[c] * invStd[c];
-            float b = -a * invStd[c] * dgamma[c] / count;
-            float k = -a * dbeta[c] / count;
-            dx[i] = a * dy[i] + b * (x[i] - mean[c]) + k;
+            int image = i / hw;
+            int at = (image * channels + c) * hw + (i - image * hw);
+            float g = relu && y[at] <= 0f ? 0f : dy[at];
+            dx[at] = a * g + b * (x[at] - meanF) + k;
         }
     }
 
@@ -647,9 +668,9 @@ public static unsafe partial class BatchNorm2d
     {
         foreach (var (layer, s) in ResNet18Shapes.Activations)
         {
-            yield return new LaunchShape(BnStatisticsKernel.Definition, layer, ChannelConfig(s));
-            yield return new LaunchShape(BnBackwardReduceKernel.Definition, layer, ChannelConfig(s));
-            foreach (var kernel in new[] { BnNormalizeKernel.Definition, BnInferenceKernel.Definition, BnBackwardDataKernel.Definition, BnBackwardInferenceKernel.Definition })
+            yield return new LaunchShape(BnForwardFusedKernel.Definition, layer, ChannelConfig(s));
+            yield return new LaunchShape(BnBackwardFusedKernel.Definition, layer, ChannelConfig(s));
+            foreach (var kernel in new[] { BnInferenceKernel.Definition, BnBackwardInferenceKernel.Definition })
             {
                 yield return new LaunchShape(kernel, layer, ElementConfig(s.Length));
             }
@@ -660,7 +681,7 @@ public static unsafe partial class BatchNorm2d
         new(new Dim3(Math.Clamp((length + ElementThreads - 1) / ElementThreads, 1, MaxElementBlocks)), new Dim3(ElementThreads));
 
     private static void ForwardTrainingKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
-        View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd, float momentum, float epsilon)
+        View<float> runningMean, View<float> runningVar, View<float> y, View<float> saveMean, View<float> saveInvStd, float momentum, float epsilon, bool relu)
     {
         s.Validate();
         if (s.CountPerChannel < 2)
@@ -668,9 +689,8 @@ public static unsafe partial class BatchNorm2d
             throw new ArgumentException($"BatchNorm2d: training needs more than one value per channel ({s}); use a batch of at least 2 or evaluation mode.", nameof(s));
         }
         RequireViews(s, x, y, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
-        BnStatisticsKernel.Launch(accelerator, ChannelConfig(s), x, runningMean, runningVar, saveMean, saveInvStd,
-            s.N, s.C, s.HW, momentum, epsilon);
-        BnNormalizeKernel.Launch(accelerator, ElementConfig(s.Length), x, saveMean, saveInvStd, gamma, beta, y, s.C, s.HW);
+        BnForwardFusedKernel.Launch(accelerator, ChannelConfig(s), x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd,
+            s.N, s.C, s.HW, momentum, epsilon, relu);
     }
 
     private static void ForwardInferenceKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
@@ -681,15 +701,16 @@ public static unsafe partial class BatchNorm2d
         BnInferenceKernel.Launch(accelerator, ElementConfig(s.Length), x, gamma, beta, runningMean, runningVar, y, s.C, s.HW, epsilon);
     }
 
-    private static void BackwardTrainingKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
-        View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
+    /// <summary>y: the fused forward's output when relu (its mask); unread otherwise (callers pass dy).</summary>
+    private static void BackwardTrainingKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> y, View<float> dy, View<float> gamma,
+        View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta, bool relu)
     {
         s.Validate();
         RequireViews(s, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
         RequireLength(dx.Length, s.Length, nameof(dx), "(N, C, H, W)");
-        BnBackwardReduceKernel.Launch(accelerator, ChannelConfig(s), x, dy, saveMean, saveInvStd, dgamma, dbeta,
-            s.N, s.C, s.HW);
-        BnBackwardDataKernel.Launch(accelerator, ElementConfig(s.Length), x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta, dx, s.C, s.HW, s.CountPerChannel);
+        RequireLength(y.Length, s.Length, nameof(y), "(N, C, H, W)");
+        BnBackwardFusedKernel.Launch(accelerator, ChannelConfig(s), x, y, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta,
+            s.N, s.C, s.HW, relu);
     }
 
     private static void BackwardInferenceKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
@@ -727,6 +748,12 @@ public static unsafe partial class BatchNorm2d
                 [3, 4, 5, 6, 7],
                 (a, v) => ForwardTraining(a, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]),
                 h => ForwardTrainingCpu(s, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]), 1e-4));
+            yield return new SelfTestCase("BatchNorm2d.ForwardRelu", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [Shift(OperatorSelfTest.Random(seed, s.Length, 2f), 0.5f), OperatorSelfTest.Random(seed + 1, c), OperatorSelfTest.Random(seed + 2, c),
+                 OperatorSelfTest.Random(seed + 3, c), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length], new float[c], new float[c]],
+                [3, 4, 5, 6, 7],
+                (a, v) => ForwardRelu(a, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]),
+                h => ForwardReluCpu(s, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]), 1e-4));
             yield return new SelfTestCase("BatchNorm2d.ForwardInference", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.Length, 2f), OperatorSelfTest.Random(seed + 1, c), OperatorSelfTest.Random(seed + 2, c),
                  OperatorSelfTest.Random(seed + 3, c), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length]],
@@ -740,12 +767,25 @@ public static unsafe partial class BatchNorm2d
                 [5, 6, 7],
                 (a, v) => BackwardTraining(a, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]),
                 h => BackwardTrainingCpu(s, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]), 1e-5 * Math.Sqrt(s.CountPerChannel) + 1e-5));
+            // arrays: 0 x, 1 y (a ReLU output: about half zeros), 2 dy, 3 gamma, 4 mean, 5 inv std, 6 dx, 7 dgamma, 8 dbeta
+            yield return new SelfTestCase("BatchNorm2d.BackwardRelu", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.Length, 2f), Relu(OperatorSelfTest.Random(seed + 5, s.Length)), OperatorSelfTest.Random(seed + 1, s.Length), OperatorSelfTest.Random(seed + 2, c),
+                 OperatorSelfTest.Random(seed + 3, c, 0.5f), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length], new float[c], new float[c]],
+                [6, 7, 8],
+                (a, v) => BackwardRelu(a, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]),
+                h => BackwardReluCpu(s, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]), 1e-5 * Math.Sqrt(s.CountPerChannel) + 1e-5));
             yield return new SelfTestCase("BatchNorm2d.BackwardInference", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.Length), OperatorSelfTest.Random(seed + 1, c), Shift(OperatorSelfTest.Random(seed + 2, c, 0.5f), 1f), new float[s.Length]],
                 [3],
                 (a, v) => BackwardInference(a, s, v[0], v[1], v[2], v[3]),
                 h => BackwardInferenceCpu(s, h[0], h[1], h[2], h[3]), 1e-5));
         }
+    }
+
+    private static float[] Relu(float[] values)
+    {
+        System.Numerics.Tensors.TensorPrimitives.Max(values, 0f, values);
+        return values;
     }
 
     private static float[] Shift(float[] values, float shift)

@@ -811,6 +811,11 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
+        if (accelerator.Precision != MatmulPrecision.Fp32)
+        {
+            LaunchTensorCore(accelerator, s, PassForward, w, x, y);
+            return;
+        }
         ConvForwardTileKernel.Launch(accelerator, ForwardConfig(s), w, x, y,
             s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
     }
@@ -821,6 +826,11 @@ public static unsafe partial class Conv2d
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
+        if (accelerator.Precision != MatmulPrecision.Fp32)
+        {
+            LaunchTensorCore(accelerator, s, PassBackwardData, w, dy, dx);
+            return;
+        }
         ConvBackwardDataTileKernel.Launch(accelerator, BackwardDataConfig(s), w, dy, dx,
             s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
     }
@@ -831,6 +841,11 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dw.Length, s.WeightLength, nameof(dw), "(OutC, InC, K, K)");
+        if (accelerator.Precision != MatmulPrecision.Fp32)
+        {
+            LaunchTensorCore(accelerator, s, PassBackwardWeight, dy, x, dw);
+            return;
+        }
         var (config, kPerSplit, splits) = BackwardWeightPlan(s);
         if (splits > 1)
         {
@@ -910,6 +925,215 @@ public static unsafe partial class Conv2d
             yield return new SelfTestCase("Conv2d.BackwardWeight", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), OperatorSelfTest.Random(seed + 2, s.WeightLength)], [2],
                 (a, v) => BackwardWeight(a, s, v[0], v[1], v[2]), h => BackwardWeightCpu(s, h[0], h[1], h[2]), weightTolerance));
+        }
+    }
+}
+
+// ====================================================================== tensor-core variants (TF32, BF16)
+// Kept apart from the FP32 kernels above: selected by Accelerator.Precision in the kernels engine.
+
+public static partial class Conv2d
+{
+    /// <summary>The three products of <see cref="ConvTensorCore1"/>.</summary>
+    private const int PassForward = 0;
+    private const int PassBackwardData = 1;
+    private const int PassBackwardWeight = 2;
+
+    /// <summary>
+    /// ConvTensorCore1: the three convolution products as implicit GEMMs on mma.sync (TF32 m16n8k8, or
+    /// BF16 m16n8k16 when <paramref name="bf16"/>), FP32 accumulation, with the tiling of
+    /// <see cref="Gemm"/>'s GemmTensorCore1 (64 x 64 block tile, 4 warps of 32 x 32, k slices of 16
+    /// words in shared memory). The operands are gathered from the tensors as the FP32 kernels gather them:
+    ///   forward         y  (OutC x N*OH*OW) = w (OutC x InC*K*K) * cols(x)           first = w,  second = x
+    ///   backward data   dx (InC x N*H*W)    = w^T (InC x OutC*K*K) * taps(dy)        first = w,  second = dy
+    ///   backward weight dw (OutC x InC*K*K) = dy (OutC x N*OH*OW) * cols(x)^T        first = dy, second = x
+    /// </summary>
+    [Kernel]
+    private static void ConvTensorCore1(KernelContext ctx, int pass, bool bf16, View<float> first, View<float> second, View<float> output,
+        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch)
+    {
+        var tileA = ctx.Shared<uint>(Gemm.TcTile * Gemm.TcPitch);  // [row][k unit]
+        var tileB = ctx.Shared<uint>(Gemm.TcTile * Gemm.TcPitch);  // [col][k unit]
+        Span<float> acc = stackalloc float[32];
+        Span<float> d = stackalloc float[4];
+        Span<float> fa = stackalloc float[4];
+        Span<float> fb = stackalloc float[2];
+        Span<uint> ua = stackalloc uint[4];
+        Span<uint> ub = stackalloc uint[2];
+        int tid = ctx.ThreadIdx.X;
+        int g = ctx.LaneIdx >> 2;
+        int t = ctx.LaneIdx & 3;
+        int warpRow = (ctx.WarpIdx >> 1) * 32;
+        int warpCol = (ctx.WarpIdx & 1) * 32;
+        int rowBase = ctx.BlockIdx.Y * Gemm.TcTile;
+        int colBase = ctx.BlockIdx.X * Gemm.TcTile;
+        int kk = kernel * kernel;
+        int outHW = outH * outW;
+        int mDim = pass == PassBackwardData ? inC : outC;
+        int nDim = pass == PassForward ? batch * outHW : pass == PassBackwardData ? batch * h * wd : inC * kk;
+        int kDim = pass == PassForward ? inC * kk : pass == PassBackwardData ? outC * kk : batch * outHW;
+        int units = bf16 ? (kDim + 1) / 2 : kDim;
+        for (int u0 = 0; u0 < units; u0 += Gemm.TcUnits)
+        {
+            for (int e = tid; e < Gemm.TcTile * Gemm.TcUnits; e += Gemm.TcThreads)
+            {
+                int r = e / Gemm.TcUnits;
+                int u = e % Gemm.TcUnits;
+                int q = bf16 ? 2 * (u0 + u) : u0 + u;
+                int m = rowBase + r;
+                int n = colBase + r;
+                float a0 = TcFirst(pass, first, m, q, mDim, kDim, inC, kk, outHW);
+                float a1 = bf16 ? TcFirst(pass, first, m, q + 1, mDim, kDim, inC, kk, outHW) : 0f;
+                tileA[r * Gemm.TcPitch + u] = Gemm.TcWord(a0, a1, bf16);
+                float b0 = TcSecond(pass, second, n, q, nDim, kDim, inC, h, wd, outC, kernel, stride, padding, outH, outW);
+                float b1 = bf16 ? TcSecond(pass, second, n, q + 1, nDim, kDim, inC, h, wd, outC, kernel, stride, padding, outH, outW) : 0f;
+                tileB[r * Gemm.TcPitch + u] = Gemm.TcWord(b0, b1, bf16);
+            }
+            ctx.Barrier();
+            for (int ks = 0; ks < Gemm.TcUnits; ks += 8)
+            {
+                for (int tile = 0; tile < 8; tile++)
+                {
+                    Gemm.TcFragments(tileA, tileB, (warpRow + (tile >> 2) * 16 + g) * Gemm.TcPitch + ks + t, (warpCol + (tile & 3) * 8 + g) * Gemm.TcPitch + ks + t, ua, fa, ub, fb);
+                    for (int i = 0; i < 4; i++)
+                    {
+                        d[i] = acc[tile * 4 + i];
+                    }
+                    if (bf16)
+                    {
+                        ctx.MmaBf16(d, ua, ub);
+                    }
+                    else
+                    {
+                        ctx.MmaTf32(d, fa, fb);
+                    }
+                    for (int i = 0; i < 4; i++)
+                    {
+                        acc[tile * 4 + i] = d[i];
+                    }
+                }
+            }
+            ctx.Barrier();
+        }
+        // Rows are channels; columns are (image, pixel) of y or dx, or (c, kh, kw) of dw.
+        int plane = pass == PassForward ? outHW : h * wd;
+        for (int q = 0; q < 32; q++)
+        {
+            int m = rowBase + warpRow + Gemm.TcRow(q, g);
+            int n = colBase + warpCol + Gemm.TcCol(q, t);
+            if (m < mDim && n < nDim)
+            {
+                int image = pass == PassBackwardWeight ? 0 : n / plane;
+                output[pass == PassBackwardWeight ? m * nDim + n : (image * mDim + m) * plane + n - image * plane] = acc[q];
+            }
+        }
+    }
+
+    // Element (m, q) of the first operand: w (forward), w^T with k = (oc, kh, kw) (backward data), dy with k = (image, pixel) (backward weight).
+    private static float TcFirst(int pass, View<float> first, int m, int q, int mDim, int kDim, int inC, int kk, int outHW)
+    {
+        if (m >= mDim || q >= kDim)
+        {
+            return 0f;
+        }
+        if (pass == PassForward)
+        {
+            return first[m * kDim + q];
+        }
+        if (pass == PassBackwardData)
+        {
+            int oc = q / kk;
+            return first[(oc * inC + m) * kk + q - oc * kk];
+        }
+        int image = q / outHW;
+        return first[(image * mDim + m) * outHW + q - image * outHW];
+    }
+
+    // Element (k q, column n) of the second operand: cols(x) (forward: n = (image, oh, ow), q = (c, kh, kw);
+    // backward weight: n = (c, kh, kw), q = (image, oh, ow)), or dy through the taps (backward data:
+    // n = (image, ih, iw), q = (oc, kh, kw)); 0 in the padding, between strides and past the ends.
+    private static float TcSecond(int pass, View<float> second, int n, int q, int nDim, int kDim,
+        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW)
+    {
+        if (n >= nDim || q >= kDim)
+        {
+            return 0f;
+        }
+        int kk = kernel * kernel;
+        int outHW = outH * outW;
+        if (pass == PassBackwardData)
+        {
+            int image = n / (h * wd);
+            int pixel = n - image * h * wd;
+            int oc = q / kk;
+            int r = q - oc * kk;
+            int th = pixel / wd + padding - r / kernel;
+            int tw = pixel % wd + padding - r % kernel;
+            int oh = th / stride;
+            int ow = tw / stride;
+            bool hit = th >= 0 && tw >= 0 && oh * stride == th && ow * stride == tw && oh < outH && ow < outW;
+            return hit ? second[((image * outC + oc) * outH + oh) * outW + ow] : 0f;
+        }
+        int column = pass == PassForward ? n : q;  // (image, oh, ow)
+        int tap = pass == PassForward ? q : n;     // (c, kh, kw)
+        int img = column / outHW;
+        int p = column - img * outHW;
+        int c = tap / kk;
+        int rr = tap - c * kk;
+        int ih = p / outW * stride - padding + rr / kernel;
+        int iw = p % outW * stride - padding + rr % kernel;
+        bool inside = ih >= 0 && ih < h && iw >= 0 && iw < wd;
+        return inside ? second[((img * inC + c) * h + ih) * wd + iw] : 0f;
+    }
+
+    private static LaunchConfig TensorCoreConfig(in Conv2dShape s, int pass) => pass switch
+    {
+        PassForward => Gemm.TensorCoreConfig(s.OutC, s.N * s.ColumnCols),
+        PassBackwardData => Gemm.TensorCoreConfig(s.InC, s.N * s.H * s.W),
+        _ => Gemm.TensorCoreConfig(s.OutC, s.ColumnRows),
+    };
+
+    private static void LaunchTensorCore(Accelerator accelerator, in Conv2dShape s, int pass, View<float> first, View<float> second, View<float> output) =>
+        ConvTensorCore1Kernel.Launch(accelerator, TensorCoreConfig(s, pass), pass, accelerator.Precision == MatmulPrecision.Bf16, first, second, output,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
+
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> TensorCoreLaunchShapes()
+    {
+        foreach (var (layer, s) in ResNet18Shapes.Convolutions)
+        {
+            foreach (int pass in new[] { PassForward, PassBackwardData, PassBackwardWeight })
+            {
+                yield return new LaunchShape(ConvTensorCore1Kernel.Definition, layer + (pass == PassForward ? " forward" : pass == PassBackwardData ? " backward data" : " backward weight"), TensorCoreConfig(s, pass));
+            }
+        }
+    }
+
+    [SelfTests]
+    private static IEnumerable<SelfTestCase> TensorCoreSelfTests()
+    {
+        var shapes = new[]
+        {
+            new Conv2dShape(2, 3, 17, 17, 5, 7, 2, 3),
+            new Conv2dShape(2, 70, 7, 7, 66, 3, 2, 1),
+            new Conv2dShape(3, 16, 6, 6, 24, 1, 1, 0),
+        };
+        foreach (var precision in new[] { MatmulPrecision.Tf32, MatmulPrecision.Bf16 })
+        {
+            foreach (var s in shapes)
+            {
+                string name = Accelerator.PrecisionName(precision);
+                string shape = $"x({s.N},{s.InC},{s.H},{s.W}) w({s.OutC},{s.InC},{s.Kernel},{s.Kernel}) s{s.Stride} p{s.Padding}";
+                yield return new SelfTestCase($"ConvTensorCore1.Forward.{name}", shape, (acc, seed) => OperatorSelfTest.WithPrecision(acc, precision, () => OperatorSelfTest.Compare(acc,
+                    [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.WeightLength), new float[s.OutputLength]], [2],
+                    (a, v) => Forward(a, s, v[0], v[1], v[2]), hst => ForwardCpu(s, hst[0], hst[1], hst[2]), Gemm.TensorCoreTolerance(precision, s.ColumnRows, 1))));
+                yield return new SelfTestCase($"ConvTensorCore1.BackwardData.{name}", shape, (acc, seed) => OperatorSelfTest.WithPrecision(acc, precision, () => OperatorSelfTest.Compare(acc,
+                    [OperatorSelfTest.Random(seed, s.WeightLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), new float[s.InputLength]], [2],
+                    (a, v) => BackwardData(a, s, v[0], v[1], v[2]), hst => BackwardDataCpu(s, hst[0], hst[1], hst[2]), Gemm.TensorCoreTolerance(precision, s.OutC * s.Kernel * s.Kernel, 1))));
+                yield return new SelfTestCase($"ConvTensorCore1.BackwardWeight.{name}", shape, (acc, seed) => OperatorSelfTest.WithPrecision(acc, precision, () => OperatorSelfTest.Compare(acc,
+                    [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), OperatorSelfTest.Random(seed + 2, s.WeightLength)], [2],
+                    (a, v) => BackwardWeight(a, s, v[0], v[1], v[2]), hst => BackwardWeightCpu(s, hst[0], hst[1], hst[2]), Gemm.TensorCoreTolerance(precision, s.N * s.ColumnCols, 1))));
+            }
         }
     }
 }

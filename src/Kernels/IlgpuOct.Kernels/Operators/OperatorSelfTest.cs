@@ -52,4 +52,19 @@ internal static class OperatorSelfTest
             }
         }
     }
+
+    /// <summary>Runs <paramref name="check"/> with the accelerator's matrix-product precision set, then restores it.</summary>
+    public static SelfTestResult WithPrecision(Accelerator accelerator, MatmulPrecision precision, Func<SelfTestResult> check)
+    {
+        var previous = accelerator.Precision;
+        accelerator.Precision = precision;
+        try
+        {
+            return check();
+        }
+        finally
+        {
+            accelerator.Precision = previous;
+        }
+    }
 }

@@ -15,6 +15,18 @@ public enum AcceleratorKind
     CudaHost,
 }
 
+/// <summary>
+/// The arithmetic of the matrix products (GEMM and the convolutions' implicit GEMMs) on an accelerator
+/// that runs kernels: FP32 (the default and the golden path), or tensor cores with inputs rounded to
+/// TF32 (10-bit mantissa) or BF16 (7-bit mantissa) and FP32 accumulation.
+/// </summary>
+public enum MatmulPrecision
+{
+    Fp32,
+    Tf32,
+    Bf16,
+}
+
 /// <summary>Free and total memory of an accelerator, in bytes.</summary>
 public readonly record struct DeviceMemoryInfo(long FreeBytes, long TotalBytes);
 
@@ -52,6 +64,38 @@ public abstract class Accelerator : IDisposable
 
     /// <summary>True for host accelerators, whose launches call the C# kernel bodies.</summary>
     public abstract bool RunsKernelsOnHost { get; }
+
+    /// <summary>
+    /// The precision of matrix products on this accelerator (the one place operators read it; default FP32).
+    /// TF32 and BF16 run the tensor-core kernels (mma.sync, sm_80 or later on cuda; emulated exactly on
+    /// cpu-kernels and cuda-host). The cpu engine has FP32 only and refuses the others.
+    /// </summary>
+    public MatmulPrecision Precision
+    {
+        get => _precision;
+        set
+        {
+            if (value != MatmulPrecision.Fp32 && Kind == AcceleratorKind.Cpu)
+            {
+                throw new NotSupportedException($"--precision {PrecisionName(value)} needs tensor-core kernels, which the cpu engine does not run; use --device cuda (or cpu-kernels / cuda-host to check them), or --precision fp32.");
+            }
+            _precision = value;
+        }
+    }
+
+    private MatmulPrecision _precision = MatmulPrecision.Fp32;
+
+    /// <summary>The option spelling of a precision: fp32, tf32 or bf16.</summary>
+    public static string PrecisionName(MatmulPrecision precision) => precision.ToString().ToLowerInvariant();
+
+    /// <summary>Parses fp32, tf32 or bf16 (case-insensitive); a one-line error names the choices.</summary>
+    public static MatmulPrecision ParsePrecision(string text) => text.Trim().ToLowerInvariant() switch
+    {
+        "fp32" => MatmulPrecision.Fp32,
+        "tf32" => MatmulPrecision.Tf32,
+        "bf16" => MatmulPrecision.Bf16,
+        _ => throw new ArgumentException($"Unknown precision '{text}'; use fp32, tf32 or bf16."),
+    };
 
     /// <summary>Sees every operator call dispatched on this accelerator (<see cref="OperatorDispatch.Run"/>), e.g. a profiler; null when none.</summary>
     public IOperatorObserver? OperatorObserver { get; set; }
