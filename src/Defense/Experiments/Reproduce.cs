@@ -175,7 +175,7 @@ public static class Reproduce
         foreach (string mode in profile.Modes)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            progress?.Report(new ReproduceProgress(++stage, stages, $"train {mode}", $"width {profile.Width}, {profile.Epochs} epochs, batch {profile.BatchSize}"));
+            progress?.Report(new ReproduceProgress(++stage, stages, $"train {mode}", $"width {profile.Width}, {profile.EpochsFor(mode)} epochs, batch {profile.BatchSize}"));
             string? skip = mode == "gce" && data.ClassCount < 3 ? "GCE needs at least 3 classes (its normaliser is log(K - 1))"
                 : mode == "ssat" && !data.HasSplit("unlabeled") ? "the data set has no 'unlabeled' split" : null;
             if (skip is not null)
@@ -191,7 +191,7 @@ public static class Reproduce
                 DataPath = dataPath,
                 VerifyData = false, // verified once above
                 OutputDirectory = modelDir,
-                Epochs = profile.Epochs,
+                Epochs = profile.EpochsFor(mode),
                 BatchSize = profile.BatchSize,
                 LearningRate = profile.LearningRate,
                 Mode = mode,

@@ -158,7 +158,7 @@ public static class ResultsReport
         ArgumentNullException.ThrowIfNull(r);
         ArgumentNullException.ThrowIfNull(p);
         var lines = new List<string>();
-        lines.Add(string.Create(Inv, $"ResNet-18 of base width {p.Width} (paper: 64), {p.Epochs} epochs, batch {p.BatchSize}, SGD lr {p.LearningRate} cosine, momentum 0.9, weight decay 5e-4."));
+        lines.Add(string.Create(Inv, $"ResNet-18 of base width {p.Width} (paper: 64), {p.Epochs} epochs{(p.GceEpochs is int g && g != p.Epochs ? $" ({g} for GCE)" : "")}, batch {p.BatchSize}, SGD lr {p.LearningRate} cosine, momentum 0.9, weight decay 5e-4."));
         string ssatDeviations = (p.SsatTeacherMode is { } teacher
                 ? $"the pseudo-labels are the fixed predictions of the seed's {teacher.ToUpperInvariant()} model (robust self-training, Carmon et al. 2019), not the model's own at each step (which collapsed SSAT to one or two classes, 25-54% accuracy); "
                 : "")
@@ -172,7 +172,7 @@ public static class ResultsReport
         lines.Add("Risk: N = clean + adversarial images of the attacked subset; R(f) counts misclassified clean and adversarial images; R(f,g) counts clean accepted-but-wrong, clean rejected, adversarial accepted-but-wrong; unit risks 1; r = R / N.");
         if (p.Name != "paper")
         {
-            lines.Add(string.Create(Inv, $"Profile {p.Name}: {p.Resolution}x{p.Resolution} synthetic data when no --data is given ({p.TrainImages}/{p.UnlabeledImages}/{p.ValImages}/{p.TestImages} train/unlabeled/val/test, lesion severity floor {p.DataMinSeverity}), width {p.Width}, {p.Epochs} epochs, {p.AttackImages} attacked images, PGD eps {string.Join(", ", p.PgdEpsilons)}, C&W c {string.Join(", ", p.CwConstants)} with {p.CwIterations} steps, adaptive attacks at eps {string.Join(", ", p.AdaptiveEpsilons)}, seeds {string.Join(", ", p.Seeds)}: sized for 2 CPU cores (Release build). The numbers exercise the method on a small model and small data; they are not the paper's values."));
+            lines.Add(string.Create(Inv, $"Profile {p.Name}: {p.Resolution}x{p.Resolution} synthetic data when no --data is given ({p.TrainImages}/{p.UnlabeledImages}/{p.ValImages}/{p.TestImages} train/unlabeled/val/test, lesion severity floor {p.DataMinSeverity}), width {p.Width}, {p.Epochs} epochs{(p.GceEpochs is int g2 && g2 != p.Epochs ? $" ({g2} for GCE)" : "")}, {p.AttackImages} attacked images, PGD eps {string.Join(", ", p.PgdEpsilons)}, C&W c {string.Join(", ", p.CwConstants)} with {p.CwIterations} steps, adaptive attacks at eps {string.Join(", ", p.AdaptiveEpsilons)}, seeds {string.Join(", ", p.Seeds)}: sized for 2 CPU cores (Release build). The numbers exercise the method on a small model and small data; they are not the paper's values."));
         }
         lines.AddRange(r.Notes);
         return lines;
