@@ -111,7 +111,9 @@ internal static class GaussianMixtureHost
             Array.Copy(m, i * d, mPad, i * dPad, d);
         }
         var (rowStart, rowEnd) = TileRowRanges(mPad, d, dPad, tile);
-        const int block = 24; // rows per task, a multiple of MicroRows
+        // Rows per task, a multiple of MicroRows: the task's differences (block x D) stay in L2 while
+        // each column tile of M (D x Tile) is reused by all of its micro-rows before the next tile.
+        const int block = 96;
         int blocks = (n + block - 1) / block;
         Parallel.For(0, blocks, () => new double[block * d], (b, _, diff) =>
         {
@@ -126,11 +128,13 @@ internal static class GaussianMixtureHost
             }
             Span<double> sums = stackalloc double[block];
             sums.Clear();
-            for (int r = 0; r < rows; r += MicroRows)
+            // Tiles outer so one tile of M is read from memory once per task, not once per micro-row;
+            // each row still sums its tiles in order t = 0, 1, ..., so the result does not change.
+            for (int t = 0; t < tiles; t++)
             {
-                int count = Math.Min(MicroRows, rows - r);
-                for (int t = 0; t < tiles; t++)
+                for (int r = 0; r < rows; r += MicroRows)
                 {
+                    int count = Math.Min(MicroRows, rows - r);
                     ProductTileSquares(diff, r, count, d, mPad, dPad, t * tile, rowStart[t], rowEnd[t], sums[r..]);
                 }
             }
@@ -418,7 +422,8 @@ internal static class GaussianMixtureHost
         {
             Array.Copy(b, p * d, bPad, p * dPad, d);
         }
-        // Row bands of C are grouped per task; n is walked in chunks so the chunk of b stays in cache.
+        // Row bands of C are grouped per task; n is walked in chunks, and within a chunk one column
+        // tile of b (chunk x Tile) serves every band of the group while it is in cache.
         const int bandsPerGroup = 8;
         const int chunk = 128;
         int bands = (d + MicroRows - 1) / MicroRows;
@@ -431,16 +436,32 @@ internal static class GaussianMixtureHost
             int tilesFrom = firstRow / tile * tile;
             int width = dPad - tilesFrom;
             var acc = new double[(lastBand - firstBand) * MicroRows * width]; // the group's rows of C from tilesFrom on
+            int groupRows = (lastBand - firstBand) * MicroRows;
+            int copied = Math.Min(groupRows, d - firstRow);
+            // The group's columns of a for one chunk, packed (chunk, groupRows): read in place they
+            // are D doubles apart, which for D = 512 is 4 KiB and maps every row to one L1 set.
+            var aPack = new double[chunk * groupRows];
             for (int p0 = 0; p0 < n; p0 += chunk)
             {
                 int p1 = Math.Min(n, p0 + chunk);
-                for (int band = firstBand; band < lastBand; band++)
+                for (int p = p0; p < p1; p++)
                 {
-                    int i0 = band * MicroRows;
-                    int count = Math.Min(MicroRows, d - i0);
-                    for (int j0 = i0 / tile * tile; j0 < dPad; j0 += tile)
+                    Array.Copy(a, p * d + firstRow, aPack, (p - p0) * groupRows, copied);
+                }
+                // Each element of acc still adds the chunks in order p0 = 0, chunk, ..., so the
+                // order of tiles and bands within a chunk does not change the result.
+                for (int j0 = tilesFrom; j0 < dPad; j0 += tile)
+                {
+                    for (int band = firstBand; band < lastBand; band++)
                     {
-                        GramTile(a, i0, count, d, bPad, dPad, j0, p0, p1, acc.AsSpan((band - firstBand) * MicroRows * width), width, j0 - tilesFrom);
+                        int i0 = band * MicroRows;
+                        if (i0 / tile * tile > j0)
+                        {
+                            break; // this band and the next ones start right of the tile
+                        }
+                        int count = Math.Min(MicroRows, d - i0);
+                        int packedRow = i0 - firstRow - p0 * groupRows; // aPack[(p - p0) * groupRows + i0 - firstRow]
+                        GramTile(aPack, packedRow, count, groupRows, bPad, dPad, j0, p0, p1, acc.AsSpan((band - firstBand) * MicroRows * width), width, j0 - tilesFrom);
                     }
                 }
             }
@@ -454,7 +475,7 @@ internal static class GaussianMixtureHost
         });
     }
 
-    // result[r * ldr + col + j] += sum_{p in [p0, p1)} a[p * lda + i0 + r] * b[p * ldb + j0 + j] for a tile of MicroRows x 4 vectors.
+    // result[r * ldr + col + j] += sum_{p in [p0, p1)} a[i0 + p * lda + r] * b[p * ldb + j0 + j] for a tile of MicroRows x 4 vectors.
     private static void GramTile(double[] a, int i0, int count, int lda, double[] b, int ldb, int j0, int p0, int p1, Span<double> result, int ldr, int col)
     {
         DgemmMicroKernel.MultiplyTile(a, i0, i0 + (count > 1 ? 1 : 0), i0 + (count > 2 ? 2 : 0), lda, b, ldb, j0, p0, p1, out var t);
@@ -543,23 +564,24 @@ internal static class GaussianMixtureHost
             {
                 int count = type == CovarianceType.Full ? k : 1;
                 var result = new double[count * d * d];
-                for (int c = 0; c < count; c++)
+                double[] cov = covariances.ToArray();
+                // Components are independent (one task each, results do not depend on threads); the
+                // first failing component's error is rethrown as is, not wrapped.
+                var errors = new InvalidOperationException?[count];
+                Parallel.For(0, count, c =>
                 {
-                    double[] lower = DenseMath.Cholesky(covariances.Slice(c * d * d, d * d), d, NotPositiveDefinite);
-                    // Solve L Z = I column by column (forward substitution); store Z^T, which is upper.
-                    var z = new double[d];
-                    for (int col = 0; col < d; col++)
+                    try
                     {
-                        for (int i = col; i < d; i++)
-                        {
-                            double s = (i == col ? 1.0 : 0.0) - DenseMath.Dot(lower.AsSpan(i * d + col, i - col), z.AsSpan(col, i - col));
-                            z[i] = s / lower[i * d + i];
-                        }
-                        for (int i = 0; i < d; i++)
-                        {
-                            result[c * d * d + col * d + i] = i >= col ? z[i] : 0.0;
-                        }
+                        InvertedCholeskyUpper(cov.AsSpan(c * d * d, d * d), d, result.AsSpan(c * d * d, d * d));
                     }
+                    catch (InvalidOperationException e)
+                    {
+                        errors[c] = e;
+                    }
+                });
+                if (Array.Find(errors, e => e is not null) is { } error)
+                {
+                    throw error;
                 }
                 return result;
             }
@@ -579,6 +601,26 @@ internal static class GaussianMixtureHost
             }
             default:
                 throw new ArgumentOutOfRangeException(nameof(type));
+        }
+    }
+
+    // result (D, D) = (chol(covariance)^-1)^T, upper triangular.
+    private static void InvertedCholeskyUpper(ReadOnlySpan<double> covariance, int d, Span<double> result)
+    {
+        double[] lower = DenseMath.Cholesky(covariance, d, NotPositiveDefinite);
+        // Solve L Z = I column by column (forward substitution); store Z^T, which is upper.
+        var z = new double[d];
+        for (int col = 0; col < d; col++)
+        {
+            for (int i = col; i < d; i++)
+            {
+                double s = (i == col ? 1.0 : 0.0) - DenseMath.Dot(lower.AsSpan(i * d + col, i - col), z.AsSpan(col, i - col));
+                z[i] = s / lower[i * d + i];
+            }
+            for (int i = 0; i < d; i++)
+            {
+                result[col * d + i] = i >= col ? z[i] : 0.0;
+            }
         }
     }
 
