@@ -111,8 +111,9 @@ public sealed record ReproduceProfile
 
     /// <summary>
     /// Three seeds in at most 15 minutes on 2 idle CPU cores: a budget of about 1500 CPU-s, 500 per seed. Sized from
-    /// CPU time (user + sys) measured on a machine loaded by other jobs (load average 30-60), which inflates CPU time;
-    /// the wall time on an idle machine has not been measured.
+    /// CPU time (user + sys) measured on a machine loaded by other jobs (load average 30-60), which inflates CPU time.
+    /// Measured on 2 idle cores (load below 3), 2026-11-29: the README's main command took 12 min 4 s wall from
+    /// `dotnet run` (679 s inside the run, 1173 CPU-s), NT 94.75 / 95.0 / 94.75 % on seeds 0 / 1 / 2.
     /// <list type="bullet">
     /// <item>Data: 64x64 synthetic OCT with visibility floor 0.75, 3200/800/400/400. With the recipe below NT reaches
     /// 94.75 % (seed 0), 95.0 % (seed 1) and 94.75 % (seed 2) clean test accuracy.</item>
