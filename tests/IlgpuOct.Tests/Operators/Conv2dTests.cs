@@ -132,6 +132,52 @@ public sealed class Conv2dTests
         Tolerance.AssertClose(GradientCheck.ToDouble(dw), refDw, atol: 1e-4, rtol: 1e-4, "dw");
     }
 
+    public static TheoryData<Conv2dShape> ImplicitGemmShapes() => new()
+    {
+        new Conv2dShape(1, 3, 7, 9, 5, 3, 1, 1),     // N = 1, odd sizes: backward data as a convolution
+        new Conv2dShape(3, 4, 9, 7, 6, 3, 2, 1),     // stride 2: backward data through columns and col2im
+        new Conv2dShape(2, 5, 6, 5, 7, 1, 1, 0),     // pointwise: each plane one long row
+        new Conv2dShape(3, 4, 7, 9, 6, 1, 2, 0),     // strided pointwise (a ResNet downsample)
+        new Conv2dShape(2, 2, 13, 11, 5, 7, 2, 3),   // 7x7 stride 2 (the stem)
+        new Conv2dShape(1, 2, 9, 9, 3, 7, 1, 3),     // 7x7 stride 1: flipped 7x7 weights, padding 3
+        new Conv2dShape(2, 3, 8, 8, 4, 3, 1, 0),     // unpadded: the transposed convolution pads by 2
+        new Conv2dShape(2, 2, 4, 5, 3, 1, 1, 1),     // padding >= kernel: backward data through columns
+        new Conv2dShape(5, 40, 7, 5, 70, 3, 1, 1),   // two K slices, 35 pixels: tiles straddle images, threaded
+        new Conv2dShape(12, 6, 6, 6, 9, 3, 1, 1),    // weight gradient depth 432 over two slices
+        new Conv2dShape(33, 16, 2, 2, 24, 3, 2, 1),  // 1 pixel per image (layer4-like at tiny inputs)
+    };
+
+    [Theory]
+    [MemberData(nameof(ImplicitGemmShapes))]
+    public void Implicit_gemm_passes_match_double_reference_and_repeat_bit_for_bit(Conv2dShape s)
+    {
+        var random = new Random(s.N * 131 + s.InC * 17 + s.Kernel * 5 + s.Stride);
+        double[] x = GradientCheck.Random(random, s.InputLength);
+        double[] w = GradientCheck.Random(random, s.WeightLength, 0.5);
+        double[] dy = GradientCheck.Random(random, s.OutputLength);
+        float[] xf = GradientCheck.ToFloat(x), wf = GradientCheck.ToFloat(w), dyf = GradientCheck.ToFloat(dy);
+
+        (float[] y, float[] dx, float[] dw) Run()
+        {
+            float[] y = Poisoned(s.OutputLength), dx = Poisoned(s.InputLength), dw = Poisoned(s.WeightLength);
+            Conv2d.ForwardCpu(s, xf, wf, y);
+            Conv2d.BackwardDataCpu(s, wf, dyf, dx);
+            Conv2d.BackwardWeightCpu(s, xf, dyf, dw);
+            return (y, dx, dw);
+        }
+
+        var first = Run();
+        BackwardDouble(s, x, w, dy, out double[] refDx, out double[] refDw);
+        Tolerance.AssertClose(GradientCheck.ToDouble(first.y), ForwardDouble(s, x, w), atol: 1e-5, rtol: 1e-4, $"y of {s}");
+        Tolerance.AssertClose(GradientCheck.ToDouble(first.dx), refDx, atol: 1e-5, rtol: 1e-4, $"dx of {s}");
+        Tolerance.AssertClose(GradientCheck.ToDouble(first.dw), refDw, atol: 1e-4, rtol: 1e-4, $"dw of {s}");
+
+        var second = Run();
+        second.y.Should().Equal(first.y, "the forward pass sums in an order fixed by the shape");
+        second.dx.Should().Equal(first.dx, "backward data sums in an order fixed by the shape");
+        second.dw.Should().Equal(first.dw, "backward weight sums in an order fixed by the shape");
+    }
+
     [Fact]
     public void Mismatched_lengths_are_rejected_with_the_expected_size()
     {

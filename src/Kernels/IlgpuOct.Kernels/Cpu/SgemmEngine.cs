@@ -29,6 +29,35 @@ public enum SgemmMicroKernel
 public readonly record struct SgemmBlocking(int Mr, int Nr, int Kc, int Mc, int Nc);
 
 /// <summary>
+/// An SGEMM operand that packs itself instead of being read from a strided matrix: a convolution's
+/// im2col matrix gathered straight from the image, so the matrix is never written out. Packing
+/// layouts are those of <see cref="SgemmPacking.PackA"/> and <see cref="SgemmPacking.PackB"/>;
+/// entries past the matrix edge are written as zeros.
+/// </summary>
+internal abstract unsafe class SgemmOperand
+{
+    /// <summary>
+    /// As an A operand: ceil(rows / width) panels of kc x width floats, panel q holding
+    /// op[row0 + q * width + i, p0 + p] at dst[q * width * kc + p * width + i].
+    /// </summary>
+    public abstract void PackRows(int row0, int rows, int p0, int kc, int width, float* dst);
+
+    /// <summary>
+    /// As a B operand: ceil(cols / width) panels of kc x width floats, panel q holding
+    /// op[p0 + p, col0 + q * width + i] at dst[q * width * kc + p * width + i].
+    /// </summary>
+    public abstract void PackColumns(int p0, int kc, int col0, int cols, int width, float* dst);
+}
+
+/// <summary>
+/// Where C lives: row-major with leading dimension <paramref name="Ldc"/>, or, with
+/// <paramref name="BatchColumns"/> &gt; 0, split into column groups of that width stored
+/// <paramref name="BatchStride"/> floats apart (C[i, j] at c[(j / BatchColumns) * BatchStride + i * Ldc + j % BatchColumns]):
+/// the (N, C, H, W) layout of a convolution's output seen as a (C, N*H*W) matrix.
+/// </summary>
+internal readonly record struct SgemmOutput(nint Ldc, int BatchColumns = 0, nint BatchStride = 0);
+
+/// <summary>
 /// The CPU SGEMM in the BLIS/GotoBLAS structure: for each NC-wide column panel and KC-deep slice,
 /// op(B) is packed into NR-wide micro-panels and op(A) into MR-tall micro-panels (transposes are
 /// absorbed by the packing, edges are zero-padded), then a macro-kernel sweeps MC x NR blocks of C
@@ -75,14 +104,29 @@ internal static unsafe class SgemmEngine
 
     /// <summary>C = alpha * op(A) * op(B) + beta * C on raw row-major memory; arguments already checked.</summary>
     public static void Run(SgemmMicroKernel kernel, int maxThreads, bool transA, bool transB, int m, int n, int k,
-        float alpha, float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc)
+        float alpha, float* a, nint lda, float* b, nint ldb, float beta, float* c, nint ldc) =>
+        Run(kernel, maxThreads, transA, transB, m, n, k, alpha, a, lda, null, b, ldb, null, beta, c, new SgemmOutput(ldc));
+
+    /// <summary>
+    /// C = alpha * op(A) * op(B) + beta * C where A and/or B may be self-packing operands
+    /// (<paramref name="aSource"/>, <paramref name="bSource"/>: then the pointer, stride and transpose
+    /// flag of that operand are ignored) and C may be column-batched (<paramref name="output"/>).
+    /// </summary>
+    public static void Run(SgemmMicroKernel kernel, int maxThreads, bool transA, bool transB, int m, int n, int k,
+        float alpha, float* a, nint lda, SgemmOperand? aSource, float* b, nint ldb, SgemmOperand? bSource,
+        float beta, float* c, SgemmOutput output)
     {
+        nint ldc = output.Ldc;
         if (m == 0 || n == 0)
         {
             return;
         }
         if (k == 0 || alpha == 0)
         {
+            if (output.BatchColumns > 0)
+            {
+                throw new ArgumentException($"SGEMM {m}x{n}x{k}: a column-batched C needs k >= 1 and alpha != 0; scale C in its own layout instead.", nameof(output));
+            }
             // BLAS semantics: A and B are not read, C only scaled (beta == 0 clears it, NaN included).
             ScaleC(m, n, beta, c, ldc);
             return;
@@ -116,10 +160,14 @@ internal static unsafe class SgemmEngine
                     Alpha = alpha,
                     A = a,
                     Lda = lda,
+                    ASource = aSource,
                     B = b,
                     Ldb = ldb,
+                    BSource = bSource,
                     C = c,
                     Ldc = ldc,
+                    CBatchColumns = output.BatchColumns,
+                    CBatchStride = output.BatchStride,
                     PackedA = Align64(pa),
                     PackedB = Align64(pb),
                 };
@@ -216,10 +264,14 @@ internal static unsafe class SgemmEngine
         public float Alpha;
         public float* A; // op(A) is (M, K); stored (K, M) when TransA
         public nint Lda;
+        public SgemmOperand? ASource; // packs op(A) itself when set
         public float* B; // op(B) is (K, N); stored (N, K) when TransB
         public nint Ldb;
+        public SgemmOperand? BSource; // packs op(B) itself when set
         public float* C; // (M, N)
         public nint Ldc;
+        public int CBatchColumns; // > 0: C's columns in groups of this width ...
+        public nint CBatchStride; // ... stored this many floats apart
         public float* PackedA; // (groupRows / MR) panels of (KC, MR)
         public float* PackedB; // (NC / NR) panels of (KC, NR)
 
@@ -297,7 +349,15 @@ internal static unsafe class SgemmEngine
             int firstPanel = item * _aPanelsPerItem;
             int row0 = _ig + firstPanel * blk.Mr;
             int rows = Math.Min(_aPanelsPerItem * blk.Mr, _ig + _mg - row0);
-            SgemmPacking.PackA(TransA, A, Lda, row0, _pc, _kc, rows, blk.Mr, PackedA + (nint)firstPanel * blk.Mr * _kc);
+            float* dst = PackedA + (nint)firstPanel * blk.Mr * _kc;
+            if (ASource is not null)
+            {
+                ASource.PackRows(row0, rows, _pc, _kc, blk.Mr, dst);
+            }
+            else
+            {
+                SgemmPacking.PackA(TransA, A, Lda, row0, _pc, _kc, rows, blk.Mr, dst);
+            }
         }
 
         private readonly void PackBPanels(int firstPanel, int endPanel)
@@ -305,7 +365,15 @@ internal static unsafe class SgemmEngine
             var blk = Blocking;
             int col0 = _jc + firstPanel * blk.Nr;
             int cols = Math.Min((endPanel - firstPanel) * blk.Nr, _jc + _ncur - col0);
-            SgemmPacking.PackB(TransB, B, Ldb, _pc, col0, _kc, cols, blk.Nr, PackedB + (nint)firstPanel * blk.Nr * _kc);
+            float* dst = PackedB + (nint)firstPanel * blk.Nr * _kc;
+            if (BSource is not null)
+            {
+                BSource.PackColumns(_pc, _kc, col0, cols, blk.Nr, dst);
+            }
+            else
+            {
+                SgemmPacking.PackB(TransB, B, Ldb, _pc, col0, _kc, cols, blk.Nr, dst);
+            }
         }
 
         // Hot code runs optimized from the first call: tiering would leave it at tier 0 for short runs.
@@ -354,7 +422,13 @@ internal static unsafe class SgemmEngine
                 {
                     float* ap = PackedA + (nint)(i / mr) * mr * _kc;
                     int rows = Math.Min(mr, i1 - i);
-                    float* cp = C + (_ig + i) * Ldc + col;
+                    int row = _ig + i;
+                    if (CBatchColumns > 0)
+                    {
+                        StoreBatched(kernel, ap, bp, row, rows, col, cols, scratch);
+                        continue;
+                    }
+                    float* cp = C + row * Ldc + col;
                     if (rows == mr && cols == nr)
                     {
                         kernel(_kc, ap, bp, cp, Ldc, Alpha, _beta);
@@ -365,6 +439,32 @@ internal static unsafe class SgemmEngine
                         StoreEdge(scratch, nr, rows, cols, cp, Ldc, Alpha, _beta);
                     }
                 }
+            }
+        }
+
+        /// <summary>One tile into a column-batched C: straight when it lies inside one column group, else split at the group edges.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private readonly void StoreBatched(delegate*<int, float*, float*, float*, nint, float, float, void> kernel,
+            float* ap, float* bp, int row, int rows, int col, int cols, float* scratch)
+        {
+            int nr = Blocking.Nr;
+            int group = col / CBatchColumns;
+            int offset = col - group * CBatchColumns;
+            float* cp = C + group * CBatchStride + row * Ldc + offset;
+            if (rows == Blocking.Mr && cols == nr && offset + nr <= CBatchColumns)
+            {
+                kernel(_kc, ap, bp, cp, Ldc, Alpha, _beta);
+                return;
+            }
+            kernel(_kc, ap, bp, scratch, nr, 1f, 0f);
+            for (int q = 0; q < cols;)
+            {
+                int run = Math.Min(cols - q, CBatchColumns - offset);
+                StoreEdge(scratch + q, nr, rows, run, cp, Ldc, Alpha, _beta);
+                q += run;
+                group++;
+                offset = 0;
+                cp = C + group * CBatchStride + row * Ldc;
             }
         }
     }

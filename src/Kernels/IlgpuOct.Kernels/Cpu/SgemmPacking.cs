@@ -215,6 +215,37 @@ internal static unsafe class SgemmPacking
         }
     }
 
+    /// <summary>
+    /// dst[c * dstStride + r] = src[r * srcStride + c] for r &lt; rows, c &lt; cols: a row-major block
+    /// transposed, 8 x 8 at a time through registers where AVX allows.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Transpose(float* src, nint srcStride, int rows, int cols, float* dst, nint dstStride)
+    {
+        int r8 = Avx.IsSupported ? rows & ~7 : 0, c8 = cols & ~7;
+        for (int r = 0; r < r8; r += 8)
+        {
+            for (int c = 0; c < c8; c += 8)
+            {
+                Transpose8x8(src + r * srcStride + c, srcStride, dst + c * dstStride + r, dstStride);
+            }
+            for (int c = c8; c < cols; c++)
+            {
+                for (int i = 0; i < 8; i++)
+                {
+                    dst[c * dstStride + r + i] = src[(r + i) * srcStride + c];
+                }
+            }
+        }
+        for (int r = r8; r < rows; r++)
+        {
+            for (int c = 0; c < cols; c++)
+            {
+                dst[c * dstStride + r] = src[r * srcStride + c];
+            }
+        }
+    }
+
     /// <summary>dst[r * dstStride + c] = src[c * srcStride + r] for an 8 x 8 block.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Transpose8x8(float* src, nint srcStride, float* dst, nint dstStride)

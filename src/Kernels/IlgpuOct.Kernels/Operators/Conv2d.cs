@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using IlgpuOct.Kernels.Cpu;
 using IlgpuOct.Kernels.Profiling;
 
@@ -53,10 +55,13 @@ public readonly record struct Conv2dShape(int N, int InC, int H, int W, int OutC
 
 /// <summary>
 /// 2-d convolution (NCHW, no bias, square kernel, any stride and padding).
-/// CPU: per image, im2col (skipped for pointwise convolutions) and one SGEMM through
-/// <see cref="Gemm.Cpu"/>; images run in parallel with pooled per-thread scratch; backward data
-/// is W^T dy followed by col2im; backward weight accumulates dy col^T over images in a fixed
-/// partition, so two runs on the same machine give the same bits.
+/// CPU: implicit GEMM on the CPU SGEMM (its packing, micro-kernel and threading): one product
+/// over the whole batch per pass whose im2col operand packs its panels straight from the NCHW
+/// tensor, so no column matrix is written. Forward: y = W cols(x), tiles stored straight into y.
+/// Backward data, stride 1: a forward convolution of dy with the flipped, transposed weights;
+/// stride &gt; 1: W^T dy into a column matrix, then col2im. Backward weight: dy cols(x)^T with the
+/// batch as the GEMM's depth. Every output element is summed in an order that depends on the
+/// shape only, so runs repeat bit for bit whatever the thread count.
 /// </summary>
 public static unsafe partial class Conv2d
 {
@@ -98,12 +103,9 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
-        var plan = CpuPlan.For(s);
-        var shape = s;
         fixed (float* px = x, pw = w, py = y)
         {
-            nint ax = (nint)px, aw = (nint)pw, ay = (nint)py;
-            plan.ForEachChunk(chunk => ForwardChunk(shape, plan, (float*)ax, (float*)aw, (float*)ay, chunk));
+            ForwardGemm(s, px, pw, py);
         }
     }
 
@@ -114,12 +116,16 @@ public static unsafe partial class Conv2d
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
-        var plan = CpuPlan.For(s);
-        var shape = s;
         fixed (float* pw = w, pdy = dy, pdx = dx)
         {
-            nint aw = (nint)pw, ady = (nint)pdy, adx = (nint)pdx;
-            plan.ForEachChunk(chunk => BackwardDataChunk(shape, plan, (float*)aw, (float*)ady, (float*)adx, chunk));
+            if (s.Stride == 1 && s.Padding < s.Kernel)
+            {
+                BackwardDataAsConvolution(s, pw, pdy, pdx);
+            }
+            else
+            {
+                BackwardDataThroughColumns(s, pw, pdy, pdx);
+            }
         }
     }
 
@@ -133,293 +139,301 @@ public static unsafe partial class Conv2d
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(dy.Length, s.OutputLength, nameof(dy), "(N, OutC, OutH, OutW)");
         RequireLength(dw.Length, s.WeightLength, nameof(dw), "(OutC, InC, K, K)");
-        var plan = CpuPlan.For(s);
-        var shape = s;
-        int weightLength = s.WeightLength;
-        // A fixed partition of the chunks (not work stealing) keeps the summation order, and so the
-        // bits, the same from run to run; partial sums are added in partition order.
-        int parts = plan.Workers;
-        float[]? partials = parts > 1 ? ArrayPool<float>.Shared.Rent((parts - 1) * weightLength) : null;
+        fixed (float* px = x, pdy = dy, pdw = dw)
+        {
+            // dw (OutC, InC*K*K) = dy (OutC, N*OutH*OutW) * cols(x)^T: the whole batch is the GEMM's depth,
+            // summed slice by slice in one fixed order whatever the thread count, so the bits repeat.
+            SgemmEngine.Run(SgemmMicroKernel.Auto, Gemm.CpuMaxThreads, false, false, s.OutC, s.ColumnRows, s.N * s.ColumnCols, 1f,
+                null, 0, ImageColumns.Pointwise(s.N, s.OutC, s.OutH, s.OutW, pdy), null, 0, new ImageColumns(s, px, transposed: true),
+                0f, pdw, new SgemmOutput(s.ColumnRows));
+        }
+    }
+
+    // y (N, OutC, OutH, OutW) seen as (OutC, N*OutH*OutW) = W (OutC, InC*K*K) * cols(x): one GEMM over the
+    // whole batch, its B panels gathered straight from x and its tiles written straight into y.
+    private static void ForwardGemm(in Conv2dShape s, float* x, float* w, float* y)
+    {
+        int pixels = s.ColumnCols;
+        var output = s.N == 1 ? new SgemmOutput(pixels) : new SgemmOutput(pixels, pixels, (nint)s.OutC * pixels);
+        SgemmEngine.Run(SgemmMicroKernel.Auto, Gemm.CpuMaxThreads, false, false, s.OutC, s.N * pixels, s.ColumnRows, 1f,
+            w, s.ColumnRows, null, null, 0, new ImageColumns(s, x, transposed: false), 0f, y, output);
+    }
+
+    // Stride 1: dx = conv(dy, w') with w'[c, oc, kh, kw] = w[oc, c, K-1-kh, K-1-kw] and padding K-1-P,
+    // a forward convolution (no column matrix, no col2im); its output is exactly H x W.
+    private static void BackwardDataAsConvolution(in Conv2dShape s, float* w, float* dy, float* dx)
+    {
+        int k = s.Kernel, taps = k * k;
+        var transposed = new Conv2dShape(s.N, s.OutC, s.OutH, s.OutW, s.InC, k, 1, k - 1 - s.Padding);
+        float[] flipped = ArrayPool<float>.Shared.Rent(s.WeightLength);
         try
         {
-            fixed (float* px = x, pdy = dy, pdw = dw)
-            fixed (float* ppart = partials)
+            for (int oc = 0; oc < s.OutC; oc++)
             {
-                nint ax = (nint)px, ady = (nint)pdy, adw = (nint)pdw, apart = (nint)ppart;
-                void RunPart(int part)
+                for (int c = 0; c < s.InC; c++)
                 {
-                    int firstChunk = (int)((long)plan.Chunks * part / parts);
-                    int endChunk = (int)((long)plan.Chunks * (part + 1) / parts);
-                    float* target = part == 0 ? (float*)adw : (float*)apart + (long)(part - 1) * weightLength;
-                    for (int chunk = firstChunk; chunk < endChunk; chunk++)
+                    float* src = w + ((long)oc * s.InC + c) * taps;
+                    int dst = (c * s.OutC + oc) * taps;
+                    for (int t = 0; t < taps; t++)
                     {
-                        BackwardWeightChunk(shape, plan, (float*)ax, (float*)ady, target, chunk, accumulate: chunk != firstChunk);
+                        flipped[dst + t] = src[taps - 1 - t];
                     }
                 }
+            }
+            fixed (float* pf = flipped)
+            {
+                ForwardGemm(transposed, dy, pf, dx);
+            }
+        }
+        finally
+        {
+            ArrayPool<float>.Shared.Return(flipped);
+        }
+    }
 
-                if (parts == 1)
+    // Stride > 1: per chunk of images, columns (InC*K*K, count*OutH*OutW) = W^T * dy (dy's panels read
+    // straight from its NCHW layout), then col2im of each image, images in parallel.
+    private static void BackwardDataThroughColumns(in Conv2dShape s, float* w, float* dy, float* dx)
+    {
+        const long maxColumnFloats = 1L << 22;
+        int pixels = s.ColumnCols, rows = s.ColumnRows;
+        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
+        int perChunk = (int)Math.Clamp(maxColumnFloats / ((long)rows * pixels), 1, s.N);
+        float[] columns = ArrayPool<float>.Shared.Rent(rows * perChunk * pixels);
+        var shape = s;
+        try
+        {
+            fixed (float* pc = columns)
+            {
+                nint acol = (nint)pc, adx = (nint)dx;
+                for (int first = 0; first < s.N; first += perChunk)
                 {
-                    RunPart(0);
-                }
-                else
-                {
-                    Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, RunPart);
-                    var total = new Span<float>((float*)adw, weightLength);
-                    for (int part = 1; part < parts; part++)
+                    int count = Math.Min(perChunk, s.N - first), ld = count * pixels;
+                    SgemmEngine.Run(SgemmMicroKernel.Auto, Gemm.CpuMaxThreads, true, false, rows, ld, s.OutC, 1f,
+                        w, rows, null, null, 0, ImageColumns.Pointwise(count, s.OutC, s.OutH, s.OutW, dy + (long)first * outImage),
+                        0f, pc, new SgemmOutput(ld));
+                    int chunkFirst = first;
+                    void Scatter(int i) => Col2Im(shape, new ReadOnlySpan<float>((float*)acol, rows * ld), ld, i * pixels,
+                        new Span<float>((float*)adx + (long)(chunkFirst + i) * inImage, inImage));
+                    if (count == 1 || (long)rows * ld < ParallelWorkThreshold)
                     {
-                        TensorPrimitives.Add(total, new ReadOnlySpan<float>((float*)apart + (long)(part - 1) * weightLength, weightLength), total);
+                        for (int i = 0; i < count; i++)
+                        {
+                            Scatter(i);
+                        }
+                    }
+                    else
+                    {
+                        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, Scatter);
                     }
                 }
             }
         }
         finally
         {
-            if (partials is not null)
-            {
-                ArrayPool<float>.Shared.Return(partials);
-            }
+            ArrayPool<float>.Shared.Return(columns);
         }
     }
 
     /// <summary>
-    /// How the CPU splits a batch: images are grouped into chunks so that each chunk's GEMM has at
-    /// least ~256 columns (small feature maps otherwise degrade into matrix-vector products that
-    /// re-read the weights per image), with the chunk's column matrix bounded in size; chunks run on
-    /// up to Gemm.CpuMaxThreads workers and the threads left over go to each chunk's GEMM.
+    /// The im2col matrix of a batch, cols(x) (InC*K*K, N*OutH*OutW) with row (c, kh, kw) and column
+    /// (n, oh, ow) holding x[n, c, oh*S - P + kh, ow*S - P + kw] (0 in the padding), as an SGEMM operand
+    /// (or its transpose) that packs its panels straight from x: the matrix is never written out.
     /// </summary>
-    private readonly record struct CpuPlan(int ImagesPerChunk, int Chunks, int Workers, int GemmThreads)
+    private sealed class ImageColumns : SgemmOperand
     {
-        private const int TargetColumns = 256;
-        private const long MaxColumnFloats = 1L << 22;
+        // Floats of one panel's row block kept on the stack (a 16 x 256 panel is 16 KB).
+        private const int MaxStackBlock = 1 << 13;
 
-        public static CpuPlan For(in Conv2dShape s)
+        private readonly float* _x; // (N, InC, H, W)
+        private readonly bool _transposed;
+        private readonly int _h, _w, _k, _stride, _pad, _outH, _outW, _pixels, _plane, _image;
+
+        public ImageColumns(in Conv2dShape s, float* x, bool transposed)
         {
-            int pixels = s.ColumnCols;
-            long perImage = (long)Math.Max(s.ColumnRows, s.OutC) * pixels;
-            int images = Math.Clamp((TargetColumns + pixels - 1) / pixels, 1, s.N);
-            images = (int)Math.Max(1, Math.Min(images, MaxColumnFloats / Math.Max(1, perImage)));
-            int chunks = (s.N + images - 1) / images;
-            long work = (long)s.N * s.OutC * s.ColumnRows * pixels;
-            int threads = Gemm.CpuMaxThreads;
-            int workers = work < ParallelWorkThreshold ? 1 : Math.Min(chunks, threads);
-            return new CpuPlan(images, chunks, workers, Math.Max(1, threads / workers));
+            _x = x;
+            _transposed = transposed;
+            // A pointwise convolution reads each image plane as one long row: runs as long as the plane.
+            bool flat = s.IsPointwise;
+            _h = flat ? 1 : s.H;
+            _w = flat ? s.H * s.W : s.W;
+            _k = s.Kernel;
+            _stride = s.Stride;
+            _pad = s.Padding;
+            _outH = flat ? 1 : s.OutH;
+            _outW = flat ? s.H * s.W : s.OutW;
+            _pixels = _outH * _outW;
+            _plane = s.H * s.W;
+            _image = s.InC * _plane;
         }
 
-        public int First(int chunk) => chunk * ImagesPerChunk;
+        /// <summary>A tensor (N, C, H, W) as the matrix (C, N*H*W).</summary>
+        public static ImageColumns Pointwise(int n, int channels, int h, int w, float* data) =>
+            new(new Conv2dShape(n, channels, h, w, 1, 1, 1, 0), data, transposed: false);
 
-        public int Count(int chunk, int n) => Math.Min(ImagesPerChunk, n - chunk * ImagesPerChunk);
-
-        public void ForEachChunk(Action<int> body)
+        public override void PackRows(int row0, int rows, int p0, int kc, int width, float* dst)
         {
-            if (Workers == 1)
+            if (_transposed)
             {
-                for (int chunk = 0; chunk < Chunks; chunk++)
-                {
-                    body(chunk);
-                }
+                GatherAcross(p0, kc, row0, rows, width, dst);
             }
             else
             {
-                Parallel.For(0, Chunks, new ParallelOptions { MaxDegreeOfParallelism = Workers }, body);
+                GatherAlong(row0, rows, p0, kc, width, dst);
             }
         }
-    }
 
-    // y[first .. first+count) = W * cols(x[first .. first+count)).
-    private static void ForwardChunk(in Conv2dShape s, in CpuPlan plan, float* x, float* w, float* y, int chunk)
-    {
-        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
-        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
-        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
-        var weight = new ReadOnlySpan<float>(w, s.WeightLength);
-        if (count == 1 && s.IsPointwise)
+        public override void PackColumns(int p0, int kc, int col0, int cols, int width, float* dst)
         {
-            Gemm.Cpu(false, false, s.OutC, pixels, rows, 1f, weight, rows, new ReadOnlySpan<float>(x + (long)first * inImage, inImage), pixels,
-                0f, new Span<float>(y + (long)first * outImage, outImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
-            return;
+            if (_transposed)
+            {
+                GatherAlong(col0, cols, p0, kc, width, dst);
+            }
+            else
+            {
+                GatherAcross(p0, kc, col0, cols, width, dst);
+            }
         }
-        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
-        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
-        try
+
+        // Matrix rows [row0, row0+kc) by columns [col0, col0+cols): for each row, runs of one output
+        // row (n, oh) that do not cross a panel, each copied from one input row. Panels of `width` columns.
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void GatherAcross(int row0, int kc, int col0, int cols, int width, float* dst)
         {
-            for (int i = 0; i < count; i++)
+            int panels = (cols + width - 1) / width;
+            nint panelSize = (nint)width * kc;
+            int n0 = col0 / _pixels, pix0 = col0 - n0 * _pixels, oh0 = pix0 / _outW, ow0 = pix0 - oh0 * _outW;
+            for (int p = 0; p < kc; p++)
             {
-                Im2Col(s, new ReadOnlySpan<float>(x + (long)(first + i) * inImage, inImage), columns, ld, i * pixels);
-            }
-            if (staged is null)
-            {
-                Gemm.Cpu(false, false, s.OutC, pixels, rows, 1f, weight, rows, columns.AsSpan(0, rows * ld), ld,
-                    0f, new Span<float>(y + (long)first * outImage, outImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
-                return;
-            }
-            Gemm.Cpu(false, false, s.OutC, ld, rows, 1f, weight, rows, columns.AsSpan(0, rows * ld), ld,
-                0f, staged.AsSpan(0, s.OutC * ld), ld, SgemmMicroKernel.Auto, plan.GemmThreads);
-            for (int i = 0; i < count; i++)
-            {
-                var output = new Span<float>(y + (long)(first + i) * outImage, outImage);
-                for (int oc = 0; oc < s.OutC; oc++)
+                Tap(row0 + p, out float* plane, out int kh, out int kw, out int lo, out int hi);
+                float* rowDst = dst + (nint)p * width;
+                int n = n0, oh = oh0, ow = ow0;
+                for (int j = 0; j < cols;)
                 {
-                    staged.AsSpan(oc * ld + i * pixels, pixels).CopyTo(output.Slice(oc * pixels, pixels));
-                }
-            }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(columns);
-            if (staged is not null)
-            {
-                ArrayPool<float>.Shared.Return(staged);
-            }
-        }
-    }
-
-    // dx[first .. first+count) = col2im(W^T * dy[first .. first+count)).
-    private static void BackwardDataChunk(in Conv2dShape s, in CpuPlan plan, float* w, float* dy, float* dx, int chunk)
-    {
-        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
-        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
-        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
-        var weight = new ReadOnlySpan<float>(w, s.WeightLength);
-        if (count == 1 && s.IsPointwise)
-        {
-            Gemm.Cpu(true, false, rows, pixels, s.OutC, 1f, weight, rows, new ReadOnlySpan<float>(dy + (long)first * outImage, outImage), pixels,
-                0f, new Span<float>(dx + (long)first * inImage, inImage), pixels, SgemmMicroKernel.Auto, plan.GemmThreads);
-            return;
-        }
-        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
-        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
-        try
-        {
-            ReadOnlySpan<float> gradOut = new ReadOnlySpan<float>(dy + (long)first * outImage, outImage);
-            if (staged is not null)
-            {
-                StageImageMajor(s.OutC, pixels, count, dy + (long)first * outImage, staged);
-                gradOut = staged.AsSpan(0, s.OutC * ld);
-            }
-            Gemm.Cpu(true, false, rows, ld, s.OutC, 1f, weight, rows, gradOut, ld, 0f, columns.AsSpan(0, rows * ld), ld, SgemmMicroKernel.Auto, plan.GemmThreads);
-            for (int i = 0; i < count; i++)
-            {
-                Col2Im(s, columns, ld, i * pixels, new Span<float>(dx + (long)(first + i) * inImage, inImage));
-            }
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(columns);
-            if (staged is not null)
-            {
-                ArrayPool<float>.Shared.Return(staged);
-            }
-        }
-    }
-
-    // dw (+)= dy[first .. first+count) * cols(x[first .. first+count))^T.
-    private static void BackwardWeightChunk(in Conv2dShape s, in CpuPlan plan, float* x, float* dy, float* dw, int chunk, bool accumulate)
-    {
-        int first = plan.First(chunk), count = plan.Count(chunk, s.N);
-        int pixels = s.ColumnCols, rows = s.ColumnRows, ld = count * pixels;
-        int inImage = s.InC * s.H * s.W, outImage = s.OutC * pixels;
-        var target = new Span<float>(dw, s.WeightLength);
-        float beta = accumulate ? 1f : 0f;
-        if (count == 1 && s.IsPointwise)
-        {
-            Gemm.Cpu(false, true, s.OutC, rows, pixels, 1f, new ReadOnlySpan<float>(dy + (long)first * outImage, outImage), pixels,
-                new ReadOnlySpan<float>(x + (long)first * inImage, inImage), pixels, beta, target, rows, SgemmMicroKernel.Auto, plan.GemmThreads);
-            return;
-        }
-        float[] columns = ArrayPool<float>.Shared.Rent(rows * ld);
-        float[]? staged = count > 1 ? ArrayPool<float>.Shared.Rent(s.OutC * ld) : null;
-        try
-        {
-            for (int i = 0; i < count; i++)
-            {
-                Im2Col(s, new ReadOnlySpan<float>(x + (long)(first + i) * inImage, inImage), columns, ld, i * pixels);
-            }
-            ReadOnlySpan<float> gradOut = new ReadOnlySpan<float>(dy + (long)first * outImage, outImage);
-            if (staged is not null)
-            {
-                StageImageMajor(s.OutC, pixels, count, dy + (long)first * outImage, staged);
-                gradOut = staged.AsSpan(0, s.OutC * ld);
-            }
-            Gemm.Cpu(false, true, s.OutC, rows, ld, 1f, gradOut, ld, columns.AsSpan(0, rows * ld), ld, beta, target, rows, SgemmMicroKernel.Auto, plan.GemmThreads);
-        }
-        finally
-        {
-            ArrayPool<float>.Shared.Return(columns);
-            if (staged is not null)
-            {
-                ArrayPool<float>.Shared.Return(staged);
-            }
-        }
-    }
-
-    // (count, channels, pixels) -> (channels, count * pixels): the images of a chunk side by side.
-    private static void StageImageMajor(int channels, int pixels, int count, float* source, float[] staged)
-    {
-        int ld = count * pixels;
-        for (int i = 0; i < count; i++)
-        {
-            for (int c = 0; c < channels; c++)
-            {
-                new ReadOnlySpan<float>(source + ((long)i * channels + c) * pixels, pixels).CopyTo(staged.AsSpan(c * ld + i * pixels, pixels));
-            }
-        }
-    }
-
-    /// <summary>
-    /// Unfolds one image (InC, H, W) into its column matrix (InC*K*K, OutH*OutW): row (c, kh, kw)
-    /// holds x[c, oh*S - P + kh, ow*S - P + kw] for every output position, 0 in the padding.
-    /// </summary>
-    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns) => Im2Col(s, image, columns, s.ColumnCols, 0);
-
-    /// <summary>
-    /// <see cref="Im2Col(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> into a wider matrix: row r
-    /// of this image starts at columns[r * ld + offset] (several images side by side).
-    /// </summary>
-    public static void Im2Col(in Conv2dShape s, ReadOnlySpan<float> image, Span<float> columns, int ld, int offset)
-    {
-        int k = s.Kernel, stride = s.Stride, pad = s.Padding, h = s.H, w = s.W, outH = s.OutH, outW = s.OutW;
-        int cols = outH * outW;
-        for (int c = 0; c < s.InC; c++)
-        {
-            for (int kh = 0; kh < k; kh++)
-            {
-                for (int kw = 0; kw < k; kw++)
-                {
-                    var row = columns.Slice(((c * k + kh) * k + kw) * ld + offset, cols);
-                    ValidRange(kw, pad, stride, w, outW, out int owLo, out int owHi);
-                    for (int oh = 0; oh < outH; oh++)
+                    int q = j / width, i = j - q * width;
+                    int len = Math.Min(Math.Min(_outW - ow, cols - j), width - i);
+                    float* d = rowDst + q * panelSize + i;
+                    int ih = oh * _stride - _pad + kh;
+                    if ((uint)ih >= (uint)_h)
                     {
-                        var dst = row.Slice(oh * outW, outW);
-                        int ih = oh * stride - pad + kh;
-                        if ((uint)ih >= (uint)h || owHi <= owLo)
+                        Zero(d, len);
+                    }
+                    else
+                    {
+                        // src[o * S] is x at output column o; valid only for o in [lo, hi).
+                        float* src = plane + (long)n * _image + ih * _w - _pad + kw;
+                        int a = Math.Clamp(lo, ow, ow + len), b = Math.Clamp(hi, a, ow + len);
+                        Zero(d, a - ow);
+                        if (_stride == 1)
                         {
-                            dst.Clear();
-                            continue;
-                        }
-                        dst[..owLo].Clear();
-                        dst[owHi..].Clear();
-                        var src = image.Slice((c * h + ih) * w, w);
-                        if (stride == 1)
-                        {
-                            src.Slice(owLo - pad + kw, owHi - owLo).CopyTo(dst[owLo..owHi]);
+                            Copy(src + a, d + (a - ow), b - a);
                         }
                         else
                         {
-                            for (int ow = owLo; ow < owHi; ow++)
+                            for (int o = a; o < b; o++)
                             {
-                                dst[ow] = src[ow * stride - pad + kw];
+                                d[o - ow] = src[o * _stride];
                             }
+                        }
+                        Zero(d + (b - ow), ow + len - b);
+                    }
+                    j += len;
+                    ow += len;
+                    if (ow == _outW)
+                    {
+                        ow = 0;
+                        if (++oh == _outH)
+                        {
+                            oh = 0;
+                            n++;
                         }
                     }
                 }
+                for (int j = cols; j < panels * width; j++)
+                {
+                    int q = j / width;
+                    rowDst[q * panelSize + j - q * width] = 0;
+                }
             }
+        }
+
+        // Matrix rows [row0, row0+rows) by columns [col0, col0+kc), packed along the columns: panels of
+        // `width` rows, each column's `width` entries consecutive. Each panel's rows are gathered as
+        // contiguous runs into a scratch block, then transposed into place 8 x 8 at a time.
+        [SkipLocalsInit]
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void GatherAlong(int row0, int rows, int col0, int kc, int width, float* dst)
+        {
+            int panels = (rows + width - 1) / width;
+            nint panelSize = (nint)width * kc;
+            int blockFloats = width * kc;
+            float* stackBlock = stackalloc float[blockFloats <= MaxStackBlock ? blockFloats : 1];
+            float[]? heapBlock = blockFloats <= MaxStackBlock ? null : ArrayPool<float>.Shared.Rent(blockFloats);
+            try
+            {
+                fixed (float* pheap = heapBlock)
+                {
+                    float* block = heapBlock is null ? stackBlock : pheap;
+                    for (int q = 0; q < panels; q++)
+                    {
+                        int valid = Math.Min(width, rows - q * width);
+                        GatherAcross(row0 + q * width, valid, col0, kc, kc, block);
+                        Zero(block + (nint)valid * kc, (width - valid) * kc);
+                        SgemmPacking.Transpose(block, kc, width, kc, dst + q * panelSize, width);
+                    }
+                }
+            }
+            finally
+            {
+                if (heapBlock is not null)
+                {
+                    ArrayPool<float>.Shared.Return(heapBlock);
+                }
+            }
+        }
+
+        // Row (c, kh, kw) of the matrix: the first image's plane of channel c, and the output columns [lo, hi) that read inside the image.
+        private void Tap(int row, out float* plane, out int kh, out int kw, out int lo, out int hi)
+        {
+            int taps = _k * _k;
+            int c = row / taps, tap = row - c * taps;
+            kh = tap / _k;
+            kw = tap - kh * _k;
+            plane = _x + (long)c * _plane;
+            ValidRange(kw, _pad, _stride, _w, _outW, out lo, out hi);
         }
     }
 
-    /// <summary>The adjoint of <see cref="Im2Col(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/>: image (InC, H, W) = sum of column entries at their source pixels (overwritten).</summary>
-    public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, Span<float> image) => Col2Im(s, columns, s.ColumnCols, 0, image);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Zero(float* d, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            d[i] = 0;
+        }
+    }
 
-    /// <summary><see cref="Col2Im(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> from a wider matrix (row r at columns[r * ld + offset]).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Copy(float* src, float* dst, int count)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; i + 8 <= count; i += 8)
+            {
+                Vector256.Store(Vector256.Load(src + i), dst + i);
+            }
+        }
+        for (; i < count; i++)
+        {
+            dst[i] = src[i];
+        }
+    }
+
+    /// <summary>
+    /// The adjoint of the im2col matrix of one image: image (InC, H, W) = sum of the column entries at
+    /// their source pixels (overwritten); row r of this image's columns starts at columns[r * ld + offset].
+    /// </summary>
     public static void Col2Im(in Conv2dShape s, ReadOnlySpan<float> columns, int ld, int offset, Span<float> image)
     {
         int k = s.Kernel, stride = s.Stride, pad = s.Padding, h = s.H, w = s.W, outH = s.OutH, outW = s.OutW;
