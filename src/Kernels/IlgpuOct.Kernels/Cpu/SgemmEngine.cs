@@ -133,6 +133,10 @@ internal static unsafe class SgemmEngine
         }
         kernel = Resolve(kernel);
         var blocking = Blocking(kernel);
+        // Equal K slices (a multiple of the micro-kernel's unroll of 4): 576 = 3 x 192, not 256 + 256 + 64,
+        // whose shallow last slice would load and store C for little work.
+        int kSlices = (k + blocking.Kc - 1) / blocking.Kc;
+        blocking = blocking with { Kc = Math.Min(blocking.Kc, RoundUp((k + kSlices - 1) / kSlices, 4)) };
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Math.Max(1, maxThreads);
 
         int kcMax = Math.Min(blocking.Kc, k);

@@ -215,7 +215,7 @@ public static unsafe partial class Conv2d
                     int chunkFirst = first;
                     void Scatter(int i) => Col2Im(shape, new ReadOnlySpan<float>((float*)acol, rows * ld), ld, i * pixels,
                         new Span<float>((float*)adx + (long)(chunkFirst + i) * inImage, inImage));
-                    if (count == 1 || (long)rows * ld < ParallelWorkThreshold)
+                    if (count == 1 || Gemm.CpuMaxThreads == 1 || (long)rows * ld < ParallelWorkThreshold)
                     {
                         for (int i = 0; i < count; i++)
                         {
@@ -300,44 +300,49 @@ public static unsafe partial class Conv2d
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void GatherAcross(int row0, int kc, int col0, int cols, int width, float* dst)
         {
-            int panels = (cols + width - 1) / width;
             nint panelSize = (nint)width * kc;
             int n0 = col0 / _pixels, pix0 = col0 - n0 * _pixels, oh0 = pix0 / _outW, ow0 = pix0 - oh0 * _outW;
             for (int p = 0; p < kc; p++)
             {
                 Tap(row0 + p, out float* plane, out int kh, out int kw, out int lo, out int hi);
-                float* rowDst = dst + (nint)p * width;
+                float* d = dst + (nint)p * width; // this row in the current panel
+                int i = 0;                         // column inside the panel
                 int n = n0, oh = oh0, ow = ow0;
                 for (int j = 0; j < cols;)
                 {
-                    int q = j / width, i = j - q * width;
                     int len = Math.Min(Math.Min(_outW - ow, cols - j), width - i);
-                    float* d = rowDst + q * panelSize + i;
                     int ih = oh * _stride - _pad + kh;
                     if ((uint)ih >= (uint)_h)
                     {
-                        Zero(d, len);
+                        Zero(d + i, len);
                     }
                     else
                     {
-                        // src[o * S] is x at output column o; valid only for o in [lo, hi).
+                        // src[o * S] is x at output column o; inside the image only for o in [lo, hi).
                         float* src = plane + (long)n * _image + ih * _w - _pad + kw;
                         int a = Math.Clamp(lo, ow, ow + len), b = Math.Clamp(hi, a, ow + len);
-                        Zero(d, a - ow);
+                        float* di = d + i - ow;
+                        Zero(di + ow, a - ow);
                         if (_stride == 1)
                         {
-                            Copy(src + a, d + (a - ow), b - a);
+                            Copy(src + a, di + a, b - a);
                         }
                         else
                         {
                             for (int o = a; o < b; o++)
                             {
-                                d[o - ow] = src[o * _stride];
+                                di[o] = src[o * _stride];
                             }
                         }
-                        Zero(d + (b - ow), ow + len - b);
+                        Zero(di + b, ow + len - b);
                     }
                     j += len;
+                    i += len;
+                    if (i == width)
+                    {
+                        i = 0;
+                        d += panelSize;
+                    }
                     ow += len;
                     if (ow == _outW)
                     {
@@ -349,11 +354,7 @@ public static unsafe partial class Conv2d
                         }
                     }
                 }
-                for (int j = cols; j < panels * width; j++)
-                {
-                    int q = j / width;
-                    rowDst[q * panelSize + j - q * width] = 0;
-                }
+                Zero(d + i, i == 0 ? 0 : width - i); // the last panel's columns past the matrix edge
             }
         }
 
