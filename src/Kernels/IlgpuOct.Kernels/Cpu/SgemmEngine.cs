@@ -136,7 +136,13 @@ internal static unsafe class SgemmEngine
         // Equal K slices (a multiple of the micro-kernel's unroll of 4): 576 = 3 x 192, not 256 + 256 + 64,
         // whose shallow last slice would load and store C for little work.
         int kSlices = (k + blocking.Kc - 1) / blocking.Kc;
-        blocking = blocking with { Kc = Math.Min(blocking.Kc, RoundUp((k + kSlices - 1) / kSlices, 4)) };
+        // Likewise equal column panels (whole NR panels): 8192 = 3 x 2736, not 4080 + 4080 + 32.
+        int nPanels = (n + blocking.Nc - 1) / blocking.Nc;
+        blocking = blocking with
+        {
+            Kc = Math.Min(blocking.Kc, RoundUp((k + kSlices - 1) / kSlices, 4)),
+            Nc = Math.Min(blocking.Nc, RoundUp((n + nPanels - 1) / nPanels, blocking.Nr)),
+        };
         int threads = (long)m * n * k < ParallelThreshold ? 1 : Math.Max(1, maxThreads);
 
         int kcMax = Math.Min(blocking.Kc, k);

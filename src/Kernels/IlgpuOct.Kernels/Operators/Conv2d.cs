@@ -168,20 +168,21 @@ public static unsafe partial class Conv2d
         float[] flipped = ArrayPool<float>.Shared.Rent(s.WeightLength);
         try
         {
-            for (int oc = 0; oc < s.OutC; oc++)
-            {
-                for (int c = 0; c < s.InC; c++)
-                {
-                    float* src = w + ((long)oc * s.InC + c) * taps;
-                    int dst = (c * s.OutC + oc) * taps;
-                    for (int t = 0; t < taps; t++)
-                    {
-                        flipped[dst + t] = src[taps - 1 - t];
-                    }
-                }
-            }
             fixed (float* pf = flipped)
             {
+                // Written in order; the reads stride over w's rows, whose lines stay cached across c.
+                float* dst = pf;
+                for (int c = 0; c < s.InC; c++)
+                {
+                    for (int oc = 0; oc < s.OutC; oc++, dst += taps)
+                    {
+                        float* src = w + ((long)oc * s.InC + c) * taps + taps - 1;
+                        for (int t = 0; t < taps; t++)
+                        {
+                            dst[t] = src[-t];
+                        }
+                    }
+                }
                 ForwardGemm(transposed, dy, pf, dx);
             }
         }
