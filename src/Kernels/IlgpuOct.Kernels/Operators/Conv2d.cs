@@ -944,29 +944,9 @@ public static unsafe partial class Conv2d
             LaunchWarpTiled(accelerator, config, s, PassBackwardWeight, dy, x, dw, kPerSplit, vectorDy, Float4.IsAligned(dw, s.ColumnRows));
             return;
         }
-        var partial = SplitPartials(accelerator, splits * s.WeightLength);
+        var partial = Workspace.Get<float>(accelerator, "Conv2d.BackwardWeight partial products", splits * s.WeightLength);
         LaunchWarpTiled(accelerator, config, s, PassBackwardWeight, dy, x, partial, kPerSplit, vectorDy, Float4.IsAligned(partial, s.ColumnRows));
         ConvSplitKReduceKernel.Launch(accelerator, ReduceConfig(s.WeightLength), partial, dw, splits);
-    }
-
-    // The weight gradient's partial products, one buffer per accelerator grown on demand: allocating and
-    // freeing in every call (cuMemFree synchronises the device) would stall each training step.
-    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Accelerator, DeviceBuffer<float>?[]> SplitWorkspace = new();
-
-    private static View<float> SplitPartials(Accelerator accelerator, int length)
-    {
-        var slot = SplitWorkspace.GetValue(accelerator, _ => new DeviceBuffer<float>?[1]);
-        lock (slot)
-        {
-            var buffer = slot[0];
-            if (buffer is null || buffer.IsDisposed || buffer.Length < length)
-            {
-                buffer?.Dispose();
-                buffer = accelerator.Allocate<float>(length);
-                slot[0] = buffer;
-            }
-            return buffer.View.Slice(0, length);
-        }
     }
 
     private static void LaunchWarpTiled(Accelerator accelerator, LaunchConfig config, in Conv2dShape s, int pass, View<float> first, View<float> second, View<float> output,
