@@ -25,6 +25,11 @@ public sealed class Conv2dWarpTiledTests
             (new Conv2dShape(1, 70, 9, 7, 130, 3, 2, 1), 0),   // N = 1, three row tiles forward, odd width, stride 2
             (new Conv2dShape(8, 4, 16, 16, 8, 3, 1, 1), 0),    // weight gradient in 4 splits, Float4 dy rows
             (new Conv2dShape(4, 3, 33, 33, 4, 3, 2, 1), 0),    // weight gradient in 2 splits, scalar
+            (new Conv2dShape(2, 3, 9, 8, 5, 3, 2, 1), 0),      // (moved from Conv2dTests' cpu-kernels case list)
+            (new Conv2dShape(2, 4, 6, 6, 6, 1, 1, 0), 0),
+            (new Conv2dShape(1, 3, 11, 11, 4, 7, 2, 3), 0),
+            (new Conv2dShape(2, 3, 7, 7, 4, 1, 2, 0), 0),
+            (new Conv2dShape(4, 2, 16, 16, 3, 3, 1, 1), 0),    // weight gradient in 2 splits, Float4 dy rows, scalar dw rows
         };
         var data = new TheoryData<AcceleratorKind, Conv2dShape, int>();
         foreach (var kind in new[] { AcceleratorKind.CpuKernels, AcceleratorKind.CudaHost })

@@ -758,8 +758,8 @@ public static unsafe partial class BatchNorm2d
         }
     }
 
-    /// <summary>Training forward, last launch of a split channel: statistics from the partial sums (slice order), then y of this block's slice.</summary>
-    [Kernel]
+    /// <summary>Training forward, last launch of a split channel: statistics from the partial sums (slice order), then y of this block's slice. Launch bounds: 32 registers, 8 blocks (all 64 warps) per SM.</summary>
+    [Kernel(MaxThreadsPerBlock = ReduceThreads, MinBlocksPerMultiprocessor = 8)]
     private static void BnSliceNormalize(KernelContext ctx, View<float> x, View<float> gamma, View<float> beta, View<float> runningMean, View<float> runningVar,
         View<float> y, View<float> saveMean, View<float> saveInvStd, View<double> partial, int n, int channels, int hw, int sliceLength,
         float momentum, float epsilon, bool relu)
@@ -779,7 +779,7 @@ public static unsafe partial class BatchNorm2d
     }
 
     /// <summary>Training backward, last launch of a split channel: dgamma, dbeta from the partial sums (slice order), then dx of this block's slice.</summary>
-    [Kernel]
+    [Kernel(MaxThreadsPerBlock = ReduceThreads, MinBlocksPerMultiprocessor = 8)]
     private static void BnSliceBackwardData(KernelContext ctx, View<float> x, View<float> y, View<float> dy, View<float> gamma, View<float> mean, View<float> invStd,
         View<double> partial, View<float> dx, View<float> dgamma, View<float> dbeta, int n, int channels, int hw, int sliceLength, bool relu)
     {
