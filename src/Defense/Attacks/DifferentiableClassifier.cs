@@ -7,7 +7,7 @@ namespace IlgpuOct.Defense.Attacks;
 /// A frozen classifier in evaluation mode seen by the attacks: images (N, C, H, W) in, logits
 /// (N, K) out (to the host: a few floats per image), and d loss / d input for a given d loss /
 /// d logits of the last forward. The device overloads keep the iterate and its gradient on the
-/// device (PGD); the host overloads upload and download (C&amp;W, tests).
+/// device (PGD, C&amp;W); the host overloads upload and download (clean logits, FGSM training samples, tests).
 /// </summary>
 public interface IDifferentiableClassifier
 {
