@@ -122,6 +122,7 @@ public static class Trainer
                 int skip = epoch == startStep / batchesPerEpoch ? (int)(startStep % batchesPerEpoch) : 0;
                 float lr = 0;
                 totals.Start(accumulator.LossSum, accumulator.Correct);
+                long epochStartStep = step;
                 long lastReadStep = step;
                 foreach (var indices in batches.Epoch(epoch).Skip(skip))
                 {
@@ -146,7 +147,8 @@ public static class Trainer
                     stepsThisRun++;
                     if (progress is not null)
                     {
-                        if (step - lastReadStep >= options.MetricsInterval || step % batchesPerEpoch == 0)
+                        // The epoch's first report shows figures at once; later ones lag by up to the interval.
+                        if (step == epochStartStep + 1 || step - lastReadStep >= options.MetricsInterval || step % batchesPerEpoch == 0)
                         {
                             ReadAndCheck(accumulator, totals, epoch, lastReadStep, step, lr, outDir);
                             lastReadStep = step;

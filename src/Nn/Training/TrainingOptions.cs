@@ -44,7 +44,7 @@ public sealed record TrainingOptions
 
     /// <summary>
     /// Steps between reads of the device's running loss and accuracy for progress reports (their
-    /// figures lag by up to this many steps); the end of every epoch reads them too. Without a progress
+    /// figures lag by up to this many steps); the first and last step of every epoch read them too. Without a progress
     /// listener the run reads them once per epoch.
     /// </summary>
     public int MetricsInterval { get; init; } = 10;
