@@ -456,11 +456,7 @@ public static unsafe partial class BatchNorm2d
             var accDot = Vector<double>.Zero;
             for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                var g = Vector.Load(dy + i);
-                if (mask != null)
-                {
-                    g = Vector.ConditionalSelect(Vector.GreaterThan(Vector.Load(mask + i), Vector<float>.Zero), g, Vector<float>.Zero);
-                }
+                var g = Masked(dy, mask, i);
                 Vector.Widen(g, out var dyLo, out var dyHi);
                 Vector.Widen(Vector.Load(x + i), out var xLo, out var xHi);
                 accDy += dyLo + dyHi;
@@ -476,6 +472,11 @@ public static unsafe partial class BatchNorm2d
             sumDyCentered += g * ((double)x[i] - mean);
         }
     }
+
+    // dy[i .. i + Vector<float>.Count), zero where the mask (when given) is not positive
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> Masked(float* dy, float* mask, int i) =>
+        mask == null ? Vector.Load(dy + i) : Vector.ConditionalSelect(Vector.GreaterThan(Vector.Load(mask + i), Vector<float>.Zero), Vector.Load(dy + i), Vector<float>.Zero);
 
     // y = (x - mean) * scale + shift, then max(y, 0) when relu (as Elementwise.ReluForwardCpu)
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -517,11 +518,7 @@ public static unsafe partial class BatchNorm2d
             var kVector = new Vector<float>(k);
             for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                var g = Vector.Load(dy + i);
-                if (mask != null)
-                {
-                    g = Vector.ConditionalSelect(Vector.GreaterThan(Vector.Load(mask + i), Vector<float>.Zero), g, Vector<float>.Zero);
-                }
+                var g = Masked(dy, mask, i);
                 (aVector * g + bVector * (Vector.Load(x + i) - meanVector) + kVector).Store(dx + i);
             }
         }
@@ -542,11 +539,7 @@ public static unsafe partial class BatchNorm2d
             var scaleVector = new Vector<float>(scale);
             for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                var g = Vector.Load(dy + i);
-                if (mask != null)
-                {
-                    g = Vector.ConditionalSelect(Vector.GreaterThan(Vector.Load(mask + i), Vector<float>.Zero), g, Vector<float>.Zero);
-                }
+                var g = Masked(dy, mask, i);
                 (g * scaleVector).Store(dx + i);
             }
         }

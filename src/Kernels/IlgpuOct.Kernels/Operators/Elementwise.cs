@@ -208,28 +208,13 @@ public static partial class Elementwise
     }
 
     /// <summary>z = x + y. z may be x or y.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void AddCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z)
-    {
-        CheckSpans(x.Length, y.Length);
-        CheckSpans(x.Length, z.Length);
-        int i = 0;
-        if (Vector.IsHardwareAccelerated)
-        {
-            for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
-            {
-                (new Vector<float>(x.Slice(i)) + new Vector<float>(y.Slice(i))).CopyTo(z.Slice(i));
-            }
-        }
-        for (; i < x.Length; i++)
-        {
-            z[i] = x[i] + y[i];
-        }
-    }
+    public static void AddCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z) => AddCpu(x, y, z, relu: false);
 
     /// <summary>z = max(x + y, 0), the sum rounded to float first (as AddCpu then ReluForwardCpu). z may be x or y.</summary>
+    public static void AddReluCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z) => AddCpu(x, y, z, relu: true);
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void AddReluCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z)
+    private static void AddCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z, bool relu)
     {
         CheckSpans(x.Length, y.Length);
         CheckSpans(x.Length, z.Length);
@@ -238,12 +223,14 @@ public static partial class Elementwise
         {
             for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                Relu(new Vector<float>(x.Slice(i)) + new Vector<float>(y.Slice(i))).CopyTo(z.Slice(i));
+                var sum = new Vector<float>(x.Slice(i)) + new Vector<float>(y.Slice(i));
+                (relu ? Relu(sum) : sum).CopyTo(z.Slice(i));
             }
         }
         for (; i < x.Length; i++)
         {
-            z[i] = MathF.Max(x[i] + y[i], 0f);
+            float sum = x[i] + y[i];
+            z[i] = relu ? MathF.Max(sum, 0f) : sum;
         }
     }
 
