@@ -1,6 +1,5 @@
-using System.Numerics;
-using System.Runtime.InteropServices;
 using IlgpuOct.Kernels.Cpu;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Defense.Density;
 
@@ -34,11 +33,7 @@ internal static class GaussianMixtureHost
         {
             case CovarianceType.Full:
             case CovarianceType.Tied:
-                for (int c = 0; c < k; c++)
-                {
-                    int offset = type == CovarianceType.Full ? c * d * d : 0;
-                    MahalanobisSquared(xa, n, d, mu.AsSpan(c * d, d).ToArray(), pc.AsSpan(offset, d * d).ToArray(), lp, c, k);
-                }
+                MahalanobisSquared(xa, n, d, k, mu, pc, type == CovarianceType.Full ? k : 1, lp);
                 break;
             case CovarianceType.Diagonal:
                 DiagonalQuadratic(xa, n, d, k, mu, pc, lp);
@@ -95,100 +90,45 @@ internal static class GaussianMixtureHost
         return logDet;
     }
 
-    // ||(x_n - mu) M||^2 for every n into lp[n * stride + column]. M (D, D) is dense in general
-    // (upper triangular when computed from covariances, lower from precisions_init), so each
-    // column tile of M is summed only over the rows where it has non-zeros. The product is formed
-    // tile by tile in registers (Rows x Tile) and only its squares are kept.
-    private static void MahalanobisSquared(double[] x, int n, int d, double[] mu, double[] m, double[] lp, int column, int stride)
+    // scikit-learn's y = X M_c - mu_c M_c and ||y||^2 for every point n and component c into lp (N, K),
+    // with M_c = factors[f(c)] (D, D): f(c) = c for full covariances, 0 for tied (one shared factor).
+    // One packed GEMM against the factors side by side, B = [M_0 | M_1 | ...] (D, F D), row block by row
+    // block: X is packed once per block for every component and the block of y stays in cache. M is
+    // triangular in practice (upper from covariances, lower from precisions_init), and the zero rows at
+    // either end of each B micro-panel are skipped, so that costs half a dense product.
+    private static void MahalanobisSquared(double[] x, int n, int d, int k, double[] means, double[] factors, int factorCount, double[] lp)
     {
-        int vc = Vector<double>.Count;
-        int tile = 4 * vc;
-        int dPad = (d + tile - 1) / tile * tile;
-        int tiles = dPad / tile;
-        var mPad = new double[d * dPad]; // (D, DPad), zero columns beyond D
-        for (int i = 0; i < d; i++)
+        int width = factorCount * d;
+        var stacked = new double[d * width]; // (D, F D)
+        for (int f = 0; f < factorCount; f++)
         {
-            Array.Copy(m, i * d, mPad, i * dPad, d);
+            for (int i = 0; i < d; i++)
+            {
+                Array.Copy(factors, f * d * d + i * d, stacked, i * width + f * d, d);
+            }
         }
-        var (rowStart, rowEnd) = TileRowRanges(mPad, d, dPad, tile);
-        // Rows per task, a multiple of MicroRows: the task's differences (block x D) stay in L2 while
-        // each column tile of M (D x Tile) is reused by all of its micro-rows before the next tile.
-        const int block = 96;
+        var packed = DgemmEngine.Pack(transB: false, stacked, width, d, width, skipZeroRows: true);
+        var meanProducts = new double[k * width]; // (K, F D): row c holds mu_c M_f for every f
+        DgemmEngine.Multiply(transA: false, k, means, d, packed, 1.0, 0.0, meanProducts, width);
+        // Rows per task: one MC block of the GEMM (the result does not depend on the split).
+        const int block = DgemmEngine.Mc;
         int blocks = (n + block - 1) / block;
-        Parallel.For(0, blocks, () => new double[block * d], (b, _, diff) =>
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads };
+        Parallel.For(0, blocks, options, () => new double[block * width], (b, _, y) =>
         {
             int r0 = b * block;
             int rows = Math.Min(block, n - r0);
+            DgemmEngine.Multiply(transA: false, rows, x.AsSpan(r0 * d, rows * d), d, packed, 1.0, 0.0, y, width);
             for (int r = 0; r < rows; r++)
             {
-                for (int j = 0; j < d; j++)
+                for (int c = 0; c < k; c++)
                 {
-                    diff[r * d + j] = x[(r0 + r) * d + j] - mu[j];
+                    int f = factorCount == 1 ? 0 : c;
+                    lp[(r0 + r) * k + c] = DenseMath.SquaredDistance(y.AsSpan(r * width + f * d, d), meanProducts.AsSpan(c * width + f * d, d));
                 }
             }
-            Span<double> sums = stackalloc double[block];
-            sums.Clear();
-            // Tiles outer so one tile of M is read from memory once per task, not once per micro-row;
-            // each row still sums its tiles in order t = 0, 1, ..., so the result does not change.
-            for (int t = 0; t < tiles; t++)
-            {
-                for (int r = 0; r < rows; r += MicroRows)
-                {
-                    int count = Math.Min(MicroRows, rows - r);
-                    ProductTileSquares(diff, r, count, d, mPad, dPad, t * tile, rowStart[t], rowEnd[t], sums[r..]);
-                }
-            }
-            for (int r = 0; r < rows; r++)
-            {
-                lp[(r0 + r) * stride + column] = sums[r];
-            }
-            return diff;
+            return y;
         }, _ => { });
-    }
-
-    private const int MicroRows = 3;
-
-    // sums[r] += sum_j (sum_{i in [i0, i1)} a[(row + r) * d + i] * b[i * ldb + j0 + j])^2 over a tile of 4 vectors.
-    private static void ProductTileSquares(double[] a, int row, int count, int d, double[] b, int ldb, int j0, int i0, int i1, Span<double> sums)
-    {
-        int o0 = row * d;
-        int o1 = count > 1 ? (row + 1) * d : o0;
-        int o2 = count > 2 ? (row + 2) * d : o0;
-        DgemmMicroKernel.MultiplyTile(a, o0, o1, o2, 1, b, ldb, j0, i0, i1, out var t);
-        sums[0] += Vector.Sum(t.R00 * t.R00 + t.R01 * t.R01 + t.R02 * t.R02 + t.R03 * t.R03);
-        if (count > 1)
-        {
-            sums[1] += Vector.Sum(t.R10 * t.R10 + t.R11 * t.R11 + t.R12 * t.R12 + t.R13 * t.R13);
-        }
-        if (count > 2)
-        {
-            sums[2] += Vector.Sum(t.R20 * t.R20 + t.R21 * t.R21 + t.R22 * t.R22 + t.R23 * t.R23);
-        }
-    }
-
-    // For each column tile of m (D, ldm): the range of rows [start, end) that holds its non-zeros.
-    private static (int[] Start, int[] End) TileRowRanges(double[] m, int d, int ldm, int tile)
-    {
-        int tiles = ldm / tile;
-        var start = new int[tiles];
-        var end = new int[tiles];
-        for (int t = 0; t < tiles; t++)
-        {
-            int s = d;
-            int e = 0;
-            for (int i = 0; i < d; i++)
-            {
-                var row = m.AsSpan(i * ldm + t * tile, tile);
-                if (row.ContainsAnyExcept(0.0))
-                {
-                    s = Math.Min(s, i);
-                    e = i + 1;
-                }
-            }
-            start[t] = s;
-            end[t] = Math.Max(e, s);
-        }
-        return (start, end);
     }
 
     // scikit-learn: sum(means^2 * prec) - 2 X (means * prec)^T + (X * X) prec^T, prec = L^2.
@@ -395,7 +335,8 @@ internal static class GaussianMixtureHost
                 }
             });
             var sigma = new double[d * d];
-            WeightedGramUpper(weighted, diff, n, d, sigma);
+            // sum_n (r_n diff_n) diff_n^T: only the upper triangle (it is symmetric), then mirrored.
+            DgemmEngine.Multiply(transA: true, transB: false, d, d, n, 1.0, weighted, d, diff, d, 0.0, sigma, d, Gemm.CpuMaxThreads, DgemmOptions.UpperTriangleOfC);
             for (int i = 0; i < d; i++)
             {
                 for (int j = i; j < d; j++)
@@ -410,100 +351,11 @@ internal static class GaussianMixtureHost
         return cov;
     }
 
-    // C[i, j>=i] = sum_n a[n, i] b[n, j] (upper triangle; the lower part of a tile may be filled
-    // too). Tiles of MicroRows rows x 4 vectors accumulate in registers over all n; tasks own row bands.
-    private static void WeightedGramUpper(double[] a, double[] b, int n, int d, double[] c)
-    {
-        int vc = Vector<double>.Count;
-        int tile = 4 * vc;
-        int dPad = (d + tile - 1) / tile * tile;
-        var bPad = new double[n * dPad]; // (N, DPad)
-        for (int p = 0; p < n; p++)
-        {
-            Array.Copy(b, p * d, bPad, p * dPad, d);
-        }
-        // Row bands of C are grouped per task; n is walked in chunks, and within a chunk one column
-        // tile of b (chunk x Tile) serves every band of the group while it is in cache.
-        const int bandsPerGroup = 8;
-        const int chunk = 128;
-        int bands = (d + MicroRows - 1) / MicroRows;
-        int groups = (bands + bandsPerGroup - 1) / bandsPerGroup;
-        Parallel.For(0, groups, group =>
-        {
-            int firstBand = group * bandsPerGroup;
-            int lastBand = Math.Min(bands, firstBand + bandsPerGroup);
-            int firstRow = firstBand * MicroRows;
-            int tilesFrom = firstRow / tile * tile;
-            int width = dPad - tilesFrom;
-            var acc = new double[(lastBand - firstBand) * MicroRows * width]; // the group's rows of C from tilesFrom on
-            int groupRows = (lastBand - firstBand) * MicroRows;
-            int copied = Math.Min(groupRows, d - firstRow);
-            // The group's columns of a for one chunk, packed (chunk, groupRows): read in place they
-            // are D doubles apart, which for D = 512 is 4 KiB and maps every row to one L1 set.
-            var aPack = new double[chunk * groupRows];
-            for (int p0 = 0; p0 < n; p0 += chunk)
-            {
-                int p1 = Math.Min(n, p0 + chunk);
-                for (int p = p0; p < p1; p++)
-                {
-                    Array.Copy(a, p * d + firstRow, aPack, (p - p0) * groupRows, copied);
-                }
-                // Each element of acc still adds the chunks in order p0 = 0, chunk, ..., so the
-                // order of tiles and bands within a chunk does not change the result.
-                for (int j0 = tilesFrom; j0 < dPad; j0 += tile)
-                {
-                    for (int band = firstBand; band < lastBand; band++)
-                    {
-                        int i0 = band * MicroRows;
-                        if (i0 / tile * tile > j0)
-                        {
-                            break; // this band and the next ones start right of the tile
-                        }
-                        int count = Math.Min(MicroRows, d - i0);
-                        int packedRow = i0 - firstRow - p0 * groupRows; // aPack[(p - p0) * groupRows + i0 - firstRow]
-                        GramTile(aPack, packedRow, count, groupRows, bPad, dPad, j0, p0, p1, acc.AsSpan((band - firstBand) * MicroRows * width), width, j0 - tilesFrom);
-                    }
-                }
-            }
-            for (int i = firstRow; i < Math.Min(d, lastBand * MicroRows); i++)
-            {
-                for (int j = i; j < d; j++)
-                {
-                    c[i * d + j] = acc[(i - firstRow) * width + j - tilesFrom];
-                }
-            }
-        });
-    }
-
-    // result[r * ldr + col + j] += sum_{p in [p0, p1)} a[i0 + p * lda + r] * b[p * ldb + j0 + j] for a tile of MicroRows x 4 vectors.
-    private static void GramTile(double[] a, int i0, int count, int lda, double[] b, int ldb, int j0, int p0, int p1, Span<double> result, int ldr, int col)
-    {
-        DgemmMicroKernel.MultiplyTile(a, i0, i0 + (count > 1 ? 1 : 0), i0 + (count > 2 ? 2 : 0), lda, b, ldb, j0, p0, p1, out var t);
-        AddRow(result.Slice(col, 4 * Vector<double>.Count), t.R00, t.R01, t.R02, t.R03);
-        if (count > 1)
-        {
-            AddRow(result.Slice(ldr + col, 4 * Vector<double>.Count), t.R10, t.R11, t.R12, t.R13);
-        }
-        if (count > 2)
-        {
-            AddRow(result.Slice(2 * ldr + col, 4 * Vector<double>.Count), t.R20, t.R21, t.R22, t.R23);
-        }
-    }
-
-    private static void AddRow(Span<double> target, Vector<double> v0, Vector<double> v1, Vector<double> v2, Vector<double> v3)
-    {
-        var t = MemoryMarshal.Cast<double, Vector<double>>(target);
-        t[0] += v0;
-        t[1] += v1;
-        t[2] += v2;
-        t[3] += v3;
-    }
-
     // scikit-learn: (X^T X - (nk * means^T) means) / sum(nk) + reg I.
     private static double[] TiedCovariance(double[] x, int n, int d, int k, double[] nk, double[] means, double regCovar)
     {
         var gram = new double[d * d];
-        WeightedGramUpper(x, x, n, d, gram);
+        DgemmEngine.Multiply(transA: true, transB: false, d, d, n, 1.0, x, d, x, d, 0.0, gram, d, Gemm.CpuMaxThreads, DgemmOptions.UpperTriangleOfC);
         double total = nk.Sum();
         var cov = new double[d * d];
         for (int i = 0; i < d; i++)
@@ -675,21 +527,9 @@ internal static class GaussianMixtureHost
             // P = M M^T; U with U U^T = P^-1 is what PrecisionCholeskyFromCovariances gives for P.
             var m = precisionCholesky.Slice(c * d * d, d * d).ToArray();
             var p = new double[d * d];
-            for (int i = 0; i < d; i++)
-            {
-                for (int j = 0; j < d; j++)
-                {
-                    p[i * d + j] = DenseMath.Dot(m.AsSpan(i * d, d), m.AsSpan(j * d, d));
-                }
-            }
+            DgemmEngine.Multiply(transA: false, transB: true, d, d, d, 1.0, m, d, m, d, 0.0, p, d, Gemm.CpuMaxThreads);
             var u = PrecisionCholeskyFromCovariances(p, CovarianceType.Tied, 1, d);
-            for (int i = 0; i < d; i++)
-            {
-                for (int j = 0; j < d; j++)
-                {
-                    result[c * d * d + i * d + j] = DenseMath.Dot(u.AsSpan(i * d, d), u.AsSpan(j * d, d));
-                }
-            }
+            DgemmEngine.Multiply(transA: false, transB: true, d, d, d, 1.0, u, d, u, d, 0.0, result.AsSpan(c * d * d, d * d), d, Gemm.CpuMaxThreads);
         }
         return result;
     }
