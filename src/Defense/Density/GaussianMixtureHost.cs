@@ -1,5 +1,7 @@
+using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Cpu;
 using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Defense.Density;
 
@@ -13,9 +15,40 @@ namespace IlgpuOct.Defense.Density;
 /// </summary>
 internal static class GaussianMixtureHost
 {
+    /// <summary>A profiler scope on <paramref name="accelerator"/> (none without one): the host steps show in <c>profile gmm --device cpu</c>.</summary>
+    public static OperatorScope Scope(Accelerator? accelerator, string op, OperatorCost? cost) =>
+        accelerator is null ? default : OperatorScope.Enter(accelerator, op, cost);
+
+    /// <summary>
+    /// Useful FLOPs and bytes of the E-step: X M_c - mu_c M_c with triangular M (D (D + 1) per point and
+    /// factor) and the squared norms; full and tied covariances only (the others are a few passes over X).
+    /// </summary>
+    public static OperatorCost? EStepCost(int n, int d, int k, CovarianceType type) => type switch
+    {
+        CovarianceType.Full => new((double)k * n * d * (d + 1) + 3.0 * n * d * k, 8.0 * ((double)n * d + (double)k * d * d + 2.0 * n * k)),
+        CovarianceType.Tied => new((double)n * d * (d + 1) + 3.0 * n * d * k, 8.0 * ((double)n * d + (double)d * d + 2.0 * n * k)),
+        _ => null,
+    };
+
+    /// <summary>Useful FLOPs and bytes of the M-step: per component the upper triangle of the weighted Gram matrix (N D (D + 1)) and the centring.</summary>
+    public static OperatorCost? MStepCost(int n, int d, int k, CovarianceType type) => type switch
+    {
+        CovarianceType.Full => new((double)k * n * d * (d + 1) + 5.0 * n * d * k, 8.0 * ((double)n * d * (1 + 3.0 * k) + (double)k * d * d)),
+        CovarianceType.Tied => new((double)n * d * (d + 1) + 2.0 * n * d * k, 8.0 * ((double)n * d + (double)d * d)),
+        _ => null,
+    };
+
+    /// <summary>FLOPs of the precision factors: Cholesky (D^3 / 3 multiply-adds) and triangular inverse (D^3 / 6) per factor.</summary>
+    public static OperatorCost? PrecisionCholeskyCost(int d, int k, CovarianceType type) => type switch
+    {
+        CovarianceType.Full => new(k * (double)d * d * d, 16.0 * k * d * d),
+        CovarianceType.Tied => new((double)d * d * d, 16.0 * d * d),
+        _ => null,
+    };
+
     /// <summary>log N(x_n | mu_k, Sigma_k) for every point and component, via precision Cholesky factors.</summary>
     public static void EstimateLogGaussianProb(
-        ReadOnlySpan<double> x, // (N, D)
+        double[] x, // (N, D)
         int n,
         int d,
         int k,
@@ -25,7 +58,7 @@ internal static class GaussianMixtureHost
         Span<double> logProb) // (N, K)
     {
         double[] logDet = LogDetCholesky(precisionCholesky, type, k, d);
-        double[] xa = x.ToArray();
+        double[] xa = x;
         double[] mu = means.ToArray();
         double[] pc = precisionCholesky.ToArray();
         double[] lp = new double[n * k];
@@ -244,16 +277,16 @@ internal static class GaussianMixtureHost
     /// diagonal; weights are nk normalised to sum to one.
     /// </summary>
     public static (double[] Weights, double[] Means, double[] Covariances) EstimateParameters(
-        ReadOnlySpan<double> x, // (N, D)
-        ReadOnlySpan<double> resp, // (N, K)
+        double[] x, // (N, D)
+        double[] resp, // (N, K)
         int n,
         int d,
         int k,
         double regCovar,
         CovarianceType type)
     {
-        double[] xa = x.ToArray();
-        double[] ra = resp.ToArray();
+        double[] xa = x;
+        double[] ra = resp;
         var nk = new double[k];
         for (int i = 0; i < n; i++)
         {
@@ -266,7 +299,7 @@ internal static class GaussianMixtureHost
         {
             nk[c] += 10 * Float64Epsilon;
         }
-        var means = WeightedColumnSums(xa, ra, n, d, k, square: false);
+        var means = WeightedColumnSums(xa, ra, n, d, k);
         for (int c = 0; c < k; c++)
         {
             for (int j = 0; j < d; j++)
@@ -288,27 +321,27 @@ internal static class GaussianMixtureHost
     // numpy's finfo(float64).eps (not .NET's double.Epsilon, the smallest subnormal).
     private const double Float64Epsilon = 2.220446049250313e-16;
 
-    // resp^T X (K, D) or resp^T (X * X) with the float32 square; parallel over columns.
-    private static double[] WeightedColumnSums(double[] x, double[] resp, int n, int d, int k, bool square)
+    // resp^T X (K, D).
+    private static double[] WeightedColumnSums(double[] x, double[] resp, int n, int d, int k)
     {
         var result = new double[k * d];
-        Parallel.For(0, k, c =>
+        DgemmEngine.Multiply(transA: true, transB: false, k, d, n, 1.0, resp, k, x, d, 0.0, result, d, Gemm.CpuMaxThreads);
+        return result;
+    }
+
+    // resp^T (X * X) (K, D) with numpy's float32 square; parallel over components.
+    private static double[] WeightedSquareSums(double[] x, double[] resp, int n, int d, int k)
+    {
+        var result = new double[k * d];
+        Parallel.For(0, k, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, c =>
         {
             var acc = result.AsSpan(c * d, d);
             for (int i = 0; i < n; i++)
             {
                 double r = resp[i * k + c];
-                var row = x.AsSpan(i * d, d);
-                if (square)
+                for (int j = 0; j < d; j++)
                 {
-                    for (int j = 0; j < d; j++)
-                    {
-                        acc[j] += r * SquareAsFloat(row[j]);
-                    }
-                }
-                else
-                {
-                    DenseMath.Axpy(r, row, acc);
+                    acc[j] += r * SquareAsFloat(x[i * d + j]);
                 }
             }
         });
@@ -316,32 +349,52 @@ internal static class GaussianMixtureHost
     }
 
     // Sigma_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T / nk + reg I, the upper triangle then mirrored.
+    // The points are split into chunks that depend on N and D only, never on the thread count: one task
+    // centres and weights its chunk's rows (they stay in cache for the GEMM that packs them right after)
+    // and forms the chunk's Gram matrix on its own thread; the partial Gram matrices are added in chunk
+    // order. One Parallel.For per component instead of a barrier per KC slice.
     private static double[] FullCovariances(double[] x, double[] resp, int n, int d, int k, double[] nk, double[] means, double regCovar)
     {
         var cov = new double[k * d * d];
-        var diff = new double[n * d];
-        var weighted = new double[n * d];
+        int chunks = GramChunks(n, d);
+        int chunkRows = (n + chunks - 1) / chunks;
+        var partial = new double[chunks][];
+        int threads = Gemm.CpuMaxThreads;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
         for (int c = 0; c < k; c++)
         {
-            var mu = means.AsSpan(c * d, d).ToArray();
-            Parallel.For(0, n, i =>
+            int component = c;
+            Parallel.For(0, chunks, options, () => (new double[chunkRows * d], new double[chunkRows * d]), (q, _, buffers) =>
             {
-                double r = resp[i * k + c];
-                for (int j = 0; j < d; j++)
+                var (diff, weighted) = buffers; // (chunkRows, D) each
+                int p0 = q * chunkRows;
+                int rows = Math.Min(chunkRows, n - p0);
+                for (int i = 0; i < rows; i++)
                 {
-                    double v = x[i * d + j] - mu[j];
-                    diff[i * d + j] = v;
-                    weighted[i * d + j] = r * v;
+                    double r = resp[(p0 + i) * k + component];
+                    for (int j = 0; j < d; j++)
+                    {
+                        double v = x[(p0 + i) * d + j] - means[component * d + j];
+                        diff[i * d + j] = v;
+                        weighted[i * d + j] = r * v;
+                    }
                 }
-            });
-            var sigma = new double[d * d];
-            // sum_n (r_n diff_n) diff_n^T: only the upper triangle (it is symmetric), then mirrored.
-            DgemmEngine.Multiply(transA: true, transB: false, d, d, n, 1.0, weighted, d, diff, d, 0.0, sigma, d, Gemm.CpuMaxThreads, DgemmOptions.UpperTriangleOfC);
+                partial[q] ??= new double[d * d];
+                // sum_n (r_n diff_n) diff_n^T: only the upper triangle (it is symmetric).
+                DgemmEngine.Multiply(transA: true, transB: false, d, d, rows, 1.0, weighted, d, diff, d, 0.0, partial[q], d,
+                    chunks == 1 ? threads : 1, DgemmOptions.UpperTriangleOfC);
+                return buffers;
+            }, _ => { });
             for (int i = 0; i < d; i++)
             {
                 for (int j = i; j < d; j++)
                 {
-                    double v = sigma[i * d + j] / nk[c];
+                    double sum = partial[0][i * d + j];
+                    for (int q = 1; q < chunks; q++)
+                    {
+                        sum += partial[q][i * d + j];
+                    }
+                    double v = sum / nk[c];
                     cov[c * d * d + i * d + j] = v;
                     cov[c * d * d + j * d + i] = v;
                 }
@@ -349,6 +402,14 @@ internal static class GaussianMixtureHost
             }
         }
         return cov;
+    }
+
+    // Chunks of the Gram's sum over points: about 512 points each (two KC slices), at most 8, and at most
+    // 64 MiB of partial D x D matrices in all.
+    private static int GramChunks(int n, int d)
+    {
+        long budget = Math.Max(1, (64L << 20) / (8L * d * d));
+        return (int)Math.Clamp(Math.Min((n + 511L) / 512, budget), 1, 8);
     }
 
     // scikit-learn: (X^T X - (nk * means^T) means) / sum(nk) + reg I.
@@ -379,8 +440,8 @@ internal static class GaussianMixtureHost
     // scikit-learn: resp^T (X * X) / nk - 2 means * (resp^T X / nk) + means^2 + reg.
     private static double[] DiagonalCovariances(double[] x, double[] resp, int n, int d, int k, double[] nk, double[] means, double regCovar)
     {
-        var avgX2 = WeightedColumnSums(x, resp, n, d, k, square: true);
-        var avgX = WeightedColumnSums(x, resp, n, d, k, square: false);
+        var avgX2 = WeightedSquareSums(x, resp, n, d, k);
+        var avgX = WeightedColumnSums(x, resp, n, d, k);
         var cov = new double[k * d];
         for (int c = 0; c < k; c++)
         {

@@ -46,8 +46,11 @@ public static unsafe class DgemmEngine
     /// <summary>Products with fewer multiply-adds than this run on the calling thread (a Parallel.For costs ~10-30 us).</summary>
     public const long ParallelThreshold = 1L << 20;
 
-    private const int Mr = DgemmMicroKernel.Mr;
-    private const int Nr = DgemmMicroKernel.Nr;
+    /// <summary>Rows of the micro-kernel's register tile.</summary>
+    public const int Mr = DgemmMicroKernel.Mr;
+
+    /// <summary>Columns of the micro-kernel's register tile.</summary>
+    public const int Nr = DgemmMicroKernel.Nr;
 
     /// <summary>
     /// C = alpha * op(A) * op(B) + beta * C, row-major; op(A) is m x k (A stored k x m when
