@@ -485,7 +485,7 @@ internal static class GaussianMixtureHost
                 {
                     try
                     {
-                        InvertedCholeskyUpper(cov.AsSpan(c * d * d, d * d), d, result.AsSpan(c * d * d, d * d));
+                        InvertedCholeskyUpper(cov.AsSpan(c * d * d, d * d), d, result.AsSpan(c * d * d, d * d), count == 1 ? Gemm.CpuMaxThreads : 1);
                     }
                     catch (InvalidOperationException e)
                     {
@@ -518,9 +518,9 @@ internal static class GaussianMixtureHost
     }
 
     // result (D, D) = (chol(covariance)^-1)^T, upper triangular.
-    private static void InvertedCholeskyUpper(ReadOnlySpan<double> covariance, int d, Span<double> result)
+    private static void InvertedCholeskyUpper(ReadOnlySpan<double> covariance, int d, Span<double> result, int maxThreads)
     {
-        double[] lower = DenseMath.Cholesky(covariance, d, NotPositiveDefinite);
+        double[] lower = DenseMath.Cholesky(covariance, d, NotPositiveDefinite, maxThreads);
         // Solve L Z = I column by column (forward substitution); store Z^T, which is upper.
         var z = new double[d];
         for (int col = 0; col < d; col++)
