@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Cpu;
 using IlgpuOct.Kernels.Operators;
@@ -369,15 +370,12 @@ internal static class GaussianMixtureHost
                 var (diff, weighted) = buffers; // (chunkRows, D) each
                 int p0 = q * chunkRows;
                 int rows = Math.Min(chunkRows, n - p0);
+                var mu = means.AsSpan(component * d, d);
                 for (int i = 0; i < rows; i++)
                 {
-                    double r = resp[(p0 + i) * k + component];
-                    for (int j = 0; j < d; j++)
-                    {
-                        double v = x[(p0 + i) * d + j] - means[component * d + j];
-                        diff[i * d + j] = v;
-                        weighted[i * d + j] = r * v;
-                    }
+                    var centred = diff.AsSpan(i * d, d);
+                    TensorPrimitives.Subtract(x.AsSpan((p0 + i) * d, d), mu, centred);
+                    TensorPrimitives.Multiply(centred, resp[(p0 + i) * k + component], weighted.AsSpan(i * d, d));
                 }
                 partial[q] ??= new double[d * d];
                 // sum_n (r_n diff_n) diff_n^T: only the upper triangle (it is symmetric).
@@ -387,18 +385,19 @@ internal static class GaussianMixtureHost
             }, _ => { });
             for (int i = 0; i < d; i++)
             {
-                for (int j = i; j < d; j++)
+                // Row i from the diagonal on: the chunks' sums in chunk order, over nk.
+                var row = cov.AsSpan(c * d * d + i * d + i, d - i);
+                partial[0].AsSpan(i * d + i, d - i).CopyTo(row);
+                for (int q = 1; q < chunks; q++)
                 {
-                    double sum = partial[0][i * d + j];
-                    for (int q = 1; q < chunks; q++)
-                    {
-                        sum += partial[q][i * d + j];
-                    }
-                    double v = sum / nk[c];
-                    cov[c * d * d + i * d + j] = v;
-                    cov[c * d * d + j * d + i] = v;
+                    TensorPrimitives.Add(row, partial[q].AsSpan(i * d + i, d - i), row);
                 }
-                cov[c * d * d + i * d + i] += regCovar;
+                TensorPrimitives.Divide(row, nk[c], row);
+                for (int j = i + 1; j < d; j++)
+                {
+                    cov[c * d * d + j * d + i] = row[j - i];
+                }
+                row[0] += regCovar;
             }
         }
         return cov;
