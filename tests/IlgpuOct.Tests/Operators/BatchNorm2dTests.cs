@@ -138,6 +138,7 @@ public sealed class BatchNorm2dTests
     [InlineData(4, 6, 5, 7)]
     [InlineData(3, 2, 17, 19)]
     [InlineData(40, 3, 1, 1)]
+    [InlineData(2, 3, 96, 96)] // 18432 per channel: 2 blocks per channel (split kernels)
     public void Kernels_on_cpu_kernels_match_the_cpu_implementation(int n, int c, int h, int w)
     {
         var s = new BatchNorm2dShape(n, c, h, w);
@@ -179,6 +180,8 @@ public sealed class BatchNorm2dTests
     [InlineData(AcceleratorKind.CudaHost, 4, 6, 5, 7)]
     [InlineData(AcceleratorKind.CudaHost, 3, 2, 17, 19)]
     [InlineData(AcceleratorKind.CudaHost, 2, 1, 1, 1)]
+    [InlineData(AcceleratorKind.CpuKernels, 3, 2, 101, 103)] // 31209 per channel: 3 blocks per channel (split kernels), ragged last slice
+    [InlineData(AcceleratorKind.CudaHost, 3, 2, 101, 103)]
     public void Fused_bn_relu_kernels_match_the_cpu_reference(AcceleratorKind kind, int n, int c, int h, int w)
     {
         var s = new BatchNorm2dShape(n, c, h, w);
@@ -209,6 +212,16 @@ public sealed class BatchNorm2dTests
         Tolerance.AssertClose(kdg, dgamma, 1e-5, 1e-5, $"{kind} dgamma");
         Tolerance.AssertClose(kdb, dbeta, 1e-5, 1e-5, $"{kind} dbeta");
         Tolerance.AssertClose(kdx, dx, 1e-5, 1e-4, $"{kind} fused dx");
+    }
+
+    [Fact]
+    public void Channels_are_split_across_blocks_only_for_large_feature_maps()
+    {
+        Assert.Equal(1, BatchNorm2d.ChannelSlices(new BatchNorm2dShape(32, 64, 8, 8)));
+        Assert.Equal(3, BatchNorm2d.ChannelSlices(new BatchNorm2dShape(3, 2, 101, 103)));
+        // ResNet-18 bn1 at 224x224, batch 64: 802816 values per channel.
+        Assert.Equal(64, BatchNorm2d.ChannelSlices(new BatchNorm2dShape(64, 64, 112, 112)));
+        Assert.Equal(1, BatchNorm2d.ChannelSlices(new BatchNorm2dShape(64, 512, 7, 7)));
     }
 
     [Theory]

@@ -142,56 +142,12 @@ public sealed class Conv2dTests
         tooSmall.Should().Throw<ArgumentOutOfRangeException>().WithMessage("*smaller than the kernel*");
     }
 
-    public static TheoryData<Conv2dShape> KernelShapes() => new()
-    {
-        new Conv2dShape(2, 3, 9, 8, 5, 3, 2, 1),
-        new Conv2dShape(2, 4, 6, 6, 6, 1, 1, 0),
-        new Conv2dShape(1, 3, 11, 11, 4, 7, 2, 3),
-        new Conv2dShape(2, 3, 7, 7, 4, 1, 2, 0),
-        new Conv2dShape(2, 20, 5, 5, 66, 3, 1, 1), // two row tiles, many K slices
-        new Conv2dShape(4, 2, 16, 16, 3, 3, 1, 1), // weight gradient split over the batch
-    };
-
-    [Theory]
-    [MemberData(nameof(KernelShapes))]
-    public void Kernels_on_cpu_kernels_match_the_cpu_implementation(Conv2dShape s)
-    {
-        var random = new Random(s.InC * 31 + s.OutC);
-        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
-        float[] w = GradientCheck.ToFloat(GradientCheck.Random(random, s.WeightLength));
-        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.OutputLength));
-        var y = new float[s.OutputLength];
-        var dx = new float[s.InputLength];
-        var dw = new float[s.WeightLength];
-        Conv2d.ForwardCpu(s, x, w, y);
-        Conv2d.BackwardDataCpu(s, w, dy, dx);
-        Conv2d.BackwardWeightCpu(s, x, dy, dw);
-
-        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
-        var ky = Poisoned(s.OutputLength);
-        var kdx = Poisoned(s.InputLength);
-        var kdw = Poisoned(s.WeightLength);
-        Conv2d.Forward(acc, s, new View<float>(x), new View<float>(w), new View<float>(ky));
-        Conv2d.BackwardData(acc, s, new View<float>(w), new View<float>(dy), new View<float>(kdx));
-        Conv2d.BackwardWeight(acc, s, new View<float>(x), new View<float>(dy), new View<float>(kdw));
-        Tolerance.AssertClose(ky, y, atol: 1e-5, rtol: 1e-5, "forward kernel");
-        Tolerance.AssertClose(kdx, dx, atol: 1e-5, rtol: 1e-5, "backward-data kernel");
-        Tolerance.AssertClose(kdw, dw, atol: 1e-5, rtol: 1e-5, "backward-weight kernel");
-    }
-
     [Fact]
     public void Weight_gradient_is_split_only_when_the_batch_is_long()
     {
         Conv2d.WeightGradientSplits(3, 18, 4 * 256).Should().Be(2);
         Conv2d.WeightGradientSplits(64, 576, 128 * 49).Should().BeGreaterThan(1);
         Conv2d.WeightGradientSplits(512, 4608, 128).Should().Be(1);
-    }
-
-    private static float[] Poisoned(int length)
-    {
-        var values = new float[length];
-        Array.Fill(values, float.NaN);
-        return values;
     }
 
     /// <summary>Direct double-precision convolution: the test's reference.</summary>

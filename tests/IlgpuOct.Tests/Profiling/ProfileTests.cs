@@ -13,7 +13,7 @@ public sealed class ProfileTests
 {
     [Theory]
     [InlineData("cpu", "operator", "Conv2d.Forward")]
-    [InlineData("cpu-kernels", "kernel", "IlgpuOct.Kernels.Operators.Conv2d.ConvForwardTile")]
+    [InlineData("cpu-kernels", "kernel", "IlgpuOct.Kernels.Operators.Conv2d.ConvWarpTiled")]
     public void Profile_train_prints_the_table_and_writes_the_svg(string device, string granularity, string expectedRow)
     {
         using var folder = new TempFolder();

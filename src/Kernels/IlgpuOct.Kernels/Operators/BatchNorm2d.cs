@@ -553,22 +553,9 @@ public static unsafe partial class BatchNorm2d
         double invStd = 1.0 / Math.Sqrt(variance + epsilon);
         if (t == 0)
         {
-            saveMean[c] = (float)mean;
-            saveInvStd[c] = (float)invStd;
-            runningMean[c] = (float)((1.0 - momentum) * runningMean[c] + momentum * mean);
-            runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * (variance * count / (count - 1)));
+            BnStoreStatistics(saveMean, saveInvStd, runningMean, runningVar, c, mean, variance, invStd, count, momentum);
         }
-        // The CPU reference's float factors: scale = (float)(gamma * invStd), mean rounded to float.
-        float scale = (float)(gamma[c] * invStd);
-        float shift = beta[c];
-        float meanF = (float)mean;
-        for (int i = t; i < count; i += ReduceThreads)
-        {
-            int image = i / hw;
-            int at = (image * channels + c) * hw + (i - image * hw);
-            float v = (x[at] - meanF) * scale + shift;
-            y[at] = relu ? MathF.Max(v, 0f) : v;
-        }
+        BnNormalizeRange(x, gamma, beta, y, c, mean, invStd, t, count, ReduceThreads, channels, hw, relu);
     }
 
     [Kernel]
@@ -628,19 +615,52 @@ public static unsafe partial class BatchNorm2d
             totalDy += warpDy[w];
             totalDot += warpDot[w];
         }
-        double istd = invStd[c];
-        double sumDyXhat = totalDot * istd;
         if (t == 0)
         {
-            dgamma[c] = (float)sumDyXhat;
+            dgamma[c] = (float)(totalDot * invStd[c]);
             dbeta[c] = (float)totalDy;
         }
+        BnBackwardRange(x, y, dy, gamma, dx, c, meanF, invStd[c], totalDy, totalDot, count, t, count, ReduceThreads, channels, hw, relu);
+    }
+
+    // Saved mean and inverse std of channel c, and its running estimates (unbiased variance), as the CPU reference.
+    private static void BnStoreStatistics(View<float> saveMean, View<float> saveInvStd, View<float> runningMean, View<float> runningVar,
+        int c, double mean, double variance, double invStd, int count, float momentum)
+    {
+        saveMean[c] = (float)mean;
+        saveInvStd[c] = (float)invStd;
+        runningMean[c] = (float)((1.0 - momentum) * runningMean[c] + momentum * mean);
+        runningVar[c] = (float)((1.0 - momentum) * runningVar[c] + momentum * (variance * count / (count - 1)));
+    }
+
+    // y = BN(x) (max(0, .) when relu) for elements i = begin, begin + step, ... < end of channel c (i = (image, pixel)).
+    private static void BnNormalizeRange(View<float> x, View<float> gamma, View<float> beta, View<float> y, int c, double mean, double invStd,
+        int begin, int end, int step, int channels, int hw, bool relu)
+    {
+        // The CPU reference's float factors: scale = (float)(gamma * invStd), mean rounded to float.
+        float scale = (float)(gamma[c] * invStd);
+        float shift = beta[c];
+        float meanF = (float)mean;
+        for (int i = begin; i < end; i += step)
+        {
+            int image = i / hw;
+            int at = (image * channels + c) * hw + (i - image * hw);
+            float v = (x[at] - meanF) * scale + shift;
+            y[at] = relu ? MathF.Max(v, 0f) : v;
+        }
+    }
+
+    // dx of channel c for elements i = begin, begin + step, ... < end, given the channel's sum(g) and sum(g (x - mean)).
+    private static void BnBackwardRange(View<float> x, View<float> y, View<float> dy, View<float> gamma, View<float> dx, int c, float meanF, double istd,
+        double totalDy, double totalDot, int count, int begin, int end, int step, int channels, int hw, bool relu)
+    {
         // The CPU reference's factors: dx = a dy + b (x - mean) + k, each rounded to float.
+        double sumDyXhat = totalDot * istd;
         double gm = gamma[c];
         float a = (float)(gm * istd);
         float b = (float)(-gm * istd * istd * sumDyXhat / count);
         float k = (float)(-gm * istd * totalDy / count);
-        for (int i = t; i < count; i += ReduceThreads)
+        for (int i = begin; i < end; i += step)
         {
             int image = i / hw;
             int at = (image * channels + c) * hw + (i - image * hw);
@@ -648,6 +668,154 @@ public static unsafe partial class BatchNorm2d
             dx[at] = a * g + b * (x[at] - meanF) + k;
         }
     }
+
+    // ---- Split channels: several blocks per channel for large feature maps ----
+    //
+    // One block per channel leaves most of a large GPU idle when channels are few and maps large (bn1 at
+    // 224x224: 64 blocks over 802816 values each). Above 2 BnSliceMinimum values per channel, a channel is
+    // cut into slices, one block each (grid slices x channels): BnSliceSums writes each slice's partial
+    // sums in double, and every block of the next launch adds its channel's partials in slice order, so
+    // the result is deterministic. Forward: sums, squared deviations, normalise (three launches); backward:
+    // sums, input gradient (two).
+
+    private const int BnSliceMinimum = 8192;
+    private const int BnMaxSlices = 64;
+    private const int SliceSums = 0;
+    private const int SliceSquares = 1;
+    private const int SliceGradients = 2;
+
+    /// <summary>
+    /// Partial sums of slice BlockIdx.X of channel BlockIdx.Y into partial[(c slices + slice) 2 + 0/1]:
+    /// mode SliceSums: sum x into 0; SliceSquares: sum (x - mean)^2 into 1, mean from the 0 entries;
+    /// SliceGradients: sum g into 0 and sum g (x - mean) into 1, g = dy (masked by y &gt; 0 when relu), mean = saved mean.
+    /// </summary>
+    [Kernel]
+    private static void BnSliceSums(KernelContext ctx, int mode, View<float> x, View<float> y, View<float> dy, View<float> savedMean, View<double> partial,
+        int n, int channels, int hw, int sliceLength, bool relu)
+    {
+        var warpFirst = ctx.Shared<double>(ReduceWarps);
+        var warpSecond = ctx.Shared<double>(ReduceWarps);
+        int slices = ctx.GridDim.X;
+        int c = ctx.BlockIdx.Y;
+        int t = ctx.ThreadIdx.X;
+        int count = n * hw;
+        int begin = ctx.BlockIdx.X * sliceLength;
+        int end = Math.Min(count, begin + sliceLength);
+        double mean = mode == SliceSquares ? BnSliceTotal(partial, c, slices, 0) / count : mode == SliceGradients ? savedMean[c] : 0.0;
+        double first = 0.0;
+        double second = 0.0;
+        for (int i = begin + t; i < end; i += ReduceThreads)
+        {
+            int image = i / hw;
+            int at = (image * channels + c) * hw + (i - image * hw);
+            double d = (double)x[at] - mean;
+            if (mode == SliceSums)
+            {
+                first += x[at];
+            }
+            else if (mode == SliceSquares)
+            {
+                second += d * d;
+            }
+            else
+            {
+                double g = relu && y[at] <= 0f ? 0.0 : dy[at];
+                first += g;
+                second += g * d;
+            }
+        }
+        for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
+        {
+            double otherFirst = ctx.ShuffleDown(first, offset);
+            double otherSecond = ctx.ShuffleDown(second, offset);
+            first += otherFirst;
+            second += otherSecond;
+        }
+        if (ctx.LaneIdx == 0)
+        {
+            warpFirst[ctx.WarpIdx] = first;
+            warpSecond[ctx.WarpIdx] = second;
+        }
+        ctx.Barrier();
+        if (t == 0)
+        {
+            double totalFirst = 0.0;
+            double totalSecond = 0.0;
+            for (int w = 0; w < ReduceWarps; w++)
+            {
+                totalFirst += warpFirst[w];
+                totalSecond += warpSecond[w];
+            }
+            int at = (c * slices + ctx.BlockIdx.X) * 2;
+            if (mode != SliceSquares)
+            {
+                partial[at] = totalFirst;
+            }
+            if (mode != SliceSums)
+            {
+                partial[at + 1] = totalSecond;
+            }
+        }
+    }
+
+    /// <summary>Training forward, last launch of a split channel: statistics from the partial sums (slice order), then y of this block's slice. Launch bounds: 32 registers, 8 blocks (all 64 warps) per SM.</summary>
+    [Kernel(MaxThreadsPerBlock = ReduceThreads, MinBlocksPerMultiprocessor = 8)]
+    private static void BnSliceNormalize(KernelContext ctx, View<float> x, View<float> gamma, View<float> beta, View<float> runningMean, View<float> runningVar,
+        View<float> y, View<float> saveMean, View<float> saveInvStd, View<double> partial, int n, int channels, int hw, int sliceLength,
+        float momentum, float epsilon, bool relu)
+    {
+        int slices = ctx.GridDim.X;
+        int c = ctx.BlockIdx.Y;
+        int count = n * hw;
+        double mean = BnSliceTotal(partial, c, slices, 0) / count;
+        double variance = BnSliceTotal(partial, c, slices, 1) / count;
+        double invStd = 1.0 / Math.Sqrt(variance + epsilon);
+        if (ctx.BlockIdx.X == 0 && ctx.ThreadIdx.X == 0)
+        {
+            BnStoreStatistics(saveMean, saveInvStd, runningMean, runningVar, c, mean, variance, invStd, count, momentum);
+        }
+        int begin = ctx.BlockIdx.X * sliceLength;
+        BnNormalizeRange(x, gamma, beta, y, c, mean, invStd, begin + ctx.ThreadIdx.X, Math.Min(count, begin + sliceLength), ReduceThreads, channels, hw, relu);
+    }
+
+    /// <summary>Training backward, last launch of a split channel: dgamma, dbeta from the partial sums (slice order), then dx of this block's slice.</summary>
+    [Kernel(MaxThreadsPerBlock = ReduceThreads, MinBlocksPerMultiprocessor = 8)]
+    private static void BnSliceBackwardData(KernelContext ctx, View<float> x, View<float> y, View<float> dy, View<float> gamma, View<float> mean, View<float> invStd,
+        View<double> partial, View<float> dx, View<float> dgamma, View<float> dbeta, int n, int channels, int hw, int sliceLength, bool relu)
+    {
+        int slices = ctx.GridDim.X;
+        int c = ctx.BlockIdx.Y;
+        int count = n * hw;
+        double totalDy = BnSliceTotal(partial, c, slices, 0);
+        double totalDot = BnSliceTotal(partial, c, slices, 1);
+        if (ctx.BlockIdx.X == 0 && ctx.ThreadIdx.X == 0)
+        {
+            dgamma[c] = (float)(totalDot * invStd[c]);
+            dbeta[c] = (float)totalDy;
+        }
+        int begin = ctx.BlockIdx.X * sliceLength;
+        BnBackwardRange(x, y, dy, gamma, dx, c, mean[c], invStd[c], totalDy, totalDot, count, begin + ctx.ThreadIdx.X, Math.Min(count, begin + sliceLength),
+            ReduceThreads, channels, hw, relu);
+    }
+
+    // Sum over the slices of channel c of partial entry `which`, in slice order (every block gets the same bits).
+    private static double BnSliceTotal(View<double> partial, int c, int slices, int which)
+    {
+        double total = 0.0;
+        for (int s = 0; s < slices; s++)
+        {
+            total += partial[(c * slices + s) * 2 + which];
+        }
+        return total;
+    }
+
+    /// <summary>Blocks per channel of the training kernels: 1 (the fused kernels) below 2 BnSliceMinimum values per channel.</summary>
+    internal static int ChannelSlices(in BatchNorm2dShape s) =>
+        s.CountPerChannel < 2 * BnSliceMinimum ? 1 : Math.Min(BnMaxSlices, s.CountPerChannel / BnSliceMinimum);
+
+    private static int SliceLength(in BatchNorm2dShape s, int slices) => (s.CountPerChannel + slices - 1) / slices;
+
+    private static LaunchConfig SliceConfig(in BatchNorm2dShape s, int slices) => new(new Dim3(slices, s.C), new Dim3(ReduceThreads));
 
     [Kernel]
     private static void BnBackwardInference(KernelContext ctx, View<float> dy, View<float> gamma, View<float> runningVar, View<float> dx,
@@ -668,14 +836,27 @@ public static unsafe partial class BatchNorm2d
     {
         foreach (var (layer, s) in ResNet18Shapes.Activations)
         {
-            yield return new LaunchShape(BnForwardFusedKernel.Definition, layer, ChannelConfig(s));
-            yield return new LaunchShape(BnBackwardFusedKernel.Definition, layer, ChannelConfig(s));
+            int slices = ChannelSlices(s);
+            if (slices == 1)
+            {
+                yield return new LaunchShape(BnForwardFusedKernel.Definition, layer, ChannelConfig(s));
+                yield return new LaunchShape(BnBackwardFusedKernel.Definition, layer, ChannelConfig(s));
+            }
+            else
+            {
+                foreach (var kernel in new[] { BnSliceSumsKernel.Definition, BnSliceNormalizeKernel.Definition, BnSliceBackwardDataKernel.Definition })
+                {
+                    yield return new LaunchShape(kernel, layer + $", {slices} slices per channel", SliceConfig(s, slices));
+                }
+            }
             foreach (var kernel in new[] { BnInferenceKernel.Definition, BnBackwardInferenceKernel.Definition })
             {
                 yield return new LaunchShape(kernel, layer, ElementConfig(s.Length));
             }
         }
     }
+
+    private const string PartialSums = "BatchNorm2d partial sums";
 
     private static LaunchConfig ElementConfig(int length) =>
         new(new Dim3(Math.Clamp((length + ElementThreads - 1) / ElementThreads, 1, MaxElementBlocks)), new Dim3(ElementThreads));
@@ -689,8 +870,20 @@ public static unsafe partial class BatchNorm2d
             throw new ArgumentException($"BatchNorm2d: training needs more than one value per channel ({s}); use a batch of at least 2 or evaluation mode.", nameof(s));
         }
         RequireViews(s, x, y, gamma, beta, runningMean, runningVar, saveMean, saveInvStd);
-        BnForwardFusedKernel.Launch(accelerator, ChannelConfig(s), x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd,
-            s.N, s.C, s.HW, momentum, epsilon, relu);
+        int slices = ChannelSlices(s);
+        if (slices == 1)
+        {
+            BnForwardFusedKernel.Launch(accelerator, ChannelConfig(s), x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd,
+                s.N, s.C, s.HW, momentum, epsilon, relu);
+            return;
+        }
+        var partial = Workspace.Get<double>(accelerator, PartialSums, 2 * s.C * slices);
+        var config = SliceConfig(s, slices);
+        int sliceLength = SliceLength(s, slices);
+        BnSliceSumsKernel.Launch(accelerator, config, SliceSums, x, x, x, saveMean, partial, s.N, s.C, s.HW, sliceLength, false);
+        BnSliceSumsKernel.Launch(accelerator, config, SliceSquares, x, x, x, saveMean, partial, s.N, s.C, s.HW, sliceLength, false);
+        BnSliceNormalizeKernel.Launch(accelerator, config, x, gamma, beta, runningMean, runningVar, y, saveMean, saveInvStd, partial,
+            s.N, s.C, s.HW, sliceLength, momentum, epsilon, relu);
     }
 
     private static void ForwardInferenceKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
@@ -709,8 +902,19 @@ public static unsafe partial class BatchNorm2d
         RequireViews(s, x, dy, gamma, saveMean, saveInvStd, dgamma, dbeta);
         RequireLength(dx.Length, s.Length, nameof(dx), "(N, C, H, W)");
         RequireLength(y.Length, s.Length, nameof(y), "(N, C, H, W)");
-        BnBackwardFusedKernel.Launch(accelerator, ChannelConfig(s), x, y, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta,
-            s.N, s.C, s.HW, relu);
+        int slices = ChannelSlices(s);
+        if (slices == 1)
+        {
+            BnBackwardFusedKernel.Launch(accelerator, ChannelConfig(s), x, y, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta,
+                s.N, s.C, s.HW, relu);
+            return;
+        }
+        var partial = Workspace.Get<double>(accelerator, PartialSums, 2 * s.C * slices);
+        var config = SliceConfig(s, slices);
+        int sliceLength = SliceLength(s, slices);
+        BnSliceSumsKernel.Launch(accelerator, config, SliceGradients, x, y, dy, saveMean, partial, s.N, s.C, s.HW, sliceLength, relu);
+        BnSliceBackwardDataKernel.Launch(accelerator, config, x, y, dy, gamma, saveMean, saveInvStd, partial, dx, dgamma, dbeta,
+            s.N, s.C, s.HW, sliceLength, relu);
     }
 
     private static void BackwardInferenceKernels(Accelerator accelerator, in BatchNorm2dShape s, View<float> dy, View<float> gamma, View<float> runningVar,
@@ -737,7 +941,8 @@ public static unsafe partial class BatchNorm2d
     [SelfTests]
     private static IEnumerable<SelfTestCase> SelfTests()
     {
-        foreach (var s in new[] { new BatchNorm2dShape(4, 6, 5, 7), new BatchNorm2dShape(8, 16, 14, 14), new BatchNorm2dShape(64, 8, 1, 1) })
+        // (3, 2, 101, 103): 31209 values per channel, 3 slices per channel (the split kernels), the last one ragged.
+        foreach (var s in new[] { new BatchNorm2dShape(4, 6, 5, 7), new BatchNorm2dShape(8, 16, 14, 14), new BatchNorm2dShape(64, 8, 1, 1), new BatchNorm2dShape(3, 2, 101, 103) })
         {
             string shape = $"({s.N},{s.C},{s.H},{s.W})";
             int c = s.C;

@@ -475,335 +475,425 @@ public static unsafe partial class Conv2d
 
     private static int CeilDiv(int a, int b) => -FloorDiv(-a, b);
 
-    // ---- Kernels: implicit GEMM ----
+    // ---- Kernels: implicit GEMM, warp-tiled (ConvWarpTiled) ----
     //
-    // Each product is a tiled GEMM whose operands are gathered straight from the tensors (no im2col
-    // buffer, one launch per call): a block of 16x16 threads computes a 64x64 tile of C, each thread a
-    // 4x4 register block, over K in slices of 16 staged in shared memory (rows padded to 65 floats
-    // against bank conflicts). Index arithmetic is hoisted: a thread's gather column is fixed for the
-    // whole launch, and the 16 rows of each K slice are decoded once per slice into a small shared table.
-    //   forward         y  (OutC x N*OH*OW)  = W (OutC x InC*K*K) * cols(x)
-    //   backward data   dx (InC x N*H*W)     = W^T (rows (oc, kh, kw)) * dy gathered through the taps
-    //   backward weight dw (OutC x InC*K*K)  = dy (OutC x N*OH*OW) * cols(x)^T, the long N*OH*OW split
-    //                   across gridDim.z with atomic adds into a cleared dw when that fills the GPU better.
+    // Each product is a GEMM C (M x N) = A (M x K) B (K x N) whose operands are gathered straight from
+    // the tensors (no im2col buffer); one kernel body, the pass a block-uniform parameter:
+    //   forward         y  (OutC x N*OH*OW) = w (OutC x InC*K*K) * cols(x)       first = w,  second = x
+    //   backward data   dx (InC x N*H*W)    = w^T (InC x OutC*K*K) * taps(dy)    first = w,  second = dy
+    //   backward weight dw (OutC x InC*K*K) = dy (OutC x N*OH*OW) * cols(x)^T    first = dy, second = x
+    // Tiling is Gemm4's (Gemm.cs) on 4 warps: block tile 64 x 128, BK 8, warp tiles 64 x 32 (2 x 2
+    // sub-tiles of 32 x 16 whose lanes, 8 x 4, own 4 x 4 outputs), 8 x 8 outputs per thread. The next
+    // k-slice is gathered into registers while the current one is multiplied, then stored into the other
+    // half of double-buffered shared tiles: one barrier per slice. Shared k-rows are padded to 132 floats
+    // (= 4 mod 32 banks), so the A stores (4 k of one row per thread), the B stores (one column per
+    // thread) and the warp's reads (8 and 4 distinct addresses 4 apart, the rest broadcasts) are all free
+    // of bank conflicts.
+    // Gathers divide nothing inside the k loop: a thread's B column (its output pixel, input pixel or
+    // (c, ky, kx) tap) is decoded once per launch; the k-side indices ((c, ky, kx), (oc, ky, kx) with ky
+    // and kx also as (quotient, remainder) by the stride, or (image, oh, ow)) are decoded once at the
+    // block's first k and then carried as counters, one increment with carries per k.
+    // Float4 (128-bit) accesses: w rows in the forward pass (InC*K*K % 4 == 0), dy rows in the weight
+    // gradient (OH*OW % 4 == 0), the stores of y and dx (pixel planes % 4 == 0) and of dw (InC*K*K % 4
+    // == 0), each only when the launcher's Float4.IsAligned says so; scalar accesses otherwise.
+    // The weight gradient's output is small and its reduction N*OH*OW long: the reduction is split over
+    // gridDim.z into partial products, summed by ConvSplitKReduce in split order (no atomics, so two
+    // runs give the same bits).
 
-    private const int TileM = 64;
-    private const int TileN = 64;
-    private const int TileK = 16;
-    private const int TilePitch = 65;
-    private const int TileThreads = 16;
-    private const int TileLength = TileK * TilePitch;
+    private const int ConvTileM = 64;
+    private const int ConvTileN = 128;
+    private const int ConvTileK = Gemm.Warp128K;
+    private const int ConvPitch = Gemm.Warp128Stride;
+    private const int ConvBuffer = ConvTileK * ConvPitch;
+    private const int ConvThreads = 128;
+    private const int ReduceThreads = 256;
 
-    [Kernel]
-    private static void ConvForwardTile(KernelContext ctx, View<float> w, View<float> x, View<float> y,
-        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch)
+    /// <summary>The three convolution products (see the section comment); launch bounds keep 4 blocks (16 warps) per SM at 128 registers.</summary>
+    [Kernel(MaxThreadsPerBlock = ConvThreads, MinBlocksPerMultiprocessor = 4)]
+    private static void ConvWarpTiled(KernelContext ctx, int pass, View<float> first, View<float> second, View<float> output,
+        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch,
+        int kPerSplit, bool vectorFirst, bool vectorOutput)
     {
-        var tileA = ctx.Shared<float>(TileLength);
-        var tileB = ctx.Shared<float>(TileLength);
-        var rowOffset = ctx.Shared<int>(TileK);
-        var rowKh = ctx.Shared<int>(TileK);
-        var rowKw = ctx.Shared<int>(TileK);
-        int tx = ctx.ThreadIdx.X;
-        int ty = ctx.ThreadIdx.Y;
-        int tid = ty * TileThreads + tx;
-        int rowBase = ctx.BlockIdx.Y * TileM;
-        int colBase = ctx.BlockIdx.X * TileN;
+        var tileA = ctx.Shared<float>(2 * ConvBuffer);  // two buffers of [k][row]
+        var tileB = ctx.Shared<float>(2 * ConvBuffer);  // two buffers of [k][column]
+        Span<float> acc = stackalloc float[64];         // acc[8 i + j]: row threadRow + 32 (i / 4) + i % 4, column threadCol + 16 (j / 4) + j % 4
+        Span<float> regA = stackalloc float[8];
+        Span<float> regB = stackalloc float[8];
+        Span<float> nextA = stackalloc float[4];
+        Span<float> nextB = stackalloc float[ConvTileK];
+        Span<int> column = stackalloc int[5];           // this thread's B column, decoded once (ConvDecodeColumn)
+        Span<int> stateA = stackalloc int[2];           // k counters of this thread's A elements (ConvDecodeK)
+        Span<int> stateB = stackalloc int[7];           // k counters of the block's B rows
+        int tid = ctx.ThreadIdx.X;
+        int lane = tid & 31;
+        int warp = tid >> 5;
+        int rowBase = ctx.BlockIdx.Y * ConvTileM;
+        int colBase = ctx.BlockIdx.X * ConvTileN;
         int kk = kernel * kernel;
-        int kDim = inC * kk;
         int outHW = outH * outW;
-        int nDim = batch * outHW;
-        // This thread's gather column: output pixel (n, oh, ow).
-        int column = colBase + tid % TileN;
-        bool columnValid = column < nDim;
-        int image = columnValid ? column / outHW : 0;
-        int pixel = column - image * outHW;
-        int ihBase = pixel / outW * stride - padding;
-        int iwBase = pixel % outW * stride - padding;
-        int columnOffset = image * inC * h * wd + ihBase * wd + iwBase;
-        int bRow = tid / TileN;
-        int aCol = tid % TileK;
-        int aRow = tid / TileK;
-        Span<float> acc = stackalloc float[16]; // acc[4 i + j]: rows m0 + 16 i, columns n0 + 16 j
-        for (int k0 = 0; k0 < kDim; k0 += TileK)
-        {
-            if (tid < TileK)
-            {
-                int k = k0 + tid;
-                int c = k / kk;
-                int r = k - c * kk;
-                int kh = r / kernel;
-                int kw = r - kh * kernel;
-                rowOffset[tid] = (c * h + kh) * wd + kw;
-                rowKh[tid] = k < kDim ? kh : -1000000;
-                rowKw[tid] = kw;
-            }
-            ctx.Barrier();
-            for (int i = 0; i < 4; i++)
-            {
-                int m = rowBase + aRow + 16 * i;
-                int ka = k0 + aCol;
-                tileA[aCol * TilePitch + aRow + 16 * i] = m < outC && ka < kDim ? w[m * kDim + ka] : 0f;
-                int row = bRow + 4 * i;
-                int ih = ihBase + rowKh[row];
-                int iw = iwBase + rowKw[row];
-                bool inside = columnValid && ih >= 0 && ih < h && iw >= 0 && iw < wd;
-                tileB[row * TilePitch + tid % TileN] = inside ? x[columnOffset + rowOffset[row]] : 0f;
-            }
-            ctx.Barrier();
-            AccumulateTile(tileA, tileB, ty, tx, acc);
-            ctx.Barrier();
-        }
-        int m0 = rowBase + ty;
-        int n0 = colBase + tx;
-        for (int j = 0; j < 4; j++)
-        {
-            StoreImageMajor(y, m0, n0 + 16 * j, acc[j], acc[4 + j], acc[8 + j], acc[12 + j], outC, nDim, outHW);
-        }
-    }
-
-    [Kernel]
-    private static void ConvBackwardDataTile(KernelContext ctx, View<float> w, View<float> dy, View<float> dx,
-        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch)
-    {
-        var tileA = ctx.Shared<float>(TileLength);
-        var tileB = ctx.Shared<float>(TileLength);
-        var rowWeight = ctx.Shared<int>(TileK);
-        var rowGrad = ctx.Shared<int>(TileK);
-        var rowKh = ctx.Shared<int>(TileK);
-        var rowKw = ctx.Shared<int>(TileK);
-        int tx = ctx.ThreadIdx.X;
-        int ty = ctx.ThreadIdx.Y;
-        int tid = ty * TileThreads + tx;
-        int rowBase = ctx.BlockIdx.Y * TileM;
-        int colBase = ctx.BlockIdx.X * TileN;
-        int kk = kernel * kernel;
-        int kDim = outC * kk;
-        int hw = h * wd;
-        int outHW = outH * outW;
-        int nDim = batch * hw;
-        // This thread's gather column: input pixel (n, ih, iw).
-        int column = colBase + tid % TileN;
-        bool columnValid = column < nDim;
-        int image = columnValid ? column / hw : 0;
-        int pixel = column - image * hw;
-        int ihPadded = pixel / wd + padding;
-        int iwPadded = pixel % wd + padding;
-        int gradBase = image * outC * outHW;
-        int bRow = tid / TileN;
-        int aCol = tid % TileK;
-        int aRow = tid / TileK;
-        Span<float> acc = stackalloc float[16]; // acc[4 i + j]: rows m0 + 16 i, columns n0 + 16 j
-        for (int k0 = 0; k0 < kDim; k0 += TileK)
-        {
-            if (tid < TileK)
-            {
-                int k = k0 + tid;
-                int oc = k / kk;
-                int r = k - oc * kk;
-                int kh = r / kernel;
-                rowWeight[tid] = oc * inC * kk + r;
-                rowGrad[tid] = oc * outHW;
-                rowKh[tid] = k < kDim ? kh : 1000000;
-                rowKw[tid] = r - kh * kernel;
-            }
-            ctx.Barrier();
-            for (int i = 0; i < 4; i++)
-            {
-                int m = rowBase + aRow + 16 * i;
-                tileA[aCol * TilePitch + aRow + 16 * i] = m < inC && k0 + aCol < kDim ? w[rowWeight[aCol] + m * kk] : 0f;
-                int row = bRow + 4 * i;
-                int th = ihPadded - rowKh[row];
-                int tw = iwPadded - rowKw[row];
-                int oh = th / stride;
-                int ow = tw / stride;
-                bool hit = columnValid && th >= 0 && tw >= 0 && oh * stride == th && ow * stride == tw && oh < outH && ow < outW;
-                tileB[row * TilePitch + tid % TileN] = hit ? dy[gradBase + rowGrad[row] + oh * outW + ow] : 0f;
-            }
-            ctx.Barrier();
-            AccumulateTile(tileA, tileB, ty, tx, acc);
-            ctx.Barrier();
-        }
-        int m0 = rowBase + ty;
-        int n0 = colBase + tx;
-        for (int j = 0; j < 4; j++)
-        {
-            StoreImageMajor(dx, m0, n0 + 16 * j, acc[j], acc[4 + j], acc[8 + j], acc[12 + j], inC, nDim, hw);
-        }
-    }
-
-    [Kernel]
-    private static void ConvBackwardWeightTile(KernelContext ctx, View<float> x, View<float> dy, View<float> dw,
-        int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch, int kPerSplit, int atomicStore)
-    {
-        var tileA = ctx.Shared<float>(TileLength);
-        var tileB = ctx.Shared<float>(TileLength);
-        var rowImage = ctx.Shared<int>(TileK);
-        var rowGrad = ctx.Shared<int>(TileK);
-        var rowIh = ctx.Shared<int>(TileK);
-        var rowIw = ctx.Shared<int>(TileK);
-        int tx = ctx.ThreadIdx.X;
-        int ty = ctx.ThreadIdx.Y;
-        int tid = ty * TileThreads + tx;
-        int rowBase = ctx.BlockIdx.Y * TileM;
-        int colBase = ctx.BlockIdx.X * TileN;
-        int kk = kernel * kernel;
-        int nDim = inC * kk;
-        int outHW = outH * outW;
-        int kDim = batch * outHW;
+        int mDim = pass == PassBackwardData ? inC : outC;
+        int nDim = pass == PassForward ? batch * outHW : pass == PassBackwardData ? batch * h * wd : inC * kk;
+        int kDim = pass == PassForward ? inC * kk : pass == PassBackwardData ? outC * kk : batch * outHW;
         int kBegin = ctx.BlockIdx.Z * kPerSplit;
         int kEnd = Math.Min(kDim, kBegin + kPerSplit);
-        // This thread's four gather columns (c, kh, kw) of x, fixed for the launch.
-        int kSlot = tid % TileK;
-        int nSlot = tid / TileK;
-        int j0 = colBase + nSlot;
-        int j1 = j0 + 16;
-        int j2 = j0 + 32;
-        int j3 = j0 + 48;
-        int kh0 = j0 % kk / kernel;
-        int kh1 = j1 % kk / kernel;
-        int kh2 = j2 % kk / kernel;
-        int kh3 = j3 % kk / kernel;
-        int kw0 = j0 % kernel;
-        int kw1 = j1 % kernel;
-        int kw2 = j2 % kernel;
-        int kw3 = j3 % kernel;
-        int off0 = (j0 / kk * h + kh0) * wd + kw0;
-        int off1 = (j1 / kk * h + kh1) * wd + kw1;
-        int off2 = (j2 / kk * h + kh2) * wd + kw2;
-        int off3 = (j3 / kk * h + kh3) * wd + kw3;
-        Span<float> acc = stackalloc float[16]; // acc[4 i + j]: rows m0 + 16 i, columns n0 + 16 j
-        for (int k0 = kBegin; k0 < kEnd; k0 += TileK)
+        int threadRow = (lane >> 2) * 4;
+        int threadCol = warp * 32 + (lane & 3) * 4;
+        int aRow = rowBase + (tid >> 1);
+        bool columnValid = colBase + tid < nDim;
+        ConvDecodeColumn(pass, columnValid ? colBase + tid : 0, inC, h, wd, outC, kernel, stride, padding, outH, outW, column);
+        ConvDecodeK(pass, kBegin, kBegin + (tid & 1) * 4, inC, h, wd, outC, kernel, stride, padding, outH, outW, stateA, stateB);
+        ConvGatherA(pass, first, aRow, mDim, rowBase, kBegin, kDim, kEnd, vectorFirst, tid, inC, kk, outC, outHW, stateA, nextA);
+        ConvGatherB(pass, second, columnValid, kBegin, kEnd, inC, h, wd, kernel, stride, padding, outH, outW, column, stateB, nextB);
+        for (int s = 0; s < 4; s++)
         {
-            if (tid < TileK)
-            {
-                int k = k0 + tid;
-                int image = k / outHW;
-                int p = k - image * outHW;
-                int oh = p / outW;
-                rowImage[tid] = image * inC * h * wd;
-                rowGrad[tid] = image * outC * outHW + p;
-                rowIh[tid] = k < kEnd ? oh * stride - padding : -1000000;
-                rowIw[tid] = (p - oh * outW) * stride - padding;
-            }
-            ctx.Barrier();
-            bool rowValid = k0 + kSlot < kEnd;
-            int ihBase = rowIh[kSlot];
-            int iwBase = rowIw[kSlot];
-            int imageBase = rowImage[kSlot] + ihBase * wd + iwBase;
-            int gradRow = rowGrad[kSlot];
-            for (int i = 0; i < 4; i++)
-            {
-                int m = rowBase + nSlot + 16 * i;
-                tileA[kSlot * TilePitch + nSlot + 16 * i] = rowValid && m < outC ? dy[gradRow + m * outHW] : 0f;
-            }
-            tileB[kSlot * TilePitch + nSlot] = LoadTap(x, j0 < nDim, imageBase, off0, ihBase + kh0, iwBase + kw0, h, wd);
-            tileB[kSlot * TilePitch + nSlot + 16] = LoadTap(x, j1 < nDim, imageBase, off1, ihBase + kh1, iwBase + kw1, h, wd);
-            tileB[kSlot * TilePitch + nSlot + 32] = LoadTap(x, j2 < nDim, imageBase, off2, ihBase + kh2, iwBase + kw2, h, wd);
-            tileB[kSlot * TilePitch + nSlot + 48] = LoadTap(x, j3 < nDim, imageBase, off3, ihBase + kh3, iwBase + kw3, h, wd);
-            ctx.Barrier();
-            AccumulateTile(tileA, tileB, ty, tx, acc);
-            ctx.Barrier();
+            tileA[Gemm.Gemm4SharedIndex(false, tid, s)] = nextA[s];
         }
-        int m0 = rowBase + ty;
-        int n0 = colBase + tx;
-        for (int j = 0; j < 4; j++)
+        for (int r = 0; r < ConvTileK; r++)
         {
-            StoreRowMajor(dw, m0, n0 + 16 * j, acc[j], acc[4 + j], acc[8 + j], acc[12 + j], outC, nDim, atomicStore);
+            tileB[r * ConvPitch + tid] = nextB[r];
         }
-    }
-
-    /// <summary>
-    /// acc[4 i + j] += A[q][ty + 16 i] * B[q][tx + 16 j] over the TileK staged rows q: this thread's 4 x 4
-    /// block of the 64 x 64 tile, in registers (the loops unroll fully in CUDA).
-    /// </summary>
-    private static void AccumulateTile(View<float> tileA, View<float> tileB, int ty, int tx, Span<float> acc)
-    {
-        Span<float> a = stackalloc float[4];
-        Span<float> b = stackalloc float[4];
-        for (int q = 0; q < TileK; q++)
+        ctx.Barrier();
+        int current = 0;
+        for (int k0 = kBegin; k0 < kEnd; k0 += ConvTileK)
         {
-            for (int i = 0; i < 4; i++)
+            bool hasNext = k0 + ConvTileK < kEnd;
+            if (hasNext)
             {
-                a[i] = tileA[q * TilePitch + ty + 16 * i];
-                b[i] = tileB[q * TilePitch + tx + 16 * i];
+                // Issued before the products so the global loads are in flight while they run.
+                ConvGatherA(pass, first, aRow, mDim, rowBase, k0 + ConvTileK, kDim, kEnd, vectorFirst, tid, inC, kk, outC, outHW, stateA, nextA);
+                ConvGatherB(pass, second, columnValid, k0 + ConvTileK, kEnd, inC, h, wd, kernel, stride, padding, outH, outW, column, stateB, nextB);
             }
-            for (int i = 0; i < 4; i++)
+            for (int q = 0; q < ConvTileK; q++)
             {
-                for (int j = 0; j < 4; j++)
+                for (int i = 0; i < 8; i++)
                 {
-                    acc[4 * i + j] += a[i] * b[j];
+                    regA[i] = tileA[current + q * ConvPitch + threadRow + (i >> 2) * 32 + (i & 3)];
+                }
+                for (int j = 0; j < 8; j++)
+                {
+                    regB[j] = tileB[current + q * ConvPitch + threadCol + (j >> 2) * 16 + (j & 3)];
+                }
+                Gemm.Gemm4Fma(regA, regB, acc);
+            }
+            // The other buffer was last read in the previous slice, before the barrier that ended it.
+            int other = ConvBuffer - current;
+            if (hasNext)
+            {
+                for (int s = 0; s < 4; s++)
+                {
+                    tileA[other + Gemm.Gemm4SharedIndex(false, tid, s)] = nextA[s];
+                }
+                for (int r = 0; r < ConvTileK; r++)
+                {
+                    tileB[other + r * ConvPitch + tid] = nextB[r];
+                }
+            }
+            current = other;
+            ctx.Barrier();
+        }
+        // Rows are channels; columns are (image, pixel) of y or dx, or (c, ky, kx) of dw (one partial product per split).
+        int plane = pass == PassForward ? outHW : h * wd;
+        int splitOffset = pass == PassBackwardWeight ? ctx.BlockIdx.Z * mDim * nDim : 0;
+        for (int i = 0; i < 8; i++)
+        {
+            int m = rowBase + threadRow + (i >> 2) * 32 + (i & 3);
+            for (int jq = 0; jq < 2; jq++)
+            {
+                int n = colBase + threadCol + jq * 16;
+                if (m < mDim && n < nDim)
+                {
+                    if (vectorOutput && n + 3 < nDim)
+                    {
+                        Float4.StoreAligned(output, ConvOutputIndex(pass, m, n, mDim, nDim, plane, splitOffset),
+                            acc[i * 8 + jq * 4], acc[i * 8 + jq * 4 + 1], acc[i * 8 + jq * 4 + 2], acc[i * 8 + jq * 4 + 3]);
+                    }
+                    else
+                    {
+                        for (int j = 0; j < 4; j++)
+                        {
+                            if (n + j < nDim)
+                            {
+                                output[ConvOutputIndex(pass, m, n + j, mDim, nDim, plane, splitOffset)] = acc[i * 8 + jq * 4 + j];
+                            }
+                        }
+                    }
                 }
             }
         }
     }
 
-    // x at (ih, iw) of the tap, 0 in the padding or for a column past the end.
-    private static float LoadTap(View<float> x, bool columnValid, int imageBase, int tapOffset, int ih, int iw, int h, int wd)
+    /// <summary>dw[i] = sum over the splits z = 0, 1, ... of partial[z * dw.Length + i], in that order.</summary>
+    [Kernel]
+    private static void ConvSplitKReduce(KernelContext ctx, View<float> partial, View<float> dw, int splits)
     {
-        if (!columnValid || ih < 0 || ih >= h || iw < 0 || iw >= wd)
+        int count = dw.Length;
+        for (int i = ctx.GlobalX; i < count; i += ctx.GridStrideX)
         {
-            return 0f;
-        }
-        return x[imageBase + tapOffset];
-    }
-
-    // Column j = (n, pixel) of C stored as out[n, m, pixel] for the rows m0, m0+16, m0+32, m0+48.
-    private static void StoreImageMajor(View<float> output, int m0, int j, float v0, float v1, float v2, float v3, int mDim, int nDim, int plane)
-    {
-        if (j >= nDim)
-        {
-            return;
-        }
-        int image = j / plane;
-        int at = image * mDim * plane + (j - image * plane) + m0 * plane;
-        if (m0 < mDim)
-        {
-            output[at] = v0;
-        }
-        if (m0 + 16 < mDim)
-        {
-            output[at + 16 * plane] = v1;
-        }
-        if (m0 + 32 < mDim)
-        {
-            output[at + 32 * plane] = v2;
-        }
-        if (m0 + 48 < mDim)
-        {
-            output[at + 48 * plane] = v3;
+            float sum = 0f;
+            for (int z = 0; z < splits; z++)
+            {
+                sum += partial[z * count + i];
+            }
+            dw[i] = sum;
         }
     }
 
-    private static void StoreRowMajor(View<float> output, int m0, int j, float v0, float v1, float v2, float v3, int mDim, int nDim, int atomicStore)
+    /// <summary>
+    /// What a thread's B column n fixes for the launch. Forward, n = (image, oh, ow): column[0..1] = ih, iw
+    /// of tap (0, 0), column[2] = x offset of (image, c 0, ih, iw) (negative in the padding). Backward
+    /// data, n = (image, ih, iw) with ihp = ih + padding: column[0..1] = ihp / stride, ihp % stride,
+    /// column[2..3] the same for iw, column[4] = dy offset of (image, oc 0, ihp / stride, iwp / stride).
+    /// Backward weight, n = (c, ky, kx): column[0..1] = ky, kx, column[2] = c H W + ky W + kx.
+    /// </summary>
+    private static void ConvDecodeColumn(int pass, int n, int inC, int h, int wd, int outC, int kernel, int stride, int padding,
+        int outH, int outW, Span<int> column)
     {
-        if (j >= nDim)
+        int kk = kernel * kernel;
+        int outHW = outH * outW;
+        if (pass == PassForward)
         {
-            return;
+            int image = n / outHW;
+            int p = n - image * outHW;
+            int oh = p / outW;
+            column[0] = oh * stride - padding;
+            column[1] = (p - oh * outW) * stride - padding;
+            column[2] = image * inC * h * wd + column[0] * wd + column[1];
         }
-        StoreOne(output, m0 < mDim, m0 * nDim + j, v0, atomicStore);
-        StoreOne(output, m0 + 16 < mDim, (m0 + 16) * nDim + j, v1, atomicStore);
-        StoreOne(output, m0 + 32 < mDim, (m0 + 32) * nDim + j, v2, atomicStore);
-        StoreOne(output, m0 + 48 < mDim, (m0 + 48) * nDim + j, v3, atomicStore);
-    }
-
-    private static void StoreOne(View<float> output, bool valid, int at, float value, int atomicStore)
-    {
-        if (!valid)
+        else if (pass == PassBackwardData)
         {
-            return;
-        }
-        if (atomicStore != 0)
-        {
-            Atomic.Add(ref output[at], value);
+            int image = n / (h * wd);
+            int p = n - image * h * wd;
+            int ih = p / wd;
+            int ihp = ih + padding;
+            int iwp = p - ih * wd + padding;
+            column[0] = ihp / stride;
+            column[1] = ihp - column[0] * stride;
+            column[2] = iwp / stride;
+            column[3] = iwp - column[2] * stride;
+            column[4] = image * outC * outHW + column[0] * outW + column[2];
         }
         else
         {
-            output[at] = value;
+            int c = n / kk;
+            int r = n - c * kk;
+            column[0] = r / kernel;
+            column[1] = r - column[0] * kernel;
+            column[2] = c * h * wd + column[0] * wd + column[1];
         }
     }
 
-    private static LaunchConfig TileConfig(int mDim, int nDim, int splits) =>
-        new(new Dim3((nDim + TileN - 1) / TileN, (mDim + TileM - 1) / TileM, splits), new Dim3(TileThreads, TileThreads));
+    /// <summary>
+    /// The k counters, decoded once: stateB for the block's B rows from k = kBegin, stateA for this thread's
+    /// A elements from k = kA (backward passes; the forward A is a plain row-major w). Layouts are those
+    /// <see cref="ConvGatherA"/> and <see cref="ConvGatherB"/> advance.
+    /// </summary>
+    private static void ConvDecodeK(int pass, int kBegin, int kA, int inC, int h, int wd, int outC, int kernel, int stride, int padding,
+        int outH, int outW, Span<int> stateA, Span<int> stateB)
+    {
+        int kk = kernel * kernel;
+        int outHW = outH * outW;
+        if (pass == PassForward)
+        {
+            // B row k = (c, ky, kx): stateB = (c H W + ky W + kx, ky, kx).
+            int c = kBegin / kk;
+            int r = kBegin - c * kk;
+            stateB[1] = r / kernel;
+            stateB[2] = r - stateB[1] * kernel;
+            stateB[0] = c * h * wd + stateB[1] * wd + stateB[2];
+        }
+        else if (pass == PassBackwardData)
+        {
+            // A element (ic, k = (oc, r)) = w[oc InC K^2 + ic K^2 + r]: stateA = (oc InC K^2 + r, r).
+            int ocA = kA / kk;
+            stateA[1] = kA - ocA * kk;
+            stateA[0] = ocA * inC * kk + stateA[1];
+            // B row k = (oc, ky, kx): stateB = (oc OH OW, ky, kx, ky / stride, ky % stride, kx / stride, kx % stride).
+            int oc = kBegin / kk;
+            int r = kBegin - oc * kk;
+            stateB[0] = oc * outHW;
+            stateB[1] = r / kernel;
+            stateB[2] = r - stateB[1] * kernel;
+            stateB[3] = stateB[1] / stride;
+            stateB[4] = stateB[1] - stateB[3] * stride;
+            stateB[5] = stateB[2] / stride;
+            stateB[6] = stateB[2] - stateB[5] * stride;
+        }
+        else
+        {
+            // A element (oc, k = (image, p)) = dy[image OutC OH OW + oc OH OW + p]: stateA = (image OutC OH OW + p, p).
+            int imageA = kA / outHW;
+            stateA[1] = kA - imageA * outHW;
+            stateA[0] = imageA * outC * outHW + stateA[1];
+            // B row k = (image, oh, ow): stateB = (image InC H W, oh, ow, oh stride - padding, ow stride - padding).
+            int image = kBegin / outHW;
+            int p = kBegin - image * outHW;
+            stateB[0] = image * inC * h * wd;
+            stateB[1] = p / outW;
+            stateB[2] = p - stateB[1] * outW;
+            stateB[3] = stateB[1] * stride - padding;
+            stateB[4] = stateB[2] * stride - padding;
+        }
+    }
+
+    /// <summary>
+    /// This thread's 4 elements of the 64 x 8 A slice at k0 (row m, k = k0 + (tid % 2) 4 + 0..3; zeros
+    /// outside the operand), advancing stateA by the slice's 8 k.
+    /// </summary>
+    private static void ConvGatherA(int pass, View<float> first, int m, int mDim, int rowBase, int k0, int kDim, int kEnd, bool vector,
+        int tid, int inC, int kk, int outC, int outHW, Span<int> stateA, Span<float> dst)
+    {
+        if (pass == PassForward)
+        {
+            Gemm.Gemm4LoadSlice(first, kDim, false, vector, mDim, kDim, rowBase, k0, tid, dst);
+            return;
+        }
+        int k = k0 + (tid & 1) * 4;
+        bool row = m < mDim;
+        if (pass == PassBackwardData)
+        {
+            for (int j = 0; j < 8; j++)
+            {
+                if (j < 4)
+                {
+                    dst[j] = row && k + j < kEnd ? first[stateA[0] + m * kk] : 0f;
+                }
+                stateA[0] += 1;
+                stateA[1] += 1;
+                if (stateA[1] == kk)
+                {
+                    stateA[1] = 0;
+                    stateA[0] += (inC - 1) * kk;
+                }
+            }
+            return;
+        }
+        // dy rows: k % 4 == 0 and OH OW % 4 == 0 (vector) put the 4 elements in one image, 16-byte aligned.
+        bool whole = vector && row && k + 3 < kEnd;
+        if (whole)
+        {
+            var f = Float4.LoadAligned(first, stateA[0] + m * outHW);
+            dst[0] = f.X;
+            dst[1] = f.Y;
+            dst[2] = f.Z;
+            dst[3] = f.W;
+        }
+        for (int j = 0; j < 8; j++)
+        {
+            if (j < 4 && !whole)
+            {
+                dst[j] = row && k + j < kEnd ? first[stateA[0] + m * outHW] : 0f;
+            }
+            stateA[0] += 1;
+            stateA[1] += 1;
+            if (stateA[1] == outHW)
+            {
+                stateA[1] = 0;
+                stateA[0] += (outC - 1) * outHW;
+            }
+        }
+    }
+
+    /// <summary>
+    /// This thread's column of the 8 x 128 B slice at k0 (rows k0 .. k0 + 7; zeros in the padding, between
+    /// strides, past kEnd or past the last column), advancing stateB by one k per row.
+    /// </summary>
+    private static void ConvGatherB(int pass, View<float> second, bool columnValid, int k0, int kEnd,
+        int inC, int h, int wd, int kernel, int stride, int padding, int outH, int outW, Span<int> column, Span<int> stateB, Span<float> dst)
+    {
+        for (int r = 0; r < ConvTileK; r++)
+        {
+            bool live = columnValid && k0 + r < kEnd;
+            if (pass == PassForward)
+            {
+                int ih = column[0] + stateB[1];
+                int iw = column[1] + stateB[2];
+                dst[r] = live && ih >= 0 && ih < h && iw >= 0 && iw < wd ? second[column[2] + stateB[0]] : 0f;
+                stateB[0] += 1;
+                stateB[2] += 1;
+                if (stateB[2] == kernel)
+                {
+                    stateB[2] = 0;
+                    stateB[1] += 1;
+                    stateB[0] += wd - kernel;
+                    if (stateB[1] == kernel)
+                    {
+                        stateB[1] = 0;
+                        stateB[0] += h * wd - kernel * wd;
+                    }
+                }
+            }
+            else if (pass == PassBackwardData)
+            {
+                // dx(ih, iw) gathers dy(oh, ow) through tap (ky, kx) when ih + padding - ky = oh stride (same for w).
+                int oh = column[0] - stateB[3];
+                int ow = column[2] - stateB[5];
+                bool hit = live && stateB[4] == column[1] && stateB[6] == column[3] && oh >= 0 && oh < outH && ow >= 0 && ow < outW;
+                dst[r] = hit ? second[column[4] + stateB[0] - stateB[3] * outW - stateB[5]] : 0f;
+                stateB[2] += 1;
+                stateB[6] += 1;
+                if (stateB[6] == stride)
+                {
+                    stateB[6] = 0;
+                    stateB[5] += 1;
+                }
+                if (stateB[2] == kernel)
+                {
+                    stateB[2] = 0;
+                    stateB[5] = 0;
+                    stateB[6] = 0;
+                    stateB[1] += 1;
+                    stateB[4] += 1;
+                    if (stateB[4] == stride)
+                    {
+                        stateB[4] = 0;
+                        stateB[3] += 1;
+                    }
+                    if (stateB[1] == kernel)
+                    {
+                        stateB[1] = 0;
+                        stateB[3] = 0;
+                        stateB[4] = 0;
+                        stateB[0] += outH * outW;
+                    }
+                }
+            }
+            else
+            {
+                int ih = stateB[3] + column[0];
+                int iw = stateB[4] + column[1];
+                dst[r] = live && ih >= 0 && ih < h && iw >= 0 && iw < wd ? second[stateB[0] + stateB[3] * wd + stateB[4] + column[2]] : 0f;
+                stateB[2] += 1;
+                stateB[4] += stride;
+                if (stateB[2] == outW)
+                {
+                    stateB[2] = 0;
+                    stateB[4] = -padding;
+                    stateB[1] += 1;
+                    stateB[3] += stride;
+                    if (stateB[1] == outH)
+                    {
+                        stateB[1] = 0;
+                        stateB[3] = -padding;
+                        stateB[0] += inC * h * wd;
+                    }
+                }
+            }
+        }
+    }
+
+    // Where C(m, n) goes: out[image, m, pixel] with n = (image, pixel) for y and dx, row-major m x n (after this split's partial products) for dw.
+    private static int ConvOutputIndex(int pass, int m, int n, int mDim, int nDim, int plane, int splitOffset)
+    {
+        if (pass == PassBackwardWeight)
+        {
+            return splitOffset + m * nDim + n;
+        }
+        int image = n / plane;
+        return (image * mDim + m) * plane + n - image * plane;
+    }
+
+    private static LaunchConfig WarpTiledConfig(int mDim, int nDim, int splits) =>
+        new(new Dim3((nDim + ConvTileN - 1) / ConvTileN, (mDim + ConvTileM - 1) / ConvTileM, splits), ConvThreads);
 
     private static void ForwardKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> y)
     {
@@ -816,8 +906,8 @@ public static unsafe partial class Conv2d
             LaunchTensorCore(accelerator, s, PassForward, w, x, y);
             return;
         }
-        ConvForwardTileKernel.Launch(accelerator, ForwardConfig(s), w, x, y,
-            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
+        // Float4: rows of w (InC K^2 floats each) and pixel planes of y, where they start 16-byte aligned.
+        LaunchWarpTiled(accelerator, ForwardConfig(s), s, PassForward, w, x, y, s.ColumnRows, Float4.IsAligned(w, s.ColumnRows), Float4.IsAligned(y, s.ColumnCols));
     }
 
     private static void BackwardDataKernels(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
@@ -831,8 +921,8 @@ public static unsafe partial class Conv2d
             LaunchTensorCore(accelerator, s, PassBackwardData, w, dy, dx);
             return;
         }
-        ConvBackwardDataTileKernel.Launch(accelerator, BackwardDataConfig(s), w, dy, dx,
-            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N);
+        // w^T is read column-wise (scalar); Float4 stores where the pixel planes of dx are aligned.
+        LaunchWarpTiled(accelerator, BackwardDataConfig(s), s, PassBackwardData, w, dy, dx, s.OutC * s.Kernel * s.Kernel, false, Float4.IsAligned(dx, s.H * s.W));
     }
 
     private static void BackwardWeightKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
@@ -847,27 +937,38 @@ public static unsafe partial class Conv2d
             return;
         }
         var (config, kPerSplit, splits) = BackwardWeightPlan(s);
-        if (splits > 1)
+        // Float4: rows of dy (OH OW floats per (image, oc)) and rows of dw / the partial products (InC K^2 floats).
+        bool vectorDy = Float4.IsAligned(dy, s.ColumnCols);
+        if (splits == 1)
         {
-            accelerator.Clear(dw);
+            LaunchWarpTiled(accelerator, config, s, PassBackwardWeight, dy, x, dw, kPerSplit, vectorDy, Float4.IsAligned(dw, s.ColumnRows));
+            return;
         }
-        ConvBackwardWeightTileKernel.Launch(accelerator, config, x, dy, dw,
-            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, splits > 1 ? 1 : 0);
+        var partial = Workspace.Get<float>(accelerator, "Conv2d.BackwardWeight partial products", splits * s.WeightLength);
+        LaunchWarpTiled(accelerator, config, s, PassBackwardWeight, dy, x, partial, kPerSplit, vectorDy, Float4.IsAligned(partial, s.ColumnRows));
+        ConvSplitKReduceKernel.Launch(accelerator, ReduceConfig(s.WeightLength), partial, dw, splits);
     }
 
-    private static LaunchConfig ForwardConfig(in Conv2dShape s) => TileConfig(s.OutC, s.N * s.ColumnCols, 1);
+    private static void LaunchWarpTiled(Accelerator accelerator, LaunchConfig config, in Conv2dShape s, int pass, View<float> first, View<float> second, View<float> output,
+        int kPerSplit, bool vectorFirst, bool vectorOutput) =>
+        ConvWarpTiledKernel.Launch(accelerator, config, pass, first, second, output,
+            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, vectorFirst, vectorOutput);
 
-    private static LaunchConfig BackwardDataConfig(in Conv2dShape s) => TileConfig(s.InC, s.N * s.H * s.W, 1);
+    private static LaunchConfig ForwardConfig(in Conv2dShape s) => WarpTiledConfig(s.OutC, s.N * s.ColumnCols, 1);
 
-    /// <summary>The weight gradient's launch, the batch slice each block row sums and the number of slices.</summary>
+    private static LaunchConfig BackwardDataConfig(in Conv2dShape s) => WarpTiledConfig(s.InC, s.N * s.H * s.W, 1);
+
+    private static LaunchConfig ReduceConfig(int count) => new((int)Math.Min(1024, (count + ReduceThreads - 1) / ReduceThreads), ReduceThreads);
+
+    /// <summary>The weight gradient's launch, the reduction slice each split sums (a multiple of the k slice) and the number of splits.</summary>
     private static (LaunchConfig Config, int KPerSplit, int Splits) BackwardWeightPlan(in Conv2dShape s)
     {
         int mDim = s.OutC, nDim = s.ColumnRows, kDim = s.N * s.ColumnCols;
         int splits = WeightGradientSplits(mDim, nDim, kDim);
         int kPerSplit = (kDim + splits - 1) / splits;
-        kPerSplit = (kPerSplit + TileK - 1) / TileK * TileK;
+        kPerSplit = (kPerSplit + ConvTileK - 1) / ConvTileK * ConvTileK;
         splits = (kDim + kPerSplit - 1) / kPerSplit;
-        return (TileConfig(mDim, nDim, splits), kPerSplit, splits);
+        return (WarpTiledConfig(mDim, nDim, splits), kPerSplit, splits);
     }
 
     [LaunchShapes]
@@ -875,19 +976,25 @@ public static unsafe partial class Conv2d
     {
         foreach (var (layer, s) in ResNet18Shapes.Convolutions)
         {
-            yield return new LaunchShape(ConvForwardTileKernel.Definition, layer, ForwardConfig(s));
-            yield return new LaunchShape(ConvBackwardDataTileKernel.Definition, layer, BackwardDataConfig(s));
-            yield return new LaunchShape(ConvBackwardWeightTileKernel.Definition, layer, BackwardWeightPlan(s).Config);
+            yield return new LaunchShape(ConvWarpTiledKernel.Definition, layer + " forward", ForwardConfig(s));
+            yield return new LaunchShape(ConvWarpTiledKernel.Definition, layer + " backward data", BackwardDataConfig(s));
+            var (config, _, splits) = BackwardWeightPlan(s);
+            yield return new LaunchShape(ConvWarpTiledKernel.Definition, layer + " backward weight", config);
+            if (splits > 1)
+            {
+                yield return new LaunchShape(ConvSplitKReduceKernel.Definition, layer + $" backward weight, sum of {splits} splits", ReduceConfig(s.WeightLength));
+            }
         }
     }
 
     /// <summary>
-    /// How many slices the long batch dimension of the weight gradient is cut into: enough blocks to
-    /// fill a large GPU (~512), each slice at least 512 deep so the atomic adds stay a small share.
+    /// How many splits the long reduction N*OH*OW of the weight gradient is cut into: enough blocks to
+    /// fill a large GPU (~512), each split at least 512 deep so writing and summing the partial products
+    /// stays a small share. The partial products then hold at most ~512 tiles of 64 x 128 floats (16 MiB).
     /// </summary>
     internal static int WeightGradientSplits(int mDim, int nDim, int kDim)
     {
-        long tiles = (long)((mDim + TileM - 1) / TileM) * ((nDim + TileN - 1) / TileN);
+        long tiles = (long)((mDim + ConvTileM - 1) / ConvTileM) * ((nDim + ConvTileN - 1) / ConvTileN);
         long wanted = Math.Max(1, 512 / tiles);
         long deepest = Math.Max(1, kDim / 512);
         return (int)Math.Clamp(Math.Min(wanted, deepest), 1, 65535);

@@ -346,8 +346,8 @@ public static partial class Gemm
     // into the other half of the double-buffered shared tiles, so one barrier per slice suffices.
 
     private const int Warp128 = 128;              // Gemm4: block tile
-    private const int Warp128K = 8;               //        k slice
-    private const int Warp128Stride = Warp128 + 4; //       padded k-row of a shared tile
+    internal const int Warp128K = 8;               //        k slice (also Conv2d.ConvWarpTiled's)
+    internal const int Warp128Stride = Warp128 + 4; //       padded k-row of a shared tile (also Conv2d's)
     private const int Warp128Buffer = Warp128K * Warp128Stride;
     private const int WarpTileM = 64;             //        warp tile 64 x 32 (2 x 4 warps)
     private const int WarpTileN = 32;
@@ -405,13 +405,7 @@ public static partial class Gemm
                 {
                     regB[j] = tileB[current + kk * Warp128Stride + threadCol + (j >> 2) * WarpSubN + (j & 3)];
                 }
-                for (int i = 0; i < 8; i++)
-                {
-                    for (int j = 0; j < 8; j++)
-                    {
-                        acc[i * 8 + j] = MathF.FusedMultiplyAdd(regA[i], regB[j], acc[i * 8 + j]);
-                    }
-                }
+                Gemm4Fma(regA, regB, acc);
             }
             if (hasNext)
             {
@@ -467,7 +461,7 @@ public static partial class Gemm
     /// zeros outside the matrix. kMajor: the stored matrix has k as its rows, so the 4 elements are 4
     /// consecutive outer indices of one k; otherwise 4 consecutive k of one outer index.
     /// </summary>
-    private static void Gemm4LoadSlice(View<float> v, int ld, bool kMajor, bool vector, int outerExtent, int k,
+    internal static void Gemm4LoadSlice(View<float> v, int ld, bool kMajor, bool vector, int outerExtent, int k,
         int outerBase, int k0, int tid, Span<float> dst)
     {
         int outer = outerBase + (kMajor ? (tid & 31) * 4 : tid >> 1);
@@ -498,10 +492,22 @@ public static partial class Gemm
     /// banks). k-major slices are 4 consecutive columns of one k-row; store s writes element
     /// (s + lane / 8) % 4, a swizzle that spreads the 4 lanes 8 apart (same bank otherwise) over 4 banks.
     /// </summary>
-    private static int Gemm4SharedIndex(bool kMajor, int tid, int s) =>
+    internal static int Gemm4SharedIndex(bool kMajor, int tid, int s) =>
         kMajor
             ? (tid >> 5) * Warp128Stride + (tid & 31) * 4 + ((s + ((tid & 31) >> 3)) & 3)
             : ((tid & 1) * 4 + s) * Warp128Stride + (tid >> 1);
+
+    /// <summary>acc[8 i + j] += regA[i] * regB[j]: one k step of a thread's 8 x 8 outputs (also Conv2d.ConvWarpTiled's).</summary>
+    internal static void Gemm4Fma(Span<float> regA, Span<float> regB, Span<float> acc)
+    {
+        for (int i = 0; i < 8; i++)
+        {
+            for (int j = 0; j < 8; j++)
+            {
+                acc[i * 8 + j] = MathF.FusedMultiplyAdd(regA[i], regB[j], acc[i * 8 + j]);
+            }
+        }
+    }
 
     /// <summary>The register Gemm4SharedIndex's store s writes (constant indices: the array stays in registers).</summary>
     private static float Gemm4Pick(Span<float> slice, bool kMajor, int tid, int s)
