@@ -138,32 +138,6 @@ public static class DenseMath
         return sum;
     }
 
-    /// <summary>sum_i (x_i - y_i)^2, vectorised.</summary>
-    internal static double SquaredDistance(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
-    {
-        int i = 0;
-        double sum = 0;
-        if (Vector.IsHardwareAccelerated && x.Length >= Vector<double>.Count)
-        {
-            var xv = MemoryMarshal.Cast<double, Vector<double>>(x);
-            var yv = MemoryMarshal.Cast<double, Vector<double>>(y[..x.Length]);
-            var acc = Vector<double>.Zero;
-            for (int v = 0; v < xv.Length; v++)
-            {
-                var e = xv[v] - yv[v];
-                acc = Vector.FusedMultiplyAdd(e, e, acc);
-            }
-            sum = Vector.Sum(acc);
-            i = xv.Length * Vector<double>.Count;
-        }
-        for (; i < x.Length; i++)
-        {
-            double e = x[i] - y[i];
-            sum += e * e;
-        }
-        return sum;
-    }
-
     internal static double SumOfSquares(ReadOnlySpan<double> x)
     {
         double sum = 0;

@@ -148,8 +148,9 @@ internal static class GaussianMixtureHost
         const int block = DgemmEngine.Mc;
         int blocks = (n + block - 1) / block;
         var options = new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads };
-        Parallel.For(0, blocks, options, () => new double[block * width], (b, _, y) =>
+        Parallel.For(0, blocks, options, () => (new double[block * width], new double[d]), (b, _, buffers) =>
         {
+            var (y, centred) = buffers; // (block, F D), (D)
             int r0 = b * block;
             int rows = Math.Min(block, n - r0);
             DgemmEngine.Multiply(transA: false, rows, x.AsSpan(r0 * d, rows * d), d, packed, 1.0, 0.0, y, width);
@@ -158,10 +159,11 @@ internal static class GaussianMixtureHost
                 for (int c = 0; c < k; c++)
                 {
                     int f = factorCount == 1 ? 0 : c;
-                    lp[(r0 + r) * k + c] = DenseMath.SquaredDistance(y.AsSpan(r * width + f * d, d), meanProducts.AsSpan(c * width + f * d, d));
+                    TensorPrimitives.Subtract(y.AsSpan(r * width + f * d, d), meanProducts.AsSpan(c * width + f * d, d), centred);
+                    lp[(r0 + r) * k + c] = TensorPrimitives.SumOfSquares<double>(centred);
                 }
             }
-            return y;
+            return buffers;
         }, _ => { });
     }
 
