@@ -9,6 +9,7 @@ internal sealed class PgdWorkload : IDisposable
 {
     private readonly ResNet18 _model;
     private readonly ResNetClassifier _classifier;
+    private readonly CrossEntropyObjective _objective;
     private readonly float[] _images; // (N, 1, H, W)
     private readonly int[] _shape;
     private readonly int[] _labels; // (N)
@@ -23,6 +24,7 @@ internal sealed class PgdWorkload : IDisposable
         Batch = batch;
         _model = new ResNet18(accelerator, new ResNetConfig(width, 1, 2), seed: 0);
         _classifier = new ResNetClassifier(_model);
+        _objective = new CrossEntropyObjective(_classifier);
         var random = new Random(1);
         _images = new float[batch * resolution * resolution];
         for (int i = 0; i < _images.Length; i++)
@@ -41,7 +43,12 @@ internal sealed class PgdWorkload : IDisposable
     public void WarmUp() => _classifier.Logits(_images, _shape);
 
     public AttackResult Run(CancellationToken token) =>
-        Pgd.Run(new CrossEntropyObjective(_classifier), _images, _shape, AttackGoal.Untargeted(_labels), Options, cancellationToken: token);
+        Pgd.Run(_objective, _images, _shape, AttackGoal.Untargeted(_labels), Options, cancellationToken: token);
 
-    public void Dispose() => _model.Dispose();
+    public void Dispose()
+    {
+        _objective.Dispose();
+        _classifier.Dispose();
+        _model.Dispose();
+    }
 }

@@ -90,6 +90,14 @@ public sealed class FeatureAdaptiveObjective : IAttackObjective
         return logits;
     }
 
+    /// <summary>The feature densities are evaluated on the host, so a step reads the logits and stage outputs and uploads their gradients (<see cref="Evaluate"/>).</summary>
+    public Tensor Gradient(Tensor x, AttackGoal goal)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        Evaluate(x, goal, new double[x.Dim(0)], withGradient: true, out var gradient);
+        return gradient!;
+    }
+
     /// <summary>The per-image classification term of J and dJ/dlogits.</summary>
     private double[] ClassificationTerm(float[] logits, AttackGoal goal, int n, int k, float[] dLogits)
     {

@@ -295,6 +295,7 @@ public static class AttackSetRunner
         int per = channels * split.Height * split.Width;
 
         using var classifier = new ResNetClassifier(model);
+        using var crossEntropy = new CrossEntropyObjective(classifier); // its device buffers serve every batch
         GaussianMixture[][]? mixtures = null;
         if (settings.Attack == AttackKind.Hfc)
         {
@@ -330,8 +331,8 @@ public static class AttackSetRunner
             var stepProgress = progress is null ? null : new Progress<AttackProgress>(p => progress.Report(new AttackSetProgress(b, batches, start, p)));
             AttackResult result = settings.Attack switch
             {
-                AttackKind.Fgsm => Fgsm.Run(new CrossEntropyObjective(classifier), images, shape, goal, settings.Epsilon, cancellationToken),
-                AttackKind.Pgd => Pgd.Run(new CrossEntropyObjective(classifier), images, shape, goal, settings.Pgd, stepProgress, cancellationToken),
+                AttackKind.Fgsm => Fgsm.Run(crossEntropy, images, shape, goal, settings.Epsilon, cancellationToken),
+                AttackKind.Pgd => Pgd.Run(crossEntropy, images, shape, goal, settings.Pgd, stepProgress, cancellationToken),
                 AttackKind.Cw => CarliniWagnerL2.Run(classifier, images, shape, goal, settings.CarliniWagner, stepProgress, cancellationToken),
                 _ => AdaptiveAttacks.Hfc(classifier, mixtures!, images, shape, goal, settings.Pgd, settings.Lambda, AdaptiveLoss.CrossEntropy, settings.Kappa, stepProgress, cancellationToken),
             };

@@ -90,14 +90,15 @@ public static class CarliniWagnerL2
         var c = Enumerable.Repeat(options.InitialC, n).ToArray();
         var lower = new double[n];
         var upper = Enumerable.Repeat(UpperUnset, n).ToArray();
-        var overallBestL2 = Enumerable.Repeat(double.PositiveInfinity, n).ToArray();
-        float[] best = (float[])x0.Clone();
-        float[] bestLogits = (float[])cleanLogits.Clone();
+        var unreached = Enumerable.Repeat(double.PositiveInfinity, n).ToArray();
         var history = new List<CarliniWagnerRound>();
 
-        // The tanh-space variable, Adam's moments and the image live on the device; the host reads
-        // the image each iteration for the distances and the best-so-far copies.
+        // Everything an iteration touches lives on the device (CarliniWagnerBookkeeping keeps the
+        // distances, margins, success flags and best-so-far images there); the host reads the total
+        // loss at the abort-early checks, the round's flags and distances once per round, and the
+        // best images once at the end.
         var accelerator = classifier.Accelerator;
+        var cwShape = new CarliniWagnerShape(n, per, k, goal.IsTargeted, options.Kappa);
         using var original = Tensor.FromHost(accelerator, x0, shape);
         using var start = Tensor.FromHost(accelerator, w0, shape);
         using var startImage = Tensor.FromHost(accelerator, xStart, shape);
@@ -105,59 +106,44 @@ public static class CarliniWagnerL2
         using var m = Tensor.Zeros(accelerator, shape);
         using var v = Tensor.Zeros(accelerator, shape);
         using var xDevice = Tensor.Zeros(accelerator, shape);
-        var dLogits = new float[n * k];
+        using var best = Tensor.FromHost(accelerator, x0, shape);
+        using var bestLogits = Tensor.FromHost(accelerator, cleanLogits, [n, k]);
+        using var dLogits = Tensor.Zeros(accelerator, [n, k]);
+        using var classes = accelerator.Upload<int>(goal.Classes); // (N)
+        using var cDevice = accelerator.Allocate<double>(n); // (N)
+        using var squared = accelerator.Allocate<double>(n); // (N) scratch
+        using var improved = accelerator.Allocate<int>(n); // (N) scratch
+        using var succeeded = accelerator.Allocate<int>(n); // (N) this round
+        using var roundBest = accelerator.Allocate<double>(n); // (N) this round's smallest squared L2
+        using var overallBest = accelerator.Upload<double>(unreached); // (N) every round's smallest squared L2
+        using var total = accelerator.Allocate<double>(1); // (1)
+        var totalHost = new double[1];
+        var succeededHost = new int[n];
+        var roundBestHost = new double[n];
         for (int round = 0; round < options.BinarySearchSteps; round++)
         {
             w.CopyFrom(start);
             xDevice.CopyFrom(startImage);
             m.Zero();
             v.Zero();
-            var roundBestL2 = Enumerable.Repeat(double.PositiveInfinity, n).ToArray();
-            var roundSucceeded = new bool[n];
+            accelerator.CopyFromHost<double>(c, cDevice.View);
+            accelerator.CopyFromHost<double>(unreached, roundBest.View);
+            accelerator.Clear(succeeded.View);
             double previous = double.PositiveInfinity;
             for (int iteration = 0; iteration < options.MaxIterations; iteration++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                float[] logits = classifier.Logits(xDevice);
-                float[] x = xDevice.Download();
-                Array.Clear(dLogits);
-                double total = 0;
-                var l2 = AttackMath.Distances(x, x0, n).L2;
-                for (int i = 0; i < n; i++)
-                {
-                    int cls = goal.ClassOf(i);
-                    var row = logits.AsSpan(i * k, k);
-                    var (margin, other) = AttackMath.CwMargin(row, cls, goal.IsTargeted);
-                    double squared = (double)l2[i] * l2[i];
-                    total += squared + c[i] * Math.Max(margin, -options.Kappa);
-                    if (margin > -options.Kappa)
-                    {
-                        float scale = (float)c[i];
-                        dLogits[i * k + other] += goal.IsTargeted ? scale : -scale;
-                        dLogits[i * k + cls] += goal.IsTargeted ? -scale : scale;
-                    }
-                    if (margin < -options.Kappa)
-                    {
-                        roundSucceeded[i] = true;
-                        if (squared < roundBestL2[i])
-                        {
-                            roundBestL2[i] = squared;
-                        }
-                        if (squared < overallBestL2[i])
-                        {
-                            overallBestL2[i] = squared;
-                            Array.Copy(x, i * per, best, i * per, per);
-                            Array.Copy(logits, i * k, bestLogits, i * k, k);
-                        }
-                    }
-                }
+                var logits = classifier.LogitsTensor(xDevice);
+                CarliniWagnerBookkeeping.Update(accelerator, cwShape, xDevice.View, original.View, logits.View, classes.View, cDevice.View, squared.View,
+                    improved.View, succeeded.View, roundBest.View, overallBest.View, best.View, bestLogits.View, dLogits.View, total.View);
                 if (options.AbortEarly && iteration % Math.Max(options.MaxIterations / 10, 1) == 0)
                 {
-                    if (total > previous * 0.9999)
+                    accelerator.CopyToHost(total.View, totalHost);
+                    if (totalHost[0] > previous * 0.9999)
                     {
                         break;
                     }
-                    previous = total;
+                    previous = totalHost[0];
                 }
                 var gradient = classifier.InputGradientTensor(dLogits);
                 double t = iteration + 1;
@@ -165,7 +151,10 @@ public static class CarliniWagnerL2
                     (float)(1 - Math.Pow(Beta1, t)), (float)(1 - Math.Pow(Beta2, t)));
                 progress?.Report(new AttackProgress("cw", round + 1, options.BinarySearchSteps, iteration + 1, options.MaxIterations));
             }
-            history.Add(new CarliniWagnerRound((double[])c.Clone(), roundSucceeded, Array.ConvertAll(roundBestL2, Math.Sqrt)));
+            accelerator.CopyToHost(succeeded.View, succeededHost);
+            accelerator.CopyToHost(roundBest.View, roundBestHost);
+            bool[] roundSucceeded = Array.ConvertAll(succeededHost, s => s != 0);
+            history.Add(new CarliniWagnerRound((double[])c.Clone(), roundSucceeded, Array.ConvertAll(roundBestHost, Math.Sqrt)));
             for (int i = 0; i < n; i++)
             {
                 if (roundSucceeded[i])
@@ -184,6 +173,6 @@ public static class CarliniWagnerL2
             }
         }
         rounds = history;
-        return new AttackResult(best, (int[])shape.Clone(), goal.Labels, goal.Targets, cleanLogits, bestLogits, k).WithDistances(x0);
+        return new AttackResult(best.Download(), (int[])shape.Clone(), goal.Labels, goal.Targets, cleanLogits, bestLogits.Download(), k).WithDistances(x0);
     }
 }

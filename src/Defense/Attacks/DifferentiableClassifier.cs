@@ -7,7 +7,7 @@ namespace IlgpuOct.Defense.Attacks;
 /// A frozen classifier in evaluation mode seen by the attacks: images (N, C, H, W) in, logits
 /// (N, K) out (to the host: a few floats per image), and d loss / d input for a given d loss /
 /// d logits of the last forward. The device overloads keep the iterate and its gradient on the
-/// device (PGD); the host overloads upload and download (C&amp;W, tests).
+/// device (PGD, C&amp;W); the host overloads upload and download (clean logits, FGSM training samples, tests).
 /// </summary>
 public interface IDifferentiableClassifier
 {
@@ -28,6 +28,12 @@ public interface IDifferentiableClassifier
 
     /// <summary>d loss / d input (N, C, H, W) of the last forward on the device; owned by the classifier, valid until its next call.</summary>
     Tensor InputGradientTensor(ReadOnlySpan<float> dLogits);
+
+    /// <summary>Evaluation-mode logits (N, K) of device images, left on the device (owned by the classifier, valid until its next call): an attack step without a host copy.</summary>
+    Tensor LogitsTensor(Tensor images);
+
+    /// <summary>d loss / d input (N, C, H, W) of the last forward for d loss / d logits (N, K) already on the device; owned by the classifier, valid until its next call.</summary>
+    Tensor InputGradientTensor(Tensor dLogits);
 }
 
 /// <summary>
@@ -86,6 +92,24 @@ public sealed class ResNetClassifier : IFeatureTapClassifier, IDisposable
     public float[] Logits(ReadOnlySpan<float> images, int[] shape) => Run(Upload(images, shape), stagePools: false).Logits;
 
     public float[] Logits(Tensor images) => Run(images, stagePools: false).Logits;
+
+    public Tensor LogitsTensor(Tensor images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        _last = images;
+        _lastPooledStages = false;
+        return _model.ForwardEval(images).Logits;
+    }
+
+    public Tensor InputGradientTensor(Tensor dLogits)
+    {
+        ArgumentNullException.ThrowIfNull(dLogits);
+        if (dLogits.Rank != 2 || dLogits.Dim(0) != LastInput.Dim(0) || dLogits.Dim(1) != NumClasses)
+        {
+            throw new ArgumentException($"d loss / d logits must be (N, K) = ({LastInput.Dim(0)}, {NumClasses}) for the last forward; got {Tensor.ShapeText(dLogits.Shape)}.", nameof(dLogits));
+        }
+        return _model.Backward(dLogits, BackwardMode.InputOnly)!;
+    }
 
     public (float[] Logits, float[][] StagePools) Forward(ReadOnlySpan<float> images, int[] shape) => Run(Upload(images, shape), stagePools: true);
 

@@ -95,8 +95,8 @@ public static class Pgd
             for (int step = 0; step < options.Steps; step++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                objective.Evaluate(x, goal, value, withGradient: true, out var gradient);
-                AttackKernels.SignStepProjectClip(accelerator, x.View, original.View, gradient!.View, options.EffectiveStepSize, options.Epsilon);
+                var gradient = objective.Gradient(x, goal);
+                AttackKernels.SignStepProjectClip(accelerator, x.View, original.View, gradient.View, options.EffectiveStepSize, options.Epsilon);
                 progress?.Report(new AttackProgress(name, restart + 1, options.Restarts, step + 1, options.Steps));
             }
             float[] logits = objective.Evaluate(x, goal, value, withGradient: false, out _);

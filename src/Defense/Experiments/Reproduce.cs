@@ -372,7 +372,7 @@ internal sealed class ModelEvaluation(ResNet18 model, DatasetFile data, string v
 
         using (var classifier = new ResNetClassifier(model))
         {
-            var objective = new CrossEntropyObjective(classifier);
+            using var objective = new CrossEntropyObjective(classifier);
             foreach (float eps in profile.FgsmEpsilons)
             {
                 progress?.Report($"fgsm eps {eps}");

@@ -110,6 +110,7 @@ public static class Trainer
                 ? LearningRateSchedule.Step(options.LearningRate, Math.Max(1, (totalSteps + 2) / 3), 0.1f)
                 : LearningRateSchedule.Cosine(options.LearningRate, totalSteps);
             using var buffers = new StepBuffers(accelerator);
+            using var totals = new DeviceEpochTotals(accelerator);
             using var staging = new BatchStaging(accelerator, data.Channels, data.Height, data.Width);
             var runClock = Stopwatch.StartNew();
             long stepsThisRun = 0;
@@ -120,33 +121,38 @@ public static class Trainer
                 var epochClock = Stopwatch.StartNew();
                 int skip = epoch == startStep / batchesPerEpoch ? (int)(startStep % batchesPerEpoch) : 0;
                 float lr = 0;
+                totals.Start(accumulator.LossSum, accumulator.Correct);
+                long epochStartStep = step;
+                long lastReadStep = step;
                 foreach (var indices in batches.Epoch(epoch).Skip(skip))
                 {
                     if (cancellationToken.IsCancellationRequested)
                     {
                         accumulator.Seconds += epochClock.Elapsed.TotalSeconds;
+                        accumulator.Read(totals);
                         double secondsSoFar = earlierSessionsSeconds + runClock.Elapsed.TotalSeconds;
                         SaveCheckpoint(lastPath, model, epoch, step, data.Checksum, settings, accumulator, secondsSoFar);
                         notices.Add($"cancelled: checkpoint written at epoch {epoch + 1}, step {step} ({lastPath}); continue with --resume");
                         return new TrainingResult(history, true, lastPath, epoch, step, notices) { TrainingSeconds = secondsSoFar };
                     }
-                    var (images, labels, hostLabels) = staging.Load(train, indices.Span);
+                    var (images, labels, _) = staging.Load(train, indices.Span);
                     lr = schedule.At(step);
                     var batch = new TrainingBatch(model, images, labels, epoch, step, model.Seed);
                     var logits = mode.ComputeGradients(batch, buffers);
-                    float loss = accelerator.Download(buffers.Loss.View)[0];
-                    if (!float.IsFinite(loss))
-                    {
-                        throw new TrainingDivergedException(
-                            $"The training loss became {loss} at epoch {epoch + 1}, step {step + 1} (learning rate {lr:G4}); lower --lr or check the data. The last good checkpoint is in '{outDir}'.");
-                    }
-                    int correct = Accuracy.CountCorrect(logits, hostLabels);
+                    // The loss and the correct count stay on the device; the host reads the running sums only for progress and at the epoch's end.
+                    totals.Add(logits, labels, buffers.Loss.View);
                     sgd.Step(model.Parameters, lr);
-                    accumulator.Add(loss, correct, indices.Length);
+                    accumulator.Seen += indices.Length;
                     step++;
                     stepsThisRun++;
                     if (progress is not null)
                     {
+                        // The epoch's first report shows figures at once; later ones lag by up to the interval.
+                        if (step == epochStartStep + 1 || step - lastReadStep >= options.MetricsInterval || step % batchesPerEpoch == 0)
+                        {
+                            ReadAndCheck(accumulator, totals, epoch, lastReadStep, step, lr, outDir);
+                            lastReadStep = step;
+                        }
                         double elapsed = runClock.Elapsed.TotalSeconds;
                         double perStep = elapsed / stepsThisRun;
                         progress.Report(new TrainingProgress("train", epoch + 1, options.Epochs, step, totalSteps,
@@ -154,6 +160,10 @@ public static class Trainer
                             accumulator.Seen / Math.Max(accumulator.Seconds + epochClock.Elapsed.TotalSeconds, 1e-9), lr,
                             runClock.Elapsed, TimeSpan.FromSeconds(perStep * (totalSteps - step))));
                     }
+                }
+                if (lastReadStep != step)
+                {
+                    ReadAndCheck(accumulator, totals, epoch, lastReadStep, step, lr, outDir);
                 }
                 double trainSeconds = accumulator.Seconds + epochClock.Elapsed.TotalSeconds;
                 progress?.Report(new TrainingProgress("evaluate", epoch + 1, options.Epochs, step, totalSteps,
@@ -354,25 +364,39 @@ public static class Trainer
             : history.Sum(m => m.Seconds) + unfinishedEpoch.Seconds;
     }
 
+    /// <summary>Reads the device's running sums into the accumulator; a non-finite loss sum stops the run (the step's own loss is not read, so the step is a range).</summary>
+    private static void ReadAndCheck(EpochAccumulator accumulator, DeviceEpochTotals totals, int epoch, long lastReadStep, long step, float lr, string outDir)
+    {
+        accumulator.Read(totals);
+        if (!double.IsFinite(accumulator.LossSum))
+        {
+            throw new TrainingDivergedException(
+                $"The training loss became {accumulator.MeanLoss} at epoch {epoch + 1}, step {step} or before (after step {lastReadStep}; learning rate {lr:G4}); lower --lr or check the data. The last good checkpoint is in '{outDir}'.");
+        }
+    }
+
     private sealed class EpochAccumulator
     {
         public double LossSum { get; private set; }
 
         public long Correct { get; private set; }
 
-        public long Seen { get; private set; }
+        /// <summary>Images trained on this epoch (counted on the host every step).</summary>
+        public long Seen { get; set; }
+
+        /// <summary>Images behind <see cref="LossSum"/> and <see cref="Correct"/>, which lag behind <see cref="Seen"/> between device reads.</summary>
+        private long _seenAtRead;
 
         public double Seconds { get; set; }
 
-        public double MeanLoss => Seen == 0 ? double.NaN : LossSum / Seen;
+        public double MeanLoss => _seenAtRead == 0 ? double.NaN : LossSum / _seenAtRead;
 
-        public double Accuracy => Seen == 0 ? double.NaN : (double)Correct / Seen;
+        public double Accuracy => _seenAtRead == 0 ? double.NaN : (double)Correct / _seenAtRead;
 
-        public void Add(float meanLoss, int correct, int count)
+        public void Read(DeviceEpochTotals totals)
         {
-            LossSum += (double)meanLoss * count;
-            Correct += correct;
-            Seen += count;
+            (LossSum, Correct) = totals.Read();
+            _seenAtRead = Seen;
         }
 
         public void WriteTo(Dictionary<string, string> meta)
@@ -392,10 +416,41 @@ public static class Trainer
                 LossSum = D("epoch_loss_sum", -double.MaxValue), // GCE's loss is negative
                 Correct = fields.OptionalLong("epoch_correct", 0, long.MaxValue, 0),
                 Seen = fields.OptionalLong("epoch_seen", 0, long.MaxValue, 0),
+                _seenAtRead = fields.OptionalLong("epoch_seen", 0, long.MaxValue, 0),
                 Seconds = D("epoch_seconds"),
             };
         }
     }
+}
+
+/// <summary>
+/// The epoch's running loss sum and correct count on the device (<see cref="BatchMetrics"/>): one
+/// buffer allocated per run, one upload per epoch, one download per read.
+/// </summary>
+internal sealed class DeviceEpochTotals(Accelerator accelerator) : IDisposable
+{
+    private readonly DeviceBuffer<double> _totals = accelerator.Allocate<double>(BatchMetrics.TotalsLength); // (2): loss sum, correct count
+    private readonly double[] _host = new double[BatchMetrics.TotalsLength];
+
+    /// <summary>Sets the sums (a resumed epoch starts from its checkpoint's).</summary>
+    public void Start(double lossSum, long correct)
+    {
+        _host[0] = lossSum;
+        _host[1] = correct;
+        accelerator.CopyFromHost<double>(_host, _totals.View);
+    }
+
+    /// <summary>Adds a step: the mean loss (1) times N and the correct rows of logits (N, K) against labels (N).</summary>
+    public void Add(Tensor logits, View<int> labels, View<float> loss) =>
+        BatchMetrics.Accumulate(accelerator, new LogitsShape(logits.Dim(0), logits.Dim(1)), logits.View, labels, loss, _totals.View);
+
+    public (double LossSum, long Correct) Read()
+    {
+        accelerator.CopyToHost(_totals.View, _host);
+        return (_host[0], (long)_host[1]);
+    }
+
+    public void Dispose() => _totals.Dispose();
 }
 
 /// <summary>

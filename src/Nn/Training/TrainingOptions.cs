@@ -42,6 +42,13 @@ public sealed record TrainingOptions
     /// <summary>Recompute the data set's SHA-256 once before training (off: --no-verify).</summary>
     public bool VerifyData { get; init; } = true;
 
+    /// <summary>
+    /// Steps between reads of the device's running loss and accuracy for progress reports (their
+    /// figures lag by up to this many steps); the first and last step of every epoch read them too. Without a progress
+    /// listener the run reads them once per epoch.
+    /// </summary>
+    public int MetricsInterval { get; init; } = 10;
+
     /// <summary>Largest mini-batch (keeps every per-batch size computation far from overflow).</summary>
     public const int MaxBatchSize = 65_536;
 
@@ -66,6 +73,10 @@ public sealed record TrainingOptions
         if (!(LearningRate > 0) || !float.IsFinite(LearningRate))
         {
             throw new ArgumentException($"--lr must be a positive number; got {LearningRate}.");
+        }
+        if (MetricsInterval < 1)
+        {
+            throw new ArgumentException($"The metrics interval must be at least 1 step; got {MetricsInterval}.");
         }
         if (Schedule is not ("cosine" or "step"))
         {

@@ -55,7 +55,7 @@ public sealed class AttackGoldenTests(ITestOutputHelper output)
         using var acc = DeviceSelection.Open(device, out _);
         using var model = LoadModel(acc);
         using var classifier = new ResNetClassifier(model);
-        var objective = new CrossEntropyObjective(classifier);
+        using var objective = new CrossEntropyObjective(classifier);
         var inv = CultureInfo.InvariantCulture;
         float eps = float.Parse(file.Metadata["epsilon"], inv);
         var pgd = ParseSettings(file.Metadata["pgd"]);

@@ -26,7 +26,7 @@ public sealed class AttackTests(ITestOutputHelper output)
     {
         using var acc = DeviceSelection.Open("cpu", out _);
         using var setup = new TinyAttackSetup(acc, perClass: 2, seed: 21);
-        var objective = new CrossEntropyObjective(setup.Classifier);
+        using var objective = new CrossEntropyObjective(setup.Classifier);
         var options = new PgdOptions { Epsilon = 0.05f, Steps = 3, StepSize = 0.02f };
         var batch = Pgd.Run(objective, setup.Images, setup.Shape, AttackGoal.Untargeted(setup.Labels), options);
         int per = setup.Images.Length / setup.Count;
@@ -41,7 +41,7 @@ public sealed class AttackTests(ITestOutputHelper output)
     {
         using var acc = DeviceSelection.Open("cpu", out _);
         using var setup = new TinyAttackSetup(acc, perClass: 4, seed: 22);
-        var objective = new CrossEntropyObjective(setup.Classifier);
+        using var objective = new CrossEntropyObjective(setup.Classifier);
         var goal = AttackGoal.Untargeted(setup.Labels);
         var one = Pgd.Run(objective, setup.Images, setup.Shape, goal, new PgdOptions { Epsilon = 0.03f, Steps = 2, StepSize = 0.01f, RandomStart = true, Seed = 7 });
         var three = Pgd.Run(objective, setup.Images, setup.Shape, goal, new PgdOptions { Epsilon = 0.03f, Steps = 2, StepSize = 0.01f, RandomStart = true, Seed = 7, Restarts = 3 });

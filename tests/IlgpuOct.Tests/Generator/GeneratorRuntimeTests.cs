@@ -252,11 +252,11 @@ public sealed class GeneratorRuntimeTests
             Slots = argumentSlots.ToArray();
         }
 
-        public override DeviceBuffer<T> Allocate<T>(int length) => throw new NotSupportedException();
+        protected override DeviceBuffer<T> AllocateCore<T>(int length) => throw new NotSupportedException();
 
-        public override void CopyFromHost<T>(ReadOnlySpan<T> source, View<T> destination) => throw new NotSupportedException();
+        protected override void CopyFromHostCore<T>(ReadOnlySpan<T> source, View<T> destination) => throw new NotSupportedException();
 
-        public override void CopyToHost<T>(View<T> source, Span<T> destination) => throw new NotSupportedException();
+        protected override void CopyToHostCore<T>(View<T> source, Span<T> destination) => throw new NotSupportedException();
 
         public override void Copy<T>(View<T> source, View<T> destination) => throw new NotSupportedException();
 

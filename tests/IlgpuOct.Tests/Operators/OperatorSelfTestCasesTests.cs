@@ -14,7 +14,7 @@ namespace IlgpuOct.Tests.Operators;
 public sealed class OperatorSelfTestCasesTests
 {
     private static readonly string[] Operators =
-        ["Conv2d.", "BatchNorm2d.", "MaxPool2d.", "GlobalAvgPool.", "Linear.", "CrossEntropy.", "GuidedComplementEntropy.", "Sgd."];
+        ["Conv2d.", "BatchNorm2d.", "MaxPool2d.", "GlobalAvgPool.", "Linear.", "CrossEntropy.", "GuidedComplementEntropy.", "Sgd.", "BatchMetrics."];
 
     private readonly ITestOutputHelper _output;
 

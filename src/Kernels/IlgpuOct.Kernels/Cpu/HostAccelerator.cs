@@ -44,15 +44,15 @@ public sealed class HostAccelerator : Accelerator
 
     public override bool RunsKernelsOnHost => true;
 
-    public override DeviceBuffer<T> Allocate<T>(int length)
+    protected override DeviceBuffer<T> AllocateCore<T>(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         return new HostBuffer<T>(this, length);
     }
 
-    public override void CopyFromHost<T>(ReadOnlySpan<T> source, View<T> destination) => CopyChecked(source, destination.AsSpan());
+    protected override void CopyFromHostCore<T>(ReadOnlySpan<T> source, View<T> destination) => CopyChecked(source, destination.AsSpan());
 
-    public override void CopyToHost<T>(View<T> source, Span<T> destination) => CopyChecked(source.AsSpan(), destination);
+    protected override void CopyToHostCore<T>(View<T> source, Span<T> destination) => CopyChecked(source.AsSpan(), destination);
 
     public override void Copy<T>(View<T> source, View<T> destination) => CopyChecked(source.AsSpan(), destination.AsSpan());
 

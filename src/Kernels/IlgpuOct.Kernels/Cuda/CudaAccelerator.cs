@@ -73,7 +73,7 @@ public sealed unsafe class CudaAccelerator : Accelerator
     /// <summary>What NVRTC emits for this device (CUBIN for its own architecture where possible).</summary>
     public NvrtcTarget Target { get; }
 
-    public override DeviceBuffer<T> Allocate<T>(int length)
+    protected override DeviceBuffer<T> AllocateCore<T>(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         Bind();
@@ -97,7 +97,7 @@ public sealed unsafe class CudaAccelerator : Accelerator
         CudaDriver.Check(CudaDriver.cuMemFree(pointer), "cuMemFree");
     }
 
-    public override void CopyFromHost<T>(ReadOnlySpan<T> source, View<T> destination)
+    protected override void CopyFromHostCore<T>(ReadOnlySpan<T> source, View<T> destination)
     {
         CheckLengths(source.Length, destination, "CopyFromHost");
         if (source.Length == 0)
@@ -113,7 +113,7 @@ public sealed unsafe class CudaAccelerator : Accelerator
         }
     }
 
-    public override void CopyToHost<T>(View<T> source, Span<T> destination)
+    protected override void CopyToHostCore<T>(View<T> source, Span<T> destination)
     {
         CheckLengths(destination.Length, source, "CopyToHost");
         if (destination.Length == 0)

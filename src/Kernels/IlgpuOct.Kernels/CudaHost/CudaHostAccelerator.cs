@@ -71,7 +71,7 @@ public sealed unsafe class CudaHostAccelerator : Accelerator
     /// <summary>Stack bytes of each CUDA thread's fiber ($ILGPUOCT_CUDAHOST_STACK overrides).</summary>
     public int StackBytes { get; }
 
-    public override DeviceBuffer<T> Allocate<T>(int length)
+    protected override DeviceBuffer<T> AllocateCore<T>(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         ObjectDisposedException.ThrowIf(_disposed, this);
@@ -97,13 +97,13 @@ public sealed unsafe class CudaHostAccelerator : Accelerator
         }
     }
 
-    public override void CopyFromHost<T>(ReadOnlySpan<T> source, View<T> destination)
+    protected override void CopyFromHostCore<T>(ReadOnlySpan<T> source, View<T> destination)
     {
         CheckLength(source.Length, destination, "CopyFromHost");
         source.CopyTo(Span(destination));
     }
 
-    public override void CopyToHost<T>(View<T> source, Span<T> destination)
+    protected override void CopyToHostCore<T>(View<T> source, Span<T> destination)
     {
         CheckLength(destination.Length, source, "CopyToHost");
         Span(source).CopyTo(destination);

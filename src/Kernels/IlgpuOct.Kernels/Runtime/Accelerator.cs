@@ -103,11 +103,32 @@ public abstract class Accelerator : IDisposable
     /// <summary>When set, operator calls (through <see cref="OperatorDispatch.Run"/>) and kernel launches are recorded there (profile mode: every cuda launch is bracketed by events).</summary>
     public Profiling.Profiler? Profiler { get; set; }
 
-    public abstract DeviceBuffer<T> Allocate<T>(int length) where T : unmanaged;
+    /// <summary>Allocations and host/device copies made through this accelerator so far (the test of "no host round trips in a step").</summary>
+    public TransferCounters Transfers { get; } = new();
 
-    public abstract void CopyFromHost<T>(ReadOnlySpan<T> source, View<T> destination) where T : unmanaged;
+    public DeviceBuffer<T> Allocate<T>(int length) where T : unmanaged
+    {
+        Transfers.CountAllocation((long)Math.Max(length, 0) * System.Runtime.CompilerServices.Unsafe.SizeOf<T>());
+        return AllocateCore<T>(length);
+    }
 
-    public abstract void CopyToHost<T>(View<T> source, Span<T> destination) where T : unmanaged;
+    public void CopyFromHost<T>(ReadOnlySpan<T> source, View<T> destination) where T : unmanaged
+    {
+        Transfers.CountHostToDevice((long)source.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>());
+        CopyFromHostCore(source, destination);
+    }
+
+    public void CopyToHost<T>(View<T> source, Span<T> destination) where T : unmanaged
+    {
+        Transfers.CountDeviceToHost((long)destination.Length * System.Runtime.CompilerServices.Unsafe.SizeOf<T>());
+        CopyToHostCore(source, destination);
+    }
+
+    protected abstract DeviceBuffer<T> AllocateCore<T>(int length) where T : unmanaged;
+
+    protected abstract void CopyFromHostCore<T>(ReadOnlySpan<T> source, View<T> destination) where T : unmanaged;
+
+    protected abstract void CopyToHostCore<T>(View<T> source, Span<T> destination) where T : unmanaged;
 
     public abstract void Copy<T>(View<T> source, View<T> destination) where T : unmanaged;
 
@@ -173,4 +194,53 @@ public abstract class Accelerator : IDisposable
     }
 
     public override string ToString() => $"{Id}: {Name}";
+}
+
+/// <summary>
+/// Counts of device allocations and host/device copies of one accelerator (thread-safe). On the
+/// host accelerators a "copy" is the same call a GPU would make, so a test on cpu-kernels or
+/// cuda-host sees the transfers cuda would do.
+/// </summary>
+public sealed class TransferCounters
+{
+    private long _allocations;
+    private long _allocatedBytes;
+    private long _hostToDevice;
+    private long _hostToDeviceBytes;
+    private long _deviceToHost;
+    private long _deviceToHostBytes;
+
+    public TransferSnapshot Snapshot() => new(Interlocked.Read(ref _allocations), Interlocked.Read(ref _allocatedBytes),
+        Interlocked.Read(ref _hostToDevice), Interlocked.Read(ref _hostToDeviceBytes),
+        Interlocked.Read(ref _deviceToHost), Interlocked.Read(ref _deviceToHostBytes));
+
+    internal void CountAllocation(long bytes)
+    {
+        Interlocked.Increment(ref _allocations);
+        Interlocked.Add(ref _allocatedBytes, bytes);
+    }
+
+    internal void CountHostToDevice(long bytes)
+    {
+        Interlocked.Increment(ref _hostToDevice);
+        Interlocked.Add(ref _hostToDeviceBytes, bytes);
+    }
+
+    internal void CountDeviceToHost(long bytes)
+    {
+        Interlocked.Increment(ref _deviceToHost);
+        Interlocked.Add(ref _deviceToHostBytes, bytes);
+    }
+}
+
+/// <summary>The counters at one moment; subtract two to get what happened in between.</summary>
+public readonly record struct TransferSnapshot(long Allocations, long AllocatedBytes, long HostToDevice, long HostToDeviceBytes, long DeviceToHost, long DeviceToHostBytes)
+{
+    public static TransferSnapshot operator -(TransferSnapshot after, TransferSnapshot before) => new(
+        after.Allocations - before.Allocations, after.AllocatedBytes - before.AllocatedBytes,
+        after.HostToDevice - before.HostToDevice, after.HostToDeviceBytes - before.HostToDeviceBytes,
+        after.DeviceToHost - before.DeviceToHost, after.DeviceToHostBytes - before.DeviceToHostBytes);
+
+    public override string ToString() =>
+        $"{Allocations} allocation(s) ({AllocatedBytes} B), {HostToDevice} host-to-device ({HostToDeviceBytes} B), {DeviceToHost} device-to-host ({DeviceToHostBytes} B)";
 }
