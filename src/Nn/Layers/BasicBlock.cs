@@ -6,12 +6,12 @@ namespace IlgpuOct.Nn;
 /// <summary>
 /// torchvision's BasicBlock: conv3x3(stride)-bn-relu-conv3x3-bn, plus the identity or a
 /// downsample (conv1x1(stride)-bn) when the shape changes, then add and relu. bn1 carries the first
-/// relu (<see cref="BatchNorm2dLayer.FusedRelu"/>).
+/// relu (<see cref="BatchNorm2dLayer.FusedRelu"/>); the residual add and the last relu are one pass (Elementwise.AddRelu).
 /// </summary>
 public sealed class BasicBlock : Layer
 {
-    private readonly ReluLayer _relu2;
-    private Tensor? _sum; // (N, K, P, Q) residual sum before the last relu
+    private Tensor? _output; // (N, K, P, Q) max(residual sum, 0): > 0 exactly where the sum is
+    private Tensor? _sumGrad; // (N, K, P, Q) gradient of the residual sum
     private Tensor? _inputGrad; // (N, C, H, W) main path plus shortcut gradient
 
     public BasicBlock(Accelerator accelerator, string name, int inChannels, int outChannels, int stride) : base(accelerator)
@@ -26,7 +26,6 @@ public sealed class BasicBlock : Layer
             DownsampleConv = new Conv2dLayer(accelerator, name + ".downsample.0", inChannels, outChannels, 1, stride, 0);
             DownsampleBn = new BatchNorm2dLayer(accelerator, name + ".downsample.1", outChannels);
         }
-        _relu2 = new ReluLayer(accelerator);
     }
 
     public string Name { get; }
@@ -69,14 +68,16 @@ public sealed class BasicBlock : Layer
         var h = Bn1.Forward(Conv1.Forward(x, training), training);
         var main = Bn2.Forward(Conv2.Forward(h, training), training);
         var shortcut = DownsampleConv is null ? x : DownsampleBn!.Forward(DownsampleConv.Forward(x, training), training);
-        var sum = Tensor.Reuse(ref _sum, Accelerator, main.Shape);
-        Elementwise.Add(Accelerator, main.View, shortcut.View, sum.View);
-        return _relu2.Forward(sum, training);
+        var output = Tensor.Reuse(ref _output, Accelerator, main.Shape);
+        Elementwise.AddRelu(Accelerator, main.View, shortcut.View, output.View);
+        return output;
     }
 
     public override Tensor? Backward(Tensor dy, bool weightGradients, bool inputGradient = true)
     {
-        var dSum = _relu2.Backward(dy, weightGradients)!;
+        var output = RequireForward(_output, Name);
+        var dSum = Tensor.Reuse(ref _sumGrad, Accelerator, output.Shape);
+        Elementwise.ReluBackward(Accelerator, output.View, dy.View, dSum.View);
         var dMain = Conv2.Backward(Bn2.Backward(dSum, weightGradients)!, weightGradients)!;
         var dx = Conv1.Backward(Bn1.Backward(dMain, weightGradients)!, weightGradients)!;
         var dShortcut = DownsampleConv is null ? dSum : DownsampleConv.Backward(DownsampleBn!.Backward(dSum, weightGradients)!, weightGradients)!;
@@ -91,8 +92,8 @@ public sealed class BasicBlock : Layer
         {
             child.Dispose();
         }
-        _relu2.Dispose();
-        _sum?.Dispose();
+        _output?.Dispose();
+        _sumGrad?.Dispose();
         _inputGrad?.Dispose();
     }
 }

@@ -7,8 +7,9 @@ namespace IlgpuOct.Nn;
 /// 2-d batch normalisation as PyTorch: training mode normalises with the batch statistics and
 /// updates the running ones (momentum 0.1, unbiased variance); evaluation mode uses the running ones.
 /// With <see cref="FusedRelu"/> the layer is BN followed by ReLU (its output is max(BN(x), 0)): one
-/// operator in training (<see cref="BatchNorm2d.ForwardRelu"/>, <see cref="BatchNorm2d.BackwardRelu"/>),
-/// and in evaluation mode the ReLU runs in place on the output, so no separate activation buffer exists.
+/// operator in training (<see cref="BatchNorm2d.ForwardRelu"/>, <see cref="BatchNorm2d.BackwardRelu"/>) and in
+/// evaluation (<see cref="BatchNorm2d.ForwardInferenceRelu"/>, <see cref="BatchNorm2d.BackwardInferenceRelu"/>), so no
+/// separate activation buffer exists.
 /// </summary>
 public sealed class BatchNorm2dLayer : Layer
 {
@@ -108,10 +109,13 @@ public sealed class BatchNorm2dLayer : Layer
         }
         else
         {
-            BatchNorm2d.ForwardInference(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View, y.View, Eps);
             if (FusedRelu)
             {
-                Elementwise.ReluForward(Accelerator, y.View, y.View);
+                BatchNorm2d.ForwardInferenceRelu(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View, y.View, Eps);
+            }
+            else
+            {
+                BatchNorm2d.ForwardInference(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View, y.View, Eps);
             }
         }
         _input = x;
@@ -144,14 +148,15 @@ public sealed class BatchNorm2dLayer : Layer
             {
                 throw new InvalidOperationException($"{Name}: parameter gradients after an evaluation-mode forward are not supported; train with a training-mode forward, or ask for the input gradient only.");
             }
-            var gradient = dy;
             if (FusedRelu)
             {
                 // The output is rectified: y > 0 exactly where the ReLU passed its input.
-                Elementwise.ReluBackward(Accelerator, _output!.View, dy.View, dx.View);
-                gradient = dx;
+                BatchNorm2d.BackwardInferenceRelu(Accelerator, s, _output!.View, dy.View, Weight.Value.View, RunningVar.Value.View, dx.View, Eps);
             }
-            BatchNorm2d.BackwardInference(Accelerator, s, gradient.View, Weight.Value.View, RunningVar.Value.View, dx.View, Eps);
+            else
+            {
+                BatchNorm2d.BackwardInference(Accelerator, s, dy.View, Weight.Value.View, RunningVar.Value.View, dx.View, Eps);
+            }
         }
         return inputGradient ? dx : null;
     }

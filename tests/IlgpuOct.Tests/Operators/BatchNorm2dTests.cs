@@ -1,5 +1,6 @@
 using IlgpuOct.Defense.Verification;
 using System.Globalization;
+using FluentAssertions;
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Operators;
 using IlgpuOct.Tests.Support;
@@ -267,6 +268,44 @@ public sealed class BatchNorm2dTests
         Tolerance.AssertClose(kdg, fdg, 1e-5, 1e-4, "kernels fused dgamma");
         Tolerance.AssertClose(kdb, fdb, 1e-5, 1e-4, "kernels fused dbeta");
         Tolerance.AssertClose(kdx, fdx, 1e-5, 1e-4, "kernels fused dx");
+    }
+
+    [Theory]
+    [InlineData(4, 6, 5, 7)]
+    [InlineData(8, 16, 4, 4)]
+    public void Fused_relu_inference_forward_and_backward_are_bit_identical_to_the_unfused_pair(int n, int c, int h, int w)
+    {
+        var s = new BatchNorm2dShape(n, c, h, w);
+        var random = new Random(n * 7 + c);
+        float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length, 2.0));
+        float[] gamma = GradientCheck.ToFloat(GradientCheck.Random(random, c)); // some negative: -0 products in dx
+        float[] beta = GradientCheck.ToFloat(GradientCheck.Random(random, c));
+        float[] runningMean = GradientCheck.ToFloat(GradientCheck.Random(random, c, 0.5));
+        float[] runningVar = GradientCheck.ToFloat(Shifted(GradientCheck.Random(random, c, 0.5), 1.0));
+        float[] dy = GradientCheck.ToFloat(GradientCheck.Random(random, s.Length));
+
+        // The pair: BN inference, ReLU in place; ReLU backward (mask from the output), BN inference backward in place.
+        float[] y = new float[s.Length], dx = new float[s.Length];
+        BatchNorm2d.ForwardInferenceCpu(s, x, gamma, beta, runningMean, runningVar, y);
+        Elementwise.ReluForwardCpu(y, y);
+        Elementwise.ReluBackwardCpu(y, dy, dx);
+        BatchNorm2d.BackwardInferenceCpu(s, dx, gamma, runningVar, dx);
+
+        float[] fy = new float[s.Length], fdx = new float[s.Length];
+        BatchNorm2d.ForwardInferenceReluCpu(s, x, gamma, beta, runningMean, runningVar, fy);
+        BatchNorm2d.BackwardInferenceReluCpu(s, fy, dy, gamma, runningVar, fdx);
+
+        Assert.True(y.Any(v => v == 0f) && y.Any(v => v > 0f), "the test data must exercise both sides of the ReLU");
+        fy.Select(BitConverter.SingleToInt32Bits).Should().Equal(y.Select(BitConverter.SingleToInt32Bits), "fused inference y, bit for bit");
+        fdx.Select(BitConverter.SingleToInt32Bits).Should().Equal(dx.Select(BitConverter.SingleToInt32Bits), "fused inference dx, bit for bit");
+
+        // The dispatchers on a kernel accelerator (cpu-kernels: the two kernels of the pair) match at the kernels' tolerances.
+        using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+        float[] ky = new float[s.Length], kdx = new float[s.Length];
+        BatchNorm2d.ForwardInferenceRelu(acc, s, V(x), V(gamma), V(beta), V(runningMean), V(runningVar), V(ky));
+        BatchNorm2d.BackwardInferenceRelu(acc, s, V(ky), V(dy), V(gamma), V(runningVar), V(kdx));
+        Tolerance.AssertClose(ky, fy, 1e-5, 1e-5, "kernels fused inference y");
+        Tolerance.AssertClose(kdx, fdx, 1e-5, 1e-5, "kernels fused inference dx");
     }
 
     /// <summary>Seeded x (N, C, H, W) shifted off zero, gamma, beta (C), dy (N, C, H, W), running mean and a positive running variance (C).</summary>

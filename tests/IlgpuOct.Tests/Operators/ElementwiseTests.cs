@@ -115,6 +115,55 @@ public sealed class ElementwiseTests
     }
 
     [Fact]
+    public void Relu_and_add_relu_match_MathF_Max_bit_for_bit_including_nan_and_signed_zero()
+    {
+        // 37 values: the SIMD body and the scalar tail both see every special value.
+        float[] special = [float.NaN, -0f, 0f, -1e-40f, 1e-40f, float.NegativeInfinity, float.PositiveInfinity, -2f, 3f];
+        var x = Random(37, 9);
+        var y = Random(37, 10);
+        for (int i = 0; i < x.Length; i++)
+        {
+            if (i % 4 == 0)
+            {
+                x[i] = special[i / 4 % special.Length];
+                y[i] = i % 8 == 0 ? -0f : 0f;
+            }
+        }
+        var relu = new float[x.Length];
+        var addRelu = new float[x.Length];
+        var tensorPrimitives = new float[x.Length];
+        Elementwise.ReluForwardCpu(x, relu);
+        Elementwise.AddReluCpu(x, y, addRelu);
+        System.Numerics.Tensors.TensorPrimitives.Max(x, 0f, tensorPrimitives);
+        for (int i = 0; i < x.Length; i++)
+        {
+            BitConverter.SingleToInt32Bits(relu[i]).Should().Be(BitConverter.SingleToInt32Bits(MathF.Max(x[i], 0f)), $"relu of {x[i]} at {i}");
+            BitConverter.SingleToInt32Bits(relu[i]).Should().Be(BitConverter.SingleToInt32Bits(tensorPrimitives[i]), $"relu of {x[i]} at {i} vs TensorPrimitives.Max");
+            BitConverter.SingleToInt32Bits(addRelu[i]).Should().Be(BitConverter.SingleToInt32Bits(MathF.Max(x[i] + y[i], 0f)), $"add-relu of {x[i]} + {y[i]} at {i}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Sizes))]
+    public void Add_relu_is_add_then_relu_on_cpu_and_on_cpu_kernels(int n)
+    {
+        var x = Random(n, 11);
+        var y = Random(n, 12);
+        var pair = new float[n];
+        Elementwise.AddCpu(x, y, pair);
+        Elementwise.ReluForwardCpu(pair, pair);
+        foreach (var kind in new[] { AcceleratorKind.Cpu, AcceleratorKind.CpuKernels })
+        {
+            using var acc = new HostAccelerator(kind);
+            using var dx = acc.Upload<float>(x);
+            using var dy = acc.Upload<float>(y);
+            using var z = acc.Allocate<float>(n);
+            Elementwise.AddRelu(acc, dx, dy, z);
+            Tolerance.AssertClose(acc.Download(z.View), pair, 0, 0, $"{kind} add-relu");
+        }
+    }
+
+    [Fact]
     public void Mismatched_lengths_are_rejected_with_both_lengths()
     {
         using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
@@ -129,7 +178,7 @@ public sealed class ElementwiseTests
     {
         using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
         var cases = SelfTestCatalog.Discover(typeof(Elementwise).Assembly).Where(c => c.Kernel.StartsWith("Elementwise.", StringComparison.Ordinal)).ToList();
-        cases.Should().HaveCount(12);
+        cases.Should().HaveCount(14); // 7 operators x 2 sizes
         foreach (var c in cases)
         {
             var result = c.Run(acc, 11);

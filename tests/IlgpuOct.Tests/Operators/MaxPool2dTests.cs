@@ -78,6 +78,7 @@ public sealed class MaxPool2dTests
     [InlineData(2, 3, 9, 10, 3, 2, 1)]
     [InlineData(1, 2, 8, 8, 2, 2, 0)]
     [InlineData(2, 2, 6, 7, 3, 1, 1)]
+    [InlineData(2, 3, 20, 37, 3, 2, 1)] // wide enough for the cpu engine's 8-wide 3x3 stride-2 path
     public void Kernels_on_cpu_kernels_match_the_cpu_implementation(int n, int c, int h, int w, int kernel, int stride, int padding)
     {
         var s = new MaxPool2dShape(n, c, h, w, kernel, stride, padding);
@@ -103,6 +104,47 @@ public sealed class MaxPool2dTests
         ky.Should().Equal(y, "the forward kernel selects the same values");
         y.Should().Contain(float.NaN, "the NaN input must win its windows");
         Tolerance.AssertClose(kdx, dx, 1e-7, 1e-6, "backward kernel (gather)");
+    }
+
+    [Theory]
+    [InlineData(2, 3, 21, 40)]
+    [InlineData(1, 2, 34, 35)]
+    [InlineData(1, 1, 18, 18)]
+    public void Eight_wide_3x3_stride_2_path_keeps_the_window_rules(int n, int c, int h, int w)
+    {
+        // Values on a coarse grid (many ties), with NaN, infinities and signed zeros: the SIMD blocks and the
+        // scalar edge windows must pick the same argmax as the rules, one window at a time.
+        var s = new MaxPool2dShape(n, c, h, w);
+        var random = new Random(h * 31 + w);
+        float[] special = [float.NaN, float.NegativeInfinity, float.PositiveInfinity, -0f, 0f];
+        var x = new float[s.InputLength];
+        for (int i = 0; i < x.Length; i++)
+        {
+            x[i] = random.Next(12) == 0 ? special[random.Next(special.Length)] : random.Next(-3, 4) * 0.5f;
+        }
+        var y = new float[s.OutputLength];
+        var indices = new int[s.OutputLength];
+        MaxPool2d.ForwardCpu(s, x, y, indices);
+
+        for (int p = 0; p < n * c; p++)
+        for (int oh = 0; oh < s.OutH; oh++)
+        for (int ow = 0; ow < s.OutW; ow++)
+        {
+            // The rules: rows then columns, a larger value or the first NaN takes the window, nothing replaces a NaN.
+            int best = -1;
+            for (int ih = Math.Max(2 * oh - 1, 0); ih < Math.Min(2 * oh + 2, h); ih++)
+            for (int iw = Math.Max(2 * ow - 1, 0); iw < Math.Min(2 * ow + 2, w); iw++)
+            {
+                float v = x[p * h * w + ih * w + iw];
+                if (best < 0 || (!float.IsNaN(x[p * h * w + best]) && (float.IsNaN(v) || v > x[p * h * w + best])))
+                {
+                    best = ih * w + iw;
+                }
+            }
+            int o = (p * s.OutH + oh) * s.OutW + ow;
+            indices[o].Should().Be(best, $"argmax of plane {p}, window ({oh}, {ow})");
+            BitConverter.SingleToInt32Bits(y[o]).Should().Be(BitConverter.SingleToInt32Bits(x[p * h * w + best]), $"y of plane {p}, window ({oh}, {ow})");
+        }
     }
 
     internal static double[] ForwardDouble(in MaxPool2dShape s, double[] x)

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using IlgpuOct.Kernels.Profiling;
@@ -100,6 +99,43 @@ public static unsafe partial class BatchNorm2d
             () => ForwardInferenceKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, epsilon));
     }
 
+    /// <summary>
+    /// Evaluation forward followed by ReLU (y = max(BN(x), 0)): on <c>cpu</c> one pass (bit-identical to
+    /// <see cref="ForwardInference"/> then Elementwise.ReluForward); on kernel accelerators those two kernels.
+    /// Shapes as <see cref="ForwardInferenceReluCpu"/>.
+    /// </summary>
+    public static void ForwardInferenceRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> gamma, View<float> beta,
+        View<float> runningMean, View<float> runningVar, View<float> y, float epsilon = DefaultEpsilon)
+    {
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.ForwardInferenceRelu", Cost(s, flopsPerElement: 5, passes: 2),
+            () => ForwardInferenceReluCpu(s, x.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), y.AsSpan(), epsilon),
+            () =>
+            {
+                ForwardInferenceKernels(accelerator, s, x, gamma, beta, runningMean, runningVar, y, epsilon);
+                Elementwise.ReluForwardKernel.Launch(accelerator, Elementwise.Config(y.Length), y, y);
+            });
+    }
+
+    /// <summary>
+    /// Evaluation-mode input gradient of <see cref="ForwardInferenceRelu"/>, masked by its output y: on <c>cpu</c> one pass
+    /// (bit-identical to Elementwise.ReluBackward then <see cref="BackwardInference"/> in place); on kernel accelerators those
+    /// two kernels. Shapes as <see cref="BackwardInferenceReluCpu"/>.
+    /// </summary>
+    public static void BackwardInferenceRelu(Accelerator accelerator, BatchNorm2dShape s, View<float> y, View<float> dy, View<float> gamma, View<float> runningVar,
+        View<float> dx, float epsilon = DefaultEpsilon)
+    {
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardInferenceRelu", Cost(s, flopsPerElement: 2, passes: 3),
+            () => BackwardInferenceReluCpu(s, y.AsSpan(), dy.AsSpan(), gamma.AsSpan(), runningVar.AsSpan(), dx.AsSpan(), epsilon),
+            () =>
+            {
+                RequireLength(y.Length, s.Length, nameof(y), "(N, C, H, W)");
+                RequireLength(dy.Length, s.Length, nameof(dy), "(N, C, H, W)");
+                RequireLength(dx.Length, s.Length, nameof(dx), "(N, C, H, W)");
+                Elementwise.ReluBackwardKernel.Launch(accelerator, Elementwise.Config(dx.Length), y, dy, dx);
+                BackwardInferenceKernels(accelerator, s, dx, gamma, runningVar, dx, epsilon);
+            });
+    }
+
     /// <summary>Training backward on the accelerator. Shapes as <see cref="BackwardTrainingCpu"/>.</summary>
     public static void BackwardTraining(Accelerator accelerator, BatchNorm2dShape s, View<float> x, View<float> dy, View<float> gamma,
         View<float> saveMean, View<float> saveInvStd, View<float> dx, View<float> dgamma, View<float> dbeta)
@@ -167,13 +203,13 @@ public static unsafe partial class BatchNorm2d
                 double sum = 0;
                 for (int n = 0; n < shape.N; n++)
                 {
-                    sum += SumDouble(new ReadOnlySpan<float>((float*)ax + ((long)n * shape.C + c) * hw, hw));
+                    sum += SumDouble((float*)ax + ((long)n * shape.C + c) * hw, hw);
                 }
                 double mean = sum / count;
                 double squares = 0;
                 for (int n = 0; n < shape.N; n++)
                 {
-                    squares += SumSquaredDeviations(new ReadOnlySpan<float>((float*)ax + ((long)n * shape.C + c) * hw, hw), mean);
+                    squares += SumSquaredDeviations((float*)ax + ((long)n * shape.C + c) * hw, hw, mean);
                 }
                 double variance = squares / count;
                 double invStd = 1.0 / Math.Sqrt(variance + epsilon);
@@ -189,12 +225,7 @@ public static unsafe partial class BatchNorm2d
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    var plane = new Span<float>((float*)ay + offset, hw);
-                    Normalize(new ReadOnlySpan<float>((float*)ax + offset, hw), meanF, scale, shift, plane);
-                    if (relu)
-                    {
-                        Elementwise.ReluForwardCpu(plane, plane);
-                    }
+                    Normalize((float*)ax + offset, meanF, scale, shift, (float*)ay + offset, hw, relu);
                 }
             });
         }
@@ -202,7 +233,19 @@ public static unsafe partial class BatchNorm2d
 
     /// <summary>Evaluation forward: y = (x - runningMean) * gamma / sqrt(runningVar + eps) + beta. x, y (N, C, H, W); the rest (C).</summary>
     public static void ForwardInferenceCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
-        ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar, Span<float> y, float epsilon = DefaultEpsilon)
+        ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar, Span<float> y, float epsilon = DefaultEpsilon) =>
+        ForwardInferenceCpu(s, x, gamma, beta, runningMean, runningVar, y, epsilon, relu: false);
+
+    /// <summary>
+    /// Evaluation forward then y = max(y, 0), in one pass: bit-identical to <see cref="ForwardInferenceCpu(in BatchNorm2dShape, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, float)"/>
+    /// then Elementwise.ReluForwardCpu. Same shapes.
+    /// </summary>
+    public static void ForwardInferenceReluCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar, Span<float> y, float epsilon = DefaultEpsilon) =>
+        ForwardInferenceCpu(s, x, gamma, beta, runningMean, runningVar, y, epsilon, relu: true);
+
+    private static void ForwardInferenceCpu(in BatchNorm2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar, Span<float> y, float epsilon, bool relu)
     {
         s.Validate();
         RequireLength(x.Length, s.Length, nameof(x), "(N, C, H, W)");
@@ -224,7 +267,7 @@ public static unsafe partial class BatchNorm2d
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    Normalize(new ReadOnlySpan<float>((float*)ax + offset, hw), mean, scale, shift, new Span<float>((float*)ay + offset, hw));
+                    Normalize((float*)ax + offset, mean, scale, shift, (float*)ay + offset, hw, relu);
                 }
             });
         }
@@ -274,23 +317,13 @@ public static unsafe partial class BatchNorm2d
                 float invStd = ((float*)asi)[c];
                 double sumDy = 0;
                 double sumDyCentered = 0;
-                // With the ReLU fused, dy is masked one plane at a time into a scratch plane (the same values
+                // With the ReLU fused, dy is masked by y > 0 in registers as it is read (the values
                 // Elementwise.ReluBackward would write), so the arithmetic below is the unfused pair's.
-                float[]? masked = relu ? ArrayPool<float>.Shared.Rent(hw) : null;
-                ReadOnlySpan<float> GradientPlane(long offset)
-                {
-                    var plane = new ReadOnlySpan<float>((float*)ady + offset, hw);
-                    if (masked is null)
-                    {
-                        return plane;
-                    }
-                    Elementwise.ReluBackwardCpu(new ReadOnlySpan<float>((float*)ayr + offset, hw), plane, masked.AsSpan(0, hw));
-                    return masked.AsSpan(0, hw);
-                }
+                float* mask = relu ? (float*)ayr : null;
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    SumAndCenteredDot(GradientPlane(offset), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, out double sd, out double sdc);
+                    SumAndCenteredDot((float*)ady + offset, mask is null ? null : mask + offset, (float*)ax + offset, hw, mean, out double sd, out double sdc);
                     sumDy += sd;
                     sumDyCentered += sdc;
                 }
@@ -306,12 +339,7 @@ public static unsafe partial class BatchNorm2d
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    AffineCombine(GradientPlane(offset), new ReadOnlySpan<float>((float*)ax + offset, hw), mean, a, b, k,
-                        new Span<float>((float*)adx + offset, hw));
-                }
-                if (masked is not null)
-                {
-                    ArrayPool<float>.Shared.Return(masked);
+                    AffineCombine((float*)ady + offset, mask is null ? null : mask + offset, (float*)ax + offset, hw, mean, a, b, k, (float*)adx + offset);
                 }
             });
         }
@@ -319,7 +347,23 @@ public static unsafe partial class BatchNorm2d
 
     /// <summary>Evaluation-mode input gradient: dx = dy * gamma / sqrt(runningVar + eps). dy, dx (N, C, H, W); gamma, runningVar (C).</summary>
     public static void BackwardInferenceCpu(in BatchNorm2dShape s, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma, ReadOnlySpan<float> runningVar,
-        Span<float> dx, float epsilon = DefaultEpsilon)
+        Span<float> dx, float epsilon = DefaultEpsilon) =>
+        BackwardInferenceCpu(s, default, relu: false, dy, gamma, runningVar, dx, epsilon);
+
+    /// <summary>
+    /// Backward of <see cref="ForwardInferenceReluCpu"/> in one pass: dx = (y &gt; 0 ? dy : 0) * gamma / sqrt(runningVar + eps), y the
+    /// rectified output; bit-identical to Elementwise.ReluBackwardCpu(y, dy, dx) then <see cref="BackwardInferenceCpu(in BatchNorm2dShape, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, Span{float}, float)"/>
+    /// in place. y, dy, dx (N, C, H, W); dx may be dy; gamma, runningVar (C).
+    /// </summary>
+    public static void BackwardInferenceReluCpu(in BatchNorm2dShape s, ReadOnlySpan<float> y, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> runningVar, Span<float> dx, float epsilon = DefaultEpsilon)
+    {
+        RequireLength(y.Length, s.Length, nameof(y), "(N, C, H, W)");
+        BackwardInferenceCpu(s, y, relu: true, dy, gamma, runningVar, dx, epsilon);
+    }
+
+    private static void BackwardInferenceCpu(in BatchNorm2dShape s, ReadOnlySpan<float> reluOutput, bool relu, ReadOnlySpan<float> dy, ReadOnlySpan<float> gamma,
+        ReadOnlySpan<float> runningVar, Span<float> dx, float epsilon)
     {
         s.Validate();
         RequireLength(dy.Length, s.Length, nameof(dy), "(N, C, H, W)");
@@ -327,63 +371,71 @@ public static unsafe partial class BatchNorm2d
         RequireLength(gamma.Length, s.C, nameof(gamma), "(C)");
         RequireLength(runningVar.Length, s.C, nameof(runningVar), "(C)");
         var shape = s;
-        fixed (float* pdy = dy, pdx = dx, pg = gamma, prv = runningVar)
+        fixed (float* pyr = reluOutput, pdy = dy, pdx = dx, pg = gamma, prv = runningVar)
         {
-            nint ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, arv = (nint)prv;
+            nint ayr = (nint)pyr, ady = (nint)pdy, adx = (nint)pdx, ag = (nint)pg, arv = (nint)prv;
             ForEachChannel(shape, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (c) =>
             {
                 int hw = shape.HW;
                 float scale = (float)(((float*)ag)[c] / Math.Sqrt(((float*)arv)[c] + (double)epsilon));
+                float* mask = relu ? (float*)ayr : null;
                 for (int n = 0; n < shape.N; n++)
                 {
                     long offset = ((long)n * shape.C + c) * hw;
-                    System.Numerics.Tensors.TensorPrimitives.Multiply(new ReadOnlySpan<float>((float*)ady + offset, hw), scale, new Span<float>((float*)adx + offset, hw));
+                    MaskedScale((float*)ady + offset, mask is null ? null : mask + offset, scale, (float*)adx + offset, hw);
                 }
             });
         }
     }
 
     // ---- SIMD helpers ----
+    //
+    // All AggressiveOptimization: the operators run a handful of times in benchmarks and the first steps,
+    // where tier-0 code would be several times slower. The reductions keep Vector<T> (8 floats widened to
+    // two 4-double halves on AVX2) so their summation order, and thus their bits, stay as they were.
+    // A mask (the output of a fused ReLU, or null) zeroes dy where it is not positive, as Elementwise.ReluBackwardCpu.
 
-    private static double SumDouble(ReadOnlySpan<float> values)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double SumDouble(float* values, int length)
     {
         int i = 0;
         double sum = 0;
-        if (Vector.IsHardwareAccelerated && values.Length >= Vector<float>.Count)
+        if (Vector.IsHardwareAccelerated && length >= Vector<float>.Count)
         {
             var acc = Vector<double>.Zero;
-            for (; i <= values.Length - Vector<float>.Count; i += Vector<float>.Count)
+            for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                Vector.Widen(new Vector<float>(values.Slice(i)), out var lo, out var hi);
+                Vector.Widen(Vector.Load(values + i), out var lo, out var hi);
                 acc += lo + hi;
             }
             sum = Vector.Sum(acc);
         }
-        for (; i < values.Length; i++)
+        for (; i < length; i++)
         {
             sum += values[i];
         }
         return sum;
     }
 
-    private static double SumSquaredDeviations(ReadOnlySpan<float> values, double mean)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static double SumSquaredDeviations(float* values, int length, double mean)
     {
         int i = 0;
         double sum = 0;
-        if (Vector.IsHardwareAccelerated && values.Length >= Vector<float>.Count)
+        if (Vector.IsHardwareAccelerated && length >= Vector<float>.Count)
         {
             var meanVector = new Vector<double>(mean);
             var acc = Vector<double>.Zero;
-            for (; i <= values.Length - Vector<float>.Count; i += Vector<float>.Count)
+            for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                Vector.Widen(new Vector<float>(values.Slice(i)), out var lo, out var hi);
+                Vector.Widen(Vector.Load(values + i), out var lo, out var hi);
                 lo -= meanVector;
                 hi -= meanVector;
                 acc += lo * lo + hi * hi;
             }
             sum = Vector.Sum(acc);
         }
-        for (; i < values.Length; i++)
+        for (; i < length; i++)
         {
             double d = values[i] - mean;
             sum += d * d;
@@ -391,71 +443,110 @@ public static unsafe partial class BatchNorm2d
         return sum;
     }
 
-    private static void SumAndCenteredDot(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, float mean, out double sumDy, out double sumDyCentered)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SumAndCenteredDot(float* dy, float* mask, float* x, int length, float mean, out double sumDy, out double sumDyCentered)
     {
         int i = 0;
         sumDy = 0;
         sumDyCentered = 0;
-        if (Vector.IsHardwareAccelerated && dy.Length >= Vector<float>.Count)
+        if (Vector.IsHardwareAccelerated && length >= Vector<float>.Count)
         {
             var meanVector = new Vector<double>(mean);
             var accDy = Vector<double>.Zero;
             var accDot = Vector<double>.Zero;
-            for (; i <= dy.Length - Vector<float>.Count; i += Vector<float>.Count)
+            for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                Vector.Widen(new Vector<float>(dy.Slice(i)), out var dyLo, out var dyHi);
-                Vector.Widen(new Vector<float>(x.Slice(i)), out var xLo, out var xHi);
+                var g = Masked(dy, mask, i);
+                Vector.Widen(g, out var dyLo, out var dyHi);
+                Vector.Widen(Vector.Load(x + i), out var xLo, out var xHi);
                 accDy += dyLo + dyHi;
                 accDot += dyLo * (xLo - meanVector) + dyHi * (xHi - meanVector);
             }
             sumDy = Vector.Sum(accDy);
             sumDyCentered = Vector.Sum(accDot);
         }
-        for (; i < dy.Length; i++)
+        for (; i < length; i++)
         {
-            sumDy += dy[i];
-            sumDyCentered += dy[i] * ((double)x[i] - mean);
+            float g = mask == null || mask[i] > 0f ? dy[i] : 0f;
+            sumDy += g;
+            sumDyCentered += g * ((double)x[i] - mean);
         }
     }
 
-    // y = (x - mean) * scale + shift
-    private static void Normalize(ReadOnlySpan<float> x, float mean, float scale, float shift, Span<float> y)
+    // dy[i .. i + Vector<float>.Count), zero where the mask (when given) is not positive
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector<float> Masked(float* dy, float* mask, int i) =>
+        mask == null ? Vector.Load(dy + i) : Vector.ConditionalSelect(Vector.GreaterThan(Vector.Load(mask + i), Vector<float>.Zero), Vector.Load(dy + i), Vector<float>.Zero);
+
+    // y = (x - mean) * scale + shift, then max(y, 0) when relu (as Elementwise.ReluForwardCpu)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Normalize(float* x, float mean, float scale, float shift, float* y, int length, bool relu)
     {
         int i = 0;
-        if (Vector.IsHardwareAccelerated && x.Length >= Vector<float>.Count)
+        if (Vector.IsHardwareAccelerated && length >= Vector<float>.Count)
         {
             var meanVector = new Vector<float>(mean);
             var scaleVector = new Vector<float>(scale);
             var shiftVector = new Vector<float>(shift);
-            for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                ((new Vector<float>(x.Slice(i)) - meanVector) * scaleVector + shiftVector).CopyTo(y.Slice(i));
+                var v = (Vector.Load(x + i) - meanVector) * scaleVector + shiftVector;
+                if (relu)
+                {
+                    v = Elementwise.Relu(v);
+                }
+                v.Store(y + i);
             }
         }
-        for (; i < x.Length; i++)
+        for (; i < length; i++)
         {
-            y[i] = (x[i] - mean) * scale + shift;
+            float v = (x[i] - mean) * scale + shift;
+            y[i] = relu ? MathF.Max(v, 0f) : v;
         }
     }
 
-    // dx = a dy + b (x - mean) + k
-    private static void AffineCombine(ReadOnlySpan<float> dy, ReadOnlySpan<float> x, float mean, float a, float b, float k, Span<float> dx)
+    // dx = a g + b (x - mean) + k, g = dy masked
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AffineCombine(float* dy, float* mask, float* x, int length, float mean, float a, float b, float k, float* dx)
     {
         int i = 0;
-        if (Vector.IsHardwareAccelerated && dy.Length >= Vector<float>.Count)
+        if (Vector.IsHardwareAccelerated && length >= Vector<float>.Count)
         {
             var meanVector = new Vector<float>(mean);
             var aVector = new Vector<float>(a);
             var bVector = new Vector<float>(b);
             var kVector = new Vector<float>(k);
-            for (; i <= dy.Length - Vector<float>.Count; i += Vector<float>.Count)
+            for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
             {
-                (aVector * new Vector<float>(dy.Slice(i)) + bVector * (new Vector<float>(x.Slice(i)) - meanVector) + kVector).CopyTo(dx.Slice(i));
+                var g = Masked(dy, mask, i);
+                (aVector * g + bVector * (Vector.Load(x + i) - meanVector) + kVector).Store(dx + i);
             }
         }
-        for (; i < dy.Length; i++)
+        for (; i < length; i++)
         {
-            dx[i] = a * dy[i] + b * (x[i] - mean) + k;
+            float g = mask == null || mask[i] > 0f ? dy[i] : 0f;
+            dx[i] = a * g + b * (x[i] - mean) + k;
+        }
+    }
+
+    // dx = g * scale, g = dy masked; dx may be dy
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void MaskedScale(float* dy, float* mask, float scale, float* dx, int length)
+    {
+        int i = 0;
+        if (Vector.IsHardwareAccelerated && length >= Vector<float>.Count)
+        {
+            var scaleVector = new Vector<float>(scale);
+            for (; i <= length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                var g = Masked(dy, mask, i);
+                (g * scaleVector).Store(dx + i);
+            }
+        }
+        for (; i < length; i++)
+        {
+            float g = mask == null || mask[i] > 0f ? dy[i] : 0f;
+            dx[i] = g * scale;
         }
     }
 
@@ -979,6 +1070,19 @@ public static unsafe partial class BatchNorm2d
                 [6, 7, 8],
                 (a, v) => BackwardRelu(a, s, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]),
                 h => BackwardReluCpu(s, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]), 1e-5 * Math.Sqrt(s.CountPerChannel) + 1e-5));
+            yield return new SelfTestCase("BatchNorm2d.ForwardInferenceRelu", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.Length, 2f), OperatorSelfTest.Random(seed + 1, c), OperatorSelfTest.Random(seed + 2, c),
+                 OperatorSelfTest.Random(seed + 3, c), Shift(OperatorSelfTest.Random(seed + 4, c, 0.5f), 1f), new float[s.Length]],
+                [5],
+                (a, v) => ForwardInferenceRelu(a, s, v[0], v[1], v[2], v[3], v[4], v[5]),
+                h => ForwardInferenceReluCpu(s, h[0], h[1], h[2], h[3], h[4], h[5]), 1e-5));
+            // arrays: 0 y (a ReLU output), 1 dy, 2 gamma, 3 running var, 4 dx
+            yield return new SelfTestCase("BatchNorm2d.BackwardInferenceRelu", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [Relu(OperatorSelfTest.Random(seed + 5, s.Length)), OperatorSelfTest.Random(seed, s.Length), OperatorSelfTest.Random(seed + 1, c),
+                 Shift(OperatorSelfTest.Random(seed + 2, c, 0.5f), 1f), new float[s.Length]],
+                [4],
+                (a, v) => BackwardInferenceRelu(a, s, v[0], v[1], v[2], v[3], v[4]),
+                h => BackwardInferenceReluCpu(s, h[0], h[1], h[2], h[3], h[4]), 1e-5));
             yield return new SelfTestCase("BatchNorm2d.BackwardInference", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.Length), OperatorSelfTest.Random(seed + 1, c), Shift(OperatorSelfTest.Random(seed + 2, c, 0.5f), 1f), new float[s.Length]],
                 [3],

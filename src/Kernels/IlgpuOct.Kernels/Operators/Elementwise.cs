@@ -1,4 +1,6 @@
+using System.Numerics;
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using IlgpuOct.Kernels.Profiling;
 
@@ -6,7 +8,7 @@ namespace IlgpuOct.Kernels.Operators;
 
 /// <summary>
 /// Element-wise operators on flat float views: Axpy (y += a*x), ReLU forward/backward, residual Add
-/// (z = x + y and y += x) and Scale (y = a*x). Each has a CPU implementation (the <c>cpu</c> engine and
+/// (z = x + y and y += x), Add then ReLU in one pass (z = max(x + y, 0)) and Scale (y = a*x). Each has a CPU implementation (the <c>cpu</c> engine and
 /// the reference of the kernel tests), a grid-stride [Kernel] and a dispatcher that picks one.
 /// </summary>
 public static partial class Elementwise
@@ -56,6 +58,15 @@ public static partial class Elementwise
         for (int i = ctx.GlobalX; i < z.Length; i += ctx.GridStrideX)
         {
             z[i] = x[i] + y[i];
+        }
+    }
+
+    [Kernel]
+    private static void AddRelu(KernelContext ctx, View<float> x, View<float> y, View<float> z)
+    {
+        for (int i = ctx.GlobalX; i < z.Length; i += ctx.GridStrideX)
+        {
+            z[i] = MathF.Max(x[i] + y[i], 0f);
         }
     }
 
@@ -117,6 +128,19 @@ public static partial class Elementwise
             () => AddKernel.Launch(accelerator, Config(z.Length), x, y, z));
     }
 
+    /// <summary>
+    /// z = max(x + y, 0): a residual sum and the ReLU after it in one pass (bit-identical to Add then ReluForward).
+    /// x (n), y (n), z (n); z may be x or y.
+    /// </summary>
+    public static void AddRelu(Accelerator accelerator, View<float> x, View<float> y, View<float> z)
+    {
+        CheckSameLength(accelerator, x, y, nameof(AddRelu));
+        CheckSameLength(accelerator, x, z, nameof(AddRelu));
+        OperatorDispatch.Run(accelerator, "Elementwise.AddRelu", OperatorCost.Elementwise(z.Length, 2, reads: 2, writes: 1),
+            () => ForChunks(z.Length, (s, n) => AddReluCpu(x.Slice(s, n).AsSpan(), y.Slice(s, n).AsSpan(), z.Slice(s, n).AsSpan())),
+            () => AddReluKernel.Launch(accelerator, Config(z.Length), x, y, z));
+    }
+
     /// <summary>y += x (in-place residual). x (n), y (n).</summary>
     public static void AddInPlace(Accelerator accelerator, View<float> x, View<float> y)
     {
@@ -144,12 +168,26 @@ public static partial class Elementwise
         TensorPrimitives.MultiplyAdd(x, a, y, y);
     }
 
+    /// <summary>y = max(x, 0) as MathF.Max(x, 0f): a NaN stays, -0 becomes +0. y may be x.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ReluForwardCpu(ReadOnlySpan<float> x, Span<float> y)
     {
         CheckSpans(x.Length, y.Length);
-        TensorPrimitives.Max(x, 0f, y);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                Relu(new Vector<float>(x.Slice(i))).CopyTo(y.Slice(i));
+            }
+        }
+        for (; i < x.Length; i++)
+        {
+            y[i] = MathF.Max(x[i], 0f);
+        }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ReluBackwardCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> dy, Span<float> dx)
     {
         CheckSpans(x.Length, dy.Length);
@@ -169,12 +207,37 @@ public static partial class Elementwise
         }
     }
 
-    public static void AddCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z)
+    /// <summary>z = x + y. z may be x or y.</summary>
+    public static void AddCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z) => AddCpu(x, y, z, relu: false);
+
+    /// <summary>z = max(x + y, 0), the sum rounded to float first (as AddCpu then ReluForwardCpu). z may be x or y.</summary>
+    public static void AddReluCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z) => AddCpu(x, y, z, relu: true);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void AddCpu(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z, bool relu)
     {
         CheckSpans(x.Length, y.Length);
         CheckSpans(x.Length, z.Length);
-        TensorPrimitives.Add(x, y, z);
+        int i = 0;
+        if (Vector.IsHardwareAccelerated)
+        {
+            for (; i <= x.Length - Vector<float>.Count; i += Vector<float>.Count)
+            {
+                var sum = new Vector<float>(x.Slice(i)) + new Vector<float>(y.Slice(i));
+                (relu ? Relu(sum) : sum).CopyTo(z.Slice(i));
+            }
+        }
+        for (; i < x.Length; i++)
+        {
+            float sum = x[i] + y[i];
+            z[i] = relu ? MathF.Max(sum, 0f) : sum;
+        }
     }
+
+    /// <summary>max(v, 0) lane by lane as MathF.Max(v, 0f): positive values and NaN pass, everything else (-0 included) becomes +0.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector<float> Relu(Vector<float> v) =>
+        Vector.ConditionalSelect(Vector.GreaterThan(v, Vector<float>.Zero) | ~Vector.Equals(v, v), v, Vector<float>.Zero);
 
     public static void ScaleCpu(float a, ReadOnlySpan<float> x, Span<float> y)
     {
@@ -189,7 +252,7 @@ public static partial class Elementwise
     {
         foreach (var (layer, s) in ResNet18Shapes.Activations)
         {
-            foreach (var kernel in new[] { AxpyKernel.Definition, ReluForwardKernel.Definition, ReluBackwardKernel.Definition, AddKernel.Definition, AddInPlaceKernel.Definition, ScaleKernel.Definition })
+            foreach (var kernel in new[] { AxpyKernel.Definition, ReluForwardKernel.Definition, ReluBackwardKernel.Definition, AddKernel.Definition, AddReluKernel.Definition, AddInPlaceKernel.Definition, ScaleKernel.Definition })
             {
                 yield return new LaunchShape(kernel, layer, Config(s.Length));
             }
@@ -250,6 +313,8 @@ public static partial class Elementwise
                 (a, v) => ReluBackward(a, v[0], v[1], v[2]), h => ReluBackwardCpu(h[0], h[1], h[2]), output: 2));
             yield return new SelfTestCase("Elementwise.Add", shape, (acc, seed) => Check(acc, seed, n, 3,
                 (a, v) => Add(a, v[0], v[1], v[2]), h => AddCpu(h[0], h[1], h[2]), output: 2));
+            yield return new SelfTestCase("Elementwise.AddRelu", shape, (acc, seed) => Check(acc, seed, n, 3,
+                (a, v) => AddRelu(a, v[0], v[1], v[2]), h => AddReluCpu(h[0], h[1], h[2]), output: 2));
             yield return new SelfTestCase("Elementwise.AddInPlace", shape, (acc, seed) => Check(acc, seed, n, 2,
                 (a, v) => AddInPlace(a, v[0], v[1]), h => AddCpu(h[1], h[0], h[1]), output: 1));
             yield return new SelfTestCase("Elementwise.Scale", shape, (acc, seed) => Check(acc, seed, n, 2,

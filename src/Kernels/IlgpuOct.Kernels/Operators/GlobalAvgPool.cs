@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
@@ -60,6 +61,7 @@ public static partial class GlobalAvgPool
     }
 
     /// <summary>x (N, C, H, W); y (N, C) overwritten. Each plane is summed in double.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void ForwardCpu(in GlobalAvgPoolShape s, ReadOnlySpan<float> x, Span<float> y)
     {
         s.Validate();
@@ -79,6 +81,7 @@ public static partial class GlobalAvgPool
     }
 
     /// <summary>dy (N, C); dx (N, C, H, W) overwritten with dy / (H W) on every pixel of the plane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BackwardCpu(in GlobalAvgPoolShape s, ReadOnlySpan<float> dy, Span<float> dx)
     {
         s.Validate();
@@ -92,6 +95,7 @@ public static partial class GlobalAvgPool
     }
 
     /// <summary>dy (N, C); dx (N, C, H, W) gets dy / (H W) added on every pixel of the plane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BackwardAccumulateCpu(in GlobalAvgPoolShape s, ReadOnlySpan<float> dy, Span<float> dx)
     {
         s.Validate();

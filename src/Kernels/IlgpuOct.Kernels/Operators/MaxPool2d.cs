@@ -1,4 +1,6 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
@@ -84,42 +86,126 @@ public static unsafe partial class MaxPool2d
         fixed (int* pi = indices)
         {
             nint ax = (nint)px, ay = (nint)py, ai = (nint)pi;
+            bool vector = Is3x3Stride2(shape) && Avx2.IsSupported;
             ForEachPlane(shape, [MethodImpl(MethodImplOptions.AggressiveOptimization)] (plane) =>
             {
                 int h = shape.H, w = shape.W, outH = shape.OutH, outW = shape.OutW;
                 float* input = (float*)ax + (long)plane * h * w;
                 float* output = (float*)ay + (long)plane * outH * outW;
                 int* index = (int*)ai + (long)plane * outH * outW;
+                // The 8-wide path needs input columns 2 ow0 - 1 .. 2 ow0 + 15 of a block: ow0 >= 1 and 2 ow0 + 16 <= W.
+                int lastBlock = vector ? (w - 16) / 2 : 0;
                 for (int oh = 0; oh < outH; oh++)
                 {
-                    int h0 = oh * shape.Stride - shape.Padding;
-                    int hStart = Math.Max(h0, 0), hEnd = Math.Min(h0 + shape.Kernel, h);
-                    for (int ow = 0; ow < outW; ow++)
+                    int firstScalar = 0;
+                    if (lastBlock >= 1)
                     {
-                        int w0 = ow * shape.Stride - shape.Padding;
-                        int wStart = Math.Max(w0, 0), wEnd = Math.Min(w0 + shape.Kernel, w);
-                        int best = hStart * w + wStart;
-                        float max = float.NegativeInfinity;
-                        for (int ih = hStart; ih < hEnd; ih++)
+                        int h0 = 2 * oh - 1;
+                        int hStart = Math.Max(h0, 0), hEnd = Math.Min(h0 + 3, h);
+                        // Blocks start at 1, 9, ... and the last at lastBlock (overlapping its predecessor: same values).
+                        for (int ow0 = 1; ow0 < lastBlock; ow0 += 8)
                         {
-                            for (int iw = wStart; iw < wEnd; iw++)
-                            {
-                                // Branch-free (conditional moves): which value wins is data-dependent and
-                                // unpredictable. A larger value wins; the first NaN wins and then stays
-                                // (nothing replaces a NaN maximum).
-                                float v = input[ih * w + iw];
-                                bool take = (v > max | float.IsNaN(v)) & !float.IsNaN(max);
-                                max = take ? v : max;
-                                best = take ? ih * w + iw : best;
-                            }
+                            ForwardBlock3x3Stride2(input, w, hStart, hEnd, ow0, output + oh * outW, index + oh * outW);
                         }
-                        output[oh * outW + ow] = input[best];
-                        index[oh * outW + ow] = best;
+                        ForwardBlock3x3Stride2(input, w, hStart, hEnd, lastBlock, output + oh * outW, index + oh * outW);
+                        ForwardWindow(shape, input, oh, 0, output, index);
+                        firstScalar = lastBlock + 8;
+                    }
+                    for (int ow = firstScalar; ow < outW; ow++)
+                    {
+                        ForwardWindow(shape, input, oh, ow, output, index);
                     }
                 }
             });
         }
     }
+
+    private static bool Is3x3Stride2(in MaxPool2dShape s) => s.Kernel == 3 && s.Stride == 2 && s.Padding == 1;
+
+    /// <summary>
+    /// One window, in row-major window order: a larger value wins, the first maximum keeps ties, the first NaN wins
+    /// and then stays (nothing replaces a NaN maximum). Writes y = x[argmax] and the argmax.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ForwardWindow(in MaxPool2dShape s, float* input, int oh, int ow, float* output, int* index)
+    {
+        int h0 = oh * s.Stride - s.Padding;
+        int hStart = Math.Max(h0, 0), hEnd = Math.Min(h0 + s.Kernel, s.H);
+        int w0 = ow * s.Stride - s.Padding;
+        int wStart = Math.Max(w0, 0), wEnd = Math.Min(w0 + s.Kernel, s.W);
+        int w = s.W;
+        int best = hStart * w + wStart;
+        float max = float.NegativeInfinity;
+        for (int ih = hStart; ih < hEnd; ih++)
+        {
+            for (int iw = wStart; iw < wEnd; iw++)
+            {
+                // Branch-free (conditional moves): which value wins is data-dependent and unpredictable.
+                float v = input[ih * w + iw];
+                bool take = (v > max | float.IsNaN(v)) & !float.IsNaN(max);
+                max = take ? v : max;
+                best = take ? ih * w + iw : best;
+            }
+        }
+        output[oh * s.OutW + ow] = input[best];
+        index[oh * s.OutW + ow] = best;
+    }
+
+    /// <summary>
+    /// Eight adjacent windows (outputs ow0 .. ow0 + 7 of one output row) of a 3x3, stride-2, padding-1 pool, none clipped
+    /// at the left or right: the rules of <see cref="ForwardWindow"/> lane by lane. In an input row the window columns
+    /// 2 ow - 1, 2 ow and 2 ow + 1 are the even lanes of the 16 floats from 2 ow0 - 1, and the even and odd lanes of the
+    /// 16 floats from 2 ow0. y: the output row; indices: its argmax row.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void ForwardBlock3x3Stride2(float* input, int w, int hStart, int hEnd, int ow0, float* y, int* indices)
+    {
+        var lanes = Vector256.Create(0, 2, 4, 6, 8, 10, 12, 14);
+        var max = Vector256<float>.Zero;
+        var best = Vector256<int>.Zero;
+        bool first = true;
+        for (int ih = hStart; ih < hEnd; ih++)
+        {
+            float* row = input + ih * w + 2 * ow0;
+            var a = Avx.LoadVector256(row);
+            var b = Avx.LoadVector256(row + 8);
+            var left = Evens(Avx.LoadVector256(row - 1), Avx.LoadVector256(row + 7));
+            var centre = Evens(a, b);
+            var right = Odds(a, b);
+            var leftIndex = lanes + Vector256.Create(ih * w + 2 * ow0 - 1);
+            if (first)
+            {
+                max = left;
+                best = leftIndex;
+                first = false;
+            }
+            else
+            {
+                Take(left, leftIndex, ref max, ref best);
+            }
+            Take(centre, leftIndex + Vector256.Create(1), ref max, ref best);
+            Take(right, leftIndex + Vector256.Create(2), ref max, ref best);
+        }
+        max.Store(y + ow0);
+        best.Store(indices + ow0);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Take(Vector256<float> v, Vector256<int> vIndex, ref Vector256<float> max, ref Vector256<int> best)
+    {
+        var take = (Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v)) & Vector256.Equals(max, max);
+        max = Vector256.ConditionalSelect(take, v, max);
+        best = Vector256.ConditionalSelect(take.AsInt32(), vIndex, best);
+    }
+
+    // Lanes 0, 2, .., 14 (Evens) or 1, 3, .., 15 (Odds) of the 16 floats a, b.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Evens(Vector256<float> a, Vector256<float> b) =>
+        Avx2.Permute4x64(Avx.Shuffle(a, b, 0b10_00_10_00).AsDouble(), 0b11_01_10_00).AsSingle();
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Odds(Vector256<float> a, Vector256<float> b) =>
+        Avx2.Permute4x64(Avx.Shuffle(a, b, 0b11_01_11_01).AsDouble(), 0b11_01_10_00).AsSingle();
 
     /// <summary>dy and indices (N, C, OutH, OutW); dx (N, C, H, W) overwritten with the routed gradient.</summary>
     public static void BackwardCpu(in MaxPool2dShape s, ReadOnlySpan<float> dy, ReadOnlySpan<int> indices, Span<float> dx)

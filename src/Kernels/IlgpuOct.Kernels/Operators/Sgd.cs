@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
@@ -73,6 +74,7 @@ public static unsafe partial class Sgd
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void StepRange(Span<float> weight, ReadOnlySpan<float> grad, Span<float> buffer, float lr, float momentum, float decay)
     {
         int i = 0;
