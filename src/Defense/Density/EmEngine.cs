@@ -26,7 +26,7 @@ internal abstract class EmEngine : IDisposable
     {
         if (engine == OperatorEngine.Cpu)
         {
-            return new HostEmEngine(xd, n, d, k, type, regCovar);
+            return new HostEmEngine(accelerator, xd, n, d, k, type, regCovar);
         }
         if (accelerator is null)
         {
@@ -40,8 +40,8 @@ internal abstract class EmEngine : IDisposable
     }
 }
 
-/// <summary>The float64 host engine (scikit-learn's arithmetic).</summary>
-internal sealed class HostEmEngine(double[] x, int n, int d, int k, CovarianceType type, double regCovar) : EmEngine
+/// <summary>The float64 host engine (scikit-learn's arithmetic); each step is one operator in a profile of <paramref name="accelerator"/>.</summary>
+internal sealed class HostEmEngine(Accelerator? accelerator, double[] x, int n, int d, int k, CovarianceType type, double regCovar) : EmEngine
 {
     private readonly double[] _logProb = new double[n * k]; // (N, K)
     private readonly double[] _logProbNorm = new double[n]; // (N)
@@ -49,12 +49,14 @@ internal sealed class HostEmEngine(double[] x, int n, int d, int k, CovarianceTy
 
     public override double EStep(double[] weights, double[] means, double[] precisionCholesky)
     {
+        using var profile = GaussianMixtureHost.Scope(accelerator, "GaussianMixtureHost.EStep", GaussianMixtureHost.EStepCost(n, d, k, type));
         GaussianMixtureHost.EstimateLogGaussianProb(x, n, d, k, means, precisionCholesky, type, _logProb);
         return GaussianMixtureHost.LogResponsibilities(_logProb, Array.ConvertAll(weights, Math.Log), n, k, _logProbNorm, _logResp);
     }
 
     public override (double[] Weights, double[] Means, double[] Covariances) MStep()
     {
+        using var profile = GaussianMixtureHost.Scope(accelerator, "GaussianMixtureHost.MStep", GaussianMixtureHost.MStepCost(n, d, k, type));
         var resp = Array.ConvertAll(_logResp, Math.Exp);
         return GaussianMixtureHost.EstimateParameters(x, resp, n, d, k, regCovar, type);
     }

@@ -150,7 +150,12 @@ public sealed class GaussianMixture
                 {
                     weights[c] /= total;
                 }
-                current = new Parameters(weights, means, covariances, GaussianMixtureHost.PrecisionCholeskyFromCovariances(covariances, type, k, d));
+                double[] factors;
+                using (GaussianMixtureHost.Scope(accelerator, "GaussianMixtureHost.PrecisionCholesky", GaussianMixtureHost.PrecisionCholeskyCost(d, k, type)))
+                {
+                    factors = GaussianMixtureHost.PrecisionCholeskyFromCovariances(covariances, type, k, d);
+                }
+                current = new Parameters(weights, means, covariances, factors);
                 double change = lowerBound - previous;
                 progress?.Report(new GaussianMixtureProgress(restart, iteration, lowerBound, change));
                 if (Math.Abs(change) < Options.Tolerance)

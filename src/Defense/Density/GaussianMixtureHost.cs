@@ -1,6 +1,8 @@
-using System.Numerics;
-using System.Runtime.InteropServices;
+using System.Numerics.Tensors;
+using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.Cpu;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Defense.Density;
 
@@ -14,9 +16,40 @@ namespace IlgpuOct.Defense.Density;
 /// </summary>
 internal static class GaussianMixtureHost
 {
+    /// <summary>A profiler scope on <paramref name="accelerator"/> (none without one): the host steps show in <c>profile gmm --device cpu</c>.</summary>
+    public static OperatorScope Scope(Accelerator? accelerator, string op, OperatorCost? cost) =>
+        accelerator is null ? default : OperatorScope.Enter(accelerator, op, cost);
+
+    /// <summary>
+    /// Useful FLOPs and bytes of the E-step: X M_c - mu_c M_c with triangular M (D (D + 1) per point and
+    /// factor) and the squared norms; full and tied covariances only (the others are a few passes over X).
+    /// </summary>
+    public static OperatorCost? EStepCost(int n, int d, int k, CovarianceType type) => type switch
+    {
+        CovarianceType.Full => new((double)k * n * d * (d + 1) + 3.0 * n * d * k, 8.0 * ((double)n * d + (double)k * d * d + 2.0 * n * k)),
+        CovarianceType.Tied => new((double)n * d * (d + 1) + 3.0 * n * d * k, 8.0 * ((double)n * d + (double)d * d + 2.0 * n * k)),
+        _ => null,
+    };
+
+    /// <summary>Useful FLOPs and bytes of the M-step: per component the upper triangle of the weighted Gram matrix (N D (D + 1)) and the centring.</summary>
+    public static OperatorCost? MStepCost(int n, int d, int k, CovarianceType type) => type switch
+    {
+        CovarianceType.Full => new((double)k * n * d * (d + 1) + 5.0 * n * d * k, 8.0 * ((double)n * d * (1 + 3.0 * k) + (double)k * d * d)),
+        CovarianceType.Tied => new((double)n * d * (d + 1) + 2.0 * n * d * k, 8.0 * ((double)n * d + (double)d * d)),
+        _ => null,
+    };
+
+    /// <summary>FLOPs of the precision factors: Cholesky (D^3 / 3 multiply-adds) and triangular inverse (D^3 / 6) per factor.</summary>
+    public static OperatorCost? PrecisionCholeskyCost(int d, int k, CovarianceType type) => type switch
+    {
+        CovarianceType.Full => new(k * (double)d * d * d, 16.0 * k * d * d),
+        CovarianceType.Tied => new((double)d * d * d, 16.0 * d * d),
+        _ => null,
+    };
+
     /// <summary>log N(x_n | mu_k, Sigma_k) for every point and component, via precision Cholesky factors.</summary>
     public static void EstimateLogGaussianProb(
-        ReadOnlySpan<double> x, // (N, D)
+        double[] x, // (N, D)
         int n,
         int d,
         int k,
@@ -26,7 +59,7 @@ internal static class GaussianMixtureHost
         Span<double> logProb) // (N, K)
     {
         double[] logDet = LogDetCholesky(precisionCholesky, type, k, d);
-        double[] xa = x.ToArray();
+        double[] xa = x;
         double[] mu = means.ToArray();
         double[] pc = precisionCholesky.ToArray();
         double[] lp = new double[n * k];
@@ -34,11 +67,7 @@ internal static class GaussianMixtureHost
         {
             case CovarianceType.Full:
             case CovarianceType.Tied:
-                for (int c = 0; c < k; c++)
-                {
-                    int offset = type == CovarianceType.Full ? c * d * d : 0;
-                    MahalanobisSquared(xa, n, d, mu.AsSpan(c * d, d).ToArray(), pc.AsSpan(offset, d * d).ToArray(), lp, c, k);
-                }
+                MahalanobisSquared(xa, n, d, k, mu, pc, type == CovarianceType.Full ? k : 1, lp);
                 break;
             case CovarianceType.Diagonal:
                 DiagonalQuadratic(xa, n, d, k, mu, pc, lp);
@@ -95,100 +124,47 @@ internal static class GaussianMixtureHost
         return logDet;
     }
 
-    // ||(x_n - mu) M||^2 for every n into lp[n * stride + column]. M (D, D) is dense in general
-    // (upper triangular when computed from covariances, lower from precisions_init), so each
-    // column tile of M is summed only over the rows where it has non-zeros. The product is formed
-    // tile by tile in registers (Rows x Tile) and only its squares are kept.
-    private static void MahalanobisSquared(double[] x, int n, int d, double[] mu, double[] m, double[] lp, int column, int stride)
+    // scikit-learn's y = X M_c - mu_c M_c and ||y||^2 for every point n and component c into lp (N, K),
+    // with M_c = factors[f(c)] (D, D): f(c) = c for full covariances, 0 for tied (one shared factor).
+    // One packed GEMM against the factors side by side, B = [M_0 | M_1 | ...] (D, F D), row block by row
+    // block: X is packed once per block for every component and the block of y stays in cache. M is
+    // triangular in practice (upper from covariances, lower from precisions_init), and the zero rows at
+    // either end of each B micro-panel are skipped, so that costs half a dense product.
+    private static void MahalanobisSquared(double[] x, int n, int d, int k, double[] means, double[] factors, int factorCount, double[] lp)
     {
-        int vc = Vector<double>.Count;
-        int tile = 4 * vc;
-        int dPad = (d + tile - 1) / tile * tile;
-        int tiles = dPad / tile;
-        var mPad = new double[d * dPad]; // (D, DPad), zero columns beyond D
-        for (int i = 0; i < d; i++)
+        int width = factorCount * d;
+        var stacked = new double[d * width]; // (D, F D)
+        for (int f = 0; f < factorCount; f++)
         {
-            Array.Copy(m, i * d, mPad, i * dPad, d);
-        }
-        var (rowStart, rowEnd) = TileRowRanges(mPad, d, dPad, tile);
-        // Rows per task, a multiple of MicroRows: the task's differences (block x D) stay in L2 while
-        // each column tile of M (D x Tile) is reused by all of its micro-rows before the next tile.
-        const int block = 96;
-        int blocks = (n + block - 1) / block;
-        Parallel.For(0, blocks, () => new double[block * d], (b, _, diff) =>
-        {
-            int r0 = b * block;
-            int rows = Math.Min(block, n - r0);
-            for (int r = 0; r < rows; r++)
-            {
-                for (int j = 0; j < d; j++)
-                {
-                    diff[r * d + j] = x[(r0 + r) * d + j] - mu[j];
-                }
-            }
-            Span<double> sums = stackalloc double[block];
-            sums.Clear();
-            // Tiles outer so one tile of M is read from memory once per task, not once per micro-row;
-            // each row still sums its tiles in order t = 0, 1, ..., so the result does not change.
-            for (int t = 0; t < tiles; t++)
-            {
-                for (int r = 0; r < rows; r += MicroRows)
-                {
-                    int count = Math.Min(MicroRows, rows - r);
-                    ProductTileSquares(diff, r, count, d, mPad, dPad, t * tile, rowStart[t], rowEnd[t], sums[r..]);
-                }
-            }
-            for (int r = 0; r < rows; r++)
-            {
-                lp[(r0 + r) * stride + column] = sums[r];
-            }
-            return diff;
-        }, _ => { });
-    }
-
-    private const int MicroRows = 3;
-
-    // sums[r] += sum_j (sum_{i in [i0, i1)} a[(row + r) * d + i] * b[i * ldb + j0 + j])^2 over a tile of 4 vectors.
-    private static void ProductTileSquares(double[] a, int row, int count, int d, double[] b, int ldb, int j0, int i0, int i1, Span<double> sums)
-    {
-        int o0 = row * d;
-        int o1 = count > 1 ? (row + 1) * d : o0;
-        int o2 = count > 2 ? (row + 2) * d : o0;
-        DgemmMicroKernel.MultiplyTile(a, o0, o1, o2, 1, b, ldb, j0, i0, i1, out var t);
-        sums[0] += Vector.Sum(t.R00 * t.R00 + t.R01 * t.R01 + t.R02 * t.R02 + t.R03 * t.R03);
-        if (count > 1)
-        {
-            sums[1] += Vector.Sum(t.R10 * t.R10 + t.R11 * t.R11 + t.R12 * t.R12 + t.R13 * t.R13);
-        }
-        if (count > 2)
-        {
-            sums[2] += Vector.Sum(t.R20 * t.R20 + t.R21 * t.R21 + t.R22 * t.R22 + t.R23 * t.R23);
-        }
-    }
-
-    // For each column tile of m (D, ldm): the range of rows [start, end) that holds its non-zeros.
-    private static (int[] Start, int[] End) TileRowRanges(double[] m, int d, int ldm, int tile)
-    {
-        int tiles = ldm / tile;
-        var start = new int[tiles];
-        var end = new int[tiles];
-        for (int t = 0; t < tiles; t++)
-        {
-            int s = d;
-            int e = 0;
             for (int i = 0; i < d; i++)
             {
-                var row = m.AsSpan(i * ldm + t * tile, tile);
-                if (row.ContainsAnyExcept(0.0))
+                Array.Copy(factors, f * d * d + i * d, stacked, i * width + f * d, d);
+            }
+        }
+        var packed = DgemmEngine.Pack(transB: false, stacked, width, d, width, skipZeroRows: true);
+        var meanProducts = new double[k * width]; // (K, F D): row c holds mu_c M_f for every f
+        DgemmEngine.Multiply(transA: false, k, means, d, packed, 1.0, 0.0, meanProducts, width);
+        // Rows per task: one MC block of the GEMM (the result does not depend on the split).
+        const int block = DgemmEngine.Mc;
+        int blocks = (n + block - 1) / block;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads };
+        Parallel.For(0, blocks, options, () => (new double[block * width], new double[d]), (b, _, buffers) =>
+        {
+            var (y, centred) = buffers; // (block, F D), (D)
+            int r0 = b * block;
+            int rows = Math.Min(block, n - r0);
+            DgemmEngine.Multiply(transA: false, rows, x.AsSpan(r0 * d, rows * d), d, packed, 1.0, 0.0, y, width);
+            for (int r = 0; r < rows; r++)
+            {
+                for (int c = 0; c < k; c++)
                 {
-                    s = Math.Min(s, i);
-                    e = i + 1;
+                    int f = factorCount == 1 ? 0 : c;
+                    TensorPrimitives.Subtract(y.AsSpan(r * width + f * d, d), meanProducts.AsSpan(c * width + f * d, d), centred);
+                    lp[(r0 + r) * k + c] = TensorPrimitives.SumOfSquares<double>(centred);
                 }
             }
-            start[t] = s;
-            end[t] = Math.Max(e, s);
-        }
-        return (start, end);
+            return buffers;
+        }, _ => { });
     }
 
     // scikit-learn: sum(means^2 * prec) - 2 X (means * prec)^T + (X * X) prec^T, prec = L^2.
@@ -304,16 +280,16 @@ internal static class GaussianMixtureHost
     /// diagonal; weights are nk normalised to sum to one.
     /// </summary>
     public static (double[] Weights, double[] Means, double[] Covariances) EstimateParameters(
-        ReadOnlySpan<double> x, // (N, D)
-        ReadOnlySpan<double> resp, // (N, K)
+        double[] x, // (N, D)
+        double[] resp, // (N, K)
         int n,
         int d,
         int k,
         double regCovar,
         CovarianceType type)
     {
-        double[] xa = x.ToArray();
-        double[] ra = resp.ToArray();
+        double[] xa = x;
+        double[] ra = resp;
         var nk = new double[k];
         for (int i = 0; i < n; i++)
         {
@@ -326,7 +302,7 @@ internal static class GaussianMixtureHost
         {
             nk[c] += 10 * Float64Epsilon;
         }
-        var means = WeightedColumnSums(xa, ra, n, d, k, square: false);
+        var means = WeightedColumnSums(xa, ra, n, d, k);
         for (int c = 0; c < k; c++)
         {
             for (int j = 0; j < d; j++)
@@ -348,27 +324,27 @@ internal static class GaussianMixtureHost
     // numpy's finfo(float64).eps (not .NET's double.Epsilon, the smallest subnormal).
     private const double Float64Epsilon = 2.220446049250313e-16;
 
-    // resp^T X (K, D) or resp^T (X * X) with the float32 square; parallel over columns.
-    private static double[] WeightedColumnSums(double[] x, double[] resp, int n, int d, int k, bool square)
+    // resp^T X (K, D).
+    private static double[] WeightedColumnSums(double[] x, double[] resp, int n, int d, int k)
     {
         var result = new double[k * d];
-        Parallel.For(0, k, c =>
+        DgemmEngine.Multiply(transA: true, transB: false, k, d, n, 1.0, resp, k, x, d, 0.0, result, d, Gemm.CpuMaxThreads);
+        return result;
+    }
+
+    // resp^T (X * X) (K, D) with numpy's float32 square; parallel over components.
+    private static double[] WeightedSquareSums(double[] x, double[] resp, int n, int d, int k)
+    {
+        var result = new double[k * d];
+        Parallel.For(0, k, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, c =>
         {
             var acc = result.AsSpan(c * d, d);
             for (int i = 0; i < n; i++)
             {
                 double r = resp[i * k + c];
-                var row = x.AsSpan(i * d, d);
-                if (square)
+                for (int j = 0; j < d; j++)
                 {
-                    for (int j = 0; j < d; j++)
-                    {
-                        acc[j] += r * SquareAsFloat(row[j]);
-                    }
-                }
-                else
-                {
-                    DenseMath.Axpy(r, row, acc);
+                    acc[j] += r * SquareAsFloat(x[i * d + j]);
                 }
             }
         });
@@ -376,134 +352,72 @@ internal static class GaussianMixtureHost
     }
 
     // Sigma_k = sum_n r_nk (x_n - mu_k)(x_n - mu_k)^T / nk + reg I, the upper triangle then mirrored.
+    // The points are split into chunks that depend on N and D only, never on the thread count: one task
+    // centres and weights its chunk's rows (they stay in cache for the GEMM that packs them right after)
+    // and forms the chunk's Gram matrix on its own thread; the partial Gram matrices are added in chunk
+    // order. One Parallel.For per component instead of a barrier per KC slice.
     private static double[] FullCovariances(double[] x, double[] resp, int n, int d, int k, double[] nk, double[] means, double regCovar)
     {
         var cov = new double[k * d * d];
-        var diff = new double[n * d];
-        var weighted = new double[n * d];
+        int chunks = GramChunks(n, d);
+        int chunkRows = (n + chunks - 1) / chunks;
+        var partial = new double[chunks][];
+        int threads = Gemm.CpuMaxThreads;
+        var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
         for (int c = 0; c < k; c++)
         {
-            var mu = means.AsSpan(c * d, d).ToArray();
-            Parallel.For(0, n, i =>
+            int component = c;
+            Parallel.For(0, chunks, options, () => (new double[chunkRows * d], new double[chunkRows * d]), (q, _, buffers) =>
             {
-                double r = resp[i * k + c];
-                for (int j = 0; j < d; j++)
+                var (diff, weighted) = buffers; // (chunkRows, D) each
+                int p0 = q * chunkRows;
+                int rows = Math.Min(chunkRows, n - p0);
+                var mu = means.AsSpan(component * d, d);
+                for (int i = 0; i < rows; i++)
                 {
-                    double v = x[i * d + j] - mu[j];
-                    diff[i * d + j] = v;
-                    weighted[i * d + j] = r * v;
+                    var centred = diff.AsSpan(i * d, d);
+                    TensorPrimitives.Subtract(x.AsSpan((p0 + i) * d, d), mu, centred);
+                    TensorPrimitives.Multiply(centred, resp[(p0 + i) * k + component], weighted.AsSpan(i * d, d));
                 }
-            });
-            var sigma = new double[d * d];
-            WeightedGramUpper(weighted, diff, n, d, sigma);
+                partial[q] ??= new double[d * d];
+                // sum_n (r_n diff_n) diff_n^T: only the upper triangle (it is symmetric).
+                DgemmEngine.Multiply(transA: true, transB: false, d, d, rows, 1.0, weighted, d, diff, d, 0.0, partial[q], d,
+                    chunks == 1 ? threads : 1, DgemmOptions.UpperTriangleOfC);
+                return buffers;
+            }, _ => { });
             for (int i = 0; i < d; i++)
             {
-                for (int j = i; j < d; j++)
+                // Row i from the diagonal on: the chunks' sums in chunk order, over nk.
+                var row = cov.AsSpan(c * d * d + i * d + i, d - i);
+                partial[0].AsSpan(i * d + i, d - i).CopyTo(row);
+                for (int q = 1; q < chunks; q++)
                 {
-                    double v = sigma[i * d + j] / nk[c];
-                    cov[c * d * d + i * d + j] = v;
-                    cov[c * d * d + j * d + i] = v;
+                    TensorPrimitives.Add(row, partial[q].AsSpan(i * d + i, d - i), row);
                 }
-                cov[c * d * d + i * d + i] += regCovar;
+                TensorPrimitives.Divide(row, nk[c], row);
+                for (int j = i + 1; j < d; j++)
+                {
+                    cov[c * d * d + j * d + i] = row[j - i];
+                }
+                row[0] += regCovar;
             }
         }
         return cov;
     }
 
-    // C[i, j>=i] = sum_n a[n, i] b[n, j] (upper triangle; the lower part of a tile may be filled
-    // too). Tiles of MicroRows rows x 4 vectors accumulate in registers over all n; tasks own row bands.
-    private static void WeightedGramUpper(double[] a, double[] b, int n, int d, double[] c)
+    // Chunks of the Gram's sum over points: about 512 points each (two KC slices), at most 8, and at most
+    // 64 MiB of partial D x D matrices in all.
+    private static int GramChunks(int n, int d)
     {
-        int vc = Vector<double>.Count;
-        int tile = 4 * vc;
-        int dPad = (d + tile - 1) / tile * tile;
-        var bPad = new double[n * dPad]; // (N, DPad)
-        for (int p = 0; p < n; p++)
-        {
-            Array.Copy(b, p * d, bPad, p * dPad, d);
-        }
-        // Row bands of C are grouped per task; n is walked in chunks, and within a chunk one column
-        // tile of b (chunk x Tile) serves every band of the group while it is in cache.
-        const int bandsPerGroup = 8;
-        const int chunk = 128;
-        int bands = (d + MicroRows - 1) / MicroRows;
-        int groups = (bands + bandsPerGroup - 1) / bandsPerGroup;
-        Parallel.For(0, groups, group =>
-        {
-            int firstBand = group * bandsPerGroup;
-            int lastBand = Math.Min(bands, firstBand + bandsPerGroup);
-            int firstRow = firstBand * MicroRows;
-            int tilesFrom = firstRow / tile * tile;
-            int width = dPad - tilesFrom;
-            var acc = new double[(lastBand - firstBand) * MicroRows * width]; // the group's rows of C from tilesFrom on
-            int groupRows = (lastBand - firstBand) * MicroRows;
-            int copied = Math.Min(groupRows, d - firstRow);
-            // The group's columns of a for one chunk, packed (chunk, groupRows): read in place they
-            // are D doubles apart, which for D = 512 is 4 KiB and maps every row to one L1 set.
-            var aPack = new double[chunk * groupRows];
-            for (int p0 = 0; p0 < n; p0 += chunk)
-            {
-                int p1 = Math.Min(n, p0 + chunk);
-                for (int p = p0; p < p1; p++)
-                {
-                    Array.Copy(a, p * d + firstRow, aPack, (p - p0) * groupRows, copied);
-                }
-                // Each element of acc still adds the chunks in order p0 = 0, chunk, ..., so the
-                // order of tiles and bands within a chunk does not change the result.
-                for (int j0 = tilesFrom; j0 < dPad; j0 += tile)
-                {
-                    for (int band = firstBand; band < lastBand; band++)
-                    {
-                        int i0 = band * MicroRows;
-                        if (i0 / tile * tile > j0)
-                        {
-                            break; // this band and the next ones start right of the tile
-                        }
-                        int count = Math.Min(MicroRows, d - i0);
-                        int packedRow = i0 - firstRow - p0 * groupRows; // aPack[(p - p0) * groupRows + i0 - firstRow]
-                        GramTile(aPack, packedRow, count, groupRows, bPad, dPad, j0, p0, p1, acc.AsSpan((band - firstBand) * MicroRows * width), width, j0 - tilesFrom);
-                    }
-                }
-            }
-            for (int i = firstRow; i < Math.Min(d, lastBand * MicroRows); i++)
-            {
-                for (int j = i; j < d; j++)
-                {
-                    c[i * d + j] = acc[(i - firstRow) * width + j - tilesFrom];
-                }
-            }
-        });
-    }
-
-    // result[r * ldr + col + j] += sum_{p in [p0, p1)} a[i0 + p * lda + r] * b[p * ldb + j0 + j] for a tile of MicroRows x 4 vectors.
-    private static void GramTile(double[] a, int i0, int count, int lda, double[] b, int ldb, int j0, int p0, int p1, Span<double> result, int ldr, int col)
-    {
-        DgemmMicroKernel.MultiplyTile(a, i0, i0 + (count > 1 ? 1 : 0), i0 + (count > 2 ? 2 : 0), lda, b, ldb, j0, p0, p1, out var t);
-        AddRow(result.Slice(col, 4 * Vector<double>.Count), t.R00, t.R01, t.R02, t.R03);
-        if (count > 1)
-        {
-            AddRow(result.Slice(ldr + col, 4 * Vector<double>.Count), t.R10, t.R11, t.R12, t.R13);
-        }
-        if (count > 2)
-        {
-            AddRow(result.Slice(2 * ldr + col, 4 * Vector<double>.Count), t.R20, t.R21, t.R22, t.R23);
-        }
-    }
-
-    private static void AddRow(Span<double> target, Vector<double> v0, Vector<double> v1, Vector<double> v2, Vector<double> v3)
-    {
-        var t = MemoryMarshal.Cast<double, Vector<double>>(target);
-        t[0] += v0;
-        t[1] += v1;
-        t[2] += v2;
-        t[3] += v3;
+        long budget = Math.Max(1, (64L << 20) / (8L * d * d));
+        return (int)Math.Clamp(Math.Min((n + 511L) / 512, budget), 1, 8);
     }
 
     // scikit-learn: (X^T X - (nk * means^T) means) / sum(nk) + reg I.
     private static double[] TiedCovariance(double[] x, int n, int d, int k, double[] nk, double[] means, double regCovar)
     {
         var gram = new double[d * d];
-        WeightedGramUpper(x, x, n, d, gram);
+        DgemmEngine.Multiply(transA: true, transB: false, d, d, n, 1.0, x, d, x, d, 0.0, gram, d, Gemm.CpuMaxThreads, DgemmOptions.UpperTriangleOfC);
         double total = nk.Sum();
         var cov = new double[d * d];
         for (int i = 0; i < d; i++)
@@ -527,8 +441,8 @@ internal static class GaussianMixtureHost
     // scikit-learn: resp^T (X * X) / nk - 2 means * (resp^T X / nk) + means^2 + reg.
     private static double[] DiagonalCovariances(double[] x, double[] resp, int n, int d, int k, double[] nk, double[] means, double regCovar)
     {
-        var avgX2 = WeightedColumnSums(x, resp, n, d, k, square: true);
-        var avgX = WeightedColumnSums(x, resp, n, d, k, square: false);
+        var avgX2 = WeightedSquareSums(x, resp, n, d, k);
+        var avgX = WeightedColumnSums(x, resp, n, d, k);
         var cov = new double[k * d];
         for (int c = 0; c < k; c++)
         {
@@ -572,7 +486,7 @@ internal static class GaussianMixtureHost
                 {
                     try
                     {
-                        InvertedCholeskyUpper(cov.AsSpan(c * d * d, d * d), d, result.AsSpan(c * d * d, d * d));
+                        InvertedCholeskyUpper(cov.AsSpan(c * d * d, d * d), d, result.AsSpan(c * d * d, d * d), count == 1 ? Gemm.CpuMaxThreads : 1);
                     }
                     catch (InvalidOperationException e)
                     {
@@ -605,9 +519,9 @@ internal static class GaussianMixtureHost
     }
 
     // result (D, D) = (chol(covariance)^-1)^T, upper triangular.
-    private static void InvertedCholeskyUpper(ReadOnlySpan<double> covariance, int d, Span<double> result)
+    private static void InvertedCholeskyUpper(ReadOnlySpan<double> covariance, int d, Span<double> result, int maxThreads)
     {
-        double[] lower = DenseMath.Cholesky(covariance, d, NotPositiveDefinite);
+        double[] lower = DenseMath.Cholesky(covariance, d, NotPositiveDefinite, maxThreads);
         // Solve L Z = I column by column (forward substitution); store Z^T, which is upper.
         var z = new double[d];
         for (int col = 0; col < d; col++)
@@ -675,21 +589,9 @@ internal static class GaussianMixtureHost
             // P = M M^T; U with U U^T = P^-1 is what PrecisionCholeskyFromCovariances gives for P.
             var m = precisionCholesky.Slice(c * d * d, d * d).ToArray();
             var p = new double[d * d];
-            for (int i = 0; i < d; i++)
-            {
-                for (int j = 0; j < d; j++)
-                {
-                    p[i * d + j] = DenseMath.Dot(m.AsSpan(i * d, d), m.AsSpan(j * d, d));
-                }
-            }
+            DgemmEngine.Multiply(transA: false, transB: true, d, d, d, 1.0, m, d, m, d, 0.0, p, d, Gemm.CpuMaxThreads);
             var u = PrecisionCholeskyFromCovariances(p, CovarianceType.Tied, 1, d);
-            for (int i = 0; i < d; i++)
-            {
-                for (int j = 0; j < d; j++)
-                {
-                    result[c * d * d + i * d + j] = DenseMath.Dot(u.AsSpan(i * d, d), u.AsSpan(j * d, d));
-                }
-            }
+            DgemmEngine.Multiply(transA: false, transB: true, d, d, d, 1.0, u, d, u, d, 0.0, result.AsSpan(c * d * d, d * d), d, Gemm.CpuMaxThreads);
         }
         return result;
     }

@@ -1,61 +1,177 @@
-using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 
 namespace IlgpuOct.Kernels.Cpu;
 
-/// <summary>
-/// The float64 register-blocked GEMM micro-kernel (3 rows x 4 vectors) of the host engines: the float64
-/// mixture path (scikit-learn's precision) builds its Gram matrices and Mahalanobis products on it.
-/// The float32 GEMM is <see cref="SgemmEngine"/>.
-/// </summary>
-public static class DgemmMicroKernel
-{
-    /// <summary>A 3 x 4-vector tile of float64 accumulators.</summary>
-    public struct RegisterTile
-    {
-        public Vector<double> R00, R01, R02, R03, R10, R11, R12, R13, R20, R21, R22, R23;
-    }
+// Written out in full (from a small script, then reviewed), like SgemmMicroKernels: every accumulator is
+// its own local so the JIT keeps the whole 6 x 8 tile of C in vector registers for the length of the K loop.
 
-    /// <summary>
-    /// tile[r][v] = sum_{k in [k0, k1)} a[o_r + k * aStep] * b[k * ldb + j0 + v * Vector.Count ..] for r &lt; 3,
-    /// v &lt; 4: rows of A read with any stride (row- or column-major), B rows contiguous and padded to 4 vectors.
-    /// The accumulators stay locals so the JIT keeps them in registers; the tile is written once at the end.
-    /// </summary>
-    public static void MultiplyTile(double[] a, int o0, int o1, int o2, int aStep, double[] b, int ldb, int j0, int k0, int k1, out RegisterTile tile)
+/// <summary>
+/// The float64 register-blocked GEMM micro-kernel of <see cref="DgemmEngine"/>:
+/// C[0..6, 0..8] = alpha * (packed A panel x packed B panel) + beta * C. A panel: kc steps of 6 doubles
+/// (one column of op(A) per step); B panel: kc steps of 8 doubles (one row of op(B) per step). On AVX2+FMA
+/// the 6 x 2-vector tile takes 12 of the 16 ymm registers, with 2 for B and 1 for the broadcast of A.
+/// </summary>
+internal static unsafe class DgemmMicroKernel
+{
+    /// <summary>Rows of the register tile.</summary>
+    public const int Mr = 6;
+
+    /// <summary>Columns of the register tile (two 256-bit vectors of doubles).</summary>
+    public const int Nr = 8;
+
+    /// <summary>C rows are <paramref name="ldc"/> doubles apart; beta == 0 overwrites C without reading it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Vector256x6x8(int kc, double* a, double* b, double* c, nint ldc, double alpha, double beta)
     {
-        int vc = Vector<double>.Count;
-        Vector<double> a00 = default, a01 = default, a02 = default, a03 = default;
-        Vector<double> a10 = default, a11 = default, a12 = default, a13 = default;
-        Vector<double> a20 = default, a21 = default, a22 = default, a23 = default;
-        var bSpan = b.AsSpan();
-        for (int k = k0; k < k1; k++)
+        var c00 = Vector256<double>.Zero; var c01 = Vector256<double>.Zero;
+        var c10 = Vector256<double>.Zero; var c11 = Vector256<double>.Zero;
+        var c20 = Vector256<double>.Zero; var c21 = Vector256<double>.Zero;
+        var c30 = Vector256<double>.Zero; var c31 = Vector256<double>.Zero;
+        var c40 = Vector256<double>.Zero; var c41 = Vector256<double>.Zero;
+        var c50 = Vector256<double>.Zero; var c51 = Vector256<double>.Zero;
+        int p = 0;
+        for (; p + 4 <= kc; p += 4)
         {
-            var bRow = bSpan.Slice(k * ldb + j0, 4 * vc);
-            var b0 = new Vector<double>(bRow);
-            var b1 = new Vector<double>(bRow[vc..]);
-            var b2 = new Vector<double>(bRow[(2 * vc)..]);
-            var b3 = new Vector<double>(bRow[(3 * vc)..]);
-            int ka = k * aStep;
-            var x0 = new Vector<double>(a[o0 + ka]);
-            var x1 = new Vector<double>(a[o1 + ka]);
-            var x2 = new Vector<double>(a[o2 + ka]);
-            a00 = Vector.FusedMultiplyAdd(x0, b0, a00);
-            a01 = Vector.FusedMultiplyAdd(x0, b1, a01);
-            a02 = Vector.FusedMultiplyAdd(x0, b2, a02);
-            a03 = Vector.FusedMultiplyAdd(x0, b3, a03);
-            a10 = Vector.FusedMultiplyAdd(x1, b0, a10);
-            a11 = Vector.FusedMultiplyAdd(x1, b1, a11);
-            a12 = Vector.FusedMultiplyAdd(x1, b2, a12);
-            a13 = Vector.FusedMultiplyAdd(x1, b3, a13);
-            a20 = Vector.FusedMultiplyAdd(x2, b0, a20);
-            a21 = Vector.FusedMultiplyAdd(x2, b1, a21);
-            a22 = Vector.FusedMultiplyAdd(x2, b2, a22);
-            a23 = Vector.FusedMultiplyAdd(x2, b3, a23);
+            var b0 = Vector256.Load(b + 0);
+            var b1 = Vector256.Load(b + 4);
+            var a0 = Vector256.Create(a[0]);
+            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector256.Create(a[1]);
+            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector256.Create(a[2]);
+            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector256.Create(a[3]);
+            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = Vector256.Create(a[4]);
+            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = Vector256.Create(a[5]);
+            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
+            b0 = Vector256.Load(b + 8);
+            b1 = Vector256.Load(b + 12);
+            a0 = Vector256.Create(a[6]);
+            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            a1 = Vector256.Create(a[7]);
+            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            a2 = Vector256.Create(a[8]);
+            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            a3 = Vector256.Create(a[9]);
+            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            a4 = Vector256.Create(a[10]);
+            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            a5 = Vector256.Create(a[11]);
+            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
+            b0 = Vector256.Load(b + 16);
+            b1 = Vector256.Load(b + 20);
+            a0 = Vector256.Create(a[12]);
+            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            a1 = Vector256.Create(a[13]);
+            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            a2 = Vector256.Create(a[14]);
+            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            a3 = Vector256.Create(a[15]);
+            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            a4 = Vector256.Create(a[16]);
+            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            a5 = Vector256.Create(a[17]);
+            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
+            b0 = Vector256.Load(b + 24);
+            b1 = Vector256.Load(b + 28);
+            a0 = Vector256.Create(a[18]);
+            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            a1 = Vector256.Create(a[19]);
+            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            a2 = Vector256.Create(a[20]);
+            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            a3 = Vector256.Create(a[21]);
+            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            a4 = Vector256.Create(a[22]);
+            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            a5 = Vector256.Create(a[23]);
+            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
+            a += 24;
+            b += 32;
         }
-        tile = new RegisterTile
+        for (; p < kc; p++)
         {
-            R00 = a00, R01 = a01, R02 = a02, R03 = a03,
-            R10 = a10, R11 = a11, R12 = a12, R13 = a13,
-            R20 = a20, R21 = a21, R22 = a22, R23 = a23,
-        };
+            var b0 = Vector256.Load(b + 0);
+            var b1 = Vector256.Load(b + 4);
+            var a0 = Vector256.Create(a[0]);
+            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector256.Create(a[1]);
+            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector256.Create(a[2]);
+            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector256.Create(a[3]);
+            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = Vector256.Create(a[4]);
+            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = Vector256.Create(a[5]);
+            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
+            a += 6;
+            b += 8;
+        }
+        var alphaV = Vector256.Create(alpha);
+        if (beta == 0)
+        {
+            (alphaV * c00).Store(c + 0 * ldc + 0);
+            (alphaV * c01).Store(c + 0 * ldc + 4);
+            (alphaV * c10).Store(c + 1 * ldc + 0);
+            (alphaV * c11).Store(c + 1 * ldc + 4);
+            (alphaV * c20).Store(c + 2 * ldc + 0);
+            (alphaV * c21).Store(c + 2 * ldc + 4);
+            (alphaV * c30).Store(c + 3 * ldc + 0);
+            (alphaV * c31).Store(c + 3 * ldc + 4);
+            (alphaV * c40).Store(c + 4 * ldc + 0);
+            (alphaV * c41).Store(c + 4 * ldc + 4);
+            (alphaV * c50).Store(c + 5 * ldc + 0);
+            (alphaV * c51).Store(c + 5 * ldc + 4);
+        }
+        else
+        {
+            var betaV = Vector256.Create(beta);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 0 * ldc + 0), alphaV * c00).Store(c + 0 * ldc + 0);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 0 * ldc + 4), alphaV * c01).Store(c + 0 * ldc + 4);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 1 * ldc + 0), alphaV * c10).Store(c + 1 * ldc + 0);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 1 * ldc + 4), alphaV * c11).Store(c + 1 * ldc + 4);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 2 * ldc + 0), alphaV * c20).Store(c + 2 * ldc + 0);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 2 * ldc + 4), alphaV * c21).Store(c + 2 * ldc + 4);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 3 * ldc + 0), alphaV * c30).Store(c + 3 * ldc + 0);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 3 * ldc + 4), alphaV * c31).Store(c + 3 * ldc + 4);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 4 * ldc + 0), alphaV * c40).Store(c + 4 * ldc + 0);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 4 * ldc + 4), alphaV * c41).Store(c + 4 * ldc + 4);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 5 * ldc + 0), alphaV * c50).Store(c + 5 * ldc + 0);
+            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 5 * ldc + 4), alphaV * c51).Store(c + 5 * ldc + 4);
+        }
     }
 }

@@ -92,18 +92,20 @@ public static partial class Gemm
     private static int ClampLength(long length) => (int)Math.Clamp(length, -1, int.MaxValue);
 
     /// <summary>Checks dimensions, strides and that each span holds its whole matrix; messages say what to pass.</summary>
-    internal static void CheckShapes(bool transA, bool transB, int m, int n, int k, int aLength, int lda, int bLength, int ldb, int cLength, int ldc)
+    internal static void CheckShapes(bool transA, bool transB, int m, int n, int k, int aLength, int lda, int bLength, int ldb, int cLength, int ldc,
+        string elements = "floats")
     {
         if (m < 0 || n < 0 || k < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(m), $"GEMM sizes must be non-negative (m={m}, n={n}, k={k}).");
         }
-        CheckMatrix("A", transA ? k : m, transA ? m : k, aLength, lda, transA ? "k x m (transA)" : "m x k");
-        CheckMatrix("B", transB ? n : k, transB ? k : n, bLength, ldb, transB ? "n x k (transB)" : "k x n");
-        CheckMatrix("C", m, n, cLength, ldc, "m x n");
+        CheckMatrix("A", transA ? k : m, transA ? m : k, aLength, lda, transA ? "k x m (transA)" : "m x k", elements);
+        CheckMatrix("B", transB ? n : k, transB ? k : n, bLength, ldb, transB ? "n x k (transB)" : "k x n", elements);
+        CheckMatrix("C", m, n, cLength, ldc, "m x n", elements);
     }
 
-    private static void CheckMatrix(string name, int rows, int cols, int length, int ld, string layout)
+    /// <summary>Checks one operand's stride and that its span holds the whole matrix (<paramref name="elements"/> names the element type in the message).</summary>
+    internal static void CheckMatrix(string name, int rows, int cols, int length, int ld, string layout, string elements = "floats")
     {
         if (rows == 0 || cols == 0)
         {
@@ -118,7 +120,7 @@ public static partial class Gemm
         if (length < need)
         {
             throw new ArgumentException(
-                $"{name} holds {length} floats but a {rows} x {cols} matrix with row stride {ld} needs {need}; check m/n/k, the transpose flags and the stride.",
+                $"{name} holds {length} {elements} but a {rows} x {cols} matrix with row stride {ld} needs {need}; check m/n/k, the transpose flags and the stride.",
                 name.ToLowerInvariant());
         }
     }
