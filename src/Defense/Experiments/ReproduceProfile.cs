@@ -112,11 +112,12 @@ public sealed record ReproduceProfile
     /// <summary>
     /// Three seeds in at most 15 minutes on 2 idle CPU cores: a budget of about 1500 CPU-s, 500 per seed. Sized from
     /// CPU time (user + sys) measured on a machine loaded by other jobs (load average 30-60), which inflates CPU time.
-    /// Measured on 2 idle cores (load below 3), 2026-11-29: the README's main command took 12 min 4 s wall from
-    /// `dotnet run` (679 s inside the run, 1173 CPU-s), NT 94.75 / 95.0 / 94.75 % on seeds 0 / 1 / 2.
+    /// Measured on 2 idle cores, 2026-11-30 (commit 221469e): the README's main command took 10 min 58 s wall from
+    /// `dotnet run` (650 s inside the run, 1206 CPU-s), NT 91.7 / 94.3 / 94.0 % on seeds 0 / 1 / 2 (the build of
+    /// 2026-11-29, before the CPU convolution's summation order changed: 12 min 4 s, NT 94.75 / 95.0 / 94.75 %).
     /// <list type="bullet">
     /// <item>Data: 64x64 synthetic OCT with visibility floor 0.75, 3200/800/400/400. With the recipe below NT reaches
-    /// 94.75 % (seed 0), 95.0 % (seed 1) and 94.75 % (seed 2) clean test accuracy.</item>
+    /// 91.7-94.3 % clean test accuracy over seeds 0-2.</item>
     /// <item>Training, width 8, batch 32, lr 0.05 cosine, 6 epochs (8 before: 95.25-95.5 %, a quarter more time).
     /// Measured for 6 epochs: NT 45-56 CPU-s, AT 66 (FGSM on half of each batch), SSAT 109-116. SSAT draws half a labeled
     /// batch of unlabeled images per step (<see cref="SsatUnlabeledPerLabeled"/> 0.5; the unlabeled split is a quarter
