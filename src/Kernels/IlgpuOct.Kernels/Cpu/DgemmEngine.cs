@@ -270,11 +270,11 @@ public static unsafe class DgemmEngine
                     double* cp = c + i * ldc + col;
                     if (rows == Mr && cols == Nr)
                     {
-                        DgemmMicroKernel.Vector256x6x8(hi - lo, app, bpp, cp, ldc, alpha, sliceBeta);
+                        SgemmMicroKernels.Vector256x6x2<double>(hi - lo, app, bpp, cp, ldc, alpha, sliceBeta);
                     }
                     else
                     {
-                        DgemmMicroKernel.Vector256x6x8(hi - lo, app, bpp, scratch, Nr, 1.0, 0.0);
+                        SgemmMicroKernels.Vector256x6x2<double>(hi - lo, app, bpp, scratch, Nr, 1.0, 0.0);
                         StoreEdge(scratch, rows, cols, cp, ldc, alpha, sliceBeta);
                     }
                 }

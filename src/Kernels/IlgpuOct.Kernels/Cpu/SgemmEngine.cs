@@ -98,7 +98,7 @@ internal static unsafe class SgemmEngine
     private static delegate*<int, float*, float*, float*, nint, float, float, void> MicroKernel(SgemmMicroKernel kernel) => kernel switch
     {
         SgemmMicroKernel.Vector512x12x32 => &SgemmMicroKernels.Vector512x12x32,
-        SgemmMicroKernel.Vector256x6x16 => &SgemmMicroKernels.Vector256x6x16,
+        SgemmMicroKernel.Vector256x6x16 => &SgemmMicroKernels.Vector256x6x2<float>,
         _ => &SgemmMicroKernels.Vector128x6x8,
     };
 

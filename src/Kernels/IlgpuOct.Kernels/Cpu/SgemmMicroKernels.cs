@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
@@ -213,161 +214,175 @@ internal static unsafe class SgemmMicroKernels
         }
     }
 
-    /// <summary>AVX2+FMA (or any 256-bit SIMD): 6 x 16 tile in 12 accumulators of 16 registers.</summary>
+    /// <summary>
+    /// AVX2+FMA (or any 256-bit SIMD): a 6 x 2-vector tile in 12 accumulators of 16 registers, for single
+    /// (6 x 16, SGEMM) and double precision (6 x 8, <see cref="DgemmEngine"/>): one body, specialised by the
+    /// JIT per type. A panel: kc steps of 6 values; B panel: kc steps of 2 vectors.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    internal static void Vector256x6x16(int kc, float* a, float* b, float* c, nint ldc, float alpha, float beta)
+    internal static void Vector256x6x2<T>(int kc, T* a, T* b, T* c, nint ldc, T alpha, T beta)
+        where T : unmanaged, INumber<T>
     {
-        var c00 = Vector256<float>.Zero; var c01 = Vector256<float>.Zero;
-        var c10 = Vector256<float>.Zero; var c11 = Vector256<float>.Zero;
-        var c20 = Vector256<float>.Zero; var c21 = Vector256<float>.Zero;
-        var c30 = Vector256<float>.Zero; var c31 = Vector256<float>.Zero;
-        var c40 = Vector256<float>.Zero; var c41 = Vector256<float>.Zero;
-        var c50 = Vector256<float>.Zero; var c51 = Vector256<float>.Zero;
+        int w = Vector256<T>.Count;
+        var c00 = Vector256<T>.Zero; var c01 = Vector256<T>.Zero;
+        var c10 = Vector256<T>.Zero; var c11 = Vector256<T>.Zero;
+        var c20 = Vector256<T>.Zero; var c21 = Vector256<T>.Zero;
+        var c30 = Vector256<T>.Zero; var c31 = Vector256<T>.Zero;
+        var c40 = Vector256<T>.Zero; var c41 = Vector256<T>.Zero;
+        var c50 = Vector256<T>.Zero; var c51 = Vector256<T>.Zero;
         int p = 0;
         for (; p + 4 <= kc; p += 4)
         {
             var b0 = Vector256.Load(b + 0);
-            var b1 = Vector256.Load(b + 8);
+            var b1 = Vector256.Load(b + w);
             var a0 = Vector256.Create(a[0]);
-            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            c00 = Fma(a0, b0, c00);
+            c01 = Fma(a0, b1, c01);
             var a1 = Vector256.Create(a[1]);
-            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            c10 = Fma(a1, b0, c10);
+            c11 = Fma(a1, b1, c11);
             var a2 = Vector256.Create(a[2]);
-            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            c20 = Fma(a2, b0, c20);
+            c21 = Fma(a2, b1, c21);
             var a3 = Vector256.Create(a[3]);
-            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            c30 = Fma(a3, b0, c30);
+            c31 = Fma(a3, b1, c31);
             var a4 = Vector256.Create(a[4]);
-            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            c40 = Fma(a4, b0, c40);
+            c41 = Fma(a4, b1, c41);
             var a5 = Vector256.Create(a[5]);
-            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
-            b0 = Vector256.Load(b + 16);
-            b1 = Vector256.Load(b + 24);
+            c50 = Fma(a5, b0, c50);
+            c51 = Fma(a5, b1, c51);
+            b0 = Vector256.Load(b + 2 * w);
+            b1 = Vector256.Load(b + 3 * w);
             a0 = Vector256.Create(a[6]);
-            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            c00 = Fma(a0, b0, c00);
+            c01 = Fma(a0, b1, c01);
             a1 = Vector256.Create(a[7]);
-            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            c10 = Fma(a1, b0, c10);
+            c11 = Fma(a1, b1, c11);
             a2 = Vector256.Create(a[8]);
-            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            c20 = Fma(a2, b0, c20);
+            c21 = Fma(a2, b1, c21);
             a3 = Vector256.Create(a[9]);
-            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            c30 = Fma(a3, b0, c30);
+            c31 = Fma(a3, b1, c31);
             a4 = Vector256.Create(a[10]);
-            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            c40 = Fma(a4, b0, c40);
+            c41 = Fma(a4, b1, c41);
             a5 = Vector256.Create(a[11]);
-            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
-            b0 = Vector256.Load(b + 32);
-            b1 = Vector256.Load(b + 40);
+            c50 = Fma(a5, b0, c50);
+            c51 = Fma(a5, b1, c51);
+            b0 = Vector256.Load(b + 4 * w);
+            b1 = Vector256.Load(b + 5 * w);
             a0 = Vector256.Create(a[12]);
-            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            c00 = Fma(a0, b0, c00);
+            c01 = Fma(a0, b1, c01);
             a1 = Vector256.Create(a[13]);
-            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            c10 = Fma(a1, b0, c10);
+            c11 = Fma(a1, b1, c11);
             a2 = Vector256.Create(a[14]);
-            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            c20 = Fma(a2, b0, c20);
+            c21 = Fma(a2, b1, c21);
             a3 = Vector256.Create(a[15]);
-            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            c30 = Fma(a3, b0, c30);
+            c31 = Fma(a3, b1, c31);
             a4 = Vector256.Create(a[16]);
-            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            c40 = Fma(a4, b0, c40);
+            c41 = Fma(a4, b1, c41);
             a5 = Vector256.Create(a[17]);
-            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
-            b0 = Vector256.Load(b + 48);
-            b1 = Vector256.Load(b + 56);
+            c50 = Fma(a5, b0, c50);
+            c51 = Fma(a5, b1, c51);
+            b0 = Vector256.Load(b + 6 * w);
+            b1 = Vector256.Load(b + 7 * w);
             a0 = Vector256.Create(a[18]);
-            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            c00 = Fma(a0, b0, c00);
+            c01 = Fma(a0, b1, c01);
             a1 = Vector256.Create(a[19]);
-            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            c10 = Fma(a1, b0, c10);
+            c11 = Fma(a1, b1, c11);
             a2 = Vector256.Create(a[20]);
-            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            c20 = Fma(a2, b0, c20);
+            c21 = Fma(a2, b1, c21);
             a3 = Vector256.Create(a[21]);
-            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            c30 = Fma(a3, b0, c30);
+            c31 = Fma(a3, b1, c31);
             a4 = Vector256.Create(a[22]);
-            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            c40 = Fma(a4, b0, c40);
+            c41 = Fma(a4, b1, c41);
             a5 = Vector256.Create(a[23]);
-            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
+            c50 = Fma(a5, b0, c50);
+            c51 = Fma(a5, b1, c51);
             a += 24;
-            b += 64;
+            b += 8 * w;
         }
         for (; p < kc; p++)
         {
             var b0 = Vector256.Load(b + 0);
-            var b1 = Vector256.Load(b + 8);
+            var b1 = Vector256.Load(b + w);
             var a0 = Vector256.Create(a[0]);
-            c00 = Vector256.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector256.FusedMultiplyAdd(a0, b1, c01);
+            c00 = Fma(a0, b0, c00);
+            c01 = Fma(a0, b1, c01);
             var a1 = Vector256.Create(a[1]);
-            c10 = Vector256.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector256.FusedMultiplyAdd(a1, b1, c11);
+            c10 = Fma(a1, b0, c10);
+            c11 = Fma(a1, b1, c11);
             var a2 = Vector256.Create(a[2]);
-            c20 = Vector256.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector256.FusedMultiplyAdd(a2, b1, c21);
+            c20 = Fma(a2, b0, c20);
+            c21 = Fma(a2, b1, c21);
             var a3 = Vector256.Create(a[3]);
-            c30 = Vector256.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector256.FusedMultiplyAdd(a3, b1, c31);
+            c30 = Fma(a3, b0, c30);
+            c31 = Fma(a3, b1, c31);
             var a4 = Vector256.Create(a[4]);
-            c40 = Vector256.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector256.FusedMultiplyAdd(a4, b1, c41);
+            c40 = Fma(a4, b0, c40);
+            c41 = Fma(a4, b1, c41);
             var a5 = Vector256.Create(a[5]);
-            c50 = Vector256.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector256.FusedMultiplyAdd(a5, b1, c51);
+            c50 = Fma(a5, b0, c50);
+            c51 = Fma(a5, b1, c51);
             a += 6;
-            b += 16;
+            b += 2 * w;
         }
         var alphaV = Vector256.Create(alpha);
-        if (beta == 0)
+        if (beta == T.Zero)
         {
             // beta == 0 overwrites C without reading it, so NaN or garbage there does not leak through.
             (alphaV * c00).Store(c + 0 * ldc + 0);
-            (alphaV * c01).Store(c + 0 * ldc + 8);
+            (alphaV * c01).Store(c + 0 * ldc + w);
             (alphaV * c10).Store(c + 1 * ldc + 0);
-            (alphaV * c11).Store(c + 1 * ldc + 8);
+            (alphaV * c11).Store(c + 1 * ldc + w);
             (alphaV * c20).Store(c + 2 * ldc + 0);
-            (alphaV * c21).Store(c + 2 * ldc + 8);
+            (alphaV * c21).Store(c + 2 * ldc + w);
             (alphaV * c30).Store(c + 3 * ldc + 0);
-            (alphaV * c31).Store(c + 3 * ldc + 8);
+            (alphaV * c31).Store(c + 3 * ldc + w);
             (alphaV * c40).Store(c + 4 * ldc + 0);
-            (alphaV * c41).Store(c + 4 * ldc + 8);
+            (alphaV * c41).Store(c + 4 * ldc + w);
             (alphaV * c50).Store(c + 5 * ldc + 0);
-            (alphaV * c51).Store(c + 5 * ldc + 8);
+            (alphaV * c51).Store(c + 5 * ldc + w);
         }
         else
         {
             var betaV = Vector256.Create(beta);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 0 * ldc + 0), alphaV * c00).Store(c + 0 * ldc + 0);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 0 * ldc + 8), alphaV * c01).Store(c + 0 * ldc + 8);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 1 * ldc + 0), alphaV * c10).Store(c + 1 * ldc + 0);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 1 * ldc + 8), alphaV * c11).Store(c + 1 * ldc + 8);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 2 * ldc + 0), alphaV * c20).Store(c + 2 * ldc + 0);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 2 * ldc + 8), alphaV * c21).Store(c + 2 * ldc + 8);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 3 * ldc + 0), alphaV * c30).Store(c + 3 * ldc + 0);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 3 * ldc + 8), alphaV * c31).Store(c + 3 * ldc + 8);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 4 * ldc + 0), alphaV * c40).Store(c + 4 * ldc + 0);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 4 * ldc + 8), alphaV * c41).Store(c + 4 * ldc + 8);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 5 * ldc + 0), alphaV * c50).Store(c + 5 * ldc + 0);
-            Vector256.FusedMultiplyAdd(betaV, Vector256.Load(c + 5 * ldc + 8), alphaV * c51).Store(c + 5 * ldc + 8);
+            Fma(betaV, Vector256.Load(c + 0 * ldc + 0), alphaV * c00).Store(c + 0 * ldc + 0);
+            Fma(betaV, Vector256.Load(c + 0 * ldc + w), alphaV * c01).Store(c + 0 * ldc + w);
+            Fma(betaV, Vector256.Load(c + 1 * ldc + 0), alphaV * c10).Store(c + 1 * ldc + 0);
+            Fma(betaV, Vector256.Load(c + 1 * ldc + w), alphaV * c11).Store(c + 1 * ldc + w);
+            Fma(betaV, Vector256.Load(c + 2 * ldc + 0), alphaV * c20).Store(c + 2 * ldc + 0);
+            Fma(betaV, Vector256.Load(c + 2 * ldc + w), alphaV * c21).Store(c + 2 * ldc + w);
+            Fma(betaV, Vector256.Load(c + 3 * ldc + 0), alphaV * c30).Store(c + 3 * ldc + 0);
+            Fma(betaV, Vector256.Load(c + 3 * ldc + w), alphaV * c31).Store(c + 3 * ldc + w);
+            Fma(betaV, Vector256.Load(c + 4 * ldc + 0), alphaV * c40).Store(c + 4 * ldc + 0);
+            Fma(betaV, Vector256.Load(c + 4 * ldc + w), alphaV * c41).Store(c + 4 * ldc + w);
+            Fma(betaV, Vector256.Load(c + 5 * ldc + 0), alphaV * c50).Store(c + 5 * ldc + 0);
+            Fma(betaV, Vector256.Load(c + 5 * ldc + w), alphaV * c51).Store(c + 5 * ldc + w);
         }
     }
+
+    // Fused multiply-add of Vector256<T>: the type test folds away when the JIT specialises the caller.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<T> Fma<T>(Vector256<T> x, Vector256<T> y, Vector256<T> z)
+        where T : unmanaged, INumber<T> =>
+        typeof(T) == typeof(float)
+            ? Vector256.FusedMultiplyAdd(x.AsSingle(), y.AsSingle(), z.AsSingle()).As<float, T>()
+            : Vector256.FusedMultiplyAdd(x.AsDouble(), y.AsDouble(), z.AsDouble()).As<double, T>();
 
     /// <summary>128-bit SIMD (SSE, NEON): 6 x 8 tile in 12 accumulators.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
