@@ -282,63 +282,9 @@ public static unsafe class DgemmEngine
         }
     }
 
-    /// <summary>
-    /// Packs op(A)[row0 .. row0+rows, p0 .. p0+kc] (op(A) = A, or A^T when A is stored (K, M)) into
-    /// ceil(rows / MR) consecutive panels of kc x MR doubles; rows past the edge are zeros.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void PackA(bool transA, double* a, nint lda, int row0, int p0, int kc, int rows, double* dst)
-    {
-        int panels = (rows + Mr - 1) / Mr;
-        nint panelSize = (nint)Mr * kc;
-        if (transA)
-        {
-            // Column p of op(A) is row p of the stored A: read it once for every panel (rows are far apart).
-            double* src = a + (nint)p0 * lda + row0;
-            for (int p = 0; p < kc; p++, src += lda)
-            {
-                for (int q = 0; q < panels; q++)
-                {
-                    double* s = src + q * Mr;
-                    double* d = dst + q * panelSize + p * Mr;
-                    int valid = Math.Min(Mr, rows - q * Mr);
-                    int i = 0;
-                    for (; i < valid; i++)
-                    {
-                        d[i] = s[i];
-                    }
-                    for (; i < Mr; i++)
-                    {
-                        d[i] = 0;
-                    }
-                }
-            }
-            return;
-        }
-        // Rows of op(A) are contiguous along p: interleave MR rows per panel.
-        for (int q = 0; q < panels; q++)
-        {
-            double* panel = dst + q * panelSize;
-            int valid = Math.Min(Mr, rows - q * Mr);
-            for (int i = 0; i < Mr; i++)
-            {
-                double* d = panel + i;
-                if (i >= valid)
-                {
-                    for (int p = 0; p < kc; p++, d += Mr)
-                    {
-                        *d = 0;
-                    }
-                    continue;
-                }
-                double* src = a + (row0 + q * Mr + i) * lda + p0;
-                for (int p = 0; p < kc; p++, d += Mr)
-                {
-                    *d = src[p];
-                }
-            }
-        }
-    }
+    // op(A) panels of MR doubles: the float32 packing's body, specialised for double.
+    private static void PackA(bool transA, double* a, nint lda, int row0, int p0, int kc, int rows, double* dst) =>
+        SgemmPacking.PackA(transA, a, lda, row0, p0, kc, rows, Mr, dst);
 
     /// <summary>
     /// Packs op(B)[p0 .. p0+kc, col0 .. col0+cols] (op(B) = B, or B^T when B is stored (N, K)) into

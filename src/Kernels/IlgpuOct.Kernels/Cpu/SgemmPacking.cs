@@ -15,33 +15,35 @@ internal static unsafe class SgemmPacking
 
     /// <summary>
     /// Packs op(A)[row0 .. row0+rows, p0 .. p0+kc] (op(A) = A, or A^T when A is stored (K, M)) into
-    /// ceil(rows / mr) consecutive panels of kc x mr floats starting at <paramref name="dst"/>.
+    /// ceil(rows / mr) consecutive panels of kc x mr values starting at <paramref name="dst"/>: float for
+    /// SGEMM, double for <see cref="DgemmEngine"/> (one body, specialised by the JIT per type).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void PackA(bool transA, float* a, nint lda, int row0, int p0, int kc, int rows, int mr, float* dst)
+    public static void PackA<T>(bool transA, T* a, nint lda, int row0, int p0, int kc, int rows, int mr, T* dst)
+        where T : unmanaged
     {
         int panels = (rows + mr - 1) / mr;
         nint panelSize = (nint)mr * kc;
         if (transA)
         {
             // Column p of op(A) is row p of the stored A: read it once, contiguously, for every panel
-            // of the group (a panel at a time would touch a new row, often a new page, per 6 floats).
-            float* src = a + p0 * lda + row0;
-            int prefetchRows = PrefetchDistance(rows);
+            // of the group (a panel at a time would touch a new row, often a new page, per 6 values).
+            T* src = a + p0 * lda + row0;
+            int prefetchRows = PrefetchDistance(rows * sizeof(T) / sizeof(float));
             for (int p = 0; p < kc; p++, src += lda)
             {
                 if (Sse.IsSupported && p + prefetchRows < kc)
                 {
-                    float* ahead = src + prefetchRows * lda;
-                    for (int line = 0; line < rows; line += 16)
+                    T* ahead = src + prefetchRows * lda;
+                    for (int line = 0; line < rows; line += 64 / sizeof(T))
                     {
                         Sse.Prefetch0(ahead + line);
                     }
                 }
                 for (int q = 0; q < panels; q++)
                 {
-                    float* s = src + q * mr;
-                    float* d = dst + q * panelSize + p * mr;
+                    T* s = src + q * mr;
+                    T* d = dst + q * panelSize + p * mr;
                     int valid = Math.Min(mr, rows - q * mr);
                     int i = 0;
                     for (; i < valid; i++)
@@ -50,7 +52,7 @@ internal static unsafe class SgemmPacking
                     }
                     for (; i < mr; i++)
                     {
-                        d[i] = 0;
+                        d[i] = default;
                     }
                 }
             }
@@ -59,20 +61,20 @@ internal static unsafe class SgemmPacking
         // Rows of op(A) are contiguous along p: interleave MR rows per panel.
         for (int q = 0; q < panels; q++)
         {
-            float* panel = dst + q * panelSize;
+            T* panel = dst + q * panelSize;
             int valid = Math.Min(mr, rows - q * mr);
             for (int i = 0; i < mr; i++)
             {
-                float* d = panel + i;
+                T* d = panel + i;
                 if (i >= valid)
                 {
                     for (int p = 0; p < kc; p++, d += mr)
                     {
-                        *d = 0;
+                        *d = default;
                     }
                     continue;
                 }
-                float* src = a + (row0 + q * mr + i) * lda + p0;
+                T* src = a + (row0 + q * mr + i) * lda + p0;
                 int k4 = 0;
                 for (; k4 + 4 <= kc; k4 += 4, d += 4 * mr)
                 {
