@@ -69,7 +69,9 @@ internal sealed class CudaTranslator
         Diagnostics.Add(new DiagnosticInfo(descriptor, node.GetLocation(), args));
 
     /// <summary>Translates the kernel; returns (complete CUDA source, CUDA parameter list).</summary>
-    public (string Source, string Parameters) TranslateKernel(IMethodSymbol kernel, MethodDeclarationSyntax syntax, string entryPoint)
+    /// <param name="variantBounds">A [KernelVariant]'s launch bounds (0: the kernel's), null for the kernel itself.</param>
+    public (string Source, string Parameters) TranslateKernel(IMethodSymbol kernel, MethodDeclarationSyntax syntax, string entryPoint,
+        (int Threads, int Blocks)? variantBounds = null)
     {
         _callStack.Add(kernel);
         _functionNames.Add(entryPoint);
@@ -94,13 +96,13 @@ internal sealed class CudaTranslator
             sb.Append(helper).Append('\n');
         }
         sb.Append(directive);
-        sb.Append("extern \"C\" __global__ void ").Append(LaunchBounds(kernel)).Append(entryPoint).Append('(').Append(parameters).Append(")\n");
+        sb.Append("extern \"C\" __global__ void ").Append(LaunchBounds(kernel, variantBounds)).Append(entryPoint).Append('(').Append(parameters).Append(")\n");
         sb.Append(body);
         return (sb.ToString(), parameters);
     }
 
     /// <summary><c>__launch_bounds__(threads, blocks) </c> from [Kernel(MaxThreadsPerBlock = .., MinBlocksPerMultiprocessor = ..)], else empty.</summary>
-    private static string LaunchBounds(IMethodSymbol kernel)
+    private static string LaunchBounds(IMethodSymbol kernel, (int Threads, int Blocks)? variantBounds)
     {
         var attribute = kernel.GetAttributes().FirstOrDefault(a => a.AttributeClass?.ToDisplayString() == KernelsNamespace + ".KernelAttribute");
         if (attribute is null)
@@ -118,6 +120,11 @@ internal sealed class CudaTranslator
             {
                 blocks = b;
             }
+        }
+        if (variantBounds is { } bounds)
+        {
+            threads = bounds.Threads > 0 ? bounds.Threads : threads;
+            blocks = bounds.Blocks > 0 ? bounds.Blocks : blocks;
         }
         if (threads <= 0)
         {

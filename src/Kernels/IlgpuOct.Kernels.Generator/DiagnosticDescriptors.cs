@@ -110,8 +110,12 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor MmaFragment = Error("IOCT0040", "mma fragment is not a register array of the right size",
         "'{0}' is the {2} fragment of ctx.{1}, which must be a register array declared in the kernel body as '{3}' (the PTX fragment of one lane)");
 
+    public static readonly DiagnosticDescriptor BadVariant = Error("IOCT0050", "Invalid kernel variant",
+        "Variant '{0}' of kernel '{1}' is invalid: {2}");
+
     private static readonly Dictionary<string, DiagnosticDescriptor> Map = new()
     {
+        [BadVariant.Id] = BadVariant,
         [NotPartial.Id] = NotPartial, [NotStatic.Id] = NotStatic, [FirstParameter.Id] = FirstParameter,
         [ParameterType.Id] = ParameterType, [ReturnType.Id] = ReturnType, [Allocation.Id] = Allocation,
         [Strings.Id] = Strings, [Exceptions.Id] = Exceptions, [Lambdas.Id] = Lambdas, [Recursion.Id] = Recursion,

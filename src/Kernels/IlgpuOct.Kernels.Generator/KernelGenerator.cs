@@ -26,7 +26,8 @@ public sealed class KernelGenerator : IIncrementalGenerator
         var kernels = context.SyntaxProvider.ForAttributeWithMetadataName(
             "IlgpuOct.Kernels.KernelAttribute",
             static (node, _) => node is MethodDeclarationSyntax,
-            static (ctx, ct) => KernelEmitter.Build(ctx, ct));
+            static (ctx, ct) => KernelEmitter.Build(ctx, ct))
+            .SelectMany(static (outputs, _) => outputs);
 
         context.RegisterSourceOutput(kernels, static (spc, output) =>
         {
@@ -72,7 +73,8 @@ internal static class KernelEmitter
     // CUDA's limit on statically declared __shared__ memory per block (every architecture since sm_20).
     private const int MaxStaticSharedBytes = 48 * 1024;
 
-    public static KernelOutput Build(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
+    /// <summary>The kernel's output and one per [KernelVariant] (see <see cref="KernelVariants"/>).</summary>
+    public static EquatableArray<KernelOutput> Build(GeneratorAttributeSyntaxContext ctx, CancellationToken ct)
     {
         var syntax = (MethodDeclarationSyntax)ctx.TargetNode;
         var method = (IMethodSymbol)ctx.TargetSymbol;
@@ -126,12 +128,34 @@ internal static class KernelEmitter
         }
         if (diagnostics.Count > 0)
         {
-            return new KernelOutput(hint, null, null, diagnostics);
+            return new EquatableArray<KernelOutput>(new[] { new KernelOutput(hint, null, null, diagnostics) });
         }
 
-        string entryPoint = Names.EntryPoint(method.ContainingNamespace, types, method.Name);
-        var translator = new CudaTranslator(ctx.SemanticModel.Compilation, ct);
-        var (cuda, cudaParameters) = translator.TranslateKernel(method, syntax, entryPoint);
+        var outputs = new List<KernelOutput> { Translate(ctx.SemanticModel, syntax, method, types, method.Name, null, ct) };
+        var variantDiagnostics = new List<DiagnosticInfo>();
+        foreach (var variant in KernelVariants.Read(method, variantDiagnostics, ct))
+        {
+            if (KernelVariants.Specialise(ctx.SemanticModel, syntax, method, variant, variantDiagnostics, ct) is { } specialised)
+            {
+                outputs.Add(Translate(specialised.Model, specialised.Syntax, specialised.Method, types, variant.Name, (variant.MaxThreads, variant.MinBlocks), ct));
+            }
+        }
+        if (variantDiagnostics.Count > 0)
+        {
+            outputs.Add(new KernelOutput(hint, null, null, variantDiagnostics));
+        }
+        return new EquatableArray<KernelOutput>(outputs);
+    }
+
+    /// <summary>Kernel <paramref name="kernelName"/> from <paramref name="method"/>'s body: CUDA C, launcher, cpu-kernels copy, registration.</summary>
+    private static KernelOutput Translate(SemanticModel model, MethodDeclarationSyntax syntax, IMethodSymbol method, List<string> types, string kernelName,
+        (int Threads, int Blocks)? launchBounds, CancellationToken ct)
+    {
+        string hint = string.Join(".", types) + "." + kernelName + (method.ContainingNamespace.IsGlobalNamespace ? "" : "." + method.ContainingNamespace.ToDisplayString()) + ".g.cs";
+        var location = syntax.Identifier.GetLocation();
+        string entryPoint = Names.EntryPoint(method.ContainingNamespace, types, kernelName);
+        var translator = new CudaTranslator(model.Compilation, ct);
+        var (cuda, cudaParameters) = translator.TranslateKernel(method, syntax, entryPoint, launchBounds);
         if (translator.HasErrors)
         {
             return new KernelOutput(hint, null, null, translator.Diagnostics);
@@ -139,16 +163,16 @@ internal static class KernelEmitter
         var facts = translator.Facts;
         if (facts.StaticSharedBytes > MaxStaticSharedBytes)
         {
-            return new KernelOutput(hint, null, null, new[] { new DiagnosticInfo(DiagnosticDescriptors.SharedTooLarge, location, method.Name, facts.StaticSharedBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
+            return new KernelOutput(hint, null, null, new[] { new DiagnosticInfo(DiagnosticDescriptors.SharedTooLarge, location, kernelName, facts.StaticSharedBytes.ToString(System.Globalization.CultureInfo.InvariantCulture)) });
         }
         bool asIterator = facts.UsesBarriers || facts.UsesShuffles;
-        string iterator = new IteratorRewriter(facts, ctx.SemanticModel, method.Parameters[0].Name, asIterator).Rewrite(syntax.Body!);
+        string iterator = new IteratorRewriter(facts, model, method.Parameters[0].Name, asIterator).Rewrite(syntax.Body!);
 
-        string source = CSharp(syntax, method, types, entryPoint, cuda, cudaParameters, facts, iterator, asIterator);
+        string source = CSharp(syntax, method, types, kernelName, entryPoint, cuda, cudaParameters, facts, iterator, asIterator);
         string? registration = IsReachableFromModule(method)
-            ? "global::" + (method.ContainingNamespace.IsGlobalNamespace ? "" : method.ContainingNamespace.ToDisplayString() + ".") + string.Join(".", types) + "." + method.Name + "Kernel.Definition"
+            ? "global::" + (method.ContainingNamespace.IsGlobalNamespace ? "" : method.ContainingNamespace.ToDisplayString() + ".") + string.Join(".", types) + "." + kernelName + "Kernel.Definition"
             : null;
-        return new KernelOutput(hint, source, registration, diagnostics);
+        return new KernelOutput(hint, source, registration, System.Array.Empty<DiagnosticInfo>());
     }
 
     private static bool IsReachableFromModule(IMethodSymbol method)
@@ -177,7 +201,7 @@ internal static class KernelEmitter
 
     private static string Literal(string s) => SymbolDisplay.FormatLiteral(s, quote: true);
 
-    private static string CSharp(MethodDeclarationSyntax syntax, IMethodSymbol method, List<string> types, string entryPoint,
+    private static string CSharp(MethodDeclarationSyntax syntax, IMethodSymbol method, List<string> types, string kernelName, string entryPoint,
         string cuda, string cudaParameters, KernelFacts facts, string hostCopy, bool asIterator)
     {
         var sb = new StringBuilder();
@@ -214,7 +238,7 @@ internal static class KernelEmitter
         bool isPublic = method.DeclaredAccessibility is Accessibility.Public or Accessibility.Protected or Accessibility.ProtectedOrInternal;
         string access = isPublic ? "public" : "internal";
         // Namespace-qualified, so kernels of equal class names in two namespaces stay apart in the registry.
-        string name = (hasNamespace ? method.ContainingNamespace.ToDisplayString() + "." : "") + string.Join(".", types) + "." + method.Name;
+        string name = (hasNamespace ? method.ContainingNamespace.ToDisplayString() + "." : "") + string.Join(".", types) + "." + kernelName;
         string sha = Sha256Hex(cuda);
         string ctxName = method.Parameters[0].Name;
         var kernelParams = method.Parameters.Skip(1).ToList();
@@ -224,9 +248,9 @@ internal static class KernelEmitter
         // The launcher's own parameters step aside when a kernel parameter has their name.
         string acc = Unused("accelerator", kernelParams), cfg = Unused("config", kernelParams);
 
-        sb.Append("/// <summary>Generated launcher of kernel <see cref=\"").Append(method.Name).Append("\"/>: CUDA C entry point <c>").Append(entryPoint).Append("</c>.</summary>\n");
+        sb.Append("/// <summary>Generated launcher of kernel <see cref=\"").Append(method.Name).Append("\"/>").Append(kernelName == method.Name ? "" : " (variant " + kernelName + ")").Append(": CUDA C entry point <c>").Append(entryPoint).Append("</c>.</summary>\n");
         sb.Append("[global::System.CodeDom.Compiler.GeneratedCode(\"IlgpuOct.Kernels.Generator\", \"").Append(KernelGenerator.Version).Append("\")]\n");
-        sb.Append(access).Append(" static class ").Append(method.Name).Append("Kernel\n{\n");
+        sb.Append(access).Append(" static class ").Append(kernelName).Append("Kernel\n{\n");
         sb.Append("    /// <summary>SHA-256 (UTF-8, lower-case hex) of <see cref=\"CudaSource\"/>, computed when the generator ran.</summary>\n");
         sb.Append("    public const string CudaSourceSha256 = ").Append(Literal(sha)).Append(";\n\n");
         sb.Append("    /// <summary>The CUDA C translation unit.</summary>\n");
@@ -241,7 +265,7 @@ internal static class KernelEmitter
         sb.Append("        staticSharedBytes: ").Append(facts.StaticSharedBytes).Append(",\n");
         sb.Append("        generatorVersion: ").Append(Literal(KernelGenerator.Version)).Append(");\n\n");
 
-        sb.Append("    /// <summary>Launches ").Append(method.Name).Append(" on <paramref name=\"").Append(acc).Append("\"/>: C# body on host accelerators, compiled CUDA otherwise.</summary>\n");
+        sb.Append("    /// <summary>Launches ").Append(kernelName).Append(" on <paramref name=\"").Append(acc).Append("\"/>: C# body on host accelerators, compiled CUDA otherwise.</summary>\n");
         sb.Append("    public static void Launch(").Append(K).Append("Accelerator ").Append(acc).Append(", ").Append(K).Append("LaunchConfig ").Append(cfg).Append(paramDecl).Append(")\n    {\n");
         sb.Append("        global::System.ArgumentNullException.ThrowIfNull(").Append(acc).Append(");\n");
         foreach (var p in kernelParams.Where(p => TypeFacts.ViewElement(p.Type) is not null))
@@ -249,7 +273,7 @@ internal static class KernelEmitter
             sb.Append("        ").Append(acc).Append(".CheckLaunchView(").Append(Escape(p.Name)).Append(", Definition, ").Append(Literal(p.Name)).Append(");\n");
         }
         sb.Append("        if (").Append(acc).Append(".RunsKernelsOnHost)\n        {\n");
-        string hostCopyName = method.Name + (asIterator ? "Iterator" : "Checked");
+        string hostCopyName = kernelName + (asIterator ? "Iterator" : "Checked");
         sb.Append("            ").Append(acc).Append(".LaunchOnHost(Definition, ").Append(cfg).Append(", (").Append(K).Append("KernelContext __ctx) => ").Append(hostCopyName).Append("(__ctx").Append(argList).Append("));\n");
         sb.Append("            return;\n        }\n");
         sb.Append("        global::System.Span<ulong> __slots = stackalloc ulong[").Append(System.Math.Max(1, slots)).Append("];\n");

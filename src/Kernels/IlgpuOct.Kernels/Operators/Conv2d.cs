@@ -53,6 +53,57 @@ public readonly record struct Conv2dShape(int N, int InC, int H, int W, int OutC
     }
 }
 
+/// <summary>The three products of a convolution layer.</summary>
+public enum ConvPass
+{
+    Forward,
+    BackwardData,
+    BackwardWeight,
+}
+
+/// <summary>The FP32 convolution kernels: one body (Conv2d.ConvWarpTiled) and its [KernelVariant]s.</summary>
+public enum ConvKernel
+{
+    /// <summary>Chosen per pass and shape: the autotuner on cuda, ConvWarpTiled elsewhere.</summary>
+    Auto,
+    /// <summary>64 x 128 block tiles on 4 warps, 4 blocks per SM (the default).</summary>
+    ConvWarpTiled,
+    /// <summary>128 x 128 block tiles on 8 warps, 2 blocks per SM.</summary>
+    ConvWarpTiled128,
+    /// <summary>64 x 128 block tiles on 4 warps, registers capped for 5 blocks per SM.</summary>
+    ConvWarpTiledOccupancy,
+}
+
+/// <summary>
+/// An FP32 kernel and the number of slices its reduction is split into (partial products summed by
+/// ConvSplitKReduce in split order). <c>default</c> is Auto; Splits 0 with a kernel: the shape's default.
+/// Written and parsed as "ConvWarpTiled128 splits=4" (the autotuner's cache holds this text).
+/// </summary>
+public readonly record struct ConvVariant(ConvKernel Kernel, int Splits)
+{
+    public override string ToString() => $"{Kernel} splits={Splits}";
+
+    /// <summary>Reads <see cref="ToString"/>'s text (or a bare kernel name: the shape's default splits).</summary>
+    public static ConvVariant Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var parts = text.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length is 1 or 2 && Enum.TryParse<ConvKernel>(parts[0], ignoreCase: true, out var kernel) && Enum.IsDefined(kernel)
+            && !int.TryParse(parts[0], out _))
+        {
+            if (parts.Length == 1)
+            {
+                return new ConvVariant(kernel, 0);
+            }
+            if (parts[1].StartsWith("splits=", StringComparison.Ordinal) && int.TryParse(parts[1].AsSpan(7), out int splits) && splits >= 0)
+            {
+                return new ConvVariant(kernel, splits);
+            }
+        }
+        throw new FormatException($"Conv2d: '{text}' is not a convolution variant; write a kernel (Auto, ConvWarpTiled, ConvWarpTiled128 or ConvWarpTiledOccupancy), optionally followed by ' splits=N' (N >= 0).");
+    }
+}
+
 /// <summary>
 /// 2-d convolution (NCHW, no bias, square kernel, any stride and padding).
 /// CPU: implicit GEMM on the CPU SGEMM (its packing, micro-kernel and threading): one product
@@ -72,28 +123,31 @@ public static unsafe partial class Conv2d
     public static OperatorCost Cost(in Conv2dShape s, long inputElements) =>
         new(2.0 * s.N * s.OutC * s.OutH * s.OutW * s.InC * s.Kernel * s.Kernel, 4.0 * (inputElements + s.WeightLength + (inputElements == s.InputLength ? s.OutputLength : s.InputLength)));
 
-    /// <summary>y = conv(x, w) on the accelerator: the CPU implementation on <c>cpu</c>, the kernels elsewhere. Shapes as <see cref="ForwardCpu"/>.</summary>
-    public static void Forward(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> w, View<float> y)
+    /// <summary>
+    /// y = conv(x, w) on the accelerator: the CPU implementation on <c>cpu</c>, the kernels elsewhere. Shapes as
+    /// <see cref="ForwardCpu"/>. <paramref name="variant"/> forces an FP32 kernel variant (Auto: tuned on cuda, the default elsewhere).
+    /// </summary>
+    public static void Forward(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> w, View<float> y, ConvVariant variant = default)
     {
         OperatorDispatch.Run(accelerator, "Conv2d.Forward", Cost(s, s.InputLength),
             () => ForwardCpu(s, x.AsSpan(), w.AsSpan(), y.AsSpan()),
-            () => ForwardKernels(accelerator, s, x, w, y));
+            () => ForwardKernels(accelerator, s, x, w, y, variant));
     }
 
-    /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>.</summary>
-    public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
+    /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>; <paramref name="variant"/> as in <see cref="Forward"/>.</summary>
+    public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx, ConvVariant variant = default)
     {
         OperatorDispatch.Run(accelerator, "Conv2d.BackwardData", Cost(s, s.OutputLength),
             () => BackwardDataCpu(s, w.AsSpan(), dy.AsSpan(), dx.AsSpan()),
-            () => BackwardDataKernels(accelerator, s, w, dy, dx));
+            () => BackwardDataKernels(accelerator, s, w, dy, dx, variant));
     }
 
-    /// <summary>dw (overwritten) given x and dy on the accelerator. Shapes as <see cref="BackwardWeightCpu"/>.</summary>
-    public static void BackwardWeight(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
+    /// <summary>dw (overwritten) given x and dy on the accelerator. Shapes as <see cref="BackwardWeightCpu"/>; <paramref name="variant"/> as in <see cref="Forward"/>.</summary>
+    public static void BackwardWeight(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> dy, View<float> dw, ConvVariant variant = default)
     {
         OperatorDispatch.Run(accelerator, "Conv2d.BackwardWeight", Cost(s, s.InputLength),
             () => BackwardWeightCpu(s, x.AsSpan(), dy.AsSpan(), dw.AsSpan()),
-            () => BackwardWeightKernels(accelerator, s, x, dy, dw));
+            () => BackwardWeightKernels(accelerator, s, x, dy, dw, variant));
     }
 
     /// <summary>y = conv(x, w). x (N, InC, H, W), w (OutC, InC, K, K), y (N, OutC, OutH, OutW) overwritten.</summary>
@@ -516,16 +570,26 @@ public static unsafe partial class Conv2d
     // gridDim.z into partial products, summed by ConvSplitKReduce in split order (no atomics, so two
     // runs give the same bits).
 
-    private const int ConvTileM = 64;
-    private const int ConvTileN = 128;
+    private const int ConvTileM = 64;         // block tile rows (the body reads it; ConvWarpTiled128 overrides it)
+    private const int ConvTileN = 128;        // block tile columns
     private const int ConvTileK = Gemm.Warp128K;
     private const int ConvPitch = Gemm.Warp128Stride;
     private const int ConvBuffer = ConvTileK * ConvPitch;
-    private const int ConvThreads = 128;
+    private const int ConvThreads = 128;      // threads per block = 2 ConvTileM (the body reads it; ConvWarpTiled128 overrides it)
+    private const int ConvTile128M = 128;     // ConvWarpTiled128: 128 x 128 tiles on 8 warps
+    private const int ConvTile128Threads = 256;
     private const int ReduceThreads = 256;
 
-    /// <summary>The three convolution products (see the section comment); launch bounds keep 4 blocks (16 warps) per SM at 128 registers.</summary>
+    /// <summary>
+    /// The three convolution products (see the section comment); launch bounds keep 4 blocks (16 warps) per
+    /// SM at 128 registers. Variants of the same body: ConvWarpTiled128 (128 x 128 tiles, 8 warps as 2 x 4,
+    /// each thread gathering half of its B column's k-slice; 2 blocks per SM at 128 registers) and
+    /// ConvWarpTiledOccupancy (the default tiles capped for 5 blocks = 20 warps per SM).
+    /// </summary>
     [Kernel(MaxThreadsPerBlock = ConvThreads, MinBlocksPerMultiprocessor = 4)]
+    [KernelVariant(nameof(ConvKernel.ConvWarpTiled128), nameof(ConvTileM), ConvTile128M, nameof(ConvThreads), ConvTile128Threads,
+        MaxThreadsPerBlock = ConvTile128Threads, MinBlocksPerMultiprocessor = 2)]
+    [KernelVariant(nameof(ConvKernel.ConvWarpTiledOccupancy), MinBlocksPerMultiprocessor = 5)]
     private static void ConvWarpTiled(KernelContext ctx, int pass, View<float> first, View<float> second, View<float> output,
         int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch,
         int kPerSplit, bool vectorFirst, bool vectorOutput)
@@ -536,7 +600,8 @@ public static unsafe partial class Conv2d
         Span<float> regA = stackalloc float[8];
         Span<float> regB = stackalloc float[8];
         Span<float> nextA = stackalloc float[4];
-        Span<float> nextB = stackalloc float[ConvTileK];
+        const int bRows = ConvTileK * ConvTileN / ConvThreads;  // k-rows of its B column each thread gathers per slice
+        Span<float> nextB = stackalloc float[bRows];
         Span<int> column = stackalloc int[5];           // this thread's B column, decoded once (ConvDecodeColumn)
         Span<int> stateA = stackalloc int[2];           // k counters of this thread's A elements (ConvDecodeK)
         Span<int> stateB = stackalloc int[7];           // k counters of the block's B rows
@@ -545,6 +610,8 @@ public static unsafe partial class Conv2d
         int warp = tid >> 5;
         int rowBase = ctx.BlockIdx.Y * ConvTileM;
         int colBase = ctx.BlockIdx.X * ConvTileN;
+        int bColumn = tid % ConvTileN;
+        int bRow = tid / ConvTileN * bRows;
         int kk = kernel * kernel;
         int outHW = outH * outW;
         int mDim = pass == PassBackwardData ? inC : outC;
@@ -552,21 +619,22 @@ public static unsafe partial class Conv2d
         int kDim = pass == PassForward ? inC * kk : pass == PassBackwardData ? outC * kk : batch * outHW;
         int kBegin = ctx.BlockIdx.Z * kPerSplit;
         int kEnd = Math.Min(kDim, kBegin + kPerSplit);
-        int threadRow = (lane >> 2) * 4;
-        int threadCol = warp * 32 + (lane & 3) * 4;
+        // Warps as (ConvTileM / 64) x (ConvTileN / 32) warp tiles of 64 x 32.
+        int threadRow = warp / (ConvTileN / 32) * 64 + (lane >> 2) * 4;
+        int threadCol = warp % (ConvTileN / 32) * 32 + (lane & 3) * 4;
         int aRow = rowBase + (tid >> 1);
-        bool columnValid = colBase + tid < nDim;
-        ConvDecodeColumn(pass, columnValid ? colBase + tid : 0, inC, h, wd, outC, kernel, stride, padding, outH, outW, column);
-        ConvDecodeK(pass, kBegin, kBegin + (tid & 1) * 4, inC, h, wd, outC, kernel, stride, padding, outH, outW, stateA, stateB);
+        bool columnValid = colBase + bColumn < nDim;
+        ConvDecodeColumn(pass, columnValid ? colBase + bColumn : 0, inC, h, wd, outC, kernel, stride, padding, outH, outW, column);
+        ConvDecodeK(pass, kBegin + bRow, kBegin + (tid & 1) * 4, inC, h, wd, outC, kernel, stride, padding, outH, outW, stateA, stateB);
         ConvGatherA(pass, first, aRow, mDim, rowBase, kBegin, kDim, kEnd, vectorFirst, tid, inC, kk, outC, outHW, stateA, nextA);
-        ConvGatherB(pass, second, columnValid, kBegin, kEnd, inC, h, wd, kernel, stride, padding, outH, outW, column, stateB, nextB);
+        ConvGatherB(pass, second, columnValid, kBegin + bRow, kEnd, bRows, inC, h, wd, kernel, stride, padding, outH, outW, column, stateB, nextB);
         for (int s = 0; s < 4; s++)
         {
             tileA[Gemm.Gemm4SharedIndex(false, tid, s)] = nextA[s];
         }
-        for (int r = 0; r < ConvTileK; r++)
+        for (int r = 0; r < bRows; r++)
         {
-            tileB[r * ConvPitch + tid] = nextB[r];
+            tileB[(bRow + r) * ConvPitch + bColumn] = nextB[r];
         }
         ctx.Barrier();
         int current = 0;
@@ -577,7 +645,7 @@ public static unsafe partial class Conv2d
             {
                 // Issued before the products so the global loads are in flight while they run.
                 ConvGatherA(pass, first, aRow, mDim, rowBase, k0 + ConvTileK, kDim, kEnd, vectorFirst, tid, inC, kk, outC, outHW, stateA, nextA);
-                ConvGatherB(pass, second, columnValid, k0 + ConvTileK, kEnd, inC, h, wd, kernel, stride, padding, outH, outW, column, stateB, nextB);
+                ConvGatherB(pass, second, columnValid, k0 + ConvTileK + bRow, kEnd, bRows, inC, h, wd, kernel, stride, padding, outH, outW, column, stateB, nextB);
             }
             for (int q = 0; q < ConvTileK; q++)
             {
@@ -599,17 +667,17 @@ public static unsafe partial class Conv2d
                 {
                     tileA[other + Gemm.Gemm4SharedIndex(false, tid, s)] = nextA[s];
                 }
-                for (int r = 0; r < ConvTileK; r++)
+                for (int r = 0; r < bRows; r++)
                 {
-                    tileB[other + r * ConvPitch + tid] = nextB[r];
+                    tileB[other + (bRow + r) * ConvPitch + bColumn] = nextB[r];
                 }
             }
             current = other;
             ctx.Barrier();
         }
-        // Rows are channels; columns are (image, pixel) of y or dx, or (c, ky, kx) of dw (one partial product per split).
+        // Rows are channels; columns are (image, pixel) of y or dx, or (c, ky, kx) of dw; split z writes partial product z.
         int plane = pass == PassForward ? outHW : h * wd;
-        int splitOffset = pass == PassBackwardWeight ? ctx.BlockIdx.Z * mDim * nDim : 0;
+        int splitOffset = ctx.BlockIdx.Z * mDim * nDim;
         for (int i = 0; i < 8; i++)
         {
             int m = rowBase + threadRow + (i >> 2) * 32 + (i & 3);
@@ -810,20 +878,24 @@ public static unsafe partial class Conv2d
     }
 
     /// <summary>
-    /// This thread's column of the 8 x 128 B slice at k0 (rows k0 .. k0 + 7; zeros in the padding, between
-    /// strides, past kEnd or past the last column), advancing stateB by one k per row.
+    /// This thread's part of its column of the 8 x 128 B slice: rows k0 .. k0 + rows - 1 into dst[0 .. rows)
+    /// (zeros in the padding, between strides, past kEnd or past the last column), advancing stateB by the
+    /// slice's 8 k whatever rows is.
     /// </summary>
-    private static void ConvGatherB(int pass, View<float> second, bool columnValid, int k0, int kEnd,
+    private static void ConvGatherB(int pass, View<float> second, bool columnValid, int k0, int kEnd, int rows,
         int inC, int h, int wd, int kernel, int stride, int padding, int outH, int outW, Span<int> column, Span<int> stateB, Span<float> dst)
     {
         for (int r = 0; r < ConvTileK; r++)
         {
-            bool live = columnValid && k0 + r < kEnd;
+            bool live = columnValid && r < rows && k0 + r < kEnd;
             if (pass == PassForward)
             {
                 int ih = column[0] + stateB[1];
                 int iw = column[1] + stateB[2];
-                dst[r] = live && ih >= 0 && ih < h && iw >= 0 && iw < wd ? second[column[2] + stateB[0]] : 0f;
+                if (r < rows)
+                {
+                    dst[r] = live && ih >= 0 && ih < h && iw >= 0 && iw < wd ? second[column[2] + stateB[0]] : 0f;
+                }
                 stateB[0] += 1;
                 stateB[2] += 1;
                 if (stateB[2] == kernel)
@@ -844,7 +916,10 @@ public static unsafe partial class Conv2d
                 int oh = column[0] - stateB[3];
                 int ow = column[2] - stateB[5];
                 bool hit = live && stateB[4] == column[1] && stateB[6] == column[3] && oh >= 0 && oh < outH && ow >= 0 && ow < outW;
-                dst[r] = hit ? second[column[4] + stateB[0] - stateB[3] * outW - stateB[5]] : 0f;
+                if (r < rows)
+                {
+                    dst[r] = hit ? second[column[4] + stateB[0] - stateB[3] * outW - stateB[5]] : 0f;
+                }
                 stateB[2] += 1;
                 stateB[6] += 1;
                 if (stateB[6] == stride)
@@ -877,7 +952,10 @@ public static unsafe partial class Conv2d
             {
                 int ih = stateB[3] + column[0];
                 int iw = stateB[4] + column[1];
-                dst[r] = live && ih >= 0 && ih < h && iw >= 0 && iw < wd ? second[stateB[0] + stateB[3] * wd + stateB[4] + column[2]] : 0f;
+                if (r < rows)
+                {
+                    dst[r] = live && ih >= 0 && ih < h && iw >= 0 && iw < wd ? second[stateB[0] + stateB[3] * wd + stateB[4] + column[2]] : 0f;
+                }
                 stateB[2] += 1;
                 stateB[4] += stride;
                 if (stateB[2] == outW)
@@ -908,10 +986,200 @@ public static unsafe partial class Conv2d
         return (image * mDim + m) * plane + n - image * plane;
     }
 
-    private static LaunchConfig WarpTiledConfig(int mDim, int nDim, int splits) =>
-        new(new Dim3((nDim + ConvTileN - 1) / ConvTileN, (mDim + ConvTileM - 1) / ConvTileM, splits), ConvThreads);
+    // ---- FP32 dispatch: which kernel variant and how many splits of the reduction (autotuned on cuda)
 
-    private static void ForwardKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> y)
+    /// <summary>Block tile rows and threads per block of each FP32 kernel variant (block tiles are ConvTileN = 128 wide).</summary>
+    private static (int TileM, int Threads) Geometry(ConvKernel kernel) => kernel switch
+    {
+        ConvKernel.ConvWarpTiled or ConvKernel.ConvWarpTiledOccupancy => (ConvTileM, ConvThreads),
+        ConvKernel.ConvWarpTiled128 => (ConvTile128M, ConvTile128Threads),
+        _ => throw new ArgumentOutOfRangeException(nameof(kernel), $"Conv2d: {kernel} is not a kernel; use {ConvKernelNames}."),
+    };
+
+    private const string ConvKernelNames = "Auto, ConvWarpTiled, ConvWarpTiled128 or ConvWarpTiledOccupancy";
+
+    private static int PassInt(ConvPass pass) => pass switch
+    {
+        ConvPass.Forward => PassForward,
+        ConvPass.BackwardData => PassBackwardData,
+        ConvPass.BackwardWeight => PassBackwardWeight,
+        _ => throw new ArgumentOutOfRangeException(nameof(pass), $"Conv2d: unknown pass {pass}; use Forward, BackwardData or BackwardWeight."),
+    };
+
+    /// <summary>The pass's product C (m x n) = A (m x k) B (k x n), see the section comment; n columns per row of the output when stored.</summary>
+    private static (int M, int N, int K) ProductDims(in Conv2dShape s, ConvPass pass) => pass switch
+    {
+        ConvPass.Forward => (s.OutC, s.N * s.ColumnCols, s.ColumnRows),
+        ConvPass.BackwardData => (s.InC, s.N * s.H * s.W, s.OutC * s.Kernel * s.Kernel),
+        _ => (s.OutC, s.ColumnRows, s.N * s.ColumnCols),
+    };
+
+    /// <summary>The launch of <paramref name="kernel"/> with the reduction cut into about <paramref name="splits"/> slices (multiples of the k slice): grid, slice depth, actual splits.</summary>
+    private static (LaunchConfig Config, int KPerSplit, int Splits) Plan(in Conv2dShape s, ConvPass pass, ConvKernel kernel, int splits)
+    {
+        var (mDim, nDim, kDim) = ProductDims(s, pass);
+        int kPerSplit = (kDim + splits - 1) / splits;
+        kPerSplit = (kPerSplit + ConvTileK - 1) / ConvTileK * ConvTileK;
+        splits = (kDim + kPerSplit - 1) / kPerSplit;
+        var (tileM, threads) = Geometry(kernel);
+        return (new LaunchConfig(new Dim3((nDim + ConvTileN - 1) / ConvTileN, (mDim + tileM - 1) / tileM, splits), threads), kPerSplit, splits);
+    }
+
+    /// <summary>
+    /// What runs off cuda (and on cuda when the tuner is bypassed): ConvWarpTiled, the forward and
+    /// backward-data products unsplit, the weight gradient split by <see cref="WeightGradientSplits"/>.
+    /// </summary>
+    public static ConvVariant DefaultVariant(ConvPass pass, Conv2dShape s)
+    {
+        var (mDim, nDim, kDim) = ProductDims(s, pass);
+        return new ConvVariant(ConvKernel.ConvWarpTiled, pass == ConvPass.BackwardWeight ? WeightGradientSplits(mDim, nDim, kDim) : 1);
+    }
+
+    /// <summary>
+    /// The candidates the cuda autotuner times for a pass and shape, the default first (ties keep it): each
+    /// kernel variant unsplit and split to fill the GPU (<see cref="WeightGradientSplits"/>'s rule, for every pass).
+    /// </summary>
+    public static IReadOnlyList<ConvVariant> TunedVariants(ConvPass pass, Conv2dShape s)
+    {
+        var (mDim, nDim, kDim) = ProductDims(s, pass);
+        var list = new List<ConvVariant> { DefaultVariant(pass, s) };
+        foreach (var kernel in new[] { ConvKernel.ConvWarpTiled, ConvKernel.ConvWarpTiled128, ConvKernel.ConvWarpTiledOccupancy })
+        {
+            foreach (int splits in new[] { 1, WeightGradientSplits(mDim, nDim, kDim) })
+            {
+                // Equal launches (after rounding the slices) are one candidate.
+                var candidate = new ConvVariant(kernel, Plan(s, pass, kernel, splits).Splits);
+                if (!list.Contains(candidate))
+                {
+                    list.Add(candidate);
+                }
+            }
+        }
+        return list;
+    }
+
+    /// <summary>The autotuner's key: pass, shape, precision and which operands take Float4 accesses.</summary>
+    public static string TuningProblem(ConvPass pass, Conv2dShape s, bool vectorFirst, bool vectorOutput) =>
+        $"conv2d {pass} x({s.N},{s.InC},{s.H},{s.W}) w({s.OutC},{s.InC},{s.Kernel},{s.Kernel}) stride={s.Stride} pad={s.Padding} fp32 float4={(vectorFirst ? 1 : 0)}{(vectorOutput ? 1 : 0)}";
+
+    private static readonly Lazy<Autotuner> Tuner = new(() => Autotuner.InKernelCache("autotune-conv.json"));
+
+    /// <summary>
+    /// The winner among <see cref="TunedVariants"/> for a pass on <paramref name="device"/>, through
+    /// <paramref name="tuner"/> (<paramref name="timeMilliseconds"/> runs one candidate once; called on a cache miss only).
+    /// </summary>
+    public static ConvVariant Choose(Autotuner tuner, string device, ConvPass pass, Conv2dShape s, bool vectorFirst, bool vectorOutput,
+        Func<ConvVariant, double> timeMilliseconds)
+    {
+        ArgumentNullException.ThrowIfNull(tuner);
+        ArgumentNullException.ThrowIfNull(timeMilliseconds);
+        var candidates = TunedVariants(pass, s);
+        string winner = tuner.Choose(device, TuningProblem(pass, s, vectorFirst, vectorOutput), [.. candidates.Select(c => c.ToString())],
+            name => timeMilliseconds(ConvVariant.Parse(name)));
+        return ConvVariant.Parse(winner);
+    }
+
+    /// <summary>
+    /// One pass on the FP32 kernels: <paramref name="variant"/> when given (Splits 0: the default for the
+    /// shape), else the cuda autotuner's choice on cuda and <see cref="DefaultVariant"/> elsewhere.
+    /// </summary>
+    private static void RunWarpTiled(Accelerator accelerator, in Conv2dShape s, ConvPass pass, View<float> first, View<float> second, View<float> output,
+        bool vectorFirst, ConvVariant variant)
+    {
+        var kernel = variant.Kernel == ConvKernel.Auto ? ForcedKernel : variant.Kernel;
+        ConvVariant chosen;
+        if (kernel != ConvKernel.Auto)
+        {
+            chosen = new ConvVariant(kernel, variant.Splits > 0 ? variant.Splits : DefaultVariant(pass, s).Splits);
+        }
+        else if (accelerator.Kind == AcceleratorKind.Cuda)
+        {
+            var shape = s;
+            chosen = Choose(Tuner.Value, accelerator.Name, pass, s, vectorFirst, Float4.IsAligned(output, OutputRow(s, pass)), candidate =>
+            {
+                // Into a scratch output, once untimed (module load) and once between CUDA events.
+                using var scratch = accelerator.Allocate<float>(output.Length);
+                Launch(accelerator, shape, pass, first, second, scratch.View, vectorFirst, candidate);
+                using var timer = accelerator.CreateTimer();
+                timer.Start();
+                Launch(accelerator, shape, pass, first, second, scratch.View, vectorFirst, candidate);
+                timer.Stop();
+                return timer.ElapsedMilliseconds;
+            });
+        }
+        else
+        {
+            chosen = DefaultVariant(pass, s);
+        }
+        Launch(accelerator, s, pass, first, second, output, vectorFirst, chosen);
+    }
+
+    /// <summary>Floats per stored row of the pass's output (pixel planes of y and dx, InC K^2 of dw): its Float4 alignment unit.</summary>
+    private static int OutputRow(in Conv2dShape s, ConvPass pass) => pass switch
+    {
+        ConvPass.Forward => s.ColumnCols,
+        ConvPass.BackwardData => s.H * s.W,
+        _ => s.ColumnRows,
+    };
+
+    private static void Launch(Accelerator accelerator, in Conv2dShape s, ConvPass pass, View<float> first, View<float> second, View<float> output,
+        bool vectorFirst, ConvVariant variant)
+    {
+        var (config, kPerSplit, splits) = Plan(s, pass, variant.Kernel, Math.Max(1, variant.Splits));
+        if (splits == 1)
+        {
+            LaunchKernel(accelerator, variant.Kernel, config, s, pass, first, second, output, kPerSplit, vectorFirst, Float4.IsAligned(output, OutputRow(s, pass)));
+            return;
+        }
+        // Split z writes partial product z; the reduction sums them in split order (no atomics: repeatable bits).
+        var partial = Workspace.Get<float>(accelerator, "Conv2d split-k partial products", splits * output.Length);
+        LaunchKernel(accelerator, variant.Kernel, config, s, pass, first, second, partial, kPerSplit, vectorFirst, Float4.IsAligned(partial, OutputRow(s, pass)));
+        ConvSplitKReduceKernel.Launch(accelerator, ReduceConfig(output.Length), partial, output, splits);
+    }
+
+    private static void LaunchKernel(Accelerator accelerator, ConvKernel kernel, LaunchConfig config, in Conv2dShape s, ConvPass pass,
+        View<float> first, View<float> second, View<float> output, int kPerSplit, bool vectorFirst, bool vectorOutput)
+    {
+        int p = PassInt(pass);
+        switch (kernel)
+        {
+            case ConvKernel.ConvWarpTiled:
+                ConvWarpTiledKernel.Launch(accelerator, config, p, first, second, output,
+                    s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, vectorFirst, vectorOutput);
+                break;
+            case ConvKernel.ConvWarpTiled128:
+                ConvWarpTiled128Kernel.Launch(accelerator, config, p, first, second, output,
+                    s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, vectorFirst, vectorOutput);
+                break;
+            case ConvKernel.ConvWarpTiledOccupancy:
+                ConvWarpTiledOccupancyKernel.Launch(accelerator, config, p, first, second, output,
+                    s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, vectorFirst, vectorOutput);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kernel), $"Conv2d: {kernel} is not a kernel; use {ConvKernelNames}.");
+        }
+    }
+
+    private static int _forcedKernel;
+
+    /// <summary>
+    /// The FP32 kernel every pass uses when its caller passes no variant (Auto, the default: the tuner on
+    /// cuda, ConvWarpTiled elsewhere); profile and bench set it to time one variant. Splits stay the shape's default.
+    /// </summary>
+    public static ConvKernel ForcedKernel
+    {
+        get => (ConvKernel)Volatile.Read(ref _forcedKernel);
+        set
+        {
+            if (!Enum.IsDefined(value))
+            {
+                throw new ArgumentOutOfRangeException(nameof(ForcedKernel), $"Conv2d: {value} is not a kernel; use {ConvKernelNames}.");
+            }
+            Volatile.Write(ref _forcedKernel, (int)value);
+        }
+    }
+
+    private static void ForwardKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> y, ConvVariant variant)
     {
         s.Validate();
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
@@ -923,10 +1191,10 @@ public static unsafe partial class Conv2d
             return;
         }
         // Float4: rows of w (InC K^2 floats each) and pixel planes of y, where they start 16-byte aligned.
-        LaunchWarpTiled(accelerator, ForwardConfig(s), s, PassForward, w, x, y, s.ColumnRows, Float4.IsAligned(w, s.ColumnRows), Float4.IsAligned(y, s.ColumnCols));
+        RunWarpTiled(accelerator, s, ConvPass.Forward, w, x, y, Float4.IsAligned(w, s.ColumnRows), variant);
     }
 
-    private static void BackwardDataKernels(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
+    private static void BackwardDataKernels(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx, ConvVariant variant)
     {
         s.Validate();
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
@@ -938,10 +1206,10 @@ public static unsafe partial class Conv2d
             return;
         }
         // w^T is read column-wise (scalar); Float4 stores where the pixel planes of dx are aligned.
-        LaunchWarpTiled(accelerator, BackwardDataConfig(s), s, PassBackwardData, w, dy, dx, s.OutC * s.Kernel * s.Kernel, false, Float4.IsAligned(dx, s.H * s.W));
+        RunWarpTiled(accelerator, s, ConvPass.BackwardData, w, dy, dx, false, variant);
     }
 
-    private static void BackwardWeightKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> dy, View<float> dw)
+    private static void BackwardWeightKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> dy, View<float> dw, ConvVariant variant)
     {
         s.Validate();
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
@@ -952,61 +1220,49 @@ public static unsafe partial class Conv2d
             LaunchTensorCore(accelerator, s, PassBackwardWeight, dy, x, dw);
             return;
         }
-        var (config, kPerSplit, splits) = BackwardWeightPlan(s);
         // Float4: rows of dy (OH OW floats per (image, oc)) and rows of dw / the partial products (InC K^2 floats).
-        bool vectorDy = Float4.IsAligned(dy, s.ColumnCols);
-        if (splits == 1)
-        {
-            LaunchWarpTiled(accelerator, config, s, PassBackwardWeight, dy, x, dw, kPerSplit, vectorDy, Float4.IsAligned(dw, s.ColumnRows));
-            return;
-        }
-        var partial = Workspace.Get<float>(accelerator, "Conv2d.BackwardWeight partial products", splits * s.WeightLength);
-        LaunchWarpTiled(accelerator, config, s, PassBackwardWeight, dy, x, partial, kPerSplit, vectorDy, Float4.IsAligned(partial, s.ColumnRows));
-        ConvSplitKReduceKernel.Launch(accelerator, ReduceConfig(s.WeightLength), partial, dw, splits);
+        RunWarpTiled(accelerator, s, ConvPass.BackwardWeight, dy, x, dw, Float4.IsAligned(dy, s.ColumnCols), variant);
     }
-
-    private static void LaunchWarpTiled(Accelerator accelerator, LaunchConfig config, in Conv2dShape s, int pass, View<float> first, View<float> second, View<float> output,
-        int kPerSplit, bool vectorFirst, bool vectorOutput) =>
-        ConvWarpTiledKernel.Launch(accelerator, config, pass, first, second, output,
-            s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, vectorFirst, vectorOutput);
-
-    private static LaunchConfig ForwardConfig(in Conv2dShape s) => WarpTiledConfig(s.OutC, s.N * s.ColumnCols, 1);
-
-    private static LaunchConfig BackwardDataConfig(in Conv2dShape s) => WarpTiledConfig(s.InC, s.N * s.H * s.W, 1);
 
     private static LaunchConfig ReduceConfig(int count) => new((int)Math.Min(1024, (count + ReduceThreads - 1) / ReduceThreads), ReduceThreads);
-
-    /// <summary>The weight gradient's launch, the reduction slice each split sums (a multiple of the k slice) and the number of splits.</summary>
-    private static (LaunchConfig Config, int KPerSplit, int Splits) BackwardWeightPlan(in Conv2dShape s)
-    {
-        int mDim = s.OutC, nDim = s.ColumnRows, kDim = s.N * s.ColumnCols;
-        int splits = WeightGradientSplits(mDim, nDim, kDim);
-        int kPerSplit = (kDim + splits - 1) / splits;
-        kPerSplit = (kPerSplit + ConvTileK - 1) / ConvTileK * ConvTileK;
-        splits = (kDim + kPerSplit - 1) / kPerSplit;
-        return (WarpTiledConfig(mDim, nDim, splits), kPerSplit, splits);
-    }
 
     [LaunchShapes]
     private static IEnumerable<LaunchShape> LaunchShapes()
     {
+        var kernels = new[] { (ConvKernel.ConvWarpTiled, ConvWarpTiledKernel.Definition), (ConvKernel.ConvWarpTiled128, ConvWarpTiled128Kernel.Definition), (ConvKernel.ConvWarpTiledOccupancy, ConvWarpTiledOccupancyKernel.Definition) };
         foreach (var (layer, s) in ResNet18Shapes.Convolutions)
         {
-            yield return new LaunchShape(ConvWarpTiledKernel.Definition, layer + " forward", ForwardConfig(s));
-            yield return new LaunchShape(ConvWarpTiledKernel.Definition, layer + " backward data", BackwardDataConfig(s));
-            var (config, _, splits) = BackwardWeightPlan(s);
-            yield return new LaunchShape(ConvWarpTiledKernel.Definition, layer + " backward weight", config);
-            if (splits > 1)
+            foreach (var pass in new[] { ConvPass.Forward, ConvPass.BackwardData, ConvPass.BackwardWeight })
             {
-                yield return new LaunchShape(ConvSplitKReduceKernel.Definition, layer + $" backward weight, sum of {splits} splits", ReduceConfig(s.WeightLength));
+                int splits = DefaultVariant(pass, s).Splits;
+                foreach (var (kernel, definition) in kernels)
+                {
+                    var (config, _, actual) = Plan(s, pass, kernel, splits);
+                    yield return new LaunchShape(definition, $"{layer} {PassName(pass)}" + (actual > 1 ? $", {actual} splits" : ""), config);
+                }
+                var (_, _, reduced) = Plan(s, pass, ConvKernel.ConvWarpTiled, splits);
+                if (reduced > 1)
+                {
+                    yield return new LaunchShape(ConvSplitKReduceKernel.Definition, $"{layer} {PassName(pass)}, sum of {reduced} splits", ReduceConfig(ProductLength(s, pass)));
+                }
             }
         }
     }
 
+    private static string PassName(ConvPass pass) => pass switch
+    {
+        ConvPass.Forward => "forward",
+        ConvPass.BackwardData => "backward data",
+        _ => "backward weight",
+    };
+
+    private static int ProductLength(in Conv2dShape s, ConvPass pass) => pass == ConvPass.BackwardData ? s.InputLength : pass == ConvPass.Forward ? s.OutputLength : s.WeightLength;
+
     /// <summary>
-    /// How many splits the long reduction N*OH*OW of the weight gradient is cut into: enough blocks to
-    /// fill a large GPU (~512), each split at least 512 deep so writing and summing the partial products
+    /// How many splits the reduction of a product is cut into when split: enough blocks of ConvWarpTiled
+    /// to fill a large GPU (~512), each split at least 512 deep so writing and summing the partial products
     /// stays a small share. The partial products then hold at most ~512 tiles of 64 x 128 floats (16 MiB).
+    /// The default for the weight gradient (small output, reduction N*OH*OW long); a tuner candidate for every pass.
     /// </summary>
     internal static int WeightGradientSplits(int mDim, int nDim, int kDim)
     {

@@ -143,12 +143,14 @@ public static partial class Gemm
     private const int Tile64 = 64;     // Gemm2: 64 x 64 block tile
     private const int Tile64K = 16;    //        16-deep k slices
     private const int Tile64Per = 4;   //        4 x 4 outputs per thread
-    private const int Tile64Stride = Tile64 + 4;
 
     private const int Tile128 = 128;   // Gemm3: 128 x 128 block tile
     private const int Tile128K = 8;    //        8-deep k slices
     private const int Tile128Per = 8;  //        8 x 8 outputs per thread
-    private const int Tile128Stride = Tile128 + 4;
+
+    // What the tiled body (Gemm3Tiled128) reads; its Gemm2Tiled64 variant overrides both.
+    private const int TiledPer = Tile128Per;
+    private const int TiledK = Tile128K;
 
     /// <summary>Gemm1, the baseline: one thread per element of C, operands read straight from global memory.</summary>
     [Kernel]
@@ -172,109 +174,36 @@ public static partial class Gemm
         c[at] = beta == 0f ? alpha * sum : MathF.FusedMultiplyAdd(beta, c[at], alpha * sum);
     }
 
-    /// <summary>Gemm2: 64 x 64 block tile, k in slices of 16 through shared memory, 4 x 4 outputs per thread.</summary>
+    /// <summary>
+    /// Gemm3: 128 x 128 block tile, k in slices of 8 through shared memory, 8 x 8 outputs per thread.
+    /// Gemm2 (64 x 64 tile, slices of 16, 4 x 4 outputs per thread) is the same body with
+    /// <see cref="TiledPer"/> and <see cref="TiledK"/> overridden ([KernelVariant]).
+    /// </summary>
     [Kernel]
-    private static void Gemm2Tiled64(KernelContext ctx, int m, int n, int k, float alpha,
-        View<float> a, int lda, bool transA, View<float> b, int ldb, bool transB, float beta, View<float> c, int ldc)
-    {
-        var tileA = ctx.Shared<float>(Tile64K * Tile64Stride);  // [kk][row]
-        var tileB = ctx.Shared<float>(Tile64K * Tile64Stride);  // [kk][col]
-        Span<float> acc = stackalloc float[Tile64Per * Tile64Per];
-        Span<float> regA = stackalloc float[Tile64Per];
-        Span<float> regB = stackalloc float[Tile64Per];
-        int tid = ctx.ThreadIdx.X;
-        int tRow = tid / 16;
-        int tCol = tid % 16;
-        int rowBase = ctx.BlockIdx.Y * Tile64;
-        int colBase = ctx.BlockIdx.X * Tile64;
-        for (int k0 = 0; k0 < k; k0 += Tile64K)
-        {
-            // 64 x 16 of op(A) and 16 x 64 of op(B): 4 elements per thread each, consecutive threads
-            // walking the operand's contiguous dimension; zeros outside the matrices.
-            for (int e = tid; e < Tile64 * Tile64K; e += TiledThreads)
-            {
-                int r = transA ? e % Tile64 : e / Tile64K;
-                int kk = transA ? e / Tile64 : e % Tile64K;
-                int gr = rowBase + r;
-                int gk = k0 + kk;
-                float v = 0f;
-                if (gr < m && gk < k)
-                {
-                    v = transA ? a[gk * lda + gr] : a[gr * lda + gk];
-                }
-                tileA[kk * Tile64Stride + r] = v;
-            }
-            for (int e = tid; e < Tile64 * Tile64K; e += TiledThreads)
-            {
-                int cc = transB ? e / Tile64K : e % Tile64;
-                int kk = transB ? e % Tile64K : e / Tile64;
-                int gc = colBase + cc;
-                int gk = k0 + kk;
-                float v = 0f;
-                if (gc < n && gk < k)
-                {
-                    v = transB ? b[gc * ldb + gk] : b[gk * ldb + gc];
-                }
-                tileB[kk * Tile64Stride + cc] = v;
-            }
-            ctx.Barrier();
-            for (int kk = 0; kk < Tile64K; kk++)
-            {
-                for (int i = 0; i < Tile64Per; i++)
-                {
-                    regA[i] = tileA[kk * Tile64Stride + tRow + i * 16];
-                }
-                for (int j = 0; j < Tile64Per; j++)
-                {
-                    regB[j] = tileB[kk * Tile64Stride + tCol + j * 16];
-                }
-                for (int i = 0; i < Tile64Per; i++)
-                {
-                    for (int j = 0; j < Tile64Per; j++)
-                    {
-                        acc[i * Tile64Per + j] = MathF.FusedMultiplyAdd(regA[i], regB[j], acc[i * Tile64Per + j]);
-                    }
-                }
-            }
-            ctx.Barrier();
-        }
-        for (int i = 0; i < Tile64Per; i++)
-        {
-            int row = rowBase + tRow + i * 16;
-            for (int j = 0; j < Tile64Per; j++)
-            {
-                int col = colBase + tCol + j * 16;
-                if (row < m && col < n)
-                {
-                    int at = row * ldc + col;
-                    float v = alpha * acc[i * Tile64Per + j];
-                    c[at] = beta == 0f ? v : MathF.FusedMultiplyAdd(beta, c[at], v);
-                }
-            }
-        }
-    }
-
-    /// <summary>Gemm3: 128 x 128 block tile, k in slices of 8 through shared memory, 8 x 8 outputs per thread.</summary>
-    [Kernel]
+    [KernelVariant(nameof(GemmVariant.Gemm2Tiled64), nameof(TiledPer), Tile64Per, nameof(TiledK), Tile64K)]
     private static void Gemm3Tiled128(KernelContext ctx, int m, int n, int k, float alpha,
         View<float> a, int lda, bool transA, View<float> b, int ldb, bool transB, float beta, View<float> c, int ldc)
     {
-        var tileA = ctx.Shared<float>(Tile128K * Tile128Stride);  // [kk][row]
-        var tileB = ctx.Shared<float>(Tile128K * Tile128Stride);  // [kk][col]
-        Span<float> acc = stackalloc float[Tile128Per * Tile128Per];
-        Span<float> regA = stackalloc float[Tile128Per];
-        Span<float> regB = stackalloc float[Tile128Per];
+        const int tile = 16 * TiledPer;  // 16 x 16 threads, each TiledPer x TiledPer outputs
+        const int stride = tile + 4;     // padded k-row of a shared tile
+        var tileA = ctx.Shared<float>(TiledK * stride);  // [kk][row]
+        var tileB = ctx.Shared<float>(TiledK * stride);  // [kk][col]
+        Span<float> acc = stackalloc float[TiledPer * TiledPer];
+        Span<float> regA = stackalloc float[TiledPer];
+        Span<float> regB = stackalloc float[TiledPer];
         int tid = ctx.ThreadIdx.X;
         int tRow = tid / 16;
         int tCol = tid % 16;
-        int rowBase = ctx.BlockIdx.Y * Tile128;
-        int colBase = ctx.BlockIdx.X * Tile128;
-        for (int k0 = 0; k0 < k; k0 += Tile128K)
+        int rowBase = ctx.BlockIdx.Y * tile;
+        int colBase = ctx.BlockIdx.X * tile;
+        for (int k0 = 0; k0 < k; k0 += TiledK)
         {
-            for (int e = tid; e < Tile128 * Tile128K; e += TiledThreads)
+            // tile x TiledK of op(A) and TiledK x tile of op(B), consecutive threads walking the operand's
+            // contiguous dimension; zeros outside the matrices.
+            for (int e = tid; e < tile * TiledK; e += TiledThreads)
             {
-                int r = transA ? e % Tile128 : e / Tile128K;
-                int kk = transA ? e / Tile128 : e % Tile128K;
+                int r = transA ? e % tile : e / TiledK;
+                int kk = transA ? e / tile : e % TiledK;
                 int gr = rowBase + r;
                 int gk = k0 + kk;
                 float v = 0f;
@@ -282,12 +211,12 @@ public static partial class Gemm
                 {
                     v = transA ? a[gk * lda + gr] : a[gr * lda + gk];
                 }
-                tileA[kk * Tile128Stride + r] = v;
+                tileA[kk * stride + r] = v;
             }
-            for (int e = tid; e < Tile128 * Tile128K; e += TiledThreads)
+            for (int e = tid; e < tile * TiledK; e += TiledThreads)
             {
-                int cc = transB ? e / Tile128K : e % Tile128;
-                int kk = transB ? e % Tile128K : e / Tile128;
+                int cc = transB ? e / TiledK : e % tile;
+                int kk = transB ? e % TiledK : e / tile;
                 int gc = colBase + cc;
                 int gk = k0 + kk;
                 float v = 0f;
@@ -295,45 +224,44 @@ public static partial class Gemm
                 {
                     v = transB ? b[gc * ldb + gk] : b[gk * ldb + gc];
                 }
-                tileB[kk * Tile128Stride + cc] = v;
+                tileB[kk * stride + cc] = v;
             }
             ctx.Barrier();
-            for (int kk = 0; kk < Tile128K; kk++)
+            for (int kk = 0; kk < TiledK; kk++)
             {
-                for (int i = 0; i < Tile128Per; i++)
+                for (int i = 0; i < TiledPer; i++)
                 {
-                    regA[i] = tileA[kk * Tile128Stride + tRow + i * 16];
+                    regA[i] = tileA[kk * stride + tRow + i * 16];
                 }
-                for (int j = 0; j < Tile128Per; j++)
+                for (int j = 0; j < TiledPer; j++)
                 {
-                    regB[j] = tileB[kk * Tile128Stride + tCol + j * 16];
+                    regB[j] = tileB[kk * stride + tCol + j * 16];
                 }
-                for (int i = 0; i < Tile128Per; i++)
+                for (int i = 0; i < TiledPer; i++)
                 {
-                    for (int j = 0; j < Tile128Per; j++)
+                    for (int j = 0; j < TiledPer; j++)
                     {
-                        acc[i * Tile128Per + j] = MathF.FusedMultiplyAdd(regA[i], regB[j], acc[i * Tile128Per + j]);
+                        acc[i * TiledPer + j] = MathF.FusedMultiplyAdd(regA[i], regB[j], acc[i * TiledPer + j]);
                     }
                 }
             }
             ctx.Barrier();
         }
-        for (int i = 0; i < Tile128Per; i++)
+        for (int i = 0; i < TiledPer; i++)
         {
             int row = rowBase + tRow + i * 16;
-            for (int j = 0; j < Tile128Per; j++)
+            for (int j = 0; j < TiledPer; j++)
             {
                 int col = colBase + tCol + j * 16;
                 if (row < m && col < n)
                 {
                     int at = row * ldc + col;
-                    float v = alpha * acc[i * Tile128Per + j];
+                    float v = alpha * acc[i * TiledPer + j];
                     c[at] = beta == 0f ? v : MathF.FusedMultiplyAdd(beta, c[at], v);
                 }
             }
         }
     }
-
 
     // ------------------------------------------------------------------ Gemm4: warp tiling
     //
