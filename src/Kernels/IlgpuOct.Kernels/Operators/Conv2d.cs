@@ -70,8 +70,8 @@ public enum ConvKernel
     ConvWarpTiled,
     /// <summary>128 x 128 block tiles on 8 warps, 2 blocks per SM.</summary>
     ConvWarpTiled128,
-    /// <summary>64 x 128 block tiles on 4 warps, registers capped for 5 blocks per SM.</summary>
-    ConvWarpTiledOccupancy,
+    /// <summary>64 x 64 block tiles on 4 warps, 8 x 4 outputs per thread, 5 blocks per SM.</summary>
+    ConvWarpTiled64,
 }
 
 /// <summary>
@@ -100,7 +100,7 @@ public readonly record struct ConvVariant(ConvKernel Kernel, int Splits)
                 return new ConvVariant(kernel, splits);
             }
         }
-        throw new FormatException($"Conv2d: '{text}' is not a convolution variant; write a kernel (Auto, ConvWarpTiled, ConvWarpTiled128 or ConvWarpTiledOccupancy), optionally followed by ' splits=N' (N >= 0).");
+        throw new FormatException($"Conv2d: '{text}' is not a convolution variant; write a kernel (Auto, ConvWarpTiled, ConvWarpTiled128 or ConvWarpTiled64), optionally followed by ' splits=N' (N >= 0).");
     }
 }
 
@@ -576,29 +576,34 @@ public static unsafe partial class Conv2d
     private const int ConvPitch = Gemm.Warp128Stride;
     private const int ConvBuffer = ConvTileK * ConvPitch;
     private const int ConvThreads = 128;      // threads per block = 2 ConvTileM (the body reads it; ConvWarpTiled128 overrides it)
+    private const int ConvThreadCols = 8;     // output columns per thread (8 rows each); ConvWarpTiled64 overrides it
     private const int ConvTile128M = 128;     // ConvWarpTiled128: 128 x 128 tiles on 8 warps
     private const int ConvTile128Threads = 256;
+    private const int ConvTile64N = 64;       // ConvWarpTiled64: 64 x 64 tiles on 4 warps, 8 x 4 outputs per thread
+    private const int ConvTile64ThreadCols = 4;
     private const int ReduceThreads = 256;
 
     /// <summary>
     /// The three convolution products (see the section comment); launch bounds keep 4 blocks (16 warps) per
     /// SM at 128 registers. Variants of the same body: ConvWarpTiled128 (128 x 128 tiles, 8 warps as 2 x 4,
     /// each thread gathering half of its B column's k-slice; 2 blocks per SM at 128 registers) and
-    /// ConvWarpTiledOccupancy (the default tiles capped for 5 blocks = 20 warps per SM).
+    /// ConvWarpTiled64 (64 x 64 tiles, 8 x 4 outputs per thread, warp tiles 64 x 16, half a B column's
+    /// k-slice per thread: fewer registers, 5 blocks = 20 warps per SM, twice the blocks on small outputs).
     /// </summary>
     [Kernel(MaxThreadsPerBlock = ConvThreads, MinBlocksPerMultiprocessor = 4)]
     [KernelVariant(nameof(ConvKernel.ConvWarpTiled128), nameof(ConvTileM), ConvTile128M, nameof(ConvThreads), ConvTile128Threads,
         MaxThreadsPerBlock = ConvTile128Threads, MinBlocksPerMultiprocessor = 2)]
-    [KernelVariant(nameof(ConvKernel.ConvWarpTiledOccupancy), MinBlocksPerMultiprocessor = 5)]
+    [KernelVariant(nameof(ConvKernel.ConvWarpTiled64), nameof(ConvTileN), ConvTile64N, nameof(ConvThreadCols), ConvTile64ThreadCols,
+        MinBlocksPerMultiprocessor = 5)]
     private static void ConvWarpTiled(KernelContext ctx, int pass, View<float> first, View<float> second, View<float> output,
         int inC, int h, int wd, int outC, int kernel, int stride, int padding, int outH, int outW, int batch,
         int kPerSplit, bool vectorFirst, bool vectorOutput)
     {
         var tileA = ctx.Shared<float>(2 * ConvBuffer);  // two buffers of [k][row]
         var tileB = ctx.Shared<float>(2 * ConvBuffer);  // two buffers of [k][column]
-        Span<float> acc = stackalloc float[64];         // acc[8 i + j]: row threadRow + 32 (i / 4) + i % 4, column threadCol + 16 (j / 4) + j % 4
+        Span<float> acc = stackalloc float[8 * ConvThreadCols];  // acc[ConvThreadCols i + j]: row threadRow + 32 (i / 4) + i % 4, column threadCol + 16 (j / 4) + j % 4
         Span<float> regA = stackalloc float[8];
-        Span<float> regB = stackalloc float[8];
+        Span<float> regB = stackalloc float[ConvThreadCols];
         Span<float> nextA = stackalloc float[4];
         const int bRows = ConvTileK * ConvTileN / ConvThreads;  // k-rows of its B column each thread gathers per slice
         Span<float> nextB = stackalloc float[bRows];
@@ -619,9 +624,10 @@ public static unsafe partial class Conv2d
         int kDim = pass == PassForward ? inC * kk : pass == PassBackwardData ? outC * kk : batch * outHW;
         int kBegin = ctx.BlockIdx.Z * kPerSplit;
         int kEnd = Math.Min(kDim, kBegin + kPerSplit);
-        // Warps as (ConvTileM / 64) x (ConvTileN / 32) warp tiles of 64 x 32.
-        int threadRow = warp / (ConvTileN / 32) * 64 + (lane >> 2) * 4;
-        int threadCol = warp % (ConvTileN / 32) * 32 + (lane & 3) * 4;
+        // Warps as (ConvTileM / 64) x (ConvTileN / warpCols) warp tiles of 64 x warpCols (lanes 8 x 4, 4 x 4 outputs per sub-tile).
+        const int warpCols = 4 * ConvThreadCols;
+        int threadRow = warp / (ConvTileN / warpCols) * 64 + (lane >> 2) * 4;
+        int threadCol = warp % (ConvTileN / warpCols) * warpCols + (lane & 3) * 4;
         int aRow = rowBase + (tid >> 1);
         bool columnValid = colBase + bColumn < nDim;
         ConvDecodeColumn(pass, columnValid ? colBase + bColumn : 0, inC, h, wd, outC, kernel, stride, padding, outH, outW, column);
@@ -653,11 +659,11 @@ public static unsafe partial class Conv2d
                 {
                     regA[i] = tileA[current + q * ConvPitch + threadRow + (i >> 2) * 32 + (i & 3)];
                 }
-                for (int j = 0; j < 8; j++)
+                for (int j = 0; j < ConvThreadCols; j++)
                 {
                     regB[j] = tileB[current + q * ConvPitch + threadCol + (j >> 2) * 16 + (j & 3)];
                 }
-                Gemm.Gemm4Fma(regA, regB, acc);
+                Gemm.Gemm4Fma(regA, regB, acc, ConvThreadCols);
             }
             // The other buffer was last read in the previous slice, before the barrier that ended it.
             int other = ConvBuffer - current;
@@ -681,15 +687,16 @@ public static unsafe partial class Conv2d
         for (int i = 0; i < 8; i++)
         {
             int m = rowBase + threadRow + (i >> 2) * 32 + (i & 3);
-            for (int jq = 0; jq < 2; jq++)
+            for (int jq = 0; jq < ConvThreadCols / 4; jq++)
             {
                 int n = colBase + threadCol + jq * 16;
+                int at = i * ConvThreadCols + jq * 4;
                 if (m < mDim && n < nDim)
                 {
                     if (vectorOutput && n + 3 < nDim)
                     {
                         Float4.StoreAligned(output, ConvOutputIndex(pass, m, n, mDim, nDim, plane, splitOffset),
-                            acc[i * 8 + jq * 4], acc[i * 8 + jq * 4 + 1], acc[i * 8 + jq * 4 + 2], acc[i * 8 + jq * 4 + 3]);
+                            acc[at], acc[at + 1], acc[at + 2], acc[at + 3]);
                     }
                     else
                     {
@@ -697,7 +704,7 @@ public static unsafe partial class Conv2d
                         {
                             if (n + j < nDim)
                             {
-                                output[ConvOutputIndex(pass, m, n + j, mDim, nDim, plane, splitOffset)] = acc[i * 8 + jq * 4 + j];
+                                output[ConvOutputIndex(pass, m, n + j, mDim, nDim, plane, splitOffset)] = acc[at + j];
                             }
                         }
                     }
@@ -988,15 +995,16 @@ public static unsafe partial class Conv2d
 
     // ---- FP32 dispatch: which kernel variant and how many splits of the reduction (autotuned on cuda)
 
-    /// <summary>Block tile rows and threads per block of each FP32 kernel variant (block tiles are ConvTileN = 128 wide).</summary>
-    private static (int TileM, int Threads) Geometry(ConvKernel kernel) => kernel switch
+    /// <summary>Block tile rows and columns and threads per block of each FP32 kernel variant (its [KernelVariant] values).</summary>
+    private static (int TileM, int TileN, int Threads) Geometry(ConvKernel kernel) => kernel switch
     {
-        ConvKernel.ConvWarpTiled or ConvKernel.ConvWarpTiledOccupancy => (ConvTileM, ConvThreads),
-        ConvKernel.ConvWarpTiled128 => (ConvTile128M, ConvTile128Threads),
+        ConvKernel.ConvWarpTiled => (ConvTileM, ConvTileN, ConvThreads),
+        ConvKernel.ConvWarpTiled128 => (ConvTile128M, ConvTileN, ConvTile128Threads),
+        ConvKernel.ConvWarpTiled64 => (ConvTileM, ConvTile64N, ConvThreads),
         _ => throw new ArgumentOutOfRangeException(nameof(kernel), $"Conv2d: {kernel} is not a kernel; use {ConvKernelNames}."),
     };
 
-    private const string ConvKernelNames = "Auto, ConvWarpTiled, ConvWarpTiled128 or ConvWarpTiledOccupancy";
+    private const string ConvKernelNames = "Auto, ConvWarpTiled, ConvWarpTiled128 or ConvWarpTiled64";
 
     private static int PassInt(ConvPass pass) => pass switch
     {
@@ -1021,8 +1029,8 @@ public static unsafe partial class Conv2d
         int kPerSplit = (kDim + splits - 1) / splits;
         kPerSplit = (kPerSplit + ConvTileK - 1) / ConvTileK * ConvTileK;
         splits = (kDim + kPerSplit - 1) / kPerSplit;
-        var (tileM, threads) = Geometry(kernel);
-        return (new LaunchConfig(new Dim3((nDim + ConvTileN - 1) / ConvTileN, (mDim + tileM - 1) / tileM, splits), threads), kPerSplit, splits);
+        var (tileM, tileN, threads) = Geometry(kernel);
+        return (new LaunchConfig(new Dim3((nDim + tileN - 1) / tileN, (mDim + tileM - 1) / tileM, splits), threads), kPerSplit, splits);
     }
 
     /// <summary>
@@ -1043,7 +1051,7 @@ public static unsafe partial class Conv2d
     {
         var (mDim, nDim, kDim) = ProductDims(s, pass);
         var list = new List<ConvVariant> { DefaultVariant(pass, s) };
-        foreach (var kernel in new[] { ConvKernel.ConvWarpTiled, ConvKernel.ConvWarpTiled128, ConvKernel.ConvWarpTiledOccupancy })
+        foreach (var kernel in new[] { ConvKernel.ConvWarpTiled, ConvKernel.ConvWarpTiled128, ConvKernel.ConvWarpTiled64 })
         {
             foreach (int splits in new[] { 1, WeightGradientSplits(mDim, nDim, kDim) })
             {
@@ -1151,8 +1159,8 @@ public static unsafe partial class Conv2d
                 ConvWarpTiled128Kernel.Launch(accelerator, config, p, first, second, output,
                     s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, vectorFirst, vectorOutput);
                 break;
-            case ConvKernel.ConvWarpTiledOccupancy:
-                ConvWarpTiledOccupancyKernel.Launch(accelerator, config, p, first, second, output,
+            case ConvKernel.ConvWarpTiled64:
+                ConvWarpTiled64Kernel.Launch(accelerator, config, p, first, second, output,
                     s.InC, s.H, s.W, s.OutC, s.Kernel, s.Stride, s.Padding, s.OutH, s.OutW, s.N, kPerSplit, vectorFirst, vectorOutput);
                 break;
             default:
@@ -1229,7 +1237,7 @@ public static unsafe partial class Conv2d
     [LaunchShapes]
     private static IEnumerable<LaunchShape> LaunchShapes()
     {
-        var kernels = new[] { (ConvKernel.ConvWarpTiled, ConvWarpTiledKernel.Definition), (ConvKernel.ConvWarpTiled128, ConvWarpTiled128Kernel.Definition), (ConvKernel.ConvWarpTiledOccupancy, ConvWarpTiledOccupancyKernel.Definition) };
+        var kernels = new[] { (ConvKernel.ConvWarpTiled, ConvWarpTiledKernel.Definition), (ConvKernel.ConvWarpTiled128, ConvWarpTiled128Kernel.Definition), (ConvKernel.ConvWarpTiled64, ConvWarpTiled64Kernel.Definition) };
         foreach (var (layer, s) in ResNet18Shapes.Convolutions)
         {
             foreach (var pass in new[] { ConvPass.Forward, ConvPass.BackwardData, ConvPass.BackwardWeight })

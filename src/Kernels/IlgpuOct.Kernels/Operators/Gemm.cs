@@ -333,7 +333,7 @@ public static partial class Gemm
                 {
                     regB[j] = tileB[current + kk * Warp128Stride + threadCol + (j >> 2) * WarpSubN + (j & 3)];
                 }
-                Gemm4Fma(regA, regB, acc);
+                Gemm4Fma(regA, regB, acc, 8);
             }
             if (hasNext)
             {
@@ -425,14 +425,21 @@ public static partial class Gemm
             ? (tid >> 5) * Warp128Stride + (tid & 31) * 4 + ((s + ((tid & 31) >> 3)) & 3)
             : ((tid & 1) * 4 + s) * Warp128Stride + (tid >> 1);
 
-    /// <summary>acc[8 i + j] += regA[i] * regB[j]: one k step of a thread's 8 x 8 outputs (also Conv2d.ConvWarpTiled's).</summary>
-    internal static void Gemm4Fma(Span<float> regA, Span<float> regB, Span<float> acc)
+    /// <summary>
+    /// acc[cols i + j] += regA[i] * regB[j]: one k step of a thread's 8 x cols outputs, cols 8 or 4 (also
+    /// Conv2d.ConvWarpTiled's). The loops run to 8 so every index is a constant (registers); the guard
+    /// is resolved at compile time once the constant cols is inlined.
+    /// </summary>
+    internal static void Gemm4Fma(Span<float> regA, Span<float> regB, Span<float> acc, int cols)
     {
         for (int i = 0; i < 8; i++)
         {
             for (int j = 0; j < 8; j++)
             {
-                acc[i * 8 + j] = MathF.FusedMultiplyAdd(regA[i], regB[j], acc[i * 8 + j]);
+                if (j < cols)
+                {
+                    acc[i * cols + j] = MathF.FusedMultiplyAdd(regA[i], regB[j], acc[i * cols + j]);
+                }
             }
         }
     }
