@@ -87,6 +87,63 @@ public sealed class AutotunerTests : IDisposable
         again.Should().HaveCount(2);
     }
 
+    // ResNet-18 layer4 at 64x64 input, batch 64: a 512 x 256 output, 4608 deep (small output, long reduction).
+    private static readonly Conv2dShape Layer4 = new(64, 512, 2, 2, 512, 3, 1, 1);
+
+    [Fact]
+    public void Conv_candidates_are_each_kernel_variant_unsplit_and_split_with_the_default_first()
+    {
+        Conv2d.DefaultVariant(ConvPass.Forward, Layer4).Should().Be(new ConvVariant(ConvKernel.ConvWarpTiled, 1));
+        Conv2d.TunedVariants(ConvPass.Forward, Layer4).Select(v => v.ToString()).Should().Equal(
+            "ConvWarpTiled splits=1", "ConvWarpTiled splits=9", "ConvWarpTiled128 splits=1", "ConvWarpTiled128 splits=9",
+            "ConvWarpTiled64 splits=1", "ConvWarpTiled64 splits=9");
+        // The weight gradient's default is already split; a reduction too short to split gives one candidate per kernel.
+        var layer1 = new Conv2dShape(64, 64, 56, 56, 64, 3, 1, 1);
+        Conv2d.DefaultVariant(ConvPass.BackwardWeight, layer1).Should().Be(new ConvVariant(ConvKernel.ConvWarpTiled, 102));
+        Conv2d.TunedVariants(ConvPass.BackwardWeight, layer1)[0].Should().Be(new ConvVariant(ConvKernel.ConvWarpTiled, 102));
+        Conv2d.TunedVariants(ConvPass.Forward, new Conv2dShape(1, 3, 8, 8, 4, 3, 1, 1)).Should().HaveCount(3);
+        Conv2d.TuningProblem(ConvPass.BackwardData, Layer4, false, true).Should().Be("conv2d BackwardData x(64,512,2,2) w(512,512,3,3) stride=1 pad=1 fp32 float4=01");
+    }
+
+    [Fact]
+    public void Conv_choice_is_the_fastest_candidate_cached_per_device_pass_and_shape()
+    {
+        string file = Path.Combine(_folder, "tuning", "autotune-conv.json");
+        var calls = new List<ConvVariant>();
+        double Time(ConvVariant v)
+        {
+            calls.Add(v);
+            return v == new ConvVariant(ConvKernel.ConvWarpTiled64, 9) ? 0.5 : 1.0 + calls.Count;
+        }
+        var winner = Conv2d.Choose(new Autotuner(file), "H200 (sm_90)", ConvPass.Forward, Layer4, true, true, Time);
+        winner.Should().Be(new ConvVariant(ConvKernel.ConvWarpTiled64, 9));
+        calls.Should().Equal(Conv2d.TunedVariants(ConvPass.Forward, Layer4), "each candidate is timed once");
+
+        // Another process: the cache answers; another pass of the same shape is tuned on its own.
+        calls.Clear();
+        var again = new Autotuner(file);
+        Conv2d.Choose(again, "H200 (sm_90)", ConvPass.Forward, Layer4, true, true, Time).Should().Be(winner);
+        calls.Should().BeEmpty();
+        Conv2d.Choose(again, "H200 (sm_90)", ConvPass.BackwardWeight, Layer4, true, true, _ => 1.0)
+            .Should().Be(Conv2d.DefaultVariant(ConvPass.BackwardWeight, Layer4), "a tie keeps the default");
+        File.ReadAllText(file).Should().Contain(Conv2d.TuningProblem(ConvPass.Forward, Layer4, true, true)).And.Contain("ConvWarpTiled64 splits=9");
+    }
+
+    [Fact]
+    public void Conv_variants_read_back_as_written_and_bad_text_is_a_clear_error()
+    {
+        foreach (var v in Conv2d.TunedVariants(ConvPass.Forward, Layer4))
+        {
+            ConvVariant.Parse(v.ToString()).Should().Be(v);
+        }
+        ConvVariant.Parse("ConvWarpTiled128").Should().Be(new ConvVariant(ConvKernel.ConvWarpTiled128, 0));
+        foreach (string bad in new[] { "", "Conv", "3", "ConvWarpTiled splits=-1", "ConvWarpTiled splits=x", "ConvWarpTiled 4" })
+        {
+            var parse = () => ConvVariant.Parse(bad);
+            parse.Should().Throw<FormatException>().WithMessage("*splits=N*");
+        }
+    }
+
     [Fact]
     public void Gemm_tunes_its_tiled_variants_under_a_key_that_names_the_float4_paths()
     {

@@ -44,7 +44,40 @@ public sealed class Conv2dWarpTiledTests
 
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Kernels_match_the_cpu_implementation(AcceleratorKind kind, Conv2dShape s, int offset)
+    public void Kernels_match_the_cpu_implementation(AcceleratorKind kind, Conv2dShape s, int offset) => Check(kind, s, offset, default);
+
+    /// <summary>Every kernel variant, unsplit and split (forward and backward data too), on shapes that cross its tile edges.</summary>
+    public static TheoryData<AcceleratorKind, Conv2dShape, int, string> VariantCases()
+    {
+        var shapes = new (Conv2dShape Shape, int Offset)[]
+        {
+            (new Conv2dShape(1, 70, 9, 7, 130, 3, 2, 1), 0),   // two 128-row tiles, odd width, stride 2
+            (new Conv2dShape(2, 8, 8, 8, 16, 1, 1, 0), 0),     // every Float4 path
+            (new Conv2dShape(2, 8, 8, 8, 16, 1, 1, 0), 1),     // scalar fallbacks
+            (new Conv2dShape(2, 3, 17, 17, 5, 7, 2, 3), 0),    // 7x7 stride 2, 147-deep forward reduction
+            (new Conv2dShape(8, 4, 16, 16, 8, 3, 1, 1), 0),    // 512 columns of y: eight 64-column tiles
+        };
+        var variants = new[] { "ConvWarpTiled splits=3", "ConvWarpTiled128 splits=1", "ConvWarpTiled128 splits=3", "ConvWarpTiled64 splits=1", "ConvWarpTiled64 splits=3" };
+        var data = new TheoryData<AcceleratorKind, Conv2dShape, int, string>();
+        foreach (var kind in new[] { AcceleratorKind.CpuKernels, AcceleratorKind.CudaHost })
+        {
+            foreach (var (shape, offset) in shapes)
+            {
+                foreach (string variant in variants)
+                {
+                    data.Add(kind, shape, offset, variant);
+                }
+            }
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(VariantCases))]
+    public void Every_variant_matches_the_cpu_implementation(AcceleratorKind kind, Conv2dShape s, int offset, string variant) =>
+        Check(kind, s, offset, ConvVariant.Parse(variant));
+
+    private static void Check(AcceleratorKind kind, Conv2dShape s, int offset, ConvVariant variant)
     {
         var random = new Random(s.InC * 31 + s.OutC + offset);
         float[] x = GradientCheck.ToFloat(GradientCheck.Random(random, s.InputLength));
@@ -73,16 +106,16 @@ public sealed class Conv2dWarpTiledTests
         {
             Float4.IsAligned(vw, 4).Should().BeFalse("the shifted views must exercise the scalar paths");
         }
-        Conv2d.Forward(device.Accelerator, s, vx, vw, At(ky));
-        Conv2d.BackwardData(device.Accelerator, s, vw, vdy, At(kdx));
-        Conv2d.BackwardWeight(device.Accelerator, s, vx, vdy, At(kdw));
-        Conv2d.BackwardWeight(device.Accelerator, s, vx, vdy, At(kdwAgain));
+        Conv2d.Forward(device.Accelerator, s, vx, vw, At(ky), variant);
+        Conv2d.BackwardData(device.Accelerator, s, vw, vdy, At(kdx), variant);
+        Conv2d.BackwardWeight(device.Accelerator, s, vx, vdy, At(kdw), variant);
+        Conv2d.BackwardWeight(device.Accelerator, s, vx, vdy, At(kdwAgain), variant);
         device.Sync();
 
         // Sums of K products of values in [-1, 1) in another order than the CPU's: the bound grows with K.
-        Tolerance.AssertClose(ky.AsSpan(offset), y, atol: 1e-6 * s.ColumnRows + 1e-5, rtol: 1e-5, "ConvWarpTiled forward");
-        Tolerance.AssertClose(kdx.AsSpan(offset), dx, atol: 1e-6 * s.OutC * s.Kernel * s.Kernel + 1e-5, rtol: 1e-5, "ConvWarpTiled backward data");
-        Tolerance.AssertClose(kdw.AsSpan(offset), dw, atol: 1e-6 * s.N * s.ColumnCols + 1e-5, rtol: 1e-5, "ConvWarpTiled backward weight");
+        Tolerance.AssertClose(ky.AsSpan(offset), y, atol: 1e-6 * s.ColumnRows + 1e-5, rtol: 1e-5, $"{variant} forward");
+        Tolerance.AssertClose(kdx.AsSpan(offset), dx, atol: 1e-6 * s.OutC * s.Kernel * s.Kernel + 1e-5, rtol: 1e-5, $"{variant} backward data");
+        Tolerance.AssertClose(kdw.AsSpan(offset), dw, atol: 1e-6 * s.N * s.ColumnCols + 1e-5, rtol: 1e-5, $"{variant} backward weight");
         kdwAgain.AsSpan(offset).ToArray().Should().Equal(kdw.AsSpan(offset).ToArray(), "the split weight gradient sums its partial products in a fixed order");
     }
 

@@ -553,7 +553,10 @@ public static unsafe partial class Conv2d
     //   backward data   dx (InC x N*H*W)    = w^T (InC x OutC*K*K) * taps(dy)    first = w,  second = dy
     //   backward weight dw (OutC x InC*K*K) = dy (OutC x N*OH*OW) * cols(x)^T    first = dy, second = x
     // Tiling is Gemm4's (Gemm.cs) on 4 warps: block tile 64 x 128, BK 8, warp tiles 64 x 32 (2 x 2
-    // sub-tiles of 32 x 16 whose lanes, 8 x 4, own 4 x 4 outputs), 8 x 8 outputs per thread. The next
+    // sub-tiles of 32 x 16 whose lanes, 8 x 4, own 4 x 4 outputs), 8 x 8 outputs per thread. The same
+    // body, specialised by [KernelVariant], gives 128 x 128 tiles on 8 warps (ConvWarpTiled128) and 64 x 64
+    // tiles with 8 x 4 outputs per thread (ConvWarpTiled64); on cuda the autotuner picks a variant and
+    // whether to split the reduction per pass and shape (Choose), elsewhere DefaultVariant runs. The next
     // k-slice is gathered into registers while the current one is multiplied, then stored into the other
     // half of double-buffered shared tiles: one barrier per slice. Shared k-rows are padded to 132 floats
     // (= 4 mod 32 banks), so the A stores (4 k of one row per thread), the B stores (one column per
@@ -568,7 +571,8 @@ public static unsafe partial class Conv2d
     // == 0), each only when the launcher's Float4.IsAligned says so; scalar accesses otherwise.
     // The weight gradient's output is small and its reduction N*OH*OW long: the reduction is split over
     // gridDim.z into partial products, summed by ConvSplitKReduce in split order (no atomics, so two
-    // runs give the same bits).
+    // runs give the same bits). Forward and backward data split the same way when the tuner finds it
+    // faster (small outputs such as layer4's).
 
     private const int ConvTileM = 64;         // block tile rows (the body reads it; ConvWarpTiled128 overrides it)
     private const int ConvTileN = 128;        // block tile columns
@@ -1040,7 +1044,8 @@ public static unsafe partial class Conv2d
     public static ConvVariant DefaultVariant(ConvPass pass, Conv2dShape s)
     {
         var (mDim, nDim, kDim) = ProductDims(s, pass);
-        return new ConvVariant(ConvKernel.ConvWarpTiled, pass == ConvPass.BackwardWeight ? WeightGradientSplits(mDim, nDim, kDim) : 1);
+        int splits = pass == ConvPass.BackwardWeight ? WeightGradientSplits(mDim, nDim, kDim) : 1;
+        return new ConvVariant(ConvKernel.ConvWarpTiled, Plan(s, pass, ConvKernel.ConvWarpTiled, splits).Splits);
     }
 
     /// <summary>
@@ -1297,21 +1302,27 @@ public static unsafe partial class Conv2d
             new Conv2dShape(3, 16, 6, 6, 24, 1, 1, 0),
             new Conv2dShape(8, 4, 16, 16, 8, 3, 1, 1), // weight gradient split over the batch (atomic adds)
         };
-        foreach (var s in shapes)
+        // The default (Auto) on every shape; each forced kernel variant, unsplit and split, on two of them.
+        var variants = new ConvVariant[] { new(ConvKernel.ConvWarpTiled, 3), new(ConvKernel.ConvWarpTiled128, 1), new(ConvKernel.ConvWarpTiled128, 3),
+            new(ConvKernel.ConvWarpTiled64, 1), new(ConvKernel.ConvWarpTiled64, 3) };
+        var cases = shapes.Select(s => (s, default(ConvVariant)))
+            .Concat(from s in new[] { shapes[0], shapes[2] } from v in variants select (s, v));
+        foreach (var (s, variant) in cases)
         {
-            string shape = $"x({s.N},{s.InC},{s.H},{s.W}) w({s.OutC},{s.InC},{s.Kernel},{s.Kernel}) s{s.Stride} p{s.Padding}";
+            string shape = $"x({s.N},{s.InC},{s.H},{s.W}) w({s.OutC},{s.InC},{s.Kernel},{s.Kernel}) s{s.Stride} p{s.Padding}"
+                + (variant == default ? "" : " " + variant);
             // Sums of ColumnRows products of values in [-1, 1): tolerance grows with their count.
             double tolerance = 2e-6 * Math.Max(s.ColumnRows, s.OutC * s.Kernel * s.Kernel) + 1e-5;
             yield return new SelfTestCase("Conv2d.Forward", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.WeightLength), new float[s.OutputLength]], [2],
-                (a, v) => Forward(a, s, v[0], v[1], v[2]), h => ForwardCpu(s, h[0], h[1], h[2]), tolerance));
+                (a, v) => Forward(a, s, v[0], v[1], v[2], variant), h => ForwardCpu(s, h[0], h[1], h[2]), tolerance));
             yield return new SelfTestCase("Conv2d.BackwardData", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.WeightLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), new float[s.InputLength]], [2],
-                (a, v) => BackwardData(a, s, v[0], v[1], v[2]), h => BackwardDataCpu(s, h[0], h[1], h[2]), tolerance));
+                (a, v) => BackwardData(a, s, v[0], v[1], v[2], variant), h => BackwardDataCpu(s, h[0], h[1], h[2]), tolerance));
             double weightTolerance = 2e-6 * s.N * s.ColumnCols + 1e-5;
             yield return new SelfTestCase("Conv2d.BackwardWeight", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), OperatorSelfTest.Random(seed + 2, s.WeightLength)], [2],
-                (a, v) => BackwardWeight(a, s, v[0], v[1], v[2]), h => BackwardWeightCpu(s, h[0], h[1], h[2]), weightTolerance));
+                (a, v) => BackwardWeight(a, s, v[0], v[1], v[2], variant), h => BackwardWeightCpu(s, h[0], h[1], h[2]), weightTolerance));
         }
     }
 }
