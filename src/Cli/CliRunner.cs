@@ -59,6 +59,22 @@ internal static class CliRunner
         return option;
     }
 
+    /// <summary>--conv-kernel: the FP32 convolution kernel of every pass, as bench gemm's --variant for the GEMM (applied by <see cref="ApplyConvKernel"/>).</summary>
+    public static Option<string> ConvKernelOption()
+    {
+        var option = new Option<string>("--conv-kernel")
+        {
+            Description = "FP32 convolution kernel: auto (default: autotuned per pass and shape on cuda, ConvWarpTiled elsewhere) | ConvWarpTiled (64x128 tiles) | ConvWarpTiled128 (128x128) | ConvWarpTiled64 (64x64, fewer registers); the shape's default split of the reduction.",
+            DefaultValueFactory = _ => "auto",
+        };
+        option.AcceptOnlyFromAmong("auto", nameof(ConvKernel.ConvWarpTiled), nameof(ConvKernel.ConvWarpTiled128), nameof(ConvKernel.ConvWarpTiled64));
+        return option;
+    }
+
+    /// <summary>Makes every convolution pass of this process run the kernel --conv-kernel names (Conv2d.ForcedKernel).</summary>
+    public static void ApplyConvKernel(ParseResult parse, Option<string> option) =>
+        Conv2d.ForcedKernel = parse.GetValue(option) is { } name && name != "auto" ? Enum.Parse<ConvKernel>(name) : ConvKernel.Auto;
+
     public static Option<bool> JsonOption() => new("--json") { Description = "Print the result as JSON instead of a table." };
 
     /// <summary>Skip the data set's SHA-256 check (it reads the whole file once).</summary>

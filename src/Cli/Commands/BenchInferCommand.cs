@@ -30,6 +30,8 @@ internal static class BenchInferCommand
         var json = CliRunner.JsonOption();
         command.Options.Add(engine);
         command.Options.Add(device);
+        var convKernel = CliRunner.ConvKernelOption();
+        command.Options.Add(convKernel);
         shape.AddTo(command);
         command.Options.Add(threads);
         command.Options.Add(json);
@@ -44,6 +46,7 @@ internal static class BenchInferCommand
             {
                 throw new ArgumentException($"--engine onnxruntime runs ONNX Runtime's CPU provider; --device {parse.GetValue(device)} applies to --engine cpu only.");
             }
+            CliRunner.ApplyConvKernel(parse, convKernel);
             using var acc = CliRunner.OpenDevice(parse.GetValue(device)!);
             using var model = new ResNet18(acc, config, seed: 0);
             long[] dims = [n, config.InChannels, res, res];

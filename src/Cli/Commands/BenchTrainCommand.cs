@@ -24,6 +24,8 @@ internal static class BenchTrainCommand
         var json = CliRunner.JsonOption();
         command.Options.Add(device);
         command.Options.Add(precision);
+        var convKernel = CliRunner.ConvKernelOption();
+        command.Options.Add(convKernel);
         shape.AddTo(command);
         command.Options.Add(json);
         CliRunner.SetAction(command, (parse, token) =>
@@ -36,6 +38,7 @@ internal static class BenchTrainCommand
             {
                 throw new ArgumentException("Use --resolution >= 16, --batch >= 2, --steps >= 1 and --warmup >= 0.");
             }
+            CliRunner.ApplyConvKernel(parse, convKernel);
             var config = shape.Config(parse);
             using var acc = CliRunner.OpenDevice(parse.GetValue(device)!, parse.GetValue(precision)!);
             using var workload = new TrainStepWorkload(acc, config, res, n);

@@ -27,15 +27,21 @@ internal static class ProfileCommand
         return profile;
     }
 
-    private sealed record Common(Option<string> Device, Option<bool> Json, Option<string?> Svg);
+    private sealed record Common(Option<string> Device, Option<bool> Json, Option<string?> Svg, Option<string>? ConvKernel);
 
-    private static Common AddCommon(Command command)
+    /// <param name="convolutions">Whether the run has convolutions (then --conv-kernel picks their kernel).</param>
+    private static Common AddCommon(Command command, bool convolutions = true)
     {
         var common = new Common(CliRunner.DeviceOption("auto"), CliRunner.JsonOption(),
-            new Option<string?>("--svg") { Description = "Also write an SVG bar chart of the time by kernel to this file." });
+            new Option<string?>("--svg") { Description = "Also write an SVG bar chart of the time by kernel to this file." },
+            convolutions ? CliRunner.ConvKernelOption() : null);
         command.Options.Add(common.Device);
         command.Options.Add(common.Json);
         command.Options.Add(common.Svg);
+        if (common.ConvKernel is not null)
+        {
+            command.Options.Add(common.ConvKernel);
+        }
         return common;
     }
 
@@ -92,7 +98,7 @@ internal static class ProfileCommand
     private static Command CreateGmm()
     {
         var command = new Command("gmm", "Profile EM iterations of a full-covariance Gaussian mixture on seeded synthetic features.");
-        var common = AddCommon(command);
+        var common = AddCommon(command, convolutions: false);
         var n = new Option<int>("--n") { Description = "Points.", DefaultValueFactory = _ => 2000 }.InRange(2, 100_000);
         var d = new Option<int>("--d") { Description = "Features.", DefaultValueFactory = _ => 64 }.InRange(1, 4096);
         var k = new Option<int>("--k") { Description = "Components.", DefaultValueFactory = _ => 4 }.InRange(1, 64);
@@ -126,6 +132,10 @@ internal static class ProfileCommand
 
     private static int Run(ParseResult parse, Common common, string title, int steps, Func<Accelerator, Workload> create)
     {
+        if (common.ConvKernel is not null)
+        {
+            CliRunner.ApplyConvKernel(parse, common.ConvKernel);
+        }
         using var acc = CliRunner.OpenDevice(parse.GetValue(common.Device)!);
         var roofline = RooflineOf(acc, out string rooflineNote);
         var workload = create(acc);
