@@ -109,18 +109,7 @@ internal sealed class CudaTranslator
         {
             return "";
         }
-        int threads = 0, blocks = 0;
-        foreach (var named in attribute.NamedArguments)
-        {
-            if (named.Key == "MaxThreadsPerBlock" && named.Value.Value is int t)
-            {
-                threads = t;
-            }
-            else if (named.Key == "MinBlocksPerMultiprocessor" && named.Value.Value is int b)
-            {
-                blocks = b;
-            }
-        }
+        var (threads, blocks) = NamedLaunchBounds(attribute);
         if (variantBounds is { } bounds)
         {
             threads = bounds.Threads > 0 ? bounds.Threads : threads;
@@ -133,6 +122,24 @@ internal sealed class CudaTranslator
         return blocks > 0
             ? "__launch_bounds__(" + threads.ToString(CultureInfo.InvariantCulture) + ", " + blocks.ToString(CultureInfo.InvariantCulture) + ") "
             : "__launch_bounds__(" + threads.ToString(CultureInfo.InvariantCulture) + ") ";
+    }
+
+    /// <summary>MaxThreadsPerBlock and MinBlocksPerMultiprocessor of a [Kernel] or [KernelVariant] (0 where not given).</summary>
+    public static (int Threads, int Blocks) NamedLaunchBounds(AttributeData attribute)
+    {
+        int threads = 0, blocks = 0;
+        foreach (var named in attribute.NamedArguments)
+        {
+            if (named.Key == "MaxThreadsPerBlock" && named.Value.Value is int t)
+            {
+                threads = t;
+            }
+            else if (named.Key == "MinBlocksPerMultiprocessor" && named.Value.Value is int b)
+            {
+                blocks = b;
+            }
+        }
+        return (threads, blocks);
     }
 
     /// <summary>The CUDA name of a source helper, translating it (and its callees) on first use.</summary>

@@ -97,18 +97,7 @@ internal static class KernelVariants
             {
                 continue;
             }
-            int threads = 0, blocks = 0;
-            foreach (var named in attribute.NamedArguments)
-            {
-                if (named.Key == "MaxThreadsPerBlock" && named.Value.Value is int t)
-                {
-                    threads = t;
-                }
-                else if (named.Key == "MinBlocksPerMultiprocessor" && named.Value.Value is int b)
-                {
-                    blocks = b;
-                }
-            }
+            var (threads, blocks) = CudaTranslator.NamedLaunchBounds(attribute);
             variants.Add(new KernelVariant(name, overrides, threads, blocks, location));
         }
         return variants;

@@ -986,7 +986,7 @@ public static unsafe partial class Conv2d
         }
     }
 
-    // Where C(m, n) goes: out[image, m, pixel] with n = (image, pixel) for y and dx, row-major m x n (after this split's partial products) for dw.
+    // Where C(m, n) goes, after the partial products of the splits before this one: out[image, m, pixel] with n = (image, pixel) for y and dx, row-major m x n for dw.
     private static int ConvOutputIndex(int pass, int m, int n, int mDim, int nDim, int plane, int splitOffset)
     {
         if (pass == PassBackwardWeight)
@@ -994,7 +994,7 @@ public static unsafe partial class Conv2d
             return splitOffset + m * nDim + n;
         }
         int image = n / plane;
-        return (image * mDim + m) * plane + n - image * plane;
+        return splitOffset + (image * mDim + m) * plane + n - image * plane;
     }
 
     // ---- FP32 dispatch: which kernel variant and how many splits of the reduction (autotuned on cuda)
