@@ -137,7 +137,7 @@ internal static class KernelEmitter
         {
             if (KernelVariants.Specialise(ctx.SemanticModel, syntax, method, variant, variantDiagnostics, ct) is { } specialised)
             {
-                outputs.Add(Translate(specialised.Model, specialised.Syntax, specialised.Method, types, variant.Name, (variant.MaxThreads, variant.MinBlocks), ct));
+                outputs.Add(Translate(specialised.Model, specialised.Syntax, specialised.Method, types, variant.Name, variant.Bounds, ct));
             }
         }
         if (variantDiagnostics.Count > 0)

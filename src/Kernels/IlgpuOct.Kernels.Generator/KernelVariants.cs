@@ -8,27 +8,16 @@ using Microsoft.CodeAnalysis.CSharp.Syntax;
 
 namespace IlgpuOct.Kernels.Generator;
 
-/// <summary>One [KernelVariant] of a kernel: its name, the const fields it overrides in the body, its launch bounds.</summary>
-internal sealed class KernelVariant
+/// <summary>One [KernelVariant] of a kernel: its name, the const fields it overrides in the body, its launch bounds (0: the kernel's).</summary>
+internal sealed class KernelVariant(string name, List<(IFieldSymbol Field, object Value)> overrides, int maxThreads, int minBlocks, Location location)
 {
-    public KernelVariant(string name, List<(IFieldSymbol Field, object Value)> overrides, int maxThreads, int minBlocks, Location location)
-    {
-        Name = name;
-        Overrides = overrides;
-        MaxThreads = maxThreads;
-        MinBlocks = minBlocks;
-        Location = location;
-    }
+    public string Name => name;
 
-    public string Name { get; }
+    public List<(IFieldSymbol Field, object Value)> Overrides => overrides;
 
-    public List<(IFieldSymbol Field, object Value)> Overrides { get; }
+    public (int Threads, int Blocks) Bounds => (maxThreads, minBlocks);
 
-    public int MaxThreads { get; }
-
-    public int MinBlocks { get; }
-
-    public Location Location { get; }
+    public Location Location => location;
 }
 
 /// <summary>
