@@ -92,34 +92,74 @@ public sealed record AdversarialTrainingOptions
         EpsilonMin + (float)(new Random(Seeds.Derive(seed, 7100 + stream, step)).NextDouble() * (EpsilonMax - EpsilonMin));
 }
 
-/// <summary>FGSM on a frozen (evaluation-mode) view of the model, on the host; used to make training batches.</summary>
+/// <summary>
+/// FGSM training samples on a frozen (evaluation-mode) view of the model, on the device: the attack
+/// verbs' PGD loop (<see cref="Pgd.Steps"/>, one step) on the cross-entropy objective against classes
+/// already on the device. x_adv = clip(x + eps sign(d CE / dx), 0, 1), or with the random start:
+/// x' = clip(x + U[-eps, eps]), then x_adv = clip(proj_eps(x' + 1.25 eps sign(d CE(x') / dx)), 0, 1).
+/// Buffers are kept for the largest batch, so steps after the first allocate nothing and read nothing
+/// back; the random start uploads its host-drawn offsets.
+/// </summary>
+public sealed class FgsmSampler(IDifferentiableClassifier classifier) : IDisposable
+{
+    private readonly CrossEntropyObjective _objective = new(classifier);
+    private Tensor? _original; // (N, C, H, W) the clean images of the last call
+    private Tensor? _offsets; // (N, C, H, W) the random start's offsets
+    private float[] _hostOffsets = []; // (N * C * H * W)
+
+    public IDifferentiableClassifier Classifier => _objective.Classifier;
+
+    /// <summary>Replaces device images (N, C, H, W) in [0, 1] by their FGSM images against device classes (N).</summary>
+    public void Attack(Tensor images, View<int> classes, float epsilon, bool randomStart, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(random);
+        if (epsilon <= 0)
+        {
+            return;
+        }
+        var accelerator = images.Accelerator;
+        var original = Tensor.ReuseLargest(ref _original, accelerator, images.Shape);
+        original.CopyFrom(images);
+        if (randomStart)
+        {
+            if (_hostOffsets.Length != images.Length)
+            {
+                _hostOffsets = new float[images.Length];
+            }
+            AttackMath.RandomOffsets(_hostOffsets, epsilon, random);
+            var offsets = Tensor.ReuseLargest(ref _offsets, accelerator, images.Shape);
+            offsets.Upload(_hostOffsets);
+            AttackKernels.OffsetClip(accelerator, images.View, original.View, offsets.View);
+        }
+        var options = new PgdOptions { Epsilon = epsilon, Steps = 1, StepSize = randomStart ? 1.25f * epsilon : epsilon };
+        Pgd.Steps(images, original, x => _objective.Gradient(x, classes, targeted: false), options, name: "fgsm");
+    }
+
+    public void Dispose()
+    {
+        _objective.Dispose();
+        _original?.Dispose();
+        _offsets?.Dispose();
+    }
+}
+
+/// <summary>FGSM samples of host images (N, C, H, W) against host labels: uploads, runs <see cref="FgsmSampler"/>, downloads (tests and one-off use).</summary>
 public static class FgsmSamples
 {
-    /// <summary>
-    /// x_adv = clip(x + eps sign(d CE / dx), 0, 1), or with <paramref name="randomStart"/>: x' = clip(x + U[-eps, eps]),
-    /// then x_adv = clip(proj_eps(x' + 1.25 eps sign(d CE(x') / dx)), 0, 1). Images (N, C, H, W), labels (N).
-    /// </summary>
     public static float[] Make(IDifferentiableClassifier classifier, float[] images, int[] shape, int[] labels, float epsilon, bool randomStart, Random random)
     {
         ArgumentNullException.ThrowIfNull(classifier);
         ArgumentNullException.ThrowIfNull(images);
-        float[] x = (float[])images.Clone();
-        if (epsilon <= 0)
-        {
-            return x;
-        }
-        if (randomStart)
-        {
-            AttackMath.RandomStart(x, images, epsilon, random);
-        }
-        int n = shape[0];
-        int k = classifier.NumClasses;
-        float[] logits = classifier.Logits(x, shape);
-        var dLogits = new float[n * k];
-        AttackMath.CrossEntropySum(logits, labels, n, k, dLogits);
-        float[] gradient = classifier.InputGradient(dLogits);
-        AttackKernels.SignStepProjectClipCpu(x, images, gradient, randomStart ? 1.25f * epsilon : epsilon, epsilon);
-        return x;
+        ArgumentNullException.ThrowIfNull(labels);
+        AttackChecks.RequireImages(images, shape, classifier.InChannels);
+        AttackChecks.RequireLabels(labels, shape[0], classifier.NumClasses, nameof(labels));
+        var accelerator = classifier.Accelerator;
+        using var x = Tensor.FromHost(accelerator, images, shape);
+        using var classes = accelerator.Upload<int>(labels);
+        using var sampler = new FgsmSampler(classifier);
+        sampler.Attack(x, classes.View, epsilon, randomStart, random);
+        return x.Download();
     }
 }
 
@@ -153,8 +193,10 @@ public sealed class GuidedComplementEntropyLoss : ILossFunction
 /// of itself (eps uniform in [0.001, 0.003], one draw per batch, from the model in evaluation mode
 /// at the current step); the loss is cross-entropy over the whole batch.
 /// </summary>
-public sealed class AdversarialTraining(AdversarialTrainingOptions? options = null) : TrainingMode
+public sealed class AdversarialTraining(AdversarialTrainingOptions? options = null) : TrainingMode, IDisposable
 {
+    private readonly ModelFgsm _fgsm = new();
+
     public AdversarialTrainingOptions Options { get; } = Validated(options ?? new AdversarialTrainingOptions());
 
     public override string Name => "at";
@@ -165,11 +207,11 @@ public sealed class AdversarialTraining(AdversarialTrainingOptions? options = nu
     public override void PrepareBatch(TrainingBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        LastEpsilon = ReplaceSecondHalf(batch.Model, batch.Images, batch.Model.Accelerator.Download(batch.Labels), Options, batch.Seed, batch.Step, 0);
+        LastEpsilon = ReplaceSecondHalf(_fgsm.For(batch.Model), batch.Images, batch.Labels, Options, batch.Seed, batch.Step, 0);
     }
 
-    /// <summary>Overwrites images [N/2, N) of <paramref name="images"/> (N, C, H, W) with their FGSM versions; returns the epsilon used.</summary>
-    internal static float ReplaceSecondHalf(ResNet18 model, Tensor images, int[] labels, AdversarialTrainingOptions options, int seed, long step, int stream)
+    /// <summary>Overwrites images [N/2, N) of <paramref name="images"/> (N, C, H, W) on the device with their FGSM versions against labels (N); returns the epsilon used.</summary>
+    internal static float ReplaceSecondHalf(FgsmSampler sampler, Tensor images, View<int> labels, AdversarialTrainingOptions options, int seed, long step, int stream)
     {
         int n = images.Dim(0);
         int half = n / 2;
@@ -179,16 +221,11 @@ public sealed class AdversarialTraining(AdversarialTrainingOptions? options = nu
         {
             return eps;
         }
-        float[] host = images.Download();
-        int per = host.Length / n;
-        float[] tail = host.AsSpan(half * per).ToArray();
-        int[] shape = [adv, images.Dim(1), images.Dim(2), images.Dim(3)];
-        using var classifier = new ResNetClassifier(model);
-        float[] attacked = FgsmSamples.Make(classifier, tail, shape, labels[half..n], eps, options.RandomStart, new Random(Seeds.Derive(seed, 7200 + stream, step)));
-        attacked.CopyTo(host, half * per);
-        images.Upload(host);
+        sampler.Attack(images.Rows(half, adv), labels.Slice(half, adv), eps, options.RandomStart, new Random(Seeds.Derive(seed, 7200 + stream, step)));
         return eps;
     }
+
+    public void Dispose() => _fgsm.Dispose();
 
     private static AdversarialTrainingOptions Validated(AdversarialTrainingOptions o)
     {
@@ -213,8 +250,10 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
     private readonly DatasetFile? _ownedFile;
     private readonly DatasetSplit _unlabeled;
     private readonly int _dataSeed;
+    private readonly ModelFgsm _fgsm = new();
     private Tensor? _joint; // (B + U, C, H, W)
     private Tensor? _jointDLogits; // (B + U, K)
+    private DeviceBuffer<int>? _pseudoLabels; // (at least U) the step's pseudo-labels, the FGSM's classes
     private float[] _unlabeledHost = [];
     private (int[] Labels, bool[] Confident)? _teacherLabels; // (unlabeled count) each, from PseudoLabelTeacher
 
@@ -356,12 +395,15 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         {
             throw new ArgumentException($"The unlabeled images are {_unlabeled.Channels}x{_unlabeled.Height}x{_unlabeled.Width}, the labeled ones {c}x{h}x{w}; they must match.");
         }
+        // The loss below is evaluated on the host: it reads the labels, the pseudo-label logits and the joint logits.
         int[] labels = accelerator.Download(batch.Labels);
 
-        // Supervised part: the AT batch.
-        AdversarialTraining.ReplaceSecondHalf(model, batch.Images, labels, Options, batch.Seed, batch.Step, 0);
+        // Supervised part: the AT batch, made on the device.
+        var sampler = _fgsm.For(model);
+        AdversarialTraining.ReplaceSecondHalf(sampler, batch.Images, batch.Labels, Options, batch.Seed, batch.Step, 0);
 
-        // Unsupervised part: pseudo-labels from the clean images, then FGSM against them.
+        // Unsupervised part: the unlabeled images go straight into the joint batch's last rows; pseudo-labels
+        // from the clean images, then FGSM against them there.
         int u = Options.UnlabeledBatch(b);
         int per = c * h * w;
         if (_unlabeledHost.Length != u * per)
@@ -370,33 +412,34 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         }
         int[] unlabeledIdx = UnlabeledIndices(batch.Step, u);
         _unlabeled.CopyImages(unlabeledIdx, _unlabeledHost);
-        int[] shape = [u, c, h, w];
-        float[] unlabeledAdv;
+        var joint = Tensor.ReuseLargest(ref _joint, accelerator, b + u, c, h, w);
+        var unlabeledRows = joint.Rows(b, u);
+        unlabeledRows.Upload(_unlabeledHost);
         int[] pseudo;
         bool[] confident;
-        using (var classifier = new ResNetClassifier(model))
+        if (Options.PseudoLabelTeacher is { } teacherPath)
         {
-            if (Options.PseudoLabelTeacher is { } teacherPath)
-            {
-                var (teacherLabels, teacherConfident) = _teacherLabels ??= TeacherPseudoLabels(accelerator, teacherPath, _unlabeled, model.Config.NumClasses, Options.PseudoLabelThreshold);
-                pseudo = [.. unlabeledIdx.Select(i => teacherLabels[i])];
-                confident = [.. unlabeledIdx.Select(i => teacherConfident[i])];
-            }
-            else
-            {
-                (pseudo, confident) = PseudoLabels(classifier.Logits(_unlabeledHost, shape), u, model.Config.NumClasses, Options.PseudoLabelThreshold);
-            }
-            float eps = Options.EpsilonFor(batch.Seed, batch.Step, 1);
-            unlabeledAdv = FgsmSamples.Make(classifier, _unlabeledHost, shape, pseudo, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));
+            var (teacherLabels, teacherConfident) = _teacherLabels ??= TeacherPseudoLabels(accelerator, teacherPath, _unlabeled, model.Config.NumClasses, Options.PseudoLabelThreshold);
+            pseudo = [.. unlabeledIdx.Select(i => teacherLabels[i])];
+            confident = [.. unlabeledIdx.Select(i => teacherConfident[i])];
         }
+        else
+        {
+            (pseudo, confident) = PseudoLabels(sampler.Classifier.Logits(unlabeledRows), u, model.Config.NumClasses, Options.PseudoLabelThreshold);
+        }
+        if (_pseudoLabels is null || _pseudoLabels.Length < u)
+        {
+            _pseudoLabels?.Dispose();
+            _pseudoLabels = accelerator.Allocate<int>(u);
+        }
+        var pseudoView = _pseudoLabels.View.Slice(0, u);
+        accelerator.CopyFromHost<int>(pseudo, pseudoView);
+        float eps = Options.EpsilonFor(batch.Seed, batch.Step, 1);
+        sampler.Attack(unlabeledRows, pseudoView, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));
         LastPseudoLabels = pseudo;
 
         // One forward over [labeled AT batch; unlabeled FGSM batch].
-        var joint = Tensor.Reuse(ref _joint, accelerator, b + u, c, h, w);
-        float[] jointHost = new float[(b + u) * per];
-        batch.Images.Download().CopyTo(jointHost, 0);
-        unlabeledAdv.CopyTo(jointHost, b * per);
-        joint.Upload(jointHost);
+        joint.Rows(0, b).CopyFrom(batch.Images);
         var logits = model.Forward(joint, training: true);
         int k = logits.Dim(1);
         float[] z = logits.Download();
@@ -417,7 +460,7 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         LastConfidentCount = confident.Count(c => c);
         double unsupMean = unsup.Sum() / u;
         LastLossParts = (supMean, unsupMean);
-        var dLogits = Tensor.Reuse(ref _jointDLogits, accelerator, b + u, k);
+        var dLogits = Tensor.ReuseLargest(ref _jointDLogits, accelerator, b + u, k);
         dLogits.Upload(dz);
         model.Backward(dLogits, BackwardMode.Parameters);
         accelerator.CopyFromHost<float>([(float)(scale * (supMean + lambda * unsupMean))], buffers.Loss.View);
@@ -429,9 +472,41 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
 
     public void Dispose()
     {
+        _fgsm.Dispose();
         _joint?.Dispose();
         _jointDLogits?.Dispose();
+        _pseudoLabels?.Dispose();
         _ownedFile?.Dispose();
+    }
+}
+
+/// <summary>An FGSM sampler on the evaluation-mode view of the model being trained, kept across steps (rebuilt if the model changes).</summary>
+internal sealed class ModelFgsm : IDisposable
+{
+    private ResNet18? _model;
+    private ResNetClassifier? _classifier;
+    private FgsmSampler? _sampler;
+
+    public FgsmSampler For(ResNet18 model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (!ReferenceEquals(model, _model) || _sampler is null)
+        {
+            Dispose();
+            _model = model;
+            _classifier = new ResNetClassifier(model);
+            _sampler = new FgsmSampler(_classifier);
+        }
+        return _sampler;
+    }
+
+    public void Dispose()
+    {
+        _sampler?.Dispose();
+        _classifier?.Dispose();
+        _sampler = null;
+        _classifier = null;
+        _model = null;
     }
 }
 
