@@ -254,8 +254,12 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
     private Tensor? _joint; // (B + U, C, H, W)
     private Tensor? _jointDLogits; // (B + U, K)
     private DeviceBuffer<int>? _pseudoLabels; // (at least U) the step's pseudo-labels, the FGSM's classes
+    private DeviceBuffer<int>? _confident; // (at least U) 1 where the pseudo-label counts
+    private Tensor? _rowLoss; // (B + U) each row's cross-entropy (scratch)
+    private DeviceBuffer<double>? _parts; // (3) L_sup, L_unsup, confident count of the last step
+    private int _lastUnlabeled; // U of the last step
     private float[] _unlabeledHost = [];
-    private (int[] Labels, bool[] Confident)? _teacherLabels; // (unlabeled count) each, from PseudoLabelTeacher
+    private (int[] Labels, int[] Confident)? _teacherLabels; // (unlabeled count) each, from PseudoLabelTeacher
 
     /// <param name="unlabeled">Images whose labels are never read.</param>
     public SemiSupervisedAdversarialTraining(DatasetSplit unlabeled, AdversarialTrainingOptions? options = null, int seed = 0)
@@ -304,18 +308,26 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
 
     public override string Name => "ssat";
 
-    /// <summary>Supervised and unsupervised parts of the last step's loss (host copies, for logs and tests).</summary>
-    public (double Supervised, double Unsupervised) LastLossParts { get; private set; }
+    /// <summary>Supervised and unsupervised parts of the last step's loss (read from the device when asked, for logs and tests).</summary>
+    public (double Supervised, double Unsupervised) LastLossParts
+    {
+        get
+        {
+            double[] parts = LastParts();
+            return (parts[0], parts[1]);
+        }
+    }
 
-    /// <summary>Unlabeled images of the last step that passed <see cref="AdversarialTrainingOptions.PseudoLabelThreshold"/>.</summary>
-    public int LastConfidentCount { get; private set; }
+    /// <summary>Unlabeled images of the last step that passed <see cref="AdversarialTrainingOptions.PseudoLabelThreshold"/> (read when asked).</summary>
+    public int LastConfidentCount => (int)LastParts()[2];
 
-    /// <summary>The predicted class of each row of logits (N, K), and whether its softmax probability reaches <paramref name="threshold"/>.</summary>
-    private static (int[] Labels, bool[] Confident) PseudoLabels(float[] logits, int n, int k, float threshold) =>
-        (Accuracy.ArgMax(logits, n, k), Confident(logits, n, k, threshold));
+    /// <summary>Pseudo-labels of the last step's unlabeled batch (read when asked).</summary>
+    public int[] LastPseudoLabels => _pseudoLabels is null ? [] : _pseudoLabels.Accelerator.Download(_pseudoLabels.View.Slice(0, _lastUnlabeled));
+
+    private double[] LastParts() => _parts is null ? [0, 0, 0] : _parts.Accelerator.Download(_parts.View);
 
     /// <summary>The teacher's pseudo-labels of every unlabeled image, 64 images per forward pass.</summary>
-    private static (int[] Labels, bool[] Confident) TeacherPseudoLabels(Accelerator accelerator, string path, DatasetSplit unlabeled, int classes, float threshold)
+    private static (int[] Labels, int[] Confident) TeacherPseudoLabels(Accelerator accelerator, string path, DatasetSplit unlabeled, int classes, float threshold)
     {
         var (teacher, _) = Checkpoint.Open(accelerator, path);
         using (teacher)
@@ -328,44 +340,19 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
             using var classifier = new ResNetClassifier(teacher);
             int n = unlabeled.Count, per = unlabeled.Channels * unlabeled.Height * unlabeled.Width;
             var labels = new int[n];
-            var confident = new bool[n];
+            var confident = new int[n];
             const int Chunk = 64;
             for (int start = 0; start < n; start += Chunk)
             {
                 int count = Math.Min(Chunk, n - start);
                 var images = new float[count * per];
                 unlabeled.CopyImages([.. Enumerable.Range(start, count)], images);
-                var (l, c) = PseudoLabels(classifier.Logits(images, [count, unlabeled.Channels, unlabeled.Height, unlabeled.Width]), count, classes, threshold);
-                l.CopyTo(labels, start);
-                c.CopyTo(confident, start);
+                float[] logits = classifier.Logits(images, [count, unlabeled.Channels, unlabeled.Height, unlabeled.Width]);
+                SemiSupervisedBookkeeping.PseudoLabelsCpu(new LogitsShape(count, classes), logits, labels.AsSpan(start, count), confident.AsSpan(start, count), threshold);
             }
             return (labels, confident);
         }
     }
-
-    private static bool[] Confident(float[] logits, int n, int k, float threshold)
-    {
-        var result = new bool[n];
-        for (int i = 0; i < n; i++)
-        {
-            var row = logits.AsSpan(i * k, k);
-            float max = float.NegativeInfinity;
-            foreach (float z in row)
-            {
-                max = MathF.Max(max, z);
-            }
-            double sum = 0;
-            foreach (float z in row)
-            {
-                sum += Math.Exp(z - max);
-            }
-            result[i] = 1.0 / sum >= threshold;
-        }
-        return result;
-    }
-
-    /// <summary>Pseudo-labels of the last step's unlabeled batch.</summary>
-    public int[] LastPseudoLabels { get; private set; } = [];
 
     /// <summary>The unlabeled images of a step: a seeded cycle through the split, <paramref name="count"/> at a time.</summary>
     public int[] UnlabeledIndices(long step, int count)
@@ -395,16 +382,14 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         {
             throw new ArgumentException($"The unlabeled images are {_unlabeled.Channels}x{_unlabeled.Height}x{_unlabeled.Width}, the labeled ones {c}x{h}x{w}; they must match.");
         }
-        // The loss below is evaluated on the host: it reads the labels, the pseudo-label logits and the joint logits.
-        int[] labels = accelerator.Download(batch.Labels);
-
         // Supervised part: the AT batch, made on the device.
         var sampler = _fgsm.For(model);
         AdversarialTraining.ReplaceSecondHalf(sampler, batch.Images, batch.Labels, Options, batch.Seed, batch.Step, 0);
 
         // Unsupervised part: the unlabeled images go straight into the joint batch's last rows; pseudo-labels
-        // from the clean images, then FGSM against them there.
+        // from the clean images, then FGSM against them in place.
         int u = Options.UnlabeledBatch(b);
+        int k = model.Config.NumClasses;
         int per = c * h * w;
         if (_unlabeledHost.Length != u * per)
         {
@@ -415,59 +400,47 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         var joint = Tensor.ReuseLargest(ref _joint, accelerator, b + u, c, h, w);
         var unlabeledRows = joint.Rows(b, u);
         unlabeledRows.Upload(_unlabeledHost);
-        int[] pseudo;
-        bool[] confident;
+        var pseudo = Ints(ref _pseudoLabels, accelerator, u);
+        var confident = Ints(ref _confident, accelerator, u);
         if (Options.PseudoLabelTeacher is { } teacherPath)
         {
-            var (teacherLabels, teacherConfident) = _teacherLabels ??= TeacherPseudoLabels(accelerator, teacherPath, _unlabeled, model.Config.NumClasses, Options.PseudoLabelThreshold);
-            pseudo = [.. unlabeledIdx.Select(i => teacherLabels[i])];
-            confident = [.. unlabeledIdx.Select(i => teacherConfident[i])];
+            var (teacherLabels, teacherConfident) = _teacherLabels ??= TeacherPseudoLabels(accelerator, teacherPath, _unlabeled, k, Options.PseudoLabelThreshold);
+            accelerator.CopyFromHost<int>([.. unlabeledIdx.Select(i => teacherLabels[i])], pseudo);
+            accelerator.CopyFromHost<int>([.. unlabeledIdx.Select(i => teacherConfident[i])], confident);
         }
         else
         {
-            (pseudo, confident) = PseudoLabels(sampler.Classifier.Logits(unlabeledRows), u, model.Config.NumClasses, Options.PseudoLabelThreshold);
+            var clean = sampler.Classifier.LogitsTensor(unlabeledRows);
+            SemiSupervisedBookkeeping.PseudoLabels(accelerator, new LogitsShape(u, k), clean.View, pseudo, confident, Options.PseudoLabelThreshold);
         }
-        if (_pseudoLabels is null || _pseudoLabels.Length < u)
-        {
-            _pseudoLabels?.Dispose();
-            _pseudoLabels = accelerator.Allocate<int>(u);
-        }
-        var pseudoView = _pseudoLabels.View.Slice(0, u);
-        accelerator.CopyFromHost<int>(pseudo, pseudoView);
         float eps = Options.EpsilonFor(batch.Seed, batch.Step, 1);
-        sampler.Attack(unlabeledRows, pseudoView, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));
-        LastPseudoLabels = pseudo;
+        sampler.Attack(unlabeledRows, pseudo, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));
 
-        // One forward over [labeled AT batch; unlabeled FGSM batch].
+        // One forward over [labeled AT batch; unlabeled FGSM batch]; the loss, its parts and dL/dz stay on the device.
         joint.Rows(0, b).CopyFrom(batch.Images);
         var logits = model.Forward(joint, training: true);
-        int k = logits.Dim(1);
-        float[] z = logits.Download();
-        var dz = new float[(b + u) * k];
         float lambda = Options.LambdaAt(batch.Step);
         float scale = Options.NormalizeByLambda ? 1f / (1f + lambda) : 1f;
-        double[] sup = AttackMath.CrossEntropySum(z.AsSpan(0, b * k), labels, b, k, dz.AsSpan(0, b * k), scale / b);
-        double[] unsup = AttackMath.CrossEntropySum(z.AsSpan(b * k, u * k), pseudo, u, k, dz.AsSpan(b * k, u * k), scale * lambda / u);
-        double supMean = sup.Sum() / b;
-        for (int i = 0; i < u; i++)
-        {
-            if (!confident[i])
-            {
-                unsup[i] = 0;
-                dz.AsSpan((b + i) * k, k).Clear();
-            }
-        }
-        LastConfidentCount = confident.Count(c => c);
-        double unsupMean = unsup.Sum() / u;
-        LastLossParts = (supMean, unsupMean);
         var dLogits = Tensor.ReuseLargest(ref _jointDLogits, accelerator, b + u, k);
-        dLogits.Upload(dz);
+        var rowLoss = Tensor.ReuseLargest(ref _rowLoss, accelerator, b + u);
+        _parts ??= accelerator.Allocate<double>(SemiSupervisedBookkeeping.PartsLength);
+        SemiSupervisedBookkeeping.Loss(accelerator, new SemiSupervisedShape(b, u, k), logits.View, batch.Labels, pseudo, confident, lambda, scale,
+            rowLoss.View, dLogits.View, buffers.Loss.View, _parts.View);
+        _lastUnlabeled = u;
         model.Backward(dLogits, BackwardMode.Parameters);
-        accelerator.CopyFromHost<float>([(float)(scale * (supMean + lambda * unsupMean))], buffers.Loss.View);
-        // The trainer reports accuracy against the labeled batch: hand back the labeled rows' logits.
-        var labeledLogits = buffers.DLogits(b, k);
-        labeledLogits.Upload(z.AsSpan(0, b * k));
-        return labeledLogits;
+        // The trainer reports accuracy against the labeled batch: the labeled rows' logits.
+        return logits.Rows(0, b);
+    }
+
+    /// <summary>The first <paramref name="count"/> ints of a buffer kept for the largest count.</summary>
+    private static View<int> Ints(ref DeviceBuffer<int>? buffer, Accelerator accelerator, int count)
+    {
+        if (buffer is null || buffer.Length < count)
+        {
+            buffer?.Dispose();
+            buffer = accelerator.Allocate<int>(count);
+        }
+        return buffer.View.Slice(0, count);
     }
 
     public void Dispose()
@@ -476,6 +449,9 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         _joint?.Dispose();
         _jointDLogits?.Dispose();
         _pseudoLabels?.Dispose();
+        _confident?.Dispose();
+        _rowLoss?.Dispose();
+        _parts?.Dispose();
         _ownedFile?.Dispose();
     }
 }
