@@ -256,4 +256,28 @@ public sealed class DeviceRoundTripTests(ITestOutputHelper output) : IDisposable
         var compiled = testCase.Run(cudaHost, 11);
         compiled.Passed.Should().BeTrue($"{kernel} {shape} on cuda-host: max error {compiled.MaxAbsError} exceeds {compiled.Tolerance}");
     }
+
+    public static TheoryData<string> SemiSupervisedCases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in SelfTestCatalog.Discover(typeof(SemiSupervisedBookkeeping).Assembly).Where(c => c.Kernel.StartsWith("SemiSupervisedBookkeeping.", StringComparison.Ordinal)))
+        {
+            data.Add(c.Shape);
+        }
+        return data;
+    }
+
+    /// <summary>SSAT's pseudo-labels and joint loss on cpu-kernels and compiled by NVRTC on cuda-host, against the host code the step ran before.</summary>
+    [Theory]
+    [MemberData(nameof(SemiSupervisedCases))]
+    public void Ssat_bookkeeping_self_test_passes_on_cpu_kernels_and_cuda_host(string shape)
+    {
+        var testCase = SelfTestCatalog.Discover(typeof(SemiSupervisedBookkeeping).Assembly).Single(c => c.Kernel == "SemiSupervisedBookkeeping.Loss" && c.Shape == shape);
+        using var cpuKernels = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var onHost = testCase.Run(cpuKernels, 11);
+        onHost.Passed.Should().BeTrue($"SemiSupervisedBookkeeping {shape} on cpu-kernels: max error {onHost.MaxAbsError} exceeds {onHost.Tolerance}");
+        using var cudaHost = CudaHostAccelerator.Open();
+        var compiled = testCase.Run(cudaHost, 11);
+        compiled.Passed.Should().BeTrue($"SemiSupervisedBookkeeping {shape} on cuda-host: max error {compiled.MaxAbsError} exceeds {compiled.Tolerance}");
+    }
 }
