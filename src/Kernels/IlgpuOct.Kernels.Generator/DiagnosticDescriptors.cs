@@ -81,7 +81,7 @@ internal static class DiagnosticDescriptors
         "'{0}': per-thread arrays are written 'Span<T> name = stackalloc T[N];' as a local declaration with N a compile-time constant");
 
     public static readonly DiagnosticDescriptor ContextMisuse = Error("IOCT0025", "KernelContext used as a value",
-        "'{0}': the KernelContext may only be used for its members (ctx.ThreadIdx.X, ctx.Barrier(), ...); pass the indices helpers need as int arguments");
+        "'{0}': the KernelContext may only be used for its members (ctx.ThreadIdx.X, ctx.Barrier(), ...); copy it nowhere, and pass it to a helper only as the caller's own context, for a KernelContext parameter");
 
     public static readonly DiagnosticDescriptor ViewMisuse = Error("IOCT0026", "Unsupported use of a View",
         "'{0}': views can be indexed, have their Length read and be passed to helpers, but not be copied into locals, compared or sliced in kernel code; pass offsets as int parameters");

@@ -110,6 +110,17 @@ public sealed class GeneratorSyncHelperTests
     }
 
     [Fact]
+    public void A_helper_may_take_the_context_without_synchronising_and_reads_the_same_built_ins()
+    {
+        var run = GeneratorHarness.Run(Kernel("if (ctx.ThreadIdx.X < n) { y[ctx.GlobalX] = Lane(ctx); }").Replace("private const int Block = 64;",
+            "private const int Block = 64; static float Lane(KernelContext c) => c.LaneIdx;"));
+        run.GeneratorDiagnostics.Should().BeEmpty("a helper without barriers or shuffles may be called anywhere");
+        string cuda = (string)run.Field("Demo.K", "Run", "CudaSource");
+        cuda.Should().Contain("static __device__ float ioct_fn_K_Lane()").And.Contain("y[ioct_global_x()] = ioct_fn_K_Lane();");
+        Diagnose(Kernel("var c = ctx; y[0] = c.GlobalX;")).Should().Contain(d => d.Id == "IOCT0025", "the context is still no value to copy");
+    }
+
+    [Fact]
     public void A_synchronising_helper_called_under_a_thread_dependent_condition_is_IOCT0017()
     {
         ShouldReport("if (ctx.ThreadIdx.X < 16) { y[0] = Reduce.Sum(ctx, x[0], scratch); }", "IOCT0017", "Reduce.Sum(ctx, x[0], scratch)", "'Sum'", "a barrier", "ctx.ThreadIdx.X < 16");
