@@ -173,16 +173,26 @@ public static unsafe partial class Conv2d
         {
             fixed (float* pf = flipped)
             {
-                // Written in order; the reads stride over w's rows, whose lines stay cached across c.
-                float* dst = pf;
-                for (int c = 0; c < s.InC; c++)
+                // In 16 x 16 blocks of (c, oc): each block reads and writes 16 runs of 16 * taps contiguous
+                // floats (a whole-row loop strided a page or more per tap group on the large layers).
+                const int block = 16;
+                for (int c0 = 0; c0 < s.InC; c0 += block)
                 {
-                    for (int oc = 0; oc < s.OutC; oc++, dst += taps)
+                    int c1 = Math.Min(c0 + block, s.InC);
+                    for (int oc0 = 0; oc0 < s.OutC; oc0 += block)
                     {
-                        float* src = w + ((long)oc * s.InC + c) * taps + taps - 1;
-                        for (int t = 0; t < taps; t++)
+                        int oc1 = Math.Min(oc0 + block, s.OutC);
+                        for (int c = c0; c < c1; c++)
                         {
-                            dst[t] = src[-t];
+                            float* dst = pf + ((long)c * s.OutC + oc0) * taps;
+                            for (int oc = oc0; oc < oc1; oc++, dst += taps)
+                            {
+                                float* src = w + ((long)oc * s.InC + c) * taps + taps - 1;
+                                for (int t = 0; t < taps; t++)
+                                {
+                                    dst[t] = src[-t];
+                                }
+                            }
                         }
                     }
                 }
