@@ -63,6 +63,12 @@ internal static unsafe class SgemmPacking
         {
             T* panel = dst + q * panelSize;
             int valid = Math.Min(mr, rows - q * mr);
+            if (typeof(T) == typeof(float) && valid == mr)
+            {
+                // A full float panel is the transpose of its MR x kc block: vector shuffles, not strided scalar stores.
+                Transpose((float*)(a + (row0 + q * mr) * lda + p0), lda, mr, kc, (float*)panel, mr);
+                continue;
+            }
             for (int i = 0; i < mr; i++)
             {
                 T* d = panel + i;
