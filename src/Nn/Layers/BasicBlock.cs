@@ -68,7 +68,7 @@ public sealed class BasicBlock : Layer
         var h = Bn1.Forward(Conv1.Forward(x, training), training);
         var main = Bn2.Forward(Conv2.Forward(h, training), training);
         var shortcut = DownsampleConv is null ? x : DownsampleBn!.Forward(DownsampleConv.Forward(x, training), training);
-        var output = Tensor.Reuse(ref _output, Accelerator, main.Shape);
+        var output = Tensor.ReuseLargest(ref _output, Accelerator, main.Shape);
         Elementwise.AddRelu(Accelerator, main.View, shortcut.View, output.View);
         return output;
     }
@@ -76,12 +76,12 @@ public sealed class BasicBlock : Layer
     public override Tensor? Backward(Tensor dy, bool weightGradients, bool inputGradient = true)
     {
         var output = RequireForward(_output, Name);
-        var dSum = Tensor.Reuse(ref _sumGrad, Accelerator, output.Shape);
+        var dSum = Tensor.ReuseLargest(ref _sumGrad, Accelerator, output.Shape);
         Elementwise.ReluBackward(Accelerator, output.View, dy.View, dSum.View);
         var dMain = Conv2.Backward(Bn2.Backward(dSum, weightGradients)!, weightGradients)!;
         var dx = Conv1.Backward(Bn1.Backward(dMain, weightGradients)!, weightGradients)!;
         var dShortcut = DownsampleConv is null ? dSum : DownsampleConv.Backward(DownsampleBn!.Backward(dSum, weightGradients)!, weightGradients)!;
-        var total = Tensor.Reuse(ref _inputGrad, Accelerator, dx.Shape);
+        var total = Tensor.ReuseLargest(ref _inputGrad, Accelerator, dx.Shape);
         Elementwise.Add(Accelerator, dx.View, dShortcut.View, total.View);
         return inputGradient ? total : null;
     }

@@ -63,7 +63,7 @@ public sealed class Conv2dLayer : Layer
         {
             throw new ArgumentException($"{Weight.Name}: input {Tensor.ShapeText(x.Shape)} is too small for a {KernelSize}x{KernelSize} kernel with padding {Padding}; use a larger resolution.", nameof(x));
         }
-        var y = Tensor.Reuse(ref _output, Accelerator, s.N, s.OutC, s.OutH, s.OutW);
+        var y = Tensor.ReuseLargest(ref _output, Accelerator, s.N, s.OutC, s.OutH, s.OutW);
         Conv2d.Forward(Accelerator, s, x.View, Weight.Value.View, y.View);
         _input = x;
         return y;
@@ -81,7 +81,7 @@ public sealed class Conv2dLayer : Layer
         {
             return null;
         }
-        var dx = Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape);
+        var dx = Tensor.ReuseLargest(ref _inputGrad, Accelerator, x.Shape);
         Conv2d.BackwardData(Accelerator, s, Weight.Value.View, dy.View, dx.View);
         return dx;
     }
