@@ -422,16 +422,7 @@ public static unsafe partial class Conv2d
                         i = 0;
                         d += panelSize;
                     }
-                    ow += len;
-                    if (ow == _outW)
-                    {
-                        ow = 0;
-                        if (++oh == _outH)
-                        {
-                            oh = 0;
-                            n++;
-                        }
-                    }
+                    NextRun(len, ref n, ref oh, ref ow);
                 }
                 Zero(d + i, i == 0 ? 0 : width - i); // the last panel's columns past the matrix edge
             }
@@ -466,16 +457,7 @@ public static unsafe partial class Conv2d
                             i = 0;
                             panel += panelSize;
                         }
-                        ow += len;
-                        if (ow == _outW)
-                        {
-                            ow = 0;
-                            if (++oh == _outH)
-                            {
-                                oh = 0;
-                                n++;
-                            }
-                        }
+                        NextRun(len, ref n, ref oh, ref ow);
                     }
                     int taps = _k * _k;
                     for (int p = 0; p < kc; p++)
@@ -535,6 +517,22 @@ public static unsafe partial class Conv2d
             }
         }
 
+        // Moves the column position (n, oh, ow) past a run of len columns of one output row.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void NextRun(int len, ref int n, ref int oh, ref int ow)
+        {
+            ow += len;
+            if (ow == _outW)
+            {
+                ow = 0;
+                if (++oh == _outH)
+                {
+                    oh = 0;
+                    n++;
+                }
+            }
+        }
+
         // Row (c, kh, kw) of the matrix: the first image's plane of channel c, and the output columns [lo, hi) that read inside the image.
         private void Tap(int row, out float* plane, out int kh, out int kw, out int lo, out int hi)
         {
@@ -572,26 +570,22 @@ public static unsafe partial class Conv2d
                 Vector256.Store(Vector256.Load(src + count - 8), dst + count - 8);
             }
         }
-        else if (count >= 4)
+        else if (count is >= 4 and < 8)
         {
-            int i = 0;
-            for (; i + 4 <= count; i += 4)
-            {
-                Vector128.Store(Vector128.Load(src + i), dst + i);
-            }
-            if (i < count)
-            {
-                Vector128.Store(Vector128.Load(src + count - 4), dst + count - 4);
-            }
+            Vector128.Store(Vector128.Load(src), dst);
+            Vector128.Store(Vector128.Load(src + count - 4), dst + count - 4);
         }
-        else if (count >= 2)
+        else if (count is >= 2 and < 4)
         {
             *(long*)dst = *(long*)src;
             *(long*)(dst + count - 2) = *(long*)(src + count - 2);
         }
-        else if (count == 1)
+        else
         {
-            *dst = *src;
+            for (int i = 0; i < count; i++)
+            {
+                dst[i] = src[i];
+            }
         }
     }
 
