@@ -384,8 +384,8 @@ public static unsafe partial class Conv2d
             for (int p = 0; p < kc; p++)
             {
                 Tap(row0 + p, out float* plane, out int kh, out int kw, out int lo, out int hi);
-                float* d = dst + (nint)p * width; // this row in the current panel
-                int i = 0;                         // column inside the panel
+                float* d = dst + (nint)p * width; // this row in the first panel
+                int i = 0, panel = 0;              // column inside the panel, the panel's offset
                 int n = n0, oh = oh0, ow = ow0;
                 for (int j = 0; j < cols;)
                 {
@@ -393,14 +393,14 @@ public static unsafe partial class Conv2d
                     int ih = oh * _stride - _pad + kh;
                     if ((uint)ih >= (uint)_h)
                     {
-                        Zero(d + i, len);
+                        Zero(d + panel + i, len);
                     }
                     else
                     {
                         // src[o * S] is x at output column o; inside the image only for o in [lo, hi).
                         float* src = plane + (long)n * _image + ih * _w - _pad + kw;
                         int a = Math.Clamp(lo, ow, ow + len), b = Math.Clamp(hi, a, ow + len);
-                        float* di = d + i - ow;
+                        float* di = d + panel + i - ow;
                         Zero(di + ow, a - ow);
                         if (_stride == 1)
                         {
@@ -415,16 +415,9 @@ public static unsafe partial class Conv2d
                         }
                         Zero(di + b, ow + len - b);
                     }
-                    j += len;
-                    i += len;
-                    if (i == width)
-                    {
-                        i = 0;
-                        d += panelSize;
-                    }
-                    NextRun(len, ref n, ref oh, ref ow);
+                    NextRun(len, width, (int)panelSize, ref j, ref i, ref panel, ref n, ref oh, ref ow);
                 }
-                Zero(d + i, i == 0 ? 0 : width - i); // the last panel's columns past the matrix edge
+                Zero(d + panel + i, i == 0 ? 0 : width - i); // the last panel's columns past the matrix edge
             }
         }
 
@@ -450,14 +443,7 @@ public static unsafe partial class Conv2d
                         sourceAt[count] = n * _sourceImage + oh * _sourceRow + ow;
                         destinationAt[count] = panel + i;
                         length[count++] = len;
-                        j += len;
-                        i += len;
-                        if (i == width)
-                        {
-                            i = 0;
-                            panel += panelSize;
-                        }
-                        NextRun(len, ref n, ref oh, ref ow);
+                        NextRun(len, width, panelSize, ref j, ref i, ref panel, ref n, ref oh, ref ow);
                     }
                     int taps = _k * _k;
                     for (int p = 0; p < kc; p++)
@@ -517,10 +503,18 @@ public static unsafe partial class Conv2d
             }
         }
 
-        // Moves the column position (n, oh, ow) past a run of len columns of one output row.
+        // Moves past a run of len columns of one output row: the matrix column j, the column i inside the
+        // panel at offset panel, and the output position (n, oh, ow).
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private void NextRun(int len, ref int n, ref int oh, ref int ow)
+        private void NextRun(int len, int width, int panelSize, ref int j, ref int i, ref int panel, ref int n, ref int oh, ref int ow)
         {
+            j += len;
+            i += len;
+            if (i == width)
+            {
+                i = 0;
+                panel += panelSize;
+            }
             ow += len;
             if (ow == _outW)
             {
