@@ -1,4 +1,6 @@
 using IlgpuOct.Defense.Density;
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 using IlgpuOct.Nn;
 
 namespace IlgpuOct.Defense.Attacks;
@@ -19,9 +21,14 @@ public enum AdaptiveLoss
 /// likely class other than the label at the current iterate (the class the detector will check
 /// once the attack succeeds). The feature gradients are injected at the pooled stage outputs.
 /// </summary>
-public sealed class FeatureAdaptiveObjective : IAttackObjective
+public sealed class FeatureAdaptiveObjective : IAttackObjective, IDisposable
 {
     private readonly IFeatureTapClassifier _classifier;
+    private readonly GaussianStageGradients? _deviceDensities; // null on the cpu engine or for non-Gaussian densities
+    private readonly DeviceGoalClasses _goalClasses;
+    private Tensor? _dLogits; // (N, K)
+    private DeviceBuffer<int>? _densityClasses; // (N, or more) density class of each image
+    private DeviceBuffer<float>? _loss; // (1) the summed cross-entropy (unused by the step)
 
     public FeatureAdaptiveObjective(IFeatureTapClassifier classifier, StageDensities densities, double lambda, AdaptiveLoss loss = AdaptiveLoss.CrossEntropy, float kappa = 0f)
     {
@@ -37,6 +44,11 @@ public sealed class FeatureAdaptiveObjective : IAttackObjective
             throw new ArgumentException($"Kappa (confidence) must be >= 0; got {kappa}.", nameof(kappa));
         }
         Densities = densities;
+        _goalClasses = new DeviceGoalClasses(classifier);
+        if (OperatorDispatch.EngineFor(classifier.Accelerator) == OperatorEngine.Kernels)
+        {
+            _deviceDensities = GaussianStageGradients.TryCreate(classifier.Accelerator, densities);
+        }
         Lambda = lambda;
         Loss = loss;
         Kappa = kappa;
@@ -90,12 +102,56 @@ public sealed class FeatureAdaptiveObjective : IAttackObjective
         return logits;
     }
 
-    /// <summary>The feature densities are evaluated on the host, so a step reads the logits and stage outputs and uploads their gradients (<see cref="Evaluate"/>).</summary>
+    /// <summary>
+    /// dJ/dx for an attack step. On the cpu engine, and for densities that are not Gaussian mixture
+    /// scores (Mahalanobis, KDE), this is <see cref="Evaluate"/> (the step reads the logits and stage
+    /// outputs and uploads their gradients). Otherwise everything stays on the device: the
+    /// classification term's dJ/dlogits (the CrossEntropy operator, or the C&amp;W margin in
+    /// <see cref="AttackKernels.AdaptiveRows"/>), the density classes (the same kernel) and the
+    /// stage-feature gradients (<see cref="GaussianStageGradients"/>); the goal's classes are uploaded once per goal.
+    /// </summary>
     public Tensor Gradient(Tensor x, AttackGoal goal)
     {
         ArgumentNullException.ThrowIfNull(x);
-        Evaluate(x, goal, new double[x.Dim(0)], withGradient: true, out var gradient);
-        return gradient!;
+        ArgumentNullException.ThrowIfNull(goal);
+        var accelerator = _classifier.Accelerator;
+        if (OperatorDispatch.EngineFor(accelerator) == OperatorEngine.Cpu || _deviceDensities is null)
+        {
+            Evaluate(x, goal, new double[x.Dim(0)], withGradient: true, out var gradient);
+            return gradient!;
+        }
+        int n = x.Dim(0);
+        int k = _classifier.NumClasses;
+        var classes = _goalClasses.Of(goal, n);
+        var (logits, pools) = _classifier.ForwardTensors(x);
+        var dLogits = Tensor.ReuseLargest(ref _dLogits, accelerator, n, k);
+        if (_densityClasses is null || _densityClasses.Length < n)
+        {
+            _densityClasses?.Dispose();
+            _densityClasses = accelerator.Allocate<int>(n);
+        }
+        var densityClasses = _densityClasses.View.Slice(0, n);
+        if (Loss == AdaptiveLoss.CrossEntropy)
+        {
+            _loss ??= accelerator.Allocate<float>(1);
+            CrossEntropy.Compute(accelerator, new LogitsShape(n, k), logits.View, classes, _loss.View, dLogits.View, LossReduction.Sum);
+            if (goal.IsTargeted)
+            {
+                Elementwise.Scale(accelerator, -1f, dLogits.View, dLogits.View);
+            }
+        }
+        AttackKernels.AdaptiveRows(accelerator, n, k, logits.View, classes, dLogits.View, densityClasses, goal.IsTargeted, Loss == AdaptiveLoss.CwMargin, Kappa);
+        var dPools = Lambda > 0 ? _deviceDensities.Gradient(pools, densityClasses, (float)Lambda) : new Tensor?[pools.Count];
+        return _classifier.InputGradientTensor(dLogits, dPools);
+    }
+
+    public void Dispose()
+    {
+        _deviceDensities?.Dispose();
+        _goalClasses.Dispose();
+        _dLogits?.Dispose();
+        _densityClasses?.Dispose();
+        _loss?.Dispose();
     }
 
     /// <summary>The per-image classification term of J and dJ/dlogits.</summary>
@@ -153,7 +209,7 @@ public static class AdaptiveAttacks
         IProgress<AttackProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         var densities = StageDensities.FromMixtures(mixtures, m => new GmmNearestComponent(m));
-        var objective = new FeatureAdaptiveObjective(classifier, densities, lambda, loss, kappa);
+        using var objective = new FeatureAdaptiveObjective(classifier, densities, lambda, loss, kappa);
         return Pgd.Run(objective, images, shape, goal, options, progress, cancellationToken, "hfc");
     }
 
@@ -167,7 +223,7 @@ public static class AdaptiveAttacks
         ArgumentNullException.ThrowIfNull(classifier);
         var stages = new IReadOnlyList<IFeatureDensity>?[classifier.StageWidths.Count];
         stages[^1] = penultimatePerClass;
-        var objective = new FeatureAdaptiveObjective(classifier, new StageDensities(stages), lambda);
+        using var objective = new FeatureAdaptiveObjective(classifier, new StageDensities(stages), lambda);
         return Pgd.Run(objective, images, shape, goal, options, progress, cancellationToken, "density-pgd");
     }
 }

@@ -60,6 +60,46 @@ public static partial class AttackKernels
         }
     }
 
+    /// <summary>
+    /// One thread per image: the density class (the target, else the largest other logit, ties to the
+    /// lowest index as AttackMath.MaxOther) and, with cw != 0, the C&amp;W margin's dJ/dlogits (J = -max(margin, -kappa)).
+    /// </summary>
+    [Kernel]
+    private static void AdaptiveRows(KernelContext ctx, View<float> logits, View<int> classes, View<float> dLogits, View<int> densityClasses,
+        int n, int k, int targeted, int cw, float kappa)
+    {
+        for (int row = ctx.GlobalX; row < n; row += ctx.GridStrideX)
+        {
+            int cls = classes[row];
+            float best = float.NegativeInfinity;
+            int at = -1;
+            for (int j = 0; j < k; j++)
+            {
+                float v = j == cls ? float.NegativeInfinity : logits[row * k + j];
+                if (at < 0 || v > best)
+                {
+                    best = v;
+                    at = j;
+                }
+            }
+            densityClasses[row] = targeted != 0 ? cls : at;
+            if (cw != 0)
+            {
+                for (int j = 0; j < k; j++)
+                {
+                    dLogits[row * k + j] = 0f;
+                }
+                float own = logits[row * k + cls];
+                float margin = targeted != 0 ? best - own : own - best;
+                if (margin > -kappa)
+                {
+                    dLogits[row * k + at] = targeted != 0 ? -1f : 1f;
+                    dLogits[row * k + cls] = targeted != 0 ? 1f : -1f;
+                }
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ dispatchers
 
     /// <summary>
@@ -105,7 +145,49 @@ public static partial class AttackKernels
             () => CwAdamKernel.Launch(accelerator, Config(x.Length), w, m, v, x, x0, gx, lr, correction1, correction2));
     }
 
+    /// <summary>
+    /// The adaptive objectives' per-image bookkeeping on logits (N, K) against the goal's classes (N):
+    /// densityClasses (N) = the target when targeted, else the most likely class other than the label;
+    /// with <paramref name="cwMargin"/> dLogits (N, K) = d(-max(margin, -kappa))/dlogits (otherwise dLogits is not touched).
+    /// </summary>
+    public static void AdaptiveRows(Accelerator accelerator, int n, int k, View<float> logits, View<int> classes, View<float> dLogits, View<int> densityClasses,
+        bool targeted, bool cwMargin, float kappa)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        RequireLength(logits.Length, n * k, nameof(logits));
+        RequireLength(dLogits.Length, n * k, nameof(dLogits));
+        RequireLength(classes.Length, n, nameof(classes));
+        RequireLength(densityClasses.Length, n, nameof(densityClasses));
+        OperatorDispatch.Run(accelerator, "AttackKernels.AdaptiveRows", OperatorCost.Elementwise((long)n * k, 3, reads: 1, writes: cwMargin ? 1 : 0),
+            () => AdaptiveRowsCpu(n, k, logits.AsSpan(), classes.AsSpan(), dLogits.AsSpan(), densityClasses.AsSpan(), targeted, cwMargin, kappa),
+            () => AdaptiveRowsKernel.Launch(accelerator, Config(n), logits, classes, dLogits, densityClasses, n, k, targeted ? 1 : 0, cwMargin ? 1 : 0, kappa));
+    }
+
     // ------------------------------------------------------------------ CPU implementations
+
+    /// <summary>The CPU implementation of <see cref="AdaptiveRows"/>, on AttackMath's MaxOther and CwMargin.</summary>
+    public static void AdaptiveRowsCpu(int n, int k, ReadOnlySpan<float> logits, ReadOnlySpan<int> classes, Span<float> dLogits, Span<int> densityClasses,
+        bool targeted, bool cwMargin, float kappa)
+    {
+        for (int i = 0; i < n; i++)
+        {
+            var row = logits.Slice(i * k, k);
+            int cls = classes[i];
+            var (margin, other) = AttackMath.CwMargin(row, cls, targeted);
+            densityClasses[i] = targeted ? cls : other;
+            if (!cwMargin)
+            {
+                continue;
+            }
+            var d = dLogits.Slice(i * k, k);
+            d.Clear();
+            if (margin > -kappa)
+            {
+                d[other] = targeted ? -1f : 1f;
+                d[cls] = targeted ? 1f : -1f;
+            }
+        }
+    }
 
     public static void CwAdamStepCpu(Span<float> w, Span<float> m, Span<float> v, Span<float> x, ReadOnlySpan<float> x0, ReadOnlySpan<float> gx,
         float lr, float correction1, float correction2)
@@ -158,6 +240,7 @@ public static partial class AttackKernels
     {
         int images = ResNet18Shapes.Batch * ResNet18Shapes.Resolution * ResNet18Shapes.Resolution;
         yield return new LaunchShape(SignStepKernel.Definition, "PGD batch 64x1x224x224", Config(images));
+        yield return new LaunchShape(AdaptiveRowsKernel.Definition, "adaptive PGD batch 64", Config(ResNet18Shapes.Batch));
         yield return new LaunchShape(OffsetClipKernel.Definition, "FGSM random start 64x1x224x224", Config(images));
         yield return new LaunchShape(CwAdamKernel.Definition, "C&W batch 64x1x224x224", Config(images));
     }

@@ -59,6 +59,12 @@ public interface IFeatureTapClassifier : IDifferentiableClassifier
 
     /// <summary>As the host overload, leaving d loss / d input on the device (owned by the classifier).</summary>
     Tensor InputGradientTensor(ReadOnlySpan<float> dLogits, IReadOnlyList<float[]?> dStagePools);
+
+    /// <summary>As <see cref="Forward(Tensor)"/>, leaving the logits (N, K) and pooled stage outputs (N, w_s) on the device (owned by the classifier, valid until its next call).</summary>
+    (Tensor Logits, IReadOnlyList<Tensor> StagePools) ForwardTensors(Tensor images);
+
+    /// <summary>As the host overload with d loss / d logits (N, K) and the stage gradients (N, w_s; null skips a stage) already on the device: nothing is copied.</summary>
+    Tensor InputGradientTensor(Tensor dLogits, IReadOnlyList<Tensor?> dStagePools);
 }
 
 /// <summary>
@@ -104,16 +110,38 @@ public sealed class ResNetClassifier : IFeatureTapClassifier, IDisposable
     public Tensor InputGradientTensor(Tensor dLogits)
     {
         ArgumentNullException.ThrowIfNull(dLogits);
-        if (dLogits.Rank != 2 || dLogits.Dim(0) != LastInput.Dim(0) || dLogits.Dim(1) != NumClasses)
-        {
-            throw new ArgumentException($"d loss / d logits must be (N, K) = ({LastInput.Dim(0)}, {NumClasses}) for the last forward; got {Tensor.ShapeText(dLogits.Shape)}.", nameof(dLogits));
-        }
+        RequireLogitsShape(dLogits);
         return _model.Backward(dLogits, BackwardMode.InputOnly)!;
     }
 
     public (float[] Logits, float[][] StagePools) Forward(ReadOnlySpan<float> images, int[] shape) => Run(Upload(images, shape), stagePools: true);
 
     public (float[] Logits, float[][] StagePools) Forward(Tensor images) => Run(images, stagePools: true);
+
+    public (Tensor Logits, IReadOnlyList<Tensor> StagePools) ForwardTensors(Tensor images)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        _last = images;
+        _lastPooledStages = true;
+        var outputs = _model.ForwardEval(images, stagePools: true);
+        return (outputs.Logits, outputs.StagePools!);
+    }
+
+    public Tensor InputGradientTensor(Tensor dLogits, IReadOnlyList<Tensor?> dStagePools)
+    {
+        ArgumentNullException.ThrowIfNull(dLogits);
+        ArgumentNullException.ThrowIfNull(dStagePools);
+        if (dStagePools.Count != _dStagePools.Length)
+        {
+            throw new ArgumentException($"Give one (possibly null) gradient per stage ({_dStagePools.Length}); got {dStagePools.Count}.", nameof(dStagePools));
+        }
+        if (!_lastPooledStages && dStagePools.Any(g => g is not null))
+        {
+            throw new InvalidOperationException("Stage gradients need the stage outputs of the batch: call Forward or ForwardTensors (not Logits) first.");
+        }
+        RequireLogitsShape(dLogits);
+        return _model.Backward(dLogits, BackwardMode.InputOnly, dStagePools)!;
+    }
 
     public float[] InputGradient(ReadOnlySpan<float> dLogits) => InputGradientTensor(dLogits).Download();
 
@@ -149,6 +177,14 @@ public sealed class ResNetClassifier : IFeatureTapClassifier, IDisposable
             tensors[s]!.Upload(host);
         }
         return Backward(dLogits, tensors);
+    }
+
+    private void RequireLogitsShape(Tensor dLogits)
+    {
+        if (dLogits.Rank != 2 || dLogits.Dim(0) != LastInput.Dim(0) || dLogits.Dim(1) != NumClasses)
+        {
+            throw new ArgumentException($"d loss / d logits must be (N, K) = ({LastInput.Dim(0)}, {NumClasses}) for the last forward; got {Tensor.ShapeText(dLogits.Shape)}.", nameof(dLogits));
+        }
     }
 
     private Tensor LastInput => _last ?? throw new InvalidOperationException("InputGradient needs a Logits or Forward call on the batch first.");

@@ -28,8 +28,7 @@ public interface IAttackObjective
 /// <summary>Untargeted: J = CE(x, label) (summed over the batch); targeted: J = -CE(x, target).</summary>
 public sealed class CrossEntropyObjective(IDifferentiableClassifier classifier) : IAttackObjective, IDisposable
 {
-    private AttackGoal? _uploadedGoal; // the goal whose classes are in _classes
-    private DeviceBuffer<int>? _classes; // (N) goal.Classes on the device
+    private readonly DeviceGoalClasses _classes = new(classifier);
     private DeviceBuffer<float>? _loss; // (1) the summed cross-entropy (unused by the step)
     private Tensor? _dLogits; // (N, K)
 
@@ -44,21 +43,7 @@ public sealed class CrossEntropyObjective(IDifferentiableClassifier classifier) 
     {
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(goal);
-        var accelerator = Classifier.Accelerator;
-        int n = x.Dim(0);
-        int k = Classifier.NumClasses;
-        if (!ReferenceEquals(goal, _uploadedGoal) || _classes!.Length != n)
-        {
-            goal.Validate(n, k);
-            if (_classes is null || _classes.Length != n)
-            {
-                _classes?.Dispose();
-                _classes = accelerator.Allocate<int>(n);
-            }
-            accelerator.CopyFromHost<int>(goal.Classes, _classes.View);
-            _uploadedGoal = goal;
-        }
-        return Gradient(x, _classes.View, goal.IsTargeted);
+        return Gradient(x, _classes.Of(goal, x.Dim(0)), goal.IsTargeted);
     }
 
     /// <summary>
@@ -89,7 +74,7 @@ public sealed class CrossEntropyObjective(IDifferentiableClassifier classifier) 
 
     public void Dispose()
     {
-        _classes?.Dispose();
+        _classes.Dispose();
         _loss?.Dispose();
         _dLogits?.Dispose();
     }
@@ -110,4 +95,31 @@ public sealed class CrossEntropyObjective(IDifferentiableClassifier classifier) 
         gradient = withGradient ? Classifier.InputGradientTensor(dLogits) : null;
         return logits;
     }
+}
+
+/// <summary>A goal's classes (N) on the device, uploaded once per goal and kept across an attack's steps.</summary>
+internal sealed class DeviceGoalClasses(IDifferentiableClassifier classifier) : IDisposable
+{
+    private AttackGoal? _uploadedGoal; // the goal whose classes are in _classes
+    private DeviceBuffer<int>? _classes; // (N) goal.Classes on the device
+
+    /// <summary>goal.Classes for a batch of <paramref name="n"/> images on the device (uploaded when the goal changes).</summary>
+    public View<int> Of(AttackGoal goal, int n)
+    {
+        ArgumentNullException.ThrowIfNull(goal);
+        if (!ReferenceEquals(goal, _uploadedGoal) || _classes!.Length != n)
+        {
+            goal.Validate(n, classifier.NumClasses);
+            if (_classes is null || _classes.Length != n)
+            {
+                _classes?.Dispose();
+                _classes = classifier.Accelerator.Allocate<int>(n);
+            }
+            classifier.Accelerator.CopyFromHost<int>(goal.Classes, _classes.View);
+            _uploadedGoal = goal;
+        }
+        return _classes.View;
+    }
+
+    public void Dispose() => _classes?.Dispose();
 }

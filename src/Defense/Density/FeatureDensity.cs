@@ -154,6 +154,39 @@ internal sealed class GaussianComponents
         }
     }
 
+    /// <summary>The mean mu_k (D).</summary>
+    public ReadOnlySpan<double> Mean(int k) => _means.AsSpan(k * D, D);
+
+    /// <summary>log pi_k + log det M_k: log pi_k + log N_k(x) = this - (D log 2 pi + ||y||^2) / 2.</summary>
+    public double LogWeightedDet(int k) => _logWeightedNorm[k] + 0.5 * D * Math.Log(2 * Math.PI);
+
+    /// <summary>M_k as a dense (D, D) row-major matrix (tied, diagonal and spherical factors expanded) for the device GEMMs, y = (x - mu_k) M_k.</summary>
+    public float[] DenseFactor(int k)
+    {
+        var m = new float[D * D];
+        for (int i = 0; i < D; i++)
+        {
+            switch (Type)
+            {
+                case CovarianceType.Full:
+                case CovarianceType.Tied:
+                    int offset = Type == CovarianceType.Full ? k * D * D : 0;
+                    for (int j = 0; j < D; j++)
+                    {
+                        m[i * D + j] = (float)_precisionCholesky[offset + i * D + j];
+                    }
+                    break;
+                case CovarianceType.Diagonal:
+                    m[i * D + i] = (float)_precisionCholesky[k * D + i];
+                    break;
+                default:
+                    m[i * D + i] = (float)_precisionCholesky[k];
+                    break;
+            }
+        }
+        return m;
+    }
+
     /// <summary>log pi_k + log N_k(x) given ||y||^2.</summary>
     public double WeightedLogProb(int k, double squaredNorm) => _logWeightedNorm[k] - 0.5 * squaredNorm;
 
@@ -166,10 +199,32 @@ internal sealed class GaussianComponents
     }
 }
 
+/// <summary>The two scores of a Gaussian mixture that the adaptive attacks use (the device path computes them with <see cref="GaussianStageGradients"/>).</summary>
+internal enum GaussianScore
+{
+    /// <summary>log p(x) = logsumexp_k (log pi_k + log N_k(x)); gradient -sum_k r_k(x) P_k (x - mu_k).</summary>
+    LogDensity,
+
+    /// <summary>-||M_k^T (x - mu_k)||^2 for the most likely component k; gradient -2 P_k (x - mu_k).</summary>
+    NearestComponent,
+}
+
+/// <summary>A feature density that is a score of a Gaussian mixture's components.</summary>
+internal interface IGaussianMixtureScore
+{
+    GaussianComponents Components { get; }
+
+    GaussianScore Score { get; }
+}
+
 /// <summary>log p(x) under a fitted Gaussian mixture (as its ScoreSamples) and its gradient sum_k r_k(x) (-P_k (x - mu_k)).</summary>
-public sealed class GmmLogDensity : IFeatureDensity
+public sealed class GmmLogDensity : IFeatureDensity, IGaussianMixtureScore
 {
     private readonly GaussianComponents _components;
+
+    GaussianComponents IGaussianMixtureScore.Components => _components;
+
+    GaussianScore IGaussianMixtureScore.Score => GaussianScore.LogDensity;
 
     public GmmLogDensity(GaussianMixture mixture)
     {
@@ -239,9 +294,13 @@ public sealed class GmmLogDensity : IFeatureDensity
 /// Mahalanobis distance ||M_k^T (x - mu_k)||^2 to the component k with the largest pi_k N_k(x)
 /// (the most likely component of the class), M_k its precision Cholesky factor. Gradient -2 P_k (x - mu_k).
 /// </summary>
-public sealed class GmmNearestComponent : IFeatureDensity
+public sealed class GmmNearestComponent : IFeatureDensity, IGaussianMixtureScore
 {
     private readonly GaussianComponents _components;
+
+    GaussianComponents IGaussianMixtureScore.Components => _components;
+
+    GaussianScore IGaussianMixtureScore.Score => GaussianScore.NearestComponent;
 
     public GmmNearestComponent(GaussianMixture mixture)
     {

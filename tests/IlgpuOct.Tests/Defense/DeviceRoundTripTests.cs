@@ -156,15 +156,41 @@ public sealed class DeviceRoundTripTests(ITestOutputHelper output) : IDisposable
             result.Linf.Should().OnlyContain(d => d > 0 && d <= 0.03f + 1e-6f);
             return acc.Transfers.Snapshot() - before;
         }
+        StepsStayOnTheDevice(Attack, "PGD");
+    }
+
+    [Fact]
+    public void An_hfc_pgd_step_makes_no_copy_or_allocation_and_the_batch_reads_the_same_for_any_number_of_steps()
+    {
+        using var fitAccelerator = new HostAccelerator(AcceleratorKind.CpuKernels);
+        using var fitSetup = new TinyAttackSetup(fitAccelerator, perClass: 2, seed: 21);
+        var mixtures = fitSetup.FitMixtures(components: 2, seed: 0);
+        TransferSnapshot Attack(int steps, List<TransferSnapshot>? atSteps)
+        {
+            using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+            using var setup = new TinyAttackSetup(acc, perClass: 2, seed: 21);
+            var progress = atSteps is null ? null : new SyncProgress<AttackProgress>(_ => atSteps.Add(acc.Transfers.Snapshot()));
+            var before = acc.Transfers.Snapshot();
+            var result = AdaptiveAttacks.Hfc(setup.Classifier, mixtures, setup.Images, setup.Shape, AttackGoal.Untargeted(setup.Labels),
+                new PgdOptions { Epsilon = 0.03f, Steps = steps }, lambda: 0.05, AdaptiveLoss.CwMargin, progress: progress);
+            result.Linf.Should().OnlyContain(d => d > 0 && d <= 0.03f + 1e-6f);
+            return acc.Transfers.Snapshot() - before;
+        }
+        StepsStayOnTheDevice(Attack, "HFC-PGD");
+    }
+
+    /// <summary>Steps 2..10 of a 10-step attack copy and allocate nothing, and 10 and 2 steps copy and allocate the same in all.</summary>
+    private void StepsStayOnTheDevice(Func<int, List<TransferSnapshot>?, TransferSnapshot> attack, string name)
+    {
         var reports = new List<TransferSnapshot>();
-        var ten = Attack(10, reports);
-        var two = Attack(2, null);
+        var ten = attack(10, reports);
+        var two = attack(2, null);
         reports.Should().HaveCount(10);
         for (int s = 1; s < reports.Count; s++)
         {
-            (reports[s] - reports[s - 1]).Should().Be(default(TransferSnapshot), $"PGD step {s + 1} stays on the device");
+            (reports[s] - reports[s - 1]).Should().Be(default(TransferSnapshot), $"{name} step {s + 1} stays on the device");
         }
-        output.WriteLine($"PGD-10: {ten}; PGD-2: {two}");
+        output.WriteLine($"{name}-10: {ten}; {name}-2: {two}");
         ten.DeviceToHost.Should().Be(two.DeviceToHost);
         ten.HostToDevice.Should().Be(two.HostToDevice);
         ten.Allocations.Should().Be(two.Allocations);

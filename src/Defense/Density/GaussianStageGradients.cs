@@ -1,0 +1,391 @@
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Kernels.Profiling;
+using IlgpuOct.Nn;
+
+namespace IlgpuOct.Defense.Density;
+
+/// <summary>
+/// The gradients of the adaptive attacks' Gaussian-mixture feature scores (<see cref="GmmNearestComponent"/>,
+/// HFC; <see cref="GmmLogDensity"/>, UAD-PGD) with respect to the pooled stage features, on the device.
+/// Per stage and class c, per component k: y_ck = (X - mu_ck) M_ck and log pi_k + log N_k with
+/// <see cref="MixtureKernels.LogGaussian"/> (its GEMM); each row's component weights (one-hot at the
+/// most likely component, or the responsibilities from <see cref="MixtureKernels.Responsibilities"/>);
+/// then d score / dX = scale sum_k w_k y_ck M_ck^T over the rows whose density class is c, one GEMM per
+/// (c, k) accumulated into the stage gradient (rows of other classes enter as zeros). The host
+/// <see cref="IFeatureDensity.ScoreAndGradient"/> (float64) is the reference and the cpu engine's path.
+/// </summary>
+public sealed partial class GaussianStageGradients : IDisposable
+{
+    private const int ThreadsPerBlock = 128;
+
+    private readonly Accelerator _accelerator;
+    private readonly Stage?[] _stages; // [stage], null where unused
+    private readonly Tensor?[] _gradients; // [stage] (N, D_s)
+    private DeviceBuffer<float>? _diff; // (N, D) centred rows, scratch of LogGaussian
+    private DeviceBuffer<float>? _y; // (C, K, N, D) whitened rows of every class and component of a stage
+    private DeviceBuffer<float>? _logProb; // (C, N, K) log pi_k + log N_k
+    private DeviceBuffer<float>? _weights; // (C, N, K) one-hot or responsibilities
+    private DeviceBuffer<float>? _logNorm; // (N) logsumexp (unused by the gradient)
+    private DeviceBuffer<float>? _scaled; // (N, D) w_k y_ck on the rows of class c, zero elsewhere
+    private int _rows; // N the scratch holds
+
+    private GaussianStageGradients(Accelerator accelerator, Stage?[] stages)
+    {
+        _accelerator = accelerator;
+        _stages = stages;
+        _gradients = new Tensor?[stages.Length];
+    }
+
+    /// <summary>
+    /// The device form of <paramref name="densities"/>, or null when a stage uses a density that is not a
+    /// Gaussian mixture score (Mahalanobis, KDE): those still run on the host.
+    /// </summary>
+    public static GaussianStageGradients? TryCreate(Accelerator accelerator, StageDensities densities)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        ArgumentNullException.ThrowIfNull(densities);
+        var scores = densities.PerStage.Select(s => s?.Select(d => d as IGaussianMixtureScore).ToArray()).ToArray();
+        if (scores.Any(s => s is not null && s.Any(d => d is null)))
+        {
+            return null;
+        }
+        var stages = new Stage?[scores.Length];
+        try
+        {
+            for (int s = 0; s < scores.Length; s++)
+            {
+                if (scores[s] is { } perClass)
+                {
+                    stages[s] = new Stage(accelerator, perClass!);
+                }
+            }
+        }
+        catch
+        {
+            foreach (var stage in stages)
+            {
+                stage?.Dispose();
+            }
+            throw;
+        }
+        return new GaussianStageGradients(accelerator, stages);
+    }
+
+    /// <summary>
+    /// scale * d score / d feature of each stage's pooled features (N, D_s) under the density of class
+    /// classes[n] (N, on the device); null for unused stages. The tensors are owned by this object and
+    /// valid until its next call; nothing is copied between host and device.
+    /// </summary>
+    public IReadOnlyList<Tensor?> Gradient(IReadOnlyList<Tensor> stagePools, View<int> classes, float scale)
+    {
+        ArgumentNullException.ThrowIfNull(stagePools);
+        if (stagePools.Count != _stages.Length)
+        {
+            throw new ArgumentException($"GaussianStageGradients: give the {_stages.Length} stage outputs; got {stagePools.Count}.", nameof(stagePools));
+        }
+        int n = classes.Length;
+        EnsureScratch(n);
+        for (int s = 0; s < _stages.Length; s++)
+        {
+            if (_stages[s] is not { } stage)
+            {
+                continue;
+            }
+            var pool = stagePools[s];
+            int d = stage.D;
+            if (pool.Rank != 2 || pool.Dim(0) != n || pool.Dim(1) != d)
+            {
+                throw new ArgumentException($"GaussianStageGradients: stage layer{s + 1} needs pooled features (N, D) = ({n}, {d}); got {Tensor.ShapeText(pool.Shape)}.", nameof(stagePools));
+            }
+            var gradient = Tensor.ReuseLargest(ref _gradients[s], _accelerator, n, d);
+            StageGradient(stage, pool.View, classes, scale, gradient.View, n);
+        }
+        return _gradients.Select((g, s) => _stages[s] is null ? null : g).ToArray();
+    }
+
+    private void StageGradient(Stage stage, View<float> x, View<int> classes, float scale, View<float> gradient, int n)
+    {
+        int d = stage.D;
+        var diff = _diff!.View.Slice(0, n * d);
+        var scaled = _scaled!.View.Slice(0, n * d);
+        bool first = true;
+        for (int c = 0; c < stage.Classes.Length; c++)
+        {
+            var mixture = stage.Classes[c];
+            int k = mixture.K;
+            var logProb = _logProb!.View.Slice(c * n * k, n * k);
+            var weights = _weights!.View.Slice(c * n * k, n * k);
+            for (int j = 0; j < k; j++)
+            {
+                var y = _y!.View.Slice((c * k + j) * n * d, n * d);
+                MixtureKernels.LogGaussian(_accelerator, x, mixture.Means.View.Slice(j * d, d), mixture.Factors.View.Slice(j * d * d, d * d), diff, y, logProb,
+                    n, d, k, j, mixture.LogWeightedDet[j]);
+            }
+            float rowScale;
+            if (mixture.Score == GaussianScore.NearestComponent)
+            {
+                NearestComponentWeights(_accelerator, logProb, weights, n, k);
+                rowScale = -2f * scale;
+            }
+            else
+            {
+                MixtureKernels.Responsibilities(_accelerator, logProb, mixture.ZeroLogWeights.View, weights, _logNorm!.View.Slice(0, n), n, k);
+                rowScale = -scale;
+            }
+            for (int j = 0; j < k; j++)
+            {
+                var y = _y!.View.Slice((c * k + j) * n * d, n * d);
+                WeightClassRows(_accelerator, y, weights, classes, scaled, n, d, k, c, j, rowScale);
+                // d (-||y||^2 / 2) / dx = -y M^T in row form (y = (x - mu) M).
+                Gemm.Run(_accelerator, false, true, n, d, d, 1f, scaled, d, mixture.Factors.View.Slice(j * d * d, d * d), d, first ? 0f : 1f, gradient, d);
+                first = false;
+            }
+        }
+    }
+
+    private void EnsureScratch(int n)
+    {
+        if (n <= _rows)
+        {
+            return;
+        }
+        DisposeScratch();
+        var used = _stages.Where(s => s is not null).Select(s => s!).ToArray();
+        int maxD = used.Max(s => s.D);
+        int maxY = checked(used.Max(s => s.Classes.Sum(c => c.K) * n * s.D));
+        int maxProb = checked(used.Max(s => s.Classes.Sum(c => c.K) * n));
+        _diff = _accelerator.Allocate<float>(checked(n * maxD));
+        _scaled = _accelerator.Allocate<float>(checked(n * maxD));
+        _y = _accelerator.Allocate<float>(maxY);
+        _logProb = _accelerator.Allocate<float>(maxProb);
+        _weights = _accelerator.Allocate<float>(maxProb);
+        _logNorm = _accelerator.Allocate<float>(n);
+        _rows = n;
+    }
+
+    private void DisposeScratch()
+    {
+        _diff?.Dispose();
+        _scaled?.Dispose();
+        _y?.Dispose();
+        _logProb?.Dispose();
+        _weights?.Dispose();
+        _logNorm?.Dispose();
+        _rows = 0;
+    }
+
+    public void Dispose()
+    {
+        DisposeScratch();
+        foreach (var stage in _stages)
+        {
+            stage?.Dispose();
+        }
+        foreach (var gradient in _gradients)
+        {
+            gradient?.Dispose();
+        }
+    }
+
+    // ------------------------------------------------------------------ kernels
+
+    /// <summary>One thread per row: weights[n, k] = 1 at the most likely component (the first of equals, as the host), else 0.</summary>
+    [Kernel]
+    private static void NearestComponent(KernelContext ctx, View<float> logProb, View<float> weights, int n, int components)
+    {
+        for (int row = ctx.GlobalX; row < n; row += ctx.GridStrideX)
+        {
+            int best = 0;
+            float bestValue = logProb[row * components];
+            for (int k = 1; k < components; k++)
+            {
+                float v = logProb[row * components + k];
+                if (v > bestValue)
+                {
+                    bestValue = v;
+                    best = k;
+                }
+            }
+            for (int k = 0; k < components; k++)
+            {
+                weights[row * components + k] = k == best ? 1f : 0f;
+            }
+        }
+    }
+
+    /// <summary>scaled[n, j] = scale weights[n, k] y[n, j] where classes[n] == c, else 0 (grid-stride over N * D).</summary>
+    [Kernel]
+    private static void WeightRows(KernelContext ctx, View<float> y, View<float> weights, View<int> classes, View<float> scaled,
+        int n, int d, int components, int c, int k, float scale)
+    {
+        for (int index = ctx.GlobalX; index < n * d; index += ctx.GridStrideX)
+        {
+            int row = index / d;
+            scaled[index] = classes[row] == c ? scale * weights[row * components + k] * y[index] : 0f;
+        }
+    }
+
+    // ------------------------------------------------------------------ dispatchers and CPU implementations
+
+    /// <summary>weights (N, K) one-hot at each row's largest logProb (N, K), the first of equals.</summary>
+    public static void NearestComponentWeights(Accelerator accelerator, View<float> logProb, View<float> weights, int n, int components)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        RequireLength(logProb.Length, (long)n * components, nameof(logProb), "NearestComponentWeights");
+        RequireLength(weights.Length, (long)n * components, nameof(weights), "NearestComponentWeights");
+        OperatorDispatch.Run(accelerator, "GaussianStageGradients.NearestComponentWeights", OperatorCost.Elementwise((long)n * components, 1, reads: 1, writes: 1),
+            () => NearestComponentWeightsCpu(logProb.AsSpan(), weights.AsSpan(), n, components),
+            () => NearestComponentKernel.Launch(accelerator, Config(n), logProb, weights, n, components));
+    }
+
+    /// <summary>scaled (N, D) = scale weights[:, k] y (N, D) on the rows whose class (N) is c, zero on the others.</summary>
+    public static void WeightClassRows(Accelerator accelerator, View<float> y, View<float> weights, View<int> classes, View<float> scaled,
+        int n, int d, int components, int c, int k, float scale)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        RequireLength(y.Length, (long)n * d, nameof(y), "WeightClassRows");
+        RequireLength(scaled.Length, (long)n * d, nameof(scaled), "WeightClassRows");
+        RequireLength(weights.Length, (long)n * components, nameof(weights), "WeightClassRows");
+        RequireLength(classes.Length, n, nameof(classes), "WeightClassRows");
+        OperatorDispatch.Run(accelerator, "GaussianStageGradients.WeightClassRows", OperatorCost.Elementwise((long)n * d, 2, reads: 1, writes: 1),
+            () => WeightClassRowsCpu(y.AsSpan(), weights.AsSpan(), classes.AsSpan(), scaled.AsSpan(), n, d, components, c, k, scale),
+            () => WeightRowsKernel.Launch(accelerator, Config(n * d), y, weights, classes, scaled, n, d, components, c, k, scale));
+    }
+
+    public static void NearestComponentWeightsCpu(ReadOnlySpan<float> logProb, Span<float> weights, int n, int components)
+    {
+        for (int row = 0; row < n; row++)
+        {
+            var p = logProb.Slice(row * components, components);
+            int best = 0;
+            for (int k = 1; k < components; k++)
+            {
+                if (p[k] > p[best])
+                {
+                    best = k;
+                }
+            }
+            var w = weights.Slice(row * components, components);
+            w.Clear();
+            w[best] = 1f;
+        }
+    }
+
+    public static void WeightClassRowsCpu(ReadOnlySpan<float> y, ReadOnlySpan<float> weights, ReadOnlySpan<int> classes, Span<float> scaled,
+        int n, int d, int components, int c, int k, float scale)
+    {
+        for (int row = 0; row < n; row++)
+        {
+            bool of = classes[row] == c;
+            for (int j = 0; j < d; j++)
+            {
+                scaled[row * d + j] = of ? scale * weights[row * components + k] * y[row * d + j] : 0f;
+            }
+        }
+    }
+
+    private static void RequireLength(long actual, long expected, string name, string what)
+    {
+        if (actual != expected)
+        {
+            throw new ArgumentException($"GaussianStageGradients.{what}: {name} holds {actual} elements where {expected} are needed.", name);
+        }
+    }
+
+    private static LaunchConfig Config(int count) => LaunchConfig.For1D(Math.Max(1, Math.Min(count, 65535 * ThreadsPerBlock)), ThreadsPerBlock);
+
+    /// <summary>HFC on a batch of 64 at layer4 (512 features), 2 classes of 4 components.</summary>
+    [LaunchShapes]
+    private static IEnumerable<LaunchShape> LaunchShapes()
+    {
+        const int n = 64, d = 512;
+        const string hfc = "HFC batch 64 d=512 k=4";
+        yield return new LaunchShape(NearestComponentKernel.Definition, hfc, Config(n));
+        yield return new LaunchShape(WeightRowsKernel.Definition, hfc, Config(n * d));
+    }
+
+    /// <summary>One stage's class mixtures on the device.</summary>
+    private sealed class Stage : IDisposable
+    {
+        public Stage(Accelerator accelerator, IReadOnlyList<IGaussianMixtureScore> perClass)
+        {
+            D = perClass[0].Components.D;
+            Classes = new ClassMixture[perClass.Count];
+            try
+            {
+                for (int c = 0; c < perClass.Count; c++)
+                {
+                    Classes[c] = new ClassMixture(accelerator, perClass[c]);
+                }
+            }
+            catch
+            {
+                Dispose();
+                throw;
+            }
+        }
+
+        public int D { get; }
+
+        public ClassMixture[] Classes { get; }
+
+        public void Dispose()
+        {
+            foreach (var mixture in Classes)
+            {
+                mixture?.Dispose();
+            }
+        }
+    }
+
+    /// <summary>One class's mixture: means (K, D) and dense factors (K, D, D) in float32, log pi_k + log det M_k on the host.</summary>
+    private sealed class ClassMixture : IDisposable
+    {
+        public ClassMixture(Accelerator accelerator, IGaussianMixtureScore density)
+        {
+            var components = density.Components;
+            Score = density.Score;
+            K = components.K;
+            int d = components.D;
+            var means = new float[K * d];
+            var factors = new float[K * d * d];
+            LogWeightedDet = new float[K];
+            for (int k = 0; k < K; k++)
+            {
+                var mean = components.Mean(k);
+                for (int j = 0; j < d; j++)
+                {
+                    means[k * d + j] = (float)mean[j];
+                }
+                components.DenseFactor(k).CopyTo(factors, k * d * d);
+                LogWeightedDet[k] = (float)components.LogWeightedDet(k);
+            }
+            Means = accelerator.Allocate<float>(means.Length);
+            Factors = accelerator.Allocate<float>(factors.Length);
+            ZeroLogWeights = accelerator.Allocate<float>(K);
+            accelerator.CopyFromHost<float>(means, Means.View);
+            accelerator.CopyFromHost<float>(factors, Factors.View);
+            accelerator.CopyFromHost<float>(new float[K], ZeroLogWeights.View);
+        }
+
+        public GaussianScore Score { get; }
+
+        public int K { get; }
+
+        public DeviceBuffer<float> Means { get; } // (K, D)
+
+        public DeviceBuffer<float> Factors { get; } // (K, D, D)
+
+        public DeviceBuffer<float> ZeroLogWeights { get; } // (K) zeros: the weights are already in LogWeightedDet
+
+        public float[] LogWeightedDet { get; } // (K)
+
+        public void Dispose()
+        {
+            Means.Dispose();
+            Factors.Dispose();
+            ZeroLogWeights.Dispose();
+        }
+    }
+}
