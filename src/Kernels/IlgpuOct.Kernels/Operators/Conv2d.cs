@@ -80,6 +80,22 @@ public static unsafe partial class Conv2d
             () => ForwardKernels(accelerator, s, x, w, y));
     }
 
+    /// <summary>
+    /// y = act(conv(x, w) + bias[oc] (+ residual)), act = ReLU or identity: a convolution with its bias,
+    /// the residual connection and the activation (eval-mode BN folded into w and bias). On <c>cpu</c> one
+    /// pass (the SGEMM's epilogue on each stored tile); elsewhere the convolution kernel, then one
+    /// element-wise kernel. Shapes as <see cref="ForwardBiasActivationCpu"/>.
+    /// </summary>
+    public static void ForwardBiasActivation(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> w, View<float> bias,
+        View<float>? residual, bool relu, View<float> y)
+    {
+        var cost = Cost(s, s.InputLength);
+        cost = cost with { Bytes = cost.Bytes + 4.0 * (s.OutC + (residual is null ? 0 : s.OutputLength)) };
+        OperatorDispatch.Run(accelerator, "Conv2d.ForwardBiasActivation", cost,
+            () => ForwardBiasActivationCpu(s, x.AsSpan(), w.AsSpan(), bias.AsSpan(), residual is { } r ? r.AsSpan() : default, relu, y.AsSpan()),
+            () => ForwardBiasActivationKernels(accelerator, s, x, w, bias, residual, relu, y));
+    }
+
     /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>.</summary>
     public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
     {
@@ -106,6 +122,29 @@ public static unsafe partial class Conv2d
         fixed (float* px = x, pw = w, py = y)
         {
             ForwardGemm(s, px, pw, py);
+        }
+    }
+
+    /// <summary>
+    /// y = act(conv(x, w) + bias[oc] (+ residual)): x (N, InC, H, W), w (OutC, InC, K, K), bias (OutC),
+    /// residual (N, OutC, OutH, OutW) or empty for none, y (N, OutC, OutH, OutW) overwritten (not aliasing x or residual).
+    /// Bit for bit <see cref="ForwardCpu"/>, then + bias, then + residual, then MathF.Max(v, 0) when <paramref name="relu"/>.
+    /// </summary>
+    public static void ForwardBiasActivationCpu(in Conv2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias,
+        ReadOnlySpan<float> residual, bool relu, Span<float> y)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
+        RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
+        RequireLength(bias.Length, s.OutC, nameof(bias), "(OutC)");
+        if (!residual.IsEmpty)
+        {
+            RequireLength(residual.Length, s.OutputLength, nameof(residual), "(N, OutC, OutH, OutW)");
+        }
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
+        fixed (float* px = x, pw = w, pb = bias, pr = residual, py = y)
+        {
+            ForwardGemm(s, px, pw, py, new SgemmEpilogue(pb, residual.IsEmpty ? null : pr, relu));
         }
     }
 
@@ -151,10 +190,10 @@ public static unsafe partial class Conv2d
 
     // y (N, OutC, OutH, OutW) seen as (OutC, N*OutH*OutW) = W (OutC, InC*K*K) * cols(x): one GEMM over the
     // whole batch, its B panels gathered straight from x and its tiles written straight into y.
-    private static void ForwardGemm(in Conv2dShape s, float* x, float* w, float* y)
+    private static void ForwardGemm(in Conv2dShape s, float* x, float* w, float* y, SgemmEpilogue epilogue = default)
     {
         int pixels = s.ColumnCols;
-        var output = s.N == 1 ? new SgemmOutput(pixels) : new SgemmOutput(pixels, pixels, (nint)s.OutC * pixels);
+        var output = (s.N == 1 ? new SgemmOutput(pixels) : new SgemmOutput(pixels, pixels, (nint)s.OutC * pixels)) with { Epilogue = epilogue };
         SgemmEngine.Run(SgemmMicroKernel.Auto, Gemm.CpuMaxThreads, false, false, s.OutC, s.N * pixels, s.ColumnRows, 1f,
             w, s.ColumnRows, null, null, 0, new ImageColumns(s, x, transposed: false), 0f, y, output);
     }
@@ -638,6 +677,22 @@ public static unsafe partial class Conv2d
         }
     }
 
+    /// <summary>y = act(y + bias[channel] (+ residual)) in place: the epilogue of <see cref="ForwardBiasActivation"/> on the kernel accelerators.</summary>
+    [Kernel]
+    private static void ConvBiasActivation(KernelContext ctx, View<float> y, View<float> bias, View<float> residual, bool addResidual, bool relu, int channels, int plane)
+    {
+        // Grid-stride over y (N, channels, plane); the same order of operations as the CPU epilogue.
+        for (int i = ctx.GlobalX; i < y.Length; i += ctx.GridStrideX)
+        {
+            float v = y[i] + bias[i / plane % channels];
+            if (addResidual)
+            {
+                v += residual[i];
+            }
+            y[i] = relu ? MathF.Max(v, 0f) : v;
+        }
+    }
+
     /// <summary>dw[i] = sum over the splits z = 0, 1, ... of partial[z * dw.Length + i], in that order.</summary>
     [Kernel]
     private static void ConvSplitKReduce(KernelContext ctx, View<float> partial, View<float> dw, int splits)
@@ -926,6 +981,19 @@ public static unsafe partial class Conv2d
         LaunchWarpTiled(accelerator, ForwardConfig(s), s, PassForward, w, x, y, s.ColumnRows, Float4.IsAligned(w, s.ColumnRows), Float4.IsAligned(y, s.ColumnCols));
     }
 
+    private static void ForwardBiasActivationKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> bias,
+        View<float>? residual, bool relu, View<float> y)
+    {
+        RequireLength(bias.Length, s.OutC, nameof(bias), "(OutC)");
+        if (residual is { } r)
+        {
+            RequireLength(r.Length, s.OutputLength, nameof(residual), "(N, OutC, OutH, OutW)");
+        }
+        ForwardKernels(accelerator, s, x, w, y);
+        // Not fused into the convolution's store: one extra pass over y (y itself stands in for an absent residual; never read then).
+        ConvBiasActivationKernel.Launch(accelerator, BiasActivationConfig(s.OutputLength), y, bias, residual ?? y, residual is not null, relu, s.OutC, s.ColumnCols);
+    }
+
     private static void BackwardDataKernels(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx)
     {
         s.Validate();
@@ -974,6 +1042,8 @@ public static unsafe partial class Conv2d
 
     private static LaunchConfig BackwardDataConfig(in Conv2dShape s) => WarpTiledConfig(s.InC, s.N * s.H * s.W, 1);
 
+    private static LaunchConfig BiasActivationConfig(int count) => new((int)Math.Min(1024, (count + ReduceThreads - 1) / ReduceThreads), ReduceThreads);
+
     private static LaunchConfig ReduceConfig(int count) => new((int)Math.Min(1024, (count + ReduceThreads - 1) / ReduceThreads), ReduceThreads);
 
     /// <summary>The weight gradient's launch, the reduction slice each split sums (a multiple of the k slice) and the number of splits.</summary>
@@ -996,6 +1066,7 @@ public static unsafe partial class Conv2d
             yield return new LaunchShape(ConvWarpTiledKernel.Definition, layer + " backward data", BackwardDataConfig(s));
             var (config, _, splits) = BackwardWeightPlan(s);
             yield return new LaunchShape(ConvWarpTiledKernel.Definition, layer + " backward weight", config);
+            yield return new LaunchShape(ConvBiasActivationKernel.Definition, layer + " bias and activation", BiasActivationConfig(s.OutputLength));
             if (splits > 1)
             {
                 yield return new LaunchShape(ConvSplitKReduceKernel.Definition, layer + $" backward weight, sum of {splits} splits", ReduceConfig(s.WeightLength));
@@ -1044,6 +1115,11 @@ public static unsafe partial class Conv2d
             yield return new SelfTestCase("Conv2d.BackwardData", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.WeightLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), new float[s.InputLength]], [2],
                 (a, v) => BackwardData(a, s, v[0], v[1], v[2]), h => BackwardDataCpu(s, h[0], h[1], h[2]), tolerance));
+            bool relu = s.Kernel != 1; // both epilogue variants: 1x1 shapes without the ReLU
+            yield return new SelfTestCase("Conv2d.ForwardBiasActivation", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.WeightLength), OperatorSelfTest.Random(seed + 2, s.OutC),
+                 OperatorSelfTest.Random(seed + 3, s.OutputLength), new float[s.OutputLength]], [4],
+                (a, v) => ForwardBiasActivation(a, s, v[0], v[1], v[2], v[3], relu, v[4]), h => ForwardBiasActivationCpu(s, h[0], h[1], h[2], h[3], relu, h[4]), tolerance));
             double weightTolerance = 2e-6 * s.N * s.ColumnCols + 1e-5;
             yield return new SelfTestCase("Conv2d.BackwardWeight", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), OperatorSelfTest.Random(seed + 2, s.WeightLength)], [2],
