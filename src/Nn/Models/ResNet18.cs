@@ -121,6 +121,9 @@ public sealed class ResNet18 : IDisposable
 
     public Conv2dLayer Stem => _conv1;
 
+    /// <summary>layer1.0, layer1.1, ..., layer4.1.</summary>
+    public IReadOnlyList<BasicBlock> Blocks => _blocks;
+
     /// <summary>Kaiming-normal (fan_out) convolutions, BN weight 1 bias 0, PyTorch-default Linear; all from one seed.</summary>
     public void Initialize(int seed)
     {
