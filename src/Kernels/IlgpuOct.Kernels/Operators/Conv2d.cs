@@ -136,11 +136,7 @@ public static unsafe partial class Conv2d
         s.Validate();
         RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
         RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
-        RequireLength(bias.Length, s.OutC, nameof(bias), "(OutC)");
-        if (!residual.IsEmpty)
-        {
-            RequireLength(residual.Length, s.OutputLength, nameof(residual), "(N, OutC, OutH, OutW)");
-        }
+        RequireBiasAndResidual(s, bias.Length, residual.IsEmpty ? null : residual.Length);
         RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
         fixed (float* px = x, pw = w, pb = bias, pr = residual, py = y)
         {
@@ -984,11 +980,7 @@ public static unsafe partial class Conv2d
     private static void ForwardBiasActivationKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> bias,
         View<float>? residual, bool relu, View<float> y)
     {
-        RequireLength(bias.Length, s.OutC, nameof(bias), "(OutC)");
-        if (residual is { } r)
-        {
-            RequireLength(r.Length, s.OutputLength, nameof(residual), "(N, OutC, OutH, OutW)");
-        }
+        RequireBiasAndResidual(s, bias.Length, residual?.Length);
         ForwardKernels(accelerator, s, x, w, y);
         // Not fused into the convolution's store: one extra pass over y (y itself stands in for an absent residual; never read then).
         ConvBiasActivationKernel.Launch(accelerator, BiasActivationConfig(s.OutputLength), y, bias, residual ?? y, residual is not null, relu, s.OutC, s.ColumnCols);
@@ -1085,6 +1077,15 @@ public static unsafe partial class Conv2d
         long wanted = Math.Max(1, 512 / tiles);
         long deepest = Math.Max(1, kDim / 512);
         return (int)Math.Clamp(Math.Min(wanted, deepest), 1, 65535);
+    }
+
+    private static void RequireBiasAndResidual(in Conv2dShape s, int biasLength, int? residualLength)
+    {
+        RequireLength(biasLength, s.OutC, "bias", "(OutC)");
+        if (residualLength is { } length)
+        {
+            RequireLength(length, s.OutputLength, "residual", "(N, OutC, OutH, OutW)");
+        }
     }
 
     private static void RequireLength(int actual, int expected, string name, string layout) =>
