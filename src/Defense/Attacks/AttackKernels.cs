@@ -5,7 +5,7 @@ namespace IlgpuOct.Defense.Attacks;
 
 /// <summary>
 /// Element-wise attack updates on the device: the L-infinity sign step with projection and
-/// clipping, and the C&amp;W Adam step in tanh space. Each has a CPU
+/// clipping, the random start's offset and clip, and the C&amp;W Adam step in tanh space. Each has a CPU
 /// implementation (the cpu engine, and the reference of the kernel tests), a grid-stride
 /// [Kernel] and a dispatcher.
 /// </summary>
@@ -28,6 +28,16 @@ public static partial class AttackKernels
             float lo = x0[i] - eps;
             float hi = x0[i] + eps;
             v = v < lo ? lo : (v > hi ? hi : v);
+            x[i] = v < 0f ? 0f : (v > 1f ? 1f : v);
+        }
+    }
+
+    [Kernel]
+    private static void OffsetClip(KernelContext ctx, View<float> x, View<float> x0, View<float> u)
+    {
+        for (int i = ctx.GlobalX; i < x.Length; i += ctx.GridStrideX)
+        {
+            float v = x0[i] + u[i];
             x[i] = v < 0f ? 0f : (v > 1f ? 1f : v);
         }
     }
@@ -64,6 +74,17 @@ public static partial class AttackKernels
         OperatorDispatch.Run(accelerator, "AttackKernels.SignStepProjectClip", OperatorCost.Elementwise(x.Length, 6, reads: 3, writes: 1),
             () => SignStepProjectClipCpu(x.AsSpan(), x0.AsSpan(), g.AsSpan(), step, eps),
             () => SignStepKernel.Launch(accelerator, Config(x.Length), x, x0, g, step, eps));
+    }
+
+    /// <summary>x = clip_[0,1](x0 + u): a random start from offsets u drawn on the host. x (n), x0 (n), u (n); x may be u.</summary>
+    public static void OffsetClip(Accelerator accelerator, View<float> x, View<float> x0, View<float> u)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        RequireLength(x0.Length, x.Length, nameof(x0));
+        RequireLength(u.Length, x.Length, nameof(u));
+        OperatorDispatch.Run(accelerator, "AttackKernels.OffsetClip", OperatorCost.Elementwise(x.Length, 3, reads: 2, writes: 1),
+            () => OffsetClipCpu(x.AsSpan(), x0.AsSpan(), u.AsSpan()),
+            () => OffsetClipKernel.Launch(accelerator, Config(x.Length), x, x0, u));
     }
 
     /// <summary>
@@ -103,6 +124,18 @@ public static partial class AttackKernels
         }
     }
 
+    /// <summary>x = clip_[0,1](x0 + u) element-wise; x may be u.</summary>
+    public static void OffsetClipCpu(Span<float> x, ReadOnlySpan<float> x0, ReadOnlySpan<float> u)
+    {
+        RequireLength(x0.Length, x.Length, nameof(x0));
+        RequireLength(u.Length, x.Length, nameof(u));
+        for (int i = 0; i < x.Length; i++)
+        {
+            float v = x0[i] + u[i];
+            x[i] = v < 0f ? 0f : (v > 1f ? 1f : v);
+        }
+    }
+
     public static void SignStepProjectClipCpu(Span<float> x, ReadOnlySpan<float> x0, ReadOnlySpan<float> g, float step, float eps)
     {
         RequireLength(x0.Length, x.Length, nameof(x0));
@@ -125,6 +158,7 @@ public static partial class AttackKernels
     {
         int images = ResNet18Shapes.Batch * ResNet18Shapes.Resolution * ResNet18Shapes.Resolution;
         yield return new LaunchShape(SignStepKernel.Definition, "PGD batch 64x1x224x224", Config(images));
+        yield return new LaunchShape(OffsetClipKernel.Definition, "FGSM random start 64x1x224x224", Config(images));
         yield return new LaunchShape(CwAdamKernel.Definition, "C&W batch 64x1x224x224", Config(images));
     }
 

@@ -13,12 +13,18 @@ public static class AttackMath
     /// <summary>x = clip(x0 + u, 0, 1), u uniform in [-eps, eps] from <paramref name="random"/>.</summary>
     public static void RandomStart(Span<float> x, ReadOnlySpan<float> x0, float eps, Random random)
     {
-        ArgumentNullException.ThrowIfNull(random);
         RequireSame(x.Length, x0.Length, x0.Length);
-        for (int i = 0; i < x.Length; i++)
+        RandomOffsets(x, eps, random);
+        AttackKernels.OffsetClipCpu(x, x0, x);
+    }
+
+    /// <summary>u uniform in [-eps, eps] from <paramref name="random"/>: the offsets of a random start (<see cref="AttackKernels.OffsetClip"/> applies them on the device).</summary>
+    public static void RandomOffsets(Span<float> u, float eps, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(random);
+        for (int i = 0; i < u.Length; i++)
         {
-            float u = (float)((random.NextDouble() * 2.0 - 1.0) * eps);
-            x[i] = Math.Clamp(x0[i] + u, 0f, 1f);
+            u[i] = (float)((random.NextDouble() * 2.0 - 1.0) * eps);
         }
     }
 

@@ -58,11 +58,29 @@ public sealed class CrossEntropyObjective(IDifferentiableClassifier classifier) 
             accelerator.CopyFromHost<int>(goal.Classes, _classes.View);
             _uploadedGoal = goal;
         }
+        return Gradient(x, _classes.View, goal.IsTargeted);
+    }
+
+    /// <summary>
+    /// As <see cref="Gradient(Tensor, AttackGoal)"/> for classes (N) already on the device (e.g. a
+    /// training batch's labels): nothing is uploaded, read back or, after the first call for the
+    /// largest batch, allocated.
+    /// </summary>
+    public Tensor Gradient(Tensor x, View<int> classes, bool targeted)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        var accelerator = Classifier.Accelerator;
+        int n = x.Dim(0);
+        int k = Classifier.NumClasses;
+        if (classes.Length != n)
+        {
+            throw new ArgumentException($"CrossEntropyObjective.Gradient: {n} images need {n} classes on the device; got {classes.Length}.", nameof(classes));
+        }
         _loss ??= accelerator.Allocate<float>(1);
         var logits = Classifier.LogitsTensor(x);
-        var dLogits = Tensor.Reuse(ref _dLogits, accelerator, n, k);
-        CrossEntropy.Compute(accelerator, new LogitsShape(n, k), logits.View, _classes.View, _loss.View, dLogits.View, LossReduction.Sum);
-        if (goal.IsTargeted)
+        var dLogits = Tensor.ReuseLargest(ref _dLogits, accelerator, n, k);
+        CrossEntropy.Compute(accelerator, new LogitsShape(n, k), logits.View, classes, _loss.View, dLogits.View, LossReduction.Sum);
+        if (targeted)
         {
             Elementwise.Scale(accelerator, -1f, dLogits.View, dLogits.View);
         }

@@ -92,13 +92,7 @@ public static class Pgd
             {
                 x.CopyFrom(original);
             }
-            for (int step = 0; step < options.Steps; step++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var gradient = objective.Gradient(x, goal);
-                AttackKernels.SignStepProjectClip(accelerator, x.View, original.View, gradient.View, options.EffectiveStepSize, options.Epsilon);
-                progress?.Report(new AttackProgress(name, restart + 1, options.Restarts, step + 1, options.Steps));
-            }
+            Steps(x, original, xi => objective.Gradient(xi, goal), options, restart, progress, cancellationToken, name);
             float[] logits = objective.Evaluate(x, goal, value, withGradient: false, out _);
             float[] adversarial = x.Download();
             int[] predicted = Accuracy.ArgMax(logits, n, k);
@@ -123,6 +117,28 @@ public static class Pgd
             }
         }
         return new AttackResult(best, (int[])shape.Clone(), goal.Labels, goal.Targets, cleanLogits, bestLogits, k).WithDistances(x0);
+    }
+
+    /// <summary>
+    /// One run's steps on the device: the iterate x (N, C, H, W), where the caller started it, moves by
+    /// alpha sign(<paramref name="gradient"/>(x)) and is projected to the eps ball around
+    /// <paramref name="original"/> and to [0, 1], in place. Nothing is read back or allocated here:
+    /// the attack verbs and adversarial training (FGSM = one step) share this loop.
+    /// </summary>
+    public static void Steps(Tensor x, Tensor original, Func<Tensor, Tensor> gradient, PgdOptions options, int restart = 0,
+        IProgress<AttackProgress>? progress = null, CancellationToken cancellationToken = default, string name = "pgd")
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(original);
+        ArgumentNullException.ThrowIfNull(gradient);
+        ArgumentNullException.ThrowIfNull(options);
+        for (int step = 0; step < options.Steps; step++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var g = gradient(x);
+            AttackKernels.SignStepProjectClip(x.Accelerator, x.View, original.View, g.View, options.EffectiveStepSize, options.Epsilon);
+            progress?.Report(new AttackProgress(name, restart + 1, options.Restarts, step + 1, options.Steps));
+        }
     }
 
     internal static int DeriveSeed(int seed, int stream) => unchecked((seed * 1_000_003) ^ (stream * 7919 + 0x5bd1e995));

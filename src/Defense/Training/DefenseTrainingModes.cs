@@ -92,34 +92,74 @@ public sealed record AdversarialTrainingOptions
         EpsilonMin + (float)(new Random(Seeds.Derive(seed, 7100 + stream, step)).NextDouble() * (EpsilonMax - EpsilonMin));
 }
 
-/// <summary>FGSM on a frozen (evaluation-mode) view of the model, on the host; used to make training batches.</summary>
+/// <summary>
+/// FGSM training samples on a frozen (evaluation-mode) view of the model, on the device: the attack
+/// verbs' PGD loop (<see cref="Pgd.Steps"/>, one step) on the cross-entropy objective against classes
+/// already on the device. x_adv = clip(x + eps sign(d CE / dx), 0, 1), or with the random start:
+/// x' = clip(x + U[-eps, eps]), then x_adv = clip(proj_eps(x' + 1.25 eps sign(d CE(x') / dx)), 0, 1).
+/// Buffers are kept for the largest batch, so steps after the first allocate nothing and read nothing
+/// back; the random start uploads its host-drawn offsets.
+/// </summary>
+public sealed class FgsmSampler(IDifferentiableClassifier classifier) : IDisposable
+{
+    private readonly CrossEntropyObjective _objective = new(classifier);
+    private Tensor? _original; // (N, C, H, W) the clean images of the last call
+    private Tensor? _offsets; // (N, C, H, W) the random start's offsets
+    private float[] _hostOffsets = []; // (N * C * H * W)
+
+    public IDifferentiableClassifier Classifier => _objective.Classifier;
+
+    /// <summary>Replaces device images (N, C, H, W) in [0, 1] by their FGSM images against device classes (N).</summary>
+    public void Attack(Tensor images, View<int> classes, float epsilon, bool randomStart, Random random)
+    {
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(random);
+        if (epsilon <= 0)
+        {
+            return;
+        }
+        var accelerator = images.Accelerator;
+        var original = Tensor.ReuseLargest(ref _original, accelerator, images.Shape);
+        original.CopyFrom(images);
+        if (randomStart)
+        {
+            if (_hostOffsets.Length != images.Length)
+            {
+                _hostOffsets = new float[images.Length];
+            }
+            AttackMath.RandomOffsets(_hostOffsets, epsilon, random);
+            var offsets = Tensor.ReuseLargest(ref _offsets, accelerator, images.Shape);
+            offsets.Upload(_hostOffsets);
+            AttackKernels.OffsetClip(accelerator, images.View, original.View, offsets.View);
+        }
+        var options = new PgdOptions { Epsilon = epsilon, Steps = 1, StepSize = randomStart ? 1.25f * epsilon : epsilon };
+        Pgd.Steps(images, original, x => _objective.Gradient(x, classes, targeted: false), options, name: "fgsm");
+    }
+
+    public void Dispose()
+    {
+        _objective.Dispose();
+        _original?.Dispose();
+        _offsets?.Dispose();
+    }
+}
+
+/// <summary>FGSM samples of host images (N, C, H, W) against host labels: uploads, runs <see cref="FgsmSampler"/>, downloads (tests and one-off use).</summary>
 public static class FgsmSamples
 {
-    /// <summary>
-    /// x_adv = clip(x + eps sign(d CE / dx), 0, 1), or with <paramref name="randomStart"/>: x' = clip(x + U[-eps, eps]),
-    /// then x_adv = clip(proj_eps(x' + 1.25 eps sign(d CE(x') / dx)), 0, 1). Images (N, C, H, W), labels (N).
-    /// </summary>
     public static float[] Make(IDifferentiableClassifier classifier, float[] images, int[] shape, int[] labels, float epsilon, bool randomStart, Random random)
     {
         ArgumentNullException.ThrowIfNull(classifier);
         ArgumentNullException.ThrowIfNull(images);
-        float[] x = (float[])images.Clone();
-        if (epsilon <= 0)
-        {
-            return x;
-        }
-        if (randomStart)
-        {
-            AttackMath.RandomStart(x, images, epsilon, random);
-        }
-        int n = shape[0];
-        int k = classifier.NumClasses;
-        float[] logits = classifier.Logits(x, shape);
-        var dLogits = new float[n * k];
-        AttackMath.CrossEntropySum(logits, labels, n, k, dLogits);
-        float[] gradient = classifier.InputGradient(dLogits);
-        AttackKernels.SignStepProjectClipCpu(x, images, gradient, randomStart ? 1.25f * epsilon : epsilon, epsilon);
-        return x;
+        ArgumentNullException.ThrowIfNull(labels);
+        AttackChecks.RequireImages(images, shape, classifier.InChannels);
+        AttackChecks.RequireLabels(labels, shape[0], classifier.NumClasses, nameof(labels));
+        var accelerator = classifier.Accelerator;
+        using var x = Tensor.FromHost(accelerator, images, shape);
+        using var classes = accelerator.Upload<int>(labels);
+        using var sampler = new FgsmSampler(classifier);
+        sampler.Attack(x, classes.View, epsilon, randomStart, random);
+        return x.Download();
     }
 }
 
@@ -153,8 +193,10 @@ public sealed class GuidedComplementEntropyLoss : ILossFunction
 /// of itself (eps uniform in [0.001, 0.003], one draw per batch, from the model in evaluation mode
 /// at the current step); the loss is cross-entropy over the whole batch.
 /// </summary>
-public sealed class AdversarialTraining(AdversarialTrainingOptions? options = null) : TrainingMode
+public sealed class AdversarialTraining(AdversarialTrainingOptions? options = null) : TrainingMode, IDisposable
 {
+    private readonly ModelFgsm _fgsm = new();
+
     public AdversarialTrainingOptions Options { get; } = Validated(options ?? new AdversarialTrainingOptions());
 
     public override string Name => "at";
@@ -165,11 +207,11 @@ public sealed class AdversarialTraining(AdversarialTrainingOptions? options = nu
     public override void PrepareBatch(TrainingBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        LastEpsilon = ReplaceSecondHalf(batch.Model, batch.Images, batch.Model.Accelerator.Download(batch.Labels), Options, batch.Seed, batch.Step, 0);
+        LastEpsilon = ReplaceSecondHalf(_fgsm.For(batch.Model), batch.Images, batch.Labels, Options, batch.Seed, batch.Step, 0);
     }
 
-    /// <summary>Overwrites images [N/2, N) of <paramref name="images"/> (N, C, H, W) with their FGSM versions; returns the epsilon used.</summary>
-    internal static float ReplaceSecondHalf(ResNet18 model, Tensor images, int[] labels, AdversarialTrainingOptions options, int seed, long step, int stream)
+    /// <summary>Overwrites images [N/2, N) of <paramref name="images"/> (N, C, H, W) on the device with their FGSM versions against labels (N); returns the epsilon used.</summary>
+    internal static float ReplaceSecondHalf(FgsmSampler sampler, Tensor images, View<int> labels, AdversarialTrainingOptions options, int seed, long step, int stream)
     {
         int n = images.Dim(0);
         int half = n / 2;
@@ -179,16 +221,11 @@ public sealed class AdversarialTraining(AdversarialTrainingOptions? options = nu
         {
             return eps;
         }
-        float[] host = images.Download();
-        int per = host.Length / n;
-        float[] tail = host.AsSpan(half * per).ToArray();
-        int[] shape = [adv, images.Dim(1), images.Dim(2), images.Dim(3)];
-        using var classifier = new ResNetClassifier(model);
-        float[] attacked = FgsmSamples.Make(classifier, tail, shape, labels[half..n], eps, options.RandomStart, new Random(Seeds.Derive(seed, 7200 + stream, step)));
-        attacked.CopyTo(host, half * per);
-        images.Upload(host);
+        sampler.Attack(images.Rows(half, adv), labels.Slice(half, adv), eps, options.RandomStart, new Random(Seeds.Derive(seed, 7200 + stream, step)));
         return eps;
     }
+
+    public void Dispose() => _fgsm.Dispose();
 
     private static AdversarialTrainingOptions Validated(AdversarialTrainingOptions o)
     {
@@ -213,10 +250,16 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
     private readonly DatasetFile? _ownedFile;
     private readonly DatasetSplit _unlabeled;
     private readonly int _dataSeed;
+    private readonly ModelFgsm _fgsm = new();
     private Tensor? _joint; // (B + U, C, H, W)
     private Tensor? _jointDLogits; // (B + U, K)
+    private DeviceBuffer<int>? _pseudoLabels; // (at least U) the step's pseudo-labels, the FGSM's classes
+    private DeviceBuffer<int>? _confident; // (at least U) 1 where the pseudo-label counts
+    private Tensor? _rowLoss; // (B + U) each row's cross-entropy (scratch)
+    private DeviceBuffer<double>? _parts; // (3) L_sup, L_unsup, confident count of the last step
+    private int _lastUnlabeled; // U of the last step
     private float[] _unlabeledHost = [];
-    private (int[] Labels, bool[] Confident)? _teacherLabels; // (unlabeled count) each, from PseudoLabelTeacher
+    private (int[] Labels, int[] Confident)? _teacherLabels; // (unlabeled count) each, from PseudoLabelTeacher
 
     /// <param name="unlabeled">Images whose labels are never read.</param>
     public SemiSupervisedAdversarialTraining(DatasetSplit unlabeled, AdversarialTrainingOptions? options = null, int seed = 0)
@@ -265,18 +308,26 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
 
     public override string Name => "ssat";
 
-    /// <summary>Supervised and unsupervised parts of the last step's loss (host copies, for logs and tests).</summary>
-    public (double Supervised, double Unsupervised) LastLossParts { get; private set; }
+    /// <summary>Supervised and unsupervised parts of the last step's loss (read from the device when asked, for logs and tests).</summary>
+    public (double Supervised, double Unsupervised) LastLossParts
+    {
+        get
+        {
+            double[] parts = LastParts();
+            return (parts[0], parts[1]);
+        }
+    }
 
-    /// <summary>Unlabeled images of the last step that passed <see cref="AdversarialTrainingOptions.PseudoLabelThreshold"/>.</summary>
-    public int LastConfidentCount { get; private set; }
+    /// <summary>Unlabeled images of the last step that passed <see cref="AdversarialTrainingOptions.PseudoLabelThreshold"/> (read when asked).</summary>
+    public int LastConfidentCount => (int)LastParts()[2];
 
-    /// <summary>The predicted class of each row of logits (N, K), and whether its softmax probability reaches <paramref name="threshold"/>.</summary>
-    private static (int[] Labels, bool[] Confident) PseudoLabels(float[] logits, int n, int k, float threshold) =>
-        (Accuracy.ArgMax(logits, n, k), Confident(logits, n, k, threshold));
+    /// <summary>Pseudo-labels of the last step's unlabeled batch (read when asked).</summary>
+    public int[] LastPseudoLabels => _pseudoLabels is null ? [] : _pseudoLabels.Accelerator.Download(_pseudoLabels.View.Slice(0, _lastUnlabeled));
+
+    private double[] LastParts() => _parts is null ? [0, 0, 0] : _parts.Accelerator.Download(_parts.View);
 
     /// <summary>The teacher's pseudo-labels of every unlabeled image, 64 images per forward pass.</summary>
-    private static (int[] Labels, bool[] Confident) TeacherPseudoLabels(Accelerator accelerator, string path, DatasetSplit unlabeled, int classes, float threshold)
+    private static (int[] Labels, int[] Confident) TeacherPseudoLabels(Accelerator accelerator, string path, DatasetSplit unlabeled, int classes, float threshold)
     {
         var (teacher, _) = Checkpoint.Open(accelerator, path);
         using (teacher)
@@ -289,44 +340,19 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
             using var classifier = new ResNetClassifier(teacher);
             int n = unlabeled.Count, per = unlabeled.Channels * unlabeled.Height * unlabeled.Width;
             var labels = new int[n];
-            var confident = new bool[n];
+            var confident = new int[n];
             const int Chunk = 64;
             for (int start = 0; start < n; start += Chunk)
             {
                 int count = Math.Min(Chunk, n - start);
                 var images = new float[count * per];
                 unlabeled.CopyImages([.. Enumerable.Range(start, count)], images);
-                var (l, c) = PseudoLabels(classifier.Logits(images, [count, unlabeled.Channels, unlabeled.Height, unlabeled.Width]), count, classes, threshold);
-                l.CopyTo(labels, start);
-                c.CopyTo(confident, start);
+                float[] logits = classifier.Logits(images, [count, unlabeled.Channels, unlabeled.Height, unlabeled.Width]);
+                SemiSupervisedBookkeeping.PseudoLabelsCpu(new LogitsShape(count, classes), logits, labels.AsSpan(start, count), confident.AsSpan(start, count), threshold);
             }
             return (labels, confident);
         }
     }
-
-    private static bool[] Confident(float[] logits, int n, int k, float threshold)
-    {
-        var result = new bool[n];
-        for (int i = 0; i < n; i++)
-        {
-            var row = logits.AsSpan(i * k, k);
-            float max = float.NegativeInfinity;
-            foreach (float z in row)
-            {
-                max = MathF.Max(max, z);
-            }
-            double sum = 0;
-            foreach (float z in row)
-            {
-                sum += Math.Exp(z - max);
-            }
-            result[i] = 1.0 / sum >= threshold;
-        }
-        return result;
-    }
-
-    /// <summary>Pseudo-labels of the last step's unlabeled batch.</summary>
-    public int[] LastPseudoLabels { get; private set; } = [];
 
     /// <summary>The unlabeled images of a step: a seeded cycle through the split, <paramref name="count"/> at a time.</summary>
     public int[] UnlabeledIndices(long step, int count)
@@ -356,13 +382,14 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         {
             throw new ArgumentException($"The unlabeled images are {_unlabeled.Channels}x{_unlabeled.Height}x{_unlabeled.Width}, the labeled ones {c}x{h}x{w}; they must match.");
         }
-        int[] labels = accelerator.Download(batch.Labels);
+        // Supervised part: the AT batch, made on the device.
+        var sampler = _fgsm.For(model);
+        AdversarialTraining.ReplaceSecondHalf(sampler, batch.Images, batch.Labels, Options, batch.Seed, batch.Step, 0);
 
-        // Supervised part: the AT batch.
-        AdversarialTraining.ReplaceSecondHalf(model, batch.Images, labels, Options, batch.Seed, batch.Step, 0);
-
-        // Unsupervised part: pseudo-labels from the clean images, then FGSM against them.
+        // Unsupervised part: the unlabeled images go straight into the joint batch's last rows; pseudo-labels
+        // from the clean images, then FGSM against them in place.
         int u = Options.UnlabeledBatch(b);
+        int k = model.Config.NumClasses;
         int per = c * h * w;
         if (_unlabeledHost.Length != u * per)
         {
@@ -370,68 +397,92 @@ public sealed class SemiSupervisedAdversarialTraining : TrainingMode, IDisposabl
         }
         int[] unlabeledIdx = UnlabeledIndices(batch.Step, u);
         _unlabeled.CopyImages(unlabeledIdx, _unlabeledHost);
-        int[] shape = [u, c, h, w];
-        float[] unlabeledAdv;
-        int[] pseudo;
-        bool[] confident;
-        using (var classifier = new ResNetClassifier(model))
+        var joint = Tensor.ReuseLargest(ref _joint, accelerator, b + u, c, h, w);
+        var unlabeledRows = joint.Rows(b, u);
+        unlabeledRows.Upload(_unlabeledHost);
+        var pseudo = Ints(ref _pseudoLabels, accelerator, u);
+        var confident = Ints(ref _confident, accelerator, u);
+        if (Options.PseudoLabelTeacher is { } teacherPath)
         {
-            if (Options.PseudoLabelTeacher is { } teacherPath)
-            {
-                var (teacherLabels, teacherConfident) = _teacherLabels ??= TeacherPseudoLabels(accelerator, teacherPath, _unlabeled, model.Config.NumClasses, Options.PseudoLabelThreshold);
-                pseudo = [.. unlabeledIdx.Select(i => teacherLabels[i])];
-                confident = [.. unlabeledIdx.Select(i => teacherConfident[i])];
-            }
-            else
-            {
-                (pseudo, confident) = PseudoLabels(classifier.Logits(_unlabeledHost, shape), u, model.Config.NumClasses, Options.PseudoLabelThreshold);
-            }
-            float eps = Options.EpsilonFor(batch.Seed, batch.Step, 1);
-            unlabeledAdv = FgsmSamples.Make(classifier, _unlabeledHost, shape, pseudo, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));
+            var (teacherLabels, teacherConfident) = _teacherLabels ??= TeacherPseudoLabels(accelerator, teacherPath, _unlabeled, k, Options.PseudoLabelThreshold);
+            accelerator.CopyFromHost<int>([.. unlabeledIdx.Select(i => teacherLabels[i])], pseudo);
+            accelerator.CopyFromHost<int>([.. unlabeledIdx.Select(i => teacherConfident[i])], confident);
         }
-        LastPseudoLabels = pseudo;
+        else
+        {
+            var clean = sampler.Classifier.LogitsTensor(unlabeledRows);
+            SemiSupervisedBookkeeping.PseudoLabels(accelerator, new LogitsShape(u, k), clean.View, pseudo, confident, Options.PseudoLabelThreshold);
+        }
+        float eps = Options.EpsilonFor(batch.Seed, batch.Step, 1);
+        sampler.Attack(unlabeledRows, pseudo, eps, Options.RandomStart, new Random(Seeds.Derive(batch.Seed, 7201, batch.Step)));
 
-        // One forward over [labeled AT batch; unlabeled FGSM batch].
-        var joint = Tensor.Reuse(ref _joint, accelerator, b + u, c, h, w);
-        float[] jointHost = new float[(b + u) * per];
-        batch.Images.Download().CopyTo(jointHost, 0);
-        unlabeledAdv.CopyTo(jointHost, b * per);
-        joint.Upload(jointHost);
+        // One forward over [labeled AT batch; unlabeled FGSM batch]; the loss, its parts and dL/dz stay on the device.
+        joint.Rows(0, b).CopyFrom(batch.Images);
         var logits = model.Forward(joint, training: true);
-        int k = logits.Dim(1);
-        float[] z = logits.Download();
-        var dz = new float[(b + u) * k];
         float lambda = Options.LambdaAt(batch.Step);
         float scale = Options.NormalizeByLambda ? 1f / (1f + lambda) : 1f;
-        double[] sup = AttackMath.CrossEntropySum(z.AsSpan(0, b * k), labels, b, k, dz.AsSpan(0, b * k), scale / b);
-        double[] unsup = AttackMath.CrossEntropySum(z.AsSpan(b * k, u * k), pseudo, u, k, dz.AsSpan(b * k, u * k), scale * lambda / u);
-        double supMean = sup.Sum() / b;
-        for (int i = 0; i < u; i++)
-        {
-            if (!confident[i])
-            {
-                unsup[i] = 0;
-                dz.AsSpan((b + i) * k, k).Clear();
-            }
-        }
-        LastConfidentCount = confident.Count(c => c);
-        double unsupMean = unsup.Sum() / u;
-        LastLossParts = (supMean, unsupMean);
-        var dLogits = Tensor.Reuse(ref _jointDLogits, accelerator, b + u, k);
-        dLogits.Upload(dz);
+        var dLogits = Tensor.ReuseLargest(ref _jointDLogits, accelerator, b + u, k);
+        var rowLoss = Tensor.ReuseLargest(ref _rowLoss, accelerator, b + u);
+        _parts ??= accelerator.Allocate<double>(SemiSupervisedBookkeeping.PartsLength);
+        SemiSupervisedBookkeeping.Loss(accelerator, new SemiSupervisedShape(b, u, k), logits.View, batch.Labels, pseudo, confident, lambda, scale,
+            rowLoss.View, dLogits.View, buffers.Loss.View, _parts.View);
+        _lastUnlabeled = u;
         model.Backward(dLogits, BackwardMode.Parameters);
-        accelerator.CopyFromHost<float>([(float)(scale * (supMean + lambda * unsupMean))], buffers.Loss.View);
-        // The trainer reports accuracy against the labeled batch: hand back the labeled rows' logits.
-        var labeledLogits = buffers.DLogits(b, k);
-        labeledLogits.Upload(z.AsSpan(0, b * k));
-        return labeledLogits;
+        // The trainer reports accuracy against the labeled batch: the labeled rows' logits.
+        return logits.Rows(0, b);
+    }
+
+    /// <summary>The first <paramref name="count"/> ints of a buffer kept for the largest count.</summary>
+    private static View<int> Ints(ref DeviceBuffer<int>? buffer, Accelerator accelerator, int count)
+    {
+        if (buffer is null || buffer.Length < count)
+        {
+            buffer?.Dispose();
+            buffer = accelerator.Allocate<int>(count);
+        }
+        return buffer.View.Slice(0, count);
     }
 
     public void Dispose()
     {
+        _fgsm.Dispose();
         _joint?.Dispose();
         _jointDLogits?.Dispose();
+        _pseudoLabels?.Dispose();
+        _confident?.Dispose();
+        _rowLoss?.Dispose();
+        _parts?.Dispose();
         _ownedFile?.Dispose();
+    }
+}
+
+/// <summary>An FGSM sampler on the evaluation-mode view of the model being trained, kept across steps (rebuilt if the model changes).</summary>
+internal sealed class ModelFgsm : IDisposable
+{
+    private ResNet18? _model;
+    private ResNetClassifier? _classifier;
+    private FgsmSampler? _sampler;
+
+    public FgsmSampler For(ResNet18 model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        if (!ReferenceEquals(model, _model) || _sampler is null)
+        {
+            Dispose();
+            _model = model;
+            _classifier = new ResNetClassifier(model);
+            _sampler = new FgsmSampler(_classifier);
+        }
+        return _sampler;
+    }
+
+    public void Dispose()
+    {
+        _sampler?.Dispose();
+        _classifier?.Dispose();
+        _sampler = null;
+        _classifier = null;
+        _model = null;
     }
 }
 

@@ -88,7 +88,7 @@ public sealed class BasicBlock : Layer
         var h = Bn1.Forward(Conv1.Forward(x, training), training);
         var main = Bn2.Forward(Conv2.Forward(h, training), training);
         var shortcut = DownsampleConv is null ? x : DownsampleBn!.Forward(DownsampleConv.Forward(x, training), training);
-        var output = Tensor.Reuse(ref _output, Accelerator, main.Shape);
+        var output = Tensor.ReuseLargest(ref _output, Accelerator, main.Shape);
         Elementwise.AddRelu(Accelerator, main.View, shortcut.View, output.View);
         return output;
     }
@@ -100,7 +100,7 @@ public sealed class BasicBlock : Layer
             return BackwardFolded(dy, weightGradients, inputGradient);
         }
         var output = RequireForward(_output, Name);
-        var dSum = Tensor.Reuse(ref _sumGrad, Accelerator, output.Shape);
+        var dSum = Tensor.ReuseLargest(ref _sumGrad, Accelerator, output.Shape);
         Elementwise.ReluBackward(Accelerator, output.View, dy.View, dSum.View);
         var dMain = Conv2.Backward(Bn2.Backward(dSum, weightGradients)!, weightGradients)!;
         var dx = Conv1.Backward(Bn1.Backward(dMain, weightGradients)!, weightGradients)!;
@@ -116,7 +116,7 @@ public sealed class BasicBlock : Layer
             throw new InvalidOperationException($"{Name}: parameter gradients after an evaluation-mode forward are not supported; train with a training-mode forward, or ask for the input gradient only.");
         }
         var output = RequireForward(_evalOutput, Name);
-        var dSum = Tensor.Reuse(ref _sumGrad, Accelerator, output.Shape);
+        var dSum = Tensor.ReuseLargest(ref _sumGrad, Accelerator, output.Shape);
         Elementwise.ReluBackward(Accelerator, output.View, dy.View, dSum.View);
         var dHidden = _fold2.BackwardData(dSum);
         // dHidden is _fold2's own input-gradient buffer: masking it in place is safe.
@@ -128,7 +128,7 @@ public sealed class BasicBlock : Layer
 
     private Tensor? SumInputGradients(Tensor dx, Tensor dShortcut, bool inputGradient)
     {
-        var total = Tensor.Reuse(ref _inputGrad, Accelerator, dx.Shape);
+        var total = Tensor.ReuseLargest(ref _inputGrad, Accelerator, dx.Shape);
         Elementwise.Add(Accelerator, dx.View, dShortcut.View, total.View);
         return inputGradient ? total : null;
     }

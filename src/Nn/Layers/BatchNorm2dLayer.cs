@@ -88,7 +88,7 @@ public sealed class BatchNorm2dLayer : Layer
             throw new ArgumentException($"{Name} expects {Channels} channels; got shape {Tensor.ShapeText(x.Shape)}.", nameof(x));
         }
         var s = Shape(x);
-        var y = Tensor.Reuse(ref _output, Accelerator, x.Shape);
+        var y = Tensor.ReuseLargest(ref _output, Accelerator, x.Shape);
         if (training)
         {
             if (s.CountPerChannel < 2)
@@ -129,7 +129,7 @@ public sealed class BatchNorm2dLayer : Layer
     {
         var x = RequireForward(_input, Name);
         var s = Shape(x);
-        var dx = Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape);
+        var dx = Tensor.ReuseLargest(ref _inputGrad, Accelerator, x.Shape);
         if (_lastForwardTraining)
         {
             // dgamma and dbeta fall out of the same two reductions dx needs, so they are always computed.

@@ -70,7 +70,7 @@ public sealed class Conv2dLayer : Layer
     public override Tensor Forward(Tensor x, bool training)
     {
         var s = CheckedShape(x);
-        var y = Tensor.Reuse(ref _output, Accelerator, s.N, s.OutC, s.OutH, s.OutW);
+        var y = Tensor.ReuseLargest(ref _output, Accelerator, s.N, s.OutC, s.OutH, s.OutW);
         Conv2d.Forward(Accelerator, s, x.View, Weight.Value.View, y.View);
         _input = x;
         return y;
@@ -88,7 +88,7 @@ public sealed class Conv2dLayer : Layer
         {
             return null;
         }
-        var dx = Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape);
+        var dx = Tensor.ReuseLargest(ref _inputGrad, Accelerator, x.Shape);
         Conv2d.BackwardData(Accelerator, s, Weight.Value.View, dy.View, dx.View);
         return dx;
     }

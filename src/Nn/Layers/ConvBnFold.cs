@@ -75,7 +75,7 @@ public sealed class ConvBnFold : IDisposable
             throw new ArgumentException($"{Conv.Weight.Name}: the residual must be ({s.N}, {s.OutC}, {s.OutH}, {s.OutW}) like the output; got {Tensor.ShapeText(residual.Shape)}.", nameof(residual));
         }
         var (weight, bias) = Folded();
-        var y = Tensor.Reuse(ref _output, Conv.Accelerator, s.N, s.OutC, s.OutH, s.OutW);
+        var y = Tensor.ReuseLargest(ref _output, Conv.Accelerator, s.N, s.OutC, s.OutH, s.OutW);
         Conv2d.ForwardBiasActivation(Conv.Accelerator, s, x.View, weight.View, bias.View, residual?.View, relu, y.View);
         _shape = s;
         return y;
@@ -89,7 +89,7 @@ public sealed class ConvBnFold : IDisposable
     public Tensor BackwardData(Tensor dy)
     {
         var s = _shape ?? throw new InvalidOperationException($"{Conv.Weight.Name} (folded).BackwardData was called before Forward; run an evaluation-mode forward on this batch first.");
-        var dx = Tensor.Reuse(ref _inputGrad, Conv.Accelerator, s.N, s.InC, s.H, s.W);
+        var dx = Tensor.ReuseLargest(ref _inputGrad, Conv.Accelerator, s.N, s.InC, s.H, s.W);
         Conv2d.BackwardData(Conv.Accelerator, s, _weight!.View, dy.View, dx.View);
         return dx;
     }

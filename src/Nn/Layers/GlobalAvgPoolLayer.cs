@@ -13,7 +13,7 @@ public sealed class GlobalAvgPoolLayer(Accelerator accelerator) : Layer(accelera
     public override Tensor Forward(Tensor x, bool training)
     {
         RequireRank(x, 4, nameof(GlobalAvgPoolLayer));
-        var y = Tensor.Reuse(ref _output, Accelerator, x.Dim(0), x.Dim(1));
+        var y = Tensor.ReuseLargest(ref _output, Accelerator, x.Dim(0), x.Dim(1));
         GlobalAvgPool.Forward(Accelerator, new GlobalAvgPoolShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)), x.View, y.View);
         _inputShape = x.Shape;
         return y;
@@ -26,7 +26,7 @@ public sealed class GlobalAvgPoolLayer(Accelerator accelerator) : Layer(accelera
         {
             return null;
         }
-        var dx = Tensor.Reuse(ref _inputGrad, Accelerator, shape);
+        var dx = Tensor.ReuseLargest(ref _inputGrad, Accelerator, shape);
         GlobalAvgPool.Backward(Accelerator, new GlobalAvgPoolShape(shape[0], shape[1], shape[2], shape[3]), dy.View, dx.View);
         return dx;
     }

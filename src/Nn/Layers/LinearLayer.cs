@@ -49,7 +49,7 @@ public sealed class LinearLayer : Layer
         {
             throw new ArgumentException($"{Weight.Name} expects {InFeatures} features; got shape {Tensor.ShapeText(x.Shape)}.", nameof(x));
         }
-        var y = Tensor.Reuse(ref _output, Accelerator, x.Dim(0), OutFeatures);
+        var y = Tensor.ReuseLargest(ref _output, Accelerator, x.Dim(0), OutFeatures);
         Linear.Forward(Accelerator, new LinearShape(x.Dim(0), InFeatures, OutFeatures), x.View, Weight.Value.View, Bias.Value.View, y.View);
         _input = x;
         return y;
@@ -63,7 +63,7 @@ public sealed class LinearLayer : Layer
         {
             return null;
         }
-        var dx = inputGradient ? Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape) : null;
+        var dx = inputGradient ? Tensor.ReuseLargest(ref _inputGrad, Accelerator, x.Shape) : null;
         // Empty dW/db views skip the weight-gradient GEMM: input-only backward (attacks) pays for dx alone.
         Linear.Backward(Accelerator, new LinearShape(n, InFeatures, OutFeatures), x.View, Weight.Value.View, dy.View, dx is null ? default : dx.View,
             weightGradients ? Weight.Grad.View : default, weightGradients ? Bias.Grad.View : default);

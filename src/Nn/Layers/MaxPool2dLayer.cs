@@ -9,20 +9,20 @@ public sealed class MaxPool2dLayer(Accelerator accelerator) : Layer(accelerator)
     private Tensor? _input; // (N, C, H, W), not owned
     private Tensor? _output; // (N, C, P, Q), P = (H - 1) / 2 + 1
     private Tensor? _inputGrad; // (N, C, H, W)
-    private DeviceBuffer<int>? _indices; // (N, C, P, Q) argmax of each window as h * W + w within its plane
+    private DeviceBuffer<int>? _indices; // (at least N, C, P, Q) argmax of each window as h * W + w within its plane; kept for the largest batch
 
     public static int OutputSize(int size) => (size + 2 - 3) / 2 + 1;
 
     public override Tensor Forward(Tensor x, bool training)
     {
         RequireRank(x, 4, nameof(MaxPool2dLayer));
-        var y = Tensor.Reuse(ref _output, Accelerator, x.Dim(0), x.Dim(1), OutputSize(x.Dim(2)), OutputSize(x.Dim(3)));
-        if (_indices is null || _indices.Length != y.Length)
+        var y = Tensor.ReuseLargest(ref _output, Accelerator, x.Dim(0), x.Dim(1), OutputSize(x.Dim(2)), OutputSize(x.Dim(3)));
+        if (_indices is null || _indices.Length < y.Length)
         {
             _indices?.Dispose();
             _indices = Accelerator.Allocate<int>(y.Length);
         }
-        MaxPool2d.Forward(Accelerator, new MaxPool2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)), x.View, y.View, _indices.View);
+        MaxPool2d.Forward(Accelerator, new MaxPool2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)), x.View, y.View, _indices.View.Slice(0, y.Length));
         _input = x;
         return y;
     }
@@ -34,8 +34,8 @@ public sealed class MaxPool2dLayer(Accelerator accelerator) : Layer(accelerator)
         {
             return null;
         }
-        var dx = Tensor.Reuse(ref _inputGrad, Accelerator, x.Shape);
-        MaxPool2d.Backward(Accelerator, new MaxPool2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)), dy.View, _indices!.View, dx.View);
+        var dx = Tensor.ReuseLargest(ref _inputGrad, Accelerator, x.Shape);
+        MaxPool2d.Backward(Accelerator, new MaxPool2dShape(x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)), dy.View, _indices!.View.Slice(0, dy.Length), dx.View);
         return dx;
     }
 

@@ -11,7 +11,7 @@ public sealed class ReluLayer(Accelerator accelerator) : Layer(accelerator)
 
     public override Tensor Forward(Tensor x, bool training)
     {
-        var y = Tensor.Reuse(ref _output, Accelerator, x.Shape);
+        var y = Tensor.ReuseLargest(ref _output, Accelerator, x.Shape);
         Elementwise.ReluForward(Accelerator, x.View, y.View);
         return y;
     }
@@ -23,7 +23,7 @@ public sealed class ReluLayer(Accelerator accelerator) : Layer(accelerator)
         {
             return null;
         }
-        var dx = Tensor.Reuse(ref _inputGrad, Accelerator, y.Shape);
+        var dx = Tensor.ReuseLargest(ref _inputGrad, Accelerator, y.Shape);
         // The output gives the same mask as the input: y > 0 exactly where x > 0.
         Elementwise.ReluBackward(Accelerator, y.View, dy.View, dx.View);
         return dx;

@@ -8,13 +8,18 @@ namespace IlgpuOct.Nn;
 /// </summary>
 public sealed class Tensor : IDisposable
 {
-    private readonly DeviceBuffer<float> _buffer; // (product of Shape)
+    private readonly DeviceBuffer<float> _buffer; // (at least product of Shape): the whole buffer, or the one this view lies in
+    private readonly int _offset; // first element of this tensor in _buffer
+    private readonly bool _ownsBuffer; // false for a view from Rows: disposing it frees nothing
 
-    private Tensor(Accelerator accelerator, DeviceBuffer<float> buffer, int[] shape)
+    private Tensor(Accelerator accelerator, DeviceBuffer<float> buffer, int[] shape, int offset = 0, bool ownsBuffer = true)
     {
         Accelerator = accelerator;
         _buffer = buffer;
         Shape = shape;
+        _offset = offset;
+        _ownsBuffer = ownsBuffer;
+        Length = ElementCount(shape);
     }
 
     public Accelerator Accelerator { get; }
@@ -22,12 +27,12 @@ public sealed class Tensor : IDisposable
     /// <summary>Dimensions, outermost first: (N, C, H, W) for images, (N, F) for vectors, (F) for parameters of BN/Linear bias.</summary>
     public int[] Shape { get; }
 
-    public int Length => _buffer.Length;
+    public int Length { get; }
 
     public int Rank => Shape.Length;
 
     /// <summary>What operators take.</summary>
-    public View<float> View => _buffer.View;
+    public View<float> View => _offset == 0 && Length == _buffer.Length ? _buffer.View : _buffer.View.Slice(_offset, Length);
 
     public bool IsDisposed => _buffer.IsDisposed;
 
@@ -103,7 +108,29 @@ public sealed class Tensor : IDisposable
     /// <summary>True when the shape equals <paramref name="shape"/>.</summary>
     public bool HasShape(ReadOnlySpan<int> shape) => Shape.AsSpan().SequenceEqual(shape);
 
-    public void Dispose() => _buffer.Dispose();
+    public void Dispose()
+    {
+        if (_ownsBuffer)
+        {
+            _buffer.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Rows [<paramref name="start"/>, start + <paramref name="count"/>) of the first axis as a tensor that
+    /// shares this one's memory (no allocation, no copy); disposing it frees nothing, and it is valid while this tensor is.
+    /// </summary>
+    public Tensor Rows(int start, int count)
+    {
+        int rows = Shape[0];
+        if (start < 0 || count <= 0 || start + count > rows)
+        {
+            throw new ArgumentOutOfRangeException(nameof(start), $"Rows [{start}, {start + count}) lie outside the {rows} rows of a tensor of shape {ShapeText(Shape)}.");
+        }
+        int[] shape = (int[])Shape.Clone();
+        shape[0] = count;
+        return new Tensor(Accelerator, _buffer, shape, _offset + start * (Length / rows), ownsBuffer: false);
+    }
 
     public override string ToString() => $"Tensor{ShapeText(Shape)} on {Accelerator.Id}";
 
@@ -138,6 +165,32 @@ public sealed class Tensor : IDisposable
         if (existing is not null && !existing.IsDisposed && existing.Accelerator == accelerator && existing.HasShape(shape))
         {
             return existing;
+        }
+        existing?.Dispose();
+        existing = Zeros(accelerator, shape);
+        return existing;
+    }
+
+    /// <summary>
+    /// As <see cref="Reuse"/>, but keeps the largest buffer: a smaller shape gets a view of its first
+    /// elements (no allocation), a larger one a new buffer. Layers cache their activations this way, so
+    /// forwards that alternate batch sizes (adversarial training's half-batch attack and full-batch step,
+    /// a short last batch) allocate only when a batch is larger than every one before. The slot owns the buffer.
+    /// </summary>
+    public static Tensor ReuseLargest(ref Tensor? existing, Accelerator accelerator, params int[] shape)
+    {
+        if (existing is not null && !existing.IsDisposed && existing.Accelerator == accelerator)
+        {
+            if (existing.HasShape(shape))
+            {
+                return existing;
+            }
+            if (existing._offset == 0 && existing._ownsBuffer && existing._buffer.Length >= ElementCount(shape))
+            {
+                // Ownership moves to the new view; the old tensor object is dropped, not disposed.
+                existing = new Tensor(accelerator, existing._buffer, (int[])shape.Clone());
+                return existing;
+            }
         }
         existing?.Dispose();
         existing = Zeros(accelerator, shape);

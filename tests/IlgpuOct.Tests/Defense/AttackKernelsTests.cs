@@ -41,6 +41,31 @@ public sealed class AttackKernelsTests
         }
     }
 
+    /// <summary>The random start's offset-and-clip on cpu-kernels and compiled by NVRTC on cuda-host, against the host random start (AttackMath.RandomStart).</summary>
+    [Theory]
+    [InlineData("cpu-kernels")]
+    [InlineData("cuda-host")]
+    public void Offset_clip_kernel_equals_the_host_random_start(string device)
+    {
+        var random = new Random(9);
+        const int n = 3000; // more than one block, and a partial last block
+        var x0 = Enumerable.Range(0, n).Select(i => i % 7 == 0 ? 0f : i % 11 == 0 ? 1f : (float)random.NextDouble()).ToArray();
+        const float eps = 0.02f;
+        var expected = new float[n];
+        AttackMath.RandomStart(expected, x0, eps, new Random(3));
+        var offsets = new float[n];
+        AttackMath.RandomOffsets(offsets, eps, new Random(3));
+
+        using var acc = device == "cuda-host" ? IlgpuOct.Kernels.CudaHost.CudaHostAccelerator.Open() : DeviceSelection.Open(device, out _);
+        using var xb = acc.Allocate<float>(n);
+        using var x0b = acc.Upload<float>(x0);
+        using var ub = acc.Upload<float>(offsets);
+        AttackKernels.OffsetClip(acc, xb.View, x0b.View, ub.View);
+        Tolerance.AssertClose(acc.Download(xb.View), expected, 0, 0, $"offset clip on {device}");
+        expected.Should().OnlyContain(v => v >= 0f && v <= 1f);
+        expected.Zip(x0, (a, b) => Math.Abs(a - b)).Max().Should().BeLessThanOrEqualTo(eps + 1e-6f);
+    }
+
     [Fact]
     public void Carlini_wagner_adam_kernel_equals_the_cpu_implementation_and_keeps_images_in_range()
     {

@@ -1,5 +1,6 @@
 using FluentAssertions;
 using IlgpuOct.Defense.Attacks;
+using IlgpuOct.Defense.Training;
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.CudaHost;
 using IlgpuOct.Nn.Data;
@@ -48,12 +49,15 @@ public sealed class DeviceRoundTripTests(ITestOutputHelper output) : IDisposable
         d.Should().Be(new TransferSnapshot(1, 12, 1, 12, 2, 24));
     }
 
-    /// <summary>Trains one epoch of <paramref name="batches"/> batches of 4 on cpu-kernels; returns the counters at each step's report and over the run.</summary>
-    private (List<TransferSnapshot> AtSteps, TransferSnapshot Run) Train(int batches)
+    /// <summary>
+    /// Trains one epoch of <paramref name="batches"/> batches of 4 on cpu-kernels in <paramref name="mode"/>
+    /// (nt, at or ssat); returns the counters at each step's report and over the run.
+    /// </summary>
+    private (List<TransferSnapshot> AtSteps, TransferSnapshot Run) Train(int batches, string mode = "nt")
     {
-        string data = Path.Combine(_root, $"data-{batches}.dat");
+        string data = Path.Combine(_root, $"data-{mode}-{batches}.dat");
         Directory.CreateDirectory(_root);
-        DatasetFile.Write(data, SyntheticOct.Generate(16, 16, [("train", 4 * batches), ("test", 4)], seed: 5));
+        DatasetFile.Write(data, SyntheticOct.Generate(16, 16, [("train", 4 * batches), ("test", 4), ("unlabeled", 8)], seed: 5));
         using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
         var atSteps = new List<TransferSnapshot>();
         var progress = new SyncProgress<TrainingProgress>(p =>
@@ -66,7 +70,9 @@ public sealed class DeviceRoundTripTests(ITestOutputHelper output) : IDisposable
         var options = new TrainingOptions
         {
             DataPath = data,
-            OutputDirectory = Path.Combine(_root, $"run-{batches}"),
+            OutputDirectory = Path.Combine(_root, $"run-{mode}-{batches}"),
+            Mode = mode,
+            ModeFactory = DefenseTrainingModes.Factory(mode, data, null, new AdversarialTrainingOptions(), 3),
             Epochs = 1,
             BatchSize = 4,
             Seed = 3,
@@ -94,6 +100,44 @@ public sealed class DeviceRoundTripTests(ITestOutputHelper output) : IDisposable
         }
         var (_, run2) = Train(2);
         output.WriteLine($"6 steps: {run6}; 2 steps: {run2}");
+        run6.DeviceToHost.Should().Be(run2.DeviceToHost, "the reads per epoch do not depend on its number of steps");
+        run6.Allocations.Should().Be(run2.Allocations);
+    }
+
+    [Fact]
+    public void An_adversarial_training_step_allocates_nothing_after_the_first_and_reads_nothing_until_the_epoch_ends()
+    {
+        var (steps, run6) = Train(6, "at");
+        steps.Should().HaveCount(6);
+        for (int s = 1; s < steps.Count; s++)
+        {
+            var step = steps[s] - steps[s - 1];
+            output.WriteLine($"AT step {s + 1}: {step}");
+            step.Allocations.Should().Be(0, $"AT step {s + 1} reuses the buffers of the first step (half-batch attack and full-batch training forward)");
+            step.HostToDevice.Should().Be(2, "an AT step uploads its images and labels, nothing else: the FGSM half is made on the device");
+            step.DeviceToHost.Should().Be(s == steps.Count - 1 ? 1 : 0, "the loss and accuracy are read for the epoch's first report and at its last step, not in between");
+        }
+        var (_, run2) = Train(2, "at");
+        output.WriteLine($"AT 6 steps: {run6}; 2 steps: {run2}");
+        run6.DeviceToHost.Should().Be(run2.DeviceToHost, "the reads per epoch do not depend on its number of steps");
+        run6.Allocations.Should().Be(run2.Allocations);
+    }
+
+    [Fact]
+    public void An_ssat_step_allocates_nothing_after_the_first_and_uploads_only_its_data()
+    {
+        var (steps, run6) = Train(6, "ssat");
+        steps.Should().HaveCount(6);
+        for (int s = 1; s < steps.Count; s++)
+        {
+            var step = steps[s] - steps[s - 1];
+            output.WriteLine($"SSAT step {s + 1}: {step}");
+            step.Allocations.Should().Be(0, $"SSAT step {s + 1} reuses the buffers of the first step");
+            step.HostToDevice.Should().Be(3, "an SSAT step uploads its images, labels and unlabeled images: pseudo-labels, FGSM and loss stay on the device");
+            step.DeviceToHost.Should().Be(s == steps.Count - 1 ? 1 : 0, "the loss and accuracy are read for the epoch's first report and at its last step, not in between");
+        }
+        var (_, run2) = Train(2, "ssat");
+        output.WriteLine($"SSAT 6 steps: {run6}; 2 steps: {run2}");
         run6.DeviceToHost.Should().Be(run2.DeviceToHost, "the reads per epoch do not depend on its number of steps");
         run6.Allocations.Should().Be(run2.Allocations);
     }
@@ -211,5 +255,29 @@ public sealed class DeviceRoundTripTests(ITestOutputHelper output) : IDisposable
         using var cudaHost = CudaHostAccelerator.Open();
         var compiled = testCase.Run(cudaHost, 11);
         compiled.Passed.Should().BeTrue($"{kernel} {shape} on cuda-host: max error {compiled.MaxAbsError} exceeds {compiled.Tolerance}");
+    }
+
+    public static TheoryData<string> SemiSupervisedCases()
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in SelfTestCatalog.Discover(typeof(SemiSupervisedBookkeeping).Assembly).Where(c => c.Kernel.StartsWith("SemiSupervisedBookkeeping.", StringComparison.Ordinal)))
+        {
+            data.Add(c.Shape);
+        }
+        return data;
+    }
+
+    /// <summary>SSAT's pseudo-labels and joint loss on cpu-kernels and compiled by NVRTC on cuda-host, against the host code the step ran before.</summary>
+    [Theory]
+    [MemberData(nameof(SemiSupervisedCases))]
+    public void Ssat_bookkeeping_self_test_passes_on_cpu_kernels_and_cuda_host(string shape)
+    {
+        var testCase = SelfTestCatalog.Discover(typeof(SemiSupervisedBookkeeping).Assembly).Single(c => c.Kernel == "SemiSupervisedBookkeeping.Loss" && c.Shape == shape);
+        using var cpuKernels = new HostAccelerator(AcceleratorKind.CpuKernels);
+        var onHost = testCase.Run(cpuKernels, 11);
+        onHost.Passed.Should().BeTrue($"SemiSupervisedBookkeeping {shape} on cpu-kernels: max error {onHost.MaxAbsError} exceeds {onHost.Tolerance}");
+        using var cudaHost = CudaHostAccelerator.Open();
+        var compiled = testCase.Run(cudaHost, 11);
+        compiled.Passed.Should().BeTrue($"SemiSupervisedBookkeeping {shape} on cuda-host: max error {compiled.MaxAbsError} exceeds {compiled.Tolerance}");
     }
 }

@@ -110,6 +110,50 @@ public sealed class TrainingModesTests : IDisposable
         seenEps.Distinct().Should().HaveCountGreaterThan(1, "each batch draws its own epsilon");
     }
 
+    /// <summary>
+    /// The device FGSM (the attack verbs' PGD loop on device labels) against the host arithmetic that AT
+    /// ran before: on the cpu engine the images are bit for bit the same, and on cpu-kernels the loss
+    /// gradient d CE / dx agrees with the host's within tolerance.
+    /// </summary>
+    [Theory]
+    [InlineData("cpu", false)]
+    [InlineData("cpu", true)]
+    [InlineData("cpu-kernels", false)]
+    [InlineData("cpu-kernels", true)]
+    public void Fgsm_on_the_device_follows_the_host_computation(string device, bool randomStart)
+    {
+        using var acc = DeviceSelection.Open(device, out _);
+        var (images, labels) = Batch(4, 41);
+        int[] shape = [4, 1, Size, Size];
+        const float eps = 0.01f;
+        using var model = new ResNet18(acc, Tiny, 4);
+        using var classifier = new ResNetClassifier(model);
+        float[] onDevice = FgsmSamples.Make(classifier, images, shape, labels, eps, randomStart, new Random(5));
+
+        float[] x = (float[])images.Clone();
+        if (randomStart)
+        {
+            AttackMath.RandomStart(x, images, eps, new Random(5));
+        }
+        float[] start = (float[])x.Clone();
+        float[] logits = classifier.Logits(x, shape);
+        var dLogits = new float[4 * 4];
+        AttackMath.CrossEntropySum(logits, labels, 4, 4, dLogits);
+        float[] hostGradient = classifier.InputGradient(dLogits);
+        AttackKernels.SignStepProjectClipCpu(x, images, hostGradient, randomStart ? 1.25f * eps : eps, eps);
+
+        using var objective = new CrossEntropyObjective(classifier);
+        using var xDevice = Tensor.FromHost(acc, start, shape);
+        using var classes = acc.Upload<int>(labels);
+        float[] deviceGradient = objective.Gradient(xDevice, classes.View, targeted: false).Download();
+        Tolerance.AssertClose(deviceGradient, hostGradient, 1e-6, 1e-4, $"d CE / dx on {device}");
+        if (device == "cpu")
+        {
+            Tolerance.AssertClose(onDevice, x, 0, 0, "FGSM images on the cpu engine");
+        }
+        onDevice.Zip(images, (a, b) => Math.Abs(a - b)).Max().Should().BeLessThanOrEqualTo(eps + 1e-6f);
+    }
+
     [Fact]
     public void Fgsm_random_start_stays_in_the_epsilon_ball()
     {
