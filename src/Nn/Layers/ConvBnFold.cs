@@ -5,8 +5,8 @@ namespace IlgpuOct.Nn;
 
 /// <summary>
 /// The evaluation-mode path of a convolution followed by batch norm (and optionally a residual add and
-/// a ReLU) as ONE convolution with a bias, BN folded into it as ONNX Runtime does:
-/// w'[k] = w[k] * s[k], b'[k] = beta[k] - mean[k] * s[k], s[k] = gamma[k] / sqrt(var[k] + eps).
+/// a ReLU) as ONE convolution with a bias, BN folded into it as ONNX Runtime does
+/// (<see cref="BatchNorm2d.FoldIntoConvolution"/>: w' = w s, b' = beta - mean s, s = gamma / sqrt(var + eps)).
 /// Not a second copy of the model: w' and b' are derived from the two layers' parameters and running
 /// statistics and recomputed before a forward whenever any of them changed (their
 /// <see cref="Tensor.Version"/>: optimizer steps, training-mode forwards, checkpoint loads, uploads).
@@ -48,13 +48,10 @@ public sealed class ConvBnFold : IDisposable
         }
         if (stale)
         {
-            var weight = sources[0].Download();
-            var bias = new float[Bn.Channels];
-            Fold(weight, sources[1].Download(), sources[2].Download(), sources[3].Download(), sources[4].Download(), Bn.Eps, bias);
             _weight ??= Tensor.Zeros(Conv.Accelerator, Conv.Weight.Shape);
             _bias ??= Tensor.Zeros(Conv.Accelerator, Bn.Channels);
-            _weight.Upload(weight);
-            _bias.Upload(bias);
+            BatchNorm2d.FoldIntoConvolution(Conv.Accelerator, Bn.Channels, sources[0].View, sources[1].View, sources[2].View, sources[3].View, sources[4].View,
+                _weight.View, _bias.View, Bn.Eps);
             for (int i = 0; i < sources.Length; i++)
             {
                 _foldedVersions[i] = sources[i].Version;
@@ -92,32 +89,6 @@ public sealed class ConvBnFold : IDisposable
         var dx = Tensor.ReuseLargest(ref _inputGrad, Conv.Accelerator, s.N, s.InC, s.H, s.W);
         Conv2d.BackwardData(Conv.Accelerator, s, _weight!.View, dy.View, dx.View);
         return dx;
-    }
-
-    /// <summary>
-    /// The folding itself, in double, rounded once: weight (K, C*R*R) scaled in place by s[k] =
-    /// gamma[k] / sqrt(var[k] + eps), bias[k] = beta[k] - mean[k] * s[k].
-    /// </summary>
-    public static void Fold(Span<float> weight, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta, ReadOnlySpan<float> runningMean,
-        ReadOnlySpan<float> runningVar, float eps, Span<float> bias)
-    {
-        int channels = gamma.Length;
-        if (beta.Length != channels || runningMean.Length != channels || runningVar.Length != channels || bias.Length != channels
-            || channels == 0 || weight.Length % channels != 0)
-        {
-            throw new ArgumentException($"ConvBnFold.Fold: gamma, beta, mean, variance and bias must all have K = {channels} entries and the weight a multiple of K ({weight.Length}).");
-        }
-        int perChannel = weight.Length / channels;
-        for (int k = 0; k < channels; k++)
-        {
-            double scale = gamma[k] / Math.Sqrt((double)runningVar[k] + eps);
-            bias[k] = (float)(beta[k] - runningMean[k] * scale);
-            var row = weight.Slice(k * perChannel, perChannel);
-            for (int i = 0; i < row.Length; i++)
-            {
-                row[i] = (float)(row[i] * scale);
-            }
-        }
     }
 
     private Tensor[] Sources() => [Conv.Weight.Value, Bn.Weight.Value, Bn.Bias.Value, Bn.RunningMean.Value, Bn.RunningVar.Value];

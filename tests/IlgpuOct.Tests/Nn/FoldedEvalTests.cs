@@ -1,5 +1,6 @@
 using FluentAssertions;
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 using IlgpuOct.Nn;
 using IlgpuOct.Nn.Checkpoints;
 using IlgpuOct.Nn.Training;
@@ -79,10 +80,11 @@ public sealed class FoldedEvalTests
     public void Fold_maths_scales_each_output_channel_and_shifts_its_bias()
     {
         float[] weight = [1f, 2f, -3f, 4f]; // (K=2, 2)
+        var folded = new float[4];
         var bias = new float[2];
-        ConvBnFold.Fold(weight, gamma: [2f, 0.5f], beta: [0.1f, -1f], runningMean: [1f, -2f], runningVar: [3f, 0f], eps: 1f, bias);
+        BatchNorm2d.FoldIntoConvolutionCpu(2, weight, gamma: [2f, 0.5f], beta: [0.1f, -1f], runningMean: [1f, -2f], runningVar: [3f, 0f], folded, bias, epsilon: 1f);
         // s = gamma / sqrt(var + eps) = (1, 0.5); b = beta - mean * s = (-0.9, 0)
-        weight.Should().Equal(1f, 2f, -1.5f, 2f);
+        folded.Should().Equal(1f, 2f, -1.5f, 2f);
         bias[0].Should().BeApproximately(-0.9f, 1e-7f);
         bias[1].Should().Be(0f);
     }
