@@ -133,19 +133,10 @@ public static partial class CarliniWagnerBookkeeping
             float d = x[offset + j] - x0[offset + j];
             sum += (double)d * d;
         }
-        partial[t] = sum;
-        ctx.Barrier();
-        for (int stride = Threads / 2; stride > 0; stride >>= 1)
-        {
-            if (t < stride)
-            {
-                partial[t] += partial[t + stride];
-            }
-            ctx.Barrier();
-        }
+        double total = BlockReduce.Sum(ctx, sum, partial);
         if (t == 0)
         {
-            float l2 = (float)Math.Sqrt(partial[0]);
+            float l2 = (float)Math.Sqrt(total);
             squared[image] = (double)l2 * l2;
         }
     }

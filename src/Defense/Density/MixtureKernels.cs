@@ -49,21 +49,11 @@ internal static partial class MixtureKernels
                 float v = y[row * d + j];
                 sum += v * v;
             }
-            partial[t] = sum;
-            ctx.Barrier();
-            for (int stride = BlockSize / 2; stride > 0; stride >>= 1)
-            {
-                if (t < stride)
-                {
-                    partial[t] += partial[t + stride];
-                }
-                ctx.Barrier();
-            }
+            float total = BlockReduce.Sum(ctx, sum, partial);
             if (t == 0)
             {
-                logProb[row * components + k] = -0.5f * (constant + partial[0]) + logDet;
+                logProb[row * components + k] = -0.5f * (constant + total) + logDet;
             }
-            ctx.Barrier();
         }
     }
 

@@ -20,6 +20,43 @@ internal sealed class KernelFacts
     public readonly Dictionary<InvocationExpressionSyntax, (string Mode, string CsType)> Shuffles = new();
     /// <summary>mma statements and the KernelContext deposit hook the iterator copy calls for each.</summary>
     public readonly Dictionary<StatementSyntax, string> MmaStatements = new();
+    /// <summary>Helpers that synchronise (a barrier, shuffle or mma in their body or their callees'); the host copy runs them as nested iterators.</summary>
+    public readonly Dictionary<IMethodSymbol, HelperSync> SyncHelpers = new(SymbolEqualityComparer.Default);
+}
+
+/// <summary>
+/// What a helper synchronises, directly or through the helpers it calls, and where: the call site of
+/// such a helper counts as a barrier (or, without barriers, as a shuffle) of the caller, and the helper's
+/// own sites are checked for divergence once per call site, with the arguments' divergence levels.
+/// </summary>
+internal sealed class HelperSync
+{
+    public HelperSync(IMethodSymbol method, SemanticModel model, MethodDeclarationSyntax syntax)
+    {
+        Method = method;
+        Model = model;
+        Syntax = syntax;
+    }
+
+    public IMethodSymbol Method { get; }
+
+    public SemanticModel Model { get; }
+
+    public MethodDeclarationSyntax Syntax { get; }
+
+    /// <summary>A block-wide barrier is reached (all threads of the block must call the helper).</summary>
+    public bool Barrier;
+
+    /// <summary>A warp shuffle or mma is reached (all lanes of the warp must call the helper).</summary>
+    public bool Warp;
+
+    public bool Any => Barrier || Warp;
+
+    /// <summary>Barrier statements, shuffles, mmas and calls of synchronising helpers in the body, with whether each needs the whole block.</summary>
+    public readonly List<(SyntaxNode Node, bool IsBarrier)> Sites = new();
+
+    /// <summary>Span parameters that reach an mma operand: parameter ordinal -> (element, fragment length, mma, operand role).</summary>
+    public readonly Dictionary<int, (string Element, int Length, string Mma, string Role)> Fragments = new();
 }
 
 /// <summary>
@@ -183,14 +220,61 @@ internal sealed class CudaTranslator
 
         _callStack.Add(method);
         var model = _compilation.GetSemanticModel(syntax.SyntaxTree);
-        var function = new FunctionTranslator(this, model, method, isKernel: false);
+        var sync = new HelperSync(method, model, syntax);
+        var function = new FunctionTranslator(this, model, method, isKernel: false, sync);
         string returnType = method.ReturnsVoid ? "void" : function.ScalarType(method.ReturnType, syntax.ReturnType);
         string parameters = function.ParameterList(syntax, skipFirst: false);
         string directive = function.SignatureDirective(syntax);
         string body = function.Body(syntax);
         _callStack.RemoveAt(_callStack.Count - 1);
-        _helperBodies.Add(directive + (function.TakesRegisterArrays ? "static __device__ __forceinline__ " : "static __device__ ") + returnType + " " + name + "(" + parameters + ")\n" + body);
+        if (sync.Any)
+        {
+            Facts.SyncHelpers[method] = sync;
+        }
+        // Register arrays stay in the caller's registers only when inlined; a synchronising helper is
+        // inlined too, so its barriers and shuffles sit in the kernel's own control flow.
+        bool inline = function.TakesRegisterArrays || sync.Any;
+        _helperBodies.Add(directive + (inline ? "static __device__ __forceinline__ " : "static __device__ ") + returnType + " " + name + "(" + parameters + ")\n" + body);
         return name;
+    }
+
+    /// <summary>The synchronisation facts of a translated helper, or null when it does not synchronise.</summary>
+    public HelperSync? SyncOf(IMethodSymbol method) =>
+        Facts.SyncHelpers.TryGetValue(method.OriginalDefinition, out var sync) ? sync : null;
+
+    /// <summary>
+    /// IOCT0031 inside a synchronising helper, for one call: the helper's barriers, shuffles and mmas (and
+    /// those of the helpers it calls) must not be under a condition that varies, given how much the
+    /// arguments of this call vary (<paramref name="argumentLevels"/>, by parameter ordinal).
+    /// </summary>
+    public void CheckHelperConvergence(HelperSync helper, IReadOnlyList<int> argumentLevels, SyntaxNode callSite, int depth = 0)
+    {
+        if (depth > 32)
+        {
+            return; // recursion is IOCT0010, reported where the cycle closes
+        }
+        var seeds = new Dictionary<ISymbol, int>(SymbolEqualityComparer.Default);
+        for (int i = 0; i < helper.Method.Parameters.Length && i < argumentLevels.Count; i++)
+        {
+            seeds[helper.Method.Parameters[i]] = argumentLevels[i];
+        }
+        SyntaxNode body = (SyntaxNode?)helper.Syntax.Body ?? helper.Syntax.ExpressionBody!;
+        var divergence = new Divergence(helper.Model, body, seeds);
+        int callLine = callSite.GetLocation().GetLineSpan().StartLinePosition.Line + 1;
+        string where = " in helper '" + helper.Method.Name + "' called at line " + callLine.ToString(CultureInfo.InvariantCulture);
+        foreach (var (node, isBarrier) in helper.Sites)
+        {
+            string? condition = divergence.DivergentCondition(node, isBarrier) ?? divergence.DivergentReturnBefore(node, isBarrier);
+            if (condition is not null)
+            {
+                Report(DiagnosticDescriptors.DivergentSync, node, node.ToString(), condition + where);
+            }
+            if (node is InvocationExpressionSyntax call && helper.Model.GetSymbolInfo(call).Symbol is IMethodSymbol callee && SyncOf(callee) is { } inner)
+            {
+                var levels = call.ArgumentList.Arguments.Select(a => divergence.Level(a.Expression)).ToList();
+                CheckHelperConvergence(inner, levels, call, depth + 1);
+            }
+        }
     }
 
     public CancellationToken Cancellation => _cancellation;

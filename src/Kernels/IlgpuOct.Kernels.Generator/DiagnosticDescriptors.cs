@@ -56,8 +56,8 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor SharedDeclaration = Error("IOCT0016", "Misplaced or non-constant shared memory",
         "'{0}': declare shared memory as a local at the top level of the kernel body, 'var s = ctx.Shared<float>(N);', with N a compile-time constant (a const or a literal)");
 
-    public static readonly DiagnosticDescriptor SyncInHelper = Error("IOCT0017", "Barrier or shuffle outside the kernel body",
-        "'{0}' is in helper method '{1}'; barriers and warp shuffles must be written in the [Kernel] method itself (pass their results to helpers instead)");
+    public static readonly DiagnosticDescriptor SyncInHelper = Error("IOCT0017", "Synchronising helper called where not every thread reaches it",
+        "'{0}' calls helper '{1}', which reaches {2}, under a condition or loop that may differ between the threads ({3}); every thread of the block (warp, for shuffles and mma) must make the call: call it unconditionally and use the condition on its result");
 
     public static readonly DiagnosticDescriptor ShufflePosition = Error("IOCT0018", "Warp shuffle in an unsupported position",
         "'{0}' must appear in an expression statement or a local declaration, not inside ?:, && or ||, a loop/if header, another shuffle or a statement with other ++/--/assignments; assign it to a local first: 'float t = ctx.ShuffleDown(v, k);'");
@@ -81,7 +81,7 @@ internal static class DiagnosticDescriptors
         "'{0}': per-thread arrays are written 'Span<T> name = stackalloc T[N];' as a local declaration with N a compile-time constant");
 
     public static readonly DiagnosticDescriptor ContextMisuse = Error("IOCT0025", "KernelContext used as a value",
-        "'{0}': the KernelContext may only be used for its members (ctx.ThreadIdx.X, ctx.Barrier(), ...); pass the indices helpers need as int arguments");
+        "'{0}': the KernelContext may only be used for its members (ctx.ThreadIdx.X, ctx.Barrier(), ...); copy it nowhere, and pass it to a helper only as the caller's own context, for a KernelContext parameter");
 
     public static readonly DiagnosticDescriptor ViewMisuse = Error("IOCT0026", "Unsupported use of a View",
         "'{0}': views can be indexed, have their Length read and be passed to helpers, but not be copied into locals, compared or sliced in kernel code; pass offsets as int parameters");

@@ -12,7 +12,8 @@ namespace IlgpuOct.Kernels.Generator;
 /// (lane-varying: thread and lane indices, shuffles, atomics) or between the warps of a block
 /// (warp-varying: the warp index). A local takes the highest level of anything assigned to it, and of
 /// every condition the assignment is under. A barrier must not be under a condition or loop that
-/// varies at all; a shuffle (full mask) not under one that varies within a warp (IOCT0031).
+/// varies at all; a shuffle (full mask) not under one that varies within a warp (IOCT0031). Kernel
+/// parameters are uniform; a helper's parameters start at the level of the call's arguments (seeds).
 /// </summary>
 internal sealed class Divergence
 {
@@ -23,9 +24,16 @@ internal sealed class Divergence
     private readonly SemanticModel _model;
     private readonly Dictionary<ISymbol, int> _locals = new(SymbolEqualityComparer.Default);
 
-    public Divergence(SemanticModel model, BlockSyntax body)
+    public Divergence(SemanticModel model, SyntaxNode body, IReadOnlyDictionary<ISymbol, int>? seeds = null)
     {
         _model = model;
+        foreach (var seed in seeds ?? new Dictionary<ISymbol, int>(SymbolEqualityComparer.Default))
+        {
+            if (seed.Value > Uniform)
+            {
+                _locals[seed.Key] = seed.Value;
+            }
+        }
         // Iterate to a fixed point: a level only rises, and there are at most two rises per local.
         for (bool changed = true; changed;)
         {
@@ -78,6 +86,28 @@ internal sealed class Divergence
         return null;
     }
 
+    /// <summary>
+    /// In a helper: a <c>return</c> before <paramref name="sync"/> under a condition that varies, so some
+    /// threads leave the helper without reaching it (they would wait at the caller's next barrier instead).
+    /// </summary>
+    public string? DivergentReturnBefore(SyntaxNode sync, bool isBarrier)
+    {
+        int threshold = isBarrier ? WarpVarying : LaneVarying;
+        var method = sync.Ancestors().OfType<MethodDeclarationSyntax>().FirstOrDefault();
+        if (method is null)
+        {
+            return null;
+        }
+        foreach (var exit in method.DescendantNodes().OfType<ReturnStatementSyntax>().Where(r => r.SpanStart < sync.SpanStart))
+        {
+            if (ControlCondition(exit, method, threshold) is { } condition)
+            {
+                return condition + " (a return before it)";
+            }
+        }
+        return null;
+    }
+
     private string? EarlyExit(SyntaxNode loop, int threshold)
     {
         foreach (var exit in loop.DescendantNodes().Where(n => n is BreakStatementSyntax or ContinueStatementSyntax or ReturnStatementSyntax))
@@ -103,7 +133,7 @@ internal sealed class Divergence
 
     private ISymbol? Target(ExpressionSyntax left) => left switch
     {
-        IdentifierNameSyntax id when _model.GetSymbolInfo(id).Symbol is ILocalSymbol local => local,
+        IdentifierNameSyntax id when _model.GetSymbolInfo(id).Symbol is ILocalSymbol or IParameterSymbol => _model.GetSymbolInfo(id).Symbol,
         _ => null,
     };
 
@@ -153,7 +183,7 @@ internal sealed class Divergence
         {
             switch (node)
             {
-                case IdentifierNameSyntax id when _model.GetSymbolInfo(id).Symbol is ILocalSymbol local && _locals.TryGetValue(local, out int l):
+                case IdentifierNameSyntax id when _model.GetSymbolInfo(id).Symbol is (ILocalSymbol or IParameterSymbol) and var local && _locals.TryGetValue(local, out int l):
                     level = Math.Max(level, l);
                     break;
                 case MemberAccessExpressionSyntax ma when _model.GetSymbolInfo(ma).Symbol is IPropertySymbol p:
@@ -161,7 +191,9 @@ internal sealed class Divergence
                     break;
                 case InvocationExpressionSyntax inv when _model.GetSymbolInfo(inv).Symbol is IMethodSymbol m
                     && (m.ContainingType.ToDisplayString() == CudaTranslator.KernelsNamespace + ".Atomic"
-                        || (TypeFacts.IsKernelContext(m.ContainingType) && m.Name.StartsWith("Shuffle", StringComparison.Ordinal))):
+                        || (TypeFacts.IsKernelContext(m.ContainingType) && m.Name.StartsWith("Shuffle", StringComparison.Ordinal))
+                        || m.Parameters.Any(p => TypeFacts.IsKernelContext(p.Type))):
+                    // A helper given the context may return anything that depends on the thread.
                     level = LaneVarying;
                     break;
             }

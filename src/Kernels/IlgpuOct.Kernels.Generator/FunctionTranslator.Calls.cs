@@ -79,6 +79,16 @@ internal sealed partial class FunctionTranslator
                     continue;
                 }
                 var paramType = i < symbol.Parameters.Length ? symbol.Parameters[i].Type : null;
+                if (TypeFacts.IsKernelContext(paramType))
+                {
+                    // The caller's own context, passed on: nothing to pass in CUDA C.
+                    if (a.Expression is not IdentifierNameSyntax ctxName || _model.GetSymbolInfo(ctxName).Symbol is not IParameterSymbol ctxParameter
+                        || !TypeFacts.IsKernelContext(ctxParameter.Type))
+                    {
+                        Report(DiagnosticDescriptors.ContextMisuse, a, a.ToString());
+                    }
+                    continue;
+                }
                 if (paramType is not null && (TypeFacts.ViewElement(paramType) is not null || TypeFacts.SpanElement(paramType) is not null))
                 {
                     var arrayName = ArrayName(a.Expression, out var length);
@@ -98,6 +108,10 @@ internal sealed partial class FunctionTranslator
             if (args.Count < symbol.Parameters.Length)
             {
                 Report(DiagnosticDescriptors.Unsupported, inv, inv.ToString(), "optional parameters left out; pass every argument");
+            }
+            if (_unit.SyncOf(symbol) is { } sync)
+            {
+                SynchronisingCall(inv, sync);
             }
             return helper + "(" + string.Join(", ", parts) + ")";
         }
@@ -137,11 +151,6 @@ internal sealed partial class FunctionTranslator
             }
             return "0";
         }
-        if (!_isKernel)
-        {
-            Report(DiagnosticDescriptors.SyncInHelper, inv, inv.ToString(), _method.Name);
-            return "0";
-        }
         var elementType = m.TypeArguments.Length == 1 ? m.TypeArguments[0] : m.ReturnType;
         if (TypeFacts.ScalarCType(elementType) is null || elementType.SpecialType is SpecialType.System_Boolean or SpecialType.System_Byte)
         {
@@ -165,11 +174,6 @@ internal sealed partial class FunctionTranslator
     /// </summary>
     private string MmaCall(InvocationExpressionSyntax inv, IMethodSymbol m)
     {
-        if (!_isKernel)
-        {
-            Report(DiagnosticDescriptors.SyncInHelper, inv, inv.ToString(), _method.Name);
-            return "0";
-        }
         if (inv.Parent is not ExpressionStatementSyntax statement)
         {
             Report(DiagnosticDescriptors.Unsupported, inv, inv.ToString(), "an mma must be a statement of its own: 'ctx.MmaTf32(acc, a, b);'");
@@ -184,8 +188,17 @@ internal sealed partial class FunctionTranslator
             var (role, element, length) = want[i];
             var arg = args[i].Expression;
             string? name = ArrayName(arg, out var lengthText);
-            bool isRegisterArray = name is not null && arg is IdentifierNameSyntax id && _model.GetSymbolInfo(id).Symbol is ILocalSymbol local
+            var symbol = arg is IdentifierNameSyntax id ? _model.GetSymbolInfo(id).Symbol : null;
+            bool isRegisterArray = name is not null && symbol is ILocalSymbol local
                 && _registerArrays.Contains(local) && TypeFacts.SpanElement(local.Type)?.ToDisplayString() == element;
+            // In a helper, a Span parameter may carry the fragment; every call site must pass a register array of the size.
+            if (name is not null && _sync is not null && args[i].NameColon is null && symbol is IParameterSymbol parameter
+                && _registerArrays.Contains(parameter) && TypeFacts.SpanElement(parameter.Type)?.ToDisplayString() == element)
+            {
+                _sync.Fragments[parameter.Ordinal] = (element, length, m.Name, role);
+                names.Add(name);
+                continue;
+            }
             if (!isRegisterArray || lengthText != length.ToString(CultureInfo.InvariantCulture) || args[i].NameColon is not null)
             {
                 Report(DiagnosticDescriptors.MmaFragment, args[i], args[i].ToString(), m.Name, role, $"Span<{element}> {role} = stackalloc {element}[{length}];");
@@ -204,6 +217,68 @@ internal sealed partial class FunctionTranslator
         return _unit.Use(tf32 ? "mma_tf32" : "mma_bf16", function) + "(" + string.Join(", ", names) + ")";
     }
 
+    /// <summary>
+    /// A call of a helper that synchronises: it counts as a barrier (or shuffle) at the call site
+    /// (IOCT0017 under a varying condition), is hoisted by the iterator copy like a shuffle (IOCT0018),
+    /// its own sites are checked with this call's argument levels (IOCT0031), and mma fragments it takes
+    /// must be register arrays of the fragment's size here (IOCT0040).
+    /// </summary>
+    private void SynchronisingCall(InvocationExpressionSyntax inv, HelperSync callee)
+    {
+        if (!ShufflePositionOk(inv))
+        {
+            Report(DiagnosticDescriptors.ShufflePosition, inv, inv.ToString());
+        }
+        var args = inv.ArgumentList.Arguments;
+        foreach (var pair in callee.Fragments)
+        {
+            int ordinal = pair.Key;
+            var (element, length, mma, role) = pair.Value;
+            if (ordinal >= args.Count)
+            {
+                continue;
+            }
+            var arg = args[ordinal].Expression;
+            string? name = ArrayName(arg, out var lengthText);
+            var symbol = arg is IdentifierNameSyntax id ? _model.GetSymbolInfo(id).Symbol : null;
+            if (name is not null && _sync is not null && symbol is IParameterSymbol parameter && _registerArrays.Contains(parameter)
+                && TypeFacts.SpanElement(parameter.Type)?.ToDisplayString() == element)
+            {
+                _sync.Fragments[parameter.Ordinal] = (element, length, mma, role);
+                continue;
+            }
+            if (name is null || symbol is not ILocalSymbol local || !_registerArrays.Contains(local)
+                || TypeFacts.SpanElement(local.Type)?.ToDisplayString() != element || lengthText != length.ToString(CultureInfo.InvariantCulture))
+            {
+                Report(DiagnosticDescriptors.MmaFragment, args[ordinal], args[ordinal].ToString(), mma + " (through " + callee.Method.Name + ")", role,
+                    $"Span<{element}> {role} = stackalloc {element}[{length}];");
+            }
+        }
+        if (_sync is not null)
+        {
+            _sync.Warp |= callee.Warp;
+            CheckConvergent(inv, callee.Barrier);
+            return;
+        }
+        if (callee.Barrier)
+        {
+            _unit.Facts.UsesBarriers = true;
+        }
+        if (callee.Warp)
+        {
+            _unit.Facts.UsesShuffles = true;
+        }
+        if (_isKernel && _body is not null)
+        {
+            _divergence ??= new Divergence(_model, _body);
+            if (_divergence.DivergentCondition(inv, callee.Barrier) is { } condition)
+            {
+                Report(DiagnosticDescriptors.SyncInHelper, inv, inv.ToString(), callee.Method.Name, callee.Barrier ? "a barrier" : "a warp shuffle or mma", condition);
+            }
+            _unit.CheckHelperConvergence(callee, args.Select(a => _divergence.Level(a.Expression)).ToList(), inv);
+        }
+    }
+
     /// <summary>The iterator copy hoists a shuffle before its statement, so the statement must evaluate it unconditionally.</summary>
     private bool ShufflePositionOk(InvocationExpressionSyntax inv)
     {
@@ -216,10 +291,14 @@ internal sealed partial class FunctionTranslator
                     return false;
                 case BinaryExpressionSyntax b when (b.IsKind(SyntaxKind.LogicalAndExpression) || b.IsKind(SyntaxKind.LogicalOrExpression)) && child == b.Right:
                     return false;
-                case InvocationExpressionSyntax outer when IsShuffle(outer):
+                case InvocationExpressionSyntax outer when IsShuffle(outer) || (_model.GetSymbolInfo(outer).Symbol is IMethodSymbol callee && _unit.SyncOf(callee) is not null):
                     return false;
                 case ExpressionStatementSyntax es:
                     return !HasInnerSideEffects(es, es.Expression);
+                case ArrowExpressionClauseSyntax arrow:
+                    // An expression-bodied helper: its copy hoists the call before handing the value back.
+                    return !arrow.DescendantNodes().Any(n => n is AssignmentExpressionSyntax || n.IsKind(SyntaxKind.PreIncrementExpression) || n.IsKind(SyntaxKind.PreDecrementExpression)
+                        || n.IsKind(SyntaxKind.PostIncrementExpression) || n.IsKind(SyntaxKind.PostDecrementExpression));
                 case LocalDeclarationStatementSyntax ld:
                     // The CPU copy evaluates the shuffle before the whole declaration, where its own locals do not exist yet.
                     return !HasInnerSideEffects(ld, null) && !UsesLocalDeclaredIn(inv, ld);
@@ -239,9 +318,19 @@ internal sealed partial class FunctionTranslator
             || n.IsKind(SyntaxKind.PreIncrementExpression) || n.IsKind(SyntaxKind.PreDecrementExpression)
             || n.IsKind(SyntaxKind.PostIncrementExpression) || n.IsKind(SyntaxKind.PostDecrementExpression)));
 
-    /// <summary>IOCT0031: every thread of the block (barrier) or warp (shuffle) must reach it.</summary>
+    /// <summary>
+    /// IOCT0031: every thread of the block (barrier) or warp (shuffle) must reach it. In a helper the site
+    /// is recorded instead and checked at each call, with the divergence of that call's arguments.
+    /// </summary>
     private void CheckConvergent(SyntaxNode sync, bool isBarrier)
     {
+        if (_sync is not null)
+        {
+            _sync.Sites.Add((sync, isBarrier));
+            _sync.Barrier |= isBarrier;
+            _sync.Warp |= !isBarrier;
+            return;
+        }
         if (!_isKernel || _body is null)
         {
             return;

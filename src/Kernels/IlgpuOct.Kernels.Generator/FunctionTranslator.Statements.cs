@@ -122,10 +122,6 @@ internal sealed partial class FunctionTranslator
             case ExpressionStatementSyntax es:
                 if (IsContextCall(es.Expression, "Barrier"))
                 {
-                    if (!_isKernel)
-                    {
-                        Report(DiagnosticDescriptors.SyncInHelper, es, es.ToString(), _method.Name);
-                    }
                     CheckConvergent(es, isBarrier: true);
                     _unit.Facts.UsesBarriers = true;
                     _unit.Facts.BarrierStatements.Add(es);

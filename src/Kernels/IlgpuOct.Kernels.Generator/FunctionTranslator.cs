@@ -35,9 +35,13 @@ internal sealed partial class FunctionTranslator
     private BlockSyntax? _body;
     private Divergence? _divergence;
 
-    public FunctionTranslator(CudaTranslator unit, SemanticModel model, IMethodSymbol method, bool isKernel)
+    // A helper's synchronisation facts (null for the kernel), filled while its body is translated.
+    private readonly HelperSync? _sync;
+
+    public FunctionTranslator(CudaTranslator unit, SemanticModel model, IMethodSymbol method, bool isKernel, HelperSync? sync = null)
     {
         _unit = unit;
+        _sync = sync;
         _model = model;
         _method = method;
         _isKernel = isKernel;
@@ -87,6 +91,11 @@ internal sealed partial class FunctionTranslator
             if (p.RefKind != RefKind.None || p.IsParams)
             {
                 Report(DiagnosticDescriptors.ParameterType, at, p.Name, p.Type.ToDisplayString());
+                continue;
+            }
+            if (!_isKernel && TypeFacts.IsKernelContext(p.Type))
+            {
+                // The helper reads the same built-ins (threadIdx, ...) as the kernel: no CUDA parameter.
                 continue;
             }
             if (TypeFacts.ViewElement(p.Type) is { } element)

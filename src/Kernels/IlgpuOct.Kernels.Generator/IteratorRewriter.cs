@@ -27,20 +27,30 @@ internal sealed class IteratorRewriter
     private readonly bool _iterator;
     private readonly HashSet<ISymbol> _sharedLocals = new(SymbolEqualityComparer.Default);
     private readonly HelperCopies _helpers;
-    private int _temp;
+
+    // In the copy of a synchronising helper that returns a value: the StrongBox parameter that receives it.
+    private readonly string? _result;
+
+    // A copy of a helper declared outside the kernel's type: names of that type are written fully qualified.
+    private readonly bool _foreign;
+
+    // A copy of a synchronising helper with a KernelContext: its view parameters may be shared memory.
+    private bool _hookViews;
 
     public IteratorRewriter(KernelFacts facts, SemanticModel model, string contextName, bool iterator)
-        : this(facts, model, contextName, iterator, new HelperCopies(model.Compilation))
+        : this(facts, model, contextName, iterator, new HelperCopies(model.Compilation), null, false)
     {
     }
 
-    private IteratorRewriter(KernelFacts facts, SemanticModel model, string contextName, bool iterator, HelperCopies helpers)
+    private IteratorRewriter(KernelFacts facts, SemanticModel model, string contextName, bool iterator, HelperCopies helpers, string? result, bool foreign)
     {
         _facts = facts;
         _model = model;
         _ctx = contextName;
         _iterator = iterator;
         _helpers = helpers;
+        _result = result;
+        _foreign = foreign;
     }
 
     /// <summary>The host copy's body; checked copies of the helpers it calls follow as local functions.</summary>
@@ -86,6 +96,12 @@ internal sealed class IteratorRewriter
                 };
             case ReturnStatementSyntax { Expression: null } when _iterator:
                 return new StatementSyntax[] { YieldStatement(SyntaxKind.YieldBreakStatement) };
+            case ReturnStatementSyntax { Expression: { } value } when _result is not null:
+                // A synchronising helper's copy is an iterator: the value goes to the caller's box.
+                var hoisted = Hoist(s, out var returnTemps);
+                hoisted.Add(ParseStatement($"{_result}.Value = {Checks(returnTemps).Visit(value)};"));
+                hoisted.Add(YieldStatement(SyntaxKind.YieldBreakStatement));
+                return new[] { Block(hoisted) };
             case IfStatementSyntax ifs:
                 return new[] { ifs.WithCondition(Expression(ifs.Condition)).WithStatement(Embedded(ifs.Statement)).WithElse(ifs.Else is null ? null : ifs.Else.WithStatement(Embedded(ifs.Else.Statement))) };
             case ForStatementSyntax fs:
@@ -125,20 +141,53 @@ internal sealed class IteratorRewriter
 
     private IEnumerable<StatementSyntax> HoistShuffles(StatementSyntax s)
     {
-        var shuffles = s.DescendantNodes().OfType<InvocationExpressionSyntax>().Where(_facts.Shuffles.ContainsKey).ToList();
-        var result = new List<StatementSyntax>();
-        var temps = new Dictionary<SyntaxNode, string>();
-        foreach (var call in shuffles)
+        var result = Hoist(s, out var temps);
+        // A call of a void synchronising helper, hoisted, leaves nothing of its statement.
+        if (!(s is ExpressionStatementSyntax { Expression: InvocationExpressionSyntax call } && temps.TryGetValue(call, out string? temp) && temp.Length == 0))
         {
-            var (mode, type) = _facts.Shuffles[call];
-            var args = call.ArgumentList.Arguments;
-            string temp = "__shfl" + _temp++;
-            result.Add(ParseStatement($"{_ctx}.ShuffleDeposit<{type}>({Expression(args[0].Expression)}, global::IlgpuOct.Kernels.ShuffleMode.{mode}, {Expression(args[1].Expression)});"));
-            result.Add(YieldReturn("WarpSync"));
-            result.Add(ParseStatement($"{type} {temp} = {_ctx}.ShuffleResult<{type}>();"));
-            temps[call] = temp;
+            result.Add((StatementSyntax)Checks(temps).Visit(s));
         }
-        result.Add((StatementSyntax)Checks(temps).Visit(s));
+        return result;
+    }
+
+    /// <summary>
+    /// The statements that run the shuffles and synchronising helper calls of <paramref name="s"/> before
+    /// it (their positions guarantee they are evaluated unconditionally, IOCT0018), and the temporaries
+    /// that replace them ("" for a void helper). A helper's copy is an iterator whose yields pass through.
+    /// </summary>
+    private List<StatementSyntax> Hoist(SyntaxNode s, out Dictionary<SyntaxNode, string> temps)
+    {
+        var result = new List<StatementSyntax>();
+        temps = new Dictionary<SyntaxNode, string>();
+        foreach (var call in s.DescendantNodes().OfType<InvocationExpressionSyntax>())
+        {
+            var args = call.ArgumentList.Arguments;
+            if (_facts.Shuffles.TryGetValue(call, out var shuffle))
+            {
+                var (mode, type) = shuffle;
+                string temp = _helpers.Temporary("__shfl");
+                result.Add(ParseStatement($"{_ctx}.ShuffleDeposit<{type}>({Expression(args[0].Expression)}, global::IlgpuOct.Kernels.ShuffleMode.{mode}, {Expression(args[1].Expression)});"));
+                result.Add(YieldReturn("WarpSync"));
+                result.Add(ParseStatement($"{type} {temp} = {_ctx}.ShuffleResult<{type}>();"));
+                temps[call] = temp;
+            }
+            else if (_model.GetSymbolInfo(call).Symbol is IMethodSymbol method && _facts.SyncHelpers.ContainsKey(method.OriginalDefinition)
+                && _helpers.CopyOf(method.OriginalDefinition, this) is { } copy)
+            {
+                var arguments = args.Select(a => Expression(a.Expression).ToString()).ToList();
+                string temp = "";
+                if (!method.ReturnsVoid)
+                {
+                    temp = _helpers.Temporary("__shfl");
+                    string type = method.ReturnType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
+                    result.Add(ParseStatement($"var {temp} = new global::System.Runtime.CompilerServices.StrongBox<{type}>();"));
+                    arguments.Add(temp);
+                }
+                string step = _helpers.Temporary("__step");
+                result.Add(ParseStatement($"foreach (int {step} in {copy}({string.Join(", ", arguments)})) {{ yield return {step}; }}"));
+                temps[call] = temp.Length == 0 ? "" : temp + ".Value";
+            }
+        }
         return result;
     }
 
@@ -178,7 +227,7 @@ internal sealed class IteratorRewriter
         {
             if (_shuffleTemps is not null && _shuffleTemps.TryGetValue(node, out string? temp))
             {
-                return IdentifierName(temp);
+                return ParseExpression(temp);
             }
             var visited = (InvocationExpressionSyntax)base.VisitInvocationExpression(node)!;
             return Model.GetSymbolInfo(node).Symbol is IMethodSymbol method && _owner._helpers.CopyOf(method, _owner) is { } copy
@@ -186,10 +235,44 @@ internal sealed class IteratorRewriter
                 : visited;
         }
 
+        // In a copy of another type's helper, simple names of types, constants and static members are
+        // written out (the copy is a local function of the kernel's type, under the kernel file's usings).
+        public override SyntaxNode? VisitIdentifierName(IdentifierNameSyntax node)
+        {
+            if (!_owner._foreign || node.Parent is MemberAccessExpressionSyntax ma && ma.Name == node || node.Parent is QualifiedNameSyntax q && q.Right == node)
+            {
+                return base.VisitIdentifierName(node);
+            }
+            return Model.GetSymbolInfo(node).Symbol switch
+            {
+                INamedTypeSymbol type => ParseTypeName(type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)).WithTriviaFrom(node),
+                IFieldSymbol { HasConstantValue: true } constant => ParseExpression(ConstantLiteral(constant.ConstantValue, constant.Type)).WithTriviaFrom(node),
+                ISymbol { IsStatic: true, Kind: SymbolKind.Field or SymbolKind.Property } member =>
+                    ParseExpression(member.ContainingType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) + "." + member.Name).WithTriviaFrom(node),
+                _ => base.VisitIdentifierName(node),
+            };
+        }
+
+        public override SyntaxNode? VisitGenericName(GenericNameSyntax node) =>
+            _owner._foreign && Model.GetSymbolInfo(node).Symbol is INamedTypeSymbol type && !(node.Parent is MemberAccessExpressionSyntax ma && ma.Name == node)
+                ? ParseTypeName(type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)).WithTriviaFrom(node)
+                : base.VisitGenericName(node);
+
+        /// <summary>A constant's value as a C# expression of its type (floats through their bits, so exactly).</summary>
+        private static string ConstantLiteral(object? value, ITypeSymbol type) => value switch
+        {
+            float f => $"global::System.BitConverter.Int32BitsToSingle({System.BitConverter.ToInt32(System.BitConverter.GetBytes(f), 0)})",
+            double d => $"global::System.BitConverter.Int64BitsToDouble({System.BitConverter.DoubleToInt64Bits(d)}L)",
+            bool b => b ? "true" : "false",
+            null => "default",
+            _ => $"unchecked(({type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)})({System.Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture)}))",
+        };
+
         public override SyntaxNode? VisitElementAccessExpression(ElementAccessExpressionSyntax node)
         {
             var visited = (ElementAccessExpressionSyntax)base.VisitElementAccessExpression(node)!;
-            if (!IsShared(node))
+            string? hook = Hook(node, "SharedIndex", "ViewIndex");
+            if (hook is null)
             {
                 return visited;
             }
@@ -203,18 +286,18 @@ internal sealed class IteratorRewriter
             string view = node.Expression.ToString();
             var index = visited.ArgumentList.Arguments[0].Expression;
             return visited.WithArgumentList(BracketedArgumentList(SingletonSeparatedList(Argument(
-                ParseExpression($"{_owner._ctx}.SharedIndex({view}, {index}, {Access}.{access}, {Literal(view)})")))));
+                ParseExpression($"{_owner._ctx}.{hook}({view}, {index}, {Access}.{access}, {Literal(view)})")))));
         }
 
         public override SyntaxNode? VisitAssignmentExpression(AssignmentExpressionSyntax node)
         {
-            if (node.IsKind(SyntaxKind.SimpleAssignmentExpression) && node.Left is ElementAccessExpressionSyntax left && IsShared(left))
+            if (node.IsKind(SyntaxKind.SimpleAssignmentExpression) && node.Left is ElementAccessExpressionSyntax left && Hook(left, "SharedStore", "ViewStore") is { } store)
             {
                 string view = left.Expression.ToString();
                 string element = Model.GetTypeInfo(left).Type!.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
                 var index = (ExpressionSyntax)Visit(left.ArgumentList.Arguments[0].Expression);
                 var value = (ExpressionSyntax)Visit(node.Right);
-                return ParseExpression($"{_owner._ctx}.SharedStore<{element}>({view}, {index}, {value}, {Literal(view)})");
+                return ParseExpression($"{_owner._ctx}.{store}<{element}>({view}, {index}, {value}, {Literal(view)})");
             }
             string? op = node.Kind() switch
             {
@@ -341,8 +424,16 @@ internal sealed class IteratorRewriter
         private static bool ValueUnused(ExpressionSyntax node) =>
             node.Parent is ExpressionStatementSyntax || node.Parent is ForStatementSyntax f && f.Incrementors.Contains(node);
 
-        private bool IsShared(ElementAccessExpressionSyntax node) =>
-            Model.GetSymbolInfo(node.Expression).Symbol is ILocalSymbol local && _owner._sharedLocals.Contains(local);
+        /// <summary>
+        /// The sanitizer hook of an element access: <paramref name="shared"/> on the kernel's shared locals,
+        /// <paramref name="view"/> on a view parameter of a synchronising helper (the caller may pass shared memory).
+        /// </summary>
+        private string? Hook(ElementAccessExpressionSyntax node, string shared, string view) => Model.GetSymbolInfo(node.Expression).Symbol switch
+        {
+            ILocalSymbol local when _owner._sharedLocals.Contains(local) => shared,
+            IParameterSymbol parameter when _owner._hookViews && TypeFacts.ViewElement(parameter.Type) is not null => view,
+            _ => null,
+        };
 
         private static bool IsSigned(ITypeSymbol? type) => type?.SpecialType is SpecialType.System_Int32 or SpecialType.System_Int64;
 
@@ -359,13 +450,16 @@ internal sealed class IteratorRewriter
     }
 
     /// <summary>
-    /// Checked copies of the static helpers a kernel calls (declared in the kernel's own type, so the
-    /// copy, a local function of the host copy, sees the same members), with the same rewriting.
+    /// Checked copies of the static helpers a kernel calls, with the same rewriting, as local functions of
+    /// the host copy: those declared in the kernel's own type (so the copy sees the same members), every
+    /// synchronising helper (an iterator whose yields the caller passes on; a value comes back in a
+    /// StrongBox), and, inside a copy of another type's helper, the helpers that one calls.
     /// </summary>
     private sealed class HelperCopies
     {
         private readonly Compilation _compilation;
         private readonly Dictionary<IMethodSymbol, string> _names = new(SymbolEqualityComparer.Default);
+        private int _temporaries;
 
         public HelperCopies(Compilation compilation) => _compilation = compilation;
 
@@ -373,32 +467,75 @@ internal sealed class IteratorRewriter
 
         public List<StatementSyntax> Emitted { get; } = new();
 
+        /// <summary>A fresh name for a generated local (unique across the host copy and its local functions).</summary>
+        public string Temporary(string prefix) => prefix + (_temporaries++).ToString(System.Globalization.CultureInfo.InvariantCulture);
+
         public string? CopyOf(IMethodSymbol method, IteratorRewriter caller)
         {
+            method = method.OriginalDefinition;
             if (_names.TryGetValue(method, out string? name))
             {
                 return name;
             }
-            if (!method.IsStatic || !SymbolEqualityComparer.Default.Equals(method.ContainingType, KernelType)
+            bool sync = caller._facts.SyncHelpers.ContainsKey(method);
+            bool foreign = !SymbolEqualityComparer.Default.Equals(method.ContainingType, KernelType);
+            if (!method.IsStatic || (foreign && !sync && !caller._foreign)
                 || method.DeclaringSyntaxReferences.Length != 1
                 || method.DeclaringSyntaxReferences[0].GetSyntax() is not MethodDeclarationSyntax declaration
                 || method.GetAttributes().Any(a => a.AttributeClass?.Name == "KernelAttribute"))
             {
                 return null;
             }
-            name = "__checked_" + method.Name + "_" + _names.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            name = (sync ? "__sync_" : "__checked_") + method.Name + "_" + _names.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
             _names[method] = name;
-            var rewriter = new IteratorRewriter(caller._facts, _compilation.GetSemanticModel(declaration.SyntaxTree), caller._ctx, iterator: false, this);
-            BlockSyntax body = declaration.Body is not null
-                ? Block(rewriter.RewriteStatements(declaration.Body))
-                : Block(method.ReturnsVoid
+            string? result = sync && !method.ReturnsVoid ? "__result" : null;
+            string context = method.Parameters.FirstOrDefault(p => TypeFacts.IsKernelContext(p.Type))?.Name ?? caller._ctx;
+            var rewriter = new IteratorRewriter(caller._facts, _compilation.GetSemanticModel(declaration.SyntaxTree), context, iterator: sync, this, result, foreign)
+            {
+                _hookViews = sync && method.Parameters.Any(p => TypeFacts.IsKernelContext(p.Type)),
+            };
+            BlockSyntax body;
+            if (declaration.Body is not null)
+            {
+                body = Block(rewriter.RewriteStatements(declaration.Body));
+            }
+            else if (sync)
+            {
+                // An expression-bodied synchronising helper: hoist what it synchronises, then hand the value over.
+                var expression = declaration.ExpressionBody!.Expression;
+                var statements = rewriter.Hoist(declaration.ExpressionBody!, out var temps);
+                var value = (ExpressionSyntax)rewriter.Checks(temps).Visit(expression);
+                if (result is not null)
+                {
+                    statements.Add(ParseStatement($"{result}.Value = {value};"));
+                }
+                else if (!(expression is InvocationExpressionSyntax call && temps.TryGetValue(call, out var temp) && temp.Length == 0))
+                {
+                    statements.Add(ExpressionStatement(value));
+                }
+                statements.Add(YieldStatement(SyntaxKind.YieldBreakStatement));
+                body = Block(statements);
+            }
+            else
+            {
+                body = Block(method.ReturnsVoid
                     ? ExpressionStatement(rewriter.Expression(declaration.ExpressionBody!.Expression))
                     : ReturnStatement(rewriter.Expression(declaration.ExpressionBody!.Expression)));
-            string parameters = string.Join(", ", method.Parameters.Select(p => p.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) + " " + p.Name));
-            string returns = method.ReturnsVoid ? "void" : method.ReturnType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
+            }
+            // An iterator cannot take ref structs: register arrays are arrays in the iterator copies that call it.
+            string ParameterType(IParameterSymbol p) => sync && TypeFacts.SpanElement(p.Type) is { } element
+                ? element.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) + "[]"
+                : p.Type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
+            var parameters = method.Parameters.Select(p => ParameterType(p) + " " + p.Name).ToList();
+            if (result is not null)
+            {
+                parameters.Add("global::System.Runtime.CompilerServices.StrongBox<" + method.ReturnType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) + "> " + result);
+            }
+            string returns = sync ? "global::System.Collections.Generic.IEnumerable<int>"
+                : method.ReturnsVoid ? "void" : method.ReturnType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
             Emitted.Add(LocalFunctionStatement(ParseTypeName(returns), name)
                 .WithModifiers(TokenList(Token(SyntaxKind.StaticKeyword)))
-                .WithParameterList(ParseParameterList("(" + parameters + ")"))
+                .WithParameterList(ParseParameterList("(" + string.Join(", ", parameters) + ")"))
                 .WithBody(body));
             return name;
         }

@@ -195,6 +195,32 @@ public sealed class KernelContext
         return index;
     }
 
+    /// <summary>
+    /// Sanitizer hook of the host copies of synchronising helpers: <c>v[i]</c> on a view parameter, checked
+    /// as <see cref="SharedIndex"/> when the caller passed shared memory; returns <paramref name="index"/>.
+    /// </summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public int ViewIndex<T>(View<T> view, int index, SharedAccess access, string name) where T : unmanaged
+    {
+        if (_sanitizer is not null && Block.IsSharedArray(view.HostArray))
+        {
+            _sanitizer.Access(Block, view.HostArray!, view.HostOffset + index, LinearThreadIdx, access, name);
+        }
+        return index;
+    }
+
+    /// <summary>Sanitizer hook of the host copies of synchronising helpers: <c>v[i] = x</c> on a view parameter (see <see cref="ViewIndex"/>).</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public T ViewStore<T>(View<T> view, int index, T value, string name) where T : unmanaged
+    {
+        view[index] = value;
+        if (_sanitizer is not null && Block.IsSharedArray(view.HostArray))
+        {
+            _sanitizer.Access(Block, view.HostArray!, view.HostOffset + index, LinearThreadIdx, SharedAccess.Write, name);
+        }
+        return value;
+    }
+
     /// <summary>Sanitizer hook of generated host copies: <c>s[i] = v</c> on shared memory (recorded after v is evaluated).</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -284,6 +310,19 @@ internal sealed class BlockState
         }
         block._order!.AwaitTurn(block._linearIndex);
         block._turnReached = true;
+    }
+
+    /// <summary>Whether <paramref name="memory"/> is one of this block's shared-memory arrays (static or dynamic).</summary>
+    public bool IsSharedArray(Array? memory)
+    {
+        if (memory is null)
+        {
+            return false;
+        }
+        lock (_shared)
+        {
+            return _shared.Contains(memory) || ReferenceEquals(_dynamic, memory);
+        }
     }
 
     private bool IsShared<T>(ref T target) where T : unmanaged

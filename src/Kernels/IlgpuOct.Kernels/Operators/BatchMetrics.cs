@@ -72,7 +72,7 @@ public static partial class BatchMetrics
     [Kernel]
     private static void AccumulateRows(KernelContext ctx, View<float> logits, View<int> labels, View<float> loss, View<double> totals, int rows, int classes)
     {
-        var partial = ctx.Shared<int>(Threads);
+        var partial = ctx.Shared<double>(Threads);
         int t = ctx.ThreadIdx.X;
         int correct = 0;
         for (int i = t; i < rows; i += Threads)
@@ -88,20 +88,11 @@ public static partial class BatchMetrics
             }
             correct += best == labels[i] ? 1 : 0;
         }
-        partial[t] = correct;
-        ctx.Barrier();
-        for (int stride = Threads / 2; stride > 0; stride >>= 1)
-        {
-            if (t < stride)
-            {
-                partial[t] += partial[t + stride];
-            }
-            ctx.Barrier();
-        }
+        double correctTotal = BlockReduce.Sum(ctx, (double)correct, partial);
         if (t == 0)
         {
             totals[0] = totals[0] + (double)loss[0] * rows;
-            totals[1] = totals[1] + partial[0];
+            totals[1] = totals[1] + correctTotal;
         }
     }
 

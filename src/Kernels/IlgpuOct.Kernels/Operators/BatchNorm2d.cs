@@ -615,7 +615,7 @@ public static unsafe partial class BatchNorm2d
     // ---- Kernels ----
     //
     // Training forward and backward are one kernel each, one block per channel: the per-channel sums
-    // are reduced in double by warp shuffles (5 steps per warp), then the 8 warp totals through
+    // are reduced in double by BlockReduce.SumOfWarps: warp shuffles (5 steps per warp), then the 8 warp totals through
     // shared memory, each thread adding them in the same order (so every thread holds the same total
     // without a broadcast); the block then runs the element-wise pass of its channel (normalise, +ReLU;
     // or the input gradient, masked by ReLU's output) while the channel is still in L2. Statistics in
@@ -632,11 +632,9 @@ public static unsafe partial class BatchNorm2d
     private static void BnForwardFused(KernelContext ctx, View<float> x, View<float> gamma, View<float> beta, View<float> runningMean, View<float> runningVar,
         View<float> y, View<float> saveMean, View<float> saveInvStd, int n, int channels, int hw, float momentum, float epsilon, bool relu)
     {
-        var warpSums = ctx.Shared<double>(ReduceWarps);
-        var warpSquares = ctx.Shared<double>(ReduceWarps);
+        var warpScratch = ctx.Shared<double>(ReduceWarps);
         int c = ctx.BlockIdx.X;
         int t = ctx.ThreadIdx.X;
-        int lane = ctx.LaneIdx;
         int count = n * hw;
         double sum = 0.0;
         for (int i = t; i < count; i += ReduceThreads)
@@ -644,21 +642,7 @@ public static unsafe partial class BatchNorm2d
             int image = i / hw;
             sum += x[(image * channels + c) * hw + (i - image * hw)];
         }
-        for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
-        {
-            double other = ctx.ShuffleDown(sum, offset);
-            sum += other;
-        }
-        if (lane == 0)
-        {
-            warpSums[ctx.WarpIdx] = sum;
-        }
-        ctx.Barrier();
-        double total = 0.0;
-        for (int w = 0; w < ReduceWarps; w++)
-        {
-            total += warpSums[w];
-        }
+        double total = BlockReduce.SumOfWarps(ctx, sum, warpScratch);
         double mean = total / count;
         double squares = 0.0;
         for (int i = t; i < count; i += ReduceThreads)
@@ -667,21 +651,7 @@ public static unsafe partial class BatchNorm2d
             double d = x[(image * channels + c) * hw + (i - image * hw)] - mean;
             squares += d * d;
         }
-        for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
-        {
-            double other = ctx.ShuffleDown(squares, offset);
-            squares += other;
-        }
-        if (lane == 0)
-        {
-            warpSquares[ctx.WarpIdx] = squares;
-        }
-        ctx.Barrier();
-        double totalSquares = 0.0;
-        for (int w = 0; w < ReduceWarps; w++)
-        {
-            totalSquares += warpSquares[w];
-        }
+        double totalSquares = BlockReduce.SumOfWarps(ctx, squares, warpScratch);
         double variance = totalSquares / count;
         double invStd = 1.0 / Math.Sqrt(variance + epsilon);
         if (t == 0)
@@ -727,11 +697,9 @@ public static unsafe partial class BatchNorm2d
     private static void BnBackwardFused(KernelContext ctx, View<float> x, View<float> y, View<float> dy, View<float> gamma, View<float> mean, View<float> invStd,
         View<float> dx, View<float> dgamma, View<float> dbeta, int n, int channels, int hw, bool relu)
     {
-        var warpDy = ctx.Shared<double>(ReduceWarps);
-        var warpDot = ctx.Shared<double>(ReduceWarps);
+        var warpScratch = ctx.Shared<double>(ReduceWarps);
         int c = ctx.BlockIdx.X;
         int t = ctx.ThreadIdx.X;
-        int lane = ctx.LaneIdx;
         int count = n * hw;
         float meanF = mean[c];
         double sumDy = 0.0;
@@ -744,26 +712,8 @@ public static unsafe partial class BatchNorm2d
             sumDy += g;
             sumDot += g * ((double)x[at] - meanF);
         }
-        for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
-        {
-            double otherDy = ctx.ShuffleDown(sumDy, offset);
-            double otherDot = ctx.ShuffleDown(sumDot, offset);
-            sumDy += otherDy;
-            sumDot += otherDot;
-        }
-        if (lane == 0)
-        {
-            warpDy[ctx.WarpIdx] = sumDy;
-            warpDot[ctx.WarpIdx] = sumDot;
-        }
-        ctx.Barrier();
-        double totalDy = 0.0;
-        double totalDot = 0.0;
-        for (int w = 0; w < ReduceWarps; w++)
-        {
-            totalDy += warpDy[w];
-            totalDot += warpDot[w];
-        }
+        double totalDy = BlockReduce.SumOfWarps(ctx, sumDy, warpScratch);
+        double totalDot = BlockReduce.SumOfWarps(ctx, sumDot, warpScratch);
         if (t == 0)
         {
             dgamma[c] = (float)(totalDot * invStd[c]);
@@ -842,8 +792,7 @@ public static unsafe partial class BatchNorm2d
     private static void BnSliceSums(KernelContext ctx, int mode, View<float> x, View<float> y, View<float> dy, View<float> savedMean, View<double> partial,
         int n, int channels, int hw, int sliceLength, bool relu)
     {
-        var warpFirst = ctx.Shared<double>(ReduceWarps);
-        var warpSecond = ctx.Shared<double>(ReduceWarps);
+        var warpScratch = ctx.Shared<double>(ReduceWarps);
         int slices = ctx.GridDim.X;
         int c = ctx.BlockIdx.Y;
         int t = ctx.ThreadIdx.X;
@@ -873,28 +822,10 @@ public static unsafe partial class BatchNorm2d
                 second += g * d;
             }
         }
-        for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
-        {
-            double otherFirst = ctx.ShuffleDown(first, offset);
-            double otherSecond = ctx.ShuffleDown(second, offset);
-            first += otherFirst;
-            second += otherSecond;
-        }
-        if (ctx.LaneIdx == 0)
-        {
-            warpFirst[ctx.WarpIdx] = first;
-            warpSecond[ctx.WarpIdx] = second;
-        }
-        ctx.Barrier();
+        double totalFirst = BlockReduce.SumOfWarps(ctx, first, warpScratch);
+        double totalSecond = BlockReduce.SumOfWarps(ctx, second, warpScratch);
         if (t == 0)
         {
-            double totalFirst = 0.0;
-            double totalSecond = 0.0;
-            for (int w = 0; w < ReduceWarps; w++)
-            {
-                totalFirst += warpFirst[w];
-                totalSecond += warpSecond[w];
-            }
             int at = (c * slices + ctx.BlockIdx.X) * 2;
             if (mode != SliceSquares)
             {

@@ -1190,29 +1190,7 @@ public static partial class Conv2d
                 tileB[r * Gemm.TcPitch + u] = Gemm.TcWord(b0, b1, bf16);
             }
             ctx.Barrier();
-            for (int ks = 0; ks < Gemm.TcUnits; ks += 8)
-            {
-                for (int tile = 0; tile < 8; tile++)
-                {
-                    Gemm.TcFragments(tileA, tileB, (warpRow + (tile >> 2) * 16 + g) * Gemm.TcPitch + ks + t, (warpCol + (tile & 3) * 8 + g) * Gemm.TcPitch + ks + t, ua, fa, ub, fb);
-                    for (int i = 0; i < 4; i++)
-                    {
-                        d[i] = acc[tile * 4 + i];
-                    }
-                    if (bf16)
-                    {
-                        ctx.MmaBf16(d, ua, ub);
-                    }
-                    else
-                    {
-                        ctx.MmaTf32(d, fa, fb);
-                    }
-                    for (int i = 0; i < 4; i++)
-                    {
-                        acc[tile * 4 + i] = d[i];
-                    }
-                }
-            }
+            Gemm.TcSliceMma(ctx, tileA, tileB, acc, d, ua, fa, ub, fb, warpRow, warpCol, g, t, bf16);
             ctx.Barrier();
         }
         // Rows are channels; columns are (image, pixel) of y or dx, or (c, kh, kw) of dw.

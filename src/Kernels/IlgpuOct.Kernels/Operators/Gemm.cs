@@ -806,29 +806,7 @@ public static partial class Gemm
                 tileB[r * TcPitch + u] = TcUnit(b, ldb, transB, colBase + r, u0 + u, n, k, bf16);
             }
             ctx.Barrier();
-            for (int ks = 0; ks < TcUnits; ks += 8)
-            {
-                for (int tile = 0; tile < 8; tile++)
-                {
-                    TcFragments(tileA, tileB, (warpRow + (tile >> 2) * 16 + g) * TcPitch + ks + t, (warpCol + (tile & 3) * 8 + g) * TcPitch + ks + t, ua, fa, ub, fb);
-                    for (int i = 0; i < 4; i++)
-                    {
-                        d[i] = acc[tile * 4 + i];
-                    }
-                    if (bf16)
-                    {
-                        ctx.MmaBf16(d, ua, ub);
-                    }
-                    else
-                    {
-                        ctx.MmaTf32(d, fa, fb);
-                    }
-                    for (int i = 0; i < 4; i++)
-                    {
-                        acc[tile * 4 + i] = d[i];
-                    }
-                }
-            }
+            TcSliceMma(ctx, tileA, tileB, acc, d, ua, fa, ub, fb, warpRow, warpCol, g, t, bf16);
             ctx.Barrier();
         }
         for (int q = 0; q < 32; q++)
@@ -840,6 +818,39 @@ public static partial class Gemm
                 int at = row * ldc + col;
                 float v = alpha * acc[q];
                 c[at] = beta == 0f ? v : MathF.FusedMultiplyAdd(beta, c[at], v);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The mma k-loop of a tensor-core block (GemmTensorCore1, Conv2d.ConvTensorCore1) over one staged
+    /// slice of <see cref="TcUnits"/> units: per 8-unit step, the warp's 2 x 4 tiles of m16n8, each through
+    /// <paramref name="d"/> (acc of tile (mi, ni) at 4 (4 mi + ni)). Every lane of the warp calls it.
+    /// </summary>
+    internal static void TcSliceMma(KernelContext ctx, View<uint> tileA, View<uint> tileB, Span<float> acc, Span<float> d,
+        Span<uint> ua, Span<float> fa, Span<uint> ub, Span<float> fb, int warpRow, int warpCol, int g, int t, bool bf16)
+    {
+        for (int ks = 0; ks < TcUnits; ks += 8)
+        {
+            for (int tile = 0; tile < 8; tile++)
+            {
+                TcFragments(tileA, tileB, (warpRow + (tile >> 2) * 16 + g) * TcPitch + ks + t, (warpCol + (tile & 3) * 8 + g) * TcPitch + ks + t, ua, fa, ub, fb);
+                for (int i = 0; i < 4; i++)
+                {
+                    d[i] = acc[tile * 4 + i];
+                }
+                if (bf16)
+                {
+                    ctx.MmaBf16(d, ua, ub);
+                }
+                else
+                {
+                    ctx.MmaTf32(d, fa, fb);
+                }
+                for (int i = 0; i < 4; i++)
+                {
+                    acc[tile * 4 + i] = d[i];
+                }
             }
         }
     }

@@ -212,19 +212,10 @@ public static partial class GuidedComplementEntropy
                 }
             }
         }
-        partial[t] = total;
-        ctx.Barrier();
-        for (int stride = CrossEntropy.LossThreads / 2; stride > 0; stride >>= 1)
-        {
-            if (t < stride)
-            {
-                partial[t] += partial[t + stride];
-            }
-            ctx.Barrier();
-        }
+        double blockTotal = BlockReduce.Sum(ctx, total, partial);
         if (t == 0)
         {
-            loss[0] = (float)(partial[0] * scale);
+            loss[0] = (float)(blockTotal * scale);
         }
     }
 

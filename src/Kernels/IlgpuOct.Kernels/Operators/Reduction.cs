@@ -30,19 +30,10 @@ public static partial class Reduction
         {
             sum += x[i];
         }
-        partial[t] = sum;
-        ctx.Barrier();
-        for (int stride = BlockSize / 2; stride > 0; stride >>= 1)
-        {
-            if (t < stride)
-            {
-                partial[t] += partial[t + stride];
-            }
-            ctx.Barrier();
-        }
+        float total = BlockReduce.Sum(ctx, sum, partial);
         if (t == 0)
         {
-            Atomic.Add(ref result[0], partial[0]);
+            Atomic.Add(ref result[0], total);
         }
     }
 
@@ -56,27 +47,20 @@ public static partial class Reduction
         {
             sum += x[i];
         }
-        for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
-        {
-            sum += ctx.ShuffleDown(sum, offset);
-        }
+        float warpTotal = BlockReduce.WarpSum(ctx, sum);
         int lane = ctx.LaneIdx;
         if (lane == 0)
         {
-            warpSums[ctx.WarpIdx] = sum;
+            warpSums[ctx.WarpIdx] = warpTotal;
         }
         ctx.Barrier();
         if (ctx.WarpIdx == 0)
         {
             float v = lane < WarpsPerBlock ? warpSums[lane] : 0f;
-            for (int offset = KernelContext.WarpSize / 2; offset > 0; offset >>= 1)
-            {
-                float other = ctx.ShuffleDown(v, offset);
-                v += other;
-            }
+            float blockTotal = BlockReduce.WarpSum(ctx, v);
             if (lane == 0)
             {
-                Atomic.Add(ref result[0], v);
+                Atomic.Add(ref result[0], blockTotal);
             }
         }
     }
