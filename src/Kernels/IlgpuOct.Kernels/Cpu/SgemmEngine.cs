@@ -122,13 +122,13 @@ internal readonly unsafe struct SgemmEpilogue(float* rowBias, float* residual, b
 /// The CPU SGEMM in the BLIS/GotoBLAS structure: for each NC-wide column panel and KC-deep slice,
 /// op(B) is packed into NR-wide micro-panels and op(A) into MR-tall micro-panels (transposes are
 /// absorbed by the packing, edges are zero-padded), then a macro-kernel sweeps MC x NR blocks of C
-/// with the register-blocked micro-kernel. Packing and the macro-kernel's (MC block, NR-panel range)
-/// tasks are spread over threads with Parallel.For; small products stay on the calling thread.
+/// with the register-blocked micro-kernel. With several threads, C is cut into one row (or column)
+/// block per thread, each run whole with its own packing buffers; small products stay on the calling thread.
 /// Row-major: C[i, j] at c[i * ldc + j].
 /// </summary>
 internal static unsafe class SgemmEngine
 {
-    /// <summary>Products with fewer multiply-adds than this run single-threaded (a Parallel.For costs ~10-30 us).</summary>
+    /// <summary>Products with fewer multiply-adds than this run single-threaded (a parallel region costs ~10-30 us).</summary>
     public const long ParallelThreshold = 1L << 21;
 
     /// <summary>Floats of packed A per row group: rows are packed this / KC at a time (rounded to MC), so the buffer stays ~4 MB whatever m is.</summary>
@@ -210,54 +210,96 @@ internal static unsafe class SgemmEngine
         int ncMax = Math.Min(blocking.Nc, RoundUp(n, blocking.Nr));
         int groupRows = Math.Max(blocking.Mc, MaxPackedFloats / blocking.Kc / blocking.Mc * blocking.Mc);
         int mgMax = Math.Min(groupRows, RoundUp(m, blocking.Mr));
-        int packedBLength = kcMax * ncMax;
-        int packedALength = kcMax * mgMax;
+        bool splitRows = false;
 
-        // 16 spare floats to align each buffer at 64 bytes (whole cache lines, aligned vector loads).
-        float[] packedB = ArrayPool<float>.Shared.Rent(packedBLength + 16);
-        float[] packedA = ArrayPool<float>.Shared.Rent(packedALength + 16);
+        var plan = new SgemmPlan
+        {
+            Kernel = MicroKernel(kernel),
+            Blocking = blocking,
+            TransA = transA,
+            TransB = transB,
+            M = m,
+            N = n,
+            K = k,
+            Alpha = alpha,
+            A = a,
+            Lda = lda,
+            ASource = aSource,
+            B = b,
+            Ldb = ldb,
+            BSource = bSource,
+            C = c,
+            Ldc = ldc,
+            CBatchColumns = output.BatchColumns,
+            CBatchStride = output.BatchStride,
+            Epilogue = output.Epilogue,
+        };
+        int packedLength = kcMax * ncMax + kcMax * mgMax;
+        int parts = threads == 1 ? 1 : SplitParts(m, n, blocking, threads, out splitRows);
+        if (parts == 1)
+        {
+            RunPart(plan, k, beta, groupRows, packedLength);
+            return;
+        }
+        // One parallel region per product: the rows (or columns) of C are cut into one block per
+        // thread and each thread runs the whole K loop on its block with its own packing buffers, so
+        // there is no fork-join per K slice. The cut is across the operand that costs less to pack twice
+        // (B is packed by every row block, A by every column block). Every element still adds its KC
+        // slices in order, so the bits do not depend on the split.
+        bool byRows = splitRows;
+        int unit = byRows ? blocking.Mr : blocking.Nr, extent = byRows ? m : n;
+        int step = RoundUp((extent + parts - 1) / parts, unit);
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = threads }, part =>
+        {
+            var own = plan;
+            int begin = part * step, end = Math.Min(extent, begin + step);
+            if (begin >= end)
+            {
+                return;
+            }
+            if (byRows)
+            {
+                own.RowBegin = begin;
+                own.M = end;
+            }
+            else
+            {
+                own.ColBegin = begin;
+                own.N = end;
+            }
+            RunPart(own, k, beta, groupRows, packedLength);
+        });
+    }
+
+    /// <summary>Blocks of C to run in parallel (1: serial), and whether they are row blocks.</summary>
+    private static int SplitParts(int m, int n, SgemmBlocking blocking, int threads, out bool byRows)
+    {
+        // Packing B again per row block costs K x N floats, A again per column block K x M.
+        byRows = n < m;
+        int tiles = byRows ? (m + blocking.Mr - 1) / blocking.Mr : (n + blocking.Nr - 1) / blocking.Nr;
+        return Math.Min(threads, tiles);
+    }
+
+    /// <summary>Rows [RowBegin, M) by columns [ColBegin, N) of C on the calling thread, with its own packing buffers.</summary>
+    private static void RunPart(SgemmPlan plan, int k, float beta, int groupRows, int packedLength)
+    {
+        var blk = plan.Blocking;
+        int kcMax = Math.Min(blk.Kc, k);
+        int packedBLength = kcMax * Math.Min(blk.Nc, RoundUp(plan.N - plan.ColBegin, blk.Nr));
+        // 32 spare floats to align both buffers at 64 bytes (whole cache lines, aligned vector loads).
+        float[] packed = ArrayPool<float>.Shared.Rent(packedLength + 32);
         try
         {
-            fixed (float* pb = packedB, pa = packedA)
+            fixed (float* p = packed)
             {
-                var plan = new SgemmPlan
-                {
-                    Kernel = MicroKernel(kernel),
-                    Blocking = blocking,
-                    TransA = transA,
-                    TransB = transB,
-                    M = m,
-                    N = n,
-                    K = k,
-                    Alpha = alpha,
-                    A = a,
-                    Lda = lda,
-                    ASource = aSource,
-                    B = b,
-                    Ldb = ldb,
-                    BSource = bSource,
-                    C = c,
-                    Ldc = ldc,
-                    CBatchColumns = output.BatchColumns,
-                    CBatchStride = output.BatchStride,
-                    Epilogue = output.Epilogue,
-                    PackedA = Align64(pa),
-                    PackedB = Align64(pb),
-                };
-                if (threads == 1)
-                {
-                    RunSerial(ref plan, k, beta, groupRows);
-                }
-                else
-                {
-                    new ParallelRun(plan, threads).Run(k, beta, groupRows);
-                }
+                plan.PackedB = Align64(p);
+                plan.PackedA = Align64(plan.PackedB + packedBLength);
+                RunSerial(ref plan, k, beta, groupRows);
             }
         }
         finally
         {
-            ArrayPool<float>.Shared.Return(packedA);
-            ArrayPool<float>.Shared.Return(packedB);
+            ArrayPool<float>.Shared.Return(packed);
         }
     }
 
@@ -265,57 +307,18 @@ internal static unsafe class SgemmEngine
     private static void RunSerial(ref SgemmPlan plan, int k, float beta, int groupRows)
     {
         var blk = plan.Blocking;
-        for (int jc = 0; jc < plan.N; jc += blk.Nc)
+        for (int jc = plan.ColBegin; jc < plan.N; jc += blk.Nc)
         {
             for (int pc = 0; pc < k; pc += blk.Kc)
             {
-                for (int ig = 0; ig < plan.M; ig += groupRows)
+                for (int ig = plan.RowBegin; ig < plan.M; ig += groupRows)
                 {
-                    plan.SetSlice(jc, pc, Math.Min(blk.Kc, k - pc), ig, groupRows, pc == 0 ? beta : 1f, threads: 1);
-                    int packItems = plan.PackItems;
-                    for (int item = 0; item < packItems; item++)
+                    plan.SetSlice(jc, pc, Math.Min(blk.Kc, k - pc), ig, groupRows, pc == 0 ? beta : 1f);
+                    plan.Pack();
+                    int blocks = plan.RowBlocks;
+                    for (int block = 0; block < blocks; block++)
                     {
-                        plan.Pack(item);
-                    }
-                    int tasks = plan.Tasks;
-                    for (int task = 0; task < tasks; task++)
-                    {
-                        plan.Compute(task);
-                    }
-                }
-            }
-        }
-    }
-
-    /// <summary>The same loops with packing and macro-kernel tasks spread over threads (one object per call).</summary>
-    private sealed class ParallelRun
-    {
-        private readonly ParallelOptions _options;
-        private readonly Action<int> _pack;
-        private readonly Action<int> _compute;
-        private SgemmPlan _plan;
-
-        public ParallelRun(SgemmPlan plan, int threads)
-        {
-            _plan = plan;
-            _options = new ParallelOptions { MaxDegreeOfParallelism = threads };
-            _pack = i => _plan.Pack(i);
-            _compute = i => _plan.Compute(i);
-        }
-
-        public void Run(int k, float beta, int groupRows)
-        {
-            var blk = _plan.Blocking;
-            int threads = _options.MaxDegreeOfParallelism;
-            for (int jc = 0; jc < _plan.N; jc += blk.Nc)
-            {
-                for (int pc = 0; pc < k; pc += blk.Kc)
-                {
-                    for (int ig = 0; ig < _plan.M; ig += groupRows)
-                    {
-                        _plan.SetSlice(jc, pc, Math.Min(blk.Kc, k - pc), ig, groupRows, pc == 0 ? beta : 1f, threads);
-                        Parallel.For(0, _plan.PackItems, _options, _pack);
-                        Parallel.For(0, _plan.Tasks, _options, _compute);
+                        plan.Compute(block);
                     }
                 }
             }
@@ -323,8 +326,8 @@ internal static unsafe class SgemmEngine
     }
 
     /// <summary>
-    /// One product's state. SetSlice selects the (jc, pc, ig) slice; Pack(item) packs one micro-panel
-    /// (B panels first, then A panels); Compute(task) runs the macro-kernel on one (MC block, panel range).
+    /// One block of a product's C. SetSlice selects the (jc, pc, ig) slice; Pack packs its A panels (and
+    /// its B panels unless the compute step packs them as it goes); Compute(block) runs the macro-kernel on one MC block.
     /// </summary>
     private struct SgemmPlan
     {
@@ -332,6 +335,8 @@ internal static unsafe class SgemmEngine
         public SgemmBlocking Blocking;
         public bool TransA;
         public bool TransB;
+        public int RowBegin; // C rows [RowBegin, M) ...
+        public int ColBegin; // ... by columns [ColBegin, N): this plan's block
         public int M;
         public int N;
         public int K;
@@ -359,22 +364,13 @@ internal static unsafe class SgemmEngine
         private int _ncur;
         private float _beta;
         private int _bPanels;
-        private int _aPanels;
         private int _mBlocks;
         private bool _packB;        // B needs packing in this slice (first row group)
-        private bool _fuseB;        // ... and the compute tasks do it themselves
-        private int _bPanelsPerItem;
-        private int _bItems;
-        private int _aPanelsPerItem;
-        private int _aItems;
-        private int _chunks;
-        private int _panelsPerChunk;
+        private bool _fuseB;        // ... and the compute step does it itself
 
-        public readonly int PackItems => (_packB && !_fuseB ? _bItems : 0) + _aItems;
+        public readonly int RowBlocks => _mBlocks;
 
-        public readonly int Tasks => _mBlocks * _chunks;
-
-        public void SetSlice(int jc, int pc, int kc, int ig, int groupRows, float beta, int threads)
+        public void SetSlice(int jc, int pc, int kc, int ig, int groupRows, float beta)
         {
             var blk = Blocking;
             _jc = jc;
@@ -385,53 +381,25 @@ internal static unsafe class SgemmEngine
             _ncur = Math.Min(blk.Nc, N - jc);
             _beta = beta;
             _bPanels = (_ncur + blk.Nr - 1) / blk.Nr;
-            _aPanels = (_mg + blk.Mr - 1) / blk.Mr;
             _mBlocks = (_mg + blk.Mc - 1) / blk.Mc;
-            _packB = ig == 0; // B's slice is packed once and reused by every row group
+            _packB = ig == RowBegin; // B's slice is packed once and reused by every row group
             _fuseB = _mBlocks == 1;
-            // Packing reads source rows across as many panels as an item holds: long contiguous runs
-            // for the prefetcher. Two items per thread when parallel.
-            _bPanelsPerItem = threads == 1 ? _bPanels : Math.Max(1, (_bPanels + 2 * threads - 1) / (2 * threads));
-            _bItems = (_bPanels + _bPanelsPerItem - 1) / _bPanelsPerItem;
-            _aPanelsPerItem = threads == 1 ? _aPanels : Math.Max(1, (_aPanels + 2 * threads - 1) / (2 * threads));
-            _aItems = (_aPanels + _aPanelsPerItem - 1) / _aPanelsPerItem;
-            if (threads == 1)
-            {
-                _chunks = 1;
-            }
-            else
-            {
-                // A few tasks per thread so a core slowed by other work does not hold up the rest.
-                int wanted = (4 * threads + _mBlocks - 1) / _mBlocks;
-                _chunks = Math.Clamp(wanted, 1, _bPanels);
-            }
-            _panelsPerChunk = (_bPanels + _chunks - 1) / _chunks;
-            _chunks = (_bPanels + _panelsPerChunk - 1) / _panelsPerChunk;
         }
 
-        public readonly void Pack(int item)
+        public readonly void Pack()
         {
             if (_packB && !_fuseB)
             {
-                if (item < _bItems)
-                {
-                    PackBPanels(item * _bPanelsPerItem, Math.Min((item + 1) * _bPanelsPerItem, _bPanels));
-                    return;
-                }
-                item -= _bItems;
+                PackBPanels(0, _bPanels);
             }
             var blk = Blocking;
-            int firstPanel = item * _aPanelsPerItem;
-            int row0 = _ig + firstPanel * blk.Mr;
-            int rows = Math.Min(_aPanelsPerItem * blk.Mr, _ig + _mg - row0);
-            float* dst = PackedA + (nint)firstPanel * blk.Mr * _kc;
             if (ASource is not null)
             {
-                ASource.PackRows(row0, rows, _pc, _kc, blk.Mr, dst);
+                ASource.PackRows(_ig, _mg, _pc, _kc, blk.Mr, PackedA);
             }
             else
             {
-                SgemmPacking.PackA(TransA, A, Lda, row0, _pc, _kc, rows, blk.Mr, dst);
+                SgemmPacking.PackA(TransA, A, Lda, _ig, _pc, _kc, _mg, blk.Mr, PackedA);
             }
         }
 
@@ -454,15 +422,12 @@ internal static unsafe class SgemmEngine
         // Hot code runs optimized from the first call: tiering would leave it at tier 0 for short runs.
         [SkipLocalsInit]
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public readonly void Compute(int task)
+        public readonly void Compute(int block)
         {
             var blk = Blocking;
-            int block = task / _chunks;
-            int chunk = task % _chunks;
             int i0 = block * blk.Mc;
             int i1 = Math.Min(i0 + blk.Mc, _mg);
-            int j0 = chunk * _panelsPerChunk;
-            int j1 = Math.Min(j0 + _panelsPerChunk, _bPanels);
+            int j0 = 0, j1 = _bPanels;
             float* scratch = stackalloc float[LargestTile];
             if (!_fuseB)
             {

@@ -63,6 +63,12 @@ internal static unsafe class SgemmPacking
         {
             T* panel = dst + q * panelSize;
             int valid = Math.Min(mr, rows - q * mr);
+            if (typeof(T) == typeof(float) && valid == mr)
+            {
+                // A full float panel is the transpose of its MR x kc block: vector shuffles, not strided scalar stores.
+                Transpose((float*)(a + (row0 + q * mr) * lda + p0), lda, mr, kc, (float*)panel, mr);
+                continue;
+            }
             for (int i = 0; i < mr; i++)
             {
                 T* d = panel + i;
@@ -224,6 +230,11 @@ internal static unsafe class SgemmPacking
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Transpose(float* src, nint srcStride, int rows, int cols, float* dst, nint dstStride)
     {
+        if (Avx.IsSupported && rows is >= 4 and < 8 && rows == dstStride && cols > 8)
+        {
+            TransposeShort(src, srcStride, rows, cols, dst);
+            return;
+        }
         int r8 = Avx.IsSupported ? rows & ~7 : 0, c8 = cols & ~7;
         for (int r = 0; r < r8; r += 8)
         {
@@ -244,6 +255,35 @@ internal static unsafe class SgemmPacking
             for (int c = 0; c < cols; c++)
             {
                 dst[c * dstStride + r] = src[r * srcStride + c];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Transpose of 4 to 7 rows into columns exactly <paramref name="rows"/> apart (an MR = 6 A
+    /// panel): 8 columns at a time through an 8 x 8 register transpose whose 2 missing rows are zeros.
+    /// Each column's 8-float store spills into the next column's first slots, which a later store
+    /// rewrites, so the vector path stops while a column is still left for the scalar tail.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransposeShort(float* src, nint srcStride, int rows, int cols, float* dst)
+    {
+        float* rowsPadded = stackalloc float[8 * 8];
+        new Span<float>(rowsPadded, 64).Clear();
+        int c = 0;
+        for (; c + 8 < cols; c += 8)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                Avx.Store(rowsPadded + r * 8, Avx.LoadVector256(src + r * srcStride + c));
+            }
+            Transpose8x8(rowsPadded, 8, dst + c * rows, rows);
+        }
+        for (; c < cols; c++)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                dst[c * rows + r] = src[r * srcStride + c];
             }
         }
     }

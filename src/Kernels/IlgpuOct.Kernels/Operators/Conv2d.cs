@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using IlgpuOct.Kernels.Cpu;
 using IlgpuOct.Kernels.Profiling;
@@ -178,8 +179,9 @@ public static unsafe partial class Conv2d
         {
             // dw (OutC, InC*K*K) = dy (OutC, N*OutH*OutW) * cols(x)^T: the whole batch is the GEMM's depth,
             // summed slice by slice in one fixed order whatever the thread count, so the bits repeat.
+            using var columns = new ImageColumns(s, px, transposed: true);
             SgemmEngine.Run(SgemmMicroKernel.Auto, Gemm.CpuMaxThreads, false, false, s.OutC, s.ColumnRows, s.N * s.ColumnCols, 1f,
-                null, 0, ImageColumns.Pointwise(s.N, s.OutC, s.OutH, s.OutW, pdy), null, 0, new ImageColumns(s, px, transposed: true),
+                null, 0, ImageColumns.Pointwise(s.N, s.OutC, s.OutH, s.OutW, pdy), null, 0, columns,
                 0f, pdw, new SgemmOutput(s.ColumnRows));
         }
     }
@@ -189,9 +191,11 @@ public static unsafe partial class Conv2d
     private static void ForwardGemm(in Conv2dShape s, float* x, float* w, float* y, SgemmEpilogue epilogue = default)
     {
         int pixels = s.ColumnCols;
-        var output = (s.N == 1 ? new SgemmOutput(pixels) : new SgemmOutput(pixels, pixels, (nint)s.OutC * pixels)) with { Epilogue = epilogue };
+        var output = s.N == 1 ? new SgemmOutput(pixels) : new SgemmOutput(pixels, pixels, (nint)s.OutC * pixels);
+        output = output with { Epilogue = epilogue };
+        using var columns = new ImageColumns(s, x, transposed: false);
         SgemmEngine.Run(SgemmMicroKernel.Auto, Gemm.CpuMaxThreads, false, false, s.OutC, s.N * pixels, s.ColumnRows, 1f,
-            w, s.ColumnRows, null, null, 0, new ImageColumns(s, x, transposed: false), 0f, y, output);
+            w, s.ColumnRows, null, null, 0, columns, 0f, y, output);
     }
 
     // Stride 1: dx = conv(dy, w') with w'[c, oc, kh, kw] = w[oc, c, K-1-kh, K-1-kw] and padding K-1-P,
@@ -205,16 +209,26 @@ public static unsafe partial class Conv2d
         {
             fixed (float* pf = flipped)
             {
-                // Written in order; the reads stride over w's rows, whose lines stay cached across c.
-                float* dst = pf;
-                for (int c = 0; c < s.InC; c++)
+                // In 16 x 16 blocks of (c, oc): each block reads and writes 16 runs of 16 * taps contiguous
+                // floats (a whole-row loop strided a page or more per tap group on the large layers).
+                const int block = 16;
+                for (int c0 = 0; c0 < s.InC; c0 += block)
                 {
-                    for (int oc = 0; oc < s.OutC; oc++, dst += taps)
+                    int c1 = Math.Min(c0 + block, s.InC);
+                    for (int oc0 = 0; oc0 < s.OutC; oc0 += block)
                     {
-                        float* src = w + ((long)oc * s.InC + c) * taps + taps - 1;
-                        for (int t = 0; t < taps; t++)
+                        int oc1 = Math.Min(oc0 + block, s.OutC);
+                        for (int c = c0; c < c1; c++)
                         {
-                            dst[t] = src[-t];
+                            float* dst = pf + ((long)c * s.OutC + oc0) * taps;
+                            for (int oc = oc0; oc < oc1; oc++, dst += taps)
+                            {
+                                float* src = w + ((long)oc * s.InC + c) * taps + taps - 1;
+                                for (int t = 0; t < taps; t++)
+                                {
+                                    dst[t] = src[-t];
+                                }
+                            }
                         }
                     }
                 }
@@ -276,7 +290,7 @@ public static unsafe partial class Conv2d
     /// (n, oh, ow) holding x[n, c, oh*S - P + kh, ow*S - P + kw] (0 in the padding), as an SGEMM operand
     /// (or its transpose) that packs its panels straight from x: the matrix is never written out.
     /// </summary>
-    private sealed class ImageColumns : SgemmOperand
+    private sealed class ImageColumns : SgemmOperand, IDisposable
     {
         // Floats of one panel's row block kept on the stack (a 16 x 256 panel is 16 KB).
         private const int MaxStackBlock = 1 << 13;
@@ -284,6 +298,13 @@ public static unsafe partial class Conv2d
         private readonly float* _x; // (N, InC, H, W)
         private readonly bool _transposed;
         private readonly int _h, _w, _k, _stride, _pad, _outH, _outW, _pixels, _plane, _image;
+
+        // Stride 1 reads every column run as one plain copy from a source whose rows hold the padding
+        // (x itself when P = 0, else a zero-bordered copy of x): element (n, c, r, q) at
+        // _source[n * _sourceImage + c * _sourcePlane + r * _sourceRow + q] is x[n, c, r - P, q - P].
+        private readonly float* _source;       // (N, InC, H + 2P, W + 2P)
+        private readonly float* _paddedCopy;   // owned: (N, InC, H + 2P, W + 2P), null when P = 0 or stride > 1
+        private readonly int _sourceRow, _sourcePlane, _sourceImage;
 
         public ImageColumns(in Conv2dShape s, float* x, bool transposed)
         {
@@ -301,6 +322,59 @@ public static unsafe partial class Conv2d
             _pixels = _outH * _outW;
             _plane = s.H * s.W;
             _image = s.InC * _plane;
+            _source = x;
+            _sourceRow = _w;
+            _sourcePlane = _plane;
+            _sourceImage = _image;
+            if (_stride == 1 && _pad > 0)
+            {
+                _sourceRow = _w + 2 * _pad;
+                _sourcePlane = (_h + 2 * _pad) * _sourceRow;
+                _sourceImage = s.InC * _sourcePlane;
+                _paddedCopy = (float*)NativeMemory.AlignedAlloc((nuint)((long)s.N * _sourceImage * sizeof(float)), 64);
+                _source = _paddedCopy;
+                PadPlanes(s.N * s.InC);
+            }
+        }
+
+        public void Dispose()
+        {
+            if (_paddedCopy is not null)
+            {
+                NativeMemory.AlignedFree(_paddedCopy);
+            }
+        }
+
+        // The zero-bordered copy, plane by plane (planes in parallel when there are enough floats).
+        private void PadPlanes(int planes)
+        {
+            nint src = (nint)_x, dst = (nint)_paddedCopy;
+            int h = _h, w = _w, pad = _pad, plane = _plane, row = _sourceRow, padded = _sourcePlane;
+            void PadPlane(int q)
+            {
+                float* s = (float*)src + (long)q * plane;
+                float* d = (float*)dst + (long)q * padded;
+                Zero(d, pad * row);
+                d += pad * row;
+                for (int r = 0; r < h; r++, s += w, d += row)
+                {
+                    Zero(d, pad);
+                    CopyRun(s, d + pad, w);
+                    Zero(d + pad + w, pad);
+                }
+                Zero(d, pad * row);
+            }
+            if (Gemm.CpuMaxThreads == 1 || planes == 1 || (long)planes * padded < ParallelWorkThreshold)
+            {
+                for (int q = 0; q < planes; q++)
+                {
+                    PadPlane(q);
+                }
+            }
+            else
+            {
+                Parallel.For(0, planes, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, PadPlane);
+            }
         }
 
         /// <summary>A tensor (N, C, H, W) as the matrix (C, N*H*W).</summary>
@@ -336,13 +410,18 @@ public static unsafe partial class Conv2d
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private void GatherAcross(int row0, int kc, int col0, int cols, int width, float* dst)
         {
+            if (_stride == 1)
+            {
+                GatherRuns(row0, kc, col0, cols, width, dst);
+                return;
+            }
             nint panelSize = (nint)width * kc;
             int n0 = col0 / _pixels, pix0 = col0 - n0 * _pixels, oh0 = pix0 / _outW, ow0 = pix0 - oh0 * _outW;
             for (int p = 0; p < kc; p++)
             {
                 Tap(row0 + p, out float* plane, out int kh, out int kw, out int lo, out int hi);
-                float* d = dst + (nint)p * width; // this row in the current panel
-                int i = 0;                         // column inside the panel
+                float* d = dst + (nint)p * width; // this row in the first panel
+                int i = 0, panel = 0;              // column inside the panel, the panel's offset
                 int n = n0, oh = oh0, ow = ow0;
                 for (int j = 0; j < cols;)
                 {
@@ -350,18 +429,18 @@ public static unsafe partial class Conv2d
                     int ih = oh * _stride - _pad + kh;
                     if ((uint)ih >= (uint)_h)
                     {
-                        Zero(d + i, len);
+                        Zero(d + panel + i, len);
                     }
                     else
                     {
                         // src[o * S] is x at output column o; inside the image only for o in [lo, hi).
                         float* src = plane + (long)n * _image + ih * _w - _pad + kw;
                         int a = Math.Clamp(lo, ow, ow + len), b = Math.Clamp(hi, a, ow + len);
-                        float* di = d + i - ow;
+                        float* di = d + panel + i - ow;
                         Zero(di + ow, a - ow);
                         if (_stride == 1)
                         {
-                            Copy(src + a, di + a, b - a);
+                            CopyRun(src + a, di + a, b - a);
                         }
                         else
                         {
@@ -372,25 +451,56 @@ public static unsafe partial class Conv2d
                         }
                         Zero(di + b, ow + len - b);
                     }
-                    j += len;
-                    i += len;
-                    if (i == width)
+                    NextRun(len, width, (int)panelSize, ref j, ref i, ref panel, ref n, ref oh, ref ow);
+                }
+                Zero(d + panel + i, i == 0 ? 0 : width - i); // the last panel's columns past the matrix edge
+            }
+        }
+
+        // Stride 1: the columns' runs (one output row inside one panel) are the same for every matrix
+        // row up to a shift of the source, so they are listed once per call and each row is a series of
+        // plain copies (no bounds, no padding: the source holds it).
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void GatherRuns(int row0, int kc, int col0, int cols, int width, float* dst)
+        {
+            int maxRuns = cols + cols / width + 2;
+            int[] table = ArrayPool<int>.Shared.Rent(3 * maxRuns);
+            try
+            {
+                fixed (int* runs = table)
+                {
+                    int* sourceAt = runs, destinationAt = runs + maxRuns, length = runs + 2 * maxRuns;
+                    int count = 0;
+                    int n = col0 / _pixels, pix = col0 - n * _pixels, oh = pix / _outW, ow = pix - oh * _outW;
+                    int i = 0, panel = 0, panelSize = width * kc;
+                    for (int j = 0; j < cols;)
                     {
-                        i = 0;
-                        d += panelSize;
+                        int len = Math.Min(Math.Min(_outW - ow, cols - j), width - i);
+                        sourceAt[count] = n * _sourceImage + oh * _sourceRow + ow;
+                        destinationAt[count] = panel + i;
+                        length[count++] = len;
+                        NextRun(len, width, panelSize, ref j, ref i, ref panel, ref n, ref oh, ref ow);
                     }
-                    ow += len;
-                    if (ow == _outW)
+                    int taps = _k * _k;
+                    for (int p = 0; p < kc; p++)
                     {
-                        ow = 0;
-                        if (++oh == _outH)
+                        int row = row0 + p, c = row / taps, tap = row - c * taps, kh = tap / _k, kw = tap - kh * _k;
+                        float* source = _source + (long)c * _sourcePlane + kh * _sourceRow + kw;
+                        float* d = dst + (nint)p * width;
+                        for (int r = 0; r < count; r++)
                         {
-                            oh = 0;
-                            n++;
+                            CopyRun(source + sourceAt[r], d + destinationAt[r], length[r]);
+                        }
+                        if (i != 0)
+                        {
+                            Zero(d + panel + i, width - i); // the last panel's columns past the matrix edge
                         }
                     }
                 }
-                Zero(d + i, i == 0 ? 0 : width - i); // the last panel's columns past the matrix edge
+            }
+            finally
+            {
+                ArrayPool<int>.Shared.Return(table);
             }
         }
 
@@ -429,6 +539,30 @@ public static unsafe partial class Conv2d
             }
         }
 
+        // Moves past a run of len columns of one output row: the matrix column j, the column i inside the
+        // panel at offset panel, and the output position (n, oh, ow).
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void NextRun(int len, int width, int panelSize, ref int j, ref int i, ref int panel, ref int n, ref int oh, ref int ow)
+        {
+            j += len;
+            i += len;
+            if (i == width)
+            {
+                i = 0;
+                panel += panelSize;
+            }
+            ow += len;
+            if (ow == _outW)
+            {
+                ow = 0;
+                if (++oh == _outH)
+                {
+                    oh = 0;
+                    n++;
+                }
+            }
+        }
+
         // Row (c, kh, kw) of the matrix: the first image's plane of channel c, and the output columns [lo, hi) that read inside the image.
         private void Tap(int row, out float* plane, out int kh, out int kw, out int lo, out int hi)
         {
@@ -450,20 +584,38 @@ public static unsafe partial class Conv2d
         }
     }
 
+    // count floats; short runs (a 2x2 or 4x4 map's rows) as two overlapping moves instead of a loop.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Copy(float* src, float* dst, int count)
+    private static void CopyRun(float* src, float* dst, int count)
     {
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        if (count >= 8 && Vector256.IsHardwareAccelerated)
         {
+            int i = 0;
             for (; i + 8 <= count; i += 8)
             {
                 Vector256.Store(Vector256.Load(src + i), dst + i);
             }
+            if (i < count)
+            {
+                Vector256.Store(Vector256.Load(src + count - 8), dst + count - 8);
+            }
         }
-        for (; i < count; i++)
+        else if (count is >= 4 and < 8)
         {
-            dst[i] = src[i];
+            Vector128.Store(Vector128.Load(src), dst);
+            Vector128.Store(Vector128.Load(src + count - 4), dst + count - 4);
+        }
+        else if (count is >= 2 and < 4)
+        {
+            *(long*)dst = *(long*)src;
+            *(long*)(dst + count - 2) = *(long*)(src + count - 2);
+        }
+        else
+        {
+            for (int i = 0; i < count; i++)
+            {
+                dst[i] = src[i];
+            }
         }
     }
 
