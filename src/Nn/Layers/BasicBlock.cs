@@ -7,12 +7,20 @@ namespace IlgpuOct.Nn;
 /// torchvision's BasicBlock: conv3x3(stride)-bn-relu-conv3x3-bn, plus the identity or a
 /// downsample (conv1x1(stride)-bn) when the shape changes, then add and relu. bn1 carries the first
 /// relu (<see cref="BatchNorm2dLayer.FusedRelu"/>); the residual add and the last relu are one pass (Elementwise.AddRelu).
+/// Evaluation mode runs each conv-bn pair as one convolution with BN folded in (<see cref="ConvBnFold"/>):
+/// conv1+bn1+relu, downsample, then conv2+bn2 with the residual add and the relu in its epilogue.
 /// </summary>
 public sealed class BasicBlock : Layer
 {
-    private Tensor? _output; // (N, K, P, Q) max(residual sum, 0): > 0 exactly where the sum is
+    private readonly ConvBnFold _fold1; // conv1 + bn1 (+ relu)
+    private readonly ConvBnFold _fold2; // conv2 + bn2 (+ shortcut, relu)
+    private readonly ConvBnFold? _foldDownsample; // downsample.0 + downsample.1
+    private Tensor? _output; // (N, K, P, Q) max(residual sum, 0): > 0 exactly where the sum is; training forward
+    private Tensor? _evalOutput; // (N, K, P, Q) the same after an evaluation forward, not owned (_fold2's)
+    private Tensor? _evalHidden; // (N, K, P, Q) relu(bn1(conv1(x))) after an evaluation forward, not owned (_fold1's)
     private Tensor? _sumGrad; // (N, K, P, Q) gradient of the residual sum
     private Tensor? _inputGrad; // (N, C, H, W) main path plus shortcut gradient
+    private bool _lastForwardFolded;
 
     public BasicBlock(Accelerator accelerator, string name, int inChannels, int outChannels, int stride) : base(accelerator)
     {
@@ -25,7 +33,10 @@ public sealed class BasicBlock : Layer
         {
             DownsampleConv = new Conv2dLayer(accelerator, name + ".downsample.0", inChannels, outChannels, 1, stride, 0);
             DownsampleBn = new BatchNorm2dLayer(accelerator, name + ".downsample.1", outChannels);
+            _foldDownsample = new ConvBnFold(DownsampleConv, DownsampleBn);
         }
+        _fold1 = new ConvBnFold(Conv1, Bn1);
+        _fold2 = new ConvBnFold(Conv2, Bn2);
     }
 
     public string Name { get; }
@@ -65,6 +76,15 @@ public sealed class BasicBlock : Layer
 
     public override Tensor Forward(Tensor x, bool training)
     {
+        _lastForwardFolded = !training;
+        if (!training)
+        {
+            var hidden = _fold1.Forward(x, null, relu: true);
+            var residual = _foldDownsample is null ? x : _foldDownsample.Forward(x, null, relu: false);
+            _evalHidden = hidden;
+            _evalOutput = _fold2.Forward(hidden, residual, relu: true);
+            return _evalOutput;
+        }
         var h = Bn1.Forward(Conv1.Forward(x, training), training);
         var main = Bn2.Forward(Conv2.Forward(h, training), training);
         var shortcut = DownsampleConv is null ? x : DownsampleBn!.Forward(DownsampleConv.Forward(x, training), training);
@@ -75,12 +95,39 @@ public sealed class BasicBlock : Layer
 
     public override Tensor? Backward(Tensor dy, bool weightGradients, bool inputGradient = true)
     {
+        if (_lastForwardFolded)
+        {
+            return BackwardFolded(dy, weightGradients, inputGradient);
+        }
         var output = RequireForward(_output, Name);
         var dSum = Tensor.ReuseLargest(ref _sumGrad, Accelerator, output.Shape);
         Elementwise.ReluBackward(Accelerator, output.View, dy.View, dSum.View);
         var dMain = Conv2.Backward(Bn2.Backward(dSum, weightGradients)!, weightGradients)!;
         var dx = Conv1.Backward(Bn1.Backward(dMain, weightGradients)!, weightGradients)!;
         var dShortcut = DownsampleConv is null ? dSum : DownsampleConv.Backward(DownsampleBn!.Backward(dSum, weightGradients)!, weightGradients)!;
+        return SumInputGradients(dx, dShortcut, inputGradient);
+    }
+
+    // After an evaluation forward: the input gradient through the folded convolutions (no BN passes).
+    private Tensor? BackwardFolded(Tensor dy, bool weightGradients, bool inputGradient)
+    {
+        if (weightGradients)
+        {
+            throw new InvalidOperationException($"{Name}: parameter gradients after an evaluation-mode forward are not supported; train with a training-mode forward, or ask for the input gradient only.");
+        }
+        var output = RequireForward(_evalOutput, Name);
+        var dSum = Tensor.ReuseLargest(ref _sumGrad, Accelerator, output.Shape);
+        Elementwise.ReluBackward(Accelerator, output.View, dy.View, dSum.View);
+        var dHidden = _fold2.BackwardData(dSum);
+        // dHidden is _fold2's own input-gradient buffer: masking it in place is safe.
+        Elementwise.ReluBackward(Accelerator, _evalHidden!.View, dHidden.View, dHidden.View);
+        var dx = _fold1.BackwardData(dHidden);
+        var dShortcut = _foldDownsample is null ? dSum : _foldDownsample.BackwardData(dSum);
+        return SumInputGradients(dx, dShortcut, inputGradient);
+    }
+
+    private Tensor? SumInputGradients(Tensor dx, Tensor dShortcut, bool inputGradient)
+    {
         var total = Tensor.ReuseLargest(ref _inputGrad, Accelerator, dx.Shape);
         Elementwise.Add(Accelerator, dx.View, dShortcut.View, total.View);
         return inputGradient ? total : null;
@@ -92,6 +139,9 @@ public sealed class BasicBlock : Layer
         {
             child.Dispose();
         }
+        _fold1.Dispose();
+        _fold2.Dispose();
+        _foldDownsample?.Dispose();
         _output?.Dispose();
         _sumGrad?.Dispose();
         _inputGrad?.Dispose();

@@ -105,6 +105,8 @@ public sealed class BatchNorm2dLayer : Layer
                 BatchNorm2d.ForwardTraining(Accelerator, s, x.View, Weight.Value.View, Bias.Value.View, RunningMean.Value.View, RunningVar.Value.View,
                     y.View, _savedMean.View, _savedInvStd.View, Momentum, Eps);
             }
+            RunningMean.Value.MarkWritten();
+            RunningVar.Value.MarkWritten();
             BatchesTracked++;
         }
         else

@@ -51,7 +51,8 @@ public sealed class Conv2dLayer : Layer
     /// <summary>The operator's shape for input <paramref name="x"/> (N, InChannels, H, W).</summary>
     public Conv2dShape Shape(Tensor x) => new(x.Dim(0), InChannels, x.Dim(2), x.Dim(3), OutChannels, KernelSize, Stride, Padding);
 
-    public override Tensor Forward(Tensor x, bool training)
+    /// <summary>The operator's shape for <paramref name="x"/>, after checking that this convolution can take it.</summary>
+    public Conv2dShape CheckedShape(Tensor x)
     {
         RequireRank(x, 4, nameof(Conv2dLayer));
         if (x.Dim(1) != InChannels)
@@ -63,6 +64,12 @@ public sealed class Conv2dLayer : Layer
         {
             throw new ArgumentException($"{Weight.Name}: input {Tensor.ShapeText(x.Shape)} is too small for a {KernelSize}x{KernelSize} kernel with padding {Padding}; use a larger resolution.", nameof(x));
         }
+        return s;
+    }
+
+    public override Tensor Forward(Tensor x, bool training)
+    {
+        var s = CheckedShape(x);
         var y = Tensor.ReuseLargest(ref _output, Accelerator, s.N, s.OutC, s.OutH, s.OutW);
         Conv2d.Forward(Accelerator, s, x.View, Weight.Value.View, y.View);
         _input = x;

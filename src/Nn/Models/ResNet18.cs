@@ -57,6 +57,9 @@ public sealed class ResNet18 : IDisposable
 {
     private readonly Conv2dLayer _conv1;
     private readonly BatchNorm2dLayer _bn1; // bn1 followed by torchvision's relu (fused)
+    private readonly ConvBnFold _stemFold; // conv1 + bn1 + relu as one convolution in evaluation mode
+    private Tensor? _evalStem; // (N, w, H/2, W/2) relu(bn1(conv1(x))) after an evaluation forward, not owned (_stemFold's)
+    private bool _lastForwardFolded;
     private readonly MaxPool2dLayer _maxpool;
     private readonly BasicBlock[] _blocks; // layer1.0, layer1.1, ..., layer4.1
     private readonly GlobalAvgPoolLayer _avgpool;
@@ -73,6 +76,7 @@ public sealed class ResNet18 : IDisposable
         int w = config.Width;
         _conv1 = new Conv2dLayer(accelerator, "conv1", config.InChannels, w, 7, 2, 3);
         _bn1 = new BatchNorm2dLayer(accelerator, "bn1", w, fusedRelu: true);
+        _stemFold = new ConvBnFold(_conv1, _bn1);
         _maxpool = new MaxPool2dLayer(accelerator);
         var blocks = new List<BasicBlock>();
         int inChannels = w;
@@ -116,6 +120,9 @@ public sealed class ResNet18 : IDisposable
     public IReadOnlyList<int> StageWidths { get; }
 
     public Conv2dLayer Stem => _conv1;
+
+    /// <summary>layer1.0, layer1.1, ..., layer4.1.</summary>
+    public IReadOnlyList<BasicBlock> Blocks => _blocks;
 
     /// <summary>Kaiming-normal (fan_out) convolutions, BN weight 1 bias 0, PyTorch-default Linear; all from one seed.</summary>
     public void Initialize(int seed)
@@ -163,7 +170,10 @@ public sealed class ResNet18 : IDisposable
         {
             throw new ArgumentException($"The model expects images (N, {Config.InChannels}, H, W); got {Tensor.ShapeText(input.Shape)}.", nameof(input));
         }
-        var x = _maxpool.Forward(_bn1.Forward(_conv1.Forward(input, training), training), training);
+        // Evaluation mode: every conv-bn pair runs as one convolution with BN folded in (same parameters).
+        _lastForwardFolded = !training;
+        _evalStem = training ? null : _stemFold.Forward(input, null, relu: true);
+        var x = _maxpool.Forward(_evalStem ?? _bn1.Forward(_conv1.Forward(input, training), training), training);
         for (int i = 0; i < _blocks.Length; i++)
         {
             x = _blocks[i].Forward(x, training);
@@ -211,7 +221,18 @@ public sealed class ResNet18 : IDisposable
             }
             d = _blocks[i].Backward(d, weights)!;
         }
-        d = _bn1.Backward(_maxpool.Backward(d, weights)!, weights)!;
+        d = _maxpool.Backward(d, weights)!;
+        if (_lastForwardFolded)
+        {
+            if (weights)
+            {
+                throw new InvalidOperationException("Parameter gradients after an evaluation-mode forward are not supported; run a training-mode forward first, or use BackwardMode.InputOnly.");
+            }
+            // d is the max pool's own input-gradient buffer: masking it in place is safe.
+            Kernels.Operators.Elementwise.ReluBackward(Accelerator, _evalStem!.View, d.View, d.View);
+            return input ? _stemFold.BackwardData(d) : null;
+        }
+        d = _bn1.Backward(d, weights)!;
         return _conv1.Backward(d, weights, input);
     }
 
@@ -227,6 +248,7 @@ public sealed class ResNet18 : IDisposable
     {
         _conv1.Dispose();
         _bn1.Dispose();
+        _stemFold.Dispose();
         _maxpool.Dispose();
         foreach (var b in _blocks)
         {

@@ -65,7 +65,22 @@ public sealed class Tensor : IDisposable
         return new Tensor(accelerator, buffer, (int[])shape.Clone());
     }
 
-    public void Zero() => Accelerator.Clear(View);
+    /// <summary>
+    /// Counts writes through this class (<see cref="Zero"/>, <see cref="Upload(ReadOnlySpan{float})"/>,
+    /// <see cref="CopyFrom"/>) and those that operators writing into <see cref="View"/> announce with
+    /// <see cref="MarkWritten"/> (optimizer steps, running statistics): what is derived from a parameter
+    /// (eval-mode BN folded into a convolution) is recomputed when it changed.
+    /// </summary>
+    public long Version { get; private set; }
+
+    /// <summary>Records that an operator wrote this tensor through its view.</summary>
+    public void MarkWritten() => Version++;
+
+    public void Zero()
+    {
+        Accelerator.Clear(View);
+        MarkWritten();
+    }
 
     public void Upload(ReadOnlySpan<float> data)
     {
@@ -74,6 +89,7 @@ public sealed class Tensor : IDisposable
             throw new ArgumentException($"Tensor of shape {ShapeText(Shape)} holds {Length} elements; {data.Length} values were given.", nameof(data));
         }
         Accelerator.CopyFromHost(data, View);
+        MarkWritten();
     }
 
     public float[] Download() => Accelerator.Download(View);
@@ -86,6 +102,7 @@ public sealed class Tensor : IDisposable
             throw new ArgumentException($"Cannot copy a tensor of shape {ShapeText(source.Shape)} into one of shape {ShapeText(Shape)}.", nameof(source));
         }
         Accelerator.Copy(source.View, View);
+        MarkWritten();
     }
 
     /// <summary>True when the shape equals <paramref name="shape"/>.</summary>

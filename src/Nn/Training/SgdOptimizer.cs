@@ -30,6 +30,8 @@ public sealed class SgdOptimizer
         foreach (var p in parameters)
         {
             Sgd.Step(p.Value.Accelerator, p.Value.View, p.Grad.View, p.Momentum.View, new SgdSettings(learningRate, Momentum, WeightDecay));
+            p.Value.MarkWritten();
+            p.Momentum.MarkWritten();
         }
     }
 

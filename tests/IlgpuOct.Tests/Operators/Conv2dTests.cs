@@ -250,4 +250,47 @@ public sealed class Conv2dTests
             }
         }
     }
+
+    [Fact]
+    public void Bias_residual_relu_epilogue_equals_convolution_then_bias_add_and_relu_bit_for_bit()
+    {
+        var shapes = new[]
+        {
+            new Conv2dShape(2, 64, 9, 9, 24, 3, 1, 1),   // depth 576: three K slices, tiles straddling images
+            new Conv2dShape(1, 8, 7, 7, 5, 3, 1, 1),     // depth 72: one slice, one image, fewer rows than a tile
+            new Conv2dShape(3, 16, 10, 10, 32, 3, 2, 1), // stride 2
+            new Conv2dShape(4, 300, 5, 5, 13, 1, 2, 0),  // 1x1 stride 2 (a downsample), two K slices
+            new Conv2dShape(2, 16, 6, 6, 24, 1, 1, 0),   // pointwise
+            new Conv2dShape(8, 64, 16, 16, 64, 3, 1, 1), // large enough for the threaded SGEMM
+        };
+        var random = new Random(11);
+        float[] Values(int n) => Enumerable.Range(0, n).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        foreach (var s in shapes)
+        {
+            float[] x = Values(s.InputLength), w = Values(s.WeightLength), bias = Values(s.OutC), residual = Values(s.OutputLength);
+            var conv = new float[s.OutputLength];
+            Conv2d.ForwardCpu(s, x, w, conv);
+            int plane = s.OutH * s.OutW;
+            foreach (bool withResidual in new[] { false, true })
+            {
+                foreach (bool relu in new[] { false, true })
+                {
+                    var expected = new float[s.OutputLength];
+                    for (int i = 0; i < expected.Length; i++)
+                    {
+                        float v = conv[i] + bias[i / plane % s.OutC];
+                        v = withResidual ? v + residual[i] : v;
+                        expected[i] = relu ? MathF.Max(v, 0f) : v;
+                    }
+                    float[] actual = Enumerable.Repeat(float.NaN, s.OutputLength).ToArray();
+                    Conv2d.ForwardBiasActivationCpu(s, x, w, bias, withResidual ? residual : default, relu, actual);
+                    Tolerance.AssertClose(actual, expected, 0, 0, $"{s} residual={withResidual} relu={relu}");
+                    if (relu)
+                    {
+                        actual.Should().Contain(0f).And.Contain(v => v > 0, "the ReLU must both clip and pass values");
+                    }
+                }
+            }
+        }
+    }
 }

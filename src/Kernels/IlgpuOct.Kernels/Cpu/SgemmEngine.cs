@@ -54,8 +54,69 @@ internal abstract unsafe class SgemmOperand
 /// <paramref name="BatchColumns"/> &gt; 0, split into column groups of that width stored
 /// <paramref name="BatchStride"/> floats apart (C[i, j] at c[(j / BatchColumns) * BatchStride + i * Ldc + j % BatchColumns]):
 /// the (N, C, H, W) layout of a convolution's output seen as a (C, N*H*W) matrix.
+/// <see cref="Epilogue"/> is applied to each tile of C once its whole sum is stored.
 /// </summary>
-internal readonly record struct SgemmOutput(nint Ldc, int BatchColumns = 0, nint BatchStride = 0);
+internal readonly record struct SgemmOutput(nint Ldc, int BatchColumns = 0, nint BatchStride = 0)
+{
+    public SgemmEpilogue Epilogue { get; init; }
+}
+
+/// <summary>
+/// What happens to C after C = alpha op(A) op(B) + beta C, element by element, in this order:
+/// C[i, j] += <see cref="RowBias"/>[i]; C[i, j] += <see cref="Residual"/> at C[i, j]'s own offset (same layout as C);
+/// C[i, j] = max(C[i, j], 0) (as MathF.Max: NaN passes). Null pointers and false skip a step.
+/// Run on each tile right after its last K slice is stored, while the tile is still in L1:
+/// a convolution's bias, a residual connection and a ReLU without another pass over memory.
+/// </summary>
+internal readonly unsafe struct SgemmEpilogue(float* rowBias, float* residual, bool relu)
+{
+    public float* RowBias { get; } = rowBias; // (M) or null
+
+    public float* Residual { get; } = residual; // laid out as C, or null
+
+    public bool Relu { get; } = relu;
+
+    public bool IsNone => RowBias == null && Residual == null && !Relu;
+
+    /// <summary>Applies the steps to rows [row, row + rows) x <paramref name="cols"/> columns of C stored at <paramref name="c"/> (C's base <paramref name="cBase"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public void Apply(float* cBase, float* c, nint ldc, int row, int rows, int cols)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* dst = c + r * ldc;
+            float bias = RowBias == null ? 0f : RowBias[row + r];
+            float* res = Residual == null ? null : Residual + (dst - cBase);
+            int q = 0;
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var vb = Vector256.Create(bias);
+                for (; q <= cols - Vector256<float>.Count; q += Vector256<float>.Count)
+                {
+                    var v = Vector256.Load(dst + q) + vb;
+                    if (res != null)
+                    {
+                        v += Vector256.Load(res + q);
+                    }
+                    if (Relu)
+                    {
+                        v = Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero) | ~Vector256.Equals(v, v), v, Vector256<float>.Zero);
+                    }
+                    v.Store(dst + q);
+                }
+            }
+            for (; q < cols; q++)
+            {
+                float v = dst[q] + bias;
+                if (res != null)
+                {
+                    v += res[q];
+                }
+                dst[q] = Relu ? MathF.Max(v, 0f) : v;
+            }
+        }
+    }
+}
 
 /// <summary>
 /// The CPU SGEMM in the BLIS/GotoBLAS structure: for each NC-wide column panel and KC-deep slice,
@@ -123,9 +184,9 @@ internal static unsafe class SgemmEngine
         }
         if (k == 0 || alpha == 0)
         {
-            if (output.BatchColumns > 0)
+            if (output.BatchColumns > 0 || !output.Epilogue.IsNone)
             {
-                throw new ArgumentException($"SGEMM {m}x{n}x{k}: a column-batched C needs k >= 1 and alpha != 0; scale C in its own layout instead.", nameof(output));
+                throw new ArgumentException($"SGEMM {m}x{n}x{k}: a column-batched C or an epilogue needs k >= 1 and alpha != 0; scale C in its own layout instead.", nameof(output));
             }
             // BLAS semantics: A and B are not read, C only scaled (beta == 0 clears it, NaN included).
             ScaleC(m, n, beta, c, ldc);
@@ -159,6 +220,7 @@ internal static unsafe class SgemmEngine
             TransB = transB,
             M = m,
             N = n,
+            K = k,
             Alpha = alpha,
             A = a,
             Lda = lda,
@@ -170,6 +232,7 @@ internal static unsafe class SgemmEngine
             Ldc = ldc,
             CBatchColumns = output.BatchColumns,
             CBatchStride = output.BatchStride,
+            Epilogue = output.Epilogue,
         };
         int packedLength = kcMax * ncMax + kcMax * mgMax;
         int parts = threads == 1 ? 1 : SplitParts(m, n, blocking, threads, out splitRows);
@@ -276,6 +339,7 @@ internal static unsafe class SgemmEngine
         public int ColBegin; // ... by columns [ColBegin, N): this plan's block
         public int M;
         public int N;
+        public int K;
         public float Alpha;
         public float* A; // op(A) is (M, K); stored (K, M) when TransA
         public nint Lda;
@@ -287,6 +351,7 @@ internal static unsafe class SgemmEngine
         public nint Ldc;
         public int CBatchColumns; // > 0: C's columns in groups of this width ...
         public nint CBatchStride; // ... stored this many floats apart
+        public SgemmEpilogue Epilogue; // applied to each tile after its last K slice
         public float* PackedA; // (groupRows / MR) panels of (KC, MR)
         public float* PackedB; // (NC / NR) panels of (KC, NR)
 
@@ -388,6 +453,7 @@ internal static unsafe class SgemmEngine
             int mr = blk.Mr;
             int nr = blk.Nr;
             var kernel = Kernel;
+            bool epilogue = _pc + _kc == K && !Epilogue.IsNone; // the tile's whole sum is stored in this slice
             for (int jp = j0; jp < j1; jp++)
             {
                 float* bp = PackedB + (nint)jp * nr * _kc;
@@ -400,7 +466,7 @@ internal static unsafe class SgemmEngine
                     int row = _ig + i;
                     if (CBatchColumns > 0)
                     {
-                        StoreBatched(kernel, ap, bp, row, rows, col, cols, scratch);
+                        StoreBatched(kernel, ap, bp, row, rows, col, cols, scratch, epilogue);
                         continue;
                     }
                     float* cp = C + row * Ldc + col;
@@ -413,6 +479,10 @@ internal static unsafe class SgemmEngine
                         kernel(_kc, ap, bp, scratch, nr, 1f, 0f);
                         StoreEdge(scratch, nr, rows, cols, cp, Ldc, Alpha, _beta);
                     }
+                    if (epilogue)
+                    {
+                        Epilogue.Apply(C, cp, Ldc, row, rows, cols);
+                    }
                 }
             }
         }
@@ -420,7 +490,7 @@ internal static unsafe class SgemmEngine
         /// <summary>One tile into a column-batched C: straight when it lies inside one column group, else split at the group edges.</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private readonly void StoreBatched(delegate*<int, float*, float*, float*, nint, float, float, void> kernel,
-            float* ap, float* bp, int row, int rows, int col, int cols, float* scratch)
+            float* ap, float* bp, int row, int rows, int col, int cols, float* scratch, bool epilogue)
         {
             int nr = Blocking.Nr;
             int group = col / CBatchColumns;
@@ -429,6 +499,10 @@ internal static unsafe class SgemmEngine
             if (rows == Blocking.Mr && cols == nr && offset + nr <= CBatchColumns)
             {
                 kernel(_kc, ap, bp, cp, Ldc, Alpha, _beta);
+                if (epilogue)
+                {
+                    Epilogue.Apply(C, cp, Ldc, row, rows, cols);
+                }
                 return;
             }
             kernel(_kc, ap, bp, scratch, nr, 1f, 0f);
@@ -436,6 +510,10 @@ internal static unsafe class SgemmEngine
             {
                 int run = Math.Min(cols - q, CBatchColumns - offset);
                 StoreEdge(scratch + q, nr, rows, run, cp, Ldc, Alpha, _beta);
+                if (epilogue)
+                {
+                    Epilogue.Apply(C, cp, Ldc, row, rows, run);
+                }
                 q += run;
                 group++;
                 offset = 0;

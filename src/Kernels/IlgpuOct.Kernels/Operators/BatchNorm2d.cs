@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using IlgpuOct.Kernels.Profiling;
 
@@ -88,6 +89,47 @@ public static unsafe partial class BatchNorm2d
         OperatorDispatch.Run(accelerator, "BatchNorm2d.BackwardRelu", Cost(s, flopsPerElement: 11, passes: 6),
             () => BackwardReluCpu(s, x.AsSpan(), y.AsSpan(), dy.AsSpan(), gamma.AsSpan(), saveMean.AsSpan(), saveInvStd.AsSpan(), dx.AsSpan(), dgamma.AsSpan(), dbeta.AsSpan()),
             () => BackwardTrainingKernels(accelerator, s, x, y, dy, gamma, saveMean, saveInvStd, dx, dgamma, dbeta, relu: true));
+    }
+
+    /// <summary>
+    /// Folds evaluation-mode batch norm into the convolution before it (what ONNX Runtime does):
+    /// w' = w s and b' = beta - mean s per output channel, s = gamma / sqrt(running var + eps), so that
+    /// BN(conv(x, w)) = conv(x, w') + b'. On the accelerator (no copy to the host). Shapes as <see cref="FoldIntoConvolutionCpu"/>.
+    /// </summary>
+    public static void FoldIntoConvolution(Accelerator accelerator, int channels, View<float> weight, View<float> gamma, View<float> beta,
+        View<float> runningMean, View<float> runningVar, View<float> foldedWeight, View<float> foldedBias, float epsilon = DefaultEpsilon)
+    {
+        int perChannel = RequireFoldShapes(channels, weight.Length, gamma.Length, beta.Length, runningMean.Length, runningVar.Length, foldedWeight.Length, foldedBias.Length);
+        OperatorDispatch.Run(accelerator, "BatchNorm2d.FoldIntoConvolution", OperatorCost.Elementwise(weight.Length, 1, reads: 1, writes: 1),
+            () => FoldIntoConvolutionCpu(channels, weight.AsSpan(), gamma.AsSpan(), beta.AsSpan(), runningMean.AsSpan(), runningVar.AsSpan(), foldedWeight.AsSpan(), foldedBias.AsSpan(), epsilon),
+            () => BnFoldIntoConvolutionKernel.Launch(accelerator, ElementConfig(weight.Length), weight, gamma, beta, runningMean, runningVar, foldedWeight, foldedBias, perChannel, epsilon));
+    }
+
+    /// <summary>
+    /// w' = w s, b' = beta - mean s with s = gamma / sqrt(var + eps) in float as the kernel: weight and foldedWeight (K, C, R, R)
+    /// (any K rows of equal length), gamma, beta, runningMean, runningVar and foldedBias (K).
+    /// </summary>
+    public static void FoldIntoConvolutionCpu(int channels, ReadOnlySpan<float> weight, ReadOnlySpan<float> gamma, ReadOnlySpan<float> beta,
+        ReadOnlySpan<float> runningMean, ReadOnlySpan<float> runningVar, Span<float> foldedWeight, Span<float> foldedBias, float epsilon = DefaultEpsilon)
+    {
+        int perChannel = RequireFoldShapes(channels, weight.Length, gamma.Length, beta.Length, runningMean.Length, runningVar.Length, foldedWeight.Length, foldedBias.Length);
+        for (int k = 0; k < channels; k++)
+        {
+            float scale = gamma[k] / MathF.Sqrt(runningVar[k] + epsilon);
+            foldedBias[k] = beta[k] - runningMean[k] * scale;
+            TensorPrimitives.Multiply(weight.Slice(k * perChannel, perChannel), scale, foldedWeight.Slice(k * perChannel, perChannel));
+        }
+    }
+
+    private static int RequireFoldShapes(int channels, int weight, int gamma, int beta, int mean, int variance, int foldedWeight, int foldedBias)
+    {
+        if (channels < 1 || weight % channels != 0 || weight == 0 || foldedWeight != weight
+            || gamma != channels || beta != channels || mean != channels || variance != channels || foldedBias != channels)
+        {
+            throw new ArgumentException($"BatchNorm2d.FoldIntoConvolution: K = {channels} output channels needs gamma, beta, mean, variance and the folded bias of K entries " +
+                $"(got {gamma}, {beta}, {mean}, {variance}, {foldedBias}) and weight and folded weight of the same length, a multiple of K (got {weight}, {foldedWeight}); pass the convolution's weight and the BN that follows it.");
+        }
+        return weight / channels;
     }
 
     /// <summary>Evaluation forward on the accelerator. Shapes as <see cref="ForwardInferenceCpu"/>.</summary>
@@ -619,6 +661,22 @@ public static unsafe partial class BatchNorm2d
         BnNormalizeRange(x, gamma, beta, y, c, mean, invStd, t, count, ReduceThreads, channels, hw, relu);
     }
 
+    /// <summary>w'[i] = w[i] s[k], b'[k] = beta[k] - mean[k] s[k] with s[k] = gamma[k] / sqrt(var[k] + eps), k = i / perChannel.</summary>
+    [Kernel]
+    private static void BnFoldIntoConvolution(KernelContext ctx, View<float> weight, View<float> gamma, View<float> beta, View<float> runningMean, View<float> runningVar,
+        View<float> foldedWeight, View<float> foldedBias, int perChannel, float epsilon)
+    {
+        for (int i = ctx.GlobalX; i < foldedWeight.Length; i += ctx.GridStrideX)
+        {
+            int k = i / perChannel;
+            foldedWeight[i] = weight[i] * (gamma[k] / MathF.Sqrt(runningVar[k] + epsilon));
+            if (i < foldedBias.Length)
+            {
+                foldedBias[i] = beta[i] - runningMean[i] * (gamma[i] / MathF.Sqrt(runningVar[i] + epsilon));
+            }
+        }
+    }
+
     [Kernel]
     private static void BnInference(KernelContext ctx, View<float> x, View<float> gamma, View<float> beta, View<float> runningMean, View<float> runningVar,
         View<float> y, int channels, int hw, float epsilon)
@@ -856,6 +914,10 @@ public static unsafe partial class BatchNorm2d
     [LaunchShapes]
     private static IEnumerable<LaunchShape> LaunchShapes()
     {
+        foreach (var (layer, conv) in ResNet18Shapes.Convolutions)
+        {
+            yield return new LaunchShape(BnFoldIntoConvolutionKernel.Definition, layer + " folded into its convolution", ElementConfig(conv.WeightLength));
+        }
         foreach (var (layer, s) in ResNet18Shapes.Activations)
         {
             int slices = ChannelSlices(s);
@@ -963,6 +1025,17 @@ public static unsafe partial class BatchNorm2d
     [SelfTests]
     private static IEnumerable<SelfTestCase> SelfTests()
     {
+        foreach (var (channels, perChannel) in new[] { (5, 27), (64, 576) })
+        {
+            int n = channels * perChannel;
+            // arrays: 0 weight, 1 gamma, 2 beta, 3 running mean, 4 running var, 5 folded weight, 6 folded bias
+            yield return new SelfTestCase("BatchNorm2d.FoldIntoConvolution", $"w({channels},{perChannel})", (acc, seed) => OperatorSelfTest.Compare(acc,
+                [OperatorSelfTest.Random(seed, n), OperatorSelfTest.Random(seed + 1, channels), OperatorSelfTest.Random(seed + 2, channels),
+                 OperatorSelfTest.Random(seed + 3, channels), Shift(OperatorSelfTest.Random(seed + 4, channels, 0.5f), 1f), new float[n], new float[channels]],
+                [5, 6],
+                (a, v) => FoldIntoConvolution(a, channels, v[0], v[1], v[2], v[3], v[4], v[5], v[6]),
+                h => FoldIntoConvolutionCpu(channels, h[0], h[1], h[2], h[3], h[4], h[5], h[6]), 1e-6));
+        }
         // (3, 2, 101, 103): 31209 values per channel, 3 slices per channel (the split kernels), the last one ragged.
         foreach (var s in new[] { new BatchNorm2dShape(4, 6, 5, 7), new BatchNorm2dShape(8, 16, 14, 14), new BatchNorm2dShape(64, 8, 1, 1), new BatchNorm2dShape(3, 2, 101, 103) })
         {

@@ -135,6 +135,22 @@ public static unsafe partial class Conv2d
             () => ForwardKernels(accelerator, s, x, w, y, variant));
     }
 
+    /// <summary>
+    /// y = act(conv(x, w) + bias[oc] (+ residual)), act = ReLU or identity: a convolution with its bias,
+    /// the residual connection and the activation (eval-mode BN folded into w and bias). On <c>cpu</c> one
+    /// pass (the SGEMM's epilogue on each stored tile); elsewhere the convolution kernel, then one
+    /// element-wise kernel. Shapes as <see cref="ForwardBiasActivationCpu"/>.
+    /// </summary>
+    public static void ForwardBiasActivation(Accelerator accelerator, Conv2dShape s, View<float> x, View<float> w, View<float> bias,
+        View<float>? residual, bool relu, View<float> y)
+    {
+        var cost = Cost(s, s.InputLength);
+        cost = cost with { Bytes = cost.Bytes + 4.0 * (s.OutC + (residual is null ? 0 : s.OutputLength)) };
+        OperatorDispatch.Run(accelerator, "Conv2d.ForwardBiasActivation", cost,
+            () => ForwardBiasActivationCpu(s, x.AsSpan(), w.AsSpan(), bias.AsSpan(), residual is { } r ? r.AsSpan() : default, relu, y.AsSpan()),
+            () => ForwardBiasActivationKernels(accelerator, s, x, w, bias, residual, relu, y));
+    }
+
     /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>; <paramref name="variant"/> as in <see cref="Forward"/>.</summary>
     public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx, ConvVariant variant = default)
     {
@@ -161,6 +177,25 @@ public static unsafe partial class Conv2d
         fixed (float* px = x, pw = w, py = y)
         {
             ForwardGemm(s, px, pw, py);
+        }
+    }
+
+    /// <summary>
+    /// y = act(conv(x, w) + bias[oc] (+ residual)): x (N, InC, H, W), w (OutC, InC, K, K), bias (OutC),
+    /// residual (N, OutC, OutH, OutW) or empty for none, y (N, OutC, OutH, OutW) overwritten (not aliasing x or residual).
+    /// Bit for bit <see cref="ForwardCpu"/>, then + bias, then + residual, then MathF.Max(v, 0) when <paramref name="relu"/>.
+    /// </summary>
+    public static void ForwardBiasActivationCpu(in Conv2dShape s, ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias,
+        ReadOnlySpan<float> residual, bool relu, Span<float> y)
+    {
+        s.Validate();
+        RequireLength(x.Length, s.InputLength, nameof(x), "(N, InC, H, W)");
+        RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
+        RequireBiasAndResidual(s, bias.Length, residual.IsEmpty ? null : residual.Length);
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, OutC, OutH, OutW)");
+        fixed (float* px = x, pw = w, pb = bias, pr = residual, py = y)
+        {
+            ForwardGemm(s, px, pw, py, new SgemmEpilogue(pb, residual.IsEmpty ? null : pr, relu));
         }
     }
 
@@ -207,10 +242,11 @@ public static unsafe partial class Conv2d
 
     // y (N, OutC, OutH, OutW) seen as (OutC, N*OutH*OutW) = W (OutC, InC*K*K) * cols(x): one GEMM over the
     // whole batch, its B panels gathered straight from x and its tiles written straight into y.
-    private static void ForwardGemm(in Conv2dShape s, float* x, float* w, float* y)
+    private static void ForwardGemm(in Conv2dShape s, float* x, float* w, float* y, SgemmEpilogue epilogue = default)
     {
         int pixels = s.ColumnCols;
         var output = s.N == 1 ? new SgemmOutput(pixels) : new SgemmOutput(pixels, pixels, (nint)s.OutC * pixels);
+        output = output with { Epilogue = epilogue };
         using var columns = new ImageColumns(s, x, transposed: false);
         SgemmEngine.Run(SgemmMicroKernel.Auto, Gemm.CpuMaxThreads, false, false, s.OutC, s.N * pixels, s.ColumnRows, 1f,
             w, s.ColumnRows, null, null, 0, columns, 0f, y, output);
@@ -868,6 +904,22 @@ public static unsafe partial class Conv2d
         }
     }
 
+    /// <summary>y = act(y + bias[channel] (+ residual)) in place: the epilogue of <see cref="ForwardBiasActivation"/> on the kernel accelerators.</summary>
+    [Kernel]
+    private static void ConvBiasActivation(KernelContext ctx, View<float> y, View<float> bias, View<float> residual, bool addResidual, bool relu, int channels, int plane)
+    {
+        // Grid-stride over y (N, channels, plane); the same order of operations as the CPU epilogue.
+        for (int i = ctx.GlobalX; i < y.Length; i += ctx.GridStrideX)
+        {
+            float v = y[i] + bias[i / plane % channels];
+            if (addResidual)
+            {
+                v += residual[i];
+            }
+            y[i] = relu ? MathF.Max(v, 0f) : v;
+        }
+    }
+
     /// <summary>dw[i] = sum over the splits z = 0, 1, ... of partial[z * dw.Length + i], in that order.</summary>
     [Kernel]
     private static void ConvSplitKReduce(KernelContext ctx, View<float> partial, View<float> dw, int splits)
@@ -1358,6 +1410,15 @@ public static unsafe partial class Conv2d
         RunWarpTiled(accelerator, s, ConvPass.Forward, w, x, y, Float4.IsAligned(w, s.ColumnRows), variant);
     }
 
+    private static void ForwardBiasActivationKernels(Accelerator accelerator, in Conv2dShape s, View<float> x, View<float> w, View<float> bias,
+        View<float>? residual, bool relu, View<float> y)
+    {
+        RequireBiasAndResidual(s, bias.Length, residual?.Length);
+        ForwardKernels(accelerator, s, x, w, y, default);
+        // Not fused into the convolution's store: one extra pass over y (y itself stands in for an absent residual; never read then).
+        ConvBiasActivationKernel.Launch(accelerator, BiasActivationConfig(s.OutputLength), y, bias, residual ?? y, residual is not null, relu, s.OutC, s.ColumnCols);
+    }
+
     private static void BackwardDataKernels(Accelerator accelerator, in Conv2dShape s, View<float> w, View<float> dy, View<float> dx, ConvVariant variant)
     {
         s.Validate();
@@ -1388,6 +1449,8 @@ public static unsafe partial class Conv2d
         RunWarpTiled(accelerator, s, ConvPass.BackwardWeight, dy, x, dw, Float4.IsAligned(dy, s.ColumnCols), variant);
     }
 
+    private static LaunchConfig BiasActivationConfig(int count) => new((int)Math.Min(1024, (count + ReduceThreads - 1) / ReduceThreads), ReduceThreads);
+
     private static LaunchConfig ReduceConfig(int count) => new((int)Math.Min(1024, (count + ReduceThreads - 1) / ReduceThreads), ReduceThreads);
 
     [LaunchShapes]
@@ -1396,6 +1459,7 @@ public static unsafe partial class Conv2d
         var kernels = new[] { (ConvKernel.ConvWarpTiled, ConvWarpTiledKernel.Definition), (ConvKernel.ConvWarpTiled128, ConvWarpTiled128Kernel.Definition), (ConvKernel.ConvWarpTiled64, ConvWarpTiled64Kernel.Definition) };
         foreach (var (layer, s) in ResNet18Shapes.Convolutions)
         {
+            yield return new LaunchShape(ConvBiasActivationKernel.Definition, layer + " bias and activation", BiasActivationConfig(s.OutputLength));
             foreach (var pass in new[] { ConvPass.Forward, ConvPass.BackwardData, ConvPass.BackwardWeight })
             {
                 int splits = DefaultVariant(pass, s).Splits;
@@ -1436,6 +1500,15 @@ public static unsafe partial class Conv2d
         return (int)Math.Clamp(Math.Min(wanted, deepest), 1, 65535);
     }
 
+    private static void RequireBiasAndResidual(in Conv2dShape s, int biasLength, int? residualLength)
+    {
+        RequireLength(biasLength, s.OutC, "bias", "(OutC)");
+        if (residualLength is { } length)
+        {
+            RequireLength(length, s.OutputLength, "residual", "(N, OutC, OutH, OutW)");
+        }
+    }
+
     private static void RequireLength(int actual, int expected, string name, string layout) =>
         ShapeCheck.RequireLength("Conv2d", nameof(Conv2dShape), actual, expected, name, layout);
 
@@ -1470,6 +1543,15 @@ public static unsafe partial class Conv2d
             yield return new SelfTestCase("Conv2d.BackwardData", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.WeightLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), new float[s.InputLength]], [2],
                 (a, v) => BackwardData(a, s, v[0], v[1], v[2], variant), h => BackwardDataCpu(s, h[0], h[1], h[2]), tolerance));
+            // The epilogue has no kernel variants of its own: its cases run once per shape.
+            if (variant == default)
+            {
+                bool relu = s.Kernel != 1; // both epilogue variants: 1x1 shapes without the ReLU
+                yield return new SelfTestCase("Conv2d.ForwardBiasActivation", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
+                    [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.WeightLength), OperatorSelfTest.Random(seed + 2, s.OutC),
+                     OperatorSelfTest.Random(seed + 3, s.OutputLength), new float[s.OutputLength]], [4],
+                    (a, v) => ForwardBiasActivation(a, s, v[0], v[1], v[2], v[3], relu, v[4]), h => ForwardBiasActivationCpu(s, h[0], h[1], h[2], h[3], relu, h[4]), tolerance));
+            }
             double weightTolerance = 2e-6 * s.N * s.ColumnCols + 1e-5;
             yield return new SelfTestCase("Conv2d.BackwardWeight", shape, (acc, seed) => OperatorSelfTest.Compare(acc,
                 [OperatorSelfTest.Random(seed, s.InputLength), OperatorSelfTest.Random(seed + 1, s.OutputLength), OperatorSelfTest.Random(seed + 2, s.WeightLength)], [2],

@@ -1,0 +1,103 @@
+using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
+
+namespace IlgpuOct.Nn;
+
+/// <summary>
+/// The evaluation-mode path of a convolution followed by batch norm (and optionally a residual add and
+/// a ReLU) as ONE convolution with a bias, BN folded into it as ONNX Runtime does
+/// (<see cref="BatchNorm2d.FoldIntoConvolution"/>: w' = w s, b' = beta - mean s, s = gamma / sqrt(var + eps)).
+/// Not a second copy of the model: w' and b' are derived from the two layers' parameters and running
+/// statistics and recomputed before a forward whenever any of them changed (their
+/// <see cref="Tensor.Version"/>: optimizer steps, training-mode forwards, checkpoint loads, uploads).
+/// Training-mode passes keep using the layers themselves.
+/// </summary>
+public sealed class ConvBnFold : IDisposable
+{
+    private readonly long[] _foldedVersions = [-1, -1, -1, -1, -1]; // conv weight, gamma, beta, running mean, running var
+    private Tensor? _weight; // (K, C, R, R) w * s
+    private Tensor? _bias; // (K) beta - mean * s
+    private Tensor? _output; // (N, K, P, Q) act(conv(x, w') + b' (+ residual))
+    private Tensor? _inputGrad; // (N, C, H, W)
+    private Conv2dShape? _shape; // of the last forward
+
+    public ConvBnFold(Conv2dLayer conv, BatchNorm2dLayer bn)
+    {
+        ArgumentNullException.ThrowIfNull(conv);
+        ArgumentNullException.ThrowIfNull(bn);
+        if (bn.Channels != conv.OutChannels || bn.Accelerator != conv.Accelerator)
+        {
+            throw new ArgumentException($"{bn.Name} ({bn.Channels} channels) cannot be folded into {conv.Weight.Name} ({conv.OutChannels} output channels); pair each convolution with the batch norm that follows it.");
+        }
+        Conv = conv;
+        Bn = bn;
+    }
+
+    public Conv2dLayer Conv { get; }
+
+    public BatchNorm2dLayer Bn { get; }
+
+    /// <summary>Folded weight (K, C, R, R) and bias (K), refreshed first if a parameter or statistic changed since the last fold.</summary>
+    public (Tensor Weight, Tensor Bias) Folded()
+    {
+        var sources = Sources();
+        bool stale = _weight is null;
+        for (int i = 0; i < sources.Length; i++)
+        {
+            stale |= sources[i].Version != _foldedVersions[i];
+        }
+        if (stale)
+        {
+            _weight ??= Tensor.Zeros(Conv.Accelerator, Conv.Weight.Shape);
+            _bias ??= Tensor.Zeros(Conv.Accelerator, Bn.Channels);
+            BatchNorm2d.FoldIntoConvolution(Conv.Accelerator, Bn.Channels, sources[0].View, sources[1].View, sources[2].View, sources[3].View, sources[4].View,
+                _weight.View, _bias.View, Bn.Eps);
+            for (int i = 0; i < sources.Length; i++)
+            {
+                _foldedVersions[i] = sources[i].Version;
+            }
+        }
+        return (_weight!, _bias!);
+    }
+
+    /// <summary>
+    /// act(BN_eval(conv(x)) (+ residual)) in one operator: x (N, C, H, W), residual null or (N, K, P, Q),
+    /// returns (N, K, P, Q) owned by this object (valid until its next forward).
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor? residual, bool relu)
+    {
+        var s = Conv.CheckedShape(x);
+        if (residual is not null && !residual.HasShape([s.N, s.OutC, s.OutH, s.OutW]))
+        {
+            throw new ArgumentException($"{Conv.Weight.Name}: the residual must be ({s.N}, {s.OutC}, {s.OutH}, {s.OutW}) like the output; got {Tensor.ShapeText(residual.Shape)}.", nameof(residual));
+        }
+        var (weight, bias) = Folded();
+        var y = Tensor.ReuseLargest(ref _output, Conv.Accelerator, s.N, s.OutC, s.OutH, s.OutW);
+        Conv2d.ForwardBiasActivation(Conv.Accelerator, s, x.View, weight.View, bias.View, residual?.View, relu, y.View);
+        _shape = s;
+        return y;
+    }
+
+    /// <summary>
+    /// d loss / d x of the folded convolution given dy (N, K, P, Q), the gradient at its pre-activation
+    /// output (the caller applies the ReLU mask and splits off the residual's share): one backward-data
+    /// convolution with w', no batch-norm pass. Parameter gradients are not available on this path.
+    /// </summary>
+    public Tensor BackwardData(Tensor dy)
+    {
+        var s = _shape ?? throw new InvalidOperationException($"{Conv.Weight.Name} (folded).BackwardData was called before Forward; run an evaluation-mode forward on this batch first.");
+        var dx = Tensor.ReuseLargest(ref _inputGrad, Conv.Accelerator, s.N, s.InC, s.H, s.W);
+        Conv2d.BackwardData(Conv.Accelerator, s, _weight!.View, dy.View, dx.View);
+        return dx;
+    }
+
+    private Tensor[] Sources() => [Conv.Weight.Value, Bn.Weight.Value, Bn.Bias.Value, Bn.RunningMean.Value, Bn.RunningVar.Value];
+
+    public void Dispose()
+    {
+        _weight?.Dispose();
+        _bias?.Dispose();
+        _output?.Dispose();
+        _inputGrad?.Dispose();
+    }
+}
