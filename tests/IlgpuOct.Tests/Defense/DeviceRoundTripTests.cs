@@ -53,7 +53,7 @@ public sealed class DeviceRoundTripTests(ITestOutputHelper output) : IDisposable
     /// Trains one epoch of <paramref name="batches"/> batches of 4 on cpu-kernels in <paramref name="mode"/>
     /// (nt, at or ssat); returns the counters at each step's report and over the run.
     /// </summary>
-    private (List<TransferSnapshot> AtSteps, TransferSnapshot Run) Train(int batches, string mode = "nt")
+    private (List<TransferSnapshot> AtSteps, TransferSnapshot Run) Train(int batches, string mode)
     {
         string data = Path.Combine(_root, $"data-{mode}-{batches}.dat");
         Directory.CreateDirectory(_root);
@@ -85,59 +85,25 @@ public sealed class DeviceRoundTripTests(ITestOutputHelper output) : IDisposable
         return (atSteps, acc.Transfers.Snapshot() - before);
     }
 
-    [Fact]
-    public void A_training_step_allocates_nothing_after_the_first_and_reads_nothing_until_the_epoch_ends()
+    // NT uploads images and labels; AT makes its FGSM half on the device; SSAT also uploads its unlabeled images.
+    [Theory]
+    [InlineData("nt", 2)]
+    [InlineData("at", 2)]
+    [InlineData("ssat", 3)]
+    public void A_training_step_allocates_nothing_after_the_first_uploads_only_its_data_and_reads_nothing_until_the_epoch_ends(string mode, int uploadsPerStep)
     {
-        var (steps, run6) = Train(6);
+        var (steps, run6) = Train(6, mode);
         steps.Should().HaveCount(6);
         for (int s = 1; s < steps.Count; s++)
         {
             var step = steps[s] - steps[s - 1];
-            output.WriteLine($"step {s + 1}: {step}");
-            step.Allocations.Should().Be(0, $"step {s + 1} reuses the first step's buffers");
-            step.HostToDevice.Should().Be(2, "a step uploads its images and labels, nothing else");
+            output.WriteLine($"{mode} step {s + 1}: {step}");
+            step.Allocations.Should().Be(0, $"{mode} step {s + 1} reuses the first step's buffers (for AT/SSAT: half-batch attack and full-batch training forward)");
+            step.HostToDevice.Should().Be(uploadsPerStep, "a step uploads its data, nothing else: pseudo-labels, FGSM and loss stay on the device");
             step.DeviceToHost.Should().Be(s == steps.Count - 1 ? 1 : 0, "the loss and accuracy are read for the epoch's first report and at its last step, not in between");
         }
-        var (_, run2) = Train(2);
-        output.WriteLine($"6 steps: {run6}; 2 steps: {run2}");
-        run6.DeviceToHost.Should().Be(run2.DeviceToHost, "the reads per epoch do not depend on its number of steps");
-        run6.Allocations.Should().Be(run2.Allocations);
-    }
-
-    [Fact]
-    public void An_adversarial_training_step_allocates_nothing_after_the_first_and_reads_nothing_until_the_epoch_ends()
-    {
-        var (steps, run6) = Train(6, "at");
-        steps.Should().HaveCount(6);
-        for (int s = 1; s < steps.Count; s++)
-        {
-            var step = steps[s] - steps[s - 1];
-            output.WriteLine($"AT step {s + 1}: {step}");
-            step.Allocations.Should().Be(0, $"AT step {s + 1} reuses the buffers of the first step (half-batch attack and full-batch training forward)");
-            step.HostToDevice.Should().Be(2, "an AT step uploads its images and labels, nothing else: the FGSM half is made on the device");
-            step.DeviceToHost.Should().Be(s == steps.Count - 1 ? 1 : 0, "the loss and accuracy are read for the epoch's first report and at its last step, not in between");
-        }
-        var (_, run2) = Train(2, "at");
-        output.WriteLine($"AT 6 steps: {run6}; 2 steps: {run2}");
-        run6.DeviceToHost.Should().Be(run2.DeviceToHost, "the reads per epoch do not depend on its number of steps");
-        run6.Allocations.Should().Be(run2.Allocations);
-    }
-
-    [Fact]
-    public void An_ssat_step_allocates_nothing_after_the_first_and_uploads_only_its_data()
-    {
-        var (steps, run6) = Train(6, "ssat");
-        steps.Should().HaveCount(6);
-        for (int s = 1; s < steps.Count; s++)
-        {
-            var step = steps[s] - steps[s - 1];
-            output.WriteLine($"SSAT step {s + 1}: {step}");
-            step.Allocations.Should().Be(0, $"SSAT step {s + 1} reuses the buffers of the first step");
-            step.HostToDevice.Should().Be(3, "an SSAT step uploads its images, labels and unlabeled images: pseudo-labels, FGSM and loss stay on the device");
-            step.DeviceToHost.Should().Be(s == steps.Count - 1 ? 1 : 0, "the loss and accuracy are read for the epoch's first report and at its last step, not in between");
-        }
-        var (_, run2) = Train(2, "ssat");
-        output.WriteLine($"SSAT 6 steps: {run6}; 2 steps: {run2}");
+        var (_, run2) = Train(2, mode);
+        output.WriteLine($"{mode} 6 steps: {run6}; 2 steps: {run2}");
         run6.DeviceToHost.Should().Be(run2.DeviceToHost, "the reads per epoch do not depend on its number of steps");
         run6.Allocations.Should().Be(run2.Allocations);
     }
