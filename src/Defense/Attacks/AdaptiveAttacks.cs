@@ -24,7 +24,7 @@ public enum AdaptiveLoss
 public sealed class FeatureAdaptiveObjective : IAttackObjective, IDisposable
 {
     private readonly IFeatureTapClassifier _classifier;
-    private readonly GaussianStageGradients? _deviceDensities; // null on the cpu engine or for non-Gaussian densities
+    private readonly GaussianStageGradients? _deviceDensities; // null on the cpu engine or for densities without a device form
     private readonly DeviceGoalClasses _goalClasses;
     private Tensor? _dLogits; // (N, K)
     private DeviceBuffer<int>? _densityClasses; // (N, or more) density class of each image
@@ -103,8 +103,8 @@ public sealed class FeatureAdaptiveObjective : IAttackObjective, IDisposable
     }
 
     /// <summary>
-    /// dJ/dx for an attack step. On the cpu engine, and for densities that are not Gaussian mixture
-    /// scores (Mahalanobis, KDE), this is <see cref="Evaluate"/> (the step reads the logits and stage
+    /// dJ/dx for an attack step. On the cpu engine, and for densities that are neither Gaussian-mixture
+    /// scores (HFC, UAD, Mahalanobis) nor kernel densities (KDE), this is <see cref="Evaluate"/> (the step reads the logits and stage
     /// outputs and uploads their gradients). Otherwise everything stays on the device: the
     /// classification term's dJ/dlogits (the CrossEntropy operator, or the C&amp;W margin in
     /// <see cref="AttackKernels.AdaptiveRows"/>), the density classes (the same kernel) and the

@@ -45,6 +45,40 @@ internal sealed class GaussianComponents
         }
     }
 
+    private GaussianComponents(double[] mean, double[] precisionCholesky, int d, double logDet)
+    {
+        Type = CovarianceType.Full;
+        K = 1;
+        D = d;
+        _means = mean;
+        _precisionCholesky = precisionCholesky;
+        _logWeightedNorm = [logDet - 0.5 * d * Math.Log(2 * Math.PI)];
+    }
+
+    /// <summary>
+    /// The single Gaussian N(mu, L L^T) given the Cholesky factor L (D, D, lower) of its covariance:
+    /// its precision Cholesky factor is M = L^-T (row i of M is L^-1 e_i), log det M = -sum log L_jj.
+    /// </summary>
+    public static GaussianComponents FromCovarianceCholesky(double[] mean, double[] cholesky, int d)
+    {
+        ArgumentNullException.ThrowIfNull(mean);
+        ArgumentNullException.ThrowIfNull(cholesky);
+        if (mean.Length != d || cholesky.Length != d * d)
+        {
+            throw new ArgumentException($"GaussianComponents.FromCovarianceCholesky: need a mean of {d} and a ({d}, {d}) factor; got {mean.Length} and {cholesky.Length} values.");
+        }
+        var precisionCholesky = new double[d * d];
+        double logDet = 0;
+        for (int i = 0; i < d; i++)
+        {
+            var row = precisionCholesky.AsSpan(i * d, d);
+            row[i] = 1;
+            DenseMath.SolveLower(cholesky, d, row);
+            logDet -= Math.Log(cholesky[i * d + i]);
+        }
+        return new GaussianComponents(mean, precisionCholesky, d, logDet);
+    }
+
     public CovarianceType Type { get; }
 
     public int K { get; }

@@ -7,6 +7,13 @@ public sealed class KernelDensity(float[] points, int d, double bandwidth) : IFe
 
     public int Features => d;
 
+    /// <summary>The M kernel centres (M, D), read by the device path (<see cref="GaussianStageGradients"/>).</summary>
+    internal ReadOnlySpan<float> Points => points;
+
+    internal int Count => _m;
+
+    internal double Bandwidth => bandwidth;
+
     public double[] ScoreAndGradient(ReadOnlySpan<float> x, int n, Span<float> gradient)
     {
         var scores = new double[n];

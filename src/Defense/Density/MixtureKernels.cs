@@ -156,11 +156,15 @@ internal static partial class MixtureKernels
         int n, int d, int components, int k, float logDet)
     {
         using var profile = OperatorScope.Enter(accelerator, "MixtureKernels.LogGaussian", LogGaussianCost(n, d));
-        CenterRowsKernel.Launch(accelerator, Config(n * d), x, mu, diff, n, d);
+        Center(accelerator, x, mu, diff, n, d);
         Gemm.Run(accelerator, false, false, n, d, d, 1f, diff, d, m, d, 0f, y, d);
         float constant = (float)(d * Math.Log(2 * Math.PI));
         RowLogDensityKernel.Launch(accelerator, RowConfig(n), y, logProb, n, d, components, k, constant, logDet);
     }
+
+    /// <summary>diff (N, D) = x (N, D) - mu (D) on every row.</summary>
+    public static void Center(Accelerator accelerator, View<float> x, View<float> mu, View<float> diff, int n, int d) =>
+        CenterRowsKernel.Launch(accelerator, Config(n * d), x, mu, diff, n, d);
 
     /// <summary>resp (N, K) and logNorm (N) from logProb (N, K) and logWeights (K).</summary>
     public static void Responsibilities(Accelerator accelerator, View<float> logProb, View<float> logWeights, View<float> resp, View<float> logNorm, int n, int components)

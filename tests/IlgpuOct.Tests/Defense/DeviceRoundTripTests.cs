@@ -1,5 +1,6 @@
 using FluentAssertions;
 using IlgpuOct.Defense.Attacks;
+using IlgpuOct.Defense.Detection;
 using IlgpuOct.Defense.Training;
 using IlgpuOct.Kernels;
 using IlgpuOct.Kernels.CudaHost;
@@ -143,6 +144,30 @@ public sealed class DeviceRoundTripTests(ITestOutputHelper output) : IDisposable
             return acc.Transfers.Snapshot() - before;
         }
         StepsStayOnTheDevice(Attack, "HFC-PGD");
+    }
+
+    [Theory]
+    [InlineData(MahalanobisDetector.DetectorName, "Mahalanobis-PGD")]
+    [InlineData(KdeDetector.DetectorName, "KDE-PGD")]
+    public void A_density_pgd_step_makes_no_copy_or_allocation_and_the_batch_reads_the_same_for_any_number_of_steps(string detectorName, string name)
+    {
+        using var fitAccelerator = new HostAccelerator(AcceleratorKind.CpuKernels);
+        using var fitSetup = new TinyAttackSetup(fitAccelerator, perClass: 2, seed: 21);
+        int d = fitSetup.Classifier.StageWidths[^1];
+        FeatureDetector detector = detectorName == MahalanobisDetector.DetectorName ? new MahalanobisDetector() : new KdeDetector();
+        detector.Fit(fitSetup.StagePools(fitSetup.Images, fitSetup.Shape)[^1], fitSetup.Count, d, fitSetup.Labels, fitSetup.Classes, fitAccelerator);
+        TransferSnapshot Attack(int steps, List<TransferSnapshot>? atSteps)
+        {
+            using var acc = new HostAccelerator(AcceleratorKind.CpuKernels);
+            using var setup = new TinyAttackSetup(acc, perClass: 2, seed: 21);
+            var progress = atSteps is null ? null : new SyncProgress<AttackProgress>(_ => atSteps.Add(acc.Transfers.Snapshot()));
+            var before = acc.Transfers.Snapshot();
+            var result = AdaptiveAttacks.DensityPgd(setup.Classifier, detector.ClassDensities, setup.Images, setup.Shape, AttackGoal.Untargeted(setup.Labels),
+                new PgdOptions { Epsilon = 0.03f, Steps = steps }, lambda: 0.05, progress);
+            result.Linf.Should().OnlyContain(v => v > 0 && v <= 0.03f + 1e-6f);
+            return acc.Transfers.Snapshot() - before;
+        }
+        StepsStayOnTheDevice(Attack, name);
     }
 
     /// <summary>Steps 2..10 of a 10-step attack copy and allocate nothing, and 10 and 2 steps copy and allocate the same in all.</summary>
