@@ -30,6 +30,46 @@ public sealed class AdaptiveDeviceGradientTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// GaussianStageGradients (built by TryCreate, which uploads the densities) against StageDensities.Evaluate
+    /// (float64 host) times lambda on every stage with densities; the call copies nothing; stages without are null.
+    /// </summary>
+    private static void StageGradientsMatchTheHost(Accelerator acc, StageDensities densities, float[][] pools, int[] widths, int[] densityClasses, float lambda, string what)
+    {
+        int n = densityClasses.Length;
+        densities.Evaluate(pools, widths, densityClasses, gradients: true, out var hostGradients);
+        using var gradients = GaussianStageGradients.TryCreate(acc, densities);
+        gradients.Should().NotBeNull($"{what}: every density here has a device form");
+        var poolTensors = pools.Select((p, s) => Tensor.FromHost(acc, p, n, widths[s])).ToArray();
+        using var classBuffer = acc.Allocate<int>(n);
+        acc.CopyFromHost<int>(densityClasses, classBuffer.View);
+        try
+        {
+            var before = acc.Transfers.Snapshot();
+            var deviceGradients = gradients!.Gradient(poolTensors, classBuffer.View, lambda);
+            var transfers = acc.Transfers.Snapshot() - before;
+            transfers.HostToDevice.Should().Be(0, $"{what}: the densities were uploaded by TryCreate");
+            transfers.DeviceToHost.Should().Be(0);
+            for (int s = 0; s < pools.Length; s++)
+            {
+                if (densities.PerStage[s] is null)
+                {
+                    deviceGradients[s].Should().BeNull($"{what}: stage layer{s + 1} has no densities");
+                    continue;
+                }
+                float[] expected = hostGradients[s]!.Select(v => lambda * v).ToArray();
+                ShouldMatch(deviceGradients[s]!.Download(), expected, 1e-4 * expected.Max(v => Math.Abs(v)), 1e-3, $"{what} stage {s} d score / d feature");
+            }
+        }
+        finally
+        {
+            foreach (var t in poolTensors)
+            {
+                t.Dispose();
+            }
+        }
+    }
+
     [Theory]
     [InlineData("hfc", "full", AdaptiveLoss.CrossEntropy, true)]
     [InlineData("hfc", "full", AdaptiveLoss.CwMargin, false)]
@@ -116,35 +156,7 @@ public sealed class AdaptiveDeviceGradientTests(ITestOutputHelper output)
         var widths = new[] { d0, 4, d1 };
         float[][] pools = [Rows(n, d0, 0.3), Rows(n, 4, 0), Rows(n, d1, 0.3)];
         int[] densityClasses = [0, 2, 1, 1, 0, 2, 2, 1, 0];
-        const float lambda = 0.7f;
-
-        densities.Evaluate(pools, widths, densityClasses, gradients: true, out var hostGradients);
-        using var gradients = GaussianStageGradients.TryCreate(acc, densities);
-        gradients.Should().NotBeNull("Mahalanobis and KDE have a device form");
-        var poolTensors = pools.Select((p, s) => Tensor.FromHost(acc, p, n, widths[s])).ToArray();
-        using var classBuffer = acc.Allocate<int>(n);
-        acc.CopyFromHost<int>(densityClasses, classBuffer.View);
-        try
-        {
-            var before = acc.Transfers.Snapshot();
-            var deviceGradients = gradients!.Gradient(poolTensors, classBuffer.View, lambda);
-            var transfers = acc.Transfers.Snapshot() - before;
-            transfers.HostToDevice.Should().Be(0, "the densities were uploaded by TryCreate");
-            transfers.DeviceToHost.Should().Be(0);
-            deviceGradients[1].Should().BeNull("stage layer2 has no densities");
-            foreach (int s in new[] { 0, 2 })
-            {
-                float[] expected = hostGradients[s]!.Select(v => lambda * v).ToArray();
-                ShouldMatch(deviceGradients[s]!.Download(), expected, 1e-4 * expected.Max(v => Math.Abs(v)), 1e-3, $"{device} stage {s} d score / d feature");
-            }
-        }
-        finally
-        {
-            foreach (var t in poolTensors)
-            {
-                t.Dispose();
-            }
-        }
+        StageGradientsMatchTheHost(acc, densities, pools, widths, densityClasses, lambda: 0.7f, device);
 
         // ClassRows (the kernel density's row weights) against its CPU body.
         int[] rowClasses = [2, 0, 1, 2, 2, 0, 1];
@@ -176,31 +188,7 @@ public sealed class AdaptiveDeviceGradientTests(ITestOutputHelper output)
         var widths = new[] { d0, 4, d1 };
         float[][] pools = [Rows(n, d0, 0.2), Rows(n, 4, 0), Rows(n, d1, 0.2)];
         int[] densityClasses = [0, 2, 1, 1, 0, 2, 2];
-        const float lambda = 0.7f;
-
-        densities.Evaluate(pools, widths, densityClasses, gradients: true, out var hostGradients);
-        using var gradients = GaussianStageGradients.TryCreate(acc, densities)!;
-        gradients.Should().NotBeNull();
-        var poolTensors = pools.Select((p, s) => Tensor.FromHost(acc, p, n, widths[s])).ToArray();
-        using var classBuffer = acc.Allocate<int>(n);
-        acc.CopyFromHost<int>(densityClasses, classBuffer.View);
-        try
-        {
-            var deviceGradients = gradients.Gradient(poolTensors, classBuffer.View, lambda);
-            deviceGradients[1].Should().BeNull("stage layer2 has no densities");
-            foreach (int s in new[] { 0, 2 })
-            {
-                float[] expected = hostGradients[s]!.Select(v => lambda * v).ToArray();
-                ShouldMatch(deviceGradients[s]!.Download(), expected, 1e-4 * expected.Max(v => Math.Abs(v)), 1e-3, $"{device} {covariance} stage {s} d score / d feature");
-            }
-        }
-        finally
-        {
-            foreach (var t in poolTensors)
-            {
-                t.Dispose();
-            }
-        }
+        StageGradientsMatchTheHost(acc, densities, pools, widths, densityClasses, lambda: 0.7f, $"{device} {covariance}");
 
         // AdaptiveRows: density classes and the C&W margin's dLogits against its CPU body, with ties and a kappa.
         const int rows = 9, k = 4;
