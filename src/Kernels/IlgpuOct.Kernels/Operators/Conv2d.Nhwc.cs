@@ -1,0 +1,318 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace IlgpuOct.Kernels.Operators;
+
+/// <summary>
+/// Direct NHWC convolution for inference on the CPU (eval-mode ResNet-18 with BN folded into the weights).
+/// Activations are NHWC with a zero border at least as wide as the padding, so every output pixel reads
+/// the same window offsets and there is no boundary code, no im2col and no packing of activations.
+/// The weights are packed once per weights version into panels of 16 output channels, one 16-float row
+/// per reduction step in (kh, kw, ic) order, the order in which a window row of NHWC input lies in memory.
+/// A register tile of 6 output pixels x 16 channels (12 accumulators, 6 broadcasts and 2 weight loads
+/// per 12 FMAs) walks the pixels in flattened (n, oh, ow) order, so tiles cross rows and images.
+/// Every output element is one FMA chain in (kh, kw, ic) order: the bits do not depend on the threads.
+/// </summary>
+public static unsafe partial class Conv2d
+{
+    // Output channels per packed panel and per register tile: two Vector256 of floats.
+    private const int NhwcChannelBlock = 16;
+
+    // Output pixels per register tile (6 x 2 accumulators + 2 weight rows + 1 broadcast = 15 of 16 ymm).
+    private const int NhwcTilePixels = 6;
+
+    // Below this many multiply-adds one thread finishes before a second one would start.
+    private const long NhwcParallelWork = 1L << 20;
+
+    /// <summary>Floats of the packed weights of shape <paramref name="s"/> for <see cref="ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/>: OutC rounded up to 16, times InC K^2.</summary>
+    public static int NhwcPackedWeightLength(in Conv2dShape s)
+    {
+        s.Validate();
+        return checked(NhwcChannelBlocks(s.OutC) * NhwcChannelBlock * s.ColumnRows);
+    }
+
+    /// <summary>
+    /// w (OutC, InC, K, K) (PyTorch layout) -> packed [OutC/16 panels][kh][kw][ic][16 channels], the
+    /// channels past OutC in the last panel zero.
+    /// </summary>
+    public static void PackWeightsNhwc(in Conv2dShape s, ReadOnlySpan<float> w, Span<float> packed)
+    {
+        int length = NhwcPackedWeightLength(s);
+        RequireNhwcLength(w.Length, s.WeightLength, s, nameof(w), "(OutC, InC, K, K)");
+        RequireNhwcLength(packed.Length, length, s, nameof(packed), "NhwcPackedWeightLength(s)");
+        int k = s.Kernel, inC = s.InC;
+        packed.Clear();
+        for (int oc = 0; oc < s.OutC; oc++)
+        {
+            int panel = oc / NhwcChannelBlock * s.ColumnRows * NhwcChannelBlock, lane = oc % NhwcChannelBlock;
+            for (int ic = 0; ic < inC; ic++)
+            {
+                for (int kh = 0; kh < k; kh++)
+                {
+                    for (int kw = 0; kw < k; kw++)
+                    {
+                        int step = (kh * k + kw) * inC + ic;
+                        packed[panel + step * NhwcChannelBlock + lane] = w[((oc * inC + ic) * k + kh) * k + kw];
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// y = act(conv(x, w) + bias[oc] (+ residual)), activations NHWC with a zero border:
+    /// x (N, H + 2 inputBorder, W + 2 inputBorder, InC), inputBorder &gt;= Padding, its border zeros (read, never written);
+    /// y (N, OutH + 2 outputBorder, OutW + 2 outputBorder, OutC), only the interior written;
+    /// residual empty or laid out as y (its border ignored); bias (OutC); relu: max(v, 0) last.
+    /// packedWeights from <see cref="PackWeightsNhwc"/>. Threads: <see cref="Gemm.CpuMaxThreads"/>.
+    /// </summary>
+    public static void ForwardNhwcCpu(in Conv2dShape s, ReadOnlySpan<float> x, int inputBorder, ReadOnlySpan<float> packedWeights,
+        ReadOnlySpan<float> bias, ReadOnlySpan<float> residual, bool relu, Span<float> y, int outputBorder) =>
+        ForwardNhwcCpu(s, x, inputBorder, packedWeights, bias, residual, relu, y, outputBorder, Gemm.CpuMaxThreads);
+
+    /// <summary><see cref="ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/> with a chosen thread limit (tests, benchmarks).</summary>
+    public static void ForwardNhwcCpu(in Conv2dShape s, ReadOnlySpan<float> x, int inputBorder, ReadOnlySpan<float> packedWeights,
+        ReadOnlySpan<float> bias, ReadOnlySpan<float> residual, bool relu, Span<float> y, int outputBorder, int maxThreads)
+    {
+        s.Validate();
+        if (inputBorder < s.Padding || outputBorder < 0)
+        {
+            throw new ArgumentOutOfRangeException(inputBorder < s.Padding ? nameof(inputBorder) : nameof(outputBorder),
+                $"Conv2d.ForwardNhwcCpu {s}: inputBorder {inputBorder} and outputBorder {outputBorder}; the input border must be >= the padding {s.Padding} and the output border >= 0.");
+        }
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxThreads, 1);
+        RequireNhwcLength(x.Length, NhwcLength(s.N, s.H, s.W, s.InC, inputBorder), s, nameof(x), $"(N, H + {2 * inputBorder}, W + {2 * inputBorder}, InC)");
+        RequireNhwcLength(packedWeights.Length, NhwcPackedWeightLength(s), s, nameof(packedWeights), "NhwcPackedWeightLength(s), from PackWeightsNhwc");
+        RequireNhwcLength(bias.Length, s.OutC, s, nameof(bias), "(OutC)");
+        int outputLength = NhwcLength(s.N, s.OutH, s.OutW, s.OutC, outputBorder);
+        if (!residual.IsEmpty)
+        {
+            RequireNhwcLength(residual.Length, outputLength, s, nameof(residual), $"(N, OutH + {2 * outputBorder}, OutW + {2 * outputBorder}, OutC) or empty");
+        }
+        RequireNhwcLength(y.Length, outputLength, s, nameof(y), $"(N, OutH + {2 * outputBorder}, OutW + {2 * outputBorder}, OutC)");
+        fixed (float* px = x, pw = packedWeights, pb = bias, pr = residual, py = y)
+        {
+            var plan = new NhwcPlan(s, px, inputBorder, pw, pb, residual.IsEmpty ? null : pr, relu, py, outputBorder);
+            plan.Run(maxThreads);
+        }
+    }
+
+    private static int NhwcChannelBlocks(int outC) => (outC + NhwcChannelBlock - 1) / NhwcChannelBlock;
+
+    private static int NhwcLength(int n, int h, int w, int c, int border)
+    {
+        long length = (long)n * (h + 2L * border) * (w + 2L * border) * c;
+        if (length > int.MaxValue)
+        {
+            throw new ArgumentOutOfRangeException(nameof(border), $"Conv2d.ForwardNhwcCpu: an NHWC tensor ({n}, {h} + 2*{border}, {w} + 2*{border}, {c}) exceeds 2^31-1 elements; split the batch.");
+        }
+        return (int)length;
+    }
+
+    private static void RequireNhwcLength(int actual, int expected, in Conv2dShape s, string name, string layout) =>
+        ShapeCheck.RequireLength($"Conv2d NHWC {s}", nameof(Conv2dShape), actual, expected, name, layout);
+
+    /// <summary>One call's geometry; work items are (pixel chunk, channel-block chunk) pairs taken by the threads in turn.</summary>
+    private readonly struct NhwcPlan
+    {
+        private readonly float* _x;
+        private readonly float* _w;
+        private readonly float* _bias;
+        private readonly float* _residual; // laid out as y, or null
+        private readonly float* _y;
+        private readonly bool _relu;
+        private readonly int _inC, _kernel, _stride, _outC, _outH, _outW, _pixels, _blocks;
+        private readonly nint _xRow, _xImage, _xOrigin, _yRow, _yImage, _yOrigin;
+        private readonly int _chunkPixels, _chunkBlocks, _pixelChunks, _blockChunks;
+
+        public NhwcPlan(in Conv2dShape s, float* x, int inputBorder, float* w, float* bias, float* residual, bool relu, float* y, int outputBorder)
+        {
+            _x = x;
+            _w = w;
+            _bias = bias;
+            _residual = residual;
+            _y = y;
+            _relu = relu;
+            _inC = s.InC;
+            _kernel = s.Kernel;
+            _stride = s.Stride;
+            _outC = s.OutC;
+            _outH = s.OutH;
+            _outW = s.OutW;
+            _pixels = s.N * _outH * _outW;
+            _blocks = NhwcChannelBlocks(s.OutC);
+            _xRow = (nint)(s.W + 2 * inputBorder) * s.InC;
+            _xImage = _xRow * (s.H + 2 * inputBorder);
+            _xOrigin = (inputBorder - s.Padding) * (_xRow + s.InC);
+            _yRow = (nint)(_outW + 2 * outputBorder) * s.OutC;
+            _yImage = _yRow * (_outH + 2 * outputBorder);
+            _yOrigin = outputBorder * (_yRow + s.OutC);
+            _chunkPixels = NhwcTilePixels * 8;
+            _chunkBlocks = _blocks;
+            _pixelChunks = (_pixels + _chunkPixels - 1) / _chunkPixels;
+            _blockChunks = (_blocks + _chunkBlocks - 1) / _chunkBlocks;
+        }
+
+        public void Run(int maxThreads)
+        {
+            int items = _pixelChunks * _blockChunks;
+            long work = (long)_pixels * _blocks * NhwcChannelBlock * _inC * _kernel * _kernel;
+            int threads = work < NhwcParallelWork ? 1 : Math.Min(maxThreads, items);
+            if (threads == 1)
+            {
+                for (int item = 0; item < items; item++)
+                {
+                    RunItem(item);
+                }
+                return;
+            }
+            // Items are handed out one at a time, so a thread that loses its core holds up one item, not a share.
+            int next = -1;
+            var plan = this;
+            Parallel.For(0, threads, new ParallelOptions { MaxDegreeOfParallelism = threads }, _ =>
+            {
+                for (int item = Interlocked.Increment(ref next); item < items; item = Interlocked.Increment(ref next))
+                {
+                    plan.RunItem(item);
+                }
+            });
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private void RunItem(int item)
+        {
+            int pixelBegin = item % _pixelChunks * _chunkPixels;
+            int pixelEnd = Math.Min(_pixels, pixelBegin + _chunkPixels);
+            int blockBegin = item / _pixelChunks * _chunkBlocks;
+            int blockEnd = Math.Min(_blocks, blockBegin + _chunkBlocks);
+            int count = pixelEnd - pixelBegin;
+            nint* xs = stackalloc nint[count + NhwcTilePixels];
+            nint* ys = stackalloc nint[count + NhwcTilePixels];
+            int ow = pixelBegin % _outW, rest = pixelBegin / _outW, oh = rest % _outH, n = rest / _outH;
+            for (int p = 0; p < count; p++)
+            {
+                xs[p] = n * _xImage + oh * _stride * _xRow + ow * _stride * _inC + _xOrigin;
+                ys[p] = n * _yImage + oh * _yRow + ow * _outC + _yOrigin;
+                if (++ow == _outW)
+                {
+                    ow = 0;
+                    if (++oh == _outH)
+                    {
+                        oh = 0;
+                        n++;
+                    }
+                }
+            }
+            // A short last tile repeats its last pixel (computed, not stored).
+            for (int p = count; p < count + NhwcTilePixels; p++)
+            {
+                xs[p] = xs[count - 1];
+                ys[p] = ys[count - 1];
+            }
+            int rowLength = _kernel * _inC;
+            int panel = _kernel * rowLength * NhwcChannelBlock;
+            float* tile = stackalloc float[NhwcTilePixels * NhwcChannelBlock];
+            for (int block = blockBegin; block < blockEnd; block++)
+            {
+                int oc = block * NhwcChannelBlock;
+                int channels = Math.Min(NhwcChannelBlock, _outC - oc);
+                float* w = _w + (nint)block * panel;
+                for (int p = 0; p < count; p += NhwcTilePixels)
+                {
+                    Tile6x16(_x, xs + p, w, _kernel, rowLength, _xRow, tile);
+                    Epilogue(tile, ys + p, Math.Min(NhwcTilePixels, count - p), oc, channels);
+                }
+            }
+        }
+
+        /// <summary>bias, residual and ReLU on a computed tile, stored into y's interior.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Epilogue(float* tile, nint* ys, int pixels, int oc, int channels)
+        {
+            for (int i = 0; i < pixels; i++)
+            {
+                float* dst = _y + ys[i] + oc;
+                float* res = _residual == null ? null : _residual + ys[i] + oc;
+                float* src = tile + i * NhwcChannelBlock;
+                if (channels == NhwcChannelBlock)
+                {
+                    var v0 = Vector256.Load(src) + Vector256.Load(_bias + oc);
+                    var v1 = Vector256.Load(src + 8) + Vector256.Load(_bias + oc + 8);
+                    if (res != null)
+                    {
+                        v0 += Vector256.Load(res);
+                        v1 += Vector256.Load(res + 8);
+                    }
+                    if (_relu)
+                    {
+                        // max(v, 0) with NaN kept, as MathF.Max.
+                        v0 = Vector256.ConditionalSelect(Vector256.GreaterThan(v0, Vector256<float>.Zero) | ~Vector256.Equals(v0, v0), v0, Vector256<float>.Zero);
+                        v1 = Vector256.ConditionalSelect(Vector256.GreaterThan(v1, Vector256<float>.Zero) | ~Vector256.Equals(v1, v1), v1, Vector256<float>.Zero);
+                    }
+                    v0.Store(dst);
+                    v1.Store(dst + 8);
+                    continue;
+                }
+                for (int c = 0; c < channels; c++)
+                {
+                    float v = src[c] + _bias[oc + c];
+                    if (res != null)
+                    {
+                        v += res[c];
+                    }
+                    dst[c] = _relu ? MathF.Max(v, 0f) : v;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// tile[6][16] = sum over kh &lt; taps, j &lt; rowLength of x[xs[i] + kh xRow + j] * w[kh rowLength + j][16]:
+    /// the window row kh of pixel i is rowLength (K InC) consecutive floats of NHWC input.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile6x16(float* x, nint* xs, float* w, int taps, int rowLength, nint xRow, float* tile)
+    {
+        float* x0 = x + xs[0], x1 = x + xs[1], x2 = x + xs[2], x3 = x + xs[3], x4 = x + xs[4], x5 = x + xs[5];
+        var c00 = Vector256<float>.Zero; var c01 = Vector256<float>.Zero;
+        var c10 = Vector256<float>.Zero; var c11 = Vector256<float>.Zero;
+        var c20 = Vector256<float>.Zero; var c21 = Vector256<float>.Zero;
+        var c30 = Vector256<float>.Zero; var c31 = Vector256<float>.Zero;
+        var c40 = Vector256<float>.Zero; var c41 = Vector256<float>.Zero;
+        var c50 = Vector256<float>.Zero; var c51 = Vector256<float>.Zero;
+        for (int kh = 0; kh < taps; kh++)
+        {
+            for (nint j = 0; j < rowLength; j++)
+            {
+                var w0 = Vector256.Load(w);
+                var w1 = Vector256.Load(w + 8);
+                var a = Vector256.Create(x0[j]);
+                c00 = Vector256.FusedMultiplyAdd(a, w0, c00);
+                c01 = Vector256.FusedMultiplyAdd(a, w1, c01);
+                a = Vector256.Create(x1[j]);
+                c10 = Vector256.FusedMultiplyAdd(a, w0, c10);
+                c11 = Vector256.FusedMultiplyAdd(a, w1, c11);
+                a = Vector256.Create(x2[j]);
+                c20 = Vector256.FusedMultiplyAdd(a, w0, c20);
+                c21 = Vector256.FusedMultiplyAdd(a, w1, c21);
+                a = Vector256.Create(x3[j]);
+                c30 = Vector256.FusedMultiplyAdd(a, w0, c30);
+                c31 = Vector256.FusedMultiplyAdd(a, w1, c31);
+                a = Vector256.Create(x4[j]);
+                c40 = Vector256.FusedMultiplyAdd(a, w0, c40);
+                c41 = Vector256.FusedMultiplyAdd(a, w1, c41);
+                a = Vector256.Create(x5[j]);
+                c50 = Vector256.FusedMultiplyAdd(a, w0, c50);
+                c51 = Vector256.FusedMultiplyAdd(a, w1, c51);
+                w += NhwcChannelBlock;
+            }
+            x0 += xRow; x1 += xRow; x2 += xRow; x3 += xRow; x4 += xRow; x5 += xRow;
+        }
+        c00.Store(tile + 0); c01.Store(tile + 8);
+        c10.Store(tile + 16); c11.Store(tile + 24);
+        c20.Store(tile + 32); c21.Store(tile + 40);
+        c30.Store(tile + 48); c31.Store(tile + 56);
+        c40.Store(tile + 64); c41.Store(tile + 72);
+        c50.Store(tile + 80); c51.Store(tile + 88);
+    }
+}

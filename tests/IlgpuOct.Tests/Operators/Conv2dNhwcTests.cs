@@ -1,0 +1,205 @@
+using FluentAssertions;
+using IlgpuOct.Kernels.Operators;
+using IlgpuOct.Tests.Support;
+using Xunit;
+
+namespace IlgpuOct.Tests.Operators;
+
+public sealed class Conv2dNhwcTests
+{
+    /// <summary>A shape with the borders of x and y and the epilogue to apply.</summary>
+    public sealed record Case(Conv2dShape Shape, int InputBorder, int OutputBorder, bool Residual, bool Relu)
+    {
+        public override string ToString() => $"{Shape} borders {InputBorder}/{OutputBorder}{(Residual ? " +residual" : "")}{(Relu ? " relu" : "")}";
+    }
+
+    public static TheoryData<Case> Cases() => new()
+    {
+        // The ResNet-18 convolutions at small widths: stem 7x7/2 (1 and 3 input channels), 3x3/1, 3x3/2, 1x1/2 downsample.
+        new Case(new Conv2dShape(2, 1, 16, 16, 8, 7, 2, 3), 3, 1, false, true),
+        new Case(new Conv2dShape(1, 3, 13, 11, 5, 7, 2, 3), 4, 0, false, true),
+        new Case(new Conv2dShape(3, 12, 8, 8, 12, 3, 1, 1), 1, 1, true, true),
+        new Case(new Conv2dShape(2, 12, 8, 8, 24, 3, 2, 1), 1, 1, false, true),
+        new Case(new Conv2dShape(2, 12, 8, 8, 24, 1, 2, 0), 1, 1, false, false),
+        // Odd channel counts (a partial 16-channel panel, fewer than 8 channels), OutW 1..9, borders wider than the padding.
+        new Case(new Conv2dShape(5, 3, 1, 1, 5, 3, 1, 1), 2, 3, true, false),
+        new Case(new Conv2dShape(4, 5, 2, 3, 20, 3, 1, 1), 1, 0, true, true),
+        new Case(new Conv2dShape(3, 20, 4, 4, 12, 3, 2, 1), 2, 1, true, true),
+        new Case(new Conv2dShape(1, 24, 9, 9, 20, 3, 1, 1), 1, 2, false, true),
+        new Case(new Conv2dShape(2, 20, 9, 17, 33, 1, 2, 0), 1, 1, true, false),
+        new Case(new Conv2dShape(3, 16, 5, 7, 16, 3, 1, 1), 3, 1, false, false),
+        new Case(new Conv2dShape(2, 7, 6, 14, 17, 3, 2, 1), 1, 1, true, true),
+        new Case(new Conv2dShape(1, 1, 6, 6, 3, 7, 2, 3), 3, 0, false, false),
+        // The widest ResNet-18 reduction: 3x3 over 512 channels (K = 4608) on a 2x2 map.
+        new Case(new Conv2dShape(2, 512, 2, 2, 40, 3, 1, 1), 1, 1, true, true),
+    };
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Matches_nchw_implicit_gemm(Case c)
+    {
+        var s = c.Shape;
+        var random = new Random(s.InC * 31 + s.OutC * 7 + s.Kernel + s.N);
+        float[] x = RandomValues(random, s.InputLength, 1f);
+        // Weights ~ 1/sqrt(K) so every output is O(1) whatever the reduction length.
+        int k = s.ColumnRows;
+        float[] w = RandomValues(random, s.WeightLength, 1f / MathF.Sqrt(k));
+        float[] bias = RandomValues(random, s.OutC, 0.5f);
+        float[]? residual = c.Residual ? RandomValues(random, s.OutputLength, 1f) : null;
+        var expected = new float[s.OutputLength];
+        Conv2d.ForwardBiasActivationCpu(s, x, w, bias, residual, c.Relu, expected);
+
+        float[] y = RunNhwc(c, x, w, bias, residual, Gemm.CpuMaxThreads);
+        // Both sums are FP32 chains of K products, each of size <= 1/sqrt(K), in different orders: their
+        // difference grows like sqrt(K) ulps of the O(1) result, far inside 1e-6 sqrt(K) + 1e-5 |e|.
+        Tolerance.AssertClose(ToNchw(y, s.N, s.OutH, s.OutW, s.OutC, c.OutputBorder), expected,
+            atol: 1e-6 * Math.Sqrt(k), rtol: 1e-5, $"y of {c}");
+        AssertBorderUntouched(y, s.N, s.OutH, s.OutW, s.OutC, c.OutputBorder);
+    }
+
+    [Fact]
+    public void Bits_do_not_depend_on_the_thread_count()
+    {
+        var c = new Case(new Conv2dShape(3, 20, 11, 13, 40, 3, 1, 1), 2, 1, true, true);
+        var s = c.Shape;
+        var random = new Random(5);
+        float[] x = RandomValues(random, s.InputLength, 1f);
+        float[] w = RandomValues(random, s.WeightLength, 0.1f);
+        float[] bias = RandomValues(random, s.OutC, 0.5f);
+        float[] residual = RandomValues(random, s.OutputLength, 1f);
+        float[] one = RunNhwc(c, x, w, bias, residual, 1);
+        RunNhwc(c, x, w, bias, residual, 2).Should().Equal(one, "2 threads sum every output in the same order as 1");
+        RunNhwc(c, x, w, bias, residual, 3).Should().Equal(one, "3 threads sum every output in the same order as 1");
+    }
+
+    [Fact]
+    public void Relu_keeps_nan_as_the_nchw_epilogue_does()
+    {
+        var c = new Case(new Conv2dShape(1, 4, 3, 3, 18, 3, 1, 1), 1, 0, false, true);
+        var s = c.Shape;
+        float[] x = RandomValues(new Random(2), s.InputLength, 1f);
+        x[5] = float.NaN;
+        float[] w = RandomValues(new Random(3), s.WeightLength, 0.3f);
+        float[] bias = new float[s.OutC];
+        var expected = new float[s.OutputLength];
+        Conv2d.ForwardBiasActivationCpu(s, x, w, bias, null, true, expected);
+        float[] actual = ToNchw(RunNhwc(c, x, w, bias, null, 1), s.N, s.OutH, s.OutW, s.OutC, 0);
+        expected.Should().Contain(float.NaN);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            float.IsNaN(actual[i]).Should().Be(float.IsNaN(expected[i]), $"element {i} of {c}");
+        }
+    }
+
+    [Fact]
+    public void Bad_lengths_and_borders_throw_naming_the_operator()
+    {
+        var s = new Conv2dShape(2, 3, 5, 5, 4, 3, 1, 1);
+        int packedLength = Conv2d.NhwcPackedWeightLength(s);
+        packedLength.Should().Be(16 * 3 * 9);
+        var packed = new float[packedLength];
+        var x = new float[2 * 7 * 7 * 3];
+        var y = new float[2 * 5 * 5 * 4];
+        var bias = new float[4];
+
+        Action shortWeights = () => Conv2d.PackWeightsNhwc(s, new float[s.WeightLength - 1], packed);
+        shortWeights.Should().Throw<ArgumentException>().WithMessage("Conv2d*w has 107 elements*108*");
+        Action shortX = () => Conv2d.ForwardNhwcCpu(s, x.AsSpan(1), 1, packed, bias, default, false, y, 0);
+        shortX.Should().Throw<ArgumentException>().WithMessage("Conv2d*x has 293 elements*294*");
+        Action narrowBorder = () => Conv2d.ForwardNhwcCpu(s, new float[2 * 5 * 5 * 3], 0, packed, bias, default, false, y, 0);
+        narrowBorder.Should().Throw<ArgumentException>().WithMessage("Conv2d.ForwardNhwcCpu*inputBorder 0*padding 1*");
+        Action wrongY = () => Conv2d.ForwardNhwcCpu(s, x, 1, packed, bias, default, false, y, 1);
+        wrongY.Should().Throw<ArgumentException>().WithMessage("Conv2d*y has 200 elements*392*");
+        Action wrongResidual = () => Conv2d.ForwardNhwcCpu(s, x, 1, packed, bias, new float[3], false, y, 0);
+        wrongResidual.Should().Throw<ArgumentException>().WithMessage("Conv2d*residual has 3 elements*200*");
+        Action wrongBias = () => Conv2d.ForwardNhwcCpu(s, x, 1, packed, new float[3], default, false, y, 0);
+        wrongBias.Should().Throw<ArgumentException>().WithMessage("Conv2d*bias has 3 elements*4*");
+        Action wrongPacked = () => Conv2d.ForwardNhwcCpu(s, x, 1, new float[s.WeightLength], bias, default, false, y, 0);
+        wrongPacked.Should().Throw<ArgumentException>().WithMessage("Conv2d*packedWeights has 108 elements*432*PackWeightsNhwc*");
+    }
+
+    /// <summary>Packs w, lays x (and residual) out in NHWC with the case's borders (zero for x, NaN for the ignored residual border), runs with NaN in y's border.</summary>
+    private static float[] RunNhwc(Case c, float[] x, float[] w, float[] bias, float[]? residual, int threads)
+    {
+        var s = c.Shape;
+        var packed = new float[Conv2d.NhwcPackedWeightLength(s)];
+        Conv2d.PackWeightsNhwc(s, w, packed);
+        float[] xNhwc = ToNhwc(x, s.N, s.InC, s.H, s.W, c.InputBorder, 0f);
+        float[]? residualNhwc = residual is null ? null : ToNhwc(residual, s.N, s.OutC, s.OutH, s.OutW, c.OutputBorder, float.NaN);
+        var y = new float[s.N * (s.OutH + 2 * c.OutputBorder) * (s.OutW + 2 * c.OutputBorder) * s.OutC];
+        Array.Fill(y, float.NaN);
+        Conv2d.ForwardNhwcCpu(s, xNhwc, c.InputBorder, packed, bias, residualNhwc, c.Relu, y, c.OutputBorder, threads);
+        return y;
+    }
+
+    private static float[] RandomValues(Random random, int length, float scale)
+    {
+        var values = new float[length];
+        for (int i = 0; i < length; i++)
+        {
+            values[i] = (float)(random.NextDouble() * 2 - 1) * scale;
+        }
+        return values;
+    }
+
+    private static float[] ToNhwc(float[] nchw, int n, int c, int h, int w, int border, float borderValue)
+    {
+        int hp = h + 2 * border, wp = w + 2 * border;
+        var nhwc = new float[n * hp * wp * c];
+        Array.Fill(nhwc, borderValue);
+        for (int b = 0; b < n; b++)
+        {
+            for (int ch = 0; ch < c; ch++)
+            {
+                for (int i = 0; i < h; i++)
+                {
+                    for (int j = 0; j < w; j++)
+                    {
+                        nhwc[((b * hp + i + border) * wp + j + border) * c + ch] = nchw[((b * c + ch) * h + i) * w + j];
+                    }
+                }
+            }
+        }
+        return nhwc;
+    }
+
+    private static float[] ToNchw(float[] nhwc, int n, int h, int w, int c, int border)
+    {
+        int hp = h + 2 * border, wp = w + 2 * border;
+        var nchw = new float[n * c * h * w];
+        for (int b = 0; b < n; b++)
+        {
+            for (int ch = 0; ch < c; ch++)
+            {
+                for (int i = 0; i < h; i++)
+                {
+                    for (int j = 0; j < w; j++)
+                    {
+                        nchw[((b * c + ch) * h + i) * w + j] = nhwc[((b * hp + i + border) * wp + j + border) * c + ch];
+                    }
+                }
+            }
+        }
+        return nchw;
+    }
+
+    private static void AssertBorderUntouched(float[] y, int n, int h, int w, int c, int border)
+    {
+        int hp = h + 2 * border, wp = w + 2 * border;
+        for (int b = 0; b < n; b++)
+        {
+            for (int i = 0; i < hp; i++)
+            {
+                for (int j = 0; j < wp; j++)
+                {
+                    bool interior = i >= border && i < h + border && j >= border && j < w + border;
+                    for (int ch = 0; ch < c && !interior; ch++)
+                    {
+                        int index = ((b * hp + i) * wp + j) * c + ch;
+                        float.IsNaN(y[index]).Should().BeTrue($"y[{index}] (image {b}, row {i}, column {j}) is in the border, which the convolution must not write");
+                    }
+                }
+            }
+        }
+    }
+}
