@@ -20,6 +20,9 @@ public sealed class ConvBnFold : IDisposable
     private Tensor? _output; // (N, K, P, Q) act(conv(x, w') + b' (+ residual))
     private Tensor? _inputGrad; // (N, C, H, W)
     private Conv2dShape? _shape; // of the last forward
+    private long _foldCount; // folds so far: the NHWC packing below is stale when it was made from an older fold
+    private Tensor? _packedNhwc; // (Conv2d.NhwcPackedWeightLength) w' in the layout of Conv2d.ForwardNhwc
+    private long _packedFold = -1; // _foldCount when _packedNhwc was packed
 
     public ConvBnFold(Conv2dLayer conv, BatchNorm2dLayer bn)
     {
@@ -56,6 +59,7 @@ public sealed class ConvBnFold : IDisposable
             {
                 _foldedVersions[i] = sources[i].Version;
             }
+            _foldCount++;
         }
         return (_weight!, _bias!);
     }
@@ -79,6 +83,30 @@ public sealed class ConvBnFold : IDisposable
     }
 
     /// <summary>
+    /// The cpu engine's inference path: act(BN_eval(conv(x)) (+ residual)) with x, residual and y in the
+    /// bordered NHWC layout (<see cref="NhwcActivation"/>; x's border at least the padding), y's interior
+    /// overwritten. w' is packed for the direct convolution once per fold (once per weights version).
+    /// Keeps nothing for a backward pass.
+    /// </summary>
+    public void ForwardNhwc(in Conv2dShape s, NhwcActivation x, NhwcActivation? residual, bool relu, NhwcActivation y)
+    {
+        var (weight, bias) = Folded();
+        if (x.Shape != new NhwcShape(s.N, s.H, s.W, s.InC, x.Shape.Border) || x.Shape.Border < s.Padding
+            || y.Shape != new NhwcShape(s.N, s.OutH, s.OutW, s.OutC, y.Shape.Border) || (residual is { } r && r.Shape != y.Shape))
+        {
+            throw new ArgumentException($"{Conv.Weight.Name} (NHWC): {s} needs x {new NhwcShape(s.N, s.H, s.W, s.InC, s.Padding)} (border >= {s.Padding}) and y (residual) {new NhwcShape(s.N, s.OutH, s.OutW, s.OutC, y.Shape.Border)}; got x {x.Shape}, y {y.Shape}, residual {residual?.Shape.ToString() ?? "none"}.");
+        }
+        if (_packedFold != _foldCount)
+        {
+            _packedNhwc ??= Tensor.Zeros(Conv.Accelerator, Conv2d.NhwcPackedWeightLength(s));
+            Conv2d.PackWeightsNhwc(Conv.Accelerator, s, weight.View, _packedNhwc.View);
+            _packedFold = _foldCount;
+        }
+        Conv2d.ForwardNhwc(Conv.Accelerator, s, x.Tensor.View, x.Shape.Border, _packedNhwc!.View, bias.View, residual?.Tensor.View, relu,
+            y.Tensor.View, y.Shape.Border);
+    }
+
+    /// <summary>
     /// d loss / d x of the folded convolution given dy (N, K, P, Q), the gradient at its pre-activation
     /// output (the caller applies the ReLU mask and splits off the residual's share): one backward-data
     /// convolution with w', no batch-norm pass. Parameter gradients are not available on this path.
@@ -99,5 +127,6 @@ public sealed class ConvBnFold : IDisposable
         _bias?.Dispose();
         _output?.Dispose();
         _inputGrad?.Dispose();
+        _packedNhwc?.Dispose();
     }
 }

@@ -151,6 +151,21 @@ public static unsafe partial class Conv2d
             () => ForwardBiasActivationKernels(accelerator, s, x, w, bias, residual, relu, y));
     }
 
+    /// <summary>
+    /// The cpu engine's inference convolution on bordered NHWC activations (see <see cref="ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/>);
+    /// the kernels run NCHW, so other engines refuse it. <paramref name="residual"/> null for none.
+    /// </summary>
+    public static void ForwardNhwc(Accelerator accelerator, Conv2dShape s, View<float> x, int inputBorder, View<float> packedWeights, View<float> bias,
+        View<float>? residual, bool relu, View<float> y, int outputBorder)
+    {
+        OperatorDispatch.RunCpu(accelerator, "Conv2d.ForwardNhwc", Cost(s, s.InputLength),
+            () => ForwardNhwcCpu(s, x.AsSpan(), inputBorder, packedWeights.AsSpan(), bias.AsSpan(), residual is { } r ? r.AsSpan() : default, relu, y.AsSpan(), outputBorder));
+    }
+
+    /// <summary><see cref="PackWeightsNhwc(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> on the cpu engine (once per weights version).</summary>
+    public static void PackWeightsNhwc(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> packed) =>
+        OperatorDispatch.RunCpu(accelerator, "Conv2d.PackWeightsNhwc", null, () => PackWeightsNhwc(s, w.AsSpan(), packed.AsSpan()));
+
     /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>; <paramref name="variant"/> as in <see cref="Forward"/>.</summary>
     public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx, ConvVariant variant = default)
     {
