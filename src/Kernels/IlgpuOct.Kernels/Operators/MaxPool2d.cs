@@ -143,6 +143,8 @@ public static unsafe partial class MaxPool2d
         fixed (float* px = x, py = y)
         {
             nint ax = (nint)px, ay = (nint)py;
+            // Optimised at once: tier-0 code would run the vector loop without intrinsics for the first calls.
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
             void Row(int row)
             {
                 int n = row / shape.OutH, oh = row % shape.OutH, c = shape.C;
@@ -153,15 +155,19 @@ public static unsafe partial class MaxPool2d
                     int w0 = ow * shape.Stride - shape.Padding;
                     int wStart = Math.Max(w0, 0), wEnd = Math.Min(w0 + shape.Kernel, shape.W);
                     float* output = (float*)ay + ys.Offset(n, oh, ow);
+                    // The clipped window: rows x cols pixels from its top-left one, rowStride floats between rows.
+                    float* window = (float*)ax + xs.Offset(n, hStart, wStart);
+                    int rows = hEnd - hStart, cols = wEnd - wStart, rowStride = xs.PaddedW * c;
                     int c8 = c & ~7;
                     for (int c0 = 0; c0 < c8; c0 += 8)
                     {
                         var max = Vector256.Create(float.NegativeInfinity);
-                        for (int ih = hStart; ih < hEnd; ih++)
+                        for (int r = 0; r < rows; r++)
                         {
-                            for (int iw = wStart; iw < wEnd; iw++)
+                            float* pixel = window + r * rowStride + c0;
+                            for (int q = 0; q < cols; q++, pixel += c)
                             {
-                                var v = Vector256.Load((float*)ax + xs.Offset(n, ih, iw) + c0);
+                                var v = Vector256.Load(pixel);
                                 var take = (Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v)) & Vector256.Equals(max, max);
                                 max = Vector256.ConditionalSelect(take, v, max);
                             }
@@ -171,11 +177,12 @@ public static unsafe partial class MaxPool2d
                     for (int ch = c8; ch < c; ch++)
                     {
                         float max = float.NegativeInfinity;
-                        for (int ih = hStart; ih < hEnd; ih++)
+                        for (int r = 0; r < rows; r++)
                         {
-                            for (int iw = wStart; iw < wEnd; iw++)
+                            float* pixel = window + r * rowStride + ch;
+                            for (int q = 0; q < cols; q++, pixel += c)
                             {
-                                float v = ((float*)ax)[xs.Offset(n, ih, iw) + ch];
+                                float v = *pixel;
                                 bool take = (v > max | float.IsNaN(v)) & !float.IsNaN(max);
                                 max = take ? v : max;
                             }
