@@ -23,6 +23,14 @@ public sealed class ConvBnFold : IDisposable
     private long _foldCount; // folds so far: the NHWC packing below is stale when it was made from an older fold
     private Tensor? _packedNhwc; // (Conv2d.NhwcPackedWeightLength) w' in the layout of Conv2d.ForwardNhwc
     private long _packedFold = -1; // _foldCount when _packedNhwc was packed
+    private Tensor? _packedNhwcBackward; // flipped, transposed w' packed for the direct convolution that is backward data (stride 1)
+    private Tensor? _zeroBias; // (C) the bias of that backward convolution
+    private long _packedBackwardFold = -1; // _foldCount when _packedNhwcBackward was packed
+    private Tensor? _nhwcInput; // (N, H + 2P, W + 2P, C) x in bordered NHWC, cpu engine
+    private Tensor? _nhwcResidual; // (N, P, Q, K) the residual in NHWC, cpu engine
+    private Tensor? _nhwcOutput; // (N, P, Q, K) the output in NHWC, cpu engine
+    private Tensor? _nhwcOutputGrad; // (N, P + 2(R-1-pad), Q + 2(R-1-pad), K) dy in bordered NHWC, cpu engine
+    private Tensor? _nhwcInputGrad; // (N, H, W, C) dx in NHWC, cpu engine
 
     public ConvBnFold(Conv2dLayer conv, BatchNorm2dLayer bn)
     {
@@ -77,8 +85,27 @@ public sealed class ConvBnFold : IDisposable
         }
         var (weight, bias) = Folded();
         var y = Tensor.ReuseLargest(ref _output, Conv.Accelerator, s.N, s.OutC, s.OutH, s.OutW);
-        Conv2d.ForwardBiasActivation(Conv.Accelerator, s, x.View, weight.View, bias.View, residual?.View, relu, y.View);
         _shape = s;
+        if (OperatorDispatch.EngineFor(Conv.Accelerator) != OperatorEngine.Cpu)
+        {
+            Conv2d.ForwardBiasActivation(Conv.Accelerator, s, x.View, weight.View, bias.View, residual?.View, relu, y.View);
+            return y;
+        }
+        // The cpu engine: the direct convolution with the packed weights of the inference path, in NHWC and back
+        // (the conversions cost less than the implicit GEMM's im2col packing and weight packing on every call).
+        var acc = Conv.Accelerator;
+        var input = NhwcActivation.Reuse(ref _nhwcInput, acc, new NhwcShape(s.N, s.H, s.W, s.InC, s.Padding));
+        NhwcLayout.FromNchw(acc, input.Shape, x.View, input.Tensor.View);
+        var outShape = new NhwcShape(s.N, s.OutH, s.OutW, s.OutC, Border: 0);
+        NhwcActivation? shortcut = null;
+        if (residual is not null)
+        {
+            shortcut = NhwcActivation.Reuse(ref _nhwcResidual, acc, outShape);
+            NhwcLayout.FromNchw(acc, outShape, residual.View, shortcut.Value.Tensor.View);
+        }
+        var output = NhwcActivation.Reuse(ref _nhwcOutput, acc, outShape);
+        ForwardNhwc(s, input, shortcut, relu, output);
+        NhwcLayout.ToNchw(acc, outShape, output.Tensor.View, y.View);
         return y;
     }
 
@@ -115,7 +142,30 @@ public sealed class ConvBnFold : IDisposable
     {
         var s = _shape ?? throw new InvalidOperationException($"{Conv.Weight.Name} (folded).BackwardData was called before Forward; run an evaluation-mode forward on this batch first.");
         var dx = Tensor.ReuseLargest(ref _inputGrad, Conv.Accelerator, s.N, s.InC, s.H, s.W);
-        Conv2d.BackwardData(Conv.Accelerator, s, _weight!.View, dy.View, dx.View);
+        if (OperatorDispatch.EngineFor(Conv.Accelerator) != OperatorEngine.Cpu || !Conv2d.BackwardDataIsConvolution(s))
+        {
+            Conv2d.BackwardData(Conv.Accelerator, s, _weight!.View, dy.View, dx.View);
+            return dx;
+        }
+        // Stride 1 on the cpu engine: the direct convolution of dy with the flipped weights, packed once per fold.
+        var acc = Conv.Accelerator;
+        var ts = Conv2d.BackwardDataShape(s);
+        if (_packedBackwardFold != _foldCount)
+        {
+            using var flipped = Tensor.Zeros(acc, s.WeightLength);
+            Conv2d.FlipTransposedWeights(s, _weight!.View.AsSpan(), flipped.View.AsSpan());
+            _packedNhwcBackward ??= Tensor.Zeros(acc, Conv2d.NhwcPackedWeightLength(ts));
+            _zeroBias ??= Tensor.Zeros(acc, s.InC);
+            Conv2d.PackWeightsNhwc(acc, ts, flipped.View, _packedNhwcBackward.View);
+            _packedBackwardFold = _foldCount;
+        }
+        var gradient = NhwcActivation.Reuse(ref _nhwcOutputGrad, acc, new NhwcShape(ts.N, ts.H, ts.W, ts.InC, ts.Padding));
+        NhwcLayout.FromNchw(acc, gradient.Shape, dy.View, gradient.Tensor.View);
+        var inputShape = new NhwcShape(s.N, s.H, s.W, s.InC, Border: 0);
+        var result = NhwcActivation.Reuse(ref _nhwcInputGrad, acc, inputShape);
+        Conv2d.ForwardNhwc(acc, ts, gradient.Tensor.View, ts.Padding, _packedNhwcBackward!.View, _zeroBias!.View, null, relu: false,
+            result.Tensor.View, 0);
+        NhwcLayout.ToNchw(acc, inputShape, result.Tensor.View, dx.View);
         return dx;
     }
 
@@ -128,5 +178,11 @@ public sealed class ConvBnFold : IDisposable
         _output?.Dispose();
         _inputGrad?.Dispose();
         _packedNhwc?.Dispose();
+        _packedNhwcBackward?.Dispose();
+        _zeroBias?.Dispose();
+        foreach (var buffer in new[] { _nhwcInput, _nhwcResidual, _nhwcOutput, _nhwcOutputGrad, _nhwcInputGrad })
+        {
+            buffer?.Dispose();
+        }
     }
 }
