@@ -288,70 +288,17 @@ public static unsafe class DgemmEngine
 
     /// <summary>
     /// Packs op(B)[p0 .. p0+kc, col0 .. col0+cols] (op(B) = B, or B^T when B is stored (N, K)) into
-    /// ceil(cols / NR) consecutive panels of kc x NR doubles; columns past the edge are zeros. ranges[2q],
-    /// ranges[2q + 1] receive the k range [lo, hi) of panel q the micro-kernel runs over: [0, kc), or with
-    /// <paramref name="skipZeroRows"/> the span between the first and last row that is not all zeros.
+    /// ceil(cols / NR) consecutive panels of kc x NR doubles (the float32 packing's body, specialised for
+    /// double); columns past the edge are zeros. ranges[2q], ranges[2q + 1] receive the k range [lo, hi) of
+    /// panel q the micro-kernel runs over: [0, kc), or with <paramref name="skipZeroRows"/> the span between
+    /// the first and last row that is not all zeros.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PackB(bool transB, double* b, nint ldb, int p0, int col0, int kc, int cols, double* dst, Span<int> ranges, bool skipZeroRows)
     {
+        SgemmPacking.PackB(transB, b, ldb, p0, col0, kc, cols, Nr, dst);
         int panels = (cols + Nr - 1) / Nr;
         nint panelSize = (nint)Nr * kc;
-        if (!transB)
-        {
-            // Row p of op(B) is contiguous: read it once for every panel (rows are far apart).
-            double* src = b + (nint)p0 * ldb + col0;
-            int full = cols / Nr;
-            for (int p = 0; p < kc; p++, src += ldb)
-            {
-                double* d = dst + p * Nr;
-                for (int q = 0; q < full; q++)
-                {
-                    Vector256.Store(Vector256.Load(src + q * Nr), d + q * panelSize);
-                    Vector256.Store(Vector256.Load(src + q * Nr + 4), d + q * panelSize + 4);
-                }
-                if (full < panels)
-                {
-                    double* s = src + full * Nr;
-                    double* e = d + full * panelSize;
-                    int valid = cols - full * Nr;
-                    int j = 0;
-                    for (; j < valid; j++)
-                    {
-                        e[j] = s[j];
-                    }
-                    for (; j < Nr; j++)
-                    {
-                        e[j] = 0;
-                    }
-                }
-            }
-        }
-        else
-        {
-            for (int q = 0; q < panels; q++)
-            {
-                // Column j of op(B) is row j of the stored B, contiguous along p.
-                int valid = Math.Min(Nr, cols - q * Nr);
-                for (int j = 0; j < Nr; j++)
-                {
-                    double* d = dst + q * panelSize + j;
-                    if (j >= valid)
-                    {
-                        for (int p = 0; p < kc; p++, d += Nr)
-                        {
-                            *d = 0;
-                        }
-                        continue;
-                    }
-                    double* src = b + (nint)(col0 + q * Nr + j) * ldb + p0;
-                    for (int p = 0; p < kc; p++, d += Nr)
-                    {
-                        *d = src[p];
-                    }
-                }
-            }
-        }
         for (int q = 0; q < panels; q++)
         {
             double* panel = dst + q * panelSize;

@@ -99,10 +99,12 @@ internal static unsafe class SgemmPacking
 
     /// <summary>
     /// Packs op(B)[p0 .. p0+kc, col0 .. col0+cols] (op(B) = B, or B^T when B is stored (N, K)) into
-    /// ceil(cols / nr) consecutive panels of kc x nr floats starting at <paramref name="dst"/>.
+    /// ceil(cols / nr) consecutive panels of kc x nr values starting at <paramref name="dst"/>, columns past
+    /// the edge zero: float for SGEMM, double for <see cref="DgemmEngine"/> (one body, specialised by the JIT per type).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void PackB(bool transB, float* b, nint ldb, int p0, int col0, int kc, int cols, int nr, float* dst)
+    public static void PackB<T>(bool transB, T* b, nint ldb, int p0, int col0, int kc, int cols, int nr, T* dst)
+        where T : unmanaged
     {
         int panels = (cols + nr - 1) / nr;
         nint panelSize = (nint)nr * kc;
@@ -110,20 +112,20 @@ internal static unsafe class SgemmPacking
         {
             // Row p of op(B) is contiguous: read it once for every panel of the group.
             int fullPanels = cols / nr;
-            int prefetchRows = PrefetchDistance(cols);
-            float* src = b + p0 * ldb + col0;
+            int prefetchRows = PrefetchDistance(cols * sizeof(T) / sizeof(float));
+            T* src = b + p0 * ldb + col0;
             for (int p = 0; p < kc; p++, src += ldb)
             {
-                float* d = dst + p * nr;
+                T* d = dst + p * nr;
                 // Rows are far apart (often a page or more): fetch a row a few steps ahead by hand,
                 // the hardware prefetcher does not follow short runs spread across pages.
-                float* ahead = src + prefetchRows * ldb;
+                T* ahead = src + prefetchRows * ldb;
                 bool prefetch = Sse.IsSupported && p + prefetchRows < kc;
                 for (int q = 0; q < fullPanels; q++)
                 {
                     if (prefetch)
                     {
-                        for (int line = 0; line < nr; line += 16)
+                        for (int line = 0; line < nr; line += 64 / sizeof(T))
                         {
                             Sse.Prefetch0(ahead + q * nr + line);
                         }
@@ -132,8 +134,8 @@ internal static unsafe class SgemmPacking
                 }
                 if (fullPanels < panels)
                 {
-                    float* s = src + fullPanels * nr;
-                    float* dd = d + fullPanels * panelSize;
+                    T* s = src + fullPanels * nr;
+                    T* dd = d + fullPanels * panelSize;
                     int valid = cols - fullPanels * nr;
                     int j = 0;
                     for (; j < valid; j++)
@@ -142,7 +144,7 @@ internal static unsafe class SgemmPacking
                     }
                     for (; j < nr; j++)
                     {
-                        dd[j] = 0;
+                        dd[j] = default;
                     }
                 }
             }
@@ -155,23 +157,24 @@ internal static unsafe class SgemmPacking
     }
 
     /// <summary>One panel of op(B) = B^T: columns of op(B) are rows of the stored B, contiguous along p.</summary>
-    private static void PackTransposedBPanel(float* b, nint ldb, int p0, int col0, int kc, int cols, int nr, float* dst)
+    private static void PackTransposedBPanel<T>(T* b, nint ldb, int p0, int col0, int kc, int cols, int nr, T* dst)
+        where T : unmanaged
     {
         int jFull = 0;
-        if (Avx.IsSupported)
+        if (typeof(T) == typeof(float) && Avx.IsSupported)
         {
             // 8 x 8 blocks through registers; the scalar loop below finishes ragged columns and steps.
             int p8 = kc & ~7;
             for (; jFull + 8 <= cols; jFull += 8)
             {
-                float* src = b + (col0 + jFull) * ldb + p0;
+                float* src = (float*)b + (col0 + jFull) * ldb + p0;
                 for (int p = 0; p < p8; p += 8)
                 {
-                    Transpose8x8(src + p, ldb, dst + p * nr + jFull, nr);
+                    Transpose8x8(src + p, ldb, (float*)dst + p * nr + jFull, nr);
                 }
                 for (int p = p8; p < kc; p++)
                 {
-                    float* d = dst + p * nr + jFull;
+                    float* d = (float*)dst + p * nr + jFull;
                     for (int j = 0; j < 8; j++)
                     {
                         d[j] = src[j * ldb + p];
@@ -181,16 +184,16 @@ internal static unsafe class SgemmPacking
         }
         for (int j = jFull; j < nr; j++)
         {
-            float* d = dst + j;
+            T* d = dst + j;
             if (j >= cols)
             {
                 for (int p = 0; p < kc; p++, d += nr)
                 {
-                    *d = 0;
+                    *d = default;
                 }
                 continue;
             }
-            float* src = b + (col0 + j) * ldb + p0;
+            T* src = b + (col0 + j) * ldb + p0;
             for (int p = 0; p < kc; p++, d += nr)
             {
                 *d = src[p];
@@ -205,24 +208,24 @@ internal static unsafe class SgemmPacking
     private static int PrefetchDistance(int floats) => Math.Clamp(128 / Math.Max(1, floats / 16), 2, 8);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CopyRow(float* src, float* dst, int count)
+    private static void CopyRow<T>(T* src, T* dst, int count)
+        where T : unmanaged
     {
         if (Vector256.IsHardwareAccelerated)
         {
-            for (int j = 0; j < count; j += 8)
+            for (int j = 0; j < count; j += Vector256<T>.Count)
             {
                 Vector256.Store(Vector256.Load(src + j), dst + j);
             }
         }
         else
         {
-            for (int j = 0; j < count; j += 4)
+            for (int j = 0; j < count; j += Vector128<T>.Count)
             {
                 Vector128.Store(Vector128.Load(src + j), dst + j);
             }
         }
     }
-
     /// <summary>
     /// dst[c * dstStride + r] = src[r * srcStride + c] for r &lt; rows, c &lt; cols: a row-major block
     /// transposed, 8 x 8 at a time through registers where AVX allows.
