@@ -264,7 +264,7 @@ internal static class BenchGemmCommand
         }));
     }
 
-    private static float[] RandomArray(int length, Random rng)
+    internal static float[] RandomArray(int length, Random rng)
     {
         var data = new float[length];
         for (int i = 0; i < length; i++)
