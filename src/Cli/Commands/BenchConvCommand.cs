@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using IlgpuOct.Cli.Rendering;
+using IlgpuOct.Kernels.Cpu;
 using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Cli.Commands;
@@ -21,7 +22,8 @@ internal static class BenchConvCommand
         public double Flops => 2.0 * Shape.N * Shape.OutC * Shape.OutH * Shape.OutW * Shape.ColumnRows;
     }
 
-    internal sealed record Timing(double MedianMs, double MinMs, double MaxMs, double Gflops);
+    /// <summary>Wall milliseconds of the timed runs, GFLOP/s at the median, and GFLOP per second of the process's CPU time (median run; on a shared machine: what the code does per busy core).</summary>
+    internal sealed record Timing(double MedianMs, double MinMs, double MaxMs, double Gflops, double GflopsPerCpuSecond);
 
     internal sealed record Row(string Name, string Shape, int Count, double Mflop, Timing Nchw, Timing Nhwc, double Speedup);
 
@@ -90,15 +92,15 @@ internal static class BenchConvCommand
     {
         string loadBefore = LoadAverage();
         var rows = new List<Row>();
-        double nchwTotal = 0, nhwcTotal = 0, nchwMinTotal = 0, nhwcMinTotal = 0, nchwMaxTotal = 0, nhwcMaxTotal = 0, flopsTotal = 0;
+        double nchwTotal = 0, nhwcTotal = 0, nchwMinTotal = 0, nhwcMinTotal = 0, nchwMaxTotal = 0, nhwcMaxTotal = 0, flopsTotal = 0, nchwCpuTotal = 0, nhwcCpuTotal = 0;
         int layersTotal = 0;
         var rng = new Random(1234);
         foreach (var layer in ResnetLayers(resolution, batch))
         {
             token.ThrowIfCancellationRequested();
-            var (nchw, nhwc) = TimeLayer(layer.Shape, threads, repeats, rng, token);
+            var (nchw, nhwc, nchwCpu, nhwcCpu) = TimeLayer(layer.Shape, threads, repeats, rng, token);
             rows.Add(new Row(layer.Name, $"{layer.Shape.InC}->{layer.Shape.OutC} {layer.Shape.H}x{layer.Shape.W}->{layer.Shape.OutH}x{layer.Shape.OutW}",
-                layer.Count, Math.Round(layer.Flops / 1e6, 1), Summarize(nchw, layer.Flops), Summarize(nhwc, layer.Flops), Math.Round(Median(nchw) / Median(nhwc), 3)));
+                layer.Count, Math.Round(layer.Flops / 1e6, 1), Summarize(nchw, nchwCpu, layer.Flops), Summarize(nhwc, nhwcCpu, layer.Flops), Math.Round(Median(nchw) / Median(nhwc), 3)));
             nchwTotal += layer.Count * Median(nchw);
             nhwcTotal += layer.Count * Median(nhwc);
             nchwMinTotal += layer.Count * nchw.Min();
@@ -106,17 +108,19 @@ internal static class BenchConvCommand
             nchwMaxTotal += layer.Count * nchw.Max();
             nhwcMaxTotal += layer.Count * nhwc.Max();
             flopsTotal += layer.Count * layer.Flops;
+            nchwCpuTotal += layer.Count * Median(nchwCpu);
+            nhwcCpuTotal += layer.Count * Median(nhwcCpu);
             layersTotal += layer.Count;
         }
         var total = new Row("total (x count)", "", layersTotal, Math.Round(flopsTotal / 1e6, 1),
-            new Timing(Math.Round(nchwTotal, 3), Math.Round(nchwMinTotal, 3), Math.Round(nchwMaxTotal, 3), Math.Round(flopsTotal / (nchwTotal * 1e-3) / 1e9, 1)),
-            new Timing(Math.Round(nhwcTotal, 3), Math.Round(nhwcMinTotal, 3), Math.Round(nhwcMaxTotal, 3), Math.Round(flopsTotal / (nhwcTotal * 1e-3) / 1e9, 1)),
+            new Timing(Math.Round(nchwTotal, 3), Math.Round(nchwMinTotal, 3), Math.Round(nchwMaxTotal, 3), Math.Round(flopsTotal / (nchwTotal * 1e-3) / 1e9, 1), Math.Round(flopsTotal / nchwCpuTotal / 1e9, 1)),
+            new Timing(Math.Round(nhwcTotal, 3), Math.Round(nhwcMinTotal, 3), Math.Round(nhwcMaxTotal, 3), Math.Round(flopsTotal / (nhwcTotal * 1e-3) / 1e9, 1), Math.Round(flopsTotal / nhwcCpuTotal / 1e9, 1)),
             Math.Round(nchwTotal / nhwcTotal, 3));
         return new Report(resolution, batch, threads, repeats, loadBefore, LoadAverage(), rows, total);
     }
 
-    /// <summary>Milliseconds of each timed run of the NCHW and the NHWC convolution (bias and ReLU fused in both), alternated.</summary>
-    private static (double[] Nchw, double[] Nhwc) TimeLayer(Conv2dShape s, int threads, int repeats, Random rng, CancellationToken token)
+    /// <summary>Wall milliseconds and CPU seconds of each timed run of the NCHW and the NHWC convolution (bias and ReLU fused in both), alternated.</summary>
+    private static (double[] Nchw, double[] Nhwc, double[] NchwCpu, double[] NhwcCpu) TimeLayer(Conv2dShape s, int threads, int repeats, Random rng, CancellationToken token)
     {
         const int border = 1; // ResNet-18 activations carry a one-pixel zero border (the stem's input three)
         int inputBorder = Math.Max(border, s.Padding);
@@ -153,13 +157,15 @@ internal static class BenchConvCommand
             Nhwc();
             var nchw = new double[repeats];
             var nhwc = new double[repeats];
+            var nchwCpu = new double[repeats];
+            var nhwcCpu = new double[repeats];
             for (int r = 0; r < repeats; r++)
             {
                 token.ThrowIfCancellationRequested();
-                nchw[r] = Time(Nchw);
-                nhwc[r] = Time(Nhwc);
+                (nchw[r], nchwCpu[r]) = Time(Nchw);
+                (nhwc[r], nhwcCpu[r]) = Time(Nhwc);
             }
-            return (nchw, nhwc);
+            return (nchw, nhwc, nchwCpu, nhwcCpu);
         }
         finally
         {
@@ -167,11 +173,12 @@ internal static class BenchConvCommand
         }
     }
 
-    private static double Time(Action run)
+    private static (double WallMs, double CpuSeconds) Time(Action run)
     {
+        double cpuStart = CpuTime.ProcessSeconds();
         long start = Stopwatch.GetTimestamp();
         run();
-        return Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        return (Stopwatch.GetElapsedTime(start).TotalMilliseconds, CpuTime.ProcessSeconds() - cpuStart);
     }
 
     private static double Median(double[] times)
@@ -181,10 +188,11 @@ internal static class BenchConvCommand
         return sorted.Length % 2 == 1 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
     }
 
-    private static Timing Summarize(double[] times, double flops)
+    private static Timing Summarize(double[] times, double[] cpuSeconds, double flops)
     {
         double median = Median(times);
-        return new Timing(Math.Round(median, 3), Math.Round(times.Min(), 3), Math.Round(times.Max(), 3), Math.Round(flops / (median * 1e-3) / 1e9, 1));
+        return new Timing(Math.Round(median, 3), Math.Round(times.Min(), 3), Math.Round(times.Max(), 3), Math.Round(flops / (median * 1e-3) / 1e9, 1),
+            Math.Round(flops / Median(cpuSeconds) / 1e9, 1));
     }
 
     /// <summary>/proc/loadavg's 1, 5 and 15 minute averages ("" where there is none): timings on a shared machine need them.</summary>
@@ -195,13 +203,14 @@ internal static class BenchConvCommand
     {
         var inv = CultureInfo.InvariantCulture;
         CliConsole.Current.WriteLine($"ResNet-18 convolutions, {report.Resolution}x{report.Resolution}x1 input, batch {report.Batch}, {report.Threads} threads, " +
-            $"median (min-max) of {report.Repeats} alternated runs after 1 warm-up; load average {report.LoadAverageBefore} before, {report.LoadAverageAfter} after");
+            $"median (min-max) of {report.Repeats} alternated runs after 1 warm-up (GFLOP/CPU-s: over the process's CPU time); load average {report.LoadAverageBefore} before, {report.LoadAverageAfter} after");
         static string Cell(Timing t, IFormatProvider f) => string.Create(f, $"{t.MedianMs:F2} ({t.MinMs:F2}-{t.MaxMs:F2})");
-        Ui.Table(null, ["convolution", "channels, size", "count", "MFLOP", "NCHW GEMM ms", "GFLOP/s", "NHWC direct ms", "GFLOP/s", "speed-up"],
+        Ui.Table(null, ["convolution", "channels, size", "count", "MFLOP", "NCHW GEMM ms", "GFLOP/s", "GFLOP/CPU-s", "NHWC direct ms", "GFLOP/s", "GFLOP/CPU-s", "speed-up"],
             report.Layers.Append(report.Total).Select(r => (IReadOnlyList<string>)
             [
                 r.Name, r.Shape, r.Count.ToString(inv), r.Mflop.ToString("F1", inv),
-                Cell(r.Nchw, inv), r.Nchw.Gflops.ToString("F1", inv), Cell(r.Nhwc, inv), r.Nhwc.Gflops.ToString("F1", inv),
+                Cell(r.Nchw, inv), r.Nchw.Gflops.ToString("F1", inv), r.Nchw.GflopsPerCpuSecond.ToString("F1", inv),
+                Cell(r.Nhwc, inv), r.Nhwc.Gflops.ToString("F1", inv), r.Nhwc.GflopsPerCpuSecond.ToString("F1", inv),
                 r.Speedup.ToString("F2", inv) + "x",
             ]));
     }

@@ -21,6 +21,12 @@ public static unsafe partial class Conv2d
     // Output pixels per register tile (6 x 2 accumulators + 2 weight rows + 1 broadcast = 15 of 16 ymm).
     private const int NhwcTilePixels = 6;
 
+    // Output pixels per work item: 32 tiles share each weight panel while it is in L2.
+    private const int NhwcChunkPixels = 32 * NhwcTilePixels;
+
+    // Work items wanted per call, so that the threads finish together however their cores are shared.
+    private const int NhwcMinItems = 16;
+
     // Below this many multiply-adds one thread finishes before a second one would start.
     private const long NhwcParallelWork = 1L << 20;
 
@@ -147,9 +153,12 @@ public static unsafe partial class Conv2d
             _yRow = (nint)(_outW + 2 * outputBorder) * s.OutC;
             _yImage = _yRow * (_outH + 2 * outputBorder);
             _yOrigin = outputBorder * (_yRow + s.OutC);
-            _chunkPixels = NhwcTilePixels * 8;
-            _chunkBlocks = _blocks;
+            // A chunk's input rows stay in L2 while each weight panel of the item streams over its tiles.
+            _chunkPixels = NhwcChunkPixels;
             _pixelChunks = (_pixels + _chunkPixels - 1) / _chunkPixels;
+            // Few pixel chunks (the small late maps): split the channel blocks too, so there are items for every thread.
+            int groups = Math.Clamp((NhwcMinItems + _pixelChunks - 1) / _pixelChunks, 1, _blocks);
+            _chunkBlocks = (_blocks + groups - 1) / groups;
             _blockChunks = (_blocks + _chunkBlocks - 1) / _chunkBlocks;
         }
 
@@ -268,7 +277,8 @@ public static unsafe partial class Conv2d
 
     /// <summary>
     /// tile[6][16] = sum over kh &lt; taps, j &lt; rowLength of x[xs[i] + kh xRow + j] * w[kh rowLength + j][16]:
-    /// the window row kh of pixel i is rowLength (K InC) consecutive floats of NHWC input.
+    /// the window row kh of pixel i is rowLength (K InC) consecutive floats of NHWC input. Unrolled by two
+    /// reduction steps (fewer loop instructions per 12 FMAs); each accumulator still adds its products in order.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Tile6x16(float* x, nint* xs, float* w, int taps, int rowLength, nint xRow, float* tile)
@@ -280,9 +290,55 @@ public static unsafe partial class Conv2d
         var c30 = Vector256<float>.Zero; var c31 = Vector256<float>.Zero;
         var c40 = Vector256<float>.Zero; var c41 = Vector256<float>.Zero;
         var c50 = Vector256<float>.Zero; var c51 = Vector256<float>.Zero;
+        nint length = rowLength, pairs = length & ~(nint)1;
         for (int kh = 0; kh < taps; kh++)
         {
-            for (nint j = 0; j < rowLength; j++)
+            nint j = 0;
+            for (; j < pairs; j += 2)
+            {
+                var w0 = Vector256.Load(w);
+                var w1 = Vector256.Load(w + 8);
+                var a = Vector256.Create(x0[j]);
+                c00 = Vector256.FusedMultiplyAdd(a, w0, c00);
+                c01 = Vector256.FusedMultiplyAdd(a, w1, c01);
+                a = Vector256.Create(x1[j]);
+                c10 = Vector256.FusedMultiplyAdd(a, w0, c10);
+                c11 = Vector256.FusedMultiplyAdd(a, w1, c11);
+                a = Vector256.Create(x2[j]);
+                c20 = Vector256.FusedMultiplyAdd(a, w0, c20);
+                c21 = Vector256.FusedMultiplyAdd(a, w1, c21);
+                a = Vector256.Create(x3[j]);
+                c30 = Vector256.FusedMultiplyAdd(a, w0, c30);
+                c31 = Vector256.FusedMultiplyAdd(a, w1, c31);
+                a = Vector256.Create(x4[j]);
+                c40 = Vector256.FusedMultiplyAdd(a, w0, c40);
+                c41 = Vector256.FusedMultiplyAdd(a, w1, c41);
+                a = Vector256.Create(x5[j]);
+                c50 = Vector256.FusedMultiplyAdd(a, w0, c50);
+                c51 = Vector256.FusedMultiplyAdd(a, w1, c51);
+                w0 = Vector256.Load(w + 16);
+                w1 = Vector256.Load(w + 24);
+                a = Vector256.Create(x0[j + 1]);
+                c00 = Vector256.FusedMultiplyAdd(a, w0, c00);
+                c01 = Vector256.FusedMultiplyAdd(a, w1, c01);
+                a = Vector256.Create(x1[j + 1]);
+                c10 = Vector256.FusedMultiplyAdd(a, w0, c10);
+                c11 = Vector256.FusedMultiplyAdd(a, w1, c11);
+                a = Vector256.Create(x2[j + 1]);
+                c20 = Vector256.FusedMultiplyAdd(a, w0, c20);
+                c21 = Vector256.FusedMultiplyAdd(a, w1, c21);
+                a = Vector256.Create(x3[j + 1]);
+                c30 = Vector256.FusedMultiplyAdd(a, w0, c30);
+                c31 = Vector256.FusedMultiplyAdd(a, w1, c31);
+                a = Vector256.Create(x4[j + 1]);
+                c40 = Vector256.FusedMultiplyAdd(a, w0, c40);
+                c41 = Vector256.FusedMultiplyAdd(a, w1, c41);
+                a = Vector256.Create(x5[j + 1]);
+                c50 = Vector256.FusedMultiplyAdd(a, w0, c50);
+                c51 = Vector256.FusedMultiplyAdd(a, w1, c51);
+                w += 2 * NhwcChannelBlock;
+            }
+            if (j < length)
             {
                 var w0 = Vector256.Load(w);
                 var w1 = Vector256.Load(w + 8);
