@@ -75,14 +75,7 @@ internal static class BenchConvCommand
         CliRunner.SetAction(command, (parse, token) =>
         {
             var report = Measure(parse.GetValue(resolution), parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(repeats), token);
-            if (parse.GetValue(json))
-            {
-                Ui.WriteJson(report);
-            }
-            else
-            {
-                Render(report);
-            }
+            Ui.WriteReport(parse.GetValue(json), report, Render);
             return CliRunner.Ok;
         });
         return command;

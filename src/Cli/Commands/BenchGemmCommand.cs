@@ -128,14 +128,7 @@ internal static class BenchGemmCommand
                     _ => [GemmVariant.Auto],
                 };
                 var report = Measure(accelerator, shapes, variants, repeats, threadCount, token);
-                if (parse.GetValue(json))
-                {
-                    Ui.WriteJson(report);
-                }
-                else
-                {
-                    Render(report);
-                }
+                Ui.WriteReport(parse.GetValue(json), report, Render);
             }
             finally
             {
