@@ -69,7 +69,7 @@ internal static class BenchInferCommand
             {
                 var input = Tensor.FromHost(acc, images, n, config.InChannels, res, res);
                 owned = input;
-                forward = () => model.ForwardEval(input);
+                forward = () => model.Infer(input);
             }
             using (owned)
             {

@@ -22,6 +22,7 @@ internal static class ProfileCommand
     {
         var profile = new Command("profile", "Time every kernel (or operator) of a representative run: launches, time, share, FLOPs, bytes, GFLOP/s, GB/s, fraction of the roofline.");
         profile.Subcommands.Add(CreateTrain());
+        profile.Subcommands.Add(CreateInfer());
         profile.Subcommands.Add(CreateAttack());
         profile.Subcommands.Add(CreateGmm());
         return profile;
@@ -69,6 +70,50 @@ internal static class ProfileCommand
             });
         });
         return command;
+    }
+
+    private static Command CreateInfer()
+    {
+        var command = new Command("infer", "Profile evaluation-mode inference (ResNet18.Infer: the NHWC path on cpu) of a seeded ResNet-18 on random images.");
+        var common = AddCommon(command);
+        var resolution = new Option<int>("--resolution") { Description = "Image height and width.", DefaultValueFactory = _ => 64 };
+        var batch = new Option<int>("--batch") { Description = "Images per forward pass.", DefaultValueFactory = _ => 32 };
+        var width = new Option<int>("--width") { Description = "Base width (64 = torchvision).", DefaultValueFactory = _ => 64 };
+        var steps = new Option<int>("--steps") { Description = "Profiled forward passes.", DefaultValueFactory = _ => 5 };
+        var warmup = new Option<int>("--warmup") { Description = "Unprofiled passes first (weight packing, buffers).", DefaultValueFactory = _ => 1 };
+        foreach (var option in new Option[] { resolution, batch, width, steps, warmup })
+        {
+            command.Options.Add(option);
+        }
+        CliRunner.SetAction(command, (parse, token) =>
+        {
+            int stepCount = RequirePositive(parse.GetValue(steps), "--steps");
+            int res = parse.GetValue(resolution), n = parse.GetValue(batch);
+            return Run(parse, common, $"inference {res}x{res} batch {n} width {parse.GetValue(width)}", stepCount, acc =>
+            {
+                var model = new ResNet18(acc, new ResNetConfig(parse.GetValue(width), 1, 4), seed: 0);
+                var random = new Random(1);
+                var images = new float[n * res * res];
+                for (int i = 0; i < images.Length; i++)
+                {
+                    images[i] = random.NextSingle();
+                }
+                var input = Tensor.FromHost(acc, images, n, 1, res, res);
+                return new Workload(_ => { token.ThrowIfCancellationRequested(); model.Infer(input); }, parse.GetValue(warmup), new Owned(input, model));
+            });
+        });
+        return command;
+    }
+
+    private sealed class Owned(params IDisposable[] items) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var item in items)
+            {
+                item.Dispose();
+            }
+        }
     }
 
     private static Command CreateAttack()

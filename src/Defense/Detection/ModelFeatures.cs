@@ -44,7 +44,7 @@ public static class ModelFeatures
                 int b = Math.Min(Batch, n - start);
                 input = Tensor.Reuse(ref input, model.Accelerator, b, config.InChannels, side, side);
                 input.Upload(images.AsSpan(start * per, b * per));
-                var outputs = model.ForwardEval(input, stagePools);
+                var outputs = model.Infer(input, stagePools);
                 outputs.Logits.Download().CopyTo(logits, start * k);
                 outputs.Features.Download().CopyTo(features, start * d);
                 if (pools is not null)

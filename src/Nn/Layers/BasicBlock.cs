@@ -21,6 +21,9 @@ public sealed class BasicBlock : Layer
     private Tensor? _sumGrad; // (N, K, P, Q) gradient of the residual sum
     private Tensor? _inputGrad; // (N, C, H, W) main path plus shortcut gradient
     private bool _lastForwardFolded;
+    private Tensor? _nhwcHidden; // (N, P + 2, Q + 2, K) relu(bn1(conv1(x))) of ResNet18.Infer, bordered NHWC
+    private Tensor? _nhwcShortcut; // (N, P + 2, Q + 2, K) downsample(x) of ResNet18.Infer, bordered NHWC
+    private Tensor? _nhwcOutput; // (N, P + 2, Q + 2, K) the block's output of ResNet18.Infer, bordered NHWC
 
     public BasicBlock(Accelerator accelerator, string name, int inChannels, int outChannels, int stride) : base(accelerator)
     {
@@ -93,6 +96,28 @@ public sealed class BasicBlock : Layer
         return output;
     }
 
+    /// <summary>
+    /// The evaluation-mode block on the cpu engine's inference path: x and the result in the bordered NHWC
+    /// layout (border 1), the same folded convolutions as <see cref="Forward"/> in evaluation mode. Keeps
+    /// nothing for a backward pass; the result is valid until the next call.
+    /// </summary>
+    public NhwcActivation InferNhwc(NhwcActivation x)
+    {
+        var s1 = Conv1.Shape(x.Shape.N, x.Shape.H, x.Shape.W);
+        var outShape = new NhwcShape(s1.N, s1.OutH, s1.OutW, s1.OutC, Border: 1);
+        var hidden = NhwcActivation.Reuse(ref _nhwcHidden, Accelerator, outShape);
+        _fold1.ForwardNhwc(s1, x, null, relu: true, hidden);
+        var shortcut = x;
+        if (_foldDownsample is not null)
+        {
+            shortcut = NhwcActivation.Reuse(ref _nhwcShortcut, Accelerator, outShape);
+            _foldDownsample.ForwardNhwc(DownsampleConv!.Shape(x.Shape.N, x.Shape.H, x.Shape.W), x, null, relu: false, shortcut);
+        }
+        var output = NhwcActivation.Reuse(ref _nhwcOutput, Accelerator, outShape);
+        _fold2.ForwardNhwc(Conv2.Shape(s1.N, s1.OutH, s1.OutW), hidden, shortcut, relu: true, output);
+        return output;
+    }
+
     public override Tensor? Backward(Tensor dy, bool weightGradients, bool inputGradient = true)
     {
         if (_lastForwardFolded)
@@ -145,5 +170,8 @@ public sealed class BasicBlock : Layer
         _output?.Dispose();
         _sumGrad?.Dispose();
         _inputGrad?.Dispose();
+        _nhwcHidden?.Dispose();
+        _nhwcShortcut?.Dispose();
+        _nhwcOutput?.Dispose();
     }
 }

@@ -49,7 +49,10 @@ public sealed class Conv2dLayer : Layer
     }
 
     /// <summary>The operator's shape for input <paramref name="x"/> (N, InChannels, H, W).</summary>
-    public Conv2dShape Shape(Tensor x) => new(x.Dim(0), InChannels, x.Dim(2), x.Dim(3), OutChannels, KernelSize, Stride, Padding);
+    public Conv2dShape Shape(Tensor x) => Shape(x.Dim(0), x.Dim(2), x.Dim(3));
+
+    /// <summary>The operator's shape for a batch of <paramref name="n"/> inputs of <paramref name="h"/> x <paramref name="w"/> pixels.</summary>
+    public Conv2dShape Shape(int n, int h, int w) => new(n, InChannels, h, w, OutChannels, KernelSize, Stride, Padding);
 
     /// <summary>The operator's shape for <paramref name="x"/>, after checking that this convolution can take it.</summary>
     public Conv2dShape CheckedShape(Tensor x)

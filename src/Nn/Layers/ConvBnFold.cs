@@ -20,6 +20,17 @@ public sealed class ConvBnFold : IDisposable
     private Tensor? _output; // (N, K, P, Q) act(conv(x, w') + b' (+ residual))
     private Tensor? _inputGrad; // (N, C, H, W)
     private Conv2dShape? _shape; // of the last forward
+    private long _foldCount; // folds so far: the NHWC packing below is stale when it was made from an older fold
+    private Tensor? _packedNhwc; // (Conv2d.NhwcPackedWeightLength) w' in the layout of Conv2d.ForwardNhwc
+    private long _packedFold = -1; // _foldCount when _packedNhwc was packed
+    private Tensor? _packedNhwcBackward; // flipped, transposed w' packed for the direct convolution that is backward data (stride 1)
+    private Tensor? _zeroBias; // (C) the bias of that backward convolution
+    private long _packedBackwardFold = -1; // _foldCount when _packedNhwcBackward was packed
+    private Tensor? _nhwcInput; // (N, H + 2P, W + 2P, C) x in bordered NHWC, cpu engine
+    private Tensor? _nhwcResidual; // (N, P, Q, K) the residual in NHWC, cpu engine
+    private Tensor? _nhwcOutput; // (N, P, Q, K) the output in NHWC, cpu engine
+    private Tensor? _nhwcOutputGrad; // (N, P + 2(R-1-pad), Q + 2(R-1-pad), K) dy in bordered NHWC, cpu engine
+    private Tensor? _nhwcInputGrad; // (N, H, W, C) dx in NHWC, cpu engine
 
     public ConvBnFold(Conv2dLayer conv, BatchNorm2dLayer bn)
     {
@@ -56,6 +67,7 @@ public sealed class ConvBnFold : IDisposable
             {
                 _foldedVersions[i] = sources[i].Version;
             }
+            _foldCount++;
         }
         return (_weight!, _bias!);
     }
@@ -73,9 +85,52 @@ public sealed class ConvBnFold : IDisposable
         }
         var (weight, bias) = Folded();
         var y = Tensor.ReuseLargest(ref _output, Conv.Accelerator, s.N, s.OutC, s.OutH, s.OutW);
-        Conv2d.ForwardBiasActivation(Conv.Accelerator, s, x.View, weight.View, bias.View, residual?.View, relu, y.View);
         _shape = s;
+        if (OperatorDispatch.EngineFor(Conv.Accelerator) != OperatorEngine.Cpu)
+        {
+            Conv2d.ForwardBiasActivation(Conv.Accelerator, s, x.View, weight.View, bias.View, residual?.View, relu, y.View);
+            return y;
+        }
+        // The cpu engine: the direct convolution with the packed weights of the inference path, in NHWC and back
+        // (the conversions cost less than the implicit GEMM's im2col packing and weight packing on every call).
+        var acc = Conv.Accelerator;
+        var input = NhwcActivation.Reuse(ref _nhwcInput, acc, new NhwcShape(s.N, s.H, s.W, s.InC, s.Padding));
+        NhwcLayout.FromNchw(acc, input.Shape, x.View, input.Tensor.View);
+        var outShape = new NhwcShape(s.N, s.OutH, s.OutW, s.OutC, Border: 0);
+        NhwcActivation? shortcut = null;
+        if (residual is not null)
+        {
+            shortcut = NhwcActivation.Reuse(ref _nhwcResidual, acc, outShape);
+            NhwcLayout.FromNchw(acc, outShape, residual.View, shortcut.Value.Tensor.View);
+        }
+        var output = NhwcActivation.Reuse(ref _nhwcOutput, acc, outShape);
+        ForwardNhwc(s, input, shortcut, relu, output);
+        NhwcLayout.ToNchw(acc, outShape, output.Tensor.View, y.View);
         return y;
+    }
+
+    /// <summary>
+    /// The cpu engine's inference path: act(BN_eval(conv(x)) (+ residual)) with x, residual and y in the
+    /// bordered NHWC layout (<see cref="NhwcActivation"/>; x's border at least the padding), y's interior
+    /// overwritten. w' is packed for the direct convolution once per fold (once per weights version).
+    /// Keeps nothing for a backward pass.
+    /// </summary>
+    public void ForwardNhwc(in Conv2dShape s, NhwcActivation x, NhwcActivation? residual, bool relu, NhwcActivation y)
+    {
+        var (weight, bias) = Folded();
+        if (x.Shape != new NhwcShape(s.N, s.H, s.W, s.InC, x.Shape.Border) || x.Shape.Border < s.Padding
+            || y.Shape != new NhwcShape(s.N, s.OutH, s.OutW, s.OutC, y.Shape.Border) || (residual is { } r && r.Shape != y.Shape))
+        {
+            throw new ArgumentException($"{Conv.Weight.Name} (NHWC): {s} needs x {new NhwcShape(s.N, s.H, s.W, s.InC, s.Padding)} (border >= {s.Padding}) and y (residual) {new NhwcShape(s.N, s.OutH, s.OutW, s.OutC, y.Shape.Border)}; got x {x.Shape}, y {y.Shape}, residual {residual?.Shape.ToString() ?? "none"}.");
+        }
+        if (_packedFold != _foldCount)
+        {
+            _packedNhwc ??= Tensor.Zeros(Conv.Accelerator, Conv2d.NhwcPackedWeightLength(s));
+            Conv2d.PackWeightsNhwc(Conv.Accelerator, s, weight.View, _packedNhwc.View);
+            _packedFold = _foldCount;
+        }
+        Conv2d.ForwardNhwc(Conv.Accelerator, s, x.Tensor.View, x.Shape.Border, _packedNhwc!.View, bias.View, residual?.Tensor.View, relu,
+            y.Tensor.View, y.Shape.Border);
     }
 
     /// <summary>
@@ -87,7 +142,30 @@ public sealed class ConvBnFold : IDisposable
     {
         var s = _shape ?? throw new InvalidOperationException($"{Conv.Weight.Name} (folded).BackwardData was called before Forward; run an evaluation-mode forward on this batch first.");
         var dx = Tensor.ReuseLargest(ref _inputGrad, Conv.Accelerator, s.N, s.InC, s.H, s.W);
-        Conv2d.BackwardData(Conv.Accelerator, s, _weight!.View, dy.View, dx.View);
+        if (OperatorDispatch.EngineFor(Conv.Accelerator) != OperatorEngine.Cpu || !Conv2d.BackwardDataIsConvolution(s))
+        {
+            Conv2d.BackwardData(Conv.Accelerator, s, _weight!.View, dy.View, dx.View);
+            return dx;
+        }
+        // Stride 1 on the cpu engine: the direct convolution of dy with the flipped weights, packed once per fold.
+        var acc = Conv.Accelerator;
+        var ts = Conv2d.BackwardDataShape(s);
+        if (_packedBackwardFold != _foldCount)
+        {
+            using var flipped = Tensor.Zeros(acc, s.WeightLength);
+            Conv2d.FlipTransposedWeights(s, _weight!.View.AsSpan(), flipped.View.AsSpan());
+            _packedNhwcBackward ??= Tensor.Zeros(acc, Conv2d.NhwcPackedWeightLength(ts));
+            _zeroBias ??= Tensor.Zeros(acc, s.InC);
+            Conv2d.PackWeightsNhwc(acc, ts, flipped.View, _packedNhwcBackward.View);
+            _packedBackwardFold = _foldCount;
+        }
+        var gradient = NhwcActivation.Reuse(ref _nhwcOutputGrad, acc, new NhwcShape(ts.N, ts.H, ts.W, ts.InC, ts.Padding));
+        NhwcLayout.FromNchw(acc, gradient.Shape, dy.View, gradient.Tensor.View);
+        var inputShape = new NhwcShape(s.N, s.H, s.W, s.InC, Border: 0);
+        var result = NhwcActivation.Reuse(ref _nhwcInputGrad, acc, inputShape);
+        Conv2d.ForwardNhwc(acc, ts, gradient.Tensor.View, ts.Padding, _packedNhwcBackward!.View, _zeroBias!.View, null, relu: false,
+            result.Tensor.View, 0);
+        NhwcLayout.ToNchw(acc, inputShape, result.Tensor.View, dx.View);
         return dx;
     }
 
@@ -99,5 +177,12 @@ public sealed class ConvBnFold : IDisposable
         _bias?.Dispose();
         _output?.Dispose();
         _inputGrad?.Dispose();
+        _packedNhwc?.Dispose();
+        _packedNhwcBackward?.Dispose();
+        _zeroBias?.Dispose();
+        foreach (var buffer in new[] { _nhwcInput, _nhwcResidual, _nhwcOutput, _nhwcOutputGrad, _nhwcInputGrad })
+        {
+            buffer?.Dispose();
+        }
     }
 }

@@ -1,4 +1,5 @@
 using IlgpuOct.Kernels;
+using IlgpuOct.Kernels.Operators;
 
 namespace IlgpuOct.Nn;
 
@@ -60,6 +61,11 @@ public sealed class ResNet18 : IDisposable
     private readonly ConvBnFold _stemFold; // conv1 + bn1 + relu as one convolution in evaluation mode
     private Tensor? _evalStem; // (N, w, H/2, W/2) relu(bn1(conv1(x))) after an evaluation forward, not owned (_stemFold's)
     private bool _lastForwardFolded;
+    private bool _lastForwardInference; // the last forward was Infer on the cpu engine: nothing is cached for Backward
+    private Tensor? _nhwcInput; // (N, H + 2P, W + 2P, InChannels) the images in bordered NHWC (P = conv1's padding)
+    private Tensor? _nhwcStem; // (N, H/2 + 2, W/2 + 2, w) relu(bn1(conv1(x))), bordered NHWC
+    private Tensor? _nhwcPooled; // (N, H/4 + 2, W/4 + 2, w) the max pool's output, bordered NHWC
+    private readonly Tensor?[] _nhwcStagePools = new Tensor?[4]; // (N, w), (N, 2w), (N, 4w), (N, 8w): layer1..layer4 pooled
     private readonly MaxPool2dLayer _maxpool;
     private readonly BasicBlock[] _blocks; // layer1.0, layer1.1, ..., layer4.1
     private readonly GlobalAvgPoolLayer _avgpool;
@@ -164,12 +170,59 @@ public sealed class ResNet18 : IDisposable
         return new EvalOutputs(logits, features, pools);
     }
 
-    private Tensor ForwardFeatures(Tensor input, bool training, List<Tensor>? stagePools)
+    /// <summary>
+    /// <see cref="ForwardEval"/>'s outputs for inference only: no <see cref="Backward"/> may follow. On the cpu
+    /// engine this is the NHWC inference path: activations stay channels-last with a zero border from layer
+    /// to layer and every convolution is a direct one with its BN-folded weights packed once per weights
+    /// version (<see cref="ConvBnFold.ForwardNhwc"/>); elsewhere it is <see cref="ForwardEval"/>.
+    /// </summary>
+    public EvalOutputs Infer(Tensor input, bool stagePools = false)
+    {
+        if (OperatorDispatch.EngineFor(Accelerator) != OperatorEngine.Cpu)
+        {
+            return ForwardEval(input, stagePools);
+        }
+        var stem = _conv1.CheckedShape(RequireImages(input));
+        _lastForwardInference = true;
+        var images = NhwcActivation.Reuse(ref _nhwcInput, Accelerator, new NhwcShape(stem.N, stem.H, stem.W, stem.InC, stem.Padding));
+        NhwcLayout.FromNchw(Accelerator, images.Shape, input.View, images.Tensor.View);
+        var stemOut = NhwcActivation.Reuse(ref _nhwcStem, Accelerator, new NhwcShape(stem.N, stem.OutH, stem.OutW, stem.OutC, Border: 1));
+        _stemFold.ForwardNhwc(stem, images, null, relu: true, stemOut);
+        var pool = new MaxPool2dShape(stem.N, stem.OutC, stem.OutH, stem.OutW);
+        var x = NhwcActivation.Reuse(ref _nhwcPooled, Accelerator, new NhwcShape(pool.N, pool.OutH, pool.OutW, pool.C, Border: 1));
+        MaxPool2d.ForwardNhwc(Accelerator, pool, stemOut.Tensor.View, stemOut.Shape.Border, x.Tensor.View, x.Shape.Border);
+        var pools = stagePools ? new List<Tensor>(4) : null;
+        Tensor? features = null;
+        for (int i = 0; i < _blocks.Length; i++)
+        {
+            x = _blocks[i].InferNhwc(x);
+            int stage = i / 2;
+            if (i % 2 == 1 && (i == _blocks.Length - 1 || pools is not null))
+            {
+                var s = x.Shape;
+                var pooled = Tensor.ReuseLargest(ref _nhwcStagePools[stage], Accelerator, s.N, s.C);
+                GlobalAvgPool.ForwardNhwc(Accelerator, new GlobalAvgPoolShape(s.N, s.C, s.H, s.W), x.Tensor.View, s.Border, pooled.View);
+                pools?.Add(pooled);
+                features = pooled;
+            }
+        }
+        var logits = _fc.Forward(features!, false);
+        return new EvalOutputs(logits, features!, pools);
+    }
+
+    private Tensor RequireImages(Tensor input)
     {
         if (input.Rank != 4 || input.Dim(1) != Config.InChannels)
         {
             throw new ArgumentException($"The model expects images (N, {Config.InChannels}, H, W); got {Tensor.ShapeText(input.Shape)}.", nameof(input));
         }
+        return input;
+    }
+
+    private Tensor ForwardFeatures(Tensor input, bool training, List<Tensor>? stagePools)
+    {
+        RequireImages(input);
+        _lastForwardInference = false;
         // Evaluation mode: every conv-bn pair runs as one convolution with BN folded in (same parameters).
         _lastForwardFolded = !training;
         _evalStem = training ? null : _stemFold.Forward(input, null, relu: true);
@@ -196,6 +249,10 @@ public sealed class ResNet18 : IDisposable
     public Tensor? Backward(Tensor dLogits, BackwardMode mode, IReadOnlyList<Tensor?>? dStagePools = null)
     {
         ArgumentNullException.ThrowIfNull(dLogits);
+        if (_lastForwardInference)
+        {
+            throw new InvalidOperationException("Backward after Infer: Infer keeps nothing for a backward pass; run ForwardEval (evaluation mode) or Forward (training) on the batch first.");
+        }
         if (dStagePools is not null && dStagePools.Count != StageWidths.Count)
         {
             throw new ArgumentException($"Give one (possibly null) gradient per stage ({StageWidths.Count}); got {dStagePools.Count}.", nameof(dStagePools));
@@ -249,6 +306,13 @@ public sealed class ResNet18 : IDisposable
         _conv1.Dispose();
         _bn1.Dispose();
         _stemFold.Dispose();
+        _nhwcInput?.Dispose();
+        _nhwcStem?.Dispose();
+        _nhwcPooled?.Dispose();
+        foreach (var pooled in _nhwcStagePools)
+        {
+            pooled?.Dispose();
+        }
         _maxpool.Dispose();
         foreach (var b in _blocks)
         {

@@ -208,7 +208,7 @@ public static class Trainer
         {
             cancellationToken.ThrowIfCancellationRequested();
             var (images, _, hostLabels) = staging.Load(split, indices.Span);
-            var outputs = model.ForwardEval(images);
+            var outputs = model.Infer(images);
             correct += Accuracy.CountCorrect(outputs.Logits, hostLabels);
         }
         return (double)correct / split.Count;

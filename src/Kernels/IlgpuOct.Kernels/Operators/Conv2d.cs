@@ -151,6 +151,21 @@ public static unsafe partial class Conv2d
             () => ForwardBiasActivationKernels(accelerator, s, x, w, bias, residual, relu, y));
     }
 
+    /// <summary>
+    /// The cpu engine's inference convolution on bordered NHWC activations (see <see cref="ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/>);
+    /// the kernels run NCHW, so other engines refuse it. <paramref name="residual"/> null for none.
+    /// </summary>
+    public static void ForwardNhwc(Accelerator accelerator, Conv2dShape s, View<float> x, int inputBorder, View<float> packedWeights, View<float> bias,
+        View<float>? residual, bool relu, View<float> y, int outputBorder)
+    {
+        OperatorDispatch.RunCpu(accelerator, "Conv2d.ForwardNhwc", Cost(s, s.InputLength),
+            () => ForwardNhwcCpu(s, x.AsSpan(), inputBorder, packedWeights.AsSpan(), bias.AsSpan(), residual is { } r ? r.AsSpan() : default, relu, y.AsSpan(), outputBorder));
+    }
+
+    /// <summary><see cref="PackWeightsNhwc(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> on the cpu engine (once per weights version).</summary>
+    public static void PackWeightsNhwc(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> packed) =>
+        OperatorDispatch.RunCpu(accelerator, "Conv2d.PackWeightsNhwc", null, () => PackWeightsNhwc(s, w.AsSpan(), packed.AsSpan()));
+
     /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>; <paramref name="variant"/> as in <see cref="Forward"/>.</summary>
     public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx, ConvVariant variant = default)
     {
@@ -208,7 +223,7 @@ public static unsafe partial class Conv2d
         RequireLength(dx.Length, s.InputLength, nameof(dx), "(N, InC, H, W)");
         fixed (float* pw = w, pdy = dy, pdx = dx)
         {
-            if (s.Stride == 1 && s.Padding < s.Kernel)
+            if (BackwardDataIsConvolution(s))
             {
                 BackwardDataAsConvolution(s, pw, pdy, pdx);
             }
@@ -256,42 +271,64 @@ public static unsafe partial class Conv2d
     // a forward convolution (no column matrix, no col2im); its output is exactly H x W.
     private static void BackwardDataAsConvolution(in Conv2dShape s, float* w, float* dy, float* dx)
     {
-        int k = s.Kernel, taps = k * k;
-        var transposed = new Conv2dShape(s.N, s.OutC, s.OutH, s.OutW, s.InC, k, 1, k - 1 - s.Padding);
         float[] flipped = ArrayPool<float>.Shared.Rent(s.WeightLength);
         try
         {
+            FlipTransposedWeights(s, new ReadOnlySpan<float>(w, s.WeightLength), flipped.AsSpan(0, s.WeightLength));
             fixed (float* pf = flipped)
             {
-                // In 16 x 16 blocks of (c, oc): each block reads and writes 16 runs of 16 * taps contiguous
-                // floats (a whole-row loop strided a page or more per tap group on the large layers).
-                const int block = 16;
-                for (int c0 = 0; c0 < s.InC; c0 += block)
-                {
-                    int c1 = Math.Min(c0 + block, s.InC);
-                    for (int oc0 = 0; oc0 < s.OutC; oc0 += block)
-                    {
-                        int oc1 = Math.Min(oc0 + block, s.OutC);
-                        for (int c = c0; c < c1; c++)
-                        {
-                            float* dst = pf + ((long)c * s.OutC + oc0) * taps;
-                            for (int oc = oc0; oc < oc1; oc++, dst += taps)
-                            {
-                                float* src = w + ((long)oc * s.InC + c) * taps + taps - 1;
-                                for (int t = 0; t < taps; t++)
-                                {
-                                    dst[t] = src[-t];
-                                }
-                            }
-                        }
-                    }
-                }
-                ForwardGemm(transposed, dy, pf, dx);
+                ForwardGemm(BackwardDataShape(s), dy, pf, dx);
             }
         }
         finally
         {
             ArrayPool<float>.Shared.Return(flipped);
+        }
+    }
+
+    /// <summary>
+    /// Whether backward data of <paramref name="s"/> is a forward convolution (<see cref="BackwardDataShape"/> with
+    /// <see cref="FlipTransposedWeights"/>): stride 1 and padding below the kernel.
+    /// </summary>
+    public static bool BackwardDataIsConvolution(in Conv2dShape s) => s.Stride == 1 && s.Padding < s.Kernel;
+
+    /// <summary>The forward convolution that is backward data of a stride-1 <paramref name="s"/>: dy (N, OutC, OutH, OutW) to dx (N, InC, H, W), padding K-1-P.</summary>
+    public static Conv2dShape BackwardDataShape(in Conv2dShape s) => new(s.N, s.OutC, s.OutH, s.OutW, s.InC, s.Kernel, 1, s.Kernel - 1 - s.Padding);
+
+    /// <summary>
+    /// w (OutC, InC, K, K) to flipped (InC, OutC, K, K) with flipped[c, oc, kh, kw] = w[oc, c, K-1-kh, K-1-kw]: the weights of
+    /// <see cref="BackwardDataShape"/>.
+    /// </summary>
+    public static void FlipTransposedWeights(in Conv2dShape s, ReadOnlySpan<float> w, Span<float> flipped)
+    {
+        RequireLength(w.Length, s.WeightLength, nameof(w), "(OutC, InC, K, K)");
+        RequireLength(flipped.Length, s.WeightLength, nameof(flipped), "(InC, OutC, K, K)");
+        int taps = s.Kernel * s.Kernel;
+        fixed (float* pw = w, pf = flipped)
+        {
+            // In 16 x 16 blocks of (c, oc): each block reads and writes 16 runs of 16 * taps contiguous
+            // floats (a whole-row loop strided a page or more per tap group on the large layers).
+            const int block = 16;
+            for (int c0 = 0; c0 < s.InC; c0 += block)
+            {
+                int c1 = Math.Min(c0 + block, s.InC);
+                for (int oc0 = 0; oc0 < s.OutC; oc0 += block)
+                {
+                    int oc1 = Math.Min(oc0 + block, s.OutC);
+                    for (int c = c0; c < c1; c++)
+                    {
+                        float* dst = pf + ((long)c * s.OutC + oc0) * taps;
+                        for (int oc = oc0; oc < oc1; oc++, dst += taps)
+                        {
+                            float* src = pw + ((long)oc * s.InC + c) * taps + taps - 1;
+                            for (int t = 0; t < taps; t++)
+                            {
+                                dst[t] = src[-t];
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 

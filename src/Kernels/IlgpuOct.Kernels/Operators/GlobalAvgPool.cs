@@ -80,6 +80,44 @@ public static partial class GlobalAvgPool
         }
     }
 
+    /// <summary>Forward from the bordered NHWC layout on the cpu engine. Shapes as <see cref="ForwardNhwcCpu"/>.</summary>
+    public static void ForwardNhwc(Accelerator accelerator, GlobalAvgPoolShape s, View<float> x, int border, View<float> y) =>
+        OperatorDispatch.RunCpu(accelerator, "GlobalAvgPool.ForwardNhwc", Cost(s), () => ForwardNhwcCpu(s, x.AsSpan(), border, y.AsSpan()));
+
+    /// <summary>
+    /// x (N, H + 2 border, W + 2 border, C) in the bordered NHWC layout of <see cref="NhwcShape"/> (interior read only);
+    /// y (N, C) overwritten. Bit for bit <see cref="ForwardCpu"/>: each channel summed in double over the pixels in row-major order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void ForwardNhwcCpu(in GlobalAvgPoolShape s, ReadOnlySpan<float> x, int border, Span<float> y)
+    {
+        s.Validate();
+        var xs = new NhwcShape(s.N, s.H, s.W, s.C, border);
+        xs.Validate();
+        RequireLength(x.Length, xs.Length, nameof(x), "(N, H + 2 border, W + 2 border, C)");
+        RequireLength(y.Length, s.OutputLength, nameof(y), "(N, C)");
+        double[] sums = new double[s.C];
+        for (int n = 0; n < s.N; n++)
+        {
+            Array.Clear(sums);
+            for (int h = 0; h < s.H; h++)
+            {
+                for (int w = 0; w < s.W; w++)
+                {
+                    var pixel = x.Slice(xs.Offset(n, h, w), s.C);
+                    for (int c = 0; c < pixel.Length; c++)
+                    {
+                        sums[c] += pixel[c];
+                    }
+                }
+            }
+            for (int c = 0; c < s.C; c++)
+            {
+                y[n * s.C + c] = (float)(sums[c] / s.HW);
+            }
+        }
+    }
+
     /// <summary>dy (N, C); dx (N, C, H, W) overwritten with dy / (H W) on every pixel of the plane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void BackwardCpu(in GlobalAvgPoolShape s, ReadOnlySpan<float> dy, Span<float> dx)

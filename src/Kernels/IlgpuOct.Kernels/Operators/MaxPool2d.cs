@@ -120,6 +120,92 @@ public static unsafe partial class MaxPool2d
         }
     }
 
+    /// <summary>Forward in the bordered NHWC layout on the cpu engine (no indices: inference). Shapes as <see cref="ForwardNhwcCpu"/>.</summary>
+    public static void ForwardNhwc(Accelerator accelerator, MaxPool2dShape s, View<float> x, int inputBorder, View<float> y, int outputBorder) =>
+        OperatorDispatch.RunCpu(accelerator, "MaxPool2d.ForwardNhwc", ForwardCost(s),
+            () => ForwardNhwcCpu(s, x.AsSpan(), inputBorder, y.AsSpan(), outputBorder));
+
+    /// <summary>
+    /// <see cref="ForwardCpu"/>'s values (same window clipping, tie and NaN rules) in the bordered NHWC layout of
+    /// <see cref="NhwcShape"/>, eight channels per vector: x (N, H + 2 inputBorder, W + 2 inputBorder, C),
+    /// y (N, OutH + 2 outputBorder, OutW + 2 outputBorder, C), only y's interior written. The border is never read.
+    /// </summary>
+    public static void ForwardNhwcCpu(in MaxPool2dShape s, ReadOnlySpan<float> x, int inputBorder, Span<float> y, int outputBorder)
+    {
+        s.Validate();
+        var xs = new NhwcShape(s.N, s.H, s.W, s.C, inputBorder);
+        var ys = new NhwcShape(s.N, s.OutH, s.OutW, s.C, outputBorder);
+        xs.Validate();
+        ys.Validate();
+        RequireLength(x.Length, xs.Length, nameof(x), "(N, H + 2 inputBorder, W + 2 inputBorder, C)");
+        RequireLength(y.Length, ys.Length, nameof(y), "(N, OutH + 2 outputBorder, OutW + 2 outputBorder, C)");
+        var shape = s;
+        fixed (float* px = x, py = y)
+        {
+            nint ax = (nint)px, ay = (nint)py;
+            // Optimised at once: tier-0 code would run the vector loop without intrinsics for the first calls.
+            [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+            void Row(int row)
+            {
+                int n = row / shape.OutH, oh = row % shape.OutH, c = shape.C;
+                int h0 = oh * shape.Stride - shape.Padding;
+                int hStart = Math.Max(h0, 0), hEnd = Math.Min(h0 + shape.Kernel, shape.H);
+                for (int ow = 0; ow < shape.OutW; ow++)
+                {
+                    int w0 = ow * shape.Stride - shape.Padding;
+                    int wStart = Math.Max(w0, 0), wEnd = Math.Min(w0 + shape.Kernel, shape.W);
+                    float* output = (float*)ay + ys.Offset(n, oh, ow);
+                    // The clipped window: rows x cols pixels from its top-left one, rowStride floats between rows.
+                    float* window = (float*)ax + xs.Offset(n, hStart, wStart);
+                    int rows = hEnd - hStart, cols = wEnd - wStart, rowStride = xs.PaddedW * c;
+                    int c8 = c & ~7;
+                    for (int c0 = 0; c0 < c8; c0 += 8)
+                    {
+                        var max = Vector256.Create(float.NegativeInfinity);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            float* pixel = window + r * rowStride + c0;
+                            for (int q = 0; q < cols; q++, pixel += c)
+                            {
+                                var v = Vector256.Load(pixel);
+                                var take = (Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v)) & Vector256.Equals(max, max);
+                                max = Vector256.ConditionalSelect(take, v, max);
+                            }
+                        }
+                        max.Store(output + c0);
+                    }
+                    for (int ch = c8; ch < c; ch++)
+                    {
+                        float max = float.NegativeInfinity;
+                        for (int r = 0; r < rows; r++)
+                        {
+                            float* pixel = window + r * rowStride + ch;
+                            for (int q = 0; q < cols; q++, pixel += c)
+                            {
+                                float v = *pixel;
+                                bool take = (v > max | float.IsNaN(v)) & !float.IsNaN(max);
+                                max = take ? v : max;
+                            }
+                        }
+                        output[ch] = max;
+                    }
+                }
+            }
+            int rows = shape.N * shape.OutH;
+            if (rows == 1 || Gemm.CpuMaxThreads == 1 || (long)shape.InputLength < ParallelWorkThreshold)
+            {
+                for (int r = 0; r < rows; r++)
+                {
+                    Row(r);
+                }
+            }
+            else
+            {
+                Parallel.For(0, rows, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, Row);
+            }
+        }
+    }
+
     private static bool Is3x3Stride2(in MaxPool2dShape s) => s.Kernel == 3 && s.Stride == 2 && s.Padding == 1;
 
     /// <summary>

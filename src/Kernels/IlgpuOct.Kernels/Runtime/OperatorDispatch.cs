@@ -58,6 +58,21 @@ public static class OperatorDispatch
         observer.Observe(accelerator, operatorName, engine, call);
     }
 
+    /// <summary>
+    /// Runs an operator that only the cpu engine has (a layout the kernels never use, such as the bordered NHWC
+    /// of the inference path) as <see cref="Run(Accelerator, string, Profiling.OperatorCost?, Action, Action)"/> does;
+    /// on any other engine it throws, since no kernel exists for it.
+    /// </summary>
+    public static void RunCpu(Accelerator accelerator, string operatorName, Profiling.OperatorCost? cost, Action cpu)
+    {
+        ArgumentNullException.ThrowIfNull(accelerator);
+        if (EngineFor(accelerator) != OperatorEngine.Cpu)
+        {
+            throw new NotSupportedException($"{operatorName} is an operator of the cpu engine only (no kernel exists for it); on {accelerator.Id} run the NCHW operators instead.");
+        }
+        Run(accelerator, operatorName, cost, cpu, cpu);
+    }
+
     /// <summary>As <see cref="Run(Accelerator, string, Profiling.OperatorCost?, Action, Action)"/> for an operator without a cost model.</summary>
     public static void Run(Accelerator accelerator, string operatorName, Action cpu, Action kernels) => Run(accelerator, operatorName, null, cpu, kernels);
 
