@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -195,8 +196,9 @@ public static unsafe partial class Conv2d
             int blockBegin = item / _pixelChunks * _chunkBlocks;
             int blockEnd = Math.Min(_blocks, blockBegin + _chunkBlocks);
             int count = pixelEnd - pixelBegin;
-            nint* xs = stackalloc nint[count + NhwcTilePixels];
-            nint* ys = stackalloc nint[count + NhwcTilePixels];
+            // Two tiles of padding: the short last tile, and the prefetch one tile past it.
+            nint* xs = stackalloc nint[count + 2 * NhwcTilePixels];
+            nint* ys = stackalloc nint[count + 2 * NhwcTilePixels];
             int ow = pixelBegin % _outW, rest = pixelBegin / _outW, oh = rest % _outH, n = rest / _outH;
             for (int p = 0; p < count; p++)
             {
@@ -213,7 +215,7 @@ public static unsafe partial class Conv2d
                 }
             }
             // A short last tile repeats its last pixel (computed, not stored).
-            for (int p = count; p < count + NhwcTilePixels; p++)
+            for (int p = count; p < count + 2 * NhwcTilePixels; p++)
             {
                 xs[p] = xs[count - 1];
                 ys[p] = ys[count - 1];
@@ -226,10 +228,36 @@ public static unsafe partial class Conv2d
                 int oc = block * NhwcChannelBlock;
                 int channels = Math.Min(NhwcChannelBlock, _outC - oc);
                 float* w = _w + (nint)block * panel;
+                PrefetchOutputs(ys, oc);
                 for (int p = 0; p < count; p += NhwcTilePixels)
                 {
+                    PrefetchOutputs(ys + p + NhwcTilePixels, oc);
                     Tile6x16(_x, xs + p, w, _kernel, rowLength, _xRow, tile);
                     Epilogue(tile, ys + p, Math.Min(NhwcTilePixels, count - p), oc, channels);
+                }
+            }
+        }
+
+        /// <summary>
+        /// Asks for the cache lines a tile will store (and the residual lines it will read) one tile ahead: a
+        /// large output (the stem's) is otherwise not in cache, and the tile's stores wait for memory.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void PrefetchOutputs(nint* ys, int oc)
+        {
+            if (!Sse.IsSupported)
+            {
+                return;
+            }
+            for (int i = 0; i < NhwcTilePixels; i++)
+            {
+                float* dst = _y + ys[i] + oc;
+                Sse.Prefetch0(dst);
+                Sse.Prefetch0(dst + NhwcChannelBlock - 1);
+                if (_residual != null)
+                {
+                    Sse.Prefetch0(_residual + ys[i] + oc);
+                    Sse.Prefetch0(_residual + ys[i] + oc + NhwcChannelBlock - 1);
                 }
             }
         }
