@@ -12,6 +12,7 @@ internal static class BenchCommand
         bench.Subcommands.Add(BenchInferCommand.Create());
         bench.Subcommands.Add(BenchGmmCommand.Create());
         bench.Subcommands.Add(BenchGemmCommand.Create());
+        bench.Subcommands.Add(BenchConvCommand.Create());
         bench.Subcommands.Add(BenchDgemmCommand.Create());
         bench.Subcommands.Add(BenchPgdCommand.Create());
         return bench;

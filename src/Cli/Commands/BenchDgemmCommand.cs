@@ -50,14 +50,7 @@ internal static class BenchDgemmCommand
             shapes.Add(new Shape($"EM E-step {rows}x({components}*{features})x{features} (triangular)", rows, components * features, features, false,
                 DgemmOptions.SkipZeroRowsOfB, (double)rows * components * features * (features + 1)));
             var report = Measure(shapes, parse.GetValue(repeat), parse.GetValue(threads), token);
-            if (parse.GetValue(json))
-            {
-                Ui.WriteJson(report);
-            }
-            else
-            {
-                Render(report);
-            }
+            Ui.WriteReport(parse.GetValue(json), report, Render);
             return CliRunner.Ok;
         });
         return command;

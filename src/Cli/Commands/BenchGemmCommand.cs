@@ -128,14 +128,7 @@ internal static class BenchGemmCommand
                     _ => [GemmVariant.Auto],
                 };
                 var report = Measure(accelerator, shapes, variants, repeats, threadCount, token);
-                if (parse.GetValue(json))
-                {
-                    Ui.WriteJson(report);
-                }
-                else
-                {
-                    Render(report);
-                }
+                Ui.WriteReport(parse.GetValue(json), report, Render);
             }
             finally
             {
@@ -264,7 +257,7 @@ internal static class BenchGemmCommand
         }));
     }
 
-    private static float[] RandomArray(int length, Random rng)
+    internal static float[] RandomArray(int length, Random rng)
     {
         var data = new float[length];
         for (int i = 0; i < length; i++)

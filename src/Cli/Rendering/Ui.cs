@@ -13,6 +13,19 @@ internal static class Ui
 
     public static void WriteJson<T>(T value) => CliConsole.Current.WriteLine(JsonSerializer.Serialize(value, Json));
 
+    /// <summary>A command's report: as JSON when <paramref name="json"/> (--json), else through its renderer.</summary>
+    public static void WriteReport<T>(bool json, T report, Action<T> render)
+    {
+        if (json)
+        {
+            WriteJson(report);
+        }
+        else
+        {
+            render(report);
+        }
+    }
+
     public static void Table(string? title, IReadOnlyList<string> headers, IEnumerable<IReadOnlyList<string>> rows)
     {
         var materialised = rows.ToList();
