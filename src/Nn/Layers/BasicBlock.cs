@@ -16,14 +16,17 @@ public sealed class BasicBlock : Layer
     private readonly ConvBnFold _fold2; // conv2 + bn2 (+ shortcut, relu)
     private readonly ConvBnFold? _foldDownsample; // downsample.0 + downsample.1
     private Tensor? _output; // (N, K, P, Q) max(residual sum, 0): > 0 exactly where the sum is; training forward
-    private Tensor? _evalOutput; // (N, K, P, Q) the same after an evaluation forward, not owned (_fold2's)
-    private Tensor? _evalHidden; // (N, K, P, Q) relu(bn1(conv1(x))) after an evaluation forward, not owned (_fold1's)
+    private Tensor? _evalOutput; // (N, K, P, Q) the same after an evaluation forward, not owned (_fold2's, or _evalOutputNchw on the cpu engine)
+    private Tensor? _evalHidden; // (N, K, P, Q) relu(bn1(conv1(x))) after an evaluation forward, not owned (_fold1's, or _evalHiddenNchw on the cpu engine)
     private Tensor? _sumGrad; // (N, K, P, Q) gradient of the residual sum
     private Tensor? _inputGrad; // (N, C, H, W) main path plus shortcut gradient
     private bool _lastForwardFolded;
     private Tensor? _nhwcHidden; // (N, P + 2, Q + 2, K) relu(bn1(conv1(x))) of ResNet18.Infer, bordered NHWC
     private Tensor? _nhwcShortcut; // (N, P + 2, Q + 2, K) downsample(x) of ResNet18.Infer, bordered NHWC
     private Tensor? _nhwcOutput; // (N, P + 2, Q + 2, K) the block's output of ResNet18.Infer, bordered NHWC
+    private Tensor? _nhwcInput; // (N, H + 2, W + 2, C) x of an evaluation forward on the cpu engine, bordered NHWC
+    private Tensor? _evalHiddenNchw; // (N, K, P, Q) _nhwcHidden in NCHW after an evaluation forward on the cpu engine
+    private Tensor? _evalOutputNchw; // (N, K, P, Q) _nhwcOutput in NCHW after an evaluation forward on the cpu engine
 
     public BasicBlock(Accelerator accelerator, string name, int inChannels, int outChannels, int stride) : base(accelerator)
     {
@@ -80,6 +83,20 @@ public sealed class BasicBlock : Layer
     public override Tensor Forward(Tensor x, bool training)
     {
         _lastForwardFolded = !training;
+        if (!training && OperatorDispatch.EngineFor(Accelerator) == OperatorEngine.Cpu)
+        {
+            // The cpu engine: the inference path's NHWC block, with its hidden and output activations (the ReLU
+            // masks of a backward pass) converted to NCHW: three layout passes instead of one pair per convolution.
+            var s1 = Conv1.CheckedShape(x);
+            var input = NhwcActivation.Reuse(ref _nhwcInput, Accelerator, new NhwcShape(s1.N, s1.H, s1.W, s1.InC, Border: 1));
+            NhwcLayout.FromNchw(Accelerator, input.Shape, x.View, input.Tensor.View);
+            var result = InferNhwc(input);
+            _evalHidden = Tensor.ReuseLargest(ref _evalHiddenNchw, Accelerator, s1.N, s1.OutC, s1.OutH, s1.OutW);
+            NhwcLayout.ToNchw(Accelerator, result.Shape, _nhwcHidden!.View, _evalHidden.View);
+            _evalOutput = Tensor.ReuseLargest(ref _evalOutputNchw, Accelerator, s1.N, s1.OutC, s1.OutH, s1.OutW);
+            NhwcLayout.ToNchw(Accelerator, result.Shape, result.Tensor.View, _evalOutput.View);
+            return _evalOutput;
+        }
         if (!training)
         {
             var hidden = _fold1.Forward(x, null, relu: true);
@@ -173,5 +190,8 @@ public sealed class BasicBlock : Layer
         _nhwcHidden?.Dispose();
         _nhwcShortcut?.Dispose();
         _nhwcOutput?.Dispose();
+        _nhwcInput?.Dispose();
+        _evalHiddenNchw?.Dispose();
+        _evalOutputNchw?.Dispose();
     }
 }

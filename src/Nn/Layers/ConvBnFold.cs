@@ -113,7 +113,7 @@ public sealed class ConvBnFold : IDisposable
     /// The cpu engine's inference path: act(BN_eval(conv(x)) (+ residual)) with x, residual and y in the
     /// bordered NHWC layout (<see cref="NhwcActivation"/>; x's border at least the padding), y's interior
     /// overwritten. w' is packed for the direct convolution once per fold (once per weights version).
-    /// Keeps nothing for a backward pass.
+    /// Keeps only the shape for <see cref="BackwardData"/>.
     /// </summary>
     public void ForwardNhwc(in Conv2dShape s, NhwcActivation x, NhwcActivation? residual, bool relu, NhwcActivation y)
     {
@@ -131,6 +131,7 @@ public sealed class ConvBnFold : IDisposable
         }
         Conv2d.ForwardNhwc(Conv.Accelerator, s, x.Tensor.View, x.Shape.Border, _packedNhwc!.View, bias.View, residual?.Tensor.View, relu,
             y.Tensor.View, y.Shape.Border);
+        _shape = s; // BackwardData may follow (BasicBlock's evaluation forward on the cpu engine)
     }
 
     /// <summary>
