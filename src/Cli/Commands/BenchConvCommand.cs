@@ -148,6 +148,9 @@ internal static class BenchConvCommand
         {
             Nchw(); // warm-up: JIT, thread pool, page faults
             Nhwc();
+            // The previous shapes' large arrays are garbage now: collect them here, not in a background GC during the timing.
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
             var nchw = new double[repeats];
             var nhwc = new double[repeats];
             var nchwCpu = new double[repeats];
