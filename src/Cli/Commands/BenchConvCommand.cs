@@ -10,7 +10,7 @@ namespace IlgpuOct.Cli.Commands;
 /// <summary>
 /// <c>ilgpuoct bench conv</c>: each distinct eval-mode convolution of ResNet-18 (1 input channel, base
 /// width 64) at one input resolution on the cpu engine, the NCHW implicit GEMM
-/// (<see cref="Conv2d.ForwardBiasActivationCpu"/>) against the direct NHWC convolution
+/// (<see cref="Conv2d.ForwardBiasActivationCpu"/>) against the NHWC path (Winograd F(2x2,3x3) where <see cref="Conv2d.WinogradApplies"/>, else the direct NHWC convolution
 /// (<see cref="Conv2d.ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/>,
 /// weights packed outside the timing), timed alternately; the total weighs each shape by its count in the network.
 /// </summary>
@@ -25,7 +25,8 @@ internal static class BenchConvCommand
     /// <summary>Wall milliseconds of the timed runs, GFLOP/s at the median, and GFLOP per second of the process's CPU time (median run; on a shared machine: what the code does per busy core).</summary>
     internal sealed record Timing(double MedianMs, double MinMs, double MaxMs, double Gflops, double GflopsPerCpuSecond);
 
-    internal sealed record Row(string Name, string Shape, int Count, double Mflop, Timing Nchw, Timing Nhwc, double Speedup);
+    /// <param name="NhwcAlgorithm">What the NHWC path runs for this shape: "direct" or "Winograd" ("" in the total row).</param>
+    internal sealed record Row(string Name, string Shape, int Count, double Mflop, Timing Nchw, Timing Nhwc, double Speedup, string NhwcAlgorithm);
 
     internal sealed record Report(int Resolution, int Batch, int Threads, int Repeats, string LoadAverageBefore, string LoadAverageAfter,
         IReadOnlyList<Row> Layers, Row Total);
@@ -61,7 +62,7 @@ internal static class BenchConvCommand
         var repeats = new Option<int>("--repeats") { Description = "Timed runs of each implementation per shape (alternated) after one warm-up each.", DefaultValueFactory = _ => 5 }.InRange(1, 1000);
         var threads = CliRunner.ThreadsOption();
         var json = CliRunner.JsonOption();
-        var command = new Command("conv", "ResNet-18's eval-mode convolutions on cpu: NCHW implicit GEMM vs direct NHWC, GFLOP/s and speed-up.")
+        var command = new Command("conv", "ResNet-18's eval-mode convolutions on cpu: NCHW implicit GEMM vs the NHWC path (direct, or Winograd for 3x3/1 from 256 channels), GFLOP/s and speed-up.")
         {
             resolution, batch, repeats, threads, json,
         };
@@ -93,7 +94,8 @@ internal static class BenchConvCommand
             token.ThrowIfCancellationRequested();
             var (nchw, nhwc, nchwCpu, nhwcCpu) = TimeLayer(layer.Shape, threads, repeats, rng, token);
             rows.Add(new Row(layer.Name, $"{layer.Shape.InC}->{layer.Shape.OutC} {layer.Shape.H}x{layer.Shape.W}->{layer.Shape.OutH}x{layer.Shape.OutW}",
-                layer.Count, Math.Round(layer.Flops / 1e6, 1), Summarize(nchw, nchwCpu, layer.Flops), Summarize(nhwc, nhwcCpu, layer.Flops), Math.Round(Median(nchw) / Median(nhwc), 3)));
+                layer.Count, Math.Round(layer.Flops / 1e6, 1), Summarize(nchw, nchwCpu, layer.Flops), Summarize(nhwc, nhwcCpu, layer.Flops), Math.Round(Median(nchw) / Median(nhwc), 3),
+                Conv2d.WinogradApplies(layer.Shape) ? "Winograd" : "direct"));
             nchwTotal += layer.Count * Median(nchw);
             nhwcTotal += layer.Count * Median(nhwc);
             nchwMinTotal += layer.Count * nchw.Min();
@@ -108,7 +110,7 @@ internal static class BenchConvCommand
         var total = new Row("total (x count)", "", layersTotal, Math.Round(flopsTotal / 1e6, 1),
             new Timing(Math.Round(nchwTotal, 3), Math.Round(nchwMinTotal, 3), Math.Round(nchwMaxTotal, 3), Math.Round(flopsTotal / (nchwTotal * 1e-3) / 1e9, 1), Math.Round(flopsTotal / nchwCpuTotal / 1e9, 1)),
             new Timing(Math.Round(nhwcTotal, 3), Math.Round(nhwcMinTotal, 3), Math.Round(nhwcMaxTotal, 3), Math.Round(flopsTotal / (nhwcTotal * 1e-3) / 1e9, 1), Math.Round(flopsTotal / nhwcCpuTotal / 1e9, 1)),
-            Math.Round(nchwTotal / nhwcTotal, 3));
+            Math.Round(nchwTotal / nhwcTotal, 3), "");
         return new Report(resolution, batch, threads, repeats, loadBefore, LoadAverage(), rows, total);
     }
 
@@ -135,12 +137,13 @@ internal static class BenchConvCommand
                 }
             }
         }
-        var packed = new float[Conv2d.NhwcPackedWeightLength(s)];
-        Conv2d.PackWeightsNhwc(s, w, packed);
+        // The NHWC path as the network runs it: Winograd where it applies, else the direct convolution.
+        var packed = new float[Conv2d.NhwcWeightsLength(s)];
+        Conv2d.PackWeightsNhwcPath(s, w, packed);
         var yNhwc = new float[s.N * (s.OutH + 2 * border) * (s.OutW + 2 * border) * s.OutC];
 
         void Nchw() => Conv2d.ForwardBiasActivationCpu(s, x, w, bias, default, true, y);
-        void Nhwc() => Conv2d.ForwardNhwcCpu(s, xNhwc, inputBorder, packed, bias, default, true, yNhwc, border, threads);
+        void Nhwc() => Conv2d.ForwardNhwcPathCpu(s, xNhwc, inputBorder, packed, bias, default, true, yNhwc, border);
 
         int previousThreads = Gemm.CpuMaxThreads;
         Gemm.CpuMaxThreads = threads;
@@ -201,12 +204,12 @@ internal static class BenchConvCommand
         CliConsole.Current.WriteLine($"ResNet-18 convolutions, {report.Resolution}x{report.Resolution}x1 input, batch {report.Batch}, {report.Threads} threads, " +
             $"median (min-max) of {report.Repeats} alternated runs after 1 warm-up (GFLOP/CPU-s: over the process's CPU time); load average {report.LoadAverageBefore} before, {report.LoadAverageAfter} after");
         static string Cell(Timing t, IFormatProvider f) => string.Create(f, $"{t.MedianMs:F2} ({t.MinMs:F2}-{t.MaxMs:F2})");
-        Ui.Table(null, ["convolution", "channels, size", "count", "MFLOP", "NCHW GEMM ms", "GFLOP/s", "GFLOP/CPU-s", "NHWC direct ms", "GFLOP/s", "GFLOP/CPU-s", "speed-up"],
+        Ui.Table(null, ["convolution", "channels, size", "count", "MFLOP", "NCHW GEMM ms", "GFLOP/s", "GFLOP/CPU-s", "NHWC path", "ms", "GFLOP/s", "GFLOP/CPU-s", "speed-up"],
             report.Layers.Append(report.Total).Select(r => (IReadOnlyList<string>)
             [
                 r.Name, r.Shape, r.Count.ToString(inv), r.Mflop.ToString("F1", inv),
                 Cell(r.Nchw, inv), r.Nchw.Gflops.ToString("F1", inv), r.Nchw.GflopsPerCpuSecond.ToString("F1", inv),
-                Cell(r.Nhwc, inv), r.Nhwc.Gflops.ToString("F1", inv), r.Nhwc.GflopsPerCpuSecond.ToString("F1", inv),
+                r.NhwcAlgorithm, Cell(r.Nhwc, inv), r.Nhwc.Gflops.ToString("F1", inv), r.Nhwc.GflopsPerCpuSecond.ToString("F1", inv),
                 r.Speedup.ToString("F2", inv) + "x",
             ]));
     }

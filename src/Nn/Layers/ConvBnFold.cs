@@ -21,7 +21,7 @@ public sealed class ConvBnFold : IDisposable
     private Tensor? _inputGrad; // (N, C, H, W)
     private Conv2dShape? _shape; // of the last forward
     private long _foldCount; // folds so far: the NHWC packing below is stale when it was made from an older fold
-    private Tensor? _packedNhwc; // (Conv2d.NhwcPackedWeightLength) w' in the layout of Conv2d.ForwardNhwc
+    private Tensor? _packedNhwc; // (Conv2d.NhwcWeightsLength) w' packed for Conv2d.ForwardNhwc (Winograd's or the direct convolution's)
     private long _packedFold = -1; // _foldCount when _packedNhwc was packed
     private Tensor? _packedNhwcBackward; // flipped, transposed w' packed for the direct convolution that is backward data (stride 1)
     private Tensor? _zeroBias; // (C) the bias of that backward convolution
@@ -125,7 +125,7 @@ public sealed class ConvBnFold : IDisposable
         }
         if (_packedFold != _foldCount)
         {
-            _packedNhwc ??= Tensor.Zeros(Conv.Accelerator, Conv2d.NhwcPackedWeightLength(s));
+            _packedNhwc ??= Tensor.Zeros(Conv.Accelerator, Conv2d.NhwcWeightsLength(s));
             Conv2d.PackWeightsNhwc(Conv.Accelerator, s, weight.View, _packedNhwc.View);
             _packedFold = _foldCount;
         }
@@ -155,7 +155,7 @@ public sealed class ConvBnFold : IDisposable
         {
             using var flipped = Tensor.Zeros(acc, s.WeightLength);
             Conv2d.FlipTransposedWeights(s, _weight!.View.AsSpan(), flipped.View.AsSpan());
-            _packedNhwcBackward ??= Tensor.Zeros(acc, Conv2d.NhwcPackedWeightLength(ts));
+            _packedNhwcBackward ??= Tensor.Zeros(acc, Conv2d.NhwcWeightsLength(ts));
             _zeroBias ??= Tensor.Zeros(acc, s.InC);
             Conv2d.PackWeightsNhwc(acc, ts, flipped.View, _packedNhwcBackward.View);
             _packedBackwardFold = _foldCount;

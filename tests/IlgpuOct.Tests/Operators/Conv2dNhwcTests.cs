@@ -57,6 +57,70 @@ public sealed class Conv2dNhwcTests
         AssertBorderUntouched(y, s.N, s.OutH, s.OutW, s.OutC, c.OutputBorder);
     }
 
+    public static TheoryData<Case> WinogradCases() => new()
+    {
+        new Case(new Conv2dShape(2, 256, 4, 4, 256, 3, 1, 1), 1, 1, true, true),
+        // Odd sizes: the last tile's window reaches past a border of 1 (read as zeros), its outputs are clipped.
+        new Case(new Conv2dShape(3, 256, 7, 5, 136, 3, 1, 1), 1, 0, false, true),
+        new Case(new Conv2dShape(1, 256, 2, 2, 512, 3, 1, 1), 2, 1, true, false),
+        new Case(new Conv2dShape(2, 512, 1, 3, 40, 3, 1, 1), 1, 2, false, false),
+        // More images than one chunk of scratch holds (20 of 14x14 at 256 channels): two chunks.
+        new Case(new Conv2dShape(23, 256, 14, 14, 256, 3, 1, 1), 1, 1, true, true),
+    };
+
+    [Theory]
+    [MemberData(nameof(WinogradCases))]
+    public void Winograd_matches_nchw_implicit_gemm(Case c)
+    {
+        var s = c.Shape;
+        Conv2d.WinogradApplies(s).Should().BeTrue();
+        var random = new Random(s.InC * 13 + s.OutC + s.H);
+        float[] x = RandomValues(random, s.InputLength, 1f);
+        int k = s.ColumnRows;
+        float[] w = RandomValues(random, s.WeightLength, 1f / MathF.Sqrt(k));
+        float[] bias = RandomValues(random, s.OutC, 0.5f);
+        float[]? residual = c.Residual ? RandomValues(random, s.OutputLength, 1f) : null;
+        var expected = new float[s.OutputLength];
+        Conv2d.ForwardBiasActivationCpu(s, x, w, bias, residual, c.Relu, expected);
+
+        float[] y = RunWinograd(c, x, w, bias, residual);
+        // The transforms add up to 4 window values before each product and 4 products after it: a few more
+        // roundings per term than the direct sum, still O(sqrt(K)) ulps of the O(1) result.
+        Tolerance.AssertClose(ToNchw(y, s.N, s.OutH, s.OutW, s.OutC, c.OutputBorder), expected,
+            atol: 1e-5 * Math.Sqrt(k), rtol: 1e-4, $"Winograd y of {c}");
+        AssertBorderUntouched(y, s.N, s.OutH, s.OutW, s.OutC, c.OutputBorder);
+    }
+
+    [Fact]
+    public void Winograd_bits_do_not_depend_on_the_thread_count_and_other_shapes_are_refused()
+    {
+        var c = new Case(new Conv2dShape(3, 256, 7, 5, 136, 3, 1, 1), 1, 0, false, true);
+        var s = c.Shape;
+        var random = new Random(9);
+        float[] x = RandomValues(random, s.InputLength, 1f);
+        float[] w = RandomValues(random, s.WeightLength, 0.05f);
+        float[] bias = RandomValues(random, s.OutC, 0.5f);
+        int threads = Gemm.CpuMaxThreads;
+        try
+        {
+            Gemm.CpuMaxThreads = 1;
+            float[] one = RunWinograd(c, x, w, bias, null);
+            Gemm.CpuMaxThreads = 2;
+            RunWinograd(c, x, w, bias, null).Should().Equal(one, "2 threads sum every output in the same order as 1");
+            Gemm.CpuMaxThreads = 3;
+            RunWinograd(c, x, w, bias, null).Should().Equal(one, "3 threads sum every output in the same order as 1");
+        }
+        finally
+        {
+            Gemm.CpuMaxThreads = threads;
+        }
+        Conv2d.WinogradApplies(new Conv2dShape(2, 128, 8, 8, 128, 3, 1, 1)).Should().BeFalse("128 input channels: the direct convolution is as fast or faster");
+        Conv2d.WinogradApplies(new Conv2dShape(2, 256, 8, 8, 256, 3, 2, 1)).Should().BeFalse("stride 2");
+        var stride2 = new Conv2dShape(2, 256, 8, 8, 256, 3, 2, 1);
+        Action pack = () => Conv2d.PackWeightsWinograd(stride2, new float[stride2.WeightLength], new float[16]);
+        pack.Should().Throw<ArgumentException>().WithMessage("Conv2d.PackWeightsWinograd*not a Winograd shape*PackWeightsNhwc*");
+    }
+
     [Fact]
     public void Bits_do_not_depend_on_the_thread_count()
     {
@@ -129,6 +193,20 @@ public sealed class Conv2dNhwcTests
         var y = new float[s.N * (s.OutH + 2 * c.OutputBorder) * (s.OutW + 2 * c.OutputBorder) * s.OutC];
         Array.Fill(y, float.NaN);
         Conv2d.ForwardNhwcCpu(s, xNhwc, c.InputBorder, packed, bias, residualNhwc, c.Relu, y, c.OutputBorder, threads);
+        return y;
+    }
+
+    /// <summary>As <see cref="RunNhwc"/> through the Winograd path (threads: Gemm.CpuMaxThreads).</summary>
+    private static float[] RunWinograd(Case c, float[] x, float[] w, float[] bias, float[]? residual)
+    {
+        var s = c.Shape;
+        var packed = new float[Conv2d.WinogradPackedWeightLength(s)];
+        Conv2d.PackWeightsWinograd(s, w, packed);
+        float[] xNhwc = ToNhwc(x, s.N, s.InC, s.H, s.W, c.InputBorder, 0f);
+        float[]? residualNhwc = residual is null ? null : ToNhwc(residual, s.N, s.OutC, s.OutH, s.OutW, c.OutputBorder, float.NaN);
+        var y = new float[s.N * (s.OutH + 2 * c.OutputBorder) * (s.OutW + 2 * c.OutputBorder) * s.OutC];
+        Array.Fill(y, float.NaN);
+        Conv2d.ForwardWinogradNhwcCpu(s, xNhwc, c.InputBorder, packed, bias, residualNhwc, c.Relu, y, c.OutputBorder);
         return y;
     }
 

@@ -152,19 +152,53 @@ public static unsafe partial class Conv2d
     }
 
     /// <summary>
-    /// The cpu engine's inference convolution on bordered NHWC activations (see <see cref="ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/>);
-    /// the kernels run NCHW, so other engines refuse it. <paramref name="residual"/> null for none.
+    /// The cpu engine's inference convolution on bordered NHWC activations, weights from
+    /// <see cref="PackWeightsNhwc(Accelerator, Conv2dShape, View{float}, View{float})"/>: Winograd F(2x2, 3x3) where
+    /// <see cref="WinogradApplies"/>, else the direct convolution (contract of
+    /// <see cref="ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/>).
+    /// The kernels run NCHW, so other engines refuse it. <paramref name="residual"/> null for none.
     /// </summary>
     public static void ForwardNhwc(Accelerator accelerator, Conv2dShape s, View<float> x, int inputBorder, View<float> packedWeights, View<float> bias,
         View<float>? residual, bool relu, View<float> y, int outputBorder)
     {
-        OperatorDispatch.RunCpu(accelerator, "Conv2d.ForwardNhwc", Cost(s, s.InputLength),
-            () => ForwardNhwcCpu(s, x.AsSpan(), inputBorder, packedWeights.AsSpan(), bias.AsSpan(), residual is { } r ? r.AsSpan() : default, relu, y.AsSpan(), outputBorder));
+        OperatorDispatch.RunCpu(accelerator, WinogradApplies(s) ? "Conv2d.ForwardNhwcWinograd" : "Conv2d.ForwardNhwc", Cost(s, s.InputLength),
+            () => ForwardNhwcPathCpu(s, x.AsSpan(), inputBorder, packedWeights.AsSpan(), bias.AsSpan(), residual is { } r ? r.AsSpan() : default, relu,
+                y.AsSpan(), outputBorder));
     }
 
-    /// <summary><see cref="PackWeightsNhwc(in Conv2dShape, ReadOnlySpan{float}, Span{float})"/> on the cpu engine (once per weights version).</summary>
+    /// <summary>Floats of the packed weights <see cref="ForwardNhwc"/> takes for <paramref name="s"/> (Winograd's or the direct convolution's).</summary>
+    public static int NhwcWeightsLength(in Conv2dShape s) => WinogradApplies(s) ? WinogradPackedWeightLength(s) : NhwcPackedWeightLength(s);
+
+    /// <summary>w (OutC, InC, K, K) packed for <see cref="ForwardNhwc"/> on the cpu engine (once per weights version).</summary>
     public static void PackWeightsNhwc(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> packed) =>
-        OperatorDispatch.RunCpu(accelerator, "Conv2d.PackWeightsNhwc", null, () => PackWeightsNhwc(s, w.AsSpan(), packed.AsSpan()));
+        OperatorDispatch.RunCpu(accelerator, "Conv2d.PackWeightsNhwc", null, () => PackWeightsNhwcPath(s, w.AsSpan(), packed.AsSpan()));
+
+    /// <summary>The NHWC path's packing: <see cref="PackWeightsWinograd"/> where <see cref="WinogradApplies"/>, else the direct convolution's.</summary>
+    public static void PackWeightsNhwcPath(in Conv2dShape s, ReadOnlySpan<float> w, Span<float> packed)
+    {
+        if (WinogradApplies(s))
+        {
+            PackWeightsWinograd(s, w, packed);
+        }
+        else
+        {
+            PackWeightsNhwc(s, w, packed);
+        }
+    }
+
+    /// <summary>The NHWC path's convolution: <see cref="ForwardWinogradNhwcCpu"/> where <see cref="WinogradApplies"/>, else the direct one; weights from <see cref="PackWeightsNhwcPath"/>.</summary>
+    public static void ForwardNhwcPathCpu(in Conv2dShape s, ReadOnlySpan<float> x, int inputBorder, ReadOnlySpan<float> packedWeights,
+        ReadOnlySpan<float> bias, ReadOnlySpan<float> residual, bool relu, Span<float> y, int outputBorder)
+    {
+        if (WinogradApplies(s))
+        {
+            ForwardWinogradNhwcCpu(s, x, inputBorder, packedWeights, bias, residual, relu, y, outputBorder);
+        }
+        else
+        {
+            ForwardNhwcCpu(s, x, inputBorder, packedWeights, bias, residual, relu, y, outputBorder);
+        }
+    }
 
     /// <summary>dx given dy on the accelerator. Shapes as <see cref="BackwardDataCpu"/>; <paramref name="variant"/> as in <see cref="Forward"/>.</summary>
     public static void BackwardData(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> dy, View<float> dx, ConvVariant variant = default)
