@@ -39,15 +39,8 @@ public sealed class Conv2dNhwcTests
     public void Matches_nchw_implicit_gemm(Case c)
     {
         var s = c.Shape;
-        var random = new Random(s.InC * 31 + s.OutC * 7 + s.Kernel + s.N);
-        float[] x = RandomValues(random, s.InputLength, 1f);
-        // Weights ~ 1/sqrt(K) so every output is O(1) whatever the reduction length.
+        var (x, w, bias, residual, expected) = Reference(c, new Random(s.InC * 31 + s.OutC * 7 + s.Kernel + s.N));
         int k = s.ColumnRows;
-        float[] w = RandomValues(random, s.WeightLength, 1f / MathF.Sqrt(k));
-        float[] bias = RandomValues(random, s.OutC, 0.5f);
-        float[]? residual = c.Residual ? RandomValues(random, s.OutputLength, 1f) : null;
-        var expected = new float[s.OutputLength];
-        Conv2d.ForwardBiasActivationCpu(s, x, w, bias, residual, c.Relu, expected);
 
         float[] y = RunNhwc(c, x, w, bias, residual, Gemm.CpuMaxThreads);
         // Both sums are FP32 chains of K products, each of size <= 1/sqrt(K), in different orders: their
@@ -74,14 +67,8 @@ public sealed class Conv2dNhwcTests
     {
         var s = c.Shape;
         Conv2d.WinogradApplies(s).Should().BeTrue();
-        var random = new Random(s.InC * 13 + s.OutC + s.H);
-        float[] x = RandomValues(random, s.InputLength, 1f);
+        var (x, w, bias, residual, expected) = Reference(c, new Random(s.InC * 13 + s.OutC + s.H));
         int k = s.ColumnRows;
-        float[] w = RandomValues(random, s.WeightLength, 1f / MathF.Sqrt(k));
-        float[] bias = RandomValues(random, s.OutC, 0.5f);
-        float[]? residual = c.Residual ? RandomValues(random, s.OutputLength, 1f) : null;
-        var expected = new float[s.OutputLength];
-        Conv2d.ForwardBiasActivationCpu(s, x, w, bias, residual, c.Relu, expected);
 
         float[] y = RunWinograd(c, x, w, bias, residual);
         // The transforms add up to 4 window values before each product and 4 products after it: a few more
@@ -194,6 +181,19 @@ public sealed class Conv2dNhwcTests
         Array.Fill(y, float.NaN);
         Conv2d.ForwardNhwcCpu(s, xNhwc, c.InputBorder, packed, bias, residualNhwc, c.Relu, y, c.OutputBorder, threads);
         return y;
+    }
+
+    /// <summary>Random inputs of a case (weights ~ 1/sqrt(K), so every output is O(1) whatever the reduction length) and the NCHW implicit GEMM's output for them.</summary>
+    private static (float[] X, float[] W, float[] Bias, float[]? Residual, float[] Expected) Reference(Case c, Random random)
+    {
+        var s = c.Shape;
+        float[] x = RandomValues(random, s.InputLength, 1f);
+        float[] w = RandomValues(random, s.WeightLength, 1f / MathF.Sqrt(s.ColumnRows));
+        float[] bias = RandomValues(random, s.OutC, 0.5f);
+        float[]? residual = c.Residual ? RandomValues(random, s.OutputLength, 1f) : null;
+        var expected = new float[s.OutputLength];
+        Conv2d.ForwardBiasActivationCpu(s, x, w, bias, residual, c.Relu, expected);
+        return (x, w, bias, residual, expected);
     }
 
     /// <summary>As <see cref="RunNhwc"/> through the Winograd path (threads: Gemm.CpuMaxThreads).</summary>

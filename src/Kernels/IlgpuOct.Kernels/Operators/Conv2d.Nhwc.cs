@@ -88,20 +88,28 @@ public static unsafe partial class Conv2d
                 $"Conv2d.ForwardNhwcCpu {s}: inputBorder {inputBorder} and outputBorder {outputBorder}; the input border must be >= the padding {s.Padding} and the output border >= 0.");
         }
         ArgumentOutOfRangeException.ThrowIfLessThan(maxThreads, 1);
-        RequireNhwcLength(x.Length, NhwcLength(s.N, s.H, s.W, s.InC, inputBorder), s, nameof(x), $"(N, H + {2 * inputBorder}, W + {2 * inputBorder}, InC)");
-        RequireNhwcLength(packedWeights.Length, NhwcPackedWeightLength(s), s, nameof(packedWeights), "NhwcPackedWeightLength(s), from PackWeightsNhwc");
-        RequireNhwcLength(bias.Length, s.OutC, s, nameof(bias), "(OutC)");
-        int outputLength = NhwcLength(s.N, s.OutH, s.OutW, s.OutC, outputBorder);
-        if (!residual.IsEmpty)
-        {
-            RequireNhwcLength(residual.Length, outputLength, s, nameof(residual), $"(N, OutH + {2 * outputBorder}, OutW + {2 * outputBorder}, OutC) or empty");
-        }
-        RequireNhwcLength(y.Length, outputLength, s, nameof(y), $"(N, OutH + {2 * outputBorder}, OutW + {2 * outputBorder}, OutC)");
+        RequireNhwcArguments(s, x.Length, inputBorder, packedWeights.Length, NhwcPackedWeightLength(s), "NhwcPackedWeightLength(s), from PackWeightsNhwc",
+            bias.Length, residual.Length, y.Length, outputBorder);
         fixed (float* px = x, pw = packedWeights, pb = bias, pr = residual, py = y)
         {
             var plan = new NhwcPlan(s, px, inputBorder, pw, pb, residual.IsEmpty ? null : pr, relu, py, outputBorder);
             plan.Run(maxThreads);
         }
+    }
+
+    /// <summary>The buffer checks of an NHWC convolution call (direct or Winograd): x, the packed weights, bias, residual (0 = none) and y.</summary>
+    private static void RequireNhwcArguments(in Conv2dShape s, int xLength, int inputBorder, int packedLength, int expectedPacked, string packedLayout,
+        int biasLength, int residualLength, int yLength, int outputBorder)
+    {
+        RequireNhwcLength(xLength, NhwcLength(s.N, s.H, s.W, s.InC, inputBorder), s, "x", $"(N, H + {2 * inputBorder}, W + {2 * inputBorder}, InC)");
+        RequireNhwcLength(packedLength, expectedPacked, s, "packedWeights", packedLayout);
+        RequireNhwcLength(biasLength, s.OutC, s, "bias", "(OutC)");
+        int outputLength = NhwcLength(s.N, s.OutH, s.OutW, s.OutC, outputBorder);
+        if (residualLength != 0)
+        {
+            RequireNhwcLength(residualLength, outputLength, s, "residual", $"(N, OutH + {2 * outputBorder}, OutW + {2 * outputBorder}, OutC) or empty");
+        }
+        RequireNhwcLength(yLength, outputLength, s, "y", $"(N, OutH + {2 * outputBorder}, OutW + {2 * outputBorder}, OutC)");
     }
 
     private static int NhwcChannelBlocks(int outC) => (outC + NhwcChannelBlock - 1) / NhwcChannelBlock;

@@ -90,15 +90,8 @@ public static unsafe partial class Conv2d
         {
             throw new ArgumentException($"Conv2d.ForwardWinogradNhwcCpu: {s} with input border {inputBorder}, output border {outputBorder} is not a Winograd call (3x3, stride 1, padding 1, channels multiples of 8, >= {WinogradMinChannels} inputs, input border >= 1); use ForwardNhwcCpu.");
         }
-        RequireNhwcLength(x.Length, NhwcLength(s.N, s.H, s.W, s.InC, inputBorder), s, nameof(x), $"(N, H + {2 * inputBorder}, W + {2 * inputBorder}, InC)");
-        RequireNhwcLength(packedWeights.Length, WinogradPackedWeightLength(s), s, nameof(packedWeights), "WinogradPackedWeightLength(s), from PackWeightsWinograd");
-        RequireNhwcLength(bias.Length, s.OutC, s, nameof(bias), "(OutC)");
-        int outputLength = NhwcLength(s.N, s.OutH, s.OutW, s.OutC, outputBorder);
-        if (!residual.IsEmpty)
-        {
-            RequireNhwcLength(residual.Length, outputLength, s, nameof(residual), $"(N, OutH + {2 * outputBorder}, OutW + {2 * outputBorder}, OutC) or empty");
-        }
-        RequireNhwcLength(y.Length, outputLength, s, nameof(y), $"(N, OutH + {2 * outputBorder}, OutW + {2 * outputBorder}, OutC)");
+        RequireNhwcArguments(s, x.Length, inputBorder, packedWeights.Length, WinogradPackedWeightLength(s), "WinogradPackedWeightLength(s), from PackWeightsWinograd",
+            bias.Length, residual.Length, y.Length, outputBorder);
 
         int tilesH = (s.H + 1) / 2, tilesW = (s.W + 1) / 2, perImage = tilesH * tilesW;
         int images = (int)Math.Clamp(WinogradChunkFloats / (16L * perImage * Math.Max(s.InC, s.OutC)), 1, s.N);
