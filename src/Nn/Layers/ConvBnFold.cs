@@ -10,7 +10,9 @@ namespace IlgpuOct.Nn;
 /// Not a second copy of the model: w' and b' are derived from the two layers' parameters and running
 /// statistics and recomputed before a forward whenever any of them changed (their
 /// <see cref="Tensor.Version"/>: optimizer steps, training-mode forwards, checkpoint loads, uploads).
-/// Training-mode passes keep using the layers themselves.
+/// Training-mode passes keep using the layers themselves. On the cpu engine the folded convolution runs on
+/// bordered NHWC activations with w' packed once per fold (ForwardNhwc; Forward and BackwardData convert NCHW
+/// around it); the kernels run the NCHW operators.
 /// </summary>
 public sealed class ConvBnFold : IDisposable
 {
@@ -23,7 +25,7 @@ public sealed class ConvBnFold : IDisposable
     private long _foldCount; // folds so far: the NHWC packing below is stale when it was made from an older fold
     private Tensor? _packedNhwc; // (Conv2d.NhwcWeightsLength) w' packed for Conv2d.ForwardNhwc (Winograd's or the direct convolution's)
     private long _packedFold = -1; // _foldCount when _packedNhwc was packed
-    private Tensor? _packedNhwcBackward; // flipped, transposed w' packed for the direct convolution that is backward data (stride 1)
+    private Tensor? _packedNhwcBackward; // flipped, transposed w' packed for the NHWC convolution that is backward data (stride 1)
     private Tensor? _zeroBias; // (C) the bias of that backward convolution
     private long _packedBackwardFold = -1; // _foldCount when _packedNhwcBackward was packed
     private Tensor? _nhwcInput; // (N, H + 2P, W + 2P, C) x in bordered NHWC, cpu engine
@@ -112,7 +114,8 @@ public sealed class ConvBnFold : IDisposable
     /// <summary>
     /// The cpu engine's inference path: act(BN_eval(conv(x)) (+ residual)) with x, residual and y in the
     /// bordered NHWC layout (<see cref="NhwcActivation"/>; x's border at least the padding), y's interior
-    /// overwritten. w' is packed for the direct convolution once per fold (once per weights version).
+    /// overwritten. w' is packed once per fold (once per weights version) for the convolution Conv2d.ForwardNhwc
+    /// runs for this shape: Winograd for 3x3 stride-1 shapes from 256 channels, else the direct one.
     /// Keeps only the shape for <see cref="BackwardData"/>.
     /// </summary>
     public void ForwardNhwc(in Conv2dShape s, NhwcActivation x, NhwcActivation? residual, bool relu, NhwcActivation y)
@@ -148,7 +151,7 @@ public sealed class ConvBnFold : IDisposable
             Conv2d.BackwardData(Conv.Accelerator, s, _weight!.View, dy.View, dx.View);
             return dx;
         }
-        // Stride 1 on the cpu engine: the direct convolution of dy with the flipped weights, packed once per fold.
+        // Stride 1 on the cpu engine: the NHWC convolution of dy with the flipped weights, packed once per fold.
         var acc = Conv.Accelerator;
         var ts = Conv2d.BackwardDataShape(s);
         if (_packedBackwardFold != _foldCount)
