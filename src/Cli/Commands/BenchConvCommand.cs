@@ -123,20 +123,9 @@ internal static class BenchConvCommand
         float[] w = BenchGemmCommand.RandomArray(s.WeightLength, rng);
         float[] bias = BenchGemmCommand.RandomArray(s.OutC, rng);
         var y = new float[s.OutputLength];
-        float[] xNhwc = new float[s.N * (s.H + 2 * inputBorder) * (s.W + 2 * inputBorder) * s.InC];
-        for (int n = 0; n < s.N; n++)
-        {
-            for (int c = 0; c < s.InC; c++)
-            {
-                for (int h = 0; h < s.H; h++)
-                {
-                    for (int col = 0; col < s.W; col++)
-                    {
-                        xNhwc[((n * (s.H + 2 * inputBorder) + h + inputBorder) * (s.W + 2 * inputBorder) + col + inputBorder) * s.InC + c] = x[((n * s.InC + c) * s.H + h) * s.W + col];
-                    }
-                }
-            }
-        }
+        var xShape = new NhwcShape(s.N, s.H, s.W, s.InC, inputBorder);
+        float[] xNhwc = new float[xShape.Length];
+        NhwcLayout.FromNchwCpu(xShape, x, xNhwc);
         // The NHWC path as the network runs it: Winograd where it applies, else the direct convolution.
         var packed = new float[Conv2d.NhwcWeightsLength(s)];
         Conv2d.PackWeightsNhwcPath(s, w, packed);

@@ -50,12 +50,7 @@ internal static class BenchInferCommand
             using var acc = CliRunner.OpenDevice(parse.GetValue(device)!);
             using var model = new ResNet18(acc, config, seed: 0);
             long[] dims = [n, config.InChannels, res, res];
-            var images = new float[n * config.InChannels * res * res];
-            var random = new Random(1);
-            for (int i = 0; i < images.Length; i++)
-            {
-                images[i] = random.NextSingle();
-            }
+            var images = BenchInputs.Images(n * config.InChannels * res * res);
 
             Action forward;
             IDisposable? owned = null;

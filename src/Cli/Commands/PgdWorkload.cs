@@ -25,12 +25,7 @@ internal sealed class PgdWorkload : IDisposable
         _model = new ResNet18(accelerator, new ResNetConfig(width, 1, 2), seed: 0);
         _classifier = new ResNetClassifier(_model);
         _objective = new CrossEntropyObjective(_classifier);
-        var random = new Random(1);
-        _images = new float[batch * resolution * resolution];
-        for (int i = 0; i < _images.Length; i++)
-        {
-            _images[i] = (float)random.NextDouble();
-        }
+        _images = BenchInputs.Images(batch * resolution * resolution);
         _shape = [batch, 1, resolution, resolution];
         _labels = Enumerable.Range(0, batch).Select(i => i % 2).ToArray();
     }

@@ -92,13 +92,7 @@ internal static class ProfileCommand
             return Run(parse, common, $"inference {res}x{res} batch {n} width {parse.GetValue(width)}", stepCount, acc =>
             {
                 var model = new ResNet18(acc, new ResNetConfig(parse.GetValue(width), 1, 4), seed: 0);
-                var random = new Random(1);
-                var images = new float[n * res * res];
-                for (int i = 0; i < images.Length; i++)
-                {
-                    images[i] = random.NextSingle();
-                }
-                var input = Tensor.FromHost(acc, images, n, 1, res, res);
+                var input = Tensor.FromHost(acc, BenchInputs.Images(n * res * res), n, 1, res, res);
                 return new Workload(_ => { token.ThrowIfCancellationRequested(); model.Infer(input); }, parse.GetValue(warmup), new Owned(input, model));
             });
         });

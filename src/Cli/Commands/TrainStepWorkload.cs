@@ -23,12 +23,7 @@ internal sealed class TrainStepWorkload : IDisposable
         }
         _accelerator = accelerator;
         _model = new ResNet18(accelerator, config, seed: 0);
-        var random = new Random(1);
-        var pixels = new float[batch * config.InChannels * resolution * resolution];
-        for (int i = 0; i < pixels.Length; i++)
-        {
-            pixels[i] = (float)random.NextDouble();
-        }
+        var pixels = BenchInputs.Images(batch * config.InChannels * resolution * resolution);
         _images = Tensor.FromHost(accelerator, pixels, batch, config.InChannels, resolution, resolution);
         _labels = accelerator.Upload<int>(Enumerable.Range(0, batch).Select(i => i % config.NumClasses).ToArray());
         _buffers = new StepBuffers(accelerator);

@@ -220,44 +220,20 @@ public sealed class Conv2dNhwcTests
         return values;
     }
 
+    // NCHW into a bordered NHWC array whose border holds borderValue (NhwcLayout's conversions have their own tests).
     private static float[] ToNhwc(float[] nchw, int n, int c, int h, int w, int border, float borderValue)
     {
-        int hp = h + 2 * border, wp = w + 2 * border;
-        var nhwc = new float[n * hp * wp * c];
+        var shape = new NhwcShape(n, h, w, c, border);
+        var nhwc = new float[shape.Length];
         Array.Fill(nhwc, borderValue);
-        for (int b = 0; b < n; b++)
-        {
-            for (int ch = 0; ch < c; ch++)
-            {
-                for (int i = 0; i < h; i++)
-                {
-                    for (int j = 0; j < w; j++)
-                    {
-                        nhwc[((b * hp + i + border) * wp + j + border) * c + ch] = nchw[((b * c + ch) * h + i) * w + j];
-                    }
-                }
-            }
-        }
+        NhwcLayout.FromNchwCpu(shape, nchw, nhwc);
         return nhwc;
     }
 
     private static float[] ToNchw(float[] nhwc, int n, int h, int w, int c, int border)
     {
-        int hp = h + 2 * border, wp = w + 2 * border;
         var nchw = new float[n * c * h * w];
-        for (int b = 0; b < n; b++)
-        {
-            for (int ch = 0; ch < c; ch++)
-            {
-                for (int i = 0; i < h; i++)
-                {
-                    for (int j = 0; j < w; j++)
-                    {
-                        nchw[((b * c + ch) * h + i) * w + j] = nhwc[((b * hp + i + border) * wp + j + border) * c + ch];
-                    }
-                }
-            }
-        }
+        NhwcLayout.ToNchwCpu(new NhwcShape(n, h, w, c, border), nhwc, nchw);
         return nchw;
     }
 

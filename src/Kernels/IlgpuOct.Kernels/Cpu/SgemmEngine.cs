@@ -78,6 +78,11 @@ internal readonly unsafe struct SgemmEpilogue(float* rowBias, float* residual, b
 
     public bool IsNone => RowBias == null && Residual == null && !Relu;
 
+    /// <summary>max(v, 0) lane by lane as MathF.Max does (a NaN passes): the ReLU of every CPU epilogue.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ReluKeepingNaN(Vector256<float> v) =>
+        Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero) | ~Vector256.Equals(v, v), v, Vector256<float>.Zero);
+
     /// <summary>Applies the steps to rows [row, row + rows) x <paramref name="cols"/> columns of C stored at <paramref name="c"/> (C's base <paramref name="cBase"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Apply(float* cBase, float* c, nint ldc, int row, int rows, int cols)
@@ -100,7 +105,7 @@ internal readonly unsafe struct SgemmEpilogue(float* rowBias, float* residual, b
                     }
                     if (Relu)
                     {
-                        v = Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero) | ~Vector256.Equals(v, v), v, Vector256<float>.Zero);
+                        v = ReluKeepingNaN(v);
                     }
                     v.Store(dst + q);
                 }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using IlgpuOct.Kernels.Cpu;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -114,14 +115,12 @@ public static unsafe partial class Conv2d
 
     private static int NhwcChannelBlocks(int outC) => (outC + NhwcChannelBlock - 1) / NhwcChannelBlock;
 
+    // Elements of a bordered NHWC tensor (NhwcShape checks the extents and the 2^31 - 1 limit).
     private static int NhwcLength(int n, int h, int w, int c, int border)
     {
-        long length = (long)n * (h + 2L * border) * (w + 2L * border) * c;
-        if (length > int.MaxValue)
-        {
-            throw new ArgumentOutOfRangeException(nameof(border), $"Conv2d.ForwardNhwcCpu: an NHWC tensor ({n}, {h} + 2*{border}, {w} + 2*{border}, {c}) exceeds 2^31-1 elements; split the batch.");
-        }
-        return (int)length;
+        var shape = new NhwcShape(n, h, w, c, border);
+        shape.Validate();
+        return shape.Length;
     }
 
     private static void RequireNhwcLength(int actual, int expected, in Conv2dShape s, string name, string layout) =>
@@ -290,9 +289,8 @@ public static unsafe partial class Conv2d
                     }
                     if (_relu)
                     {
-                        // max(v, 0) with NaN kept, as MathF.Max.
-                        v0 = Vector256.ConditionalSelect(Vector256.GreaterThan(v0, Vector256<float>.Zero) | ~Vector256.Equals(v0, v0), v0, Vector256<float>.Zero);
-                        v1 = Vector256.ConditionalSelect(Vector256.GreaterThan(v1, Vector256<float>.Zero) | ~Vector256.Equals(v1, v1), v1, Vector256<float>.Zero);
+                        v0 = SgemmEpilogue.ReluKeepingNaN(v0);
+                        v1 = SgemmEpilogue.ReluKeepingNaN(v1);
                     }
                     v0.Store(dst);
                     v1.Store(dst + 8);

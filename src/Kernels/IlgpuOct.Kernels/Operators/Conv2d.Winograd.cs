@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using IlgpuOct.Kernels.Cpu;
 
 namespace IlgpuOct.Kernels.Operators;
 
@@ -107,7 +108,7 @@ public static unsafe partial class Conv2d
                 {
                     int count = Math.Min(images, s.N - first), tiles = count * perImage;
                     var g = new WinogradGeometry(s, px, inputBorder, pb, residual.IsEmpty ? null : pr, relu, py, outputBorder, pv, pm, first, tiles);
-                    ForEachTileRow(count * tilesH, row => g.InputRow(row));
+                    CpuParallel.For(count * tilesH, (long)tiles * 16 * s.InC, row => g.InputRow(row));
                     var product = WinogradProduct(s, tiles);
                     nint av = (nint)pv, aw = (nint)pw, am = (nint)pm;
                     int inC = s.InC, outC = s.OutC;
@@ -115,8 +116,8 @@ public static unsafe partial class Conv2d
                     void Product(int t) => ForwardNhwcCpu(product, new ReadOnlySpan<float>((float*)av + (nint)t * tiles * inC, tiles * inC), 0,
                         new ReadOnlySpan<float>((float*)aw + (nint)t * per, per), zeros, default, relu: false,
                         new Span<float>((float*)am + (nint)t * tiles * outC, tiles * outC), 0, maxThreads: 1);
-                    ForEachTileRow(16, Product);
-                    ForEachTileRow(count * tilesH, row => g.OutputRow(row));
+                    CpuParallel.For(16, (long)tiles * inC * outC, Product);
+                    CpuParallel.For(count * tilesH, (long)tiles * 16 * s.OutC, row => g.OutputRow(row));
                 }
             }
         }
@@ -124,21 +125,6 @@ public static unsafe partial class Conv2d
         {
             ArrayPool<float>.Shared.Return(v);
             ArrayPool<float>.Shared.Return(m);
-        }
-    }
-
-    private static void ForEachTileRow(int rows, Action<int> body)
-    {
-        if (rows == 1 || Gemm.CpuMaxThreads == 1)
-        {
-            for (int r = 0; r < rows; r++)
-            {
-                body(r);
-            }
-        }
-        else
-        {
-            Parallel.For(0, rows, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, body);
         }
     }
 
@@ -267,8 +253,7 @@ public static unsafe partial class Conv2d
                             }
                             if (_relu)
                             {
-                                // max(v, 0) with NaN kept, as MathF.Max.
-                                value = Vector256.ConditionalSelect(Vector256.GreaterThan(value, Vector256<float>.Zero) | ~Vector256.Equals(value, value), value, Vector256<float>.Zero);
+                                value = SgemmEpilogue.ReluKeepingNaN(value);
                             }
                             value.Store(_y + at);
                         }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using IlgpuOct.Kernels.Cpu;
 using IlgpuOct.Kernels.Profiling;
 
 namespace IlgpuOct.Kernels.Operators;
@@ -168,8 +169,7 @@ public static unsafe partial class MaxPool2d
                             for (int q = 0; q < cols; q++, pixel += c)
                             {
                                 var v = Vector256.Load(pixel);
-                                var take = (Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v)) & Vector256.Equals(max, max);
-                                max = Vector256.ConditionalSelect(take, v, max);
+                                max = Vector256.ConditionalSelect(Takes(v, max), v, max);
                             }
                         }
                         max.Store(output + c0);
@@ -191,18 +191,7 @@ public static unsafe partial class MaxPool2d
                     }
                 }
             }
-            int rows = shape.N * shape.OutH;
-            if (rows == 1 || Gemm.CpuMaxThreads == 1 || (long)shape.InputLength < ParallelWorkThreshold)
-            {
-                for (int r = 0; r < rows; r++)
-                {
-                    Row(r);
-                }
-            }
-            else
-            {
-                Parallel.For(0, rows, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, Row);
-            }
+            CpuParallel.For(shape.N * shape.OutH, shape.InputLength, Row);
         }
     }
 
@@ -276,10 +265,15 @@ public static unsafe partial class MaxPool2d
         best.Store(indices + ow0);
     }
 
+    /// <summary>Lanes where v replaces the running max: larger, or a NaN, and the max not already a NaN (<see cref="ForwardWindow"/>'s rule).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Takes(Vector256<float> v, Vector256<float> max) =>
+        (Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v)) & Vector256.Equals(max, max);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Take(Vector256<float> v, Vector256<int> vIndex, ref Vector256<float> max, ref Vector256<int> best)
     {
-        var take = (Vector256.GreaterThan(v, max) | ~Vector256.Equals(v, v)) & Vector256.Equals(max, max);
+        var take = Takes(v, max);
         max = Vector256.ConditionalSelect(take, v, max);
         best = Vector256.ConditionalSelect(take.AsInt32(), vIndex, best);
     }

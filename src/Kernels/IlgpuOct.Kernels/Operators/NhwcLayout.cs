@@ -66,7 +66,7 @@ public static unsafe class NhwcLayout
         fixed (float* px = x, py = y)
         {
             nint ax = (nint)px, ay = (nint)py;
-            ForEachRow(shape, row =>
+            CpuParallel.For(shape.N * shape.H, (long)shape.N * shape.C * shape.H * shape.W, row =>
             {
                 int n = row / shape.H, h = row % shape.H, plane = shape.H * shape.W;
                 float* src = (float*)ax + (long)n * shape.C * plane + h * shape.W;
@@ -87,32 +87,13 @@ public static unsafe class NhwcLayout
         fixed (float* px = x, py = y)
         {
             nint ax = (nint)px, ay = (nint)py;
-            ForEachRow(shape, row =>
+            CpuParallel.For(shape.N * shape.H, (long)shape.N * shape.C * shape.H * shape.W, row =>
             {
                 int n = row / shape.H, h = row % shape.H, plane = shape.H * shape.W;
                 float* src = (float*)ax + shape.Offset(n, h, 0);
                 float* dst = (float*)ay + (long)n * shape.C * plane + h * shape.W;
                 SgemmPacking.Transpose(src, shape.C, shape.W, shape.C, dst, plane);
             });
-        }
-    }
-
-    private const long ParallelWorkThreshold = 1L << 16;
-
-    // Rows (n, h) in parallel when the tensor is large enough to pay for the threads.
-    private static void ForEachRow(in NhwcShape s, Action<int> body)
-    {
-        int rows = s.N * s.H;
-        if (rows == 1 || Gemm.CpuMaxThreads == 1 || (long)s.N * s.C * s.H * s.W < ParallelWorkThreshold)
-        {
-            for (int r = 0; r < rows; r++)
-            {
-                body(r);
-            }
-        }
-        else
-        {
-            Parallel.For(0, rows, new ParallelOptions { MaxDegreeOfParallelism = Gemm.CpuMaxThreads }, body);
         }
     }
 
