@@ -10,7 +10,7 @@ namespace IlgpuOct.Cli.Commands;
 /// <summary>
 /// <c>ilgpuoct bench conv</c>: each distinct eval-mode convolution of ResNet-18 (1 input channel, base
 /// width 64) at one input resolution on the cpu engine, the NCHW implicit GEMM
-/// (<see cref="Conv2d.ForwardBiasActivationCpu"/>) against the NHWC path (Winograd F(2x2,3x3) where <see cref="Conv2d.WinogradApplies"/>, else the direct NHWC convolution
+/// (<see cref="Conv2d.ForwardBiasActivationCpu"/>) against the NHWC path (Winograd F(2x2,3x3) where <see cref="Conv2d.NhwcUsesWinograd"/>, else the direct NHWC convolution
 /// (<see cref="Conv2d.ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/>,
 /// weights packed outside the timing), timed alternately; the total weighs each shape by its count in the network.
 /// </summary>
@@ -60,42 +60,51 @@ internal static class BenchConvCommand
         var resolution = new Option<int>("--resolution") { Description = "Input height and width.", DefaultValueFactory = _ => 64 }.InRange(32, 1024);
         var batch = new Option<int>("--batch") { Description = "Images per convolution.", DefaultValueFactory = _ => 32 }.InRange(1, 1024);
         var repeats = new Option<int>("--repeats") { Description = "Timed runs of each implementation per shape (alternated) after one warm-up each.", DefaultValueFactory = _ => 5 }.InRange(1, 1000);
+        var only = new Option<string?>("--only") { Description = "Time only the convolutions whose name starts with this (\"stem\", \"layer4\", \"layer4 3x3/1\")." };
         var threads = CliRunner.ThreadsOption();
         var json = CliRunner.JsonOption();
-        var command = new Command("conv", "ResNet-18's eval-mode convolutions on cpu: NCHW implicit GEMM vs the NHWC path (direct, or Winograd for 3x3/1 from 256 channels), GFLOP/s and speed-up.")
+        var command = new Command("conv", "ResNet-18's eval-mode convolutions on cpu: NCHW implicit GEMM vs the NHWC path (direct, or Winograd for 3x3/1 from 256 channels where it does fewer multiply-adds), GFLOP/s and speed-up.")
         {
-            resolution, batch, repeats, threads, json,
+            resolution, batch, repeats, only, threads, json,
         };
         command.Require(r =>
         {
             long elements = (long)r.GetValue(batch) * 64 * (r.GetValue(resolution) / 2 + 4) * (r.GetValue(resolution) / 2 + 4);
-            return elements > int.MaxValue
-                ? $"--batch {r.GetValue(batch)} x 64 x (--resolution {r.GetValue(resolution)} / 2)^2 = {elements} activations, more than one tensor may hold; lower --batch or --resolution."
-                : null;
+            if (elements > int.MaxValue)
+            {
+                return $"--batch {r.GetValue(batch)} x 64 x (--resolution {r.GetValue(resolution)} / 2)^2 = {elements} activations, more than one tensor may hold; lower --batch or --resolution.";
+            }
+            string? prefix = r.GetValue(only);
+            return prefix is null || Selected(ResnetLayers(r.GetValue(resolution), 1), prefix).Count > 0
+                ? null
+                : $"--only \"{prefix}\" names no convolution; use a prefix of: {string.Join(", ", ResnetLayers(64, 1).Select(l => $"\"{l.Name}\""))}.";
         });
         CliRunner.SetAction(command, (parse, token) =>
         {
-            var report = Measure(parse.GetValue(resolution), parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(repeats), token);
+            var report = Measure(parse.GetValue(resolution), parse.GetValue(batch), parse.GetValue(threads), parse.GetValue(repeats), parse.GetValue(only), token);
             Ui.WriteReport(parse.GetValue(json), report, Render);
             return CliRunner.Ok;
         });
         return command;
     }
 
-    private static Report Measure(int resolution, int batch, int threads, int repeats, CancellationToken token)
+    private static List<Layer> Selected(IReadOnlyList<Layer> layers, string? prefix) =>
+        layers.Where(l => prefix is null || l.Name.StartsWith(prefix, StringComparison.OrdinalIgnoreCase)).ToList();
+
+    private static Report Measure(int resolution, int batch, int threads, int repeats, string? only, CancellationToken token)
     {
         string loadBefore = LoadAverage();
         var rows = new List<Row>();
         double nchwTotal = 0, nhwcTotal = 0, nchwMinTotal = 0, nhwcMinTotal = 0, nchwMaxTotal = 0, nhwcMaxTotal = 0, flopsTotal = 0, nchwCpuTotal = 0, nhwcCpuTotal = 0;
         int layersTotal = 0;
         var rng = new Random(1234);
-        foreach (var layer in ResnetLayers(resolution, batch))
+        foreach (var layer in Selected(ResnetLayers(resolution, batch), only))
         {
             token.ThrowIfCancellationRequested();
             var (nchw, nhwc, nchwCpu, nhwcCpu) = TimeLayer(layer.Shape, threads, repeats, rng, token);
             rows.Add(new Row(layer.Name, $"{layer.Shape.InC}->{layer.Shape.OutC} {layer.Shape.H}x{layer.Shape.W}->{layer.Shape.OutH}x{layer.Shape.OutW}",
                 layer.Count, Math.Round(layer.Flops / 1e6, 1), Summarize(nchw, nchwCpu, layer.Flops), Summarize(nhwc, nhwcCpu, layer.Flops), Math.Round(Median(nchw) / Median(nhwc), 3),
-                Conv2d.WinogradApplies(layer.Shape) ? "Winograd" : "direct"));
+                Conv2d.NhwcUsesWinograd(layer.Shape) ? "Winograd" : "direct"));
             nchwTotal += layer.Count * Median(nchw);
             nhwcTotal += layer.Count * Median(nhwc);
             nchwMinTotal += layer.Count * nchw.Min();

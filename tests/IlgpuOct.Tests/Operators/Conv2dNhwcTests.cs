@@ -32,6 +32,10 @@ public sealed class Conv2dNhwcTests
         new Case(new Conv2dShape(1, 1, 6, 6, 3, 7, 2, 3), 3, 0, false, false),
         // The widest ResNet-18 reduction: 3x3 over 512 channels (K = 4608) on a 2x2 map.
         new Case(new Conv2dShape(2, 512, 2, 2, 40, 3, 1, 1), 1, 1, true, true),
+        // Position-major small maps whose image count is not a multiple of the 6-pixel tile: tiles span two
+        // positions and read the union of their windows; stride 2 with an odd input (5x5 -> 3x3).
+        new Case(new Conv2dShape(7, 16, 3, 3, 24, 3, 1, 1), 1, 1, true, true),
+        new Case(new Conv2dShape(13, 8, 5, 5, 16, 3, 2, 1), 2, 0, false, true),
     };
 
     [Theory]
@@ -121,6 +125,72 @@ public sealed class Conv2dNhwcTests
         float[] one = RunNhwc(c, x, w, bias, residual, 1);
         RunNhwc(c, x, w, bias, residual, 2).Should().Equal(one, "2 threads sum every output in the same order as 1");
         RunNhwc(c, x, w, bias, residual, 3).Should().Equal(one, "3 threads sum every output in the same order as 1");
+    }
+
+    [Theory]
+    [InlineData(7, 3, 3, 1)]   // position-major (9 pixels per image)
+    [InlineData(5, 5, 5, 2)]   // position-major, stride 2
+    [InlineData(2, 11, 13, 1)] // (n, oh, ow) order, tiles crossing rows
+    public void Each_output_is_one_fma_chain_over_the_whole_window_border_taps_included(int n, int h, int w, int stride)
+    {
+        // Skipping the taps that read the zero border must not change a bit: a skipped FMA would have added +-0
+        // to a sum that is never -0, so the kernel equals the full-window chain (kh, kw, ic) done one FMA at a time.
+        var s = new Conv2dShape(n, 9, h, w, 20, 3, stride, 1);
+        var c = new Case(s, 1, 1, true, true);
+        var random = new Random(n * 100 + h);
+        float[] x = RandomValues(random, s.InputLength, 1f);
+        float[] wts = RandomValues(random, s.WeightLength, 0.2f);
+        float[] bias = RandomValues(random, s.OutC, 0.5f);
+        float[] residual = RandomValues(random, s.OutputLength, 1f);
+        float[] actual = ToNchw(RunNhwc(c, x, wts, bias, residual, 2), s.N, s.OutH, s.OutW, s.OutC, 1);
+        for (int b = 0; b < s.N; b++)
+        {
+            for (int oc = 0; oc < s.OutC; oc++)
+            {
+                for (int oh = 0; oh < s.OutH; oh++)
+                {
+                    for (int ow = 0; ow < s.OutW; ow++)
+                    {
+                        float sum = 0f;
+                        for (int kh = 0; kh < 3; kh++)
+                        {
+                            for (int kw = 0; kw < 3; kw++)
+                            {
+                                int ih = oh * stride - 1 + kh, iw = ow * stride - 1 + kw;
+                                for (int ic = 0; ic < s.InC; ic++)
+                                {
+                                    bool inside = ih >= 0 && ih < h && iw >= 0 && iw < w;
+                                    float xv = inside ? x[((b * s.InC + ic) * h + ih) * w + iw] : 0f;
+                                    sum = MathF.FusedMultiplyAdd(xv, wts[((oc * s.InC + ic) * 3 + kh) * 3 + kw], sum);
+                                }
+                            }
+                        }
+                        int index = ((b * s.OutC + oc) * s.OutH + oh) * s.OutW + ow;
+                        float expected = MathF.Max(sum + bias[oc] + residual[index], 0f);
+                        BitConverter.SingleToInt32Bits(actual[index]).Should().Be(BitConverter.SingleToInt32Bits(expected),
+                            $"output {index} (image {b}, channel {oc}, row {oh}, column {ow}) of {c}: {actual[index]} vs {expected}");
+                    }
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Winograd_runs_where_it_does_fewer_multiply_adds_than_the_direct_convolution()
+    {
+        // Window taps inside the map, summed over the output pixels: 2x2 map 4 x 4, 4x4 map 10 x 10, 7x7 map 19 x 19.
+        Conv2d.NhwcDirectTaps(new Conv2dShape(1, 512, 2, 2, 512, 3, 1, 1)).Should().Be(16);
+        Conv2d.NhwcDirectTaps(new Conv2dShape(1, 256, 4, 4, 256, 3, 1, 1)).Should().Be(100);
+        Conv2d.NhwcDirectTaps(new Conv2dShape(1, 512, 7, 7, 512, 3, 1, 1)).Should().Be(361);
+        Conv2d.NhwcDirectTaps(new Conv2dShape(1, 64, 64, 64, 64, 7, 2, 3)).Should().Be(218L * 218, "stem: 32 rows of 7 taps, less 3 + 1 at the top and 2 at the bottom");
+        Conv2d.NhwcDirectTaps(new Conv2dShape(1, 64, 8, 8, 64, 1, 2, 0)).Should().Be(16, "1x1 has no border taps");
+        // 64x64 input: layer3 (4x4) and layer4 (2x2) direct; 224x224: layer3 (14x14) Winograd.
+        Conv2d.NhwcUsesWinograd(new Conv2dShape(32, 512, 2, 2, 512, 3, 1, 1)).Should().BeFalse("16 products per tile against 16 taps");
+        Conv2d.NhwcUsesWinograd(new Conv2dShape(32, 256, 4, 4, 256, 3, 1, 1)).Should().BeFalse("64 products, weighted 1.6, against 100 taps");
+        Conv2d.NhwcUsesWinograd(new Conv2dShape(32, 256, 14, 14, 256, 3, 1, 1)).Should().BeTrue("784 products, weighted 1.6, against 1600 taps");
+        Conv2d.NhwcUsesWinograd(new Conv2dShape(32, 128, 28, 28, 128, 3, 1, 1)).Should().BeFalse("Winograd does not apply below 256 channels");
+        Conv2d.NhwcWeightsLength(new Conv2dShape(32, 256, 14, 14, 256, 3, 1, 1)).Should().Be(Conv2d.WinogradPackedWeightLength(new Conv2dShape(32, 256, 14, 14, 256, 3, 1, 1)));
+        Conv2d.NhwcWeightsLength(new Conv2dShape(32, 256, 4, 4, 256, 3, 1, 1)).Should().Be(Conv2d.NhwcPackedWeightLength(new Conv2dShape(32, 256, 4, 4, 256, 3, 1, 1)));
     }
 
     [Fact]

@@ -12,8 +12,11 @@ namespace IlgpuOct.Kernels.Operators;
 /// The weights are packed once per weights version into panels of 16 output channels, one 16-float row
 /// per reduction step in (kh, kw, ic) order, the order in which a window row of NHWC input lies in memory.
 /// A register tile of 6 output pixels x 16 channels (12 accumulators, 6 broadcasts and 2 weight loads
-/// per 12 FMAs) walks the pixels in flattened (n, oh, ow) order, so tiles cross rows and images.
-/// Every output element is one FMA chain in (kh, kw, ic) order: the bits do not depend on the threads.
+/// per 12 FMAs) walks the pixels in flattened (n, oh, ow) order, so tiles cross rows and images; on small
+/// maps it walks them position-major, (oh, ow, n), so a tile's pixels share one position and skip together
+/// the window taps that fall on the border (layer4 at 64x64 input: 2x2 maps, 4 of 9 taps real).
+/// Every output element is one FMA chain in (kh, kw, ic) order: the bits do not depend on the threads, and
+/// a skipped tap would only have added zero products (the same bits for finite weights).
 /// </summary>
 public static unsafe partial class Conv2d
 {
@@ -31,6 +34,11 @@ public static unsafe partial class Conv2d
 
     // Below this many multiply-adds one thread finishes before a second one would start.
     private const long NhwcParallelWork = 1L << 20;
+
+    // Output maps up to this many pixels walk position-major: their border taps are a large share of the
+    // window (8x8 maps: 16 %, 4x4: 31 %, 2x2: 56 %). bench conv at 64x64: layer2's 8x8 maps 1.1-1.2x faster
+    // position-major; layer1's 16x16 (8 %) within the noise either way.
+    private const int NhwcPositionMajorMaxPixels = 64;
 
     /// <summary>Floats of the packed weights of shape <paramref name="s"/> for <see cref="ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/>: OutC rounded up to 16, times InC K^2.</summary>
     public static int NhwcPackedWeightLength(in Conv2dShape s)
@@ -113,6 +121,34 @@ public static unsafe partial class Conv2d
         RequireNhwcLength(yLength, outputLength, s, "y", $"(N, OutH + {2 * outputBorder}, OutW + {2 * outputBorder}, OutC)");
     }
 
+    /// <summary>The taps [lo, hi) of a K-wide window at output index o whose input index o stride - padding + k lies in [0, extent).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static (int Lo, int Hi) WindowInside(int o, int stride, int padding, int kernel, int extent)
+    {
+        int first = o * stride - padding;
+        return (Math.Max(0, -first), Math.Min(kernel, extent - first));
+    }
+
+    /// <summary>
+    /// Multiply-adds per (image, input channel, output channel) of the direct NHWC convolution: the window taps
+    /// inside the map, summed over the output pixels (border taps are skipped, up to the tiles' sharing).
+    /// </summary>
+    public static long NhwcDirectTaps(in Conv2dShape s)
+    {
+        long rows = 0, columns = 0;
+        for (int oh = 0; oh < s.OutH; oh++)
+        {
+            var (lo, hi) = WindowInside(oh, s.Stride, s.Padding, s.Kernel, s.H);
+            rows += Math.Max(0, hi - lo);
+        }
+        for (int ow = 0; ow < s.OutW; ow++)
+        {
+            var (lo, hi) = WindowInside(ow, s.Stride, s.Padding, s.Kernel, s.W);
+            columns += Math.Max(0, hi - lo);
+        }
+        return rows * columns;
+    }
+
     private static int NhwcChannelBlocks(int outC) => (outC + NhwcChannelBlock - 1) / NhwcChannelBlock;
 
     // Elements of a bordered NHWC tensor (NhwcShape checks the extents and the 2^31 - 1 limit).
@@ -135,7 +171,8 @@ public static unsafe partial class Conv2d
         private readonly float* _residual; // laid out as y, or null
         private readonly float* _y;
         private readonly bool _relu;
-        private readonly int _inC, _kernel, _stride, _outC, _outH, _outW, _pixels, _blocks;
+        private readonly int _inC, _kernel, _stride, _padding, _inH, _inW, _n, _outC, _outH, _outW, _pixels, _blocks;
+        private readonly bool _positionMajor; // pixels in (oh, ow, n) order, else (n, oh, ow)
         private readonly nint _xRow, _xImage, _xOrigin, _yRow, _yImage, _yOrigin;
         private readonly int _chunkPixels, _chunkBlocks, _pixelChunks, _blockChunks;
 
@@ -150,11 +187,16 @@ public static unsafe partial class Conv2d
             _inC = s.InC;
             _kernel = s.Kernel;
             _stride = s.Stride;
+            _padding = s.Padding;
+            _inH = s.H;
+            _inW = s.W;
+            _n = s.N;
             _outC = s.OutC;
             _outH = s.OutH;
             _outW = s.OutW;
             _pixels = s.N * _outH * _outW;
             _blocks = NhwcChannelBlocks(s.OutC);
+            _positionMajor = s.Padding > 0 && _outH * _outW <= NhwcPositionMajorMaxPixels;
             _xRow = (nint)(s.W + 2 * inputBorder) * s.InC;
             _xImage = _xRow * (s.H + 2 * inputBorder);
             _xOrigin = (inputBorder - s.Padding) * (_xRow + s.InC);
@@ -204,45 +246,119 @@ public static unsafe partial class Conv2d
             int blockEnd = Math.Min(_blocks, blockBegin + _chunkBlocks);
             int count = pixelEnd - pixelBegin;
             // Two tiles of padding: the short last tile, and the prefetch one tile past it.
-            nint* xs = stackalloc nint[count + 2 * NhwcTilePixels];
-            nint* ys = stackalloc nint[count + 2 * NhwcTilePixels];
-            int ow = pixelBegin % _outW, rest = pixelBegin / _outW, oh = rest % _outH, n = rest / _outH;
+            int slots = count + 2 * NhwcTilePixels;
+            nint* xs = stackalloc nint[slots];
+            nint* ys = stackalloc nint[slots];
+            int* ohs = stackalloc int[slots];
+            int* ows = stackalloc int[slots];
+            int n, oh, ow;
+            if (_positionMajor)
+            {
+                n = pixelBegin % _n;
+                oh = Math.DivRem(pixelBegin / _n, _outW, out ow);
+            }
+            else
+            {
+                n = Math.DivRem(pixelBegin, _outH * _outW, out int position);
+                oh = Math.DivRem(position, _outW, out ow);
+            }
             for (int p = 0; p < count; p++)
             {
                 xs[p] = n * _xImage + oh * _stride * _xRow + ow * _stride * _inC + _xOrigin;
                 ys[p] = n * _yImage + oh * _yRow + ow * _outC + _yOrigin;
-                if (++ow == _outW)
+                ohs[p] = oh;
+                ows[p] = ow;
+                if (_positionMajor)
                 {
-                    ow = 0;
-                    if (++oh == _outH)
-                    {
-                        oh = 0;
-                        n++;
-                    }
+                    NextPositionMajor(ref n, ref oh, ref ow);
+                }
+                else
+                {
+                    NextRowMajor(ref n, ref oh, ref ow);
                 }
             }
             // A short last tile repeats its last pixel (computed, not stored).
-            for (int p = count; p < count + 2 * NhwcTilePixels; p++)
+            for (int p = count; p < slots; p++)
             {
                 xs[p] = xs[count - 1];
                 ys[p] = ys[count - 1];
+                ohs[p] = ohs[count - 1];
+                ows[p] = ows[count - 1];
             }
+            // Each tile's window: the taps that some pixel of the tile reads inside the map (the rest read the zero border).
             int rowLength = _kernel * _inC;
             int panel = _kernel * rowLength * NhwcChannelBlock;
-            float* tile = stackalloc float[NhwcTilePixels * NhwcChannelBlock];
+            int tiles = (count + NhwcTilePixels - 1) / NhwcTilePixels;
+            var windows = stackalloc NhwcTileWindow[tiles];
+            var full = new NhwcTileWindow(0, 0, _kernel, rowLength);
+            for (int t = 0; t < tiles; t++)
+            {
+                windows[t] = _padding == 0 ? full : TileWindow(ohs + t * NhwcTilePixels, ows + t * NhwcTilePixels, rowLength);
+            }
+            // The tile goes to the stack and straight back: on a 64-byte boundary no store or load of it splits a cache line.
+            float* tileSpace = stackalloc float[NhwcTilePixels * NhwcChannelBlock + 16];
+            float* tile = (float*)(((nint)tileSpace + 63) & ~(nint)63);
             for (int block = blockBegin; block < blockEnd; block++)
             {
                 int oc = block * NhwcChannelBlock;
                 int channels = Math.Min(NhwcChannelBlock, _outC - oc);
                 float* w = _w + (nint)block * panel;
                 PrefetchOutputs(ys, oc);
-                for (int p = 0; p < count; p += NhwcTilePixels)
+                for (int t = 0, p = 0; t < tiles; t++, p += NhwcTilePixels)
                 {
                     PrefetchOutputs(ys + p + NhwcTilePixels, oc);
-                    Tile6x16(_x, xs + p, w, _kernel, rowLength, _xRow, tile);
+                    var window = windows[t];
+                    Tile6x16(_x + window.InputOffset, xs + p, w + window.WeightOffset, window.Rows, window.RowLength,
+                        (nint)(rowLength - window.RowLength) * NhwcChannelBlock, _xRow, tile);
                     Epilogue(tile, ys + p, Math.Min(NhwcTilePixels, count - p), oc, channels);
                 }
             }
+        }
+
+        // The next pixel in (n, oh, ow) order.
+        private void NextRowMajor(ref int n, ref int oh, ref int ow)
+        {
+            if (++ow == _outW)
+            {
+                ow = 0;
+                if (++oh == _outH)
+                {
+                    oh = 0;
+                    n++;
+                }
+            }
+        }
+
+        // The next pixel in (oh, ow, n) order.
+        private void NextPositionMajor(ref int n, ref int oh, ref int ow)
+        {
+            if (++n == _n)
+            {
+                n = 0;
+                if (++ow == _outW)
+                {
+                    ow = 0;
+                    oh++;
+                }
+            }
+        }
+
+        /// <summary>The window rows [khLo, khHi) and columns [kwLo, kwHi) that any of the tile's 6 pixels reads inside the map.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private NhwcTileWindow TileWindow(int* ohs, int* ows, int rowLength)
+        {
+            int khLo = _kernel, khHi = 0, kwLo = _kernel, kwHi = 0;
+            for (int i = 0; i < NhwcTilePixels; i++)
+            {
+                var (rowLo, rowHi) = WindowInside(ohs[i], _stride, _padding, _kernel, _inH);
+                var (columnLo, columnHi) = WindowInside(ows[i], _stride, _padding, _kernel, _inW);
+                khLo = Math.Min(khLo, rowLo);
+                khHi = Math.Max(khHi, rowHi);
+                kwLo = Math.Min(kwLo, columnLo);
+                kwHi = Math.Max(kwHi, columnHi);
+            }
+            int skipped = khLo * rowLength + kwLo * _inC;
+            return new NhwcTileWindow(khLo * _xRow + kwLo * _inC, (nint)skipped * NhwcChannelBlock, khHi - khLo, (kwHi - kwLo) * _inC);
         }
 
         /// <summary>
@@ -310,12 +426,19 @@ public static unsafe partial class Conv2d
     }
 
     /// <summary>
-    /// tile[6][16] = sum over kh &lt; taps, j &lt; rowLength of x[xs[i] + kh xRow + j] * w[kh rowLength + j][16]:
-    /// the window row kh of pixel i is rowLength (K InC) consecutive floats of NHWC input. Unrolled by two
-    /// reduction steps (fewer loop instructions per 12 FMAs); each accumulator still adds its products in order.
+    /// A tile's window: where its first tap lies in x (from each pixel's origin) and in the weight panel, and
+    /// how many window rows of how many consecutive floats it reads.
+    /// </summary>
+    private readonly record struct NhwcTileWindow(nint InputOffset, nint WeightOffset, int Rows, int RowLength);
+
+    /// <summary>
+    /// tile[6][16] = sum over r &lt; rows, j &lt; rowLength of x[xs[i] + r xRow + j] * w[r (rowLength + wSkip / 16) + j][16]:
+    /// the window row r of pixel i is rowLength consecutive floats of NHWC input; wSkip is the panel's floats
+    /// of the taps a row leaves out. Unrolled by two reduction steps (fewer loop instructions per 12 FMAs);
+    /// each accumulator still adds its products in order.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile6x16(float* x, nint* xs, float* w, int taps, int rowLength, nint xRow, float* tile)
+    private static void Tile6x16(float* x, nint* xs, float* w, int rows, int rowLength, nint wSkip, nint xRow, float* tile)
     {
         float* x0 = x + xs[0], x1 = x + xs[1], x2 = x + xs[2], x3 = x + xs[3], x4 = x + xs[4], x5 = x + xs[5];
         var c00 = Vector256<float>.Zero; var c01 = Vector256<float>.Zero;
@@ -325,7 +448,7 @@ public static unsafe partial class Conv2d
         var c40 = Vector256<float>.Zero; var c41 = Vector256<float>.Zero;
         var c50 = Vector256<float>.Zero; var c51 = Vector256<float>.Zero;
         nint length = rowLength, pairs = length & ~(nint)1;
-        for (int kh = 0; kh < taps; kh++)
+        for (int r = 0; r < rows; r++)
         {
             nint j = 0;
             for (; j < pairs; j += 2)
@@ -342,6 +465,7 @@ public static unsafe partial class Conv2d
                     ref c00, ref c01, ref c10, ref c11, ref c20, ref c21, ref c30, ref c31, ref c40, ref c41, ref c50, ref c51);
                 w += NhwcChannelBlock;
             }
+            w += wSkip;
             x0 += xRow; x1 += xRow; x2 += xRow; x3 += xRow; x4 += xRow; x5 += xRow;
         }
         c00.Store(tile + 0); c01.Store(tile + 8);

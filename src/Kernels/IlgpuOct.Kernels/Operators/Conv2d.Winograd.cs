@@ -32,6 +32,21 @@ public static unsafe partial class Conv2d
     public static bool WinogradApplies(in Conv2dShape s) =>
         s.Kernel == 3 && s.Stride == 1 && s.Padding == 1 && s.InC % 8 == 0 && s.OutC % 8 == 0 && s.InC >= WinogradMinChannels;
 
+    // What one of Winograd's product multiply-adds costs in direct ones (the transforms, 16/9 the weights, V and M
+    // through memory). bench conv, batch 32, direct with border taps skipped against Winograd: 256 channels on 4x4
+    // maps (64 products vs 100 taps) direct ~1.1x faster, 512 on 7x7 (256 vs 361) a tie, 256 on 14x14 (784 vs 1600)
+    // Winograd 1.35x faster: 1.4-1.7 fits all three.
+    private const double WinogradProductCost = 1.6;
+
+    /// <summary>
+    /// Whether the NHWC path (<see cref="ForwardNhwc"/>) runs <paramref name="s"/> as Winograd: it applies, and its
+    /// 16 products per 2x2 tile, weighted by their extra cost, are fewer than the direct convolution's taps
+    /// inside the map (<see cref="NhwcDirectTaps"/>). At 64x64 input every ResNet-18 convolution runs direct (layer3's 4x4 maps:
+    /// 64 products against 100 taps, layer4's 2x2: 16 against 16); at 224x224 layer3 (14x14) runs Winograd.
+    /// </summary>
+    public static bool NhwcUsesWinograd(in Conv2dShape s) =>
+        WinogradApplies(s) && WinogradProductCost * 16 * ((s.OutH + 1) / 2) * ((s.OutW + 1) / 2) < NhwcDirectTaps(s);
+
     // The 1x1 product of one transform position over `tiles` tiles: (tiles, InC) x (InC, OutC).
     private static Conv2dShape WinogradProduct(in Conv2dShape s, int tiles) => new(1, s.InC, 1, tiles, s.OutC, 1, 1, 0);
 

@@ -154,29 +154,29 @@ public static unsafe partial class Conv2d
     /// <summary>
     /// The cpu engine's inference convolution on bordered NHWC activations, weights from
     /// <see cref="PackWeightsNhwc(Accelerator, Conv2dShape, View{float}, View{float})"/>: Winograd F(2x2, 3x3) where
-    /// <see cref="WinogradApplies"/>, else the direct convolution (contract of
+    /// <see cref="NhwcUsesWinograd"/>, else the direct convolution (contract of
     /// <see cref="ForwardNhwcCpu(in Conv2dShape, ReadOnlySpan{float}, int, ReadOnlySpan{float}, ReadOnlySpan{float}, ReadOnlySpan{float}, bool, Span{float}, int)"/>).
     /// The kernels run NCHW, so other engines refuse it. <paramref name="residual"/> null for none.
     /// </summary>
     public static void ForwardNhwc(Accelerator accelerator, Conv2dShape s, View<float> x, int inputBorder, View<float> packedWeights, View<float> bias,
         View<float>? residual, bool relu, View<float> y, int outputBorder)
     {
-        OperatorDispatch.RunCpu(accelerator, WinogradApplies(s) ? "Conv2d.ForwardNhwcWinograd" : "Conv2d.ForwardNhwc", Cost(s, s.InputLength),
+        OperatorDispatch.RunCpu(accelerator, NhwcUsesWinograd(s) ? "Conv2d.ForwardNhwcWinograd" : "Conv2d.ForwardNhwc", Cost(s, s.InputLength),
             () => ForwardNhwcPathCpu(s, x.AsSpan(), inputBorder, packedWeights.AsSpan(), bias.AsSpan(), residual is { } r ? r.AsSpan() : default, relu,
                 y.AsSpan(), outputBorder));
     }
 
     /// <summary>Floats of the packed weights <see cref="ForwardNhwc"/> takes for <paramref name="s"/> (Winograd's or the direct convolution's).</summary>
-    public static int NhwcWeightsLength(in Conv2dShape s) => WinogradApplies(s) ? WinogradPackedWeightLength(s) : NhwcPackedWeightLength(s);
+    public static int NhwcWeightsLength(in Conv2dShape s) => NhwcUsesWinograd(s) ? WinogradPackedWeightLength(s) : NhwcPackedWeightLength(s);
 
     /// <summary>w (OutC, InC, K, K) packed for <see cref="ForwardNhwc"/> on the cpu engine (once per weights version).</summary>
     public static void PackWeightsNhwc(Accelerator accelerator, Conv2dShape s, View<float> w, View<float> packed) =>
         OperatorDispatch.RunCpu(accelerator, "Conv2d.PackWeightsNhwc", null, () => PackWeightsNhwcPath(s, w.AsSpan(), packed.AsSpan()));
 
-    /// <summary>The NHWC path's packing: <see cref="PackWeightsWinograd"/> where <see cref="WinogradApplies"/>, else the direct convolution's.</summary>
+    /// <summary>The NHWC path's packing: <see cref="PackWeightsWinograd"/> where <see cref="NhwcUsesWinograd"/>, else the direct convolution's.</summary>
     public static void PackWeightsNhwcPath(in Conv2dShape s, ReadOnlySpan<float> w, Span<float> packed)
     {
-        if (WinogradApplies(s))
+        if (NhwcUsesWinograd(s))
         {
             PackWeightsWinograd(s, w, packed);
         }
@@ -186,11 +186,11 @@ public static unsafe partial class Conv2d
         }
     }
 
-    /// <summary>The NHWC path's convolution: <see cref="ForwardWinogradNhwcCpu"/> where <see cref="WinogradApplies"/>, else the direct one; weights from <see cref="PackWeightsNhwcPath"/>.</summary>
+    /// <summary>The NHWC path's convolution: <see cref="ForwardWinogradNhwcCpu"/> where <see cref="NhwcUsesWinograd"/>, else the direct one; weights from <see cref="PackWeightsNhwcPath"/>.</summary>
     public static void ForwardNhwcPathCpu(in Conv2dShape s, ReadOnlySpan<float> x, int inputBorder, ReadOnlySpan<float> packedWeights,
         ReadOnlySpan<float> bias, ReadOnlySpan<float> residual, bool relu, Span<float> y, int outputBorder)
     {
-        if (WinogradApplies(s))
+        if (NhwcUsesWinograd(s))
         {
             ForwardWinogradNhwcCpu(s, x, inputBorder, packedWeights, bias, residual, relu, y, outputBorder);
         }
