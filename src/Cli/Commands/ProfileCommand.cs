@@ -28,17 +28,19 @@ internal static class ProfileCommand
         return profile;
     }
 
-    private sealed record Common(Option<string> Device, Option<bool> Json, Option<string?> Svg, Option<string>? ConvKernel);
+    private sealed record Common(Option<string> Device, Option<bool> Json, Option<string?> Svg, Option<bool> PerCall, Option<string>? ConvKernel);
 
     /// <param name="convolutions">Whether the run has convolutions (then --conv-kernel picks their kernel).</param>
     private static Common AddCommon(Command command, bool convolutions = true)
     {
         var common = new Common(CliRunner.DeviceOption("auto"), CliRunner.JsonOption(),
             new Option<string?>("--svg") { Description = "Also write an SVG bar chart of the time by kernel to this file." },
+            new Option<bool>("--per-call") { Description = "cpu engine: one row per operator call of a step, in call order (the i-th call of every step together): the per-layer breakdown." },
             convolutions ? CliRunner.ConvKernelOption() : null);
         command.Options.Add(common.Device);
         command.Options.Add(common.Json);
         command.Options.Add(common.Svg);
+        command.Options.Add(common.PerCall);
         if (common.ConvKernel is not null)
         {
             command.Options.Add(common.ConvKernel);
@@ -197,7 +199,9 @@ internal static class ProfileCommand
             acc.Synchronize();
             double wall = watch.Elapsed.TotalMilliseconds;
             acc.Profiler = null;
-            var report = ProfileReport.Build(title, acc.Name, steps, wall, profiler, roofline);
+            var report = parse.GetValue(common.PerCall)
+                ? ProfileReport.BuildPerCall(title, acc.Name, steps, wall, profiler, roofline)
+                : ProfileReport.Build(title, acc.Name, steps, wall, profiler, roofline);
             if (parse.GetValue(common.Svg) is { } svg)
             {
                 AtomicFile.WriteAllText(svg, ProfileSvg.Render(report));

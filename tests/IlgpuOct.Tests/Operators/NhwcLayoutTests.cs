@@ -14,6 +14,8 @@ public sealed class NhwcLayoutTests
     [InlineData(3, 12, 9, 11, 1)]
     [InlineData(2, 17, 3, 10, 2)]
     [InlineData(1, 64, 8, 8, 1)]
+    [InlineData(3, 1, 4, 6, 0)] // one channel: plain row copies
+    [InlineData(2, 5, 1, 1, 1)] // one pixel
     public void Conversions_copy_every_value_and_leave_the_border_alone(int n, int c, int h, int w, int border)
     {
         var s = new NhwcShape(n, h, w, c, border);

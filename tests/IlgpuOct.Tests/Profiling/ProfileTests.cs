@@ -92,6 +92,48 @@ public sealed class ProfileTests
         report.Rows.Should().OnlyContain(r => r.RooflineFraction == null);
     }
 
+    [Fact]
+    public void Per_call_rows_put_the_same_call_of_every_step_together_in_call_order()
+    {
+        using var acc = new HostAccelerator(AcceleratorKind.Cpu);
+        var profiler = new Profiler();
+        acc.Profiler = profiler;
+        var small = new LinearShape(4, 8, 3);
+        var large = new LinearShape(4, 16, 5);
+        var buffers = new List<IDisposable>();
+        Action Layer(LinearShape s)
+        {
+            var x = acc.Upload<float>(new float[s.InputLength]);
+            var w = acc.Upload<float>(new float[s.WeightLength]);
+            var b = acc.Upload<float>(new float[s.Out]);
+            var y = acc.Allocate<float>(s.OutputLength);
+            buffers.AddRange([x, w, b, y]);
+            return () => Linear.Forward(acc, s, x.View, w.View, b.View, y.View);
+        }
+        var first = Layer(large);
+        var third = Layer(small);
+        const int steps = 3;
+        for (int step = 0; step < steps; step++)
+        {
+            first();
+            using (OperatorScope.Enter(acc, "Between", null))
+            {
+            }
+            third();
+        }
+        buffers.ForEach(buffer => buffer.Dispose());
+        var report = ProfileReport.BuildPerCall("test", acc.Name, steps, 1.0, profiler, null);
+        report.Granularity.Should().Be("call");
+        report.Rows.Select(r => r.Name).Should().Equal("#01 Linear.Forward", "#02 Between", "#03 Linear.Forward");
+        report.Rows.Should().OnlyContain(r => r.Count == steps);
+        report.Rows[0].BytesPerLaunch.Should().Be(Linear.ForwardCost(large).Bytes, "the first call of each step is the large layer");
+        report.Rows[2].BytesPerLaunch.Should().Be(Linear.ForwardCost(small).Bytes);
+        report.Rows[1].BytesPerLaunch.Should().BeNull("the scope declared no cost model");
+
+        Action uneven = () => ProfileReport.BuildPerCall("test", acc.Name, 2, 1.0, profiler, null);
+        uneven.Should().Throw<InvalidOperationException>().WithMessage("*2 profiled steps made different operator calls (9 in all)*");
+    }
+
     internal static (int Code, string Stdout, string Stderr) RunCli(params string[] args)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "ilgpuoct.dll");

@@ -36,12 +36,45 @@ public sealed record ProfileReport(
         ArgumentNullException.ThrowIfNull(profiler);
         profiler.Resolve();
         var rows = profiler.Launches.Count > 0 ? KernelRows(profiler, roofline) : OperatorRows(profiler, roofline);
+        return Finish(workload, device, profiler.Launches.Count > 0 ? "kernel" : "operator", steps, wallMilliseconds, roofline, rows, byTime: true);
+    }
+
+    /// <summary>
+    /// One row per operator call of a step, in call order, the i-th call of every step together: on the cpu
+    /// engine, where a call's time is its operator's, this is the per-layer breakdown ("#07 Conv2d.ForwardNhwc").
+    /// The steps must make the same calls; kernel devices (whose calls only enqueue launches) are refused.
+    /// </summary>
+    public static ProfileReport BuildPerCall(string workload, string device, int steps, double wallMilliseconds, Profiler profiler, Roofline? roofline)
+    {
+        ArgumentNullException.ThrowIfNull(profiler);
+        ArgumentOutOfRangeException.ThrowIfLessThan(steps, 1);
+        profiler.Resolve();
+        if (profiler.Launches.Count > 0)
+        {
+            throw new InvalidOperationException($"a per-call profile is for the cpu engine, whose operators run in their calls; {device} launched {profiler.Launches.Count} kernels, timed per kernel: drop --per-call there (or use --device cpu).");
+        }
+        var calls = profiler.Calls;
+        int perStep = calls.Count / steps;
+        if (perStep * steps != calls.Count || Enumerable.Range(0, calls.Count).Any(i => calls[i].Operator != calls[i % perStep].Operator))
+        {
+            throw new InvalidOperationException($"the {steps} profiled steps made different operator calls ({calls.Count} in all); a per-call profile needs steps that repeat the same calls.");
+        }
+        var rows = calls.Select((c, i) => (Position: i % perStep, Call: c))
+            .GroupBy(p => p.Position)
+            .Select(g => new Partial($"#{g.Key + 1:D2} {calls[g.Key].Operator}", calls[g.Key].Operator, g.Count(), g.Sum(p => p.Call.ExclusiveMilliseconds),
+                g.All(p => p.Call.Cost is not null) ? g.Sum(p => p.Call.Cost!.Value.Flops) : null,
+                g.All(p => p.Call.Cost is not null) ? g.Sum(p => p.Call.Cost!.Value.Bytes) : null))
+            .ToList();
+        return Finish(workload, device, "call", steps, wallMilliseconds, roofline, rows, byTime: false);
+    }
+
+    private static ProfileReport Finish(string workload, string device, string granularity, int steps, double wallMilliseconds, Roofline? roofline, List<Partial> rows, bool byTime)
+    {
         double total = rows.Sum(r => r.Total);
-        var finished = rows
-            .OrderByDescending(r => r.Total)
+        var finished = (byTime ? rows.OrderByDescending(r => r.Total) : rows.AsEnumerable())
             .Select(r => Finish(r, total, roofline))
             .ToArray();
-        return new ProfileReport(workload, device, profiler.Launches.Count > 0 ? "kernel" : "operator", steps, wallMilliseconds, roofline, finished);
+        return new ProfileReport(workload, device, granularity, steps, wallMilliseconds, roofline, finished);
     }
 
     private static List<Partial> KernelRows(Profiler profiler, Roofline? roofline)
