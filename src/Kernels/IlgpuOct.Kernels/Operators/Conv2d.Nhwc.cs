@@ -270,11 +270,11 @@ public static unsafe partial class Conv2d
                 ows[p] = ow;
                 if (_positionMajor)
                 {
-                    NextPositionMajor(ref n, ref oh, ref ow);
+                    Advance(ref n, _n, ref ow, _outW, ref oh);
                 }
                 else
                 {
-                    NextRowMajor(ref n, ref oh, ref ow);
+                    Advance(ref ow, _outW, ref oh, _outH, ref n);
                 }
             }
             // A short last tile repeats its last pixel (computed, not stored).
@@ -315,30 +315,17 @@ public static unsafe partial class Conv2d
             }
         }
 
-        // The next pixel in (n, oh, ow) order.
-        private void NextRowMajor(ref int n, ref int oh, ref int ow)
+        // The next of three counters in odometer order: inner fastest, outer never wraps.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Advance(ref int inner, int innerEnd, ref int middle, int middleEnd, ref int outer)
         {
-            if (++ow == _outW)
+            if (++inner == innerEnd)
             {
-                ow = 0;
-                if (++oh == _outH)
+                inner = 0;
+                if (++middle == middleEnd)
                 {
-                    oh = 0;
-                    n++;
-                }
-            }
-        }
-
-        // The next pixel in (oh, ow, n) order.
-        private void NextPositionMajor(ref int n, ref int oh, ref int ow)
-        {
-            if (++n == _n)
-            {
-                n = 0;
-                if (++ow == _outW)
-                {
-                    ow = 0;
-                    oh++;
+                    middle = 0;
+                    outer++;
                 }
             }
         }
