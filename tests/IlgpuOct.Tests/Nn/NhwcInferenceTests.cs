@@ -15,6 +15,9 @@ public sealed class NhwcInferenceTests
     [InlineData(4, 3, 2, 2, 40, 36)]
     [InlineData(16, 1, 4, 5, 64, 64)]
     [InlineData(6, 1, 3, 1, 17, 23)]
+    // The stem and its pool in chunks of images: 82x82x32 floats of stem output per image, 4 images per 4 MB
+    // chunk, so 5 images run as 4 + 1.
+    [InlineData(32, 1, 3, 5, 160, 160)]
     public void Infer_equals_forward_eval(int width, int channels, int classes, int n, int h, int w)
     {
         using var acc = DeviceSelection.Open("cpu", out _);
