@@ -44,8 +44,14 @@ public static unsafe partial class Conv2d
     /// inside the map (<see cref="NhwcDirectTaps"/>). At 64x64 input every ResNet-18 convolution runs direct (layer3's 4x4 maps:
     /// 64 products against 100 taps, layer4's 2x2: 16 against 16); at 224x224 layer3 (14x14) runs Winograd.
     /// </summary>
-    public static bool NhwcUsesWinograd(in Conv2dShape s) =>
-        WinogradApplies(s) && WinogradProductCost * 16 * ((s.OutH + 1) / 2) * ((s.OutW + 1) / 2) < NhwcDirectTaps(s);
+    public static bool NhwcUsesWinograd(in Conv2dShape s)
+    {
+        var (rows, columns) = WinogradTileGrid(s);
+        return WinogradApplies(s) && WinogradProductCost * 16 * rows * columns < NhwcDirectTaps(s);
+    }
+
+    // The 2x2 output tiles of one image (stride 1, padding 1: the output is as large as the input).
+    private static (int Rows, int Columns) WinogradTileGrid(in Conv2dShape s) => ((s.H + 1) / 2, (s.W + 1) / 2);
 
     // The 1x1 product of one transform position over `tiles` tiles: (tiles, InC) x (InC, OutC).
     private static Conv2dShape WinogradProduct(in Conv2dShape s, int tiles) => new(1, s.InC, 1, tiles, s.OutC, 1, 1, 0);
@@ -109,7 +115,8 @@ public static unsafe partial class Conv2d
         RequireNhwcArguments(s, x.Length, inputBorder, packedWeights.Length, WinogradPackedWeightLength(s), "WinogradPackedWeightLength(s), from PackWeightsWinograd",
             bias.Length, residual.Length, y.Length, outputBorder);
 
-        int tilesH = (s.H + 1) / 2, tilesW = (s.W + 1) / 2, perImage = tilesH * tilesW;
+        var (tilesH, tilesW) = WinogradTileGrid(s);
+        int perImage = tilesH * tilesW;
         int images = (int)Math.Clamp(WinogradChunkFloats / (16L * perImage * Math.Max(s.InC, s.OutC)), 1, s.N);
         int per = NhwcPackedWeightLength(WinogradProduct(s, 1));
         float[] v = ArrayPool<float>.Shared.Rent(16 * images * perImage * s.InC);
@@ -167,8 +174,7 @@ public static unsafe partial class Conv2d
             _outC = s.OutC;
             _h = s.H;
             _w = s.W;
-            _tilesH = (s.H + 1) / 2;
-            _tilesW = (s.W + 1) / 2;
+            (_tilesH, _tilesW) = WinogradTileGrid(s);
             _xBorder = inputBorder;
             _xRow = (nint)(s.W + 2 * inputBorder) * s.InC;
             _xImage = _xRow * (s.H + 2 * inputBorder);

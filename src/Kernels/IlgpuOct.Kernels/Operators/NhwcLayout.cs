@@ -71,9 +71,8 @@ public static unsafe class NhwcLayout
                 int n = row / shape.H, h = row % shape.H, plane = shape.H * shape.W;
                 float* src = (float*)ax + (long)n * shape.C * plane + h * shape.W;
                 float* dst = (float*)ay + shape.Offset(n, h, 0);
-                // The (C, W) block of this row, channels plane apart, to (W, C) rows C apart; one channel (the
-                // model's input) is already in that order.
-                CopyOrTranspose(src, plane, shape.C, shape.W, dst, shape.C);
+                // The (C, W) block of this row, channels plane apart, to (W, C) rows C apart.
+                SgemmPacking.Transpose(src, plane, shape.C, shape.W, dst, shape.C);
             });
         }
     }
@@ -93,22 +92,9 @@ public static unsafe class NhwcLayout
                 int n = row / shape.H, h = row % shape.H, plane = shape.H * shape.W;
                 float* src = (float*)ax + shape.Offset(n, h, 0);
                 float* dst = (float*)ay + (long)n * shape.C * plane + h * shape.W;
-                CopyOrTranspose(src, shape.C, shape.W, shape.C, dst, plane);
+                SgemmPacking.Transpose(src, shape.C, shape.W, shape.C, dst, plane);
             });
         }
-    }
-
-    // A (rows, columns) block to (columns, rows): SgemmPacking.Transpose, or a plain copy when both sides are one
-    // run of consecutive floats (one channel: an NCHW row and an NHWC row are the same W values).
-    private static void CopyOrTranspose(float* src, nint srcStride, int rows, int columns, float* dst, nint dstStride)
-    {
-        if ((rows == 1 && dstStride == 1) || (columns == 1 && srcStride == 1))
-        {
-            long bytes = (long)rows * columns * sizeof(float);
-            Buffer.MemoryCopy(src, dst, bytes, bytes);
-            return;
-        }
-        SgemmPacking.Transpose(src, srcStride, rows, columns, dst, dstStride);
     }
 
     private static void RequireLength(int actual, int expected, string name, string layout) =>

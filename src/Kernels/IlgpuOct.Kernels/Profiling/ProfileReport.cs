@@ -61,9 +61,7 @@ public sealed record ProfileReport(
         }
         var rows = calls.Select((c, i) => (Position: i % perStep, Call: c))
             .GroupBy(p => p.Position)
-            .Select(g => new Partial($"#{g.Key + 1:D2} {calls[g.Key].Operator}", calls[g.Key].Operator, g.Count(), g.Sum(p => p.Call.ExclusiveMilliseconds),
-                g.All(p => p.Call.Cost is not null) ? g.Sum(p => p.Call.Cost!.Value.Flops) : null,
-                g.All(p => p.Call.Cost is not null) ? g.Sum(p => p.Call.Cost!.Value.Bytes) : null))
+            .Select(g => CallRow($"#{g.Key + 1:D2} {calls[g.Key].Operator}", calls[g.Key].Operator, [.. g.Select(p => p.Call)]))
             .ToList();
         return Finish(workload, device, "call", steps, wallMilliseconds, roofline, rows, byTime: false);
     }
@@ -110,10 +108,15 @@ public sealed record ProfileReport(
     }
 
     private static List<Partial> OperatorRows(Profiler profiler, Roofline? roofline) =>
-        profiler.Calls.GroupBy(c => c.Operator)
-            .Select(g => new Partial(g.Key, g.Key, g.Count(), g.Sum(c => c.ExclusiveMilliseconds),
-                g.All(c => c.Cost is not null) ? g.Sum(c => c.Cost!.Value.Flops) : null, g.All(c => c.Cost is not null) ? g.Sum(c => c.Cost!.Value.Bytes) : null))
-            .ToList();
+        profiler.Calls.GroupBy(c => c.Operator).Select(g => CallRow(g.Key, g.Key, [.. g])).ToList();
+
+    // One row of operator calls: their count and time, and their cost where every call has one.
+    private static Partial CallRow(string name, string operators, IReadOnlyList<OperatorCallRecord> calls)
+    {
+        bool costed = calls.All(c => c.Cost is not null);
+        return new Partial(name, operators, calls.Count, calls.Sum(c => c.ExclusiveMilliseconds),
+            costed ? calls.Sum(c => c.Cost!.Value.Flops) : null, costed ? calls.Sum(c => c.Cost!.Value.Bytes) : null);
+    }
 
     private static ProfileRow Finish(Partial r, double total, Roofline? roofline)
     {
